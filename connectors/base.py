@@ -1,0 +1,302 @@
+"""The canonical model every layer speaks, and the capability Protocols of a connector.
+
+Nothing above ``connectors/`` ever sees wire JSON: a connector turns its API's records into the
+frozen dataclasses below, and turns them back when it writes.
+
+Capabilities follow rclone's "small required core, optional features": every connector is a
+:class:`Source`; a writable one is also a :class:`Target`; extras (replace a file, update
+metadata, delete, find an asset we may have created) are separate Protocols that the pipeline
+asks about through :meth:`Capabilities.of`, never by checking a connector's type.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+FolderPath = tuple[str, ...]
+"""Folder names from the root down; ``()`` is the root."""
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """One folder as its connector sees it.
+
+    ``source_id`` is the id in the connector that listed it (a source's id when read from a
+    source, the target's id when read from a target). ``path`` includes the folder's own name.
+    """
+
+    source_id: str
+    name: str
+    parent_id: str | None
+    path: FolderPath
+
+
+@dataclass(frozen=True, slots=True)
+class LocalizedText:
+    """Per-locale overrides of an asset's text fields; ``None`` means "no override"."""
+
+    title: str | None = None
+    description: str | None = None
+    alt_text: str | None = None
+    copyright: str | None = None
+
+
+METADATA_FIELDS: frozenset[str] = frozenset(
+    {"title", "description", "alt_text", "tags", "copyright", "focus", "locales"}
+)
+"""Canonical metadata fields a target may or may not be able to store."""
+
+
+@dataclass(frozen=True, slots=True)
+class AssetMeta:
+    """The editable metadata of an asset: what an upload sets and a metadata update changes."""
+
+    title: str | None = None
+    description: str | None = None
+    alt_text: str | None = None
+    tags: tuple[str, ...] = ()
+    copyright: str | None = None
+    focus: str | None = None
+    """Focus point as ``"x,y"`` fractions of width and height (0..1), e.g. ``"0.5,0.25"``."""
+    locales: Mapping[str, LocalizedText] = field(default_factory=dict)
+
+    def present_fields(self) -> frozenset[str]:
+        """Names of the fields that carry a value (used to warn about fields a target drops)."""
+        present = set()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value not in (None, (), {}, ""):
+                present.add(f.name)
+        return frozenset(present)
+
+    def fingerprint(self) -> str:
+        """A stable hash of the metadata, so a sync notices a metadata-only change."""
+        payload = {
+            "title": self.title,
+            "description": self.description,
+            "alt_text": self.alt_text,
+            "tags": sorted(self.tags),
+            "copyright": self.copyright,
+            "focus": self.focus,
+            "locales": {
+                k: [v.title, v.description, v.alt_text, v.copyright]
+                for k, v in sorted(self.locales.items())
+            },
+        }
+        raw = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """One asset (a file plus metadata) as its connector sees it."""
+
+    source_id: str
+    filename: str
+    folder_path: FolderPath
+    folder_id: str | None
+    content_type: str
+    size: int | None
+    meta: AssetMeta = field(default_factory=AssetMeta)
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    """Known digests by algorithm name (``"md5"``, ``"sha256"``), hex."""
+    width: int | None = None
+    height: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: str | None = None
+    """The connector's change marker (``_version``, ``updated_at``...), if it has one."""
+    url: str | None = None
+    """Where the bytes can be fetched (public URL), if the connector has one."""
+    extra: Mapping[str, str] = field(default_factory=dict)
+    """Connector-specific fields that have no canonical home."""
+
+    def fingerprint(self) -> str:
+        """What must change for a sync to send this asset again (file or metadata)."""
+        file_part = self.checksums.get("sha256") or self.checksums.get("md5") or ""
+        raw = "|".join(
+            [
+                self.filename,
+                "/".join(self.folder_path),
+                str(self.size),
+                file_part,
+                self.version or "",
+                self.updated_at.isoformat() if self.updated_at else "",
+                self.meta.fingerprint(),
+            ]
+        )
+        return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class StagedFile:
+    """An asset's bytes in a temporary file, with the digests computed while they streamed in."""
+
+    path: Path
+    size: int
+    md5: str
+    sha256: str
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRequest:
+    """What the pipeline asks a target to create (or to replace the file of)."""
+
+    source_id: str
+    filename: str
+    """Already sanitised for the target's name rules."""
+    folder_id: str | None
+    """The target's folder id; ``None`` is the root."""
+    folder_path: FolderPath
+    content_type: str
+    meta: AssetMeta
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRef:
+    """Where an asset ended up in the target."""
+
+    target_id: str
+    url: str | None
+
+
+class UploadJournal(Protocol):
+    """Durable notes of a multi-step upload, so a run killed between steps resumes safely.
+
+    ``previous`` holds what an earlier, interrupted attempt recorded for the same item (empty
+    on a first attempt). ``record`` returns only once the note is committed to the state DB:
+    record a step's result (e.g. a signed upload id) before the next step's side effect.
+    """
+
+    @property
+    def previous(self) -> Mapping[str, str]: ...
+
+    async def record(self, step: str, data: Mapping[str, str]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a target accepts. ``None`` means "no documented limit"."""
+
+    max_folder_depth: int | None = None
+    max_folders: int | None = None
+    max_file_size: int | None = None
+    max_file_size_by_kind: Mapping[str, int] = field(default_factory=dict)
+    """Per kind (``"image"``, ``"document"``): stricter limits than ``max_file_size``."""
+    metadata_fields: frozenset[str] = METADATA_FIELDS
+    forbidden_name_chars: str = ""
+    """Characters the target refuses or rewrites in names; the mapping replaces them by ``_``."""
+    max_name_length: int | None = None
+    requests_per_second: float | None = None
+
+    def max_size_for(self, content_type: str) -> int | None:
+        kind = "image" if content_type.startswith("image/") else "document"
+        limits = [x for x in (self.max_file_size, self.max_file_size_by_kind.get(kind)) if x]
+        return min(limits) if limits else None
+
+
+class Source(Protocol):
+    """Every connector can be read.
+
+    Listing raises :class:`connectors.errors.SyncError` subclasses only; a listing that cannot
+    be completed must raise rather than end early.
+    """
+
+    name: str
+    """Connector name, e.g. ``"contentstack"``."""
+
+    @property
+    def scope(self) -> str:
+        """Which space/stack/folder this connector points at, e.g. ``"blt123@main"``.
+
+        Part of the job's route in the state DB; never contains a secret.
+        """
+        ...
+
+    def iter_folders(self) -> AsyncIterator[Folder]: ...
+
+    def iter_assets(self) -> AsyncIterator[Asset]: ...
+
+    def open_asset(self, asset: Asset) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Stream the asset's bytes. Raises ItemError when they can't be had."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Target(Source, Protocol):
+    """A writable connector."""
+
+    @property
+    def limits(self) -> Limits: ...
+
+    async def create_folder(self, parent_id: str | None, name: str) -> Folder:
+        """Create a folder under ``parent_id`` (``None`` = root); returns it with its new id."""
+        ...
+
+    async def upload(
+        self, request: UploadRequest, staged: StagedFile, journal: UploadJournal
+    ) -> TargetRef:
+        """Create a new asset from ``staged`` with ``request.meta``."""
+        ...
+
+
+@runtime_checkable
+class SupportsReplace(Protocol):
+    async def replace(
+        self, target_id: str, request: UploadRequest, staged: StagedFile, journal: UploadJournal
+    ) -> TargetRef:
+        """Replace the file of an existing asset (keeping its id where the API allows)."""
+        ...
+
+
+@runtime_checkable
+class SupportsUpdateMetadata(Protocol):
+    async def update_metadata(self, target_id: str, meta: AssetMeta) -> None: ...
+
+
+@runtime_checkable
+class SupportsDelete(Protocol):
+    async def delete(self, target_id: str) -> None: ...
+
+
+@runtime_checkable
+class SupportsFindAsset(Protocol):
+    async def find_asset(
+        self, folder_id: str | None, filename: str, size: int
+    ) -> TargetRef | None:
+        """Look for an asset we may have created: same folder, name and size.
+
+        Used to reconcile an upload whose outcome is unknown (killed run, ambiguous error).
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connector can do, computed once from the Protocols it implements."""
+
+    target: bool
+    replace: bool
+    update_metadata: bool
+    delete: bool
+    find_asset: bool
+
+    @classmethod
+    def of(cls, connector: object) -> Capabilities:
+        return cls(
+            target=isinstance(connector, Target),
+            replace=isinstance(connector, SupportsReplace),
+            update_metadata=isinstance(connector, SupportsUpdateMetadata),
+            delete=isinstance(connector, SupportsDelete),
+            find_asset=isinstance(connector, SupportsFindAsset),
+        )

@@ -1,0 +1,285 @@
+"""What every API emulator shares: rate limiting, switchable faults, a file store, serving.
+
+Emulators are Starlette apps written from each vendor's documentation (never from our own
+client code). Tests mount them in-process with :func:`in_process_transport` or serve them on
+loopback with :class:`LoopbackServer`; ``assetferry emulate`` and ``demo`` use the same apps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ConnectionResetFault(Exception):
+    """Raised inside an emulator to drop the connection without an answer."""
+
+
+@dataclass
+class Faults:
+    """Switchable misbehaviour; shares are probabilities per request (0..1)."""
+
+    error_rate: float = 0.0
+    """Answer 5xx before doing anything."""
+    error_after_commit_rate: float = 0.0
+    """Do the work (e.g. create the asset), then answer 5xx: the client can't know it worked."""
+    reset_rate: float = 0.0
+    """Drop the connection with no answer."""
+    truncate_rate: float = 0.0
+    """Send half of a file download's body, then stop."""
+    latency: float = 0.0
+    """Seconds added to every request."""
+    seed: int | None = 1234
+    _random: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def roll(self, share: float) -> bool:
+        return share > 0 and self._random.random() < share
+
+
+class RateLimiter:
+    """Sliding one-second window: at most ``per_second`` requests per key."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self.per_second = per_second
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+        self.rejected = 0
+
+    def check(self, key: str = "") -> float | None:
+        """Record a request; return seconds to wait if it is over the limit, else None."""
+        if not self.per_second:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.setdefault(key, deque())
+            while hits and now - hits[0] >= 1.0:
+                hits.popleft()
+            if len(hits) >= self.per_second:
+                self.rejected += 1
+                return max(0.0, 1.0 - (now - hits[0]))
+            hits.append(now)
+            return None
+
+    def remaining(self, key: str = "") -> int:
+        if not self.per_second:
+            return 0
+        with self._lock:
+            return max(0, int(self.per_second) - len(self._hits.get(key, ())))
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    key: str
+    path: Path
+    size: int
+    md5: str
+    sha256: str
+
+
+class BlobStore:
+    """Files held by an emulator, on disk (never whole in memory)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self._own = root is None
+        self.root = Path(tempfile.mkdtemp(prefix="assetferry-emu-")) if root is None else root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._blobs: dict[str, Blob] = {}
+
+    def put_file(self, key: str, source: Path) -> Blob:
+        """Copy ``source`` into the store under ``key`` (streamed, hashed)."""
+        dest = self.root / hashlib.sha256(key.encode()).hexdigest()
+        md5, sha, size = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
+        with source.open("rb") as src, dest.open("wb") as out:
+            while chunk := src.read(1024 * 1024):
+                md5.update(chunk)
+                sha.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        blob = Blob(key, dest, size, md5.hexdigest(), sha.hexdigest())
+        self._blobs[key] = blob
+        return blob
+
+    def put_bytes(self, key: str, data: bytes) -> Blob:
+        dest = self.root / hashlib.sha256(key.encode()).hexdigest()
+        dest.write_bytes(data)
+        blob = Blob(
+            key, dest, len(data),
+            hashlib.md5(data, usedforsecurity=False).hexdigest(), hashlib.sha256(data).hexdigest(),
+        )
+        self._blobs[key] = blob
+        return blob
+
+    def get(self, key: str) -> Blob | None:
+        return self._blobs.get(key)
+
+    def delete(self, key: str) -> None:
+        blob = self._blobs.pop(key, None)
+        if blob is not None:
+            blob.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._own:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "authtoken", "api_key", "access_token", "x-contento-site"}
+)
+
+
+def leaked_credentials(headers: Any) -> list[str]:
+    """Credential header names present on a request to a file (CDN/storage) URL."""
+    return sorted(name for name in CREDENTIAL_HEADERS if name in headers)
+
+
+def in_process_transport(app: ASGIApp) -> httpx.AsyncBaseTransport:
+    """An httpx transport that calls ``app`` directly; a reset fault becomes a ReadError."""
+    return _ResettingASGITransport(app=app)
+
+
+class _ResettingASGITransport(httpx.ASGITransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except ConnectionResetFault:
+            raise httpx.ReadError("connection reset by emulator", request=request) from None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LoopbackServer:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: ASGIApp, port: int | None = None) -> None:
+        import uvicorn  # local: only needed when serving
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
+            access_log=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> LoopbackServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"emulator did not start on port {self.port}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FaultMiddleware:
+    """Wraps an emulator app with the switchable :class:`Faults`.
+
+    ``error_body(status)`` renders the API's own error body for injected 5xx answers;
+    ``is_download(path)`` tells which paths serve file bytes (the only ones truncated).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        faults: Faults,
+        *,
+        error_body: Callable[[int], bytes],
+        is_download: Callable[[str], bool],
+    ) -> None:
+        self.app = app
+        self.faults = faults
+        self._error_body = error_body
+        self._is_download = is_download
+        self.injected: dict[str, int] = {"error": 0, "after_commit": 0, "reset": 0, "truncate": 0}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        f = self.faults
+        if f.latency:
+            import anyio
+
+            await anyio.sleep(f.latency)
+        if f.roll(f.reset_rate):
+            self.injected["reset"] += 1
+            raise ConnectionResetFault
+        if f.roll(f.error_rate):
+            self.injected["error"] += 1
+            await self._send_error(send, 503)
+            return
+        path: str = scope.get("path", "")
+        if self._is_download(path) and f.roll(f.truncate_rate):
+            self.injected["truncate"] += 1
+            await self.app(scope, receive, _truncating(send))
+            return
+        if scope.get("method") != "GET" and f.roll(f.error_after_commit_rate):
+            self.injected["after_commit"] += 1
+
+            async def swallow(message: Message) -> None:
+                return None
+
+            await self.app(scope, receive, swallow)
+            await self._send_error(send, 502)
+            return
+        await self.app(scope, receive, send)
+
+    async def _send_error(self, send: Send, status: int) -> None:
+        body = self._error_body(status)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _truncating(send: Send) -> Send:
+    state = {"sent": False}
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if state["sent"]:
+                return
+            body: bytes = message.get("body", b"")
+            state["sent"] = True
+            await send({"type": "http.response.body", "body": body[: len(body) // 2]})
+            raise ConnectionResetFault
+        await send(message)
+
+    return wrapped

@@ -1,0 +1,393 @@
+"""HTTP behaviour shared by every connector: one client, pacing, retries, error mapping.
+
+- :class:`ApiClient` wraps one ``httpx.AsyncClient``. Credentials are attached per request and
+  only when the request goes to the API host they belong to; downloads never carry them.
+- :class:`Pacer` spaces request starts at the documented rate and backs off when the server
+  says so (429, ``X-RateLimit-Remaining: 0``).
+- :class:`RetryPolicy` retries 429, 5xx and transport errors with exponential backoff and
+  jitter, honouring ``Retry-After`` with a floor, so ``Retry-After: 0`` cannot spin.
+- :func:`raise_for_response` is the only place a status or transport error becomes one of
+  our errors (:mod:`connectors.errors`). A request that creates something (``idempotent=False``)
+  is never resent blindly after it may have reached the server: it raises
+  :class:`~connectors.errors.AmbiguousError` so the caller can reconcile first.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+import pydantic
+import structlog
+
+from connectors.errors import (
+    AmbiguousError,
+    AuthError,
+    ItemError,
+    MalformedResponseError,
+    NotFoundError,
+    RetryableError,
+    SyncError,
+)
+
+log = structlog.get_logger("connectors.http")
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+ErrorText = Callable[[httpx.Response], str]
+Classifier = Callable[[httpx.Response, str], SyncError | None]
+FilesFactory = Callable[[], Any]
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_testing = False
+
+
+def set_testing(on: bool) -> None:
+    """Turn retry waits off (tests); pacing still applies."""
+    global _testing
+    _testing = on
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    min_delay: float = 0.25
+    """Floor on every wait, whatever ``Retry-After`` says."""
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
+        if _testing:
+            return 0.0
+        if retry_after is not None:
+            return min(max(retry_after, self.min_delay), self.max_delay * 4)
+        backoff = min(self.max_delay, self.base_delay * float(2 ** (attempt - 1)))
+        return max(self.min_delay, backoff * (0.5 + random.random() / 2))
+
+
+class Pacer:
+    """Spaces request starts to at most ``rate`` per second, shared by all tasks of a client."""
+
+    def __init__(self, rate: float | None) -> None:
+        self._interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = anyio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            await anyio.sleep(start - now)
+
+    def hold(self, seconds: float) -> None:
+        """No request starts for ``seconds`` (the server asked us to slow down)."""
+        self._next = max(self._next, time.monotonic() + seconds)
+
+    def observe(self, response: httpx.Response) -> None:
+        remaining = response.headers.get("x-ratelimit-remaining")
+        if remaining is not None and remaining.strip() == "0":
+            self.hold(1.0)
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def default_error_text(response: httpx.Response) -> str:
+    """The API's own words from an error body, whatever its shape; never the whole body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip() or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("error_message", "message", "error", "msg"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return json.dumps(body)[:200]
+    if isinstance(body, list) and body:
+        return "; ".join(str(x) for x in body)[:200]
+    return response.reason_phrase
+
+
+def _where(request: httpx.Request) -> str:
+    # method and path only: query strings may carry tokens (secured asset URLs)
+    return f"{request.method} {request.url.host}{request.url.path}"
+
+
+def raise_for_response(
+    response: httpx.Response,
+    *,
+    api: str,
+    idempotent: bool = True,
+    error_text: ErrorText = default_error_text,
+    classify: Classifier | None = None,
+) -> None:
+    """Turn a non-2xx response into our error type; return quietly on success."""
+    if response.is_success:
+        return
+    text = error_text(response)
+    if classify is not None:
+        special = classify(response, text)
+        if special is not None:
+            raise special
+    status = response.status_code
+    where = _where(response.request)
+    if status == 429:
+        raise RetryableError(
+            f"{api} rate limit hit ({where}): {text}",
+            status=status,
+            retry_after=retry_after_seconds(response),
+        )
+    if status >= 500:
+        cls = RetryableError if idempotent else AmbiguousError
+        raise cls(f"{api} server error {status} ({where}): {text}", status=status)
+    if status in (401, 403):
+        raise AuthError(
+            f"{api} refused the credentials ({status} {where}): {text}. "
+            "Check the token in the job file's environment variable and its permissions.",
+            status=status,
+        )
+    if status == 404:
+        raise NotFoundError(f"{api} has no such record ({where}): {text}", status=status)
+    raise ItemError(f"{api} rejected the request ({status} {where}): {text}", status=status)
+
+
+def decode_json(response: httpx.Response, *, api: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        snippet = response.text[:80].replace("\n", " ")
+        raise MalformedResponseError(
+            f"{api} answered {_where(response.request)} with a body that is not JSON "
+            f"({snippet!r}...). The API may be down or a proxy in the way; try again later."
+        ) from None
+
+
+def decode_model(response: httpx.Response, model: type[M], *, api: str) -> M:
+    """Parse a JSON body into a wire model; a shape mismatch becomes MalformedResponseError."""
+    data = decode_json(response, api=api)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        raise MalformedResponseError(
+            f"{api} answered {_where(response.request)} with an unexpected shape ({problems})."
+        ) from None
+
+
+def _transport_error(exc: httpx.TransportError, *, api: str, idempotent: bool) -> SyncError:
+    where = _where(exc.request) if _has_request(exc) else api
+    never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    cls = RetryableError if (idempotent or never_sent) else AmbiguousError
+    return cls(f"{api} connection problem ({where}): {type(exc).__name__}: {exc}")
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request  # noqa: B018 - property raises when unset
+    except RuntimeError:
+        return False
+    return True
+
+
+class ApiClient:
+    """One connector's HTTP client. Use as ``async with`` or call :meth:`aclose`."""
+
+    def __init__(
+        self,
+        *,
+        api: str,
+        base_url: str,
+        credentials: Mapping[str, pydantic.SecretStr] | None = None,
+        headers: Mapping[str, str] | None = None,
+        requests_per_second: float | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        error_text: ErrorText = default_error_text,
+        classify: Classifier | None = None,
+    ) -> None:
+        self.api = api
+        self.base_url = httpx.URL(base_url.rstrip("/") + "/")
+        self._credentials = dict(credentials or {})
+        self._retry = retry or RetryPolicy()
+        self._pacer = Pacer(requests_per_second)
+        self._error_text = error_text
+        self._classify = classify
+        self._client = httpx.AsyncClient(
+            headers=dict(headers or {}),
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    @property
+    def pacer(self) -> Pacer:
+        return self._pacer
+
+    def url(self, path: str) -> httpx.URL:
+        """An API URL; ``path`` is relative to the base URL unless it is absolute."""
+        if path.startswith(("http://", "https://")):
+            return httpx.URL(path)
+        return self.base_url.join(path.lstrip("/"))
+
+    def _is_api_host(self, url: httpx.URL) -> bool:
+        return (url.scheme, url.host, url.port) == (
+            self.base_url.scheme,
+            self.base_url.host,
+            self.base_url.port,
+        )
+
+    def _auth_headers(self, url: httpx.URL) -> dict[str, str]:
+        if not self._is_api_host(url):
+            return {}
+        return {k: v.get_secret_value() for k, v in self._credentials.items()}
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        files: FilesFactory | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        authed: bool = True,
+    ) -> httpx.Response:
+        """Send a request with pacing and retries; return the successful response.
+
+        ``files`` is a factory (called on every attempt, so file handles start at 0).
+        Raises RetryableError when retries run out, AmbiguousError at once when a
+        non-idempotent request may have taken effect, other SyncErrors as classified.
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in _IDEMPOTENT
+        url = self.url(path)
+        send_headers = dict(headers or {})
+        if authed:
+            send_headers.update(self._auth_headers(url))
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._pacer.wait()
+            try:
+                response = await self._client.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    files=files() if files else None,
+                    headers=send_headers,
+                )
+                await response.aread()
+                self._pacer.observe(response)
+                raise_for_response(
+                    response,
+                    api=self.api,
+                    idempotent=idempotent,
+                    error_text=self._error_text,
+                    classify=self._classify,
+                )
+            except httpx.TransportError as exc:
+                error: SyncError = _transport_error(exc, api=self.api, idempotent=idempotent)
+            except RetryableError as exc:
+                error = exc
+            else:
+                return response
+            if isinstance(error, AmbiguousError) or not isinstance(error, RetryableError):
+                raise error
+            if attempt >= self._retry.attempts:
+                raise error
+            wait = self._retry.delay(attempt, error.retry_after)
+            if error.status == 429:
+                self._pacer.hold(wait)
+            log.warning(
+                "http.retry",
+                api=self.api,
+                method=method,
+                path=url.path,
+                status=error.status,
+                attempt=attempt,
+                wait=round(wait, 2),
+            )
+            await anyio.sleep(wait)
+
+    @asynccontextmanager
+    async def download(self, url: str, *, chunk_size: int = 64 * 1024) -> AsyncIterator[
+        AsyncIterator[bytes]
+    ]:
+        """Stream a file from ``url`` with no credentials, retrying until the first byte.
+
+        A body cut short raises RetryableError from the iterator (the caller's stage
+        retries the whole item).
+        """
+        target = httpx.URL(url)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with self._client.stream("GET", target) as response:
+                    if response.status_code >= 300:
+                        await response.aread()
+                        raise_for_response(response, api=self.api, error_text=self._error_text)
+                    yield self._iter_body(response, chunk_size)
+                    return
+            except httpx.TransportError as exc:
+                error: SyncError = _transport_error(exc, api=self.api, idempotent=True)
+            except RetryableError as exc:
+                error = exc
+            if not isinstance(error, RetryableError) or attempt >= self._retry.attempts:
+                raise error
+            wait = self._retry.delay(attempt, error.retry_after)
+            log.warning("http.retry", api=self.api, method="GET", path=target.path,
+                        status=error.status, attempt=attempt, wait=round(wait, 2))
+            await anyio.sleep(wait)
+
+    async def _iter_body(self, response: httpx.Response, chunk_size: int) -> AsyncIterator[bytes]:
+        expected = response.headers.get("content-length")
+        received = 0
+        try:
+            async for chunk in response.aiter_bytes(chunk_size):
+                received += len(chunk)
+                yield chunk
+        except httpx.TransportError as exc:
+            raise RetryableError(
+                f"{self.api} download cut short ({_where(response.request)}): {exc}"
+            ) from None
+        if expected is not None and expected.isdigit() and received != int(expected):
+            raise RetryableError(
+                f"{self.api} download cut short ({_where(response.request)}): "
+                f"{received} of {expected} bytes"
+            )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
