@@ -1,0 +1,21 @@
+"""Shared test set-up: retries don't wait unless a test asks for real waits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from connectors import http
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits(request: pytest.FixtureRequest) -> Iterator[None]:
+    http.set_testing(request.node.get_closest_marker("real_waits") is None)
+    yield
+    http.set_testing(False)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
