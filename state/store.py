@@ -1,0 +1,348 @@
+"""`StateStore`: the checkpoint's only door (runs, item ledger, run lock).
+
+Synchronous on purpose: the pipeline's single writer task calls it through
+`anyio.to_thread.run_sync`. Every public method is one short transaction on its own session,
+so the store may be used from any thread, one call at a time per thread.
+
+Durability. On SQLite the store sets `journal_mode=WAL` and `synchronous=FULL`: with WAL,
+`NORMAL` survives a crash of the process but may lose the last commits on power loss or an OS
+crash, and an intent (`IN_FLIGHT`) that is lost after its upload started is exactly the
+duplicate we promise never to make. FULL costs one fsync per `write()`, which the pipeline
+amortises by batching. `busy_timeout` lets a second process (say `assetferry status` during a
+run) wait for the lock instead of failing with "database is locked", and write transactions
+start with `BEGIN IMMEDIATE` so that a read-then-write (the run lock in `start_run`) can't be
+overtaken by another writer in between.
+
+The run lock is a `RUNNING` row whose heartbeat is younger than `STALE_AFTER`. It assumes the
+processes share a clock, which holds on one machine; with a shared server database across
+machines, keep clocks in sync (NTP). On backends other than SQLite the check in `start_run` is
+not serialised against a concurrent `start_run`.
+
+No secrets: no column holds credentials, and URLs are shown with the password masked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import structlog
+from sqlalchemy import URL, Connection, Engine, create_engine, event, func, make_url, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Executable
+
+from state.models import (
+    SCHEMA_VERSION,
+    Base,
+    ItemRecord,
+    ItemState,
+    ItemStatus,
+    Run,
+    RunRecord,
+    RunStatus,
+    SchemaVersion,
+)
+
+__all__ = [
+    "STALE_AFTER",
+    "ItemRecord",
+    "ItemStatus",
+    "RunLockedError",
+    "RunRecord",
+    "RunStatus",
+    "StateSchemaError",
+    "StateStore",
+]
+
+log = structlog.get_logger(__name__)
+
+STALE_AFTER = timedelta(seconds=60)
+"""A RUNNING run whose heartbeat is older than this is taken as dead (resumable, not live)."""
+
+BUSY_TIMEOUT_MS = 15_000
+_WRITE = "assetferry_write"  # connection execution option: begin with BEGIN IMMEDIATE
+
+
+class RunLockedError(Exception):
+    """Another process is running this route (or took over the run we were writing for)."""
+
+
+class StateSchemaError(Exception):
+    """The state database has a schema this version of assetferry can't read."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_url(url: str) -> URL:
+    """A SQLAlchemy URL as is; a plain path becomes a SQLite file, parent dirs created."""
+    if "://" in url:
+        parsed = make_url(url)
+    else:
+        parsed = URL.create("sqlite", database=str(Path(url).expanduser().resolve()))
+    db = parsed.database
+    if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith(
+        "file:"
+    ):
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+    return parsed
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _upsert_statement(dialect: str) -> Executable | None:
+    """INSERT .. ON CONFLICT (key) DO UPDATE for SQLite and PostgreSQL; None elsewhere."""
+    insert: Callable[[type[ItemState]], Any]
+    if dialect == "sqlite":
+        insert = sqlite.insert
+    elif dialect == "postgresql":
+        insert = postgresql.insert
+    else:
+        return None
+    stmt = insert(ItemState)
+    key = [c.name for c in ItemState.__table__.primary_key]
+    others = [c.name for c in ItemState.__table__.columns if c.name not in key]
+    update: Executable = stmt.on_conflict_do_update(
+        index_elements=key, set_={name: stmt.excluded[name] for name in others}
+    )
+    return update
+
+
+class StateStore:
+    """The checkpoint of every route kept in one database.
+
+    Raises `StateSchemaError` when the database was written by a newer (or unknown) schema.
+    """
+
+    def __init__(self, url: str) -> None:
+        parsed = _to_url(url)
+        self._where = parsed.render_as_string(hide_password=True)
+        self._engine: Engine
+        if parsed.get_backend_name() == "sqlite":
+            memory = parsed.database in (None, "", ":memory:")
+            self._engine = create_engine(
+                parsed,
+                # one shared connection, so every thread sees the same in-memory database
+                poolclass=StaticPool if memory else None,
+                connect_args={"check_same_thread": False} if memory else {},
+            )
+            event.listen(self._engine, "connect", _sqlite_connect)
+            event.listen(self._engine, "begin", _sqlite_begin)
+        else:
+            self._engine = create_engine(parsed, pool_pre_ping=True)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        try:
+            self._init_schema()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def _init_schema(self) -> None:
+        with self._transaction(write=True) as s:
+            conn = s.connection()
+            Base.metadata.create_all(conn, tables=[Base.metadata.tables["schema_version"]])
+            found = s.scalar(select(SchemaVersion.version).where(SchemaVersion.id == 1))
+            if found is not None and found != SCHEMA_VERSION:
+                newer = "a newer" if found > SCHEMA_VERSION else "an older, unsupported"
+                raise StateSchemaError(
+                    f"state database {self._where} has schema version {found}, written by "
+                    f"{newer} assetferry; this one reads version {SCHEMA_VERSION}. Upgrade "
+                    "assetferry or point [run] state at another file."
+                )
+            Base.metadata.create_all(conn)
+            if found is None:
+                s.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Session]:
+        """A session in one transaction, committed on exit (rolled back on error)."""
+        with self._sessions() as s, s.begin():
+            if write:
+                s.connection(execution_options={_WRITE: True})
+            yield s
+
+    # runs
+
+    def start_run(self, route: str, mode: str) -> int:
+        """Open a RUNNING run for `route` and return its id.
+
+        Earlier RUNNING runs of the route with a heartbeat older than `STALE_AFTER` are marked
+        INTERRUPTED (their `finished_at` is when they were last seen alive). Raises
+        `RunLockedError` if one is still fresh: another process is running this route.
+        """
+        now = _utcnow()
+        with self._transaction(write=True) as s:
+            running = s.scalars(
+                select(Run).where(Run.route == route, Run.status == RunStatus.RUNNING)
+            ).all()
+            for run in running:
+                seen = run.heartbeat_at or run.started_at
+                if now - seen < STALE_AFTER:
+                    age = max(0, int((now - seen).total_seconds()))
+                    raise RunLockedError(
+                        f"route {route!r} is being run by another process (run {run.id}, "
+                        f"heartbeat {age} s ago); wait for it to finish, or retry after "
+                        f"{int(STALE_AFTER.total_seconds())} s if that process is gone"
+                    )
+            for run in running:
+                run.status = RunStatus.INTERRUPTED
+                run.finished_at = run.heartbeat_at or run.started_at
+                log.info("state.run_interrupted", run_id=run.id, route=route)
+            new = Run(
+                route=route,
+                mode=mode,
+                status=RunStatus.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                summary={},
+            )
+            s.add(new)
+            s.flush()
+            return new.id
+
+    def heartbeat(self, run_id: int) -> None:
+        """Mark the run alive. Raises `RunLockedError` if another process took it over."""
+        with self._transaction(write=True) as s:
+            self._beat(s, run_id, _utcnow())
+
+    @staticmethod
+    def _beat(s: Session, run_id: int, now: datetime) -> None:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id} in the state database")
+        if run.status is RunStatus.INTERRUPTED:
+            raise RunLockedError(
+                f"run {run_id} of route {run.route!r} was marked interrupted by another "
+                "process after its heartbeat went stale; stop writing for it"
+            )
+        if run.status is RunStatus.RUNNING:
+            run.heartbeat_at = now
+
+    def finish_run(self, run_id: int, status: RunStatus, summary: Mapping[str, Any]) -> None:
+        """Close the run with a final status and a JSON-serialisable summary."""
+        if status is RunStatus.RUNNING:
+            raise ValueError("finish_run needs a final status, not RUNNING")
+        now = _utcnow()
+        with self._transaction(write=True) as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise LookupError(f"no run {run_id} in the state database")
+            run.status = status
+            run.finished_at = now
+            run.heartbeat_at = now
+            run.summary = dict(summary)
+
+    def runs(self, route: str, limit: int = 10) -> list[RunRecord]:
+        """The route's runs, newest first."""
+        with self._transaction() as s:
+            rows = s.scalars(
+                select(Run)
+                .where(Run.route == route)
+                .order_by(Run.started_at.desc(), Run.id.desc())
+                .limit(limit)
+            )
+            return [run.record() for run in rows]
+
+    def routes(self) -> list[str]:
+        """Every route with a run or an item, sorted."""
+        with self._transaction() as s:
+            found = set(s.scalars(select(Run.route).distinct()))
+            found.update(s.scalars(select(ItemState.route).distinct()))
+        return sorted(found)
+
+    # items
+
+    def items(self, route: str, kind: str | None = None) -> dict[tuple[str, str], ItemRecord]:
+        """The route's items (of one kind, if given), keyed by `(kind, source_id)`."""
+        query = select(ItemState).where(ItemState.route == route)
+        if kind is not None:
+            query = query.where(ItemState.kind == kind)
+        with self._transaction() as s:
+            return {(row.kind, row.source_id): row.record() for row in s.scalars(query)}
+
+    def write(self, records: Sequence[ItemRecord], *, run_id: int | None = None) -> None:
+        """Upsert whole rows in one transaction, committed and durable when this returns.
+
+        Sets `updated_at` on every row; with `run_id`, also beats the run's heartbeat and
+        fills `last_run_id` where the record leaves it None. Later records win over earlier
+        ones with the same key. On any error nothing is written. Raises `RunLockedError`
+        if another process took the run over.
+        """
+        now = _utcnow()
+        with self._transaction(write=True) as s:
+            if run_id is not None:
+                self._beat(s, run_id, now)
+            rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+            for rec in records:  # the last record of a key wins
+                row = ItemState.values(rec, updated_at=now)
+                if run_id is not None and rec.last_run_id is None:
+                    row["last_run_id"] = run_id
+                rows[rec.route, rec.kind, rec.source_id] = row
+            if not rows:
+                return
+            upsert = _upsert_statement(self._engine.dialect.name)
+            if upsert is not None:
+                s.execute(upsert, list(rows.values()))
+            else:
+                for row in rows.values():
+                    s.merge(ItemState(**row))
+
+    def counts(self, route: str) -> dict[str, int]:
+        """Assets by status (every status, zeros included) plus "folders": the folder count."""
+        result = {status.value: 0 for status in ItemStatus}
+        with self._transaction() as s:
+            rows = s.execute(
+                select(ItemState.status, func.count())
+                .where(ItemState.route == route, ItemState.kind == "asset")
+                .group_by(ItemState.status)
+            )
+            for status, n in rows:
+                result[status.value] = n
+            folders = s.scalar(
+                select(func.count())
+                .select_from(ItemState)
+                .where(ItemState.route == route, ItemState.kind == "folder")
+            )
+        result["folders"] = folders or 0
+        return result
+
+    # lifetime
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"StateStore({self._where!r})"
