@@ -1,0 +1,124 @@
+"""Job-file settings of a Contentstack stack (Content Management API v3).
+
+The keys are the job file's interface::
+
+    [target]
+    connector = "contentstack"
+    api_key = "blt0123456789abcdef"          # the stack's API key
+    management_token = "${CS_MANAGEMENT_TOKEN}"   # or authtoken = "${CS_AUTHTOKEN}"
+    region = "eu"                            # na | eu | au | azure-na | azure-eu | gcp-na | gcp-eu
+    branch = "main"
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+
+Region = Literal["na", "eu", "au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
+
+CMA_HOSTS: dict[str, str] = {
+    "na": "https://api.contentstack.io",
+    "eu": "https://eu-api.contentstack.com",
+    "au": "https://au-api.contentstack.com",
+    "azure-na": "https://azure-na-api.contentstack.com",
+    "azure-eu": "https://azure-eu-api.contentstack.com",
+    "gcp-na": "https://gcp-na-api.contentstack.com",
+    "gcp-eu": "https://gcp-eu-api.contentstack.com",
+}
+"""Content Management API host per region (reference/cms-api-facts.md §1.1)."""
+
+DEFAULT_REQUESTS_PER_SECOND = 10.0
+"""Documented CMA limit: 10 reads/s and 10 writes/s per organization (facts §1.7)."""
+
+
+class ContentstackConfig(BaseModel):
+    """One stack and branch, with exactly one kind of token."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    connector: Literal["contentstack"]
+    api_key: str
+    management_token: SecretStr | None = None
+    authtoken: SecretStr | None = None
+    region: Region = "na"
+    base_url: str | None = None
+    """Overrides ``region`` (emulator, proxy): ``http(s)://host[:port][/prefix]``."""
+    branch: str = "main"
+    requests_per_second: float | None = None
+    """Pacing override; default 10 (the documented CMA limit)."""
+
+    @field_validator("api_key", "branch")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = httpx.URL(value.strip())
+        except httpx.InvalidURL:
+            raise ValueError(f"{value!r} is not a URL") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+        return str(url).rstrip("/")
+
+    @field_validator("requests_per_second")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+    @model_validator(mode="after")
+    def _one_token(self) -> ContentstackConfig:
+        given = [
+            name
+            for name, token in (
+                ("management_token", self.management_token),
+                ("authtoken", self.authtoken),
+            )
+            if token is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "set exactly one of management_token or authtoken "
+                f"({'both are set' if given else 'neither is set'})"
+            )
+        token = self.management_token or self.authtoken
+        if token is not None and not token.get_secret_value().strip():
+            raise ValueError(
+                f"{given[0]} is empty; is the environment variable it refers to set?"
+            )
+        return self
+
+    def api_base(self) -> str:
+        """The CMA base URL ending in ``/v3/``, e.g. ``https://eu-api.contentstack.com/v3/``."""
+        root = self.base_url or CMA_HOSTS[self.region]
+        root = root.rstrip("/")
+        if root.endswith("/v3"):
+            root = root[: -len("/v3")]
+        return f"{root}/v3/"
+
+    def token_header(self) -> tuple[str, SecretStr]:
+        """The credential header for the configured token kind.
+
+        A management token goes raw in ``authorization`` (no "Bearer" prefix, facts §1.2);
+        a user session token goes in ``authtoken``.
+        """
+        if self.management_token is not None:
+            return "authorization", self.management_token
+        assert self.authtoken is not None  # noqa: S101 - guaranteed by _one_token
+        return "authtoken", self.authtoken
+
+    @property
+    def token_name(self) -> str:
+        return "management_token" if self.management_token is not None else "authtoken"
