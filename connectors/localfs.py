@@ -1,0 +1,916 @@
+"""A folder on the local disk as a source and as a target.
+
+Directories are folders and files are assets. Ids are POSIX paths relative to the root
+(``"a/b"`` for a folder, ``"a/b/photo.jpg"`` for an asset). Metadata that a file system cannot
+hold (title, alt text, tags, locales...) lives in a JSON manifest at the root::
+
+    {"version": 1,
+     "assets": {"a/b/photo.jpg": {"title": "...", "description": "...", "alt_text": "...",
+                                  "tags": ["..."], "copyright": "...", "focus": "0.5,0.5",
+                                  "locales": {"de": {"title": "...", "alt_text": "..."}},
+                                  "source_id": "<id in the source we copied it from>",
+                                  "extra": {"any": "string"}}}}
+
+Every write is atomic: bytes go to a hidden temp file (``.assetferry-tmp-<random>``) in the
+destination folder, are fsynced, then renamed into place; a crash leaves at most a temp file,
+which listings skip. Listing never follows a symlink out of the root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import mimetypes
+import os
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePath
+from typing import IO, Literal
+
+import anyio
+import anyio.to_thread
+import structlog
+from anyio import AsyncFile
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from connectors.base import (
+    METADATA_FIELDS,
+    Asset,
+    AssetMeta,
+    Folder,
+    Limits,
+    LocalizedText,
+    StagedFile,
+    SupportsDelete,
+    SupportsFindAsset,
+    SupportsReplace,
+    SupportsUpdateMetadata,
+    Target,
+    TargetRef,
+    UploadJournal,
+    UploadRequest,
+)
+from connectors.errors import ConfigError, FatalError, ItemError, NotFoundError, SyncError
+
+log = structlog.get_logger(__name__)
+
+CHUNK_SIZE = 64 * 1024
+"""Bytes per chunk when streaming a file out."""
+TMP_PREFIX = ".assetferry-tmp-"
+"""Name prefix of our in-flight temp files; listings skip them, uploads may not use it."""
+LIST_BATCH = 256
+"""Files stat'ed (and image headers read) per worker-thread call while listing."""
+FORBIDDEN_NAME_CHARS = "/\\\x00"
+MAX_NAME_BYTES = 255
+_IMAGE_FORMATS = {
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+}
+_DISK_FATAL = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
+class LocalConfig(BaseModel):
+    """``[source]`` / ``[target]`` of a job that reads or writes a local folder."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    connector: Literal["local"]
+    path: Path
+    """Root folder. As a source it must exist; as a target it is created on the first write."""
+    manifest: str = ".assetferry.json"
+    """File name (at the root) of the metadata manifest."""
+
+    @field_validator("manifest")
+    @classmethod
+    def _plain_file_name(cls, value: str) -> str:
+        if not value or value in (".", "..") or any(c in value for c in FORBIDDEN_NAME_CHARS):
+            raise ValueError("must be a plain file name (no folders), e.g. '.assetferry.json'")
+        return value
+
+
+# --- manifest ---------------------------------------------------------------------------------
+
+
+class _LocaleEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str | None = None
+    description: str | None = None
+    alt_text: str | None = None
+    copyright: str | None = None
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str | None = None
+    description: str | None = None
+    alt_text: str | None = None
+    tags: tuple[str, ...] = ()
+    copyright: str | None = None
+    focus: str | None = None
+    locales: dict[str, _LocaleEntry] = Field(default_factory=dict)
+    source_id: str | None = None
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    def meta(self) -> AssetMeta:
+        return AssetMeta(
+            title=self.title,
+            description=self.description,
+            alt_text=self.alt_text,
+            tags=tuple(self.tags),
+            copyright=self.copyright,
+            focus=self.focus,
+            locales={
+                code: LocalizedText(
+                    title=loc.title,
+                    description=loc.description,
+                    alt_text=loc.alt_text,
+                    copyright=loc.copyright,
+                )
+                for code, loc in self.locales.items()
+            },
+        )
+
+    @classmethod
+    def of(
+        cls, meta: AssetMeta, *, source_id: str | None, extra: Mapping[str, str]
+    ) -> _Entry:
+        return cls(
+            title=meta.title,
+            description=meta.description,
+            alt_text=meta.alt_text,
+            tags=tuple(meta.tags),
+            copyright=meta.copyright,
+            focus=meta.focus,
+            locales={
+                code: _LocaleEntry(
+                    title=loc.title,
+                    description=loc.description,
+                    alt_text=loc.alt_text,
+                    copyright=loc.copyright,
+                )
+                for code, loc in meta.locales.items()
+            },
+            source_id=source_id,
+            extra=dict(extra),
+        )
+
+
+class _ManifestFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1]
+    assets: dict[str, _Entry] = Field(default_factory=dict)
+
+
+class _Manifest:
+    """The metadata manifest: loaded once, kept in memory, written back atomically.
+
+    Writers are serialized by a lock and grouped: while one write is in its worker thread,
+    later changes queue up and the next write carries all of them. ``put``/``remove`` return
+    only once their change is on disk.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, _Entry] | None = None
+        self._lock = anyio.Lock()
+        self._changes = 0
+        self._written = 0
+
+    async def entries(self) -> dict[str, _Entry]:
+        """All entries. Raises ConfigError when the file is unreadable or malformed."""
+        if self._entries is None:
+            async with self._lock:
+                if self._entries is None:
+                    self._entries = await anyio.to_thread.run_sync(self._read)
+        return self._entries
+
+    async def get(self, key: str) -> _Entry | None:
+        return (await self.entries()).get(key)
+
+    async def put(self, key: str, entry: _Entry) -> None:
+        (await self.entries())[key] = entry
+        await self._commit()
+
+    async def remove(self, key: str) -> None:
+        entries = await self.entries()
+        if entries.pop(key, None) is not None:
+            await self._commit()
+
+    async def _commit(self) -> None:
+        self._changes += 1
+        wanted = self._changes
+        async with self._lock:
+            if self._written >= wanted:
+                return  # a write that started after our change already carried it
+            assert self._entries is not None  # noqa: S101 - entries() ran before any change
+            upto = self._changes
+            snapshot = dict(self._entries)
+            await anyio.to_thread.run_sync(self._write, snapshot)
+            self._written = upto
+
+    def _read(self) -> dict[str, _Entry]:
+        how_to_fix = (
+            "fix it by hand (it must be JSON like "
+            '{"version": 1, "assets": {"<relative path>": {"title": "..."}}}) '
+            "or move it aside to start without metadata"
+        )
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the metadata manifest {self.path}: {exc.strerror}"
+            ) from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(
+                f"metadata manifest {self.path} is not valid JSON ({exc}); {how_to_fix}"
+            ) from None
+        try:
+            manifest = _ManifestFile.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+                for err in exc.errors()[:5]
+            )
+            raise ConfigError(
+                f"metadata manifest {self.path} has an unexpected shape ({problems}); {how_to_fix}"
+            ) from None
+        return dict(manifest.assets)
+
+    def _write(self, snapshot: dict[str, _Entry]) -> None:
+        document = {
+            "version": 1,
+            "assets": {
+                key: snapshot[key].model_dump(mode="json", exclude_defaults=True)
+                for key in sorted(snapshot)
+            },
+        }
+        body = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+        try:
+            _atomic_write(self.path, lambda out: out.write(body))
+        except OSError as exc:
+            raise _os_error(exc, f"writing the metadata manifest {self.path}") from None
+
+
+# --- helpers run in worker threads ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _DirEntry:
+    name: str
+    is_dir: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    real: Path
+    entries: list[_DirEntry]
+    skipped: list[tuple[str, str]]
+    vanished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _FileInfo:
+    name: str
+    size: int
+    mtime_ns: int
+    birth: float | None
+    content_type: str
+    width: int | None
+    height: int | None
+
+
+def _os_error(exc: OSError, doing: str) -> SyncError:
+    """A file-system error as our error type: a full or read-only disk stops the run."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _DISK_FATAL:
+        return FatalError(f"{doing} failed: {reason}; free space or fix the target folder")
+    return ItemError(f"{doing} failed: {reason}")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort: not every platform can open a folder)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_write(
+    final: Path, fill: Callable[[IO[bytes]], object], *, replace: bool = True
+) -> Path:
+    """Write a temp file next to ``final`` with ``fill(file)``, fsync it, move it into place.
+
+    With ``replace=False`` the temp file is left in place and returned (the caller links or
+    renames it); otherwise it replaces ``final`` and ``final`` is returned. On any error the
+    temp file is removed.
+    """
+    tmp = final.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+    try:
+        with tmp.open("xb") as out:
+            fill(out)
+            out.flush()
+            os.fsync(out.fileno())
+        if not replace:
+            return tmp
+        tmp.replace(final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(final.parent)
+    return final
+
+
+def _read_chunks(path: Path) -> Iterator[bytes]:
+    """The bytes of ``path`` in chunks (a seam for tests that interrupt a copy)."""
+    with path.open("rb") as src:
+        while chunk := src.read(CHUNK_SIZE):
+            yield chunk
+
+
+def _copy_staged(staged: StagedFile) -> Callable[[IO[bytes]], None]:
+    def fill(out: IO[bytes]) -> None:
+        written = 0
+        for chunk in _read_chunks(staged.path):
+            out.write(chunk)
+            written += len(chunk)
+        if written != staged.size:
+            raise ItemError(
+                f"staged file {staged.path.name} holds {written} bytes, expected {staged.size}"
+            )
+
+    return fill
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    for chunk in _read_chunks(path):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _same_file(path: Path, staged: StagedFile) -> bool:
+    try:
+        return (
+            path.is_file()
+            and path.stat().st_size == staged.size
+            and _sha256_of(path) == staged.sha256
+        )
+    except OSError:
+        return False
+
+
+def _dimensions(path: Path, content_type: str) -> tuple[int | None, int | None]:
+    fmt = _IMAGE_FORMATS.get(content_type)
+    if fmt is None:
+        return None, None
+    try:
+        with Image.open(path, formats=[fmt]) as image:  # reads the header only
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - a header we can't read just means "size unknown"
+        return None, None
+    return int(width), int(height)
+
+
+def _content_type(name: str) -> str:
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"
+
+
+# --- the connector ----------------------------------------------------------------------------
+
+
+class LocalFolderConnector:
+    """A local folder tree. Source, target, and every optional capability."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        config: LocalConfig,
+        *,
+        transport: object | None = None,
+        role: Literal["source", "target"] = "source",
+    ) -> None:
+        """``transport`` is ignored (uniform constructor).
+
+        ``role="target"`` makes a missing root list as empty (it is created on the first
+        write); as a source (the default) a missing root is a ConfigError.
+        """
+        del transport
+        self._config = config
+        self._role = role
+        self._root = config.path.resolve()
+        self._manifest = _Manifest(self._root / config.manifest)
+
+    async def __aenter__(self) -> LocalFolderConnector:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Nothing to release: every file is opened and closed per call."""
+
+    @property
+    def scope(self) -> str:
+        return str(self._root)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_folder_depth=None,
+            max_folders=None,
+            max_file_size=None,
+            forbidden_name_chars=FORBIDDEN_NAME_CHARS,
+            max_name_length=MAX_NAME_BYTES,
+            metadata_fields=METADATA_FIELDS,
+        )
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def iter_folders(self) -> AsyncIterator[Folder]:
+        """Every folder, parents first, sorted by path. Raises FatalError if unreadable."""
+        async for item in self._walk(with_files=False):
+            if isinstance(item, Folder):
+                yield item
+
+    async def iter_assets(self) -> AsyncIterator[Asset]:
+        """Every file, sorted by path, with its manifest metadata.
+
+        Raises ConfigError on a missing root or a corrupt manifest, FatalError when a folder
+        can't be read.
+        """
+        if not await anyio.to_thread.run_sync(self._root_exists):
+            return
+        entries = await self._manifest.entries()
+        async for item in self._walk(with_files=True):
+            if isinstance(item, _FileAt):
+                yield self._asset(item, entries.get(item.rel))
+
+    def open_asset(self, asset: Asset) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Stream the file in 64 KiB chunks. Raises ItemError if it is gone or unreadable."""
+        return self._open(asset.source_id)
+
+    @asynccontextmanager
+    async def _open(self, rel: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        path = await anyio.to_thread.run_sync(self._inside, _split_rel(rel, "asset id"))
+        try:
+            file = await anyio.open_file(path, "rb")
+        except FileNotFoundError:
+            raise ItemError(
+                f"{rel} no longer exists; re-run to pick up the current folder"
+            ) from None
+        except IsADirectoryError:
+            raise ItemError(
+                f"{rel} is now a folder, not a file; re-run to pick up the change"
+            ) from None
+        except OSError as exc:
+            raise _os_error(exc, f"opening {rel}") from None
+        async with file:
+            chunks = _chunks(file, rel)
+            try:
+                yield chunks
+            finally:
+                await chunks.aclose()
+
+    def _root_exists(self) -> bool:
+        if self._root.is_dir():
+            return True
+        if self._root.exists():
+            raise ConfigError(f"local path {self._root} is not a folder; point `path` at one")
+        if self._role == "target":
+            return False
+        raise ConfigError(
+            f"local folder {self._root} does not exist; fix `path` in the job file"
+        )
+
+    async def _walk(self, *, with_files: bool) -> AsyncIterator[Folder | _FileAt]:
+        """Depth-first, entries sorted by name: parents come first, paths in sorted order."""
+        if not await anyio.to_thread.run_sync(self._root_exists):
+            return
+        top = await self._scan(())
+        stack: list[tuple[tuple[str, ...], frozenset[Path], Iterator[_DirEntry]]] = [
+            ((), frozenset({top.real}), iter(top.entries))
+        ]
+        while stack:
+            parts, ancestors, pending = stack[-1]
+            batch: list[str] = []
+            descended = False
+            for entry in pending:
+                if not entry.is_dir:
+                    if with_files:
+                        batch.append(entry.name)
+                        if len(batch) >= LIST_BATCH:
+                            for found in await self._stat_batch(parts, batch):
+                                yield found
+                            batch = []
+                    continue
+                for found in await self._stat_batch(parts, batch):
+                    yield found
+                batch = []
+                child = (*parts, entry.name)
+                scan = await self._scan(child)
+                if scan.vanished or scan.real in ancestors:
+                    reason = "vanished while listing" if scan.vanished else "symlink loop"
+                    log.warning("local.skipped", path="/".join(child), reason=reason)
+                    continue
+                yield Folder(
+                    source_id="/".join(child),
+                    name=entry.name,
+                    parent_id="/".join(parts) or None,
+                    path=child,
+                )
+                stack.append((child, ancestors | {scan.real}, iter(scan.entries)))
+                descended = True
+                break
+            for found in await self._stat_batch(parts, batch):
+                yield found
+            if not descended:
+                stack.pop()
+
+    async def _scan(self, parts: tuple[str, ...]) -> _Scan:
+        scan = await anyio.to_thread.run_sync(self._scan_sync, parts)
+        for name, reason in scan.skipped:
+            log.warning("local.skipped", path="/".join((*parts, name)), reason=reason)
+        return scan
+
+    def _scan_sync(self, parts: tuple[str, ...]) -> _Scan:
+        directory = self._root.joinpath(*parts)
+        entries: list[_DirEntry] = []
+        skipped: list[tuple[str, str]] = []
+        try:
+            real = directory.resolve(strict=True)
+            with os.scandir(directory) as it:
+                found = list(it)
+        except FileNotFoundError:
+            return _Scan(real=directory, entries=[], skipped=[], vanished=True)
+        except OSError as exc:
+            raise FatalError(
+                f"cannot list local folder {directory}: {exc.strerror}; "
+                "fix its permissions (a partial listing can't be trusted)"
+            ) from None
+        for item in found:
+            name = item.name
+            if (not parts and name == self._config.manifest) or name.startswith(TMP_PREFIX):
+                continue
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                skipped.append((name, "name is not valid UTF-8"))
+                continue
+            try:
+                if item.is_symlink():
+                    kind = self._symlink_kind(Path(item.path))
+                    if kind not in ("dir", "file"):
+                        skipped.append((name, kind))
+                        continue
+                    entries.append(_DirEntry(name, is_dir=kind == "dir"))
+                elif item.is_dir(follow_symlinks=False):
+                    entries.append(_DirEntry(name, is_dir=True))
+                elif item.is_file(follow_symlinks=False):
+                    entries.append(_DirEntry(name, is_dir=False))
+                else:
+                    skipped.append((name, "not a regular file or folder"))
+            except OSError as exc:
+                skipped.append((name, f"unreadable: {exc.strerror}"))
+        entries.sort(key=lambda e: e.name)
+        return _Scan(real=real, entries=entries, skipped=skipped)
+
+    def _symlink_kind(self, link: Path) -> str:
+        """``"dir"``/``"file"`` for a link we follow, else the reason to skip it."""
+        try:
+            target = link.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return "broken symlink"
+        if target != self._root and not target.is_relative_to(self._root):
+            return "symlink points outside the root"
+        if target.is_dir():
+            return "dir"
+        if target.is_file():
+            return "file"
+        return "symlink to something that is not a regular file or folder"
+
+    async def _stat_batch(self, parts: tuple[str, ...], names: list[str]) -> list[_FileAt]:
+        if not names:
+            return []
+        infos, vanished = await anyio.to_thread.run_sync(self._stat_sync, parts, list(names))
+        for name in vanished:
+            log.warning("local.skipped", path="/".join((*parts, name)), reason="vanished")
+        return [_FileAt(parts, info) for info in infos]
+
+    def _stat_sync(
+        self, parts: tuple[str, ...], names: list[str]
+    ) -> tuple[list[_FileInfo], list[str]]:
+        directory = self._root.joinpath(*parts)
+        infos: list[_FileInfo] = []
+        vanished: list[str] = []
+        for name in names:
+            path = directory / name
+            try:
+                st = path.stat()
+            except OSError:
+                vanished.append(name)
+                continue
+            content_type = _content_type(name)
+            width, height = _dimensions(path, content_type)
+            infos.append(
+                _FileInfo(
+                    name=name,
+                    size=st.st_size,
+                    mtime_ns=st.st_mtime_ns,
+                    birth=getattr(st, "st_birthtime", None),
+                    content_type=content_type,
+                    width=width,
+                    height=height,
+                )
+            )
+        return infos, vanished
+
+    def _asset(self, found: _FileAt, entry: _Entry | None) -> Asset:
+        info = found.info
+        return Asset(
+            source_id=found.rel,
+            filename=info.name,
+            folder_path=found.parts,
+            folder_id="/".join(found.parts) or None,
+            content_type=info.content_type,
+            size=info.size,
+            meta=entry.meta() if entry else AssetMeta(),
+            checksums={},
+            width=info.width,
+            height=info.height,
+            created_at=datetime.fromtimestamp(info.birth, tz=UTC) if info.birth else None,
+            updated_at=datetime.fromtimestamp(info.mtime_ns / 1e9, tz=UTC),
+            version=f"{info.size}:{info.mtime_ns}",
+            url=None,
+            extra=dict(entry.extra) if entry else {},
+        )
+
+    # --- writing ------------------------------------------------------------------------------
+
+    async def create_folder(self, parent_id: str | None, name: str) -> Folder:
+        """Create (or reuse) folder ``name`` under ``parent_id``. ItemError on a bad name."""
+        parent = _split_rel(parent_id, "parent folder id") if parent_id is not None else ()
+        parts = (*parent, self._check_name(name, "folder name", parent))
+        path = await anyio.to_thread.run_sync(self._inside, parts)
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: path.mkdir(parents=True, exist_ok=True)
+            )
+        except FileExistsError:
+            raise ItemError(
+                f"cannot create folder {'/'.join(parts)}: a file of that name is in the way"
+            ) from None
+        except OSError as exc:
+            raise _os_error(exc, f"creating folder {'/'.join(parts)}") from None
+        log.info("local.folder_created", folder_id="/".join(parts))
+        return Folder(
+            source_id="/".join(parts), name=parts[-1], parent_id=parent_id, path=parts
+        )
+
+    async def upload(
+        self, request: UploadRequest, staged: StagedFile, journal: UploadJournal
+    ) -> TargetRef:
+        """Write ``staged`` as a new file; its metadata goes to the manifest.
+
+        Raises ItemError on a name that is unsafe or would land outside the root, and when a
+        different file of that name already exists (an identical one is taken as ours).
+        """
+        del journal  # one atomic step: nothing to resume between
+        parts = self._asset_parts(request.folder_id, request.filename)
+        rel = "/".join(parts)
+        final = await anyio.to_thread.run_sync(self._inside, parts)
+        created = await anyio.to_thread.run_sync(self._place_new, final, staged, rel)
+        await self._manifest.put(
+            rel, _Entry.of(request.meta, source_id=request.source_id, extra={})
+        )
+        log.info(
+            "local.uploaded", source_id=request.source_id, target_id=rel, bytes=staged.size,
+            existed=not created,
+        )
+        return TargetRef(target_id=rel, url=final.as_uri())
+
+    def _place_new(self, final: Path, staged: StagedFile, rel: str) -> bool:
+        """Put the file at ``final`` without clobbering; False if an identical one was there."""
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = _atomic_write(final, _copy_staged(staged), replace=False)
+        except FileNotFoundError as exc:
+            if exc.filename == str(staged.path):
+                raise ItemError(f"staged file for {rel} vanished before upload") from None
+            raise _os_error(exc, f"writing {rel}") from None
+        except (FileExistsError, NotADirectoryError):
+            raise ItemError(f"cannot write {rel}: a file is in the way of its folder") from None
+        except OSError as exc:
+            raise _os_error(exc, f"writing {rel}") from None
+        try:
+            try:
+                os.link(tmp, final)  # atomic and never overwrites
+            except FileExistsError:
+                if _same_file(final, staged):
+                    return False
+                raise ItemError(
+                    f"{rel} already exists with different content; not overwriting it"
+                ) from None
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                    raise
+                # No hard links here (FAT, some network shares): check, then rename.
+                if final.exists() or final.is_symlink():
+                    if _same_file(final, staged):
+                        return False
+                    raise ItemError(
+                        f"{rel} already exists with different content; not overwriting it"
+                    ) from None
+                tmp.replace(final)
+            _fsync_dir(final.parent)
+            return True
+        except OSError as exc:
+            raise _os_error(exc, f"writing {rel}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def replace(
+        self, target_id: str, request: UploadRequest, staged: StagedFile, journal: UploadJournal
+    ) -> TargetRef:
+        """Atomically overwrite the file ``target_id`` and set its metadata.
+
+        Raises NotFoundError if the file is gone, ItemError on an unsafe id.
+        """
+        del journal
+        parts = _split_rel(target_id, "asset id")
+        rel = "/".join(parts)
+        final = await anyio.to_thread.run_sync(self._inside, parts)
+
+        def overwrite() -> None:
+            if not final.is_file():
+                raise NotFoundError(f"{rel} no longer exists; it can't be replaced")
+            _atomic_write(final, _copy_staged(staged))
+
+        try:
+            await anyio.to_thread.run_sync(overwrite)
+        except OSError as exc:
+            raise _os_error(exc, f"replacing {rel}") from None
+        previous = await self._manifest.get(rel)
+        await self._manifest.put(
+            rel,
+            _Entry.of(
+                request.meta,
+                source_id=request.source_id,
+                extra=previous.extra if previous else {},
+            ),
+        )
+        log.info("local.replaced", source_id=request.source_id, target_id=rel, bytes=staged.size)
+        return TargetRef(target_id=rel, url=final.as_uri())
+
+    async def update_metadata(self, target_id: str, meta: AssetMeta) -> None:
+        """Set the manifest metadata of ``target_id``. NotFoundError if the file is gone."""
+        parts = _split_rel(target_id, "asset id")
+        rel = "/".join(parts)
+        final = await anyio.to_thread.run_sync(self._inside, parts)
+        if not await anyio.to_thread.run_sync(final.is_file):
+            raise NotFoundError(f"{rel} no longer exists; its metadata can't be updated")
+        previous = await self._manifest.get(rel)
+        await self._manifest.put(
+            rel,
+            _Entry.of(
+                meta,
+                source_id=previous.source_id if previous else None,
+                extra=previous.extra if previous else {},
+            ),
+        )
+        log.info("local.metadata_updated", target_id=rel)
+
+    async def delete(self, target_id: str) -> None:
+        """Remove the file and its manifest entry; a file already gone is fine."""
+        parts = _split_rel(target_id, "asset id")
+        rel = "/".join(parts)
+        final = await anyio.to_thread.run_sync(self._inside, parts)
+
+        def unlink() -> None:
+            if final.is_dir() and not final.is_symlink():
+                raise ItemError(f"{rel} is a folder, not an asset; not deleting it")
+            final.unlink(missing_ok=True)
+            _fsync_dir(final.parent)
+
+        try:
+            await anyio.to_thread.run_sync(unlink)
+        except OSError as exc:
+            raise _os_error(exc, f"deleting {rel}") from None
+        await self._manifest.remove(rel)
+        log.info("local.deleted", target_id=rel)
+
+    async def find_asset(
+        self, folder_id: str | None, filename: str, size: int
+    ) -> TargetRef | None:
+        """The file ``filename`` in ``folder_id`` if it exists with ``size`` bytes."""
+        parts = self._asset_parts(folder_id, filename)
+        final = await anyio.to_thread.run_sync(self._inside, parts)
+
+        def matches() -> bool:
+            try:
+                return final.is_file() and final.stat().st_size == size
+            except OSError:
+                return False
+
+        if await anyio.to_thread.run_sync(matches):
+            return TargetRef(target_id="/".join(parts), url=final.as_uri())
+        return None
+
+    # --- names and paths ----------------------------------------------------------------------
+
+    def _asset_parts(self, folder_id: str | None, filename: str) -> tuple[str, ...]:
+        folder = _split_rel(folder_id, "folder id") if folder_id is not None else ()
+        return (*folder, self._check_name(filename, "file name", folder))
+
+    def _check_name(self, name: str, what: str, parent: tuple[str, ...]) -> str:
+        name = _check_component(name, what)
+        if not parent and name == self._config.manifest:
+            raise ItemError(f"{what} {name!r} is reserved for the metadata manifest")
+        return name
+
+    def _inside(self, parts: tuple[str, ...]) -> Path:
+        """``root/parts``, refusing a path that resolves (through symlinks) outside the root."""
+        path = self._root.joinpath(*parts)
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError) as exc:
+            raise ItemError(f"cannot resolve {'/'.join(parts)}: {exc}") from None
+        if resolved != self._root and not resolved.is_relative_to(self._root):
+            raise ItemError(
+                f"{'/'.join(parts)} resolves outside the folder {self._root}; refusing it"
+            )
+        return path
+
+
+@dataclass(frozen=True, slots=True)
+class _FileAt:
+    parts: tuple[str, ...]
+    info: _FileInfo
+
+    @property
+    def rel(self) -> str:
+        return "/".join((*self.parts, self.info.name))
+
+
+async def _chunks(file: AsyncFile[bytes], rel: str) -> AsyncGenerator[bytes, None]:
+    while True:
+        try:
+            chunk = await file.read(CHUNK_SIZE)
+        except OSError as exc:
+            raise _os_error(exc, f"reading {rel}") from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def _check_component(name: str, what: str) -> str:
+    """One path component: not empty, no separators or NUL, not ``.``/``..``, <= 255 bytes."""
+    if name in ("", ".", ".."):
+        raise ItemError(f"{what} {name!r} is not a usable name")
+    bad = sorted({c for c in name if c in FORBIDDEN_NAME_CHARS})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        raise ItemError(f"{what} {name!r} contains {shown}; path separators and NUL are refused")
+    if name.startswith(TMP_PREFIX):
+        raise ItemError(f"{what} {name!r} uses the prefix reserved for our temp files")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ItemError(f"{what} {name!r} is not valid UTF-8") from None
+    if len(encoded) > MAX_NAME_BYTES:
+        raise ItemError(f"{what} {name[:40]!r}... is longer than {MAX_NAME_BYTES} bytes")
+    return name
+
+
+def _split_rel(rel: str, what: str) -> tuple[str, ...]:
+    """A relative POSIX id as its components; ItemError if absolute or escaping."""
+    if not rel:
+        raise ItemError(f"{what} is empty")
+    if rel.startswith(("/", "\\")) or PurePath(rel).is_absolute():
+        raise ItemError(f"{what} {rel!r} is absolute; only paths inside the folder are allowed")
+    return tuple(_check_component(part, what) for part in rel.split("/"))
+
+
+_: type[Target] = LocalFolderConnector
+_replace: type[SupportsReplace] = LocalFolderConnector
+_update: type[SupportsUpdateMetadata] = LocalFolderConnector
+_delete: type[SupportsDelete] = LocalFolderConnector
+_find: type[SupportsFindAsset] = LocalFolderConnector
