@@ -1,0 +1,609 @@
+"""The local folder connector: listing, metadata manifest, atomic and confined writes."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import anyio
+import pytest
+from PIL import Image
+from structlog.testing import capture_logs
+
+from connectors import localfs
+from connectors.base import (
+    Asset,
+    AssetMeta,
+    Capabilities,
+    Folder,
+    LocalizedText,
+    StagedFile,
+    UploadRequest,
+)
+from connectors.errors import ConfigError, ItemError, NotFoundError
+from connectors.localfs import LocalConfig, LocalFolderConnector
+from tests.connectors.staging import MemoryJournal, stage_bytes
+
+FULL_META = AssetMeta(
+    title="Harbour at dawn",
+    description="Fishing boats, low tide",
+    alt_text="Boats resting on wet sand",
+    tags=("harbour", "boats", "Ümlaut"),
+    copyright="© 2024 Jane Doe",
+    focus="0.25,0.75",
+    locales={
+        "de": LocalizedText(title="Hafen im Morgengrauen", alt_text="Boote auf nassem Sand"),
+        "fr": LocalizedText(description="Bateaux de pêche", copyright="© Jane"),
+    },
+)
+
+
+def connector(
+    root: Path, role: Literal["source", "target"] = "source"
+) -> LocalFolderConnector:
+    return LocalFolderConnector(LocalConfig(connector="local", path=root), role=role)
+
+
+def request(
+    filename: str,
+    folder_id: str | None = None,
+    meta: AssetMeta | None = None,
+    source_id: str = "src-1",
+) -> UploadRequest:
+    return UploadRequest(
+        source_id=source_id,
+        filename=filename,
+        folder_id=folder_id,
+        folder_path=tuple(folder_id.split("/")) if folder_id else (),
+        content_type="application/octet-stream",
+        meta=meta or AssetMeta(),
+    )
+
+
+async def folders_of(conn: LocalFolderConnector) -> list[Folder]:
+    return [f async for f in conn.iter_folders()]
+
+
+async def assets_of(conn: LocalFolderConnector) -> list[Asset]:
+    return [a async for a in conn.iter_assets()]
+
+
+async def read_all(conn: LocalFolderConnector, asset: Asset) -> bytes:
+    async with conn.open_asset(asset) as chunks:
+        return b"".join([chunk async for chunk in chunks])
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "red").save(out, format="PNG")
+    return out.getvalue()
+
+
+def files_under(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "root"
+    path.mkdir()
+    return path
+
+
+# --- metadata round trip ------------------------------------------------------------------------
+
+
+async def test_metadata_survives_a_round_trip(root: Path, tmp_path: Path) -> None:
+    target = connector(root)
+    folder = await target.create_folder(None, "photos")
+    ref = await target.upload(
+        request("harbour.png", folder.source_id, FULL_META, source_id="sb:42"),
+        stage_bytes(tmp_path, png_bytes(3, 2), "image/png"),
+        MemoryJournal(),
+    )
+    assert ref.target_id == "photos/harbour.png"
+    assert ref.url == (root / "photos" / "harbour.png").resolve().as_uri()
+
+    # A fresh connector reads only what is on disk.
+    [asset] = await assets_of(connector(root))
+    assert asset.meta == FULL_META
+    assert asset.source_id == "photos/harbour.png"
+    assert (asset.width, asset.height) == (3, 2)
+
+    manifest = json.loads((root / ".assetferry.json").read_text(encoding="utf-8"))
+    assert manifest["version"] == 1
+    entry = manifest["assets"]["photos/harbour.png"]
+    assert entry["source_id"] == "sb:42"
+    assert entry["locales"]["de"] == {
+        "title": "Hafen im Morgengrauen",
+        "alt_text": "Boote auf nassem Sand",
+    }
+
+
+async def test_update_metadata_keeps_provenance_and_extra(root: Path, tmp_path: Path) -> None:
+    target = connector(root)
+    await target.upload(
+        request("a.txt", meta=FULL_META, source_id="cs:blt1"),
+        stage_bytes(tmp_path, b"hello", "text/plain"),
+        MemoryJournal(),
+    )
+    manifest_path = root / ".assetferry.json"
+    doc = json.loads(manifest_path.read_text(encoding="utf-8"))
+    doc["assets"]["a.txt"]["extra"] = {"photographer": "Jane"}
+    manifest_path.write_text(json.dumps(doc), encoding="utf-8")
+
+    fresh = connector(root)
+    new_meta = AssetMeta(title="Renamed", tags=("x",))
+    await fresh.update_metadata("a.txt", new_meta)
+
+    [asset] = await assets_of(connector(root))
+    assert asset.meta == new_meta
+    assert asset.extra == {"photographer": "Jane"}
+    entry = json.loads(manifest_path.read_text(encoding="utf-8"))["assets"]["a.txt"]
+    assert entry["source_id"] == "cs:blt1"
+
+
+async def test_update_metadata_of_missing_file_is_not_found(root: Path) -> None:
+    with pytest.raises(NotFoundError, match="no longer exists"):
+        await connector(root).update_metadata("gone.txt", AssetMeta(title="x"))
+
+
+# --- listing ------------------------------------------------------------------------------------
+
+
+async def test_lists_a_deep_unicode_tree_parents_first_and_sorted(root: Path) -> None:
+    names = ["level 1", "Ébène", "日本語", "with  two spaces", "e", "f", "seventh level"]
+    deep = root.joinpath(*names)
+    deep.mkdir(parents=True)
+    (deep / "deepest file.txt").write_bytes(b"bottom")
+    (root / "empty.bin").write_bytes(b"")
+    (root / "level 1" / "zz.jpg").write_bytes(b"not really a jpeg")
+    (root / "level 1" / "aa.txt").write_bytes(b"aa")
+    (root / "b dir").mkdir()
+    (root / "b dir" / "Ünïcødé name.txt").write_bytes(b"u")
+    conn = connector(root)
+
+    folders = await folders_of(conn)
+    assert len(folders) == 8
+    ids = [f.source_id for f in folders]
+    assert ids == sorted(ids, key=lambda i: i.split("/"))
+    seen: set[str] = set()
+    for folder in folders:  # every parent is listed before its children
+        assert folder.parent_id is None or folder.parent_id in seen
+        seen.add(folder.source_id)
+    seventh = folders[-1]
+    assert seventh.path == tuple(names)
+    assert seventh.name == "seventh level"
+    assert seventh.parent_id == "/".join(names[:-1])
+
+    assets = await assets_of(conn)
+    paths = [a.source_id for a in assets]
+    assert paths == [
+        "b dir/Ünïcødé name.txt",
+        "empty.bin",
+        "level 1/aa.txt",
+        "level 1/zz.jpg",  # "z" sorts before "É" (code point order)
+        "/".join([*names, "deepest file.txt"]),
+    ]
+    by_id = {a.source_id: a for a in assets}
+
+    empty = by_id["empty.bin"]
+    assert (empty.size, empty.folder_id, empty.folder_path) == (0, None, ())
+    assert empty.content_type == "application/octet-stream"
+    assert empty.checksums == {}
+    assert await read_all(conn, empty) == b""
+
+    deepest = by_id["/".join([*names, "deepest file.txt"])]
+    assert deepest.folder_path == tuple(names)
+    assert deepest.folder_id == "/".join(names)
+    assert deepest.content_type == "text/plain"
+    assert deepest.url is None
+    st = (deep / "deepest file.txt").stat()
+    assert deepest.version == f"6:{st.st_mtime_ns}"
+    assert deepest.updated_at is not None
+    assert deepest.updated_at.utcoffset() is not None
+    assert await read_all(conn, deepest) == b"bottom"
+
+    broken_jpeg = by_id["level 1/zz.jpg"]  # header unreadable: no size, no crash
+    assert broken_jpeg.content_type == "image/jpeg"
+    assert (broken_jpeg.width, broken_jpeg.height) == (None, None)
+
+
+async def test_large_file_streams_in_64k_chunks(root: Path) -> None:
+    data = os.urandom(localfs.CHUNK_SIZE * 2 + 17)
+    (root / "big.bin").write_bytes(data)
+    conn = connector(root)
+    [asset] = await assets_of(conn)
+    async with conn.open_asset(asset) as chunks:
+        sizes = [len(c) async for c in chunks]
+    assert sizes == [localfs.CHUNK_SIZE, localfs.CHUNK_SIZE, 17]
+
+
+async def test_listing_batches_many_files_in_order(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(localfs, "LIST_BATCH", 3)
+    for i in range(10):
+        (root / f"f{i:02d}.txt").write_bytes(b"x" * i)
+    (root / "f04b").mkdir()
+    (root / "f04b" / "inner.txt").write_bytes(b"in")
+    ids = [a.source_id async for a in connector(root).iter_assets()]
+    assert ids == [
+        "f00.txt", "f01.txt", "f02.txt", "f03.txt", "f04.txt",
+        "f04b/inner.txt",
+        "f05.txt", "f06.txt", "f07.txt", "f08.txt", "f09.txt",
+    ]  # fmt: skip
+
+
+async def test_manifest_and_temp_files_are_not_listed(root: Path, tmp_path: Path) -> None:
+    conn = connector(root)
+    await conn.upload(
+        request("keep.txt", meta=AssetMeta(title="t")),
+        stage_bytes(tmp_path, b"k", "text/plain"),
+        MemoryJournal(),
+    )
+    (root / "sub").mkdir()
+    (root / "sub" / ".assetferry-tmp-0123456789abcdef").write_bytes(b"half a fi")
+    (root / ".assetferry-tmp-deadbeefdeadbeef").write_bytes(b"half")
+    (root / "sub" / ".assetferry.json").write_text("{}")  # only the root's manifest is ours
+    ids = [a.source_id for a in await assets_of(connector(root))]
+    assert ids == ["keep.txt", "sub/.assetferry.json"]
+
+
+async def test_missing_source_root_is_a_config_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigError, match="does not exist"):
+        await assets_of(connector(missing))
+    with pytest.raises(ConfigError, match="does not exist"):
+        await folders_of(connector(missing))
+
+
+async def test_missing_target_root_lists_empty_and_is_created_on_write(tmp_path: Path) -> None:
+    missing = tmp_path / "new" / "target"
+    conn = connector(missing, role="target")
+    assert await assets_of(conn) == []
+    assert await folders_of(conn) == []
+    assert not missing.exists()  # listing (and so `plan`) creates nothing
+    await conn.upload(
+        request("a.txt", "x"), stage_bytes(tmp_path, b"a", "text/plain"), MemoryJournal()
+    )
+    assert (missing / "x" / "a.txt").read_bytes() == b"a"
+
+
+async def test_root_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
+    file = tmp_path / "file"
+    file.write_bytes(b"")
+    with pytest.raises(ConfigError, match="not a folder"):
+        await assets_of(connector(file))
+
+
+def test_scope_is_the_resolved_root(root: Path) -> None:
+    conn = connector(root / "." / "sub" / "..")
+    assert conn.scope == str(root.resolve())
+
+
+def test_manifest_setting_must_be_a_plain_name(root: Path) -> None:
+    with pytest.raises(ValueError, match="plain file name"):
+        LocalConfig(connector="local", path=root, manifest="sub/meta.json")
+
+
+def test_claims_every_capability(root: Path) -> None:
+    caps = Capabilities.of(connector(root))
+    assert caps == Capabilities(
+        target=True, replace=True, update_metadata=True, delete=True, find_asset=True
+    )
+    limits = connector(root).limits
+    assert limits.forbidden_name_chars == "/\\\x00"
+    assert limits.max_name_length == 255
+
+
+# --- symlinks -----------------------------------------------------------------------------------
+
+
+async def test_symlinks_out_of_the_root_are_skipped(root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"do not copy")
+    (root / "real").mkdir()
+    (root / "real" / "photo.txt").write_bytes(b"p")
+    (root / "out-dir").symlink_to(outside, target_is_directory=True)
+    (root / "out-file.txt").symlink_to(outside / "secret.txt")
+    (root / "in-link.txt").symlink_to(root / "real" / "photo.txt")
+    (root / "dangling").symlink_to(tmp_path / "nowhere")
+    (root / "real" / "loop").symlink_to(root / "real", target_is_directory=True)
+    conn = connector(root)
+
+    with capture_logs() as logs:
+        folders = [f.source_id for f in await folders_of(conn)]
+        assets = await assets_of(conn)
+
+    assert folders == ["real"]
+    assert [a.source_id for a in assets] == ["in-link.txt", "real/photo.txt"]
+    assert await read_all(conn, assets[0]) == b"p"  # a link inside the root is followed
+    skipped = {(e["path"], e["reason"]) for e in logs if e["event"] == "local.skipped"}
+    assert ("out-dir", "symlink points outside the root") in skipped
+    assert ("out-file.txt", "symlink points outside the root") in skipped
+    assert ("dangling", "broken symlink") in skipped
+    assert ("real/loop", "symlink loop") in skipped
+    assert all(e["log_level"] == "warning" for e in logs if e["event"] == "local.skipped")
+
+
+async def test_open_refuses_an_id_that_escapes(root: Path, tmp_path: Path) -> None:
+    (tmp_path / "secret.txt").write_bytes(b"s")
+    conn = connector(root)
+    fake = Asset(
+        source_id="../secret.txt", filename="secret.txt", folder_path=(), folder_id=None,
+        content_type="text/plain", size=1,
+    )
+    with pytest.raises(ItemError):
+        await read_all(conn, fake)
+
+
+# --- hostile names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filename", "folder_id"),
+    [
+        ("../evil.txt", None),
+        ("/etc/passwd", None),
+        ("a/../../b", None),
+        ("nul\x00byte.txt", None),
+        ("back\\slash.txt", None),
+        ("..", None),
+        ("ok.txt", "../elsewhere"),
+        ("ok.txt", "/etc"),
+        ("ok.txt", "a/../../b"),
+        ("ok.txt", "a//b"),
+        ("ok.txt", "a\x00"),
+        (".assetferry.json", None),
+        (".assetferry-tmp-1234", "sub"),
+        ("x" * 256, None),
+    ],
+)
+async def test_hostile_names_are_refused_and_others_still_work(
+    root: Path, tmp_path: Path, filename: str, folder_id: str | None
+) -> None:
+    conn = connector(root)
+    before = files_under(tmp_path)
+    with pytest.raises(ItemError):
+        await conn.upload(
+            request(filename, folder_id),
+            stage_bytes(tmp_path, b"evil", "text/plain"),
+            MemoryJournal(),
+        )
+    staged = stage_bytes(tmp_path, b"fine", "text/plain")
+    ref = await conn.upload(request("fine.txt", "ok"), staged, MemoryJournal())
+    assert (root / ref.target_id).read_bytes() == b"fine"
+    new_files = set(files_under(tmp_path)) - set(before)
+    assert {p for p in new_files if not p.startswith("staging")} == {
+        "root/ok", "root/ok/fine.txt", "root/.assetferry.json",
+    }  # fmt: skip
+
+
+async def test_folder_symlinked_out_of_the_root_is_refused_as_target(
+    root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    conn = connector(root)
+    with pytest.raises(ItemError, match="outside"):
+        await conn.upload(
+            request("x.txt", "escape"), stage_bytes(tmp_path, b"x", "text/plain"), MemoryJournal()
+        )
+    with pytest.raises(ItemError, match="outside"):
+        await conn.create_folder("escape", "sub")
+    assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["..", "a/b", "", "x\x00"])
+async def test_create_folder_refuses_bad_names(root: Path, name: str) -> None:
+    with pytest.raises(ItemError):
+        await connector(root).create_folder(None, name)
+    assert list(root.iterdir()) == []
+
+
+async def test_create_folder_nests_and_reuses(root: Path) -> None:
+    conn = connector(root)
+    a = await conn.create_folder(None, "A b")
+    b = await conn.create_folder(a.source_id, "Ç")
+    again = await conn.create_folder(a.source_id, "Ç")
+    assert b == again == Folder(source_id="A b/Ç", name="Ç", parent_id="A b", path=("A b", "Ç"))
+    assert (root / "A b" / "Ç").is_dir()
+    (root / "file").write_bytes(b"")
+    with pytest.raises(ItemError, match="in the way"):
+        await conn.create_folder(None, "file")
+
+
+# --- atomic writes ------------------------------------------------------------------------------
+
+
+async def test_interrupted_copy_leaves_no_temp_and_no_partial_file(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_chunks(path: Path) -> Iterator[bytes]:
+        yield b"first half"
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(localfs, "_read_chunks", broken_chunks)
+    conn = connector(root)
+    await conn.create_folder(None, "dst")
+    with pytest.raises(ItemError, match="Input/output error"):
+        await conn.upload(
+            request("photo.bin", "dst"),
+            stage_bytes(tmp_path, b"first half, second half", "application/octet-stream"),
+            MemoryJournal(),
+        )
+    assert list((root / "dst").iterdir()) == []
+    assert not (root / ".assetferry.json").exists()
+    monkeypatch.undo()
+    assert await assets_of(conn) == []
+
+
+async def test_short_staged_file_is_refused_without_leftovers(root: Path, tmp_path: Path) -> None:
+    good = stage_bytes(tmp_path, b"12345", "text/plain")
+    lying = StagedFile(good.path, 999, good.md5, good.sha256, good.content_type)
+    with pytest.raises(ItemError, match="expected 999"):
+        await connector(root).upload(request("a.txt"), lying, MemoryJournal())
+    assert list(root.iterdir()) == []
+
+
+async def test_vanished_staged_file_is_an_item_error(root: Path, tmp_path: Path) -> None:
+    staged = stage_bytes(tmp_path, b"x", "text/plain")
+    staged.path.unlink()
+    with pytest.raises(ItemError, match="vanished"):
+        await connector(root).upload(request("a.txt"), staged, MemoryJournal())
+    assert list(root.iterdir()) == []
+
+
+async def test_upload_refuses_to_overwrite_a_different_file(root: Path, tmp_path: Path) -> None:
+    conn = connector(root)
+    first = stage_bytes(tmp_path, b"original", "text/plain")
+    ref = await conn.upload(request("a.txt"), first, MemoryJournal())
+    with pytest.raises(ItemError, match="already exists"):
+        await conn.upload(
+            request("a.txt"), stage_bytes(tmp_path, b"imposter", "text/plain"), MemoryJournal()
+        )
+    assert (root / "a.txt").read_bytes() == b"original"
+    # The same bytes again (a resumed upload) are taken as ours.
+    again = await conn.upload(
+        request("a.txt", meta=AssetMeta(title="now titled")), first, MemoryJournal()
+    )
+    assert again == ref
+    [asset] = await assets_of(connector(root))
+    assert asset.meta.title == "now titled"
+    assert sorted(p.name for p in root.iterdir()) == [".assetferry.json", "a.txt"]
+
+
+async def test_replace_overwrites_in_place(root: Path, tmp_path: Path) -> None:
+    conn = connector(root)
+    ref = await conn.upload(
+        request("a.txt", meta=AssetMeta(title="v1")),
+        stage_bytes(tmp_path, b"version one", "text/plain"),
+        MemoryJournal(),
+    )
+    new_ref = await conn.replace(
+        ref.target_id,
+        request("a.txt", meta=AssetMeta(title="v2"), source_id="src-2"),
+        stage_bytes(tmp_path, b"v2", "text/plain"),
+        MemoryJournal(),
+    )
+    assert new_ref == ref
+    assert (root / "a.txt").read_bytes() == b"v2"
+    [asset] = await assets_of(connector(root))
+    assert (asset.size, asset.meta.title) == (2, "v2")
+    assert sorted(p.name for p in root.iterdir()) == [".assetferry.json", "a.txt"]
+
+    with pytest.raises(NotFoundError):
+        await conn.replace(
+            "missing.txt", request("missing.txt"),
+            stage_bytes(tmp_path, b"x", "text/plain"), MemoryJournal(),
+        )
+    with pytest.raises(ItemError):
+        await conn.replace(
+            "../a.txt", request("a.txt"), stage_bytes(tmp_path, b"x", "text/plain"), MemoryJournal()
+        )
+
+
+async def test_delete_removes_file_and_manifest_entry(root: Path, tmp_path: Path) -> None:
+    conn = connector(root)
+    for name in ("a.txt", "b.txt"):
+        await conn.upload(
+            request(name, "f", meta=AssetMeta(title=name)),
+            stage_bytes(tmp_path, name.encode(), "text/plain"),
+            MemoryJournal(),
+        )
+    await conn.delete("f/a.txt")
+    await conn.delete("f/a.txt")  # already gone: fine
+    assert not (root / "f" / "a.txt").exists()
+    doc = json.loads((root / ".assetferry.json").read_text(encoding="utf-8"))
+    assert list(doc["assets"]) == ["f/b.txt"]
+    with pytest.raises(ItemError, match="folder"):
+        await conn.delete("f")
+    assert (root / "f" / "b.txt").exists()
+
+
+async def test_find_asset_matches_name_and_size(root: Path, tmp_path: Path) -> None:
+    conn = connector(root)
+    ref = await conn.upload(
+        request("a.txt", "f"), stage_bytes(tmp_path, b"12345", "text/plain"), MemoryJournal()
+    )
+    assert await conn.find_asset("f", "a.txt", 5) == ref
+    assert await conn.find_asset("f", "a.txt", 4) is None
+    assert await conn.find_asset(None, "a.txt", 5) is None
+    assert await conn.find_asset("f", "other.txt", 5) is None
+    with pytest.raises(ItemError):
+        await conn.find_asset("..", "a.txt", 5)
+
+
+# --- vanished files, corrupt manifest -----------------------------------------------------------
+
+
+async def test_file_vanished_since_listing_is_an_item_error_on_open(root: Path) -> None:
+    (root / "here.txt").write_bytes(b"soon gone")
+    conn = connector(root)
+    [asset] = await assets_of(conn)
+    (root / "here.txt").unlink()
+    with pytest.raises(ItemError, match="no longer exists; re-run"):
+        async with conn.open_asset(asset):
+            pytest.fail("opened a file that is gone")
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('{"version": 1, "assets": {"a.txt": {"title": "x"}', "not valid JSON"),
+        ('{"version": 1, "assets": {"a.txt": {"tags": "one"}}}', "unexpected shape"),
+        ('{"version": 2, "assets": {}}', "unexpected shape"),
+        ('{"version": 1, "assets": {"a.txt": {"titel": "typo"}}}', "unexpected shape"),
+        ("[]", "unexpected shape"),
+    ],
+)
+async def test_corrupt_manifest_is_a_config_error_and_is_kept(
+    root: Path, tmp_path: Path, content: str, why: str
+) -> None:
+    (root / "a.txt").write_bytes(b"a")
+    manifest = root / ".assetferry.json"
+    manifest.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=why) as caught:
+        await assets_of(connector(root))
+    assert str(manifest) in str(caught.value)
+    assert "move it aside" in str(caught.value)
+    with pytest.raises(ConfigError):
+        await connector(root).upload(
+            request("b.txt"), stage_bytes(tmp_path, b"b", "text/plain"), MemoryJournal()
+        )
+    assert manifest.read_text(encoding="utf-8") == content  # metadata not silently dropped
+
+
+# --- concurrency --------------------------------------------------------------------------------
+
+
+async def test_concurrent_uploads_are_all_recorded(root: Path, tmp_path: Path) -> None:
+    conn = connector(root)
+    await conn.create_folder(None, "many")
+    staged = [stage_bytes(tmp_path, f"file {i}".encode(), "text/plain") for i in range(20)]
+
+    async def one(i: int) -> None:
+        await conn.upload(
+            request(f"f{i:02d}.txt", "many", AssetMeta(title=f"t{i}"), source_id=f"s{i}"),
+            staged[i],
+            MemoryJournal(),
+        )
+
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(one, i)
+
+    doc = json.loads((root / ".assetferry.json").read_text(encoding="utf-8"))
+    assert len(doc["assets"]) == 20
+    assets = await assets_of(connector(root))
+    assert [(a.filename, a.meta.title) for a in assets] == [
+        (f"f{i:02d}.txt", f"t{i}") for i in range(20)
+    ]
+    assert not [p for p in root.rglob("*") if p.name.startswith(localfs.TMP_PREFIX)]
