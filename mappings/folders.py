@@ -289,9 +289,9 @@ def plan_tree(
     names: dict[FolderPath, str | None] = {}
     for members in by_parent.values():
         # sort key: the raw name, then fewer levels first (a real "e - f" before a collapsed
-        # e/f), then the levels themselves; the "\x00" join keeps it unique per sibling
+        # e/f), then the levels themselves (their repr keeps the key unique per sibling)
         keys = {
-            f"{slots[p].raw}\x00{len(slots[p].levels):04d}\x00" + "\x00".join(slots[p].levels): p
+            f"{slots[p].raw}\x00{len(slots[p].levels):04d}\x00{slots[p].levels!r}": p
             for p in members
         }
         chosen = unique_names(
