@@ -25,14 +25,17 @@ What it serves (all API routes under ``/v3``, header ``api_key`` plus ``authoriz
 Choices where the documentation is silent (all **unverified** against a live stack):
 
 * Error codes: 105 (401), 109 (412, seen in a third party's live probe) and 145 (404 asset, in
-  recorded CDA traffic) are the vendor's; everywhere else ``error_code`` repeats the HTTP status.
+  recorded CDA traffic; reused for a missing folder) are the vendor's; everywhere else
+  ``error_code`` repeats the HTTP status (429 included).
 * Unknown branch → 422. All branches share one set of assets; urls carry no branch id.
 * ``limit`` above ``max_limit`` is clamped to it (default and maximum 100); a negative or
   non-numeric ``skip``/``limit`` → 422.
 * Default order: ``created_at`` ascending, ties by creation order.
 * Upload answers 201; too large a file → 413; a missing ``asset[upload]`` → 422.
-* Title defaults to the uploaded file's original name; the stored ``filename`` has the
-  restricted characters replaced by ``_``. A replace keeps the title unless one is given.
+* ``description`` is always present (``""`` when unset, as in recorded CDA bodies), although
+  some CMA list samples leave it out. Title defaults to the uploaded file's original name;
+  the stored ``filename`` has the restricted characters replaced by ``_``. A replace keeps
+  the title unless one is given.
 * Every PUT adds one to ``_version``; ``"version": N`` in a PUT restores version N's file
   and metadata first. Publishing is immediate (``scheduled_at`` is ignored).
 * ``/v3/assets/rt`` lists every image asset (the emulator can't tell RTE uploads apart).

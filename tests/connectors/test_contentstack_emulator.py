@@ -586,6 +586,21 @@ async def test_error_after_commit_keeps_the_asset(client: httpx.AsyncClient,
     assert [a["uid"] for a in listed] == [uid]
 
 
+async def test_truncated_download_and_reset_surface_as_read_errors(
+    client: httpx.AsyncClient, emu: ContentstackEmulator
+) -> None:
+    uid = emu.add_asset("big.bin", b"x" * 200_000)
+    url = (await client.get(f"/v3/assets/{uid}")).json()["asset"]["url"]
+    emu.faults = Faults(truncate_rate=1.0)
+    with pytest.raises(httpx.ReadError):
+        await bare_get(client, url)
+    assert emu.fault_middleware.injected["truncate"] == 1
+    emu.faults = Faults(reset_rate=1.0)
+    with pytest.raises(httpx.ReadError):
+        await client.get("/v3/assets")
+    assert emu.fault_middleware.injected["reset"] == 1
+
+
 async def test_download_with_credentials_is_recorded_as_a_leak(
     client: httpx.AsyncClient, emu: ContentstackEmulator
 ) -> None:
