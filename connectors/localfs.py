@@ -697,9 +697,16 @@ class LocalFolderConnector:
         parts = self._asset_parts(request.folder_id, request.filename)
         rel = "/".join(parts)
         final = await anyio.to_thread.run_sync(self._inside, parts)
+        await self._manifest.entries()  # a corrupt manifest stops us before any write
         created = await anyio.to_thread.run_sync(self._place_new, final, staged, rel)
+        previous = None if created else await self._manifest.get(rel)
         await self._manifest.put(
-            rel, _Entry.of(request.meta, source_id=request.source_id, extra={})
+            rel,
+            _Entry.of(
+                request.meta,
+                source_id=request.source_id,
+                extra=previous.extra if previous else {},
+            ),
         )
         log.info(
             "local.uploaded", source_id=request.source_id, target_id=rel, bytes=staged.size,
@@ -758,6 +765,7 @@ class LocalFolderConnector:
         parts = _split_rel(target_id, "asset id")
         rel = "/".join(parts)
         final = await anyio.to_thread.run_sync(self._inside, parts)
+        await self._manifest.entries()  # a corrupt manifest stops us before any write
 
         def overwrite() -> None:
             if not final.is_file():

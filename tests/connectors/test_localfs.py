@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -24,7 +26,7 @@ from connectors.base import (
     StagedFile,
     UploadRequest,
 )
-from connectors.errors import ConfigError, ItemError, NotFoundError
+from connectors.errors import ConfigError, FatalError, ItemError, NotFoundError
 from connectors.localfs import LocalConfig, LocalFolderConnector
 from tests.connectors.staging import MemoryJournal, stage_bytes
 
@@ -480,6 +482,42 @@ async def test_upload_refuses_to_overwrite_a_different_file(root: Path, tmp_path
     assert sorted(p.name for p in root.iterdir()) == [".assetferry.json", "a.txt"]
 
 
+async def test_upload_without_hard_links_still_refuses_to_clobber(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    conn = connector(root)
+    first = stage_bytes(tmp_path, b"original", "text/plain")
+    ref = await conn.upload(request("a.txt", "f"), first, MemoryJournal())
+    assert (root / "f" / "a.txt").read_bytes() == b"original"
+    with pytest.raises(ItemError, match="already exists"):
+        await conn.upload(
+            request("a.txt", "f"), stage_bytes(tmp_path, b"other", "text/plain"), MemoryJournal()
+        )
+    assert await conn.upload(request("a.txt", "f"), first, MemoryJournal()) == ref
+    assert sorted(p.name for p in (root / "f").iterdir()) == ["a.txt"]
+
+
+async def test_unreadable_folder_stops_the_listing(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (root / "locked").mkdir()
+    (root / "locked" / "x.txt").write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def scandir(path: Path) -> object:  # chmod 000 does not stop root, so fake the refusal
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(FatalError, match=r"cannot list .*Permission denied"):
+        await assets_of(connector(root))
+
+
 async def test_replace_overwrites_in_place(root: Path, tmp_path: Path) -> None:
     conn = connector(root)
     ref = await conn.upload(
@@ -579,12 +617,23 @@ async def test_corrupt_manifest_is_a_config_error_and_is_kept(
             request("b.txt"), stage_bytes(tmp_path, b"b", "text/plain"), MemoryJournal()
         )
     assert manifest.read_text(encoding="utf-8") == content  # metadata not silently dropped
+    assert not (root / "b.txt").exists()  # stopped before writing a file without its metadata
 
 
 # --- concurrency --------------------------------------------------------------------------------
 
 
-async def test_concurrent_uploads_are_all_recorded(root: Path, tmp_path: Path) -> None:
+async def test_concurrent_uploads_are_all_recorded(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = localfs._Manifest._write
+
+    def slow_disk(self: localfs._Manifest, snapshot: dict[str, localfs._Entry]) -> None:
+        # Older (smaller) snapshots take longer: unserialized writes would land out of order.
+        time.sleep((20 - len(snapshot)) * 0.001)
+        real_write(self, snapshot)
+
+    monkeypatch.setattr(localfs._Manifest, "_write", slow_disk)
     conn = connector(root)
     await conn.create_folder(None, "many")
     staged = [stage_bytes(tmp_path, f"file {i}".encode(), "text/plain") for i in range(20)]
