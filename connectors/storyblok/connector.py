@@ -509,8 +509,22 @@ class StoryblokConnector:
                 signed = await self._sign(request, folder_id, dims, pending, existing)
                 notes = {"signed_id": str(signed.id), "signed_at": _now()}
                 await journal.record("signed", notes)
-                signed = await self._store(signed, request, staged, folder_id, dims)
-                notes = {**notes, "signed_id": str(signed.id), "stored": "1"}
+                try:
+                    await self._client.store(
+                        signed, staged.path, request.filename, staged.content_type
+                    )
+                except ItemError as exc:
+                    if exc.status != 403:
+                        raise
+                    # the signature expired (10 minutes): sign again for the same asset, once
+                    log.warning("storyblok.signature_refused", asset_id=str(signed.id))
+                    signed = await self._sign(request, folder_id, dims, signed.id, existing)
+                    notes = {"signed_id": str(signed.id), "signed_at": _now()}
+                    await journal.record("signed", notes)
+                    await self._client.store(
+                        signed, staged.path, request.filename, staged.content_type
+                    )
+                notes = {**notes, "stored": "1"}
                 await journal.record("stored", notes)
                 asset_id = signed.id
                 finish = await self._client.finish(asset_id)
@@ -548,25 +562,6 @@ class StoryblokConnector:
             return await self._client.sign(
                 request.filename, folder_id=folder_id, size=size, asset_id=None
             )
-
-    async def _store(
-        self,
-        signed: SignedResponse,
-        request: UploadRequest,
-        staged: StagedFile,
-        folder_id: int | None,
-        dims: Dims | None,
-    ) -> SignedResponse:
-        try:
-            await self._client.store(signed, staged.path, request.filename, staged.content_type)
-        except ItemError as exc:
-            if exc.status != 403:
-                raise
-            # the signature expired (10 minutes): ask for a new one for the same asset, once
-            log.warning("storyblok.signature_refused", asset_id=str(signed.id))
-            signed = await self._sign(request, folder_id, dims, signed.id, signed.id)
-            await self._client.store(signed, staged.path, request.filename, staged.content_type)
-        return signed
 
     # -- metadata ------------------------------------------------------------------------
 
@@ -661,7 +656,7 @@ class StoryblokConnector:
         it) with ``size`` bytes, or ``None``."""
         folder_key = _parse_id(folder_id) if folder_id else None
         wanted = {filename, parameterize(filename)}
-        params: dict[str, Any] = {"search": filename}
+        params: dict[str, Any] = {"search": parameterize(filename)}
         if folder_key is not None:
             params["in_folder"] = folder_key
         pager = PageNumberPaginator(per_page=PER_PAGE)

@@ -312,7 +312,7 @@ async def test_find_asset_matches_parameterized_name_folder_and_size() -> None:
             none = await conn.find_asset("100", "my.pic.jpg", 7)
     assert found == TargetRef("501", f"https://a.storyblok.com/f/{SPACE}/10x10/bbbbbbbbbb/my_pic.jpg")
     assert none is None
-    assert rec.requests[0].url.params["search"] == "my.pic.jpg"
+    assert rec.requests[0].url.params["search"] == "my_pic.jpg"  # the name as stored
     assert rec.requests[0].url.params["in_folder"] == "100"
 
 
@@ -576,6 +576,7 @@ class FakeStoryblok:
         self.signs: list[dict[str, Any]] = []
         self.finishes = 0
         self.refuse_stores = 0
+        self.replace_only_finished = False
         self.leaks: list[str] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -599,7 +600,10 @@ class FakeStoryblok:
             self.signs.append(body)
             if "id" in body:
                 asset_id = int(body["id"])
-                if asset_id not in self.pending and asset_id not in self.finished:
+                known = set(self.finished)
+                if not self.replace_only_finished:
+                    known |= set(self.pending)
+                if asset_id not in known:
                     return httpx.Response(404, json=["This record could not be found"])
             else:
                 asset_id = self.next_id
@@ -721,8 +725,19 @@ async def test_expired_signature_is_signed_again_once(
     assert fake.signs[1]["id"] == int(ref.target_id)
     assert list(fake.finished) == [int(ref.target_id)]
 
+    # a server that can't re-sign an unfinished upload: a fresh sign, still one asset
+    fake.replace_only_finished = True
+    fake.refuse_stores = 1
+    journal = MemoryJournal()
+    async with fake_connector(fake) as conn:
+        ref = await conn.upload(upload_request, staged, journal)
+    first, second = (notes["signed_id"] for step, notes in journal.records if step == "signed")
+    assert first != second == ref.target_id
+    assert journal.records[-1][1]["signed_id"] == ref.target_id
+    assert len(fake.finished) == 2  # the earlier upload and this one
+
     fake.refuse_stores = 2
     async with fake_connector(fake) as conn:
         with pytest.raises(ItemError, match="Request has expired"):
             await conn.upload(upload_request, staged, MemoryJournal())
-    assert len(fake.finished) == 1
+    assert len(fake.finished) == 2
