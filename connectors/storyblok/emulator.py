@@ -191,6 +191,9 @@ class StoryblokEmulator:
     ``assets`` holds finished assets, soft-deleted ones too (``deleted_at`` set). A record's
     ``key`` is the storage path ``f/{space_id}/{W}x{H}/{hash}/{name}``; the wire ``filename``
     is ``{request base URL}/{key}``. ``internal_tag_ids`` are ints here.
+    ``credential_leaks`` holds ``"<header> <METHOD> <path>"`` (never the value) for each
+    credential header sent to S3, the file host or the CDA.
+    Folder 404s use the same bare-array body as asset 404s (choice: one Rails handler).
     """
 
     def __init__(
