@@ -685,3 +685,18 @@ def test_upload_and_download_over_a_loopback_socket(tmp_path: Path) -> None:
     assert download.status_code == 200
     assert download.content == b"over the wire"
     assert download.headers["content-type"].startswith("text/plain")
+
+
+async def test_truncation_fault_cuts_only_file_downloads(tmp_path: Path) -> None:
+    emulator = StoryblokEmulator(rate_limit=None, faults=Faults(truncate_rate=1.0),
+                                 blob_root=tmp_path)
+    asset_id = emulator.add_asset("a.bin", b"0123456789" * 100)
+    try:
+        async with make_client(emulator) as http:
+            row = await http.get(f"{BASE}/assets/{asset_id}", headers=AUTH)
+            assert row.status_code == 200  # API answers are whole
+            with pytest.raises(httpx.ReadError):
+                await http.get(row.json()["filename"])
+    finally:
+        emulator.close()
+    assert emulator.fault_middleware.injected["truncate"] == 1
