@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +23,7 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.errors import (
+    AuthError,
     ConfigError,
     ItemError,
     MalformedResponseError,
@@ -282,5 +283,21 @@ class StoryblokClient:
         )
         return decode_model(response, SignedAssetEnvelope, api=API).asset.signed_url
 
-    def download(self, url: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        return self.storage.download(url)
+    @asynccontextmanager
+    async def download(self, url: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Stream a file with no credentials; a refusal is this file's problem (ItemError).
+
+        ``ApiClient.download`` has no classify hook, so its AuthError (which would stop the
+        run) is turned into an ItemError here.
+        """
+        async with AsyncExitStack() as stack:
+            try:
+                body = await stack.enter_async_context(self.storage.download(url))
+            except AuthError as exc:
+                where = httpx.URL(url)
+                raise ItemError(
+                    f"{STORAGE} refused the file ({exc.status} {where.host}{where.path}): "
+                    "a private asset, or an expired signed URL",
+                    status=exc.status,
+                ) from None
+            yield body
