@@ -194,6 +194,8 @@ class Limits:
     metadata_fields: frozenset[str] = METADATA_FIELDS
     forbidden_name_chars: str = ""
     """Characters the target refuses or rewrites in names; the mapping replaces them by ``_``."""
+    filename_rewrites_whitespace: bool = False
+    """Asset filenames (not folder names) get whitespace replaced by ``_`` (Contentstack)."""
     max_name_length: int | None = None
     requests_per_second: float | None = None
 

@@ -7,6 +7,7 @@ the plan to report.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,7 +85,7 @@ def map_meta(meta: AssetMeta, limits: Limits) -> MappedMeta:
                     "locales dropped: the target has no per-locale fields; the overrides for "
                     f"{', '.join(codes)} are lost"
                 )
-        elif present[name] or lost_overrides[name]:
+        elif present[name] or lost_overrides.get(name):
             dropped.append(name)
             also = lost_overrides.get(name)
             extra = f" (also the overrides for {', '.join(sorted(also))})" if also else ""
@@ -109,6 +110,9 @@ def _has_text(text: LocalizedText) -> bool:
     return any(getattr(text, name) not in (None, "") for name in _TEXT_FIELDS)
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
 def target_filename(filename: str, limits: Limits) -> str:
     """The filename the target gets, before collisions in its folder are resolved.
 
@@ -118,6 +122,8 @@ def target_filename(filename: str, limits: Limits) -> str:
     shortened and the extension (up to 16 characters after the last dot) kept.
     """
     name = clean_text(filename, limits.forbidden_name_chars)
+    if limits.filename_rewrites_whitespace:
+        name = _WHITESPACE.sub("_", name)
     limit = limits.max_name_length
     if limit is None or len(name) <= limit:
         return name

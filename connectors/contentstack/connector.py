@@ -10,8 +10,10 @@ Names: Contentstack replaces ``# % ^ + \\ / ? * : | " ' < > { } = ,`` and whites
 uploaded filenames by ``_`` (asset limitations page, facts §1.5), yet the API's own samples
 show filenames and folder names with spaces. So :attr:`Limits.forbidden_name_chars` lists the
 restricted characters but not whitespace (folder names such as "Demo Folder" are normal and
-must survive), and :meth:`ContentstackConnector.find_asset` compares names after applying the
-full rewrite, whitespace included, to both sides, so it matches whichever form the API kept.
+must survive); ``Limits.filename_rewrites_whitespace`` asks the mapping to rewrite whitespace
+in filenames only, so we send the name the API would store. :meth:`find_asset` compares names
+after applying the full rewrite, whitespace included, to both sides, so it matches whichever
+form the API kept (also for assets uploaded by other tools).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ LIMITS = Limits(
     max_file_size=MAX_FILE_SIZE,
     metadata_fields=frozenset({"title", "description", "tags"}),
     forbidden_name_chars=FORBIDDEN_NAME_CHARS,
+    filename_rewrites_whitespace=True,
     requests_per_second=DEFAULT_REQUESTS_PER_SECOND,
 )
 

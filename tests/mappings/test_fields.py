@@ -232,3 +232,13 @@ def test_size_problem_shows_bytes_when_the_rounded_sizes_look_equal() -> None:
 )
 def test_no_size_problem(size: int | None, content_type: str, limits: Limits) -> None:
     assert size_problem(size, content_type, limits) is None
+
+
+def test_filename_whitespace_rewritten_only_where_the_target_does_it() -> None:
+    from connectors.base import Limits
+    from mappings.fields import target_filename
+
+    assert target_filename("image 01.png", Limits(filename_rewrites_whitespace=True)) == (
+        "image_01.png"
+    )
+    assert target_filename("image 01.png", Limits()) == "image 01.png"

@@ -1,0 +1,97 @@
+"""The single state writer: batches item records into the state DB, one transaction a batch.
+
+Every stage sends its records here. ``commit`` waits until the record is durable (an upload's
+intent must be on disk before the upload starts); ``post`` does not wait (a result that is
+lost in a crash is recovered by reconciling the intent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from state.store import ItemRecord, StateStore
+
+log = structlog.get_logger(__name__)
+
+Key = tuple[str, str]
+_Entry = tuple[ItemRecord, anyio.Event | None]
+
+
+class Checkpointer:
+    def __init__(self, store: StateStore, run_id: int, records: Mapping[Key, ItemRecord],
+                 *, batch: int = 64) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.records: dict[Key, ItemRecord] = dict(records)
+        self._batch = batch
+        self._send: MemoryObjectSendStream[_Entry]
+        self._recv: MemoryObjectReceiveStream[_Entry]
+        self._send, self._recv = anyio.create_memory_object_stream[_Entry](batch)
+        self.commits = 0
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """The writer task: runs until :meth:`close` and everything sent is written."""
+        task_status.started()
+        async with self._recv:
+            while True:
+                try:
+                    first = await self._recv.receive()
+                except anyio.EndOfStream:
+                    return
+                entries = [first]
+                while len(entries) < self._batch:
+                    try:
+                        entries.append(self._recv.receive_nowait())
+                    except (anyio.WouldBlock, anyio.EndOfStream):
+                        break
+                batch = [rec for rec, _ in entries]
+                await anyio.to_thread.run_sync(self._write, batch)
+                self.commits += 1
+                for _, done in entries:
+                    if done is not None:
+                        done.set()
+
+    def _write(self, batch: list[ItemRecord]) -> None:
+        self.store.write(batch, run_id=self.run_id)
+
+    def _remember(self, record: ItemRecord) -> ItemRecord:
+        record = replace(record, last_run_id=self.run_id)
+        self.records[(record.kind, record.source_id)] = record
+        return record
+
+    async def commit(self, record: ItemRecord) -> None:
+        """Write ``record`` and return once it is durable."""
+        done = anyio.Event()
+        await self._send.send((self._remember(record), done))
+        await done.wait()
+
+    async def post(self, record: ItemRecord) -> None:
+        await self._send.send((self._remember(record), None))
+
+    async def close(self) -> None:
+        await self._send.aclose()
+
+
+class RecordJournal:
+    """:class:`connectors.base.UploadJournal` backed by an item's state record."""
+
+    def __init__(self, ckpt: Checkpointer, key: Key) -> None:
+        self._ckpt = ckpt
+        self._key = key
+        self._previous = dict(ckpt.records[key].journal)
+
+    @property
+    def previous(self) -> Mapping[str, str]:
+        return self._previous
+
+    async def record(self, step: str, data: Mapping[str, str]) -> None:
+        current = self._ckpt.records[self._key]
+        journal = {**current.journal, **data, "step": step}
+        await self._ckpt.commit(replace(current, journal=journal))
+        log.debug("state.journal", source_id=self._key[1], step=step)

@@ -1,0 +1,304 @@
+"""The diff: source listing x target listing x state -> one action per folder and asset.
+
+``plan``, ``migrate`` and ``sync`` all compute their work here, so what ``plan`` reports is
+exactly what ``migrate`` does. Nothing in this module performs I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from connectors.base import (
+    Asset,
+    AssetMeta,
+    Capabilities,
+    Folder,
+    FolderPath,
+    Limits,
+)
+from mappings.fields import map_meta, resolve_filename_collisions, size_problem, target_filename
+from mappings.folders import FolderOverflow, plan_tree
+from state.store import ItemRecord, ItemStatus
+
+
+class Op(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    SKIP = "skip"
+    CONFLICT = "conflict"
+    UNSUPPORTED = "unsupported"
+    DELETE = "delete"
+
+
+WRITE_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE})
+
+
+@dataclass(frozen=True, slots=True)
+class FolderAction:
+    op: Op
+    target_path: FolderPath
+    source_ids: tuple[str, ...]
+    reason: str
+    warnings: tuple[str, ...] = ()
+    target_id: str | None = None
+
+    @property
+    def path(self) -> str:
+        return "/".join(self.target_path)
+
+
+@dataclass(frozen=True, slots=True)
+class AssetAction:
+    op: Op
+    source_id: str
+    path: str
+    """The source path, ``folder/sub/name.ext``."""
+    reason: str
+    warnings: tuple[str, ...] = ()
+    asset: Asset | None = None
+    target_folder: FolderPath | None = None
+    filename: str = ""
+    meta: AssetMeta = field(default_factory=AssetMeta)
+    target_id: str | None = None
+    target_url: str | None = None
+    reconcile: bool = False
+    """An earlier attempt may have created the asset: look for it before uploading."""
+    record: ItemRecord | None = None
+    source_hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    route: str
+    folders: tuple[FolderAction, ...]
+    assets: tuple[AssetAction, ...]
+    requests_per_second: float | None
+    listing_requests: int = 0
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for f in self.folders:
+            out[f"folders_{f.op}"] += 1
+        for a in self.assets:
+            out[a.op.value] += 1
+        return dict(out)
+
+    @property
+    def estimated_requests(self) -> int:
+        writes = sum(1 for f in self.folders if f.op is Op.CREATE)
+        writes += sum(1 for a in self.assets if a.op in WRITE_OPS)
+        return writes + self.listing_requests
+
+    @property
+    def estimated_seconds(self) -> float:
+        if not self.requests_per_second:
+            return 0.0
+        return round(self.estimated_requests / self.requests_per_second, 1)
+
+
+def content_hash(asset: Asset) -> str:
+    """What changes when the file itself changes (not its metadata)."""
+    marker = asset.checksums.get("sha256") or asset.checksums.get("md5") or ""
+    raw = f"{asset.size}|{marker}|{asset.url or asset.version or ''}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def meta_hash(asset: Asset) -> str:
+    raw = f"{asset.filename}|{'/'.join(asset.folder_path)}|{asset.meta.fingerprint()}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def source_hash(asset: Asset) -> str:
+    return f"{content_hash(asset)}:{meta_hash(asset)}"
+
+
+def asset_path(asset: Asset) -> str:
+    return "/".join((*asset.folder_path, asset.filename))
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInput:
+    source_folders: Sequence[Folder]
+    source_assets: Sequence[Asset]
+    target_folders: Sequence[Folder]
+    target_assets: Sequence[Asset]
+    records: Mapping[tuple[str, str], ItemRecord]
+    limits: Limits
+    capabilities: Capabilities
+    policy: FolderOverflow
+    prune: bool = False
+    max_deletes: int = 100
+    retry_failed_only: bool = False
+
+
+def make_plan(route: str, inp: PlanInput, *, listing_requests: int = 0) -> Plan:
+    folder_paths = {f.path for f in inp.source_folders} | {
+        a.folder_path for a in inp.source_assets if a.folder_path
+    }
+    existing_paths = {f.path: f for f in inp.target_folders}
+    tree = plan_tree(sorted(folder_paths), inp.limits, inp.policy, existing=existing_paths)
+
+    by_target: dict[FolderPath, list[str]] = defaultdict(list)
+    for f in inp.source_folders:
+        placed = tree.target_path(f.path)
+        if placed is not None:
+            by_target[placed].append(f.source_id)
+    folder_actions = []
+    for path in tree.target_folders():
+        have = existing_paths.get(path)
+        warnings: list[str] = []
+        for f in inp.source_folders:
+            if tree.target_path(f.path) == path:
+                warnings.extend(w for w in tree.warnings_for(f.path) if w not in warnings)
+        if have is not None:
+            folder_actions.append(FolderAction(Op.SKIP, path, tuple(by_target[path]),
+                                               "already in the target", tuple(warnings),
+                                               have.source_id))
+        else:
+            folder_actions.append(FolderAction(Op.CREATE, path, tuple(by_target[path]),
+                                               "not in the target", tuple(warnings)))
+    folder_actions.extend(
+        FolderAction(Op.UNSUPPORTED, f.path, (f.source_id,),
+                     tree.error_for(f.path) or "cannot be placed")
+        for f in inp.source_folders if tree.target_path(f.path) is None
+    )
+
+    target_index: dict[tuple[FolderPath, str], list[Asset]] = defaultdict(list)
+    target_by_id: dict[str, Asset] = {}
+    for t in inp.target_assets:
+        target_index[(t.folder_path, t.filename)].append(t)
+        target_by_id[t.source_id] = t
+
+    # filenames per target folder, collisions resolved deterministically
+    names_by_folder: dict[FolderPath, list[tuple[str, str]]] = defaultdict(list)
+    placed_assets: list[tuple[Asset, FolderPath | None]] = []
+    for asset in inp.source_assets:
+        folder = tree.target_path(asset.folder_path) if asset.folder_path else ()
+        placed_assets.append((asset, folder))
+        if folder is not None:
+            names_by_folder[folder].append(
+                (asset.source_id, target_filename(asset.filename, inp.limits))
+            )
+    final_names: dict[str, str] = {}
+    for names in names_by_folder.values():
+        final_names.update(resolve_filename_collisions(names))
+
+    actions = [
+        _asset_action(asset, folder, final_names, tree.warnings_for(asset.folder_path),
+                      tree.error_for(asset.folder_path), inp, target_index, target_by_id)
+        for asset, folder in placed_assets
+    ]
+    actions.extend(_prune_actions(inp, target_by_id))
+    return Plan(route, tuple(folder_actions), tuple(actions), inp.limits.requests_per_second,
+                listing_requests)
+
+
+def _asset_action(
+    asset: Asset,
+    folder: FolderPath | None,
+    final_names: Mapping[str, str],
+    tree_warnings: tuple[str, ...],
+    tree_error: str | None,
+    inp: PlanInput,
+    target_index: Mapping[tuple[FolderPath, str], list[Asset]],
+    target_by_id: Mapping[str, Asset],
+) -> AssetAction:
+    path = asset_path(asset)
+    base = AssetAction(Op.SKIP, asset.source_id, path, "", asset=asset,
+                       source_hash=source_hash(asset))
+    if folder is None:
+        return _with(base, Op.UNSUPPORTED,
+                     tree_error or "its folder cannot be placed in the target")
+    problem = size_problem(asset.size, asset.content_type, inp.limits)
+    if problem:
+        return _with(base, Op.UNSUPPORTED, problem)
+    filename = final_names[asset.source_id]
+    mapped = map_meta(asset.meta, inp.limits)
+    warnings = list(tree_warnings) + list(mapped.warnings)
+    if filename != asset.filename:
+        warnings.append(f"renamed to {filename!r} for the target's name rules")
+    record = inp.records.get(("asset", asset.source_id))
+    base = AssetAction(
+        Op.CREATE, asset.source_id, path, "", tuple(warnings), asset, folder, filename,
+        mapped.meta, record=record, source_hash=base.source_hash,
+    )
+    if inp.retry_failed_only and (record is None or record.status is not ItemStatus.FAILED):
+        return _with(base, Op.SKIP, "not a failed item (--retry-failed)")
+    if record is not None and record.status is ItemStatus.DONE and record.target_id:
+        current = target_by_id.get(record.target_id)
+        if current is None:
+            return _with(base, Op.CREATE, "was migrated but is missing from the target")
+        base = _target(base, current)
+        old_content, _, old_meta = (record.source_hash or ":").partition(":")
+        new_content, _, new_meta = base.source_hash.partition(":")
+        if old_content == new_content and old_meta == new_meta:
+            return _with(base, Op.SKIP, "unchanged since the last run")
+        if old_content != new_content:
+            if inp.capabilities.replace:
+                return _with(base, Op.REPLACE, "the file changed in the source")
+            return _with(base, Op.UNSUPPORTED,
+                         "the file changed in the source and the target cannot replace files")
+        if inp.capabilities.update_metadata:
+            return _with(base, Op.UPDATE, "metadata changed in the source")
+        return _with(base, Op.UNSUPPORTED,
+                     "metadata changed and the target cannot update metadata")
+    candidates = target_index.get((folder, filename), [])
+    in_flight = record is not None and record.status is ItemStatus.IN_FLIGHT
+    same = [t for t in candidates if asset.size is None or t.size == asset.size]
+    if same:
+        reason = ("an interrupted run had created it: adopted" if in_flight
+                  else "already in the target (same folder, name and size): adopted")
+        return _with(_target(base, same[0]), Op.SKIP, reason)
+    if in_flight:
+        return _with(base, Op.CREATE,
+                     "an earlier run was interrupted during this upload: reconcile, then finish",
+                     reconcile=True)
+    if candidates:
+        return _with(base, Op.CONFLICT,
+                     f"a different file named {filename!r} is already in the target folder; "
+                     "rename or remove one of them, then run again")
+    if record is not None and record.status is ItemStatus.FAILED:
+        return _with(base, Op.CREATE, f"retrying: {record.last_error or 'failed before'}",
+                     reconcile=True)
+    return _with(base, Op.CREATE, "not in the target")
+
+
+def _with(action: AssetAction, op: Op, reason: str, *, reconcile: bool = False) -> AssetAction:
+    from dataclasses import replace
+
+    return replace(action, op=op, reason=reason, reconcile=reconcile or action.reconcile)
+
+
+def _target(action: AssetAction, current: Asset) -> AssetAction:
+    from dataclasses import replace
+
+    return replace(action, target_id=current.source_id, target_url=current.url)
+
+
+def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset]) -> list[AssetAction]:
+    """Assets we migrated whose source is gone: delete when pruning, else report."""
+    present = {a.source_id for a in inp.source_assets}
+    gone = [
+        r for (kind, sid), r in sorted(inp.records.items())
+        if kind == "asset" and sid not in present and r.status is ItemStatus.DONE
+        and r.target_id and r.target_id in target_by_id
+    ]
+    out = []
+    for r in gone:
+        if not inp.prune:
+            op, reason = Op.SKIP, "gone from the source; kept (prune is off)"
+        elif not inp.capabilities.delete:
+            op, reason = Op.UNSUPPORTED, "gone from the source; the target cannot delete"
+        elif len(gone) > inp.max_deletes:
+            op, reason = Op.SKIP, (f"gone from the source; not deleted: {len(gone)} deletions "
+                                   f"exceed run.max_deletes = {inp.max_deletes}")
+        else:
+            op, reason = Op.DELETE, "gone from the source (prune)"
+        out.append(AssetAction(op, r.source_id, r.path, reason, target_id=r.target_id,
+                               target_url=r.target_url, record=r))
+    return out

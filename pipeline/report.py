@@ -1,0 +1,198 @@
+"""Rendering: the plan (table, JSON, Markdown), the run summary, the id/url map."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.plan import Op, Plan
+from pipeline.stages import Outcome
+from state.store import ItemRecord, ItemStatus
+
+NOT_MIGRATED = frozenset({Op.UNSUPPORTED, Op.CONFLICT})
+
+
+def plan_items(plan: Plan) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = [
+        {"op": f.op.value, "kind": "folder", "source_id": ",".join(f.source_ids) or None,
+         "path": f.path, "reason": f.reason, "warnings": list(f.warnings)}
+        for f in plan.folders
+    ]
+    items.extend(
+        {"op": a.op.value, "kind": "asset", "source_id": a.source_id, "path": a.path,
+         "reason": a.reason, "warnings": list(a.warnings),
+         "target_path": "/".join((*a.target_folder, a.filename)) if a.target_folder is not None
+         and a.filename else None}
+        for a in plan.assets
+    )
+    return items
+
+
+def plan_summary(plan: Plan) -> dict[str, Any]:
+    counts: Counter[str] = Counter()
+    for f in plan.folders:
+        counts[f"folders_{f.op.value}"] += 1
+    for a in plan.assets:
+        counts[a.op.value] += 1
+    warnings = sum(len(a.warnings) for a in plan.assets)
+    warnings += sum(len(f.warnings) for f in plan.folders)
+    return {
+        "route": plan.route,
+        **{op.value: counts.get(op.value, 0) for op in Op},
+        "folders_create": counts.get("folders_create", 0),
+        "folders_skip": counts.get("folders_skip", 0),
+        "folders_unsupported": counts.get("folders_unsupported", 0),
+        "warnings": warnings,
+        "estimated_requests": plan.estimated_requests,
+        "estimated_seconds": plan.estimated_seconds,
+    }
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps({"summary": plan_summary(plan), "items": plan_items(plan)},
+                      indent=2, ensure_ascii=False)
+
+
+def _summary_line(summary: dict[str, Any]) -> str:
+    return (f"folders: {summary['folders_create']} to create, {summary['folders_skip']} present; "
+            f"assets: {summary['create']} create, {summary['update']} update, "
+            f"{summary['replace']} replace, {summary['skip']} skip, {summary['delete']} delete, "
+            f"{summary['conflict']} conflict, {summary['unsupported']} unsupported; "
+            f"{summary['warnings']} warnings; about {summary['estimated_requests']} requests, "
+            f"{summary['estimated_seconds']} s at the target's rate limit")
+
+
+def plan_table(plan: Plan, *, width: int = 100) -> str:
+    rows = plan_items(plan)
+    out = io.StringIO()
+    out.write(f"{'OP':<12} {'KIND':<7} PATH / REASON\n")
+    for r in rows:
+        out.write(f"{r['op']:<12} {r['kind']:<7} {r['path']}\n")
+        out.write(f"{'':<20} {r['reason']}\n")
+        for w in r["warnings"]:
+            out.write(f"{'':<20} ! {w}\n")
+    out.write("\n" + _summary_line(plan_summary(plan)) + "\n")
+    return out.getvalue()
+
+
+def plan_markdown(plan: Plan) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    out = io.StringIO()
+    out.write(f"# assetferry plan: `{plan.route}`\n\n{_summary_line(plan_summary(plan))}\n\n")
+    out.write("| op | kind | path | reason | warnings |\n|---|---|---|---|---|\n")
+    for r in plan_items(plan):
+        out.write(f"| {r['op']} | {r['kind']} | {cell(r['path'])} | {cell(r['reason'])} | "
+                  f"{cell('; '.join(r['warnings']))} |\n")
+    return out.getvalue()
+
+
+@dataclass
+class RunSummary:
+    route: str
+    mode: str
+    run_id: int | None
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+    fatal: str | None = None
+
+    def assets(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.kind == "asset"]
+
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status is ItemStatus.FAILED]
+
+    def not_migrated(self) -> list[Outcome]:
+        return [o for o in self.assets() if o.op in NOT_MIGRATED]
+
+    def counts(self) -> dict[str, int]:
+        assets = self.assets()
+        done = [o for o in assets if o.status is ItemStatus.DONE]
+        return {
+            "assets_total": len(assets),
+            "created": sum(1 for o in done if o.op is Op.CREATE),
+            "replaced": sum(1 for o in done if o.op is Op.REPLACE),
+            "updated": sum(1 for o in done if o.op is Op.UPDATE),
+            "deleted": sum(1 for o in done if o.op is Op.DELETE),
+            "adopted": sum(1 for o in done if o.op is Op.SKIP),
+            "skipped": sum(1 for o in assets if o.status is ItemStatus.SKIPPED
+                           and o.op not in NOT_MIGRATED),
+            "not_migrated": len(self.not_migrated()),
+            "failed": sum(1 for o in assets if o.status is ItemStatus.FAILED),
+            "folders_created": sum(1 for o in self.outcomes if o.kind == "folder"
+                                   and o.status is ItemStatus.DONE and o.op is Op.CREATE),
+            "folders_failed": sum(1 for o in self.outcomes if o.kind == "folder"
+                                  and o.status is ItemStatus.FAILED),
+            "bytes": sum(o.bytes for o in assets),
+        }
+
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.fatal is not None:
+            return 2
+        return 1 if self.failed() or self.not_migrated() else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "route": self.route,
+            "mode": self.mode,
+            "run_id": self.run_id,
+            "seconds": round(self.seconds, 2),
+            "counts": self.counts(),
+            "exit_code": self.exit_code(),
+            "fatal": self.fatal,
+            "failures": [{"kind": o.kind, "source_id": o.source_id, "path": o.path,
+                          "reason": o.reason} for o in self.failed()],
+            "not_migrated": [{"source_id": o.source_id, "path": o.path, "op": o.op.value,
+                              "reason": o.reason} for o in self.not_migrated()],
+            "map": [{"source_id": o.source_id, "path": o.path, "target_id": o.target_id,
+                     "target_url": o.target_url} for o in self.assets()
+                    if o.status is ItemStatus.DONE and o.target_id],
+        }
+
+    def text(self) -> str:
+        c = self.counts()
+        lines = [
+            f"{self.mode} {self.route}: {c['assets_total']} assets in {self.seconds:.1f} s: "
+            f"{c['created']} created, {c['replaced']} replaced, {c['updated']} updated, "
+            f"{c['adopted']} adopted, {c['deleted']} deleted, {c['skipped']} skipped, "
+            f"{c['not_migrated']} not migrated, {c['failed']} failed; "
+            f"{c['folders_created']} folders created; {c['bytes']:,} bytes sent",
+        ]
+        if self.fatal:
+            lines.append(f"stopped: {self.fatal}")
+        lines.extend(f"  FAILED {o.kind} {o.path}: {o.reason}" for o in self.failed())
+        lines.extend(f"  NOT MIGRATED {o.path}: {o.reason}" for o in self.not_migrated())
+        if self.interrupted:
+            lines.append("interrupted: state saved; run the same command again to resume")
+        return "\n".join(lines)
+
+
+MAP_COLUMNS = ("kind", "source_id", "source_url", "target_id", "target_url", "path")
+
+
+def map_rows(records: Iterable[ItemRecord]) -> list[dict[str, str]]:
+    rows = []
+    for r in sorted(records, key=lambda r: (r.kind, r.path, r.source_id)):
+        if r.status is not ItemStatus.DONE or not r.target_id:
+            continue
+        rows.append({"kind": r.kind, "source_id": r.source_id, "source_url": r.source_url or "",
+                     "target_id": r.target_id, "target_url": r.target_url or "",
+                     "path": r.path})
+    return rows
+
+
+def map_csv(rows: Sequence[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=MAP_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

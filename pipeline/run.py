@@ -1,0 +1,232 @@
+"""One run of a job: list, plan, and (unless planning) execute. Modes differ only in wiring."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import structlog
+
+from connectors.base import Asset, Capabilities, Folder, Source, Target
+from connectors.errors import ConfigError, FatalError, SyncError
+from pipeline.checkpoint import Checkpointer
+from pipeline.config import JobConfig
+from pipeline.plan import Plan, PlanInput, make_plan
+from pipeline.registry import open_connector
+from pipeline.report import RunSummary
+from pipeline.stages import AssetLoader, Outcome, create_folders, run_assets
+from state.store import ItemRecord, RunStatus, StateStore
+
+log = structlog.get_logger(__name__)
+
+Transports = Mapping[str, httpx.AsyncBaseTransport]
+"""In-process transports by side (``"source"``, ``"target"``): tests and the demo."""
+
+
+@contextmanager
+def unwrap_groups() -> Iterator[None]:
+    """A task group wraps errors in ExceptionGroup; surface our first error as itself."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        for exc in _leaves(group):
+            if isinstance(exc, SyncError | KeyboardInterrupt):
+                raise exc from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    folders: list[Folder]
+    assets: list[Asset]
+
+
+async def list_all(connector: Source, side: str) -> Listing:
+    """The full listing of one side; any failure is fatal (no diff on half a listing)."""
+    folders: list[Folder] = []
+    assets: list[Asset] = []
+    try:
+        folders.extend([folder async for folder in connector.iter_folders()])
+        assets.extend([asset async for asset in connector.iter_assets()])
+    except FatalError:
+        raise
+    except SyncError as exc:
+        raise FatalError(
+            f"listing the {side} ({connector.name}) failed, so no diff can be trusted: {exc}"
+        ) from None
+    log.info("list.done", side=side, connector=connector.name, folders=len(folders),
+             assets=len(assets))
+    return Listing(folders, assets)
+
+
+def open_state(job: JobConfig, *, create: bool) -> StateStore | None:
+    url = job.run.state
+    if not create and "://" not in url and not Path(url).exists():
+        return None
+    return StateStore(url)
+
+
+async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
+                     records: Mapping[tuple[str, str], ItemRecord], *,
+                     retry_failed: bool = False, prune: bool | None = None) -> Plan:
+    listings: dict[str, Listing] = {}
+
+    async def grab(side: str, conn: Source) -> None:
+        listings[side] = await list_all(conn, side)
+
+    with unwrap_groups():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(grab, "source", source)
+            tg.start_soon(grab, "target", target)
+    caps = Capabilities.of(target)
+    inp = PlanInput(
+        source_folders=listings["source"].folders,
+        source_assets=listings["source"].assets,
+        target_folders=listings["target"].folders,
+        target_assets=listings["target"].assets,
+        records=records,
+        limits=target.limits,
+        capabilities=caps,
+        policy=job.mapping.folder_overflow,
+        prune=job.run.prune if prune is None else prune,
+        max_deletes=job.run.max_deletes,
+        retry_failed_only=retry_failed,
+    )
+    return make_plan(route, inp)
+
+
+async def _open_pair(job: JobConfig, stack: AsyncExitStack,
+                     transports: Transports | None) -> tuple[Source, Target]:
+    transports = transports or {}
+    source = open_connector(job.source, transport=transports.get("source"))
+    stack.push_async_callback(source.aclose)
+    target = open_connector(job.target, role="target", transport=transports.get("target"))
+    stack.push_async_callback(target.aclose)
+    if not isinstance(target, Target):
+        raise ConfigError(f"target.connector: {job.target.connector} is read-only")
+    caps = Capabilities.of(target)
+    log.info("run.capabilities", connector=target.name, **{k: getattr(caps, k) for k in
+                                                         caps.__dataclass_fields__})
+    return source, target
+
+
+async def plan_job(job: JobConfig, *, transports: Transports | None = None,
+                   prune: bool | None = None) -> Plan:
+    """The dry run: lists both sides, reads state if present, writes nothing."""
+    async with AsyncExitStack() as stack:
+        source, target = await _open_pair(job, stack, transports)
+        route = job.route(source.scope, target.scope)
+        records = _read_records(job, route)
+        return await build_plan(job, source, target, route, records, prune=prune)
+
+
+async def execute_job(
+    job: JobConfig,
+    mode: str,
+    *,
+    transports: Transports | None = None,
+    retry_failed: bool = False,
+    prune: bool | None = None,
+    progress: Callable[[Outcome], None] | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+) -> RunSummary:
+    """migrate or sync: plan with the same code as ``plan``, then carry it out."""
+    started = time.monotonic()
+    store: StateStore | None = None
+    summary = RunSummary(route="", mode=mode, run_id=None)
+    run_id: int | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            source, target = await _open_pair(job, stack, transports)
+            route = job.route(source.scope, target.scope)
+            summary.route = route
+            records = _read_records(job, route)
+            plan = await build_plan(job, source, target, route, records,
+                                    retry_failed=retry_failed,
+                                    prune=prune if mode == "sync" else False)
+            if on_plan is not None:
+                on_plan(plan)
+            store = StateStore(job.run.state)
+            run_id = store.start_run(route, mode)
+            summary.run_id = run_id
+            with structlog.contextvars.bound_contextvars(run_id=run_id, route=route):
+                summary.outcomes = await _carry_out(job, plan, source, target, store, run_id,
+                                                    records, progress)
+    except FatalError as exc:
+        summary.fatal = str(exc)
+        log.error("run.fatal", error=str(exc))
+    except anyio.get_cancelled_exc_class():
+        summary.interrupted = True
+        _finish(store, run_id, summary, started)
+        raise
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    _finish(store, run_id, summary, started)
+    return summary
+
+
+def _read_records(job: JobConfig, route: str) -> dict[tuple[str, str], ItemRecord]:
+    store = open_state(job, create=False)
+    if store is None:
+        return {}
+    try:
+        return store.items(route)
+    finally:
+        store.close()
+
+
+def _finish(store: StateStore | None, run_id: int | None, summary: RunSummary,
+            started: float) -> None:
+    summary.seconds = time.monotonic() - started
+    if store is None:
+        return
+    if run_id is not None:
+        if summary.interrupted:
+            status = RunStatus.INTERRUPTED
+        elif summary.fatal:
+            status = RunStatus.FAILED
+        elif summary.exit_code() == 1:
+            status = RunStatus.PARTIAL
+        else:
+            status = RunStatus.DONE
+        result: dict[str, Any] = summary.to_dict()
+        result.pop("map", None)
+        store.finish_run(run_id, status, result)
+    store.close()
+
+
+async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
+                     store: StateStore, run_id: int,
+                     records: Mapping[tuple[str, str], ItemRecord],
+                     progress: Callable[[Outcome], None] | None) -> list[Outcome]:
+    ckpt = Checkpointer(store, run_id, records)
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="assetferry-") as tmp, unwrap_groups():
+        async with anyio.create_task_group() as tg:
+            await tg.start(ckpt.run)
+            try:
+                folder_ids, folder_outcomes = await create_folders(target, plan.folders,
+                                                                   ckpt, plan.route)
+                outcomes.extend(folder_outcomes)
+                loader = AssetLoader(source, target, ckpt, plan.route, folder_ids, Path(tmp))
+                outcomes.extend(await run_assets(loader, plan.assets,
+                                                 concurrency=job.run.concurrency,
+                                                 progress=progress))
+            finally:
+                await ckpt.close()
+    return outcomes

@@ -1,0 +1,318 @@
+"""Execution: folders parent-first, then assets through bounded streams to N loaders.
+
+Every item ends done, skipped (with a reason) or failed (with a reason); an ItemError fails
+that item and the run goes on, a FatalError cancels the run. Intent before side effect:
+an upload's IN_FLIGHT record is durable before any byte is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import anyio
+import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from connectors.base import (
+    Asset,
+    Folder,
+    FolderPath,
+    Source,
+    StagedFile,
+    SupportsDelete,
+    SupportsFindAsset,
+    SupportsReplace,
+    SupportsUpdateMetadata,
+    Target,
+    TargetRef,
+    UploadRequest,
+)
+from connectors.errors import AmbiguousError, FatalError, ItemError, RetryableError, SyncError
+from pipeline.checkpoint import Checkpointer, RecordJournal
+from pipeline.crashpoints import crash_point
+from pipeline.plan import AssetAction, FolderAction, Op
+from state.store import ItemRecord, ItemStatus
+
+log = structlog.get_logger(__name__)
+
+UPLOAD_TRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: str
+    source_id: str
+    path: str
+    op: Op
+    status: ItemStatus
+    reason: str
+    target_id: str | None = None
+    target_url: str | None = None
+    bytes: int = 0
+
+
+Progress = Callable[[Outcome], None]
+
+
+def _record(ckpt: Checkpointer, kind: str, source_id: str, path: str) -> ItemRecord:
+    return ckpt.records.get((kind, source_id)) or ItemRecord(
+        route="", kind=kind, source_id=source_id, status=ItemStatus.PENDING, path=path
+    )
+
+
+async def create_folders(
+    target: Target, actions: Sequence[FolderAction], ckpt: Checkpointer, route: str
+) -> tuple[dict[FolderPath, str], list[Outcome]]:
+    """Create missing folders parent-first. Returns target ids by target path."""
+    ids: dict[FolderPath, str] = {(): ""}
+    failed: set[FolderPath] = set()
+    outcomes = []
+    for action in sorted(actions, key=lambda a: (len(a.target_path), a.target_path)):
+        if action.op is Op.UNSUPPORTED:
+            continue
+        path = action.target_path
+        parent = path[:-1]
+        if action.op is Op.SKIP and action.target_id:
+            ids[path] = action.target_id
+            status, reason, target_id = ItemStatus.DONE, action.reason, action.target_id
+        elif parent in failed or parent not in ids:
+            failed.add(path)
+            status, reason, target_id = ItemStatus.FAILED, "its parent folder failed", None
+        else:
+            try:
+                folder = await _create_folder(target, ids[parent] or None, path)
+            except (ItemError, RetryableError) as exc:
+                failed.add(path)
+                status, reason, target_id = ItemStatus.FAILED, str(exc), None
+                log.error("folders.failed", path="/".join(path), error=str(exc))
+            else:
+                crash_point("folder.created")
+                ids[path] = folder.source_id
+                status, reason, target_id = ItemStatus.DONE, "created", folder.source_id
+                log.info("folders.created", path="/".join(path), target_id=folder.source_id)
+        keys = action.source_ids or ("path:" + "/".join(path),)
+        for sid in keys:
+            rec = _record(ckpt, "folder", sid, "/".join(path))
+            await ckpt.post(replace(rec, route=route, status=status, target_id=target_id,
+                                    target_path="/".join(path),
+                                    last_error=None if status is ItemStatus.DONE else reason))
+        outcomes.append(Outcome("folder", keys[0], "/".join(path), action.op, status, reason,
+                                target_id))
+    return ids, outcomes
+
+
+async def _create_folder(target: Target, parent_id: str | None, path: FolderPath) -> Folder:
+    """Create one folder; after an ambiguous failure, look for it before trying again."""
+    for attempt in range(1, UPLOAD_TRIES + 1):
+        try:
+            return await target.create_folder(parent_id, path[-1])
+        except AmbiguousError as exc:
+            log.warning("folders.ambiguous", path="/".join(path), error=str(exc))
+            async for existing in target.iter_folders():
+                if existing.path == path:
+                    return existing
+            if attempt == UPLOAD_TRIES:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def stage(source: Source, asset: Asset, tmpdir: Path) -> StagedFile:
+    """Stream the asset's bytes to a temp file while hashing; check the size."""
+    path = tmpdir / f"{uuid.uuid4().hex}.part"
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha = hashlib.sha256()
+    size = 0
+    try:
+        async with source.open_asset(asset) as chunks, await anyio.open_file(path, "wb") as out:
+            async for chunk in chunks:
+                md5.update(chunk)
+                sha.update(chunk)
+                size += len(chunk)
+                await out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if asset.size is not None and size != asset.size:
+        path.unlink(missing_ok=True)
+        raise ItemError(
+            f"the source sent {size} bytes but listed {asset.size}; "
+            "the file may have changed during the run: run again"
+        )
+    return StagedFile(path, size, md5.hexdigest(), sha.hexdigest(), asset.content_type)
+
+
+class AssetLoader:
+    """Carries out asset actions; one instance shared by all loader tasks."""
+
+    def __init__(self, source: Source, target: Target, ckpt: Checkpointer, route: str,
+                 folder_ids: dict[FolderPath, str], tmpdir: Path) -> None:
+        self.source = source
+        self.target = target
+        self.ckpt = ckpt
+        self.route = route
+        self.folder_ids = folder_ids
+        self.tmpdir = tmpdir
+
+    async def run(self, action: AssetAction) -> Outcome:
+        key = ("asset", action.source_id)
+        rec = replace(_record(self.ckpt, "asset", action.source_id, action.path), route=self.route)
+        try:
+            return await self._dispatch(action, rec)
+        except FatalError:
+            raise
+        except (SyncError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, SyncError) else f"local file error: {exc}"
+        current = self.ckpt.records.get(key, rec)
+        await self.ckpt.commit(replace(current, status=ItemStatus.FAILED, last_error=reason))
+        log.error("load.failed", source_id=action.source_id, path=action.path, error=reason)
+        return Outcome("asset", action.source_id, action.path, action.op, ItemStatus.FAILED, reason)
+
+    async def _dispatch(self, action: AssetAction, rec: ItemRecord) -> Outcome:
+        op = action.op
+        if op is Op.SKIP:
+            if action.target_id and (rec.target_id != action.target_id
+                                     or rec.status is not ItemStatus.DONE):
+                return await self._done(action, rec, TargetRef(action.target_id,
+                                                               action.target_url), 0)
+            return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
+        if op in (Op.UNSUPPORTED, Op.CONFLICT):
+            await self.ckpt.post(replace(rec, status=ItemStatus.SKIPPED, last_error=action.reason,
+                                         source_hash=rec.source_hash, path=action.path))
+            return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
+        if op is Op.DELETE:
+            assert isinstance(self.target, SupportsDelete)  # noqa: S101 - the plan checked
+            assert action.target_id  # noqa: S101
+            await self.ckpt.commit(replace(rec, status=ItemStatus.IN_FLIGHT, intent="delete"))
+            await self.target.delete(action.target_id)
+            await self.ckpt.commit(replace(rec, status=ItemStatus.SKIPPED, intent=None,
+                                           target_id=None, target_url=None,
+                                           last_error="deleted from the target (pruned)"))
+            return self._outcome(action, ItemStatus.DONE, "deleted", rec)
+        if op is Op.UPDATE:
+            assert isinstance(self.target, SupportsUpdateMetadata)  # noqa: S101
+            assert action.target_id  # noqa: S101
+            await self.target.update_metadata(action.target_id, action.meta)
+            return await self._done(action, rec, TargetRef(action.target_id, action.target_url), 0)
+        return await self._upload(action, rec)
+
+    async def _upload(self, action: AssetAction, rec: ItemRecord) -> Outcome:
+        assert action.asset is not None  # noqa: S101
+        assert action.target_folder is not None  # noqa: S101
+        folder_id = self.folder_ids.get(action.target_folder)
+        if folder_id is None:
+            raise ItemError(f"its target folder {'/'.join(action.target_folder)!r} was not created")
+        resuming = rec.status is ItemStatus.IN_FLIGHT or action.reconcile
+        intent = replace(rec, status=ItemStatus.IN_FLIGHT, intent=action.op.value,
+                         attempts=rec.attempts + 1, path=action.path,
+                         source_url=action.asset.url, last_error=None,
+                         journal=rec.journal if resuming else {})
+        await self.ckpt.commit(intent)
+        request = UploadRequest(action.source_id, action.filename, folder_id or None,
+                                action.target_folder, action.asset.content_type, action.meta)
+        staged = await self._stage(action.asset)
+        try:
+            if resuming and action.op is Op.CREATE and not intent.journal:
+                found = await self._find(request, staged)
+                if found is not None:
+                    log.info("load.reconciled", source_id=action.source_id,
+                             target_id=found.target_id)
+                    return await self._done(action, rec, found, 0)
+            crash_point("upload.before")
+            ref = await self._send(action, request, staged)
+            crash_point("upload.after")
+            return await self._done(action, rec, ref, staged.size)
+        finally:
+            staged.path.unlink(missing_ok=True)
+
+    async def _stage(self, asset: Asset) -> StagedFile:
+        for attempt in range(1, UPLOAD_TRIES + 1):
+            try:
+                return await stage(self.source, asset, self.tmpdir)
+            except RetryableError:
+                if attempt == UPLOAD_TRIES:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self, action: AssetAction, request: UploadRequest,
+                    staged: StagedFile) -> TargetRef:
+        key = ("asset", action.source_id)
+        for attempt in range(1, UPLOAD_TRIES + 1):
+            journal = RecordJournal(self.ckpt, key)
+            try:
+                if action.op is Op.REPLACE:
+                    assert isinstance(self.target, SupportsReplace)  # noqa: S101
+                    assert action.target_id  # noqa: S101
+                    return await self.target.replace(action.target_id, request, staged, journal)
+                return await self.target.upload(request, staged, journal)
+            except AmbiguousError as exc:
+                log.warning("load.ambiguous", source_id=action.source_id, error=str(exc))
+                if action.op is Op.CREATE:
+                    found = await self._find(request, staged)
+                    if found is not None:
+                        return found
+                if attempt == UPLOAD_TRIES:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _find(self, request: UploadRequest, staged: StagedFile) -> TargetRef | None:
+        if not isinstance(self.target, SupportsFindAsset):
+            return None
+        return await self.target.find_asset(request.folder_id, request.filename, staged.size)
+
+    async def _done(self, action: AssetAction, rec: ItemRecord, ref: TargetRef,
+                    size: int) -> Outcome:
+        done = replace(self.ckpt.records.get(("asset", action.source_id), rec),
+                       route=self.route, status=ItemStatus.DONE, intent=None, journal={},
+                       target_id=ref.target_id, target_url=ref.url, last_error=None,
+                       source_hash=action.source_hash, path=action.path,
+                       source_url=action.asset.url if action.asset else rec.source_url,
+                       target_path="/".join((*(action.target_folder or ()), action.filename)))
+        await self.ckpt.commit(done)
+        log.info("load.done", source_id=action.source_id, op=action.op.value,
+                 target_id=ref.target_id, bytes=size)
+        return Outcome("asset", action.source_id, action.path, action.op, ItemStatus.DONE,
+                       action.reason, ref.target_id, ref.url, size)
+
+    def _outcome(self, action: AssetAction, status: ItemStatus, reason: str,
+                 rec: ItemRecord) -> Outcome:
+        return Outcome("asset", action.source_id, action.path, action.op, status, reason,
+                       rec.target_id, rec.target_url)
+
+
+async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, concurrency: int,
+                     progress: Progress | None = None) -> list[Outcome]:
+    """Feed actions to ``concurrency`` loaders through small bounded streams."""
+    buffer = max(2, concurrency * 2)
+    todo_send, todo_recv = anyio.create_memory_object_stream[AssetAction](buffer)
+    done_send, done_recv = anyio.create_memory_object_stream[Outcome](buffer)
+    outcomes: list[Outcome] = []
+
+    async def feed() -> None:
+        async with todo_send:
+            for action in actions:
+                await todo_send.send(action)
+
+    async def load(inp: MemoryObjectReceiveStream[AssetAction],
+                   out: MemoryObjectSendStream[Outcome]) -> None:
+        async with inp, out:
+            async for action in inp:
+                await out.send(await loader.run(action))
+
+    async def collect() -> None:
+        async with done_recv:
+            async for outcome in done_recv:
+                outcomes.append(outcome)
+                if progress is not None:
+                    progress(outcome)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(feed)
+        async with todo_recv, done_send:
+            for _ in range(concurrency):
+                tg.start_soon(load, todo_recv.clone(), done_send.clone())
+        tg.start_soon(collect)
+    return outcomes

@@ -1,0 +1,93 @@
+"""Shared set-up for end-to-end tests: sample libraries, job files, emulator inspection."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from connectors.contentstack.emulator import ContentstackEmulator
+from pipeline.config import JobConfig, load_job
+from pipeline.samples import SampleFile, sample_library, write_local_library
+
+CS_KEY = "blt0123456789abcdef"
+CS_TOKEN = "cs-e2e-token-7f3a9c"  # distinctive, so the secrets test can grep for it
+
+
+def library(tmp_path: Path, files: list[SampleFile] | None = None) -> tuple[Path, list[SampleFile]]:
+    files = files if files is not None else list(sample_library())
+    root = tmp_path / "library"
+    write_local_library(root, files)
+    return root, files
+
+
+def local_to_cs_job(tmp_path: Path, base_url: str, *, source: Path, token_var: str = "E2E_CS",  # noqa: S107 - a variable name
+                    policy: str = "collapse", concurrency: int = 4,
+                    extra_target: str = "requests_per_second = 1000\n",
+                    env: Mapping[str, str] | None = None) -> JobConfig:
+    text = (
+        f'[source]\nconnector = "local"\npath = "{source}"\n\n'
+        f'[target]\nconnector = "contentstack"\napi_key = "{CS_KEY}"\n'
+        f'management_token = "${{{token_var}}}"\nbase_url = "{base_url}"\n{extra_target}\n'
+        f'[mapping]\nfolder_overflow = "{policy}"\n\n'
+        f'[run]\nstate = "{tmp_path / "state.db"}"\nconcurrency = {concurrency}\n'
+    )
+    path = tmp_path / "job.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_job(path, env=env if env is not None else {token_var: CS_TOKEN})
+
+
+def cs_to_local_job(tmp_path: Path, base_url: str, *, dest: Path) -> JobConfig:
+    text = (
+        f'[source]\nconnector = "contentstack"\napi_key = "{CS_KEY}"\n'
+        f'management_token = "{CS_TOKEN}"\nbase_url = "{base_url}"\nrequests_per_second = 1000\n\n'
+        f'[target]\nconnector = "local"\npath = "{dest}"\n\n'
+        f'[run]\nstate = "{tmp_path / "back.db"}"\n'
+    )
+    path = tmp_path / "back.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_job(path, env={})
+
+
+def cs_paths(emu: ContentstackEmulator) -> dict[str, tuple[str, ...]]:
+    """Folder uid -> path of names, from the emulator's own records."""
+    out: dict[str, tuple[str, ...]] = {}
+
+    def path(uid: str) -> tuple[str, ...]:
+        if uid not in out:
+            rec = emu.folders[uid]
+            parent = rec.get("parent_uid")
+            out[uid] = (*(path(parent) if parent else ()), rec["name"])
+        return out[uid]
+
+    for uid in emu.folders:
+        path(uid)
+    return out
+
+
+def cs_inventory(emu: ContentstackEmulator) -> list[tuple[tuple[str, ...], str, str]]:
+    """(folder path, filename, sha256) of every asset the emulator holds."""
+    paths = cs_paths(emu)
+    inv = []
+    for uid, rec in emu.assets.items():
+        parent = rec.get("parent_uid")
+        inv.append((paths[parent] if parent else (), rec["filename"],
+                    hashlib.sha256(emu.blob(uid)).hexdigest()))
+    return sorted(inv)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def local_inventory(root: Path) -> list[tuple[tuple[str, ...], str, str]]:
+    inv = []
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            if name.startswith(".assetferry"):
+                continue
+            rel = Path(dirpath).relative_to(root)
+            inv.append((rel.parts, name, sha((Path(dirpath) / name).read_bytes())))
+    return sorted(inv)
+

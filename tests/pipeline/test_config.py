@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.errors import ConfigError
+from pipeline.config import load_job
+
+GOOD = """
+[source]
+connector = "local"
+path = "./library"
+
+[target]
+connector = "contentstack"
+api_key = "blt0123456789abcdef"
+management_token = "${CS_TOKEN}"
+region = "eu"
+branch = "main"
+
+[mapping]
+folder_overflow = "truncate"
+
+[run]
+state = "state/x.db"
+concurrency = 4
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "job.toml"
+    path.write_text(text)
+    return path
+
+
+def test_env_reference_is_expanded_and_paths_are_relative_to_the_job_file(tmp_path: Path) -> None:
+    job = load_job(write(tmp_path, GOOD), env={"CS_TOKEN": "s3cret"})
+    assert job.target.connector == "contentstack"
+    assert job.target.management_token is not None
+    assert job.target.management_token.get_secret_value() == "s3cret"
+    assert job.source.connector == "local"
+    assert Path(job.source.path) == tmp_path / "library"
+    assert job.run.state == str(tmp_path / "state/x.db")
+    assert job.mapping.folder_overflow == "truncate"
+    assert job.run.concurrency == 4
+
+
+def test_missing_env_var_names_the_key_and_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_job(write(tmp_path, GOOD), env={})
+    assert "target.management_token" in str(err.value)
+    assert "CS_TOKEN" in str(err.value)
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"target\.api_kee: unknown key"):
+        load_job(write(tmp_path, GOOD.replace("api_key =", "api_kee =")), env={"CS_TOKEN": "x"})
+
+
+def test_bad_value_is_named_without_echoing_the_secret(tmp_path: Path) -> None:
+    text = GOOD.replace('region = "eu"', 'region = "mars"')
+    with pytest.raises(ConfigError) as err:
+        load_job(write(tmp_path, text), env={"CS_TOKEN": "s3cret-value"})
+    assert "target.region" in str(err.value)
+    assert "s3cret-value" not in str(err.value)
+
+
+def test_unknown_connector_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown connector"):
+        load_job(write(tmp_path, GOOD.replace('connector = "local"', 'connector = "dropbox"')),
+                 env={"CS_TOKEN": "x"})
+
+
+def test_not_toml_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_job(write(tmp_path, "[source\nconnector="), env={})
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_job(tmp_path / "nope.toml", env={})

@@ -1,0 +1,125 @@
+"""Kill the migrate process with SIGKILL at several points, re-run: every asset exactly once.
+
+The emulator runs in its own process (``assetferry emulate``) so it outlives each killed run;
+the check reads the target back through the API over a real socket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.emulation import free_port
+from tests.pipeline.helpers import CS_KEY, library, sha
+
+pytestmark = pytest.mark.slow
+
+EMU_TOKEN = "cs-emulator-token"  # what `assetferry emulate contentstack` accepts
+
+
+@pytest.fixture
+def emulator() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "emulate", "contentstack", "--port", str(port),
+         "--rate-limit", "1000"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(url + "/v3/assets", timeout=1)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("emulator did not start") from None
+            time.sleep(0.1)
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+def run_migrate(job: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "ASSETFERRY_CRASH_AT"}
+    env["CS_TOKEN"] = EMU_TOKEN
+    if crash_at:
+        env["ASSETFERRY_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--log-format", "json", "migrate", "-c", str(job)],
+        env=env, capture_output=True, text=True, timeout=240, check=False,
+    )
+
+
+def target_inventory(url: str) -> list[tuple[str, str, str]]:
+    headers = {"api_key": CS_KEY, "authorization": EMU_TOKEN}
+    records: list[dict[str, object]] = []
+    with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+        for query in ({"query": json.dumps({"is_dir": True})}, {}):
+            skip = 0
+            while True:
+                page = client.get("/v3/assets", params={**query, "skip": skip, "limit": 100,
+                                                       "include_count": "true"}).json()
+                records.extend(page["assets"])
+                skip += len(page["assets"])
+                if skip >= page["count"] or not page["assets"]:
+                    break
+        folders = {str(r["uid"]): r for r in records if r.get("is_dir")}
+
+        def path(uid: object) -> str:
+            if not uid:
+                return ""
+            rec = folders[str(uid)]
+            return f"{path(rec.get('parent_uid'))}/{rec['name']}"
+
+        inv = []
+        for rec in records:
+            if rec.get("is_dir"):
+                continue
+            data = httpx.get(str(rec["url"]), timeout=10).content
+            inv.append((path(rec.get("parent_uid")), str(rec["filename"]), sha(data)))
+    return sorted(inv)
+
+
+@pytest.mark.parametrize(
+    "crash_points",
+    [
+        ("folder.created:3",),                       # during folder creation
+        ("upload.before:4", "upload.after:9"),       # mid upload: before and after the POST
+        ("upload.after:2", "folder.created:1", "upload.after:20"),  # between uploads, repeatedly
+    ],
+)
+def test_killed_runs_resume_to_exactly_once(tmp_path: Path, emulator: str,
+                                            crash_points: tuple[str, ...]) -> None:
+    root, files = library(tmp_path)
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'[source]\nconnector = "local"\npath = "{root}"\n\n'
+        f'[target]\nconnector = "contentstack"\napi_key = "{CS_KEY}"\n'
+        f'management_token = "${{CS_TOKEN}}"\nbase_url = "{emulator}"\n'
+        "requests_per_second = 500\n\n"
+        f'[run]\nstate = "{tmp_path / "state.db"}"\nconcurrency = 4\n',
+        encoding="utf-8",
+    )
+    for point in crash_points:
+        killed = run_migrate(job, point)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+    final = run_migrate(job, None)
+    assert final.returncode == 0, final.stdout + final.stderr[-3000:]
+
+    inventory = target_inventory(emulator)
+    names = [name for _, name, _ in inventory]
+    assert len(names) == len(files), "no duplicate, no missing asset"
+    expected = sorted(hashlib.sha256(f.data).hexdigest() for f in files)
+    assert sorted(digest for _, _, digest in inventory) == expected, "bytes identical"

@@ -1,0 +1,211 @@
+"""End to end: the real pipeline and connectors against the in-process Contentstack emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors.contentstack.emulator import ContentstackEmulator
+from connectors.emulation import Faults, in_process_transport
+from pipeline.plan import Op, Plan
+from pipeline.run import execute_job, plan_job
+from state.store import ItemStatus
+from tests.pipeline.helpers import (
+    CS_KEY,
+    CS_TOKEN,
+    cs_inventory,
+    cs_to_local_job,
+    library,
+    local_inventory,
+    local_to_cs_job,
+)
+
+BASE = "http://cs.emulator"
+
+
+@pytest.fixture
+def emu() -> Iterator[ContentstackEmulator]:
+    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
+    yield e
+    e.close()
+
+
+def transports(emu: ContentstackEmulator, side: str = "target") -> dict[str, object]:
+    return {side: in_process_transport(emu.app)}
+
+
+def cs_name(name: str) -> str:
+    """Contentstack stores asset filenames with whitespace replaced by ``_``."""
+    return re.sub(r"\s", "_", name)
+
+
+def expected_cs_path(folder: tuple[str, ...]) -> tuple[str, ...]:
+    """Where the collapse policy puts a folder deeper than Contentstack's 5 levels."""
+    if len(folder) <= 5:
+        return folder
+    return (*folder[:4], " - ".join(folder[4:]))
+
+
+async def test_local_to_contentstack_moves_every_asset_once_with_tree_and_metadata(
+    tmp_path: Path, emu: ContentstackEmulator
+) -> None:
+    root, files = library(tmp_path)
+    job = local_to_cs_job(tmp_path, BASE, source=root)
+    plan = await plan_job(job, transports=transports(emu))  # type: ignore[arg-type]
+    assert not emu.assets, "plan must touch nothing"
+    assert not emu.folders
+    assert not (tmp_path / "state.db").exists(), "plan must write no state"
+    assert sum(1 for a in plan.assets if a.op is Op.CREATE) == len(files)
+
+    summary = await execute_job(job, "migrate", transports=transports(emu))  # type: ignore[arg-type]
+    assert summary.exit_code() == 0, summary.text()
+    # exactly what the plan said
+    planned = {a.source_id: a.op for a in plan.assets}
+    done = {o.source_id: o.op for o in summary.assets() if o.status is ItemStatus.DONE}
+    assert done == planned
+
+    inv = cs_inventory(emu)
+    expected = sorted(
+        (expected_cs_path(f.folder), cs_name(f.name), hashlib.sha256(f.data).hexdigest())
+        for f in files
+    )
+    assert inv == expected
+    # metadata: title and tags survive; the deep folder was collapsed with a warning
+    by_name = {rec["filename"]: rec for rec in emu.assets.values()}
+    for f in files:
+        rec = by_name[cs_name(f.name)]
+        assert rec["title"] == f.title
+        assert sorted(rec["tags"]) == sorted(f.tags)
+    warnings = [w for a in plan.assets for w in a.warnings]
+    assert any("alt_text" in w for w in warnings), "Contentstack has no alt text: must warn"
+    assert any("depth" in w for w in warnings)
+    assert emu.credential_leaks == []
+
+
+async def test_second_run_uploads_nothing_and_changes_are_sent(
+    tmp_path: Path, emu: ContentstackEmulator
+) -> None:
+    root, files = library(tmp_path)
+    job = local_to_cs_job(tmp_path, BASE, source=root)
+    first = await execute_job(job, "migrate", transports=transports(emu))  # type: ignore[arg-type]
+    assert first.exit_code() == 0
+    uids = set(emu.assets)
+
+    again = await execute_job(job, "sync", transports=transports(emu))  # type: ignore[arg-type]
+    assert again.exit_code() == 0
+    assert again.counts()["created"] == 0
+    assert again.counts()["skipped"] == len(files)
+    assert set(emu.assets) == uids
+
+    # change one file's bytes and one file's metadata: one replace, one update
+    changed = root / files[0].name if not files[0].folder else root.joinpath(*files[0].folder,
+                                                                             files[0].name)
+    changed.write_bytes(changed.read_bytes() + b"\x00more")
+    import json
+
+    manifest_path = root / ".assetferry.json"
+    manifest = json.loads(manifest_path.read_text())
+    key = "/".join((*files[5].folder, files[5].name))
+    manifest["assets"][key]["title"] = "A new title"
+    manifest_path.write_text(json.dumps(manifest))
+
+    third = await execute_job(job, "sync", transports=transports(emu))  # type: ignore[arg-type]
+    assert third.exit_code() == 0, third.text()
+    assert third.counts()["replaced"] == 1
+    assert third.counts()["updated"] == 1
+    assert set(emu.assets) == uids, "replace keeps the asset, never duplicates"
+    titles = {rec["title"] for rec in emu.assets.values()}
+    assert "A new title" in titles
+
+
+async def test_contentstack_to_local_round_trip(tmp_path: Path, emu: ContentstackEmulator) -> None:
+    root, files = library(tmp_path)
+    job = local_to_cs_job(tmp_path, BASE, source=root)
+    assert (await execute_job(job, "migrate", transports=transports(emu))).exit_code() == 0  # type: ignore[arg-type]
+
+    dest = tmp_path / "back"
+    back = cs_to_local_job(tmp_path, BASE, dest=dest)
+    result = await execute_job(back, "migrate", transports=transports(emu, "source"))  # type: ignore[arg-type]
+    assert result.exit_code() == 0, result.text()
+    assert local_inventory(dest) == cs_inventory(emu)
+    # title, description and tags came back through the manifest
+    import json
+
+    manifest = json.loads((dest / ".assetferry.json").read_text())["assets"]
+    for f in files:
+        key = "/".join((*expected_cs_path(f.folder), cs_name(f.name)))
+        assert manifest[key]["title"] == f.title
+        assert sorted(manifest[key].get("tags", [])) == sorted(f.tags)
+
+
+@pytest.mark.real_waits
+async def test_faults_and_rate_limit_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    faults = Faults(error_rate=0.10, error_after_commit_rate=0.05, seed=42)
+    emu = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=15.0,
+                               faults=faults)
+    try:
+        root, files = library(tmp_path)
+        job = local_to_cs_job(tmp_path, BASE, source=root, concurrency=8,
+                              extra_target="requests_per_second = 40\n")
+        summary = await execute_job(job, "migrate", transports=transports(emu))  # type: ignore[arg-type]
+        injected = emu.fault_middleware.injected
+        assert injected["error"] > 0, injected
+        assert injected["after_commit"] > 0, injected
+        # every asset is in the target exactly once, whatever the faults did
+        if summary.exit_code() != 0:  # items that ran out of tries are retried by a re-run
+            summary = await execute_job(job, "migrate", transports=transports(emu))  # type: ignore[arg-type]
+        assert summary.exit_code() == 0, summary.text()
+        names = sorted(rec["filename"] for rec in emu.assets.values())
+        assert names == sorted(cs_name(f.name) for f in files)
+    finally:
+        emu.close()
+
+
+async def test_wrong_token_exits_2_and_writes_nothing(tmp_path: Path,
+                                                       emu: ContentstackEmulator) -> None:
+    root, _ = library(tmp_path)
+    job = local_to_cs_job(tmp_path, BASE, source=root, env={"E2E_CS": "wrong-token"})
+    summary = await execute_job(job, "migrate", transports=transports(emu))  # type: ignore[arg-type]
+    assert summary.exit_code() == 2
+    assert summary.fatal is not None
+    assert "management_token" in summary.fatal
+    assert "wrong-token" not in summary.fatal
+    assert not emu.assets
+    assert not emu.folders
+    assert not (tmp_path / "state.db").exists(), "nothing written, not even the state DB"
+
+
+async def test_vanished_file_fails_alone(tmp_path: Path, emu: ContentstackEmulator) -> None:
+    root, files = library(tmp_path)
+    job = local_to_cs_job(tmp_path, BASE, source=root)
+    victim = root.joinpath(*files[3].folder, files[3].name)
+
+    def remove(_: Plan) -> None:
+        victim.unlink()
+
+    summary = await execute_job(job, "migrate", transports=transports(emu), on_plan=remove)  # type: ignore[arg-type]
+    assert summary.exit_code() == 1
+    failed = summary.failed()
+    assert [o.path for o in failed] == ["/".join((*files[3].folder, files[3].name))]
+    assert "no longer exists" in failed[0].reason
+    assert len(emu.assets) == len(files) - 1
+
+
+async def test_hostile_filename_from_the_api_stays_inside_the_local_root(
+    tmp_path: Path, emu: ContentstackEmulator
+) -> None:
+    emu.add_asset("../../escape.txt", b"hostile", title="hostile")
+    emu.add_asset("fine.txt", b"fine", title="fine")
+    dest = tmp_path / "out"
+    job = cs_to_local_job(tmp_path, BASE, dest=dest)
+    summary = await execute_job(job, "migrate", transports=transports(emu, "source"))  # type: ignore[arg-type]
+    assert not (tmp_path / "escape.txt").exists()
+    assert not any(p.name == "escape.txt" for p in tmp_path.rglob("*") if dest not in p.parents)
+    written = sorted(p.name for p in dest.iterdir() if not p.name.startswith(".assetferry"))
+    assert "fine.txt" in written
+    assert len(written) == 2, written  # the hostile one is renamed inside the root, or refused
+    assert summary.exit_code() in (0, 1)
