@@ -351,7 +351,9 @@ async def test_connector_declares_capabilities_scope_and_limits() -> None:
         assert conn.limits.max_file_size == 100 * 1024 * 1024
         assert conn.limits.metadata_fields == frozenset({"title", "description", "tags"})
         assert conn.limits.requests_per_second == 10
+        # whitespace: rewritten in filenames only, folder names keep their spaces
         assert " " not in conn.limits.forbidden_name_chars
+        assert conn.limits.filename_rewrites_whitespace is True
 
 
 def test_stored_filename_rewrites_restricted_characters_and_whitespace() -> None:
