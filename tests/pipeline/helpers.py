@@ -12,6 +12,7 @@ from pipeline.config import JobConfig, load_job
 from pipeline.samples import SampleFile, sample_library, write_local_library
 
 CS_KEY = "blt0123456789abcdef"
+EMU_TOKEN = "cs-emulator-token"  # what `assetferry emulate contentstack` accepts
 CS_TOKEN = "cs-e2e-token-7f3a9c"  # distinctive, so the secrets test can grep for it
 
 

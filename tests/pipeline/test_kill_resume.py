@@ -12,43 +12,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from connectors.emulation import free_port
-from tests.pipeline.helpers import CS_KEY, library, sha
+from tests.pipeline.helpers import CS_KEY, EMU_TOKEN, library, sha
 
 pytestmark = pytest.mark.slow
-
-EMU_TOKEN = "cs-emulator-token"  # what `assetferry emulate contentstack` accepts
-
-
-@pytest.fixture
-def emulator() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "emulate", "contentstack", "--port", str(port),
-         "--rate-limit", "1000"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(url + "/v3/assets", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("emulator did not start") from None
-            time.sleep(0.1)
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=10)
 
 
 def run_migrate(job: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]:
