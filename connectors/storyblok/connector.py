@@ -22,8 +22,9 @@ Mapping choices (Storyblok -> canonical, and back):
 Uploads are Storyblok's three steps (sign, storage POST, ``finish_upload``) and then a ``PUT``
 of the metadata. Each step is noted in the upload journal before the next side effect:
 
-- ``signed`` ``{"signed_id", "signed_at"}``, then ``stored``, then ``finished``. Notes are
-  cumulative, so the last one alone tells how far an attempt got;
+- ``signed`` ``{"signed_id", "signed_at", "stored": "0", "finished": "0"}``, then ``stored``,
+  then ``finished`` (each sets its flag to ``"1"``). Notes are cumulative, so the last one
+  alone tells how far an attempt got, and a journal that merges notes sees the reset flags;
 - resume after ``finished``: only the metadata ``PUT``; after ``stored``: finish, then ``PUT``;
   after ``signed`` only: sign again *with the signed id* (Storyblok's replace-sign), store and
   finish. A signed-but-unfinished asset is not visible, so this never makes a second asset
@@ -500,14 +501,16 @@ class StoryblokConnector:
                          if previous.get(k)}
                 try:
                     finish = await self._client.finish(asset_id)
-                except NotFoundError:
+                except ItemError as exc:
+                    if exc.status not in (404, 422):  # the stored file is gone: start over
+                        raise
                     log.warning("storyblok.upload_restarted", asset_id=signed_id)
             if finish is None:
                 if signed_id:
                     log.info("storyblok.upload_resumed", asset_id=signed_id, step="signed")
                 pending = _parse_id(signed_id) if signed_id else existing
                 signed = await self._sign(request, folder_id, dims, pending, existing)
-                notes = {"signed_id": str(signed.id), "signed_at": _now()}
+                notes = _signed_notes(signed)
                 await journal.record("signed", notes)
                 try:
                     await self._client.store(
@@ -519,7 +522,7 @@ class StoryblokConnector:
                     # the signature expired (10 minutes): sign again for the same asset, once
                     log.warning("storyblok.signature_refused", asset_id=str(signed.id))
                     signed = await self._sign(request, folder_id, dims, signed.id, existing)
-                    notes = {"signed_id": str(signed.id), "signed_at": _now()}
+                    notes = _signed_notes(signed)
                     await journal.record("signed", notes)
                     await self._client.store(
                         signed, staged.path, request.filename, staged.content_type
@@ -683,6 +686,11 @@ class StoryblokConnector:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _signed_notes(signed: SignedResponse) -> dict[str, str]:
+    # "0" resets the later steps, for a journal that merges notes of earlier attempts
+    return {"signed_id": str(signed.id), "signed_at": _now(), "stored": "0", "finished": "0"}
 
 
 _source: type[Source] = StoryblokConnector

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from connectors.base import Asset, AssetMeta, LocalizedText, UploadRequest
-from connectors.emulation import in_process_transport
+from connectors.emulation import Faults, in_process_transport
 from connectors.errors import AuthError, ItemError
 from connectors.storyblok import StoryblokConfig, StoryblokConnector
 from connectors.storyblok.emulator import StoryblokEmulator
@@ -287,3 +287,47 @@ async def test_default_pacing_stays_within_the_starter_limit() -> None:
         assert len(assets) == 5
     finally:
         emulator.close()
+
+
+async def test_uploads_and_listing_survive_injected_faults(tmp_path: Path) -> None:
+    faults = Faults(error_rate=0.15, error_after_commit_rate=0.1, reset_rate=0.05, seed=7)
+    emulator = StoryblokEmulator(space_id=SPACE, token=TOKEN, rate_limit=None, faults=faults)
+    try:
+        datas = [png(3 + i, 3) for i in range(6)]
+        async with connect(emulator) as conn:
+            refs = [
+                await conn.upload(request_for(f"f{i}.png", meta=AssetMeta(title=f"t{i}")),
+                                  stage_bytes(tmp_path, data, "image/png"), MemoryJournal())
+                for i, data in enumerate(datas)
+            ]
+            assets = await listing(conn)
+        assert sorted(assets) == sorted(r.target_id for r in refs)  # no duplicate, none lost
+        for ref, data in zip(refs, datas, strict=True):
+            assert emulator.blob(int(ref.target_id)) == data
+            assert assets[ref.target_id].meta.title is not None
+        injected = emulator.fault_middleware.injected
+        assert injected["error"] + injected["after_commit"] + injected["reset"] > 0
+        assert emulator.credential_leaks == []
+    finally:
+        emulator.close()
+
+
+async def test_restart_after_a_lost_stored_file_with_a_merging_journal(
+    emu: StoryblokEmulator, tmp_path: Path
+) -> None:
+    data = png(7, 7)
+    staged = stage_bytes(tmp_path, data, "image/png")
+    request = request_for("lost.png")
+    # an earlier attempt says "stored", but the emulator never saw that upload
+    stale = {"signed_id": "1234567", "signed_at": "2025-01-01T00:00:00+00:00", "stored": "1"}
+    killing = KillingJournal("signed")
+    killing._previous = dict(stale)
+    async with connect(emu) as conn:
+        with pytest.raises(Killed):
+            await conn.upload(request, staged, killing)
+        merged = {**stale, **killing.records[-1][1]}
+        assert merged["stored"] == "0"  # the new sign reset the flag of the lost attempt
+        ref = await conn.upload(request, staged, MemoryJournal(merged))
+        assets = await listing(conn)
+    assert list(assets) == [ref.target_id]
+    assert emu.blob(int(ref.target_id)) == data
