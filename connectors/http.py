@@ -193,6 +193,19 @@ def decode_model(response: httpx.Response, model: type[M], *, api: str) -> M:
         ) from None
 
 
+def _download_refusal(response: httpx.Response, text: str) -> SyncError | None:
+    """A file host that refuses a download fails that one asset, never the run.
+
+    No credential is ever sent to a file host, so its 401/403 says nothing about ours.
+    """
+    if response.status_code in (401, 403):
+        return ItemError(
+            f"the file host refused the download ({response.status_code} "
+            f"{_where(response.request)}): {text}. The asset may be private or expired."
+        )
+    return None
+
+
 def _transport_error(exc: httpx.TransportError, *, api: str, idempotent: bool) -> SyncError:
     where = _where(exc.request) if _has_request(exc) else api
     never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
@@ -352,7 +365,8 @@ class ApiClient:
                 async with self._client.stream("GET", target) as response:
                     if response.status_code >= 300:
                         await response.aread()
-                        raise_for_response(response, api=self.api, error_text=self._error_text)
+                        raise_for_response(response, api=self.api, error_text=self._error_text,
+                                           classify=_download_refusal)
                     yield self._iter_body(response, chunk_size)
                     return
             except httpx.TransportError as exc:
