@@ -127,6 +127,8 @@ class Run(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    owner: Mapped[str | None] = mapped_column(String(300), default=None)
+    """``host:pid`` of the process running it, so a killed run is known dead at once."""
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     def record(self) -> RunRecord:

@@ -23,6 +23,8 @@ No secrets: no column holds credentials, and URLs are shown with the password ma
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -63,6 +65,29 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 STALE_AFTER = timedelta(seconds=60)
+
+
+def _this_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_is_gone(owner: str | None) -> bool:
+    """True when the run's process was on this host and no longer exists (killed, crashed).
+
+    A run owned by another host is judged by its heartbeat alone.
+    """
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 """A RUNNING run whose heartbeat is older than this is taken as dead (resumable, not live)."""
 
 BUSY_TIMEOUT_MS = 15_000
@@ -199,7 +224,7 @@ class StateStore:
             ).all()
             for run in running:
                 seen = run.heartbeat_at or run.started_at
-                if now - seen < STALE_AFTER:
+                if now - seen < STALE_AFTER and not _owner_is_gone(run.owner):
                     age = max(0, int((now - seen).total_seconds()))
                     raise RunLockedError(
                         f"route {route!r} is being run by another process (run {run.id}, "
@@ -216,6 +241,7 @@ class StateStore:
                 status=RunStatus.RUNNING,
                 started_at=now,
                 heartbeat_at=now,
+                owner=_this_owner(),
                 summary={},
             )
             s.add(new)

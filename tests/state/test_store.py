@@ -415,3 +415,23 @@ def test_five_thousand_records_in_batches(store: StateStore) -> None:
         store.write(batch, run_id=rid)
     assert store.counts(ROUTE)["done"] == 5000
     assert store.items(ROUTE)[("asset", "4999")].source_hash == "h4999"
+
+
+def test_a_run_whose_process_is_gone_does_not_lock_the_route(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "gone.db"
+    code = (
+        "import os; from state.store import StateStore; "
+        f"s = StateStore({str(db)!r}); s.start_run('r', 'migrate'); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    store = StateStore(str(db))
+    try:
+        run_id = store.start_run("r", "migrate")  # the first process is dead: no lock
+        runs = store.runs("r")
+        assert runs[0].id == run_id
+        assert runs[1].status is RunStatus.INTERRUPTED
+    finally:
+        store.close()
