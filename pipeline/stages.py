@@ -272,6 +272,7 @@ class AssetLoader:
                        source_url=action.asset.url if action.asset else rec.source_url,
                        target_path="/".join((*(action.target_folder or ()), action.filename)))
         await self.ckpt.commit(done)
+        crash_point("asset.done")
         log.info("load.done", source_id=action.source_id, op=action.op.value,
                  target_id=ref.target_id, bytes=size)
         return Outcome("asset", action.source_id, action.path, action.op, ItemStatus.DONE,

@@ -68,7 +68,7 @@ def target_inventory(url: str) -> list[tuple[str, str, str]]:
     [
         ("folder.created:3",),                       # during folder creation
         ("upload.before:4", "upload.after:9"),       # mid upload: before and after the POST
-        ("upload.after:2", "folder.created:1", "upload.after:20"),  # between uploads, repeatedly
+        ("upload.after:2", "asset.done:7", "asset.done:15"),  # between uploads, repeatedly
     ],
 )
 def test_killed_runs_resume_to_exactly_once(tmp_path: Path, emulator: str,
