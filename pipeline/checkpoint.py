@@ -15,6 +15,7 @@ import structlog
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from pipeline.crashpoints import crash_point
 from state.store import ItemRecord, StateStore
 
 log = structlog.get_logger(__name__)
@@ -95,3 +96,4 @@ class RecordJournal:
         journal = {**current.journal, **data, "step": step}
         await self._ckpt.commit(replace(current, journal=journal))
         log.debug("state.journal", source_id=self._key[1], step=step)
+        crash_point(f"journal.{step}")

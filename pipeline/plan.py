@@ -186,7 +186,8 @@ def make_plan(route: str, inp: PlanInput, *, listing_requests: int = 0) -> Plan:
             )
     final_names: dict[str, str] = {}
     for names in names_by_folder.values():
-        final_names.update(resolve_filename_collisions(names))
+        final_names.update(resolve_filename_collisions(
+            names, max_name_length=inp.limits.max_name_length))
 
     actions = [
         _asset_action(asset, folder, final_names, tree.warnings_for(asset.folder_path),

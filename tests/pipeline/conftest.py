@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -14,25 +15,40 @@ import pytest
 from connectors.emulation import free_port
 
 
-@pytest.fixture
-def emulator() -> Iterator[str]:
+@contextmanager
+def emulator_process(cms: str, rate_limit: float = 1000) -> Iterator[str]:
+    """``assetferry emulate CMS`` in its own process (it outlives killed runs); yields its URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "emulate", "contentstack", "--port", str(port),
-         "--rate-limit", "1000"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "pipeline.cli", "emulate", cms, "--port", str(port),
+         "--rate-limit", str(rate_limit)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:
         try:
-            httpx.get(url + "/v3/assets", timeout=1)
+            httpx.get(url + "/", timeout=1)
             break
         except httpx.TransportError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
-                raise RuntimeError("emulator did not start") from None
+                raise RuntimeError(f"{cms} emulator did not start") from None
             time.sleep(0.1)
-    yield url
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def emulator() -> Iterator[str]:
+    with emulator_process("contentstack") as url:
+        yield url
+
+
+@pytest.fixture
+def sb_emulator() -> Iterator[str]:
+    with emulator_process("storyblok") as url:
+        yield url

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from httpx import AsyncBaseTransport
 
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import Faults, in_process_transport
@@ -34,7 +35,7 @@ def emu() -> Iterator[ContentstackEmulator]:
     e.close()
 
 
-def transports(emu: ContentstackEmulator, side: str = "target") -> dict[str, object]:
+def transports(emu: ContentstackEmulator, side: str = "target") -> dict[str, AsyncBaseTransport]:
     return {side: in_process_transport(emu.app)}
 
 
@@ -55,13 +56,13 @@ async def test_local_to_contentstack_moves_every_asset_once_with_tree_and_metada
 ) -> None:
     root, files = library(tmp_path)
     job = local_to_cs_job(tmp_path, BASE, source=root)
-    plan = await plan_job(job, transports=transports(emu))  # type: ignore[arg-type]
+    plan = await plan_job(job, transports=transports(emu))
     assert not emu.assets, "plan must touch nothing"
     assert not emu.folders
     assert not (tmp_path / "state.db").exists(), "plan must write no state"
     assert sum(1 for a in plan.assets if a.op is Op.CREATE) == len(files)
 
-    summary = await execute_job(job, "migrate", transports=transports(emu))  # type: ignore[arg-type]
+    summary = await execute_job(job, "migrate", transports=transports(emu))
     assert summary.exit_code() == 0, summary.text()
     # exactly what the plan said
     planned = {a.source_id: a.op for a in plan.assets}
@@ -91,11 +92,11 @@ async def test_second_run_uploads_nothing_and_changes_are_sent(
 ) -> None:
     root, files = library(tmp_path)
     job = local_to_cs_job(tmp_path, BASE, source=root)
-    first = await execute_job(job, "migrate", transports=transports(emu))  # type: ignore[arg-type]
+    first = await execute_job(job, "migrate", transports=transports(emu))
     assert first.exit_code() == 0
     uids = set(emu.assets)
 
-    again = await execute_job(job, "sync", transports=transports(emu))  # type: ignore[arg-type]
+    again = await execute_job(job, "sync", transports=transports(emu))
     assert again.exit_code() == 0
     assert again.counts()["created"] == 0
     assert again.counts()["skipped"] == len(files)
@@ -113,7 +114,7 @@ async def test_second_run_uploads_nothing_and_changes_are_sent(
     manifest["assets"][key]["title"] = "A new title"
     manifest_path.write_text(json.dumps(manifest))
 
-    third = await execute_job(job, "sync", transports=transports(emu))  # type: ignore[arg-type]
+    third = await execute_job(job, "sync", transports=transports(emu))
     assert third.exit_code() == 0, third.text()
     assert third.counts()["replaced"] == 1
     assert third.counts()["updated"] == 1
@@ -125,11 +126,11 @@ async def test_second_run_uploads_nothing_and_changes_are_sent(
 async def test_contentstack_to_local_round_trip(tmp_path: Path, emu: ContentstackEmulator) -> None:
     root, files = library(tmp_path)
     job = local_to_cs_job(tmp_path, BASE, source=root)
-    assert (await execute_job(job, "migrate", transports=transports(emu))).exit_code() == 0  # type: ignore[arg-type]
+    assert (await execute_job(job, "migrate", transports=transports(emu))).exit_code() == 0
 
     dest = tmp_path / "back"
     back = cs_to_local_job(tmp_path, BASE, dest=dest)
-    result = await execute_job(back, "migrate", transports=transports(emu, "source"))  # type: ignore[arg-type]
+    result = await execute_job(back, "migrate", transports=transports(emu, "source"))
     assert result.exit_code() == 0, result.text()
     assert local_inventory(dest) == cs_inventory(emu)
     # title, description and tags came back through the manifest
@@ -151,13 +152,13 @@ async def test_faults_and_rate_limit_lose_and_duplicate_nothing(tmp_path: Path) 
         root, files = library(tmp_path)
         job = local_to_cs_job(tmp_path, BASE, source=root, concurrency=8,
                               extra_target="requests_per_second = 40\n")
-        summary = await execute_job(job, "migrate", transports=transports(emu))  # type: ignore[arg-type]
+        summary = await execute_job(job, "migrate", transports=transports(emu))
         injected = emu.fault_middleware.injected
         assert injected["error"] > 0, injected
         assert injected["after_commit"] > 0, injected
         # every asset is in the target exactly once, whatever the faults did
         if summary.exit_code() != 0:  # items that ran out of tries are retried by a re-run
-            summary = await execute_job(job, "migrate", transports=transports(emu))  # type: ignore[arg-type]
+            summary = await execute_job(job, "migrate", transports=transports(emu))
         assert summary.exit_code() == 0, summary.text()
         names = sorted(rec["filename"] for rec in emu.assets.values())
         assert names == sorted(cs_name(f.name) for f in files)
@@ -169,7 +170,7 @@ async def test_wrong_token_exits_2_and_writes_nothing(tmp_path: Path,
                                                        emu: ContentstackEmulator) -> None:
     root, _ = library(tmp_path)
     job = local_to_cs_job(tmp_path, BASE, source=root, env={"E2E_CS": "wrong-token"})
-    summary = await execute_job(job, "migrate", transports=transports(emu))  # type: ignore[arg-type]
+    summary = await execute_job(job, "migrate", transports=transports(emu))
     assert summary.exit_code() == 2
     assert summary.fatal is not None
     assert "management_token" in summary.fatal
@@ -187,7 +188,7 @@ async def test_vanished_file_fails_alone(tmp_path: Path, emu: ContentstackEmulat
     def remove(_: Plan) -> None:
         victim.unlink()
 
-    summary = await execute_job(job, "migrate", transports=transports(emu), on_plan=remove)  # type: ignore[arg-type]
+    summary = await execute_job(job, "migrate", transports=transports(emu), on_plan=remove)
     assert summary.exit_code() == 1
     failed = summary.failed()
     assert [o.path for o in failed] == ["/".join((*files[3].folder, files[3].name))]
@@ -202,7 +203,7 @@ async def test_hostile_filename_from_the_api_stays_inside_the_local_root(
     emu.add_asset("fine.txt", b"fine", title="fine")
     dest = tmp_path / "out"
     job = cs_to_local_job(tmp_path, BASE, dest=dest)
-    summary = await execute_job(job, "migrate", transports=transports(emu, "source"))  # type: ignore[arg-type]
+    summary = await execute_job(job, "migrate", transports=transports(emu, "source"))
     assert not (tmp_path / "escape.txt").exists()
     assert not any(p.name == "escape.txt" for p in tmp_path.rglob("*") if dest not in p.parents)
     written = sorted(p.name for p in dest.iterdir() if not p.name.startswith(".assetferry"))

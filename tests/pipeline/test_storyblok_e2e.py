@@ -1,0 +1,155 @@
+"""End to end with Storyblok: to and from Contentstack and a local folder, item by item."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors.contentstack.emulator import ContentstackEmulator
+from connectors.emulation import in_process_transport
+from connectors.storyblok.emulator import StoryblokEmulator
+from pipeline.config import load_job
+from pipeline.demo import seed_storyblok
+from pipeline.run import execute_job
+from pipeline.samples import SampleFile, sample_library
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, local_inventory, sha
+
+SB_SPACE = 288868932106293
+SB_TOKEN = "sb-e2e-token-41c9"
+SB = "http://sb.emulator"
+CS = "http://cs.emulator"
+
+
+@pytest.fixture
+def sb() -> Iterator[StoryblokEmulator]:
+    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def cs() -> Iterator[ContentstackEmulator]:
+    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
+    yield e
+    e.close()
+
+
+SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
+              f'base_url = "{SB}"\nrequests_per_second = 1000\n')
+CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
+              f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
+
+
+def job(tmp_path: Path, source: str, target: str, name: str = "job") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f"[source]\n{source}\n[target]\n{target}\n"
+                    f'[run]\nstate = "{tmp_path / name}.db"\n', encoding="utf-8")
+    return path
+
+
+def sb_tree(emu: StoryblokEmulator) -> dict[int, tuple[str, ...]]:
+    paths: dict[int, tuple[str, ...]] = {}
+
+    def path(fid: int) -> tuple[str, ...]:
+        if fid not in paths:
+            rec = emu.folders[fid]
+            parent = rec.get("parent_id")
+            paths[fid] = (*(path(parent) if parent else ()), rec["name"])
+        return paths[fid]
+
+    for fid in emu.folders:
+        path(fid)
+    return paths
+
+
+def sb_inventory(emu: StoryblokEmulator) -> list[tuple[tuple[str, ...], str, str]]:
+    tree = sb_tree(emu)
+    out = []
+    for aid, rec in emu.assets.items():
+        if rec.get("deleted_at"):
+            continue
+        folder = rec.get("asset_folder_id")
+        out.append((tree[folder] if folder else (), rec["short_filename"], sha(emu.blob(aid))))
+    return sorted(out)
+
+
+def collapsed(folder: tuple[str, ...]) -> tuple[str, ...]:
+    return folder if len(folder) <= 5 else (*folder[:4], " - ".join(folder[4:]))
+
+
+def cs_name(name: str) -> str:
+    return re.sub(r"\s", "_", name)
+
+
+async def test_storyblok_to_contentstack(tmp_path: Path, sb: StoryblokEmulator,
+                                         cs: ContentstackEmulator) -> None:
+    files = list(sample_library())
+    seed_storyblok(sb, files)
+    config = load_job(job(tmp_path, SB_SECTION, CS_SECTION), env={})
+    transports = {"source": in_process_transport(sb.app), "target": in_process_transport(cs.app)}
+    summary = await execute_job(config, "migrate", transports=transports)
+    assert summary.exit_code() == 0, summary.text()
+    assert cs_inventory(cs) == sorted(
+        (collapsed(f.folder), cs_name(f.name), sha(f.data)) for f in files)
+    titles = {rec["filename"]: rec["title"] for rec in cs.assets.values()}
+    assert all(titles[cs_name(f.name)] == f.title for f in files)
+    tags = {rec["filename"]: sorted(rec["tags"]) for rec in cs.assets.values()}
+    assert all(tags[cs_name(f.name)] == sorted(f.tags) for f in files)
+    assert sb.credential_leaks == []
+    assert cs.credential_leaks == []
+
+
+async def test_contentstack_to_storyblok(tmp_path: Path, sb: StoryblokEmulator,
+                                         cs: ContentstackEmulator) -> None:
+    brand = cs.add_folder("Brand")
+    logos = cs.add_folder("Logos", brand)
+    files = list(sample_library())[:12]
+    placed: list[tuple[tuple[str, ...], SampleFile]] = []
+    for i, f in enumerate(files):
+        parent, folder = ((logos, ("Brand", "Logos")) if i % 3 == 0 else
+                          (brand, ("Brand",)) if i % 3 == 1 else (None, ()))
+        cs.add_asset(cs_name(f.name), f.data, parent_uid=parent, title=f.title,
+                     description=f"about {f.title}", tags=f.tags, content_type=f.content_type)
+        placed.append((folder, f))
+    config = load_job(job(tmp_path, CS_SECTION, SB_SECTION), env={})
+    transports = {"source": in_process_transport(cs.app), "target": in_process_transport(sb.app)}
+    summary = await execute_job(config, "migrate", transports=transports)
+    assert summary.exit_code() == 0, summary.text()
+    assert sb_inventory(sb) == sorted((folder, cs_name(f.name), sha(f.data))
+                                      for folder, f in placed)
+    by_name = {rec["short_filename"]: rec for rec in sb.assets.values()}
+    for _, f in placed:
+        rec = by_name[cs_name(f.name)]
+        assert rec["title"] == f.title
+        tag_names = {sb.internal_tags[int(t)]["name"] for t in rec["internal_tag_ids"]}
+        assert tag_names == set(f.tags)
+    assert sb.credential_leaks == []
+
+
+async def test_storyblok_to_local_keeps_every_field(tmp_path: Path,
+                                                    sb: StoryblokEmulator) -> None:
+    files = list(sample_library())
+    seed_storyblok(sb, files)
+    dest = tmp_path / "out"
+    config = load_job(job(tmp_path, SB_SECTION, f'connector = "local"\npath = "{dest}"\n'),
+                      env={})
+    summary = await execute_job(config, "migrate",
+                                transports={"source": in_process_transport(sb.app)})
+    assert summary.exit_code() == 0, summary.text()
+    assert local_inventory(dest) == sorted((f.folder, f.name, sha(f.data)) for f in files)
+    manifest = json.loads((dest / ".assetferry.json").read_text())["assets"]
+    for f in files:
+        entry = manifest["/".join((*f.folder, f.name))]
+        assert entry.get("title") == f.title
+        assert entry.get("alt_text") == f.alt
+        assert sorted(entry.get("tags", [])) == sorted(f.tags)
+        if f.alt_de:
+            assert entry["locales"]["de"]["alt_text"] == f.alt_de
+        if f.focus:
+            assert entry.get("focus"), f.name
+        if f.alt:
+            assert entry.get("copyright") == "© assetferry demo"
