@@ -21,7 +21,7 @@ from PIL import Image
 from connectors.contentstack.emulator import FOLDER_CONTENT_TYPE, ContentstackEmulator
 from connectors.emulation import Faults, LoopbackServer, in_process_transport
 
-EXTERNAL = Path("/work/shared/external/contentstack")
+EXTERNAL = Path(__file__).resolve().parents[3] / "shared" / "external" / "contentstack"
 BASE = "http://cs.test"
 TOKEN = "cs-emulator-token"
 

@@ -19,7 +19,7 @@ from connectors.storyblok.emulator import StoryblokEmulator, parameterize
 SPACE = 288868932106293
 BASE = f"/v1/spaces/{SPACE}"
 AUTH = {"Authorization": "sb-emulator-token"}
-EXTERNAL = Path("/work/shared/external/storyblok")
+EXTERNAL = Path(__file__).resolve().parents[3] / "shared" / "external" / "storyblok"
 SPEC_PATH = EXTERNAL / "storyblok-mapi-assets.bundled.openapi.json"
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
