@@ -117,6 +117,8 @@ class Asset:
     """Where the bytes can be fetched (public URL), if the connector has one."""
     extra: Mapping[str, str] = field(default_factory=dict)
     """Connector-specific fields that have no canonical home."""
+    unreachable: str | None = None
+    """Why the bytes cannot be fetched with this job's settings (the plan reports it)."""
 
     def fingerprint(self) -> str:
         """What must change for a sync to send this asset again (file or metadata)."""

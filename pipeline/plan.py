@@ -215,6 +215,8 @@ def _asset_action(
     if folder is None:
         return _with(base, Op.UNSUPPORTED,
                      tree_error or "its folder cannot be placed in the target")
+    if asset.unreachable:
+        return _with(base, Op.UNSUPPORTED, asset.unreachable)
     problem = size_problem(asset.size, asset.content_type, inp.limits)
     if problem:
         return _with(base, Op.UNSUPPORTED, problem)

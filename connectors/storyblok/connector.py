@@ -418,6 +418,11 @@ class StoryblokConnector:
             created_at=_parse_time(wire.created_at),
             updated_at=_parse_time(wire.updated_at),
             version=wire.updated_at,
+            unreachable=(
+                "private asset: set [source].asset_token to download it"
+                if wire.is_private and self._config.asset_token is None
+                else None
+            ),
             url=url,
             extra=extra,
         )

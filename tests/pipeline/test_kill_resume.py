@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -94,3 +95,38 @@ def test_killed_runs_resume_to_exactly_once(tmp_path: Path, emulator: str,
     assert len(names) == len(files), "no duplicate, no missing asset"
     expected = sorted(hashlib.sha256(f.data).hexdigest() for f in files)
     assert sorted(digest for _, _, digest in inventory) == expected, "bytes identical"
+
+
+def test_ctrl_c_exits_130_saves_state_and_resumes(tmp_path: Path, emulator: str) -> None:
+    root, files = library(tmp_path)
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'[source]\nconnector = "local"\npath = "{root}"\n\n'
+        f'[target]\nconnector = "contentstack"\napi_key = "{CS_KEY}"\n'
+        f'management_token = "${{CS_TOKEN}}"\nbase_url = "{emulator}"\n'
+        "requests_per_second = 8\n\n"  # slow enough to interrupt half way
+        f'[run]\nstate = "{tmp_path / "state.db"}"\nconcurrency = 2\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, "CS_TOKEN": EMU_TOKEN}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "migrate", "-c", str(job)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "resume" in (out + err)
+    status = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "status", "-c", str(job), "--format", "json"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    )
+    runs = json.loads(status.stdout)["runs"]
+    assert runs[0]["status"] == "interrupted"
+    done_before = json.loads(status.stdout)["counts"]["done"]
+    assert 0 < done_before < len(files)
+
+    final = run_migrate(job, None)
+    assert final.returncode == 0, final.stderr[-2000:]
+    assert len(target_inventory(emulator)) == len(files)

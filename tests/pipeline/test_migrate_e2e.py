@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from httpx import AsyncBaseTransport
+from httpx import AsyncBaseTransport, Request, Response
 
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import Faults, in_process_transport
@@ -210,3 +210,41 @@ async def test_hostile_filename_from_the_api_stays_inside_the_local_root(
     assert "fine.txt" in written
     assert len(written) == 2, written  # the hostile one is renamed inside the root, or refused
     assert summary.exit_code() in (0, 1)
+
+
+class CorruptOneUpload(AsyncBaseTransport):
+    """Passes requests to the emulator, but answers the 3rd upload with a non-JSON body
+    (the asset *was* created: the client can't know)."""
+
+    def __init__(self, inner: AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.uploads = 0
+
+    async def handle_async_request(self, request: Request) -> Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path == "/v3/assets":
+            self.uploads += 1
+            if self.uploads == 3:
+                await response.aread()
+                return Response(201, content=b"<html>proxy error</html>",
+                                headers={"content-type": "text/html"})
+        return response
+
+
+async def test_malformed_api_response_fails_one_item_and_the_rerun_adopts_it(
+    tmp_path: Path, emu: ContentstackEmulator
+) -> None:
+    root, files = library(tmp_path)
+    job = local_to_cs_job(tmp_path, BASE, source=root)
+    corrupt = CorruptOneUpload(in_process_transport(emu.app))
+    first = await execute_job(job, "migrate", transports={"target": corrupt})
+    assert first.exit_code() == 1
+    [failed] = first.failed()
+    assert "not JSON" in failed.reason
+    assert len(emu.assets) == len(files), "the rest of the run went on"
+
+    second = await execute_job(job, "migrate", transports=transports(emu))
+    assert second.exit_code() == 0, second.text()
+    assert second.counts()["adopted"] == 1, "found the asset the first run created"
+    assert second.counts()["created"] == 0
+    assert len(emu.assets) == len(files), "no duplicate"

@@ -153,3 +153,26 @@ async def test_storyblok_to_local_keeps_every_field(tmp_path: Path,
             assert entry.get("focus"), f.name
         if f.alt:
             assert entry.get("copyright") == "© assetferry demo"
+
+
+async def test_private_asset_without_asset_token_is_unreachable_in_the_plan(
+    tmp_path: Path, sb: StoryblokEmulator
+) -> None:
+    from pipeline.plan import Op
+    from pipeline.run import plan_job
+
+    sb.add_asset("public.png", b"public bytes", title="public")
+    sb.add_asset("secret.pdf", b"private bytes", title="secret", is_private=True)
+    dest = tmp_path / "out"
+    config = load_job(job(tmp_path, SB_SECTION, f'connector = "local"\npath = "{dest}"\n'),
+                      env={})
+    plan = await plan_job(config, transports={"source": in_process_transport(sb.app)})
+    ops = {a.path: (a.op, a.reason) for a in plan.assets}
+    assert ops["public.png"][0] is Op.CREATE
+    assert ops["secret.pdf"][0] is Op.UNSUPPORTED
+    assert "asset_token" in ops["secret.pdf"][1]
+    summary = await execute_job(config, "migrate",
+                                transports={"source": in_process_transport(sb.app)})
+    assert summary.exit_code() == 1, "a private asset left behind is not success"
+    assert [o.path for o in summary.not_migrated()] == ["secret.pdf"]
+    assert (dest / "public.png").read_bytes() == b"public bytes"
