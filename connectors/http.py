@@ -57,6 +57,8 @@ def set_testing(on: bool) -> None:
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     attempts: int = 6
+    rate_limited_attempts: int = 12
+    """429s only say "not now": they get a larger budget of their own."""
     base_delay: float = 0.5
     max_delay: float = 30.0
     min_delay: float = 0.25
@@ -73,18 +75,32 @@ class RetryPolicy:
 
 
 class Pacer:
-    """Spaces request starts to at most ``rate`` per second, shared by all tasks of a client."""
+    """Spaces request starts to at most ``rate`` per second, shared by all tasks of a client.
+
+    Adaptive: a 429 lowers the rate by a fifth (never below a tenth of the documented rate)
+    and each success wins back 2% of it, so a job file that claims a higher plan than the
+    account has, or another integration sharing the limit, converges on what the server
+    allows instead of burning retries.
+    """
+
+    DECREASE = 0.8
+    INCREASE = 0.02
 
     def __init__(self, rate: float | None) -> None:
-        self._interval = 1.0 / rate if rate else 0.0
+        self._max_rate = rate
+        self._rate = rate
         self._next = 0.0
         self._lock = anyio.Lock()
+
+    @property
+    def rate(self) -> float | None:
+        return self._rate
 
     async def wait(self) -> None:
         async with self._lock:
             now = time.monotonic()
             start = max(now, self._next)
-            self._next = start + self._interval
+            self._next = start + (1.0 / self._rate if self._rate else 0.0)
         if start > now:
             await anyio.sleep(start - now)
 
@@ -92,10 +108,18 @@ class Pacer:
         """No request starts for ``seconds`` (the server asked us to slow down)."""
         self._next = max(self._next, time.monotonic() + seconds)
 
+    def slow_down(self) -> None:
+        if self._rate and self._max_rate:
+            self._rate = max(self._max_rate / 10, self._rate * self.DECREASE)
+
     def observe(self, response: httpx.Response) -> None:
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is not None and remaining.strip() == "0":
             self.hold(1.0)
+        if response.status_code == 429:
+            self.slow_down()
+        elif self._rate and self._max_rate and self._rate < self._max_rate:
+            self._rate = min(self._max_rate, self._rate + self._max_rate * self.INCREASE)
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -301,7 +325,7 @@ class ApiClient:
         send_headers = dict(headers or {})
         if authed:
             send_headers.update(self._auth_headers(url))
-        attempt = 0
+        attempt = limited = 0
         while True:
             attempt += 1
             await self._pacer.wait()
@@ -332,7 +356,11 @@ class ApiClient:
                 return response
             if isinstance(error, AmbiguousError) or not isinstance(error, RetryableError):
                 raise error
-            if attempt >= self._retry.attempts:
+            if error.status == 429:
+                limited += 1
+                if limited >= self._retry.rate_limited_attempts:
+                    raise error
+            elif attempt - limited >= self._retry.attempts:
                 raise error
             wait = self._retry.delay(attempt, error.retry_after)
             if error.status == 429:

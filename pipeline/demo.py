@@ -95,14 +95,15 @@ def run_demo(workdir: Path, *, origin: str = "storyblok") -> int:
             summary = plan_summary(plan)
             say(f"   {summary['create']} assets and {summary['folders_create']} folders to "
                 f"create, {summary['warnings']} warnings\n")
-            shown: set[str] = set()
             warnings = [w for f in plan.folders for w in f.warnings]
             warnings += [w for a in plan.assets for w in a.warnings]
+            kinds: dict[str, tuple[int, str]] = {}
             for w in warnings:
-                short = w.split(":")[0]
-                if short not in shown and len(shown) < 6:
-                    shown.add(short)
-                    say(f"   what the mapping changes: {w}\n")
+                kind = w.split(":")[0] if "dropped" in w or "depth" in w else w.split(" ")[0]
+                count, example = kinds.get(kind, (0, w))
+                kinds[kind] = (count + 1, example)
+            for count, example in list(kinds.values())[:10]:
+                say(f"   what the mapping changes ({count}x), e.g.: {example}\n")
             say("\n2. migrate\n")
             result = anyio.run(lambda: execute_job(job, "migrate"))
             report = workdir / "report.json"
