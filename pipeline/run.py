@@ -6,7 +6,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,11 @@ from connectors.base import Asset, Capabilities, Folder, Source, Target
 from connectors.errors import ConfigError, FatalError, SyncError
 from pipeline.checkpoint import Checkpointer
 from pipeline.config import JobConfig
-from pipeline.plan import Plan, PlanInput, make_plan
+from pipeline.plan import Op, Plan, PlanInput, make_plan
 from pipeline.registry import open_connector
 from pipeline.report import RunSummary
 from pipeline.stages import AssetLoader, Outcome, create_folders, run_assets
-from state.store import ItemRecord, RunStatus, StateStore
+from state.store import ItemRecord, ItemStatus, RunStatus, StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -224,7 +224,17 @@ async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
                                                                    ckpt, plan.route)
                 outcomes.extend(folder_outcomes)
                 loader = AssetLoader(source, target, ckpt, plan.route, folder_ids, Path(tmp))
-                outcomes.extend(await run_assets(loader, plan.assets,
+                deletes = [a for a in plan.assets if a.op is Op.DELETE]
+                others = [a for a in plan.assets if a.op is not Op.DELETE]
+                outcomes.extend(await run_assets(loader, others,
+                                                 concurrency=job.run.concurrency,
+                                                 progress=progress))
+                failed = sum(1 for o in outcomes if o.status is ItemStatus.FAILED)
+                if failed:  # never prune on a run that did not fully succeed
+                    deletes = [replace(a, op=Op.SKIP, reason=(
+                        f"gone from the source; not pruned because {failed} items failed "
+                        "in this run")) for a in deletes]
+                outcomes.extend(await run_assets(loader, deletes,
                                                  concurrency=job.run.concurrency,
                                                  progress=progress))
             finally:

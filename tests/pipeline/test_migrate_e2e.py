@@ -248,3 +248,49 @@ async def test_malformed_api_response_fails_one_item_and_the_rerun_adopts_it(
     assert second.counts()["adopted"] == 1, "found the asset the first run created"
     assert second.counts()["created"] == 0
     assert len(emu.assets) == len(files), "no duplicate"
+
+
+async def test_sync_prune_is_opt_in_capped_and_deletes_what_left_the_source(
+    tmp_path: Path, emu: ContentstackEmulator
+) -> None:
+    root, files = library(tmp_path)
+    job = local_to_cs_job(tmp_path, BASE, source=root)
+    assert (await execute_job(job, "migrate", transports=transports(emu))).exit_code() == 0
+    gone = files[:3]
+    for f in gone:
+        root.joinpath(*f.folder, f.name).unlink()
+
+    kept = await execute_job(job, "sync", transports=transports(emu))
+    assert kept.counts()["deleted"] == 0, "prune is off unless asked for"
+    assert len(emu.assets) == len(files)
+
+    capped = job.model_copy(update={"run": job.run.model_copy(update={"max_deletes": 2})})
+    refused = await execute_job(capped, "sync", transports=transports(emu), prune=True)
+    assert refused.counts()["deleted"] == 0, "3 deletions exceed max_deletes = 2"
+    assert len(emu.assets) == len(files)
+
+    pruned = await execute_job(job, "sync", transports=transports(emu), prune=True)
+    assert pruned.exit_code() == 0, pruned.text()
+    assert pruned.counts()["deleted"] == 3
+    assert len(emu.assets) == len(files) - 3
+    remaining = {rec["filename"] for rec in emu.assets.values()}
+    assert not remaining & {cs_name(f.name) for f in gone}
+
+
+async def test_prune_is_skipped_when_anything_failed(tmp_path: Path,
+                                                    emu: ContentstackEmulator) -> None:
+    root, files = library(tmp_path)
+    job = local_to_cs_job(tmp_path, BASE, source=root)
+    assert (await execute_job(job, "migrate", transports=transports(emu))).exit_code() == 0
+    root.joinpath(*files[0].folder, files[0].name).unlink()       # gone: would be pruned
+    changed = root.joinpath(*files[1].folder, files[1].name)
+    changed.write_bytes(changed.read_bytes() + b"changed")          # will be replaced...
+
+    def vanish(_: Plan) -> None:
+        changed.unlink()                                            # ...but fails: vanished
+
+    summary = await execute_job(job, "sync", transports=transports(emu), prune=True,
+                                on_plan=vanish)
+    assert summary.exit_code() == 1
+    assert summary.counts()["deleted"] == 0
+    assert len(emu.assets) == len(files)
