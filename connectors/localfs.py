@@ -36,7 +36,6 @@ import anyio
 import anyio.to_thread
 import structlog
 from anyio import AsyncFile
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from connectors.base import (
@@ -57,6 +56,7 @@ from connectors.base import (
     UploadRequest,
 )
 from connectors.errors import ConfigError, FatalError, ItemError, NotFoundError, SyncError
+from connectors.media import image_size
 
 log = structlog.get_logger(__name__)
 
@@ -377,15 +377,8 @@ def _same_file(path: Path, staged: StagedFile) -> bool:
 
 
 def _dimensions(path: Path, content_type: str) -> tuple[int | None, int | None]:
-    fmt = _IMAGE_FORMATS.get(content_type)
-    if fmt is None:
-        return None, None
-    try:
-        with Image.open(path, formats=[fmt]) as image:  # reads the header only
-            width, height = image.size
-    except Exception:  # noqa: BLE001 - a header we can't read just means "size unknown"
-        return None, None
-    return int(width), int(height)
+    size = image_size(path) if content_type in _IMAGE_FORMATS else None
+    return size if size is not None else (None, None)
 
 
 def _content_type(name: str) -> str:

@@ -52,7 +52,6 @@ import re
 import secrets
 import shutil
 import tempfile
-import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +76,7 @@ from connectors.emulation import (
     RateLimiter,
     leaked_credentials,
 )
+from connectors.media import image_size
 
 log = structlog.get_logger(__name__)
 
@@ -150,18 +150,8 @@ def _flag(request: Request, name: str) -> bool:
 
 
 def _dimension(path: Path, content_type: str) -> dict[str, int] | None:
-    if not content_type.startswith("image/"):
-        return None
-    from PIL import Image  # local: only images need it
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                width, height = image.size
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-    return {"height": height, "width": width}
+    size = image_size(path) if content_type.startswith("image/") else None
+    return {"height": size[1], "width": size[0]} if size else None
 
 
 def _guess_type(filename: str, declared: str | None) -> str:

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import mimetypes
 import re
-import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -73,6 +72,7 @@ from connectors.base import (
     UploadRequest,
 )
 from connectors.errors import ItemError, MalformedResponseError, NotFoundError, SyncError
+from connectors.media import image_size
 from connectors.pagination import PageNumberPaginator
 from connectors.storyblok.client import StoryblokClient
 from connectors.storyblok.config import StoryblokConfig
@@ -225,18 +225,7 @@ def _parse_id(value: str) -> int:
 
 def _image_dims(path: Path, content_type: str) -> Dims | None:
     """Image width and height from the file's header; ``None`` for anything else."""
-    if not content_type.startswith("image/"):
-        return None
-    from PIL import Image  # local: only uploads of images need it
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                width, height = image.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return None
-    return (width, height) if width > 0 and height > 0 else None
+    return image_size(path) if content_type.startswith("image/") else None
 
 
 class StoryblokConnector:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import io
 import itertools
 import json
 import mimetypes
@@ -42,7 +41,6 @@ from xml.sax.saxutils import escape
 
 import anyio
 import anyio.to_thread
-from PIL import Image, UnidentifiedImageError
 from python_multipart.exceptions import MultipartParseError
 from starlette.applications import Starlette
 from starlette.datastructures import FormData, QueryParams, UploadFile
@@ -60,6 +58,7 @@ from connectors.emulation import (
     RateLimiter,
     leaked_credentials,
 )
+from connectors.media import image_size
 
 BUCKET = "a.storyblok.com"
 """The S3 bucket of Storyblok's assets; the emulator's bucket path is ``/s3/a.storyblok.com``."""
@@ -149,12 +148,8 @@ def _content_type(name: str) -> str:
 
 def _image_size(data: bytes) -> str:
     """``WxH`` of an image, ``0x0`` for anything Pillow can't read."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except (UnidentifiedImageError, OSError, ValueError):
-        return "0x0"
-    return f"{width}x{height}"
+    size = image_size(data)
+    return f"{size[0]}x{size[1]}" if size else "0x0"
 
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
