@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -92,3 +94,16 @@ def local_inventory(root: Path) -> list[tuple[tuple[str, ...], str, str]]:
             inv.append((rel.parts, name, sha((Path(dirpath) / name).read_bytes())))
     return sorted(inv)
 
+
+
+def run_migrate(job: Path, env_vars: Mapping[str, str],
+                crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``assetferry migrate`` in a subprocess; ``crash_at`` names a crash point to die at."""
+    env = {k: v for k, v in os.environ.items() if k != "ASSETFERRY_CRASH_AT"}
+    env.update(env_vars)
+    if crash_at:
+        env["ASSETFERRY_CRASH_AT"] = crash_at
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--log-format", "json", "migrate", "-c", str(job)],
+        env=env, capture_output=True, text=True, timeout=240, check=False,
+    )

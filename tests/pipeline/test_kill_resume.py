@@ -18,20 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.pipeline.helpers import CS_KEY, EMU_TOKEN, library, sha
+from tests.pipeline.helpers import CS_KEY, EMU_TOKEN, library, run_migrate, sha
 
 pytestmark = pytest.mark.slow
-
-
-def run_migrate(job: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ASSETFERRY_CRASH_AT"}
-    env["CS_TOKEN"] = EMU_TOKEN
-    if crash_at:
-        env["ASSETFERRY_CRASH_AT"] = crash_at
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--log-format", "json", "migrate", "-c", str(job)],
-        env=env, capture_output=True, text=True, timeout=240, check=False,
-    )
 
 
 def target_inventory(url: str) -> list[tuple[str, str, str]]:
@@ -85,9 +74,9 @@ def test_killed_runs_resume_to_exactly_once(tmp_path: Path, emulator: str,
         encoding="utf-8",
     )
     for point in crash_points:
-        killed = run_migrate(job, point)
+        killed = run_migrate(job, {"CS_TOKEN": EMU_TOKEN}, point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
-    final = run_migrate(job, None)
+    final = run_migrate(job, {"CS_TOKEN": EMU_TOKEN})
     assert final.returncode == 0, final.stdout + final.stderr[-3000:]
 
     inventory = target_inventory(emulator)
@@ -127,6 +116,6 @@ def test_ctrl_c_exits_130_saves_state_and_resumes(tmp_path: Path, emulator: str)
     done_before = json.loads(status.stdout)["counts"]["done"]
     assert 0 < done_before < len(files)
 
-    final = run_migrate(job, None)
+    final = run_migrate(job, {"CS_TOKEN": EMU_TOKEN})
     assert final.returncode == 0, final.stderr[-2000:]
     assert len(target_inventory(emulator)) == len(files)

@@ -6,32 +6,18 @@ kill right after any of them must leave exactly one visible asset per source ass
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.pipeline.helpers import library, sha
+from tests.pipeline.helpers import library, run_migrate, sha
 
 pytestmark = pytest.mark.slow
 
 SPACE = 288868932106293
 TOKEN = "sb-emulator-token"  # what `assetferry emulate storyblok` accepts
-
-
-def migrate(job: Path, crash_at: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ASSETFERRY_CRASH_AT"}
-    env["SB_TOKEN"] = TOKEN
-    if crash_at:
-        env["ASSETFERRY_CRASH_AT"] = crash_at
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--log-format", "json", "migrate", "-c", str(job)],
-        env=env, capture_output=True, text=True, timeout=240, check=False,
-    )
 
 
 def visible_assets(url: str) -> list[tuple[str, str]]:
@@ -76,8 +62,8 @@ def test_killed_between_upload_steps_resumes_to_exactly_one_asset(
         encoding="utf-8",
     )
     for point in crash_points:
-        killed = migrate(job, point)
+        killed = run_migrate(job, {"SB_TOKEN": TOKEN}, point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
-    final = migrate(job, None)
+    final = run_migrate(job, {"SB_TOKEN": TOKEN})
     assert final.returncode == 0, final.stdout + final.stderr[-3000:]
     assert visible_assets(sb_emulator) == sorted((f.name, sha(f.data)) for f in files)

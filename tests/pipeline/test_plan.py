@@ -1,0 +1,108 @@
+"""The diff itself, on hand-built listings: every decision and its reason."""
+
+from __future__ import annotations
+
+from connectors.base import Asset, AssetMeta, Capabilities, Folder, Limits
+from mappings.folders import FolderOverflow
+from pipeline.plan import Op, PlanInput, make_plan, source_hash
+from state.store import ItemRecord, ItemStatus
+
+LIMITS = Limits(max_folder_depth=2, max_folders=10, max_file_size=1000,
+                metadata_fields=frozenset({"title"}))
+ALL = Capabilities(target=True, replace=True, update_metadata=True, delete=True,
+                   find_asset=True)
+
+
+def asset(sid: str, name: str, folder: tuple[str, ...] = (), size: int = 10,
+          title: str | None = None) -> Asset:
+    return Asset(source_id=sid, filename=name, folder_path=folder, folder_id=None,
+                 content_type="image/png", size=size, meta=AssetMeta(title=title),
+                 url=f"https://cdn/{sid}")
+
+
+def plan_of(source: list[Asset], target: list[Asset] | None = None,
+            records: dict[tuple[str, str], ItemRecord] | None = None,
+            policy: FolderOverflow = FolderOverflow.COLLAPSE,
+            caps: Capabilities = ALL,
+            folders: list[Folder] | None = None) -> dict[str, tuple[Op, str]]:
+    inp = PlanInput(source_folders=folders or [], source_assets=source,
+                    target_folders=[], target_assets=target or [], records=records or {},
+                    limits=LIMITS, capabilities=caps, policy=policy)
+    plan = make_plan("r", inp)
+    return {a.source_id: (a.op, a.reason) for a in plan.assets}
+
+
+def done(a: Asset, target_id: str, hash_: str | None = None) -> ItemRecord:
+    return ItemRecord(route="r", kind="asset", source_id=a.source_id, status=ItemStatus.DONE,
+                      target_id=target_id, source_hash=hash_ or source_hash(a))
+
+
+def test_new_asset_is_created() -> None:
+    assert plan_of([asset("a", "a.png")])["a"][0] is Op.CREATE
+
+
+def test_same_name_and_size_in_the_target_is_adopted_not_duplicated() -> None:
+    ops = plan_of([asset("a", "a.png")], target=[asset("t1", "a.png")])
+    assert ops["a"] == (Op.SKIP, "already in the target (same folder, name and size): adopted")
+
+
+def test_same_name_other_size_is_a_conflict_with_advice() -> None:
+    op, reason = plan_of([asset("a", "a.png")], target=[asset("t1", "a.png", size=99)])["a"]
+    assert op is Op.CONFLICT
+    assert "rename or remove" in reason
+
+
+def test_too_large_for_the_target_is_unsupported_before_any_write() -> None:
+    op, reason = plan_of([asset("a", "big.png", size=5000)])["a"]
+    assert op is Op.UNSUPPORTED
+    assert "at most" in reason
+
+
+def test_fail_policy_makes_deep_assets_unsupported() -> None:
+    deep = asset("a", "a.png", folder=("x", "y", "z"))
+    op, reason = plan_of([deep], policy=FolderOverflow.FAIL)["a"]
+    assert op is Op.UNSUPPORTED
+    assert "folder_overflow" in reason
+    assert plan_of([deep])["a"][0] is Op.CREATE
+
+
+def test_unchanged_changed_file_and_changed_metadata() -> None:
+    a = asset("a", "a.png", title="old")
+    target = [asset("t1", "a.png")]
+    assert plan_of([a], target, {("asset", "a"): done(a, "t1")})["a"][0] is Op.SKIP
+    retitled = asset("a", "a.png", title="new")
+    assert plan_of([retitled], target, {("asset", "a"): done(a, "t1")})["a"][0] is Op.UPDATE
+    grown = asset("a", "a.png", size=11, title="old")
+    assert plan_of([grown], target, {("asset", "a"): done(a, "t1")})["a"][0] is Op.REPLACE
+    no_replace = Capabilities(target=True, replace=False, update_metadata=True, delete=True,
+                              find_asset=True)
+    op, reason = plan_of([grown], target, {("asset", "a"): done(a, "t1")}, caps=no_replace)["a"]
+    assert op is Op.UNSUPPORTED
+    assert "cannot replace" in reason
+
+
+def test_migrated_but_deleted_in_the_target_is_created_again() -> None:
+    a = asset("a", "a.png")
+    op, reason = plan_of([a], [], {("asset", "a"): done(a, "gone")})["a"]
+    assert op is Op.CREATE
+    assert "missing from the target" in reason
+
+
+def test_interrupted_upload_is_reconciled() -> None:
+    a = asset("a", "a.png")
+    rec = ItemRecord(route="r", kind="asset", source_id="a", status=ItemStatus.IN_FLIGHT)
+    assert plan_of([a], [asset("t9", "a.png")], {("asset", "a"): rec})["a"][0] is Op.SKIP
+    inp = PlanInput([], [a], [], [], {("asset", "a"): rec}, LIMITS, ALL,
+                    FolderOverflow.COLLAPSE)
+    [action] = make_plan("r", inp).assets
+    assert action.op is Op.CREATE
+    assert action.reconcile
+
+
+def test_dropped_fields_and_renames_are_warned() -> None:
+    a = Asset(source_id="a", filename="a.png", folder_path=(), folder_id=None,
+              content_type="image/png", size=1, meta=AssetMeta(title="t", alt_text="alt"))
+    inp = PlanInput([], [a], [], [], {}, LIMITS, ALL, FolderOverflow.COLLAPSE)
+    [action] = make_plan("r", inp).assets
+    assert any("alt_text dropped" in w for w in action.warnings)
+    assert action.meta.alt_text is None
