@@ -22,7 +22,7 @@ from pipeline.plan import Op, Plan, PlanInput, make_plan
 from pipeline.registry import open_connector
 from pipeline.report import RunSummary
 from pipeline.stages import AssetLoader, Outcome, create_folders, run_assets
-from state.store import ItemRecord, ItemStatus, RunStatus, StateStore
+from state.store import ItemRecord, ItemStatus, RunLockedError, RunStatus, StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -162,7 +162,10 @@ async def execute_job(
             if on_plan is not None:
                 on_plan(plan)
             store = StateStore(job.run.state)
-            run_id = store.start_run(route, mode)
+            try:
+                run_id = store.start_run(route, mode)
+            except RunLockedError as exc:
+                raise FatalError(str(exc)) from None
             summary.run_id = run_id
             with structlog.contextvars.bound_contextvars(run_id=run_id, route=route):
                 summary.outcomes = await _carry_out(job, plan, source, target, store, run_id,
@@ -219,6 +222,8 @@ async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
     with tempfile.TemporaryDirectory(prefix="assetferry-") as tmp, unwrap_groups():
         async with anyio.create_task_group() as tg:
             await tg.start(ckpt.run)
+            beat = anyio.CancelScope()
+            tg.start_soon(_heartbeat, store, run_id, beat)
             try:
                 folder_ids, folder_outcomes = await create_folders(target, plan.folders,
                                                                    ckpt, plan.route)
@@ -238,5 +243,20 @@ async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
                                                  concurrency=job.run.concurrency,
                                                  progress=progress))
             finally:
+                beat.cancel()
                 await ckpt.close()
     return outcomes
+
+
+HEARTBEAT_SECONDS = 20.0
+
+
+async def _heartbeat(store: StateStore, run_id: int, scope: anyio.CancelScope) -> None:
+    """Keep the run's heartbeat fresh while long uploads commit nothing."""
+    with scope:
+        while True:
+            await anyio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await anyio.to_thread.run_sync(store.heartbeat, run_id)
+            except RunLockedError as exc:
+                raise FatalError(f"another process took this job over: {exc}") from None

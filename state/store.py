@@ -65,30 +65,32 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 STALE_AFTER = timedelta(seconds=60)
+"""A RUNNING run whose heartbeat is older than this is taken as dead (resumable, not live)."""
 
 
 def _this_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _owner_is_gone(owner: str | None) -> bool:
-    """True when the run's process was on this host and no longer exists (killed, crashed).
+def _owner_alive(owner: str | None) -> bool | None:
+    """Whether the run's process still exists: known on its own host, ``None`` elsewhere.
 
-    A run owned by another host is judged by its heartbeat alone.
+    On the same host the answer is exact (a killed run is resumable at once; a live one with
+    a slow upload is never taken over). From another host only the heartbeat can tell.
     """
     if not owner:
-        return False
+        return None
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
-        return False
+        return None
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
-"""A RUNNING run whose heartbeat is older than this is taken as dead (resumable, not live)."""
+    except PermissionError:
+        return True
+    return True
+
 
 BUSY_TIMEOUT_MS = 15_000
 _WRITE = "assetferry_write"  # connection execution option: begin with BEGIN IMMEDIATE
@@ -224,7 +226,8 @@ class StateStore:
             ).all()
             for run in running:
                 seen = run.heartbeat_at or run.started_at
-                if now - seen < STALE_AFTER and not _owner_is_gone(run.owner):
+                alive = _owner_alive(run.owner)
+                if alive is True or (alive is None and now - seen < STALE_AFTER):
                     age = max(0, int((now - seen).total_seconds()))
                     raise RunLockedError(
                         f"route {route!r} is being run by another process (run {run.id}, "

@@ -294,3 +294,21 @@ async def test_prune_is_skipped_when_anything_failed(tmp_path: Path,
     assert summary.exit_code() == 1
     assert summary.counts()["deleted"] == 0
     assert len(emu.assets) == len(files)
+
+
+async def test_a_second_process_on_the_same_job_is_refused(tmp_path: Path,
+                                                           emu: ContentstackEmulator) -> None:
+    from state.store import StateStore
+
+    root, _ = library(tmp_path)
+    job = local_to_cs_job(tmp_path, BASE, source=root)
+    first = await execute_job(job, "migrate", transports=transports(emu))
+    store = StateStore(job.run.state)
+    try:
+        store.start_run(first.route, "migrate")  # this (live) process holds the job
+        summary = await execute_job(job, "migrate", transports=transports(emu))
+    finally:
+        store.close()
+    assert summary.exit_code() == 2
+    assert summary.fatal is not None
+    assert "another process" in summary.fatal

@@ -48,12 +48,16 @@ def asset(source_id: str, status: ItemStatus = ItemStatus.DONE, **kw: Any) -> It
 
 
 def age_heartbeat(db: Path, run_id: int, by: timedelta) -> datetime:
-    """Make a run look as if its process stopped beating `by` ago."""
+    """Make a run look as if its process, on another host, stopped beating `by` ago.
+
+    (On this host the store asks the OS whether the owner lives, whatever the heartbeat.)
+    """
     old = datetime.now(UTC) - by
     engine = create_engine(f"sqlite:///{db}")
     try:
         with Session(engine) as s, s.begin():
-            s.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=old))
+            s.execute(update(Run).where(Run.id == run_id)
+                      .values(heartbeat_at=old, owner="another-host:4242"))
     finally:
         engine.dispose()
     return old
@@ -435,3 +439,18 @@ def test_a_run_whose_process_is_gone_does_not_lock_the_route(tmp_path: Path) -> 
         assert runs[1].status is RunStatus.INTERRUPTED
     finally:
         store.close()
+
+
+def test_a_live_run_on_this_host_is_never_taken_over_even_with_an_old_heartbeat(
+    store: StateStore, db: Path
+) -> None:
+    run = store.start_run(ROUTE, "migrate")
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with Session(engine) as s, s.begin():  # a long upload: no heartbeat for 10 minutes
+            s.execute(update(Run).where(Run.id == run)
+                      .values(heartbeat_at=datetime.now(UTC) - timedelta(minutes=10)))
+    finally:
+        engine.dispose()
+    with StateStore(str(db)) as other, pytest.raises(RunLockedError):
+        other.start_run(ROUTE, "migrate")
