@@ -62,15 +62,15 @@ def test_pacer_slows_down_on_429_and_recovers_on_success() -> None:
     request = httpx.Request("GET", "https://api.example.com/")
     for _ in range(3):
         pacer.observe(httpx.Response(429, request=request))
-    assert pacer.rate == pytest.approx(6.0 * 0.8**3)
+    assert pacer.rate == pytest.approx(6.0 * 0.97 * 0.85**3)
     slowest = pacer.rate
     for _ in range(200):
         pacer.observe(httpx.Response(200, request=request))
     assert slowest is not None
-    assert pacer.rate == 6.0, "never above the configured rate"
+    assert pacer.rate == pytest.approx(6.0 * 0.97), "never above the configured rate"
     for _ in range(100):
         pacer.observe(httpx.Response(429, request=request))
-    assert pacer.rate == pytest.approx(0.6), "never below a tenth of it"
+    assert pacer.rate == pytest.approx(0.6 * 0.97), "never below a tenth of it"
 
 
 async def test_credentials_only_go_to_the_api_host_and_never_with_downloads() -> None:
