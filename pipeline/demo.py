@@ -111,7 +111,19 @@ def run_demo(workdir: Path, *, origin: str = "storyblok") -> int:
                               encoding="utf-8")
             say("   " + result.text().replace("\n", "\n   ") + "\n")
             say(f"   Contentstack now holds {len(cs.assets)} assets in {len(cs.folders)} "
-                "folders\n\n3. where things are\n")
+                "folders; what went where (a few of them):\n")
+            planned = {a.source_id: a for a in plan.assets}
+            shown_paths = 0
+            for outcome in result.assets():
+                action = planned.get(outcome.source_id)
+                if action is None or action.target_folder is None or shown_paths >= 5:
+                    continue
+                if len(action.target_folder) < 5 and shown_paths >= 2:
+                    continue  # prefer the reshaped deep ones
+                shown_paths += 1
+                target_path = "/".join((*action.target_folder, action.filename))
+                say(f"     {outcome.path}\n       -> {target_path} ({outcome.target_id})\n")
+            say("\n3. where things are\n")
             say(f"   plan:   {workdir / 'plan.txt'} and plan.json\n   report: {report}\n"
                 f"   state:  {job.run.state}\n"
                 f"   id map: assetferry export-map -c {job_path}\n"
