@@ -239,7 +239,8 @@ COMMANDS = {"plan": cmd_plan, "migrate": cmd_run, "sync": cmd_run, "status": cmd
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logs.configure(args.log_format, verbose=args.verbose)
+    logs.configure(args.log_format, verbose=args.verbose,
+                   terminal=sys.stderr.isatty() and args.log_format == "text")
     try:
         return COMMANDS[args.command](args)
     except FatalError as exc:

@@ -20,7 +20,9 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def configure(log_format: str = "text", *, verbose: bool = False) -> None:
+def configure(log_format: str = "text", *, verbose: bool = False,
+              terminal: bool = False) -> None:
+    """``terminal``: a progress bar shows the progress, so only warnings and errors print."""
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -34,7 +36,7 @@ def configure(log_format: str = "text", *, verbose: bool = False) -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.DEBUG if verbose else logging.INFO),
+            logging.DEBUG if verbose else logging.WARNING if terminal else logging.INFO),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
