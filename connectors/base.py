@@ -200,6 +200,8 @@ class Limits:
     """Asset filenames (not folder names) get whitespace replaced by ``_`` (Contentstack)."""
     max_name_length: int | None = None
     requests_per_second: float | None = None
+    requests_per_upload: int = 1
+    """Paced API calls one upload takes (for the plan's estimate; storage POSTs don't count)."""
 
     def max_size_for(self, content_type: str) -> int | None:
         kind = "image" if content_type.startswith("image/") else "document"

@@ -79,6 +79,7 @@ class Plan:
     assets: tuple[AssetAction, ...]
     requests_per_second: float | None
     listing_requests: int = 0
+    requests_per_upload: int = 1
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
@@ -91,7 +92,8 @@ class Plan:
     @property
     def estimated_requests(self) -> int:
         writes = sum(1 for f in self.folders if f.op is Op.CREATE)
-        writes += sum(1 for a in self.assets if a.op in WRITE_OPS)
+        writes += sum(self.requests_per_upload if a.op in (Op.CREATE, Op.REPLACE) else 1
+                      for a in self.assets if a.op in WRITE_OPS)
         return writes + self.listing_requests
 
     @property
@@ -196,7 +198,7 @@ def make_plan(route: str, inp: PlanInput, *, listing_requests: int = 0) -> Plan:
     ]
     actions.extend(_prune_actions(inp, target_by_id))
     return Plan(route, tuple(folder_actions), tuple(actions), inp.limits.requests_per_second,
-                listing_requests)
+                listing_requests, inp.limits.requests_per_upload)
 
 
 def _asset_action(

@@ -249,6 +249,7 @@ class StoryblokConnector:
             metadata_fields=METADATA_FIELDS,
             forbidden_name_chars="/\\",
             requests_per_second=config.rate,
+            requests_per_upload=3,  # sign, finish_upload, metadata PUT
         )
 
     @property

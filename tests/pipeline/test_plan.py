@@ -106,3 +106,12 @@ def test_dropped_fields_and_renames_are_warned() -> None:
     [action] = make_plan("r", inp).assets
     assert any("alt_text dropped" in w for w in action.warnings)
     assert action.meta.alt_text is None
+
+
+def test_estimate_counts_every_paced_call_of_an_upload() -> None:
+    three_step = Limits(requests_per_second=3.0, requests_per_upload=3)
+    inp = PlanInput([], [asset("a", "a.png"), asset("b", "b.png")], [], [], {}, three_step,
+                    ALL, FolderOverflow.COLLAPSE)
+    plan = make_plan("r", inp)
+    assert plan.estimated_requests == 6
+    assert plan.estimated_seconds == 2.0
