@@ -41,6 +41,8 @@ log = structlog.get_logger("connectors.http")
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 ErrorText = Callable[[httpx.Response], str]
+RateHint = Callable[[httpx.Response], float | None]
+"""Reads the limit a 429 names (e.g. Storyblok's "Rate limit of 3 request per second")."""
 Classifier = Callable[[httpx.Response, str], SyncError | None]
 FilesFactory = Callable[[], Any]
 
@@ -109,6 +111,12 @@ class Pacer:
     def hold(self, seconds: float) -> None:
         """No request starts for ``seconds`` (the server asked us to slow down)."""
         self._next = max(self._next, time.monotonic() + seconds)
+
+    def limit_to(self, rate: float) -> None:
+        """The server named its limit: never go above it again (with the usual margin)."""
+        if rate > 0 and (self._max_rate is None or rate * self.MARGIN < self._max_rate):
+            self._max_rate = rate * self.MARGIN
+            self._rate = min(self._rate or self._max_rate, self._max_rate)
 
     def slow_down(self) -> None:
         if self._rate and self._max_rate:
@@ -263,8 +271,10 @@ class ApiClient:
         transport: httpx.AsyncBaseTransport | None = None,
         error_text: ErrorText = default_error_text,
         classify: Classifier | None = None,
+        rate_hint: RateHint | None = None,
     ) -> None:
         self.api = api
+        self._rate_hint = rate_hint
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")
         self._credentials = dict(credentials or {})
         self._retry = retry or RetryPolicy()
@@ -343,6 +353,10 @@ class ApiClient:
                 )
                 await response.aread()
                 self._pacer.observe(response)
+                if response.status_code == 429 and self._rate_hint is not None:
+                    named = self._rate_hint(response)
+                    if named:
+                        self._pacer.limit_to(named)
                 raise_for_response(
                     response,
                     api=self.api,

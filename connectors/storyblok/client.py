@@ -119,6 +119,15 @@ def _total(response: httpx.Response) -> int | None:
         ) from None
 
 
+_NAMED_LIMIT = re.compile(r"Rate limit of (\d+(?:\.\d+)?) requests? per second")
+
+
+def named_rate_limit(response: httpx.Response) -> float | None:
+    """The limit a Storyblok 429 names: ``{"error": "Rate limit of 3 request per second ..."}``."""
+    match = _NAMED_LIMIT.search(response.text)
+    return float(match.group(1)) if match else None
+
+
 class StoryblokClient:
     """Typed access to one space's MAPI; close with :meth:`aclose`."""
 
@@ -136,6 +145,7 @@ class StoryblokClient:
             requests_per_second=config.rate,
             transport=transport,
             error_text=storyblok_error_text,
+            rate_hint=named_rate_limit,
         )
         self.storage = ApiClient(
             api=STORAGE,

@@ -101,3 +101,24 @@ async def test_401_is_fatal_for_the_api_but_item_level_for_a_file_host() -> None
         with pytest.raises(ItemError, match="file host refused"):
             async with api.download("https://cdn.example.com/private.png"):
                 pass
+
+
+async def test_a_429_that_names_its_limit_caps_the_pacer() -> None:
+    from connectors.storyblok.client import named_rate_limit
+
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(
+                429, json={"error": "Rate limit of 3 request per second reached. Retry later."})
+        return httpx.Response(200, json={})
+
+    async with client(httpx.MockTransport(handle), requests_per_second=6.0,
+                      rate_hint=named_rate_limit) as api:
+        await api.request("GET", "things")
+        assert api.pacer.rate == pytest.approx(3.0 * 0.97)
+        for _ in range(4):
+            await api.request("GET", "things")
+        assert api.pacer.rate == pytest.approx(3.0 * 0.97), "never climbs above the named limit"
