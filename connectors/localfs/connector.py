@@ -1,42 +1,25 @@
-"""A folder on the local disk as a source and as a target.
+"""The local folder connector: ``LocalConfig`` and ``LocalFolderConnector``.
 
-Directories are folders and files are assets. Ids are POSIX paths relative to the root
-(``"a/b"`` for a folder, ``"a/b/photo.jpg"`` for an asset). Metadata that a file system cannot
-hold (title, alt text, tags, locales...) lives in a JSON manifest at the root::
-
-    {"version": 1,
-     "assets": {"a/b/photo.jpg": {"title": "...", "description": "...", "alt_text": "...",
-                                  "tags": ["..."], "copyright": "...", "focus": "0.5,0.5",
-                                  "locales": {"de": {"title": "...", "alt_text": "..."}},
-                                  "source_id": "<id in the source we copied it from>",
-                                  "extra": {"any": "string"}}}}
-
-Every write is atomic: bytes go to a hidden temp file (``.assetferry-tmp-<random>``) in the
-destination folder, are fsynced, then renamed into place; a crash leaves at most a temp file,
-which listings skip. Listing never follows a symlink out of the root.
+Listing (confined to the root, symlinks followed only inside it), streaming, and atomic,
+never-clobbering writes; metadata goes to the manifest (``connectors.localfs.manifest``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import hashlib
-import json
-import mimetypes
 import os
-import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
-from typing import IO, Literal
+from typing import Literal
 
 import anyio
 import anyio.to_thread
 import structlog
 from anyio import AsyncFile
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from connectors.base import (
     METADATA_FIELDS,
@@ -44,7 +27,6 @@ from connectors.base import (
     AssetMeta,
     Folder,
     Limits,
-    LocalizedText,
     StagedFile,
     SupportsDelete,
     SupportsFindAsset,
@@ -55,26 +37,26 @@ from connectors.base import (
     UploadJournal,
     UploadRequest,
 )
-from connectors.errors import ConfigError, FatalError, ItemError, NotFoundError, SyncError
-from connectors.media import image_size
+from connectors.errors import ConfigError, FatalError, ItemError, NotFoundError
+from connectors.localfs.files import (
+    CHUNK_SIZE,
+    TMP_PREFIX,
+    atomic_write,
+    copy_staged,
+    dimensions,
+    fsync_dir,
+    guess_content_type,
+    os_error,
+    same_file,
+)
+from connectors.localfs.manifest import Entry, Manifest
 
 log = structlog.get_logger(__name__)
 
-CHUNK_SIZE = 64 * 1024
-"""Bytes per chunk when streaming a file out."""
-TMP_PREFIX = ".assetferry-tmp-"
-"""Name prefix of our in-flight temp files; listings skip them, uploads may not use it."""
 LIST_BATCH = 256
 """Files stat'ed (and image headers read) per worker-thread call while listing."""
 FORBIDDEN_NAME_CHARS = "/\\\x00"
 MAX_NAME_BYTES = 255
-_IMAGE_FORMATS = {
-    "image/png": "PNG",
-    "image/jpeg": "JPEG",
-    "image/gif": "GIF",
-    "image/webp": "WEBP",
-}
-_DISK_FATAL = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 
 class LocalConfig(BaseModel):
@@ -96,177 +78,8 @@ class LocalConfig(BaseModel):
         return value
 
 
-# --- manifest ---------------------------------------------------------------------------------
 
-
-class _LocaleEntry(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    title: str | None = None
-    description: str | None = None
-    alt_text: str | None = None
-    copyright: str | None = None
-
-
-class _Entry(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    title: str | None = None
-    description: str | None = None
-    alt_text: str | None = None
-    tags: tuple[str, ...] = ()
-    copyright: str | None = None
-    focus: str | None = None
-    locales: dict[str, _LocaleEntry] = Field(default_factory=dict)
-    source_id: str | None = None
-    extra: dict[str, str] = Field(default_factory=dict)
-
-    def meta(self) -> AssetMeta:
-        return AssetMeta(
-            title=self.title,
-            description=self.description,
-            alt_text=self.alt_text,
-            tags=tuple(self.tags),
-            copyright=self.copyright,
-            focus=self.focus,
-            locales={
-                code: LocalizedText(
-                    title=loc.title,
-                    description=loc.description,
-                    alt_text=loc.alt_text,
-                    copyright=loc.copyright,
-                )
-                for code, loc in self.locales.items()
-            },
-        )
-
-    @classmethod
-    def of(
-        cls, meta: AssetMeta, *, source_id: str | None, extra: Mapping[str, str]
-    ) -> _Entry:
-        return cls(
-            title=meta.title,
-            description=meta.description,
-            alt_text=meta.alt_text,
-            tags=tuple(meta.tags),
-            copyright=meta.copyright,
-            focus=meta.focus,
-            locales={
-                code: _LocaleEntry(
-                    title=loc.title,
-                    description=loc.description,
-                    alt_text=loc.alt_text,
-                    copyright=loc.copyright,
-                )
-                for code, loc in meta.locales.items()
-            },
-            source_id=source_id,
-            extra=dict(extra),
-        )
-
-
-class _ManifestFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    version: Literal[1]
-    assets: dict[str, _Entry] = Field(default_factory=dict)
-
-
-class _Manifest:
-    """The metadata manifest: loaded once, kept in memory, written back atomically.
-
-    Writers are serialized by a lock and grouped: while one write is in its worker thread,
-    later changes queue up and the next write carries all of them. ``put``/``remove`` return
-    only once their change is on disk.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._entries: dict[str, _Entry] | None = None
-        self._lock = anyio.Lock()
-        self._changes = 0
-        self._written = 0
-
-    async def entries(self) -> dict[str, _Entry]:
-        """All entries. Raises ConfigError when the file is unreadable or malformed."""
-        if self._entries is None:
-            async with self._lock:
-                if self._entries is None:
-                    self._entries = await anyio.to_thread.run_sync(self._read)
-        return self._entries
-
-    async def get(self, key: str) -> _Entry | None:
-        return (await self.entries()).get(key)
-
-    async def put(self, key: str, entry: _Entry) -> None:
-        (await self.entries())[key] = entry
-        await self._commit()
-
-    async def remove(self, key: str) -> None:
-        entries = await self.entries()
-        if entries.pop(key, None) is not None:
-            await self._commit()
-
-    async def _commit(self) -> None:
-        self._changes += 1
-        wanted = self._changes
-        async with self._lock:
-            if self._written >= wanted:
-                return  # a write that started after our change already carried it
-            assert self._entries is not None  # noqa: S101 - entries() ran before any change
-            upto = self._changes
-            snapshot = dict(self._entries)
-            await anyio.to_thread.run_sync(self._write, snapshot)
-            self._written = upto
-
-    def _read(self) -> dict[str, _Entry]:
-        how_to_fix = (
-            "fix it by hand (it must be JSON like "
-            '{"version": 1, "assets": {"<relative path>": {"title": "..."}}}) '
-            "or move it aside to start without metadata"
-        )
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read the metadata manifest {self.path}: {exc.strerror}"
-            ) from None
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(
-                f"metadata manifest {self.path} is not valid JSON ({exc}); {how_to_fix}"
-            ) from None
-        try:
-            manifest = _ManifestFile.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-                for err in exc.errors()[:5]
-            )
-            raise ConfigError(
-                f"metadata manifest {self.path} has an unexpected shape ({problems}); {how_to_fix}"
-            ) from None
-        return dict(manifest.assets)
-
-    def _write(self, snapshot: dict[str, _Entry]) -> None:
-        document = {
-            "version": 1,
-            "assets": {
-                key: snapshot[key].model_dump(mode="json", exclude_defaults=True)
-                for key in sorted(snapshot)
-            },
-        }
-        body = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
-        try:
-            _atomic_write(self.path, lambda out: out.write(body))
-        except OSError as exc:
-            raise _os_error(exc, f"writing the metadata manifest {self.path}") from None
-
-
-# --- helpers run in worker threads ------------------------------------------------------------
+# --- scan results -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,98 +107,6 @@ class _FileInfo:
     height: int | None
 
 
-def _os_error(exc: OSError, doing: str) -> SyncError:
-    """A file-system error as our error type: a full or read-only disk stops the run."""
-    reason = exc.strerror or str(exc)
-    if exc.errno in _DISK_FATAL:
-        return FatalError(f"{doing} failed: {reason}; free space or fix the target folder")
-    return ItemError(f"{doing} failed: {reason}")
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (best effort: not every platform can open a folder)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(
-    final: Path, fill: Callable[[IO[bytes]], object], *, replace: bool = True
-) -> Path:
-    """Write a temp file next to ``final`` with ``fill(file)``, fsync it, move it into place.
-
-    With ``replace=False`` the temp file is left in place and returned (the caller links or
-    renames it); otherwise it replaces ``final`` and ``final`` is returned. On any error the
-    temp file is removed.
-    """
-    tmp = final.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
-    try:
-        with tmp.open("xb") as out:
-            fill(out)
-            out.flush()
-            os.fsync(out.fileno())
-        if not replace:
-            return tmp
-        tmp.replace(final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(final.parent)
-    return final
-
-
-def _read_chunks(path: Path) -> Iterator[bytes]:
-    """The bytes of ``path`` in chunks (a seam for tests that interrupt a copy)."""
-    with path.open("rb") as src:
-        while chunk := src.read(CHUNK_SIZE):
-            yield chunk
-
-
-def _copy_staged(staged: StagedFile) -> Callable[[IO[bytes]], None]:
-    def fill(out: IO[bytes]) -> None:
-        written = 0
-        for chunk in _read_chunks(staged.path):
-            out.write(chunk)
-            written += len(chunk)
-        if written != staged.size:
-            raise ItemError(
-                f"staged file {staged.path.name} holds {written} bytes, expected {staged.size}"
-            )
-
-    return fill
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    for chunk in _read_chunks(path):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _same_file(path: Path, staged: StagedFile) -> bool:
-    try:
-        return (
-            path.is_file()
-            and path.stat().st_size == staged.size
-            and _sha256_of(path) == staged.sha256
-        )
-    except OSError:
-        return False
-
-
-def _dimensions(path: Path, content_type: str) -> tuple[int | None, int | None]:
-    size = image_size(path) if content_type in _IMAGE_FORMATS else None
-    return size if size is not None else (None, None)
-
-
-def _content_type(name: str) -> str:
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    return guessed or "application/octet-stream"
-
-
 # --- the connector ----------------------------------------------------------------------------
 
 
@@ -410,7 +131,7 @@ class LocalFolderConnector:
         self._config = config
         self._role = role
         self._root = config.path.resolve()
-        self._manifest = _Manifest(self._root / config.manifest)
+        self._manifest = Manifest(self._root / config.manifest)
 
     async def __aenter__(self) -> LocalFolderConnector:
         return self
@@ -475,7 +196,7 @@ class LocalFolderConnector:
                 f"{rel} is now a folder, not a file; re-run to pick up the change"
             ) from None
         except OSError as exc:
-            raise _os_error(exc, f"opening {rel}") from None
+            raise os_error(exc, f"opening {rel}") from None
         async with file:
             chunks = _chunks(file, rel)
             try:
@@ -621,8 +342,8 @@ class LocalFolderConnector:
             except OSError:
                 vanished.append(name)
                 continue
-            content_type = _content_type(name)
-            width, height = _dimensions(path, content_type)
+            content_type = guess_content_type(name)
+            width, height = dimensions(path, content_type)
             infos.append(
                 _FileInfo(
                     name=name,
@@ -636,7 +357,7 @@ class LocalFolderConnector:
             )
         return infos, vanished
 
-    def _asset(self, found: _FileAt, entry: _Entry | None) -> Asset:
+    def _asset(self, found: _FileAt, entry: Entry | None) -> Asset:
         info = found.info
         return Asset(
             source_id=found.rel,
@@ -672,7 +393,7 @@ class LocalFolderConnector:
                 f"cannot create folder {'/'.join(parts)}: a file of that name is in the way"
             ) from None
         except OSError as exc:
-            raise _os_error(exc, f"creating folder {'/'.join(parts)}") from None
+            raise os_error(exc, f"creating folder {'/'.join(parts)}") from None
         log.info("local.folder_created", folder_id="/".join(parts))
         return Folder(
             source_id="/".join(parts), name=parts[-1], parent_id=parent_id, path=parts
@@ -695,7 +416,7 @@ class LocalFolderConnector:
         previous = None if created else await self._manifest.get(rel)
         await self._manifest.put(
             rel,
-            _Entry.of(
+            Entry.of(
                 request.meta,
                 source_id=request.source_id,
                 extra=previous.extra if previous else {},
@@ -711,20 +432,20 @@ class LocalFolderConnector:
         """Put the file at ``final`` without clobbering; False if an identical one was there."""
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _atomic_write(final, _copy_staged(staged), replace=False)
+            tmp = atomic_write(final, copy_staged(staged), replace=False)
         except FileNotFoundError as exc:
             if exc.filename == str(staged.path):
                 raise ItemError(f"staged file for {rel} vanished before upload") from None
-            raise _os_error(exc, f"writing {rel}") from None
+            raise os_error(exc, f"writing {rel}") from None
         except (FileExistsError, NotADirectoryError):
             raise ItemError(f"cannot write {rel}: a file is in the way of its folder") from None
         except OSError as exc:
-            raise _os_error(exc, f"writing {rel}") from None
+            raise os_error(exc, f"writing {rel}") from None
         try:
             try:
                 os.link(tmp, final)  # atomic and never overwrites
             except FileExistsError:
-                if _same_file(final, staged):
+                if same_file(final, staged):
                     return False
                 raise ItemError(
                     f"{rel} already exists with different content; not overwriting it"
@@ -734,16 +455,16 @@ class LocalFolderConnector:
                     raise
                 # No hard links here (FAT, some network shares): check, then rename.
                 if final.exists() or final.is_symlink():
-                    if _same_file(final, staged):
+                    if same_file(final, staged):
                         return False
                     raise ItemError(
                         f"{rel} already exists with different content; not overwriting it"
                     ) from None
                 tmp.replace(final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
             return True
         except OSError as exc:
-            raise _os_error(exc, f"writing {rel}") from None
+            raise os_error(exc, f"writing {rel}") from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -763,16 +484,16 @@ class LocalFolderConnector:
         def overwrite() -> None:
             if not final.is_file():
                 raise NotFoundError(f"{rel} no longer exists; it can't be replaced")
-            _atomic_write(final, _copy_staged(staged))
+            atomic_write(final, copy_staged(staged))
 
         try:
             await anyio.to_thread.run_sync(overwrite)
         except OSError as exc:
-            raise _os_error(exc, f"replacing {rel}") from None
+            raise os_error(exc, f"replacing {rel}") from None
         previous = await self._manifest.get(rel)
         await self._manifest.put(
             rel,
-            _Entry.of(
+            Entry.of(
                 request.meta,
                 source_id=request.source_id,
                 extra=previous.extra if previous else {},
@@ -791,7 +512,7 @@ class LocalFolderConnector:
         previous = await self._manifest.get(rel)
         await self._manifest.put(
             rel,
-            _Entry.of(
+            Entry.of(
                 meta,
                 source_id=previous.source_id if previous else None,
                 extra=previous.extra if previous else {},
@@ -809,12 +530,12 @@ class LocalFolderConnector:
             if final.is_dir() and not final.is_symlink():
                 raise ItemError(f"{rel} is a folder, not an asset; not deleting it")
             final.unlink(missing_ok=True)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
 
         try:
             await anyio.to_thread.run_sync(unlink)
         except OSError as exc:
-            raise _os_error(exc, f"deleting {rel}") from None
+            raise os_error(exc, f"deleting {rel}") from None
         await self._manifest.remove(rel)
         log.info("local.deleted", target_id=rel)
 
@@ -876,7 +597,7 @@ async def _chunks(file: AsyncFile[bytes], rel: str) -> AsyncGenerator[bytes, Non
         try:
             chunk = await file.read(CHUNK_SIZE)
         except OSError as exc:
-            raise _os_error(exc, f"reading {rel}") from None
+            raise os_error(exc, f"reading {rel}") from None
         if not chunk:
             return
         yield chunk

@@ -228,7 +228,7 @@ async def test_large_file_streams_in_64k_chunks(root: Path) -> None:
 async def test_listing_batches_many_files_in_order(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(localfs, "LIST_BATCH", 3)
+    monkeypatch.setattr(localfs.connector, "LIST_BATCH", 3)
     for i in range(10):
         (root / f"f{i:02d}.txt").write_bytes(b"x" * i)
     (root / "f04b").mkdir()
@@ -432,7 +432,7 @@ async def test_interrupted_copy_leaves_no_temp_and_no_partial_file(
         yield b"first half"
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(localfs, "_read_chunks", broken_chunks)
+    monkeypatch.setattr(localfs.files, "_read_chunks", broken_chunks)
     conn = connector(root)
     await conn.create_folder(None, "dst")
     with pytest.raises(ItemError, match="Input/output error"):
@@ -626,14 +626,16 @@ async def test_corrupt_manifest_is_a_config_error_and_is_kept(
 async def test_concurrent_uploads_are_all_recorded(
     root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_write = localfs._Manifest._write
+    real_write = localfs.manifest.Manifest._write
 
-    def slow_disk(self: localfs._Manifest, snapshot: dict[str, localfs._Entry]) -> None:
+    def slow_disk(
+        self: localfs.manifest.Manifest, snapshot: dict[str, localfs.manifest.Entry]
+    ) -> None:
         # Older (smaller) snapshots take longer: unserialized writes would land out of order.
         time.sleep((20 - len(snapshot)) * 0.001)
         real_write(self, snapshot)
 
-    monkeypatch.setattr(localfs._Manifest, "_write", slow_disk)
+    monkeypatch.setattr(localfs.manifest.Manifest, "_write", slow_disk)
     conn = connector(root)
     await conn.create_folder(None, "many")
     staged = [stage_bytes(tmp_path, f"file {i}".encode(), "text/plain") for i in range(20)]

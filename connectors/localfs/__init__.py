@@ -1,0 +1,25 @@
+"""A folder on the local disk as a source and as a target.
+
+Directories are folders and files are assets. Ids are POSIX paths relative to the root
+(``"a/b"`` for a folder, ``"a/b/photo.jpg"`` for an asset). Metadata that a file system cannot
+hold (title, alt text, tags, locales...) lives in a JSON manifest at the root::
+
+    {"version": 1,
+     "assets": {"a/b/photo.jpg": {"title": "...", "description": "...", "alt_text": "...",
+                                  "tags": ["..."], "copyright": "...", "focus": "0.5,0.5",
+                                  "locales": {"de": {"title": "...", "alt_text": "..."}},
+                                  "source_id": "<id in the source we copied it from>",
+                                  "extra": {"any": "string"}}}}
+
+Every write is atomic: bytes go to a hidden temp file (``.assetferry-tmp-<random>``) in the
+destination folder, are fsynced, then renamed into place; a crash leaves at most a temp file,
+which listings skip. Listing never follows a symlink out of the root.
+
+Layout: ``connector`` (``LocalConfig``, ``LocalFolderConnector``), ``manifest`` (the metadata
+manifest file), ``files`` (atomic writes, hashing, content type and other file helpers).
+"""
+
+from connectors.localfs.connector import LocalConfig, LocalFolderConnector
+from connectors.localfs.files import CHUNK_SIZE, TMP_PREFIX
+
+__all__ = ["CHUNK_SIZE", "TMP_PREFIX", "LocalConfig", "LocalFolderConnector"]
