@@ -107,3 +107,18 @@ def run_migrate(job: Path, env_vars: Mapping[str, str],
         [sys.executable, "-m", "pipeline.cli", "--log-format", "json", "migrate", "-c", str(job)],
         env=env, capture_output=True, text=True, timeout=240, check=False,
     )
+
+
+def cs_job_file(tmp_path: Path, source: Path, base_url: str, *, rate: float = 500,
+                concurrency: int = 4) -> Path:
+    """A job file local -> Contentstack whose token comes from ``$CS_TOKEN``."""
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'[source]\nconnector = "local"\npath = "{source}"\n\n'
+        f'[target]\nconnector = "contentstack"\napi_key = "{CS_KEY}"\n'
+        f'management_token = "${{CS_TOKEN}}"\nbase_url = "{base_url}"\n'
+        f"requests_per_second = {rate}\n\n"
+        f'[run]\nstate = "{tmp_path / "state.db"}"\nconcurrency = {concurrency}\n',
+        encoding="utf-8",
+    )
+    return job

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.pipeline.helpers import CS_KEY, EMU_TOKEN, library, run_migrate, sha
+from tests.pipeline.helpers import CS_KEY, EMU_TOKEN, cs_job_file, library, run_migrate, sha
 
 pytestmark = pytest.mark.slow
 
@@ -64,15 +64,7 @@ def target_inventory(url: str) -> list[tuple[str, str, str]]:
 def test_killed_runs_resume_to_exactly_once(tmp_path: Path, emulator: str,
                                             crash_points: tuple[str, ...]) -> None:
     root, files = library(tmp_path)
-    job = tmp_path / "job.toml"
-    job.write_text(
-        f'[source]\nconnector = "local"\npath = "{root}"\n\n'
-        f'[target]\nconnector = "contentstack"\napi_key = "{CS_KEY}"\n'
-        f'management_token = "${{CS_TOKEN}}"\nbase_url = "{emulator}"\n'
-        "requests_per_second = 500\n\n"
-        f'[run]\nstate = "{tmp_path / "state.db"}"\nconcurrency = 4\n',
-        encoding="utf-8",
-    )
+    job = cs_job_file(tmp_path, root, emulator, rate=500)
     for point in crash_points:
         killed = run_migrate(job, {"CS_TOKEN": EMU_TOKEN}, point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
@@ -88,15 +80,8 @@ def test_killed_runs_resume_to_exactly_once(tmp_path: Path, emulator: str,
 
 def test_ctrl_c_exits_130_saves_state_and_resumes(tmp_path: Path, emulator: str) -> None:
     root, files = library(tmp_path)
-    job = tmp_path / "job.toml"
-    job.write_text(
-        f'[source]\nconnector = "local"\npath = "{root}"\n\n'
-        f'[target]\nconnector = "contentstack"\napi_key = "{CS_KEY}"\n'
-        f'management_token = "${{CS_TOKEN}}"\nbase_url = "{emulator}"\n'
-        "requests_per_second = 8\n\n"  # slow enough to interrupt half way
-        f'[run]\nstate = "{tmp_path / "state.db"}"\nconcurrency = 2\n',
-        encoding="utf-8",
-    )
+    # slow enough to interrupt half way
+    job = cs_job_file(tmp_path, root, emulator, rate=8, concurrency=2)
     env = {**os.environ, "CS_TOKEN": EMU_TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "migrate", "-c", str(job)],

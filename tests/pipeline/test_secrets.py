@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.helpers import CS_KEY, EMU_TOKEN, library
+from tests.pipeline.helpers import EMU_TOKEN, cs_job_file, library
 
 pytestmark = pytest.mark.slow
 
@@ -19,15 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_token_never_reaches_logs_reports_state_or_cassettes(tmp_path: Path,
                                                              emulator: str) -> None:
     root, files = library(tmp_path)
-    job = tmp_path / "job.toml"
-    job.write_text(
-        f'[source]\nconnector = "local"\npath = "{root}"\n\n'
-        f'[target]\nconnector = "contentstack"\napi_key = "{CS_KEY}"\n'
-        f'management_token = "${{CS_TOKEN}}"\nbase_url = "{emulator}"\n'
-        "requests_per_second = 500\n\n"
-        f'[run]\nstate = "{tmp_path / "state.db"}"\n',
-        encoding="utf-8",
-    )
+    job = cs_job_file(tmp_path, root, emulator, rate=500)
     env = {**os.environ, "CS_TOKEN": EMU_TOKEN}
     outputs = []
     for args in (
