@@ -312,3 +312,27 @@ async def test_a_second_process_on_the_same_job_is_refused(tmp_path: Path,
     assert summary.exit_code() == 2
     assert summary.fatal is not None
     assert "another process" in summary.fatal
+
+
+async def test_truncated_downloads_and_resets_are_retried_bytes_identical(
+    tmp_path: Path,
+) -> None:
+    emu = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
+    try:
+        root, _ = library(tmp_path)
+        job = local_to_cs_job(tmp_path, BASE, source=root)
+        assert (await execute_job(job, "migrate", transports=transports(emu))).exit_code() == 0
+        emu.faults = Faults(truncate_rate=0.2, reset_rate=0.05, seed=7)
+        dest = tmp_path / "back"
+        back = cs_to_local_job(tmp_path, BASE, dest=dest)
+        summary = await execute_job(back, "migrate", transports=transports(emu, "source"))
+        injected = emu.fault_middleware.injected
+        assert injected["truncate"] > 0, injected
+        assert injected["reset"] > 0, injected
+        if summary.exit_code() != 0:  # an item out of tries is picked up by the re-run
+            summary = await execute_job(back, "migrate", transports=transports(emu, "source"))
+        assert summary.exit_code() == 0, summary.text()
+        emu.faults = Faults()
+        assert local_inventory(dest) == cs_inventory(emu), "no truncated file was kept"
+    finally:
+        emu.close()
