@@ -189,9 +189,10 @@ class ContentstackConnector:
     async def iter_folders(self) -> AsyncIterator[Folder]:
         """Every folder of the stack, parents before children.
 
-        Raises MalformedResponseError when a folder's parent is missing from the listing.
+        Lists afresh every time (what the stack holds now: a folder whose create answer was
+        lost must be found). Raises MalformedResponseError when a folder's parent is missing.
         """
-        folders = await self._folder_map()
+        folders = await self._folder_map(refresh=True)
         for folder in sorted(folders.values(), key=lambda f: (len(f.path), f.path)):
             yield folder
 

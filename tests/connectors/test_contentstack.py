@@ -224,13 +224,12 @@ async def test_create_folder_posts_documented_body_and_computes_path() -> None:
     with cs_vcr.use_cassette("create_folder.yaml") as cassette:
         async with ContentstackConnector(make_config()) as conn:
             folder = await conn.create_folder("bltf0000d00f00c0e00", "Demo")
-            # the new folder joins the cache: listing needs no further request
-            listed = [f async for f in conn.iter_folders()]
+            # (iter_folders always lists afresh, so a folder whose create answer was lost is
+            # found: tests/pipeline/test_migrate_e2e.py, every create answer lost)
         assert cassette.all_played
     assert folder == Folder(
         "blt1bf1231a7fd1231b", "Demo", "bltf0000d00f00c0e00", ("Campaigns", "Demo")
     )
-    assert folder in listed
 
 
 async def test_upload_and_replace_send_documented_multipart_forms(tmp_path: Path) -> None:

@@ -14,11 +14,13 @@ from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import Faults, in_process_transport
 from pipeline.plan import Op, Plan
 from pipeline.run import execute_job, plan_job
+from pipeline.samples import sample_library
 from state.store import ItemStatus
 from tests.pipeline.helpers import (
     CS_KEY,
     CS_TOKEN,
     cs_inventory,
+    cs_paths,
     cs_to_local_job,
     library,
     local_inventory,
@@ -334,5 +336,27 @@ async def test_truncated_downloads_and_resets_are_retried_bytes_identical(
         assert summary.exit_code() == 0, summary.text()
         emu.faults = Faults()
         assert local_inventory(dest) == cs_inventory(emu), "no truncated file was kept"
+    finally:
+        emu.close()
+
+
+async def test_every_create_answer_lost_still_yields_each_folder_and_asset_once(
+    tmp_path: Path,
+) -> None:
+    """Each POST does its work and then answers 502: only reconciling can finish the run."""
+    emu = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None,
+                               faults=Faults(error_after_commit_rate=1.0))
+    try:
+        files = [f for f in list(sample_library()) if len(f.folder) <= 2][:10]
+        root, _ = library(tmp_path, files)
+        job = local_to_cs_job(tmp_path, BASE, source=root)
+        summary = await execute_job(job, "migrate", transports=transports(emu))
+        assert summary.exit_code() == 0, summary.text()
+        paths = sorted(cs_paths(emu).values())
+        assert len(paths) == len(set(paths)), "no folder created twice"
+        assert sorted(paths) == sorted({f.folder[:i] for f in files
+                                        for i in range(1, len(f.folder) + 1)})
+        names = sorted(rec["filename"] for rec in emu.assets.values())
+        assert names == sorted(cs_name(f.name) for f in files), "no asset created twice"
     finally:
         emu.close()
