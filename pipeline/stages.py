@@ -250,7 +250,10 @@ class AssetLoader:
                 return await self.target.upload(request, staged, journal)
             except AmbiguousError as exc:
                 log.warning("load.ambiguous", source_id=action.source_id, error=str(exc))
-                if action.op is Op.CREATE:
+                # a multi-step upload that journaled its steps resumes from them (finding the
+                # asset could skip a step still owed, such as its metadata); a one-step
+                # upload is looked for before it is sent again
+                if action.op is Op.CREATE and not self.ckpt.records[key].journal:
                     found = await self._find(request, staged)
                     if found is not None:
                         return found

@@ -176,3 +176,36 @@ async def test_private_asset_without_asset_token_is_unreachable_in_the_plan(
     assert summary.exit_code() == 1, "a private asset left behind is not success"
     assert [o.path for o in summary.not_migrated()] == ["secret.pdf"]
     assert (dest / "public.png").read_bytes() == b"public bytes"
+
+
+async def test_lost_answers_to_storyblok_writes_still_give_one_asset_with_its_metadata(
+    tmp_path: Path,
+) -> None:
+    """Every write to Storyblok does its work, then answers 502 (sign, storage, tags, PUT)."""
+    from connectors.emulation import Faults
+    from tests.pipeline.helpers import library
+
+    files = [f for f in sample_library() if f.alt_de and len(f.folder) <= 1][:6]
+    root, _ = library(tmp_path, files)
+    emu = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None,
+                            faults=Faults(error_after_commit_rate=0.3, seed=5))
+    try:
+        config = load_job(job(tmp_path, f'connector = "local"\npath = "{root}"\n', SB_SECTION),
+                          env={})
+        transports = {"target": in_process_transport(emu.app)}
+        summary = await execute_job(config, "migrate", transports=transports)
+        for _ in range(3):  # items out of tries are finished by re-runs, never duplicated
+            if summary.exit_code() == 0:
+                break
+            summary = await execute_job(config, "migrate", transports=transports)
+        assert summary.exit_code() == 0, summary.text()
+        assert emu.fault_middleware.injected["after_commit"] > 0
+        emu.faults = Faults()
+        assert sb_inventory(emu) == sorted((f.folder, f.name, sha(f.data)) for f in files)
+        by_name = {rec["short_filename"]: rec for rec in emu.assets.values()}
+        for f in files:
+            rec = by_name[f.name]
+            assert rec["alt"] == f.alt, f.name
+            assert rec["meta_data"].get("alt__i18n__de") == f.alt_de, f.name
+    finally:
+        emu.close()
