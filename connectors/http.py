@@ -227,15 +227,18 @@ def decode_model(response: httpx.Response, model: type[M], *, api: str) -> M:
         ) from None
 
 
-def _download_refusal(response: httpx.Response, text: str) -> SyncError | None:
-    """A file host that refuses a download fails that one asset, never the run.
+def _refusal_without_credentials(response: httpx.Response, text: str) -> SyncError | None:
+    """A 401/403 to a request that carried none of our credentials fails that one item.
 
-    No credential is ever sent to a file host, so its 401/403 says nothing about ours.
+    File hosts and storage endpoints never get a credential, so their refusal says nothing
+    about ours (a private asset, an expired signature): it must not stop the run.
     """
     if response.status_code in (401, 403):
         return ItemError(
-            f"the file host refused the download ({response.status_code} "
-            f"{_where(response.request)}): {text}. The asset may be private or expired."
+            f"the file host refused the request ({response.status_code} "
+            f"{_where(response.request)}): {text}. The asset may be private or its "
+            "signature expired.",
+            status=response.status_code,
         )
     return None
 
@@ -335,8 +338,9 @@ class ApiClient:
             idempotent = method in _IDEMPOTENT
         url = self.url(path)
         send_headers = dict(headers or {})
-        if authed:
-            send_headers.update(self._auth_headers(url))
+        credentials = self._auth_headers(url) if authed else {}
+        send_headers.update(credentials)
+        classify = self._classify or (None if credentials else _refusal_without_credentials)
         attempt = limited = 0
         while True:
             attempt += 1
@@ -362,7 +366,7 @@ class ApiClient:
                     api=self.api,
                     idempotent=idempotent,
                     error_text=self._error_text,
-                    classify=self._classify,
+                    classify=classify,
                 )
             except httpx.TransportError as exc:
                 error: SyncError = _transport_error(exc, api=self.api, idempotent=idempotent)
@@ -410,7 +414,7 @@ class ApiClient:
                     if response.status_code >= 300:
                         await response.aread()
                         raise_for_response(response, api=self.api, error_text=self._error_text,
-                                           classify=_download_refusal)
+                                           classify=_refusal_without_credentials)
                     yield self._iter_body(response, chunk_size)
                     return
             except httpx.TransportError as exc:

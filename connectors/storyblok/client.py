@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,12 +23,9 @@ import httpx
 from pydantic import SecretStr
 
 from connectors.errors import (
-    AuthError,
     ConfigError,
-    ItemError,
     MalformedResponseError,
     NotFoundError,
-    SyncError,
 )
 from connectors.http import ApiClient, decode_json, decode_model
 from connectors.storyblok.config import StoryblokConfig
@@ -93,20 +90,6 @@ def storage_error_text(response: httpx.Response) -> str:
     return storyblok_error_text(response)
 
 
-def storage_classify(response: httpx.Response, text: str) -> SyncError | None:
-    """A refusal from a file host concerns one file (expired signature, private asset).
-
-    It must not stop the run the way a refused API token does.
-    """
-    if response.status_code in (401, 403):
-        return ItemError(
-            f"{STORAGE} refused access ({response.status_code} {response.request.url.host}"
-            f"{response.request.url.path}): {text}",
-            status=response.status_code,
-        )
-    return None
-
-
 def _total(response: httpx.Response) -> int | None:
     raw = response.headers.get("total")
     if raw is None:
@@ -155,7 +138,6 @@ class StoryblokClient:
             timeout=600.0,
             transport=transport,
             error_text=storage_error_text,
-            classify=storage_classify,
         )
 
     async def aclose(self) -> None:
@@ -293,21 +275,6 @@ class StoryblokClient:
         )
         return decode_model(response, SignedAssetEnvelope, api=API).asset.signed_url
 
-    @asynccontextmanager
-    async def download(self, url: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        """Stream a file with no credentials; a refusal is this file's problem (ItemError).
-
-        ``ApiClient.download`` has no classify hook, so its AuthError (which would stop the
-        run) is turned into an ItemError here.
-        """
-        async with AsyncExitStack() as stack:
-            try:
-                body = await stack.enter_async_context(self.storage.download(url))
-            except AuthError as exc:
-                where = httpx.URL(url)
-                raise ItemError(
-                    f"{STORAGE} refused the file ({exc.status} {where.host}{where.path}): "
-                    "a private asset, or an expired signed URL",
-                    status=exc.status,
-                ) from None
-            yield body
+    def download(self, url: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Stream a file with no credentials; a refusal is this file's problem (ItemError)."""
+        return self.storage.download(url)
