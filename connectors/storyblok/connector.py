@@ -123,13 +123,20 @@ def public_url(filename: str | None) -> str | None:
     return filename
 
 
-def dims_from_url(url: str | None) -> Dims | None:
-    """Width and height from the ``/WxH/`` segment of an asset URL (``None`` if 0 or absent)."""
+def _url_path(url: str | None) -> str | None:
+    """The path of an asset URL (in its public form), ``None`` when there is none."""
     if not url:
         return None
     try:
-        path = httpx.URL(public_url(url) or url).path
+        return httpx.URL(public_url(url) or url).path
     except httpx.InvalidURL:
+        return None
+
+
+def dims_from_url(url: str | None) -> Dims | None:
+    """Width and height from the ``/WxH/`` segment of an asset URL (``None`` if 0 or absent)."""
+    path = _url_path(url)
+    if path is None:
         return None
     segments = [s for s in path.split("/") if s]
     for segment in segments[:-1]:
@@ -141,11 +148,8 @@ def dims_from_url(url: str | None) -> Dims | None:
 
 
 def name_from_url(url: str | None) -> str | None:
-    if not url:
-        return None
-    try:
-        path = httpx.URL(public_url(url) or url).path
-    except httpx.InvalidURL:
+    path = _url_path(url)
+    if path is None:
         return None
     last = path.rstrip("/").rsplit("/", 1)[-1]
     return unquote(last) or None
