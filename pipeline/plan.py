@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from connectors.base import (
@@ -78,23 +78,14 @@ class Plan:
     folders: tuple[FolderAction, ...]
     assets: tuple[AssetAction, ...]
     requests_per_second: float | None
-    listing_requests: int = 0
     requests_per_upload: int = 1
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = defaultdict(int)
-        for f in self.folders:
-            out[f"folders_{f.op}"] += 1
-        for a in self.assets:
-            out[a.op.value] += 1
-        return dict(out)
 
     @property
     def estimated_requests(self) -> int:
         writes = sum(1 for f in self.folders if f.op is Op.CREATE)
         writes += sum(self.requests_per_upload if a.op in (Op.CREATE, Op.REPLACE) else 1
                       for a in self.assets if a.op in WRITE_OPS)
-        return writes + self.listing_requests
+        return writes
 
     @property
     def estimated_seconds(self) -> float:
@@ -138,7 +129,7 @@ class PlanInput:
     retry_failed_only: bool = False
 
 
-def make_plan(route: str, inp: PlanInput, *, listing_requests: int = 0) -> Plan:
+def make_plan(route: str, inp: PlanInput) -> Plan:
     folder_paths = {f.path for f in inp.source_folders} | {
         a.folder_path for a in inp.source_assets if a.folder_path
     }
@@ -146,17 +137,17 @@ def make_plan(route: str, inp: PlanInput, *, listing_requests: int = 0) -> Plan:
     tree = plan_tree(sorted(folder_paths), inp.limits, inp.policy, existing=existing_paths)
 
     by_target: dict[FolderPath, list[str]] = defaultdict(list)
+    warnings_by_target: dict[FolderPath, list[str]] = defaultdict(list)
     for f in inp.source_folders:
         placed = tree.target_path(f.path)
         if placed is not None:
             by_target[placed].append(f.source_id)
+            seen = warnings_by_target[placed]
+            seen.extend(w for w in tree.warnings_for(f.path) if w not in seen)
     folder_actions = []
     for path in tree.target_folders():
         have = existing_paths.get(path)
-        warnings: list[str] = []
-        for f in inp.source_folders:
-            if tree.target_path(f.path) == path:
-                warnings.extend(w for w in tree.warnings_for(f.path) if w not in warnings)
+        warnings = warnings_by_target.get(path, [])
         if have is not None:
             folder_actions.append(FolderAction(Op.SKIP, path, tuple(by_target[path]),
                                                "already in the target", tuple(warnings),
@@ -198,7 +189,7 @@ def make_plan(route: str, inp: PlanInput, *, listing_requests: int = 0) -> Plan:
     ]
     actions.extend(_prune_actions(inp, target_by_id))
     return Plan(route, tuple(folder_actions), tuple(actions), inp.limits.requests_per_second,
-                listing_requests, inp.limits.requests_per_upload)
+                inp.limits.requests_per_upload)
 
 
 def _asset_action(
@@ -274,14 +265,10 @@ def _asset_action(
 
 
 def _with(action: AssetAction, op: Op, reason: str, *, reconcile: bool = False) -> AssetAction:
-    from dataclasses import replace
-
     return replace(action, op=op, reason=reason, reconcile=reconcile or action.reconcile)
 
 
 def _target(action: AssetAction, current: Asset) -> AssetAction:
-    from dataclasses import replace
-
     return replace(action, target_id=current.source_id, target_url=current.url)
 
 
