@@ -20,6 +20,7 @@ from connectors.errors import FatalError
 from pipeline import logs
 from pipeline.config import JobConfig, load_job
 from pipeline.plan import Plan
+from pipeline.registry import emulated, writable
 from pipeline.report import map_csv, map_rows, plan_json, plan_markdown, plan_table
 from pipeline.run import execute_job, open_state, plan_job
 from pipeline.stages import Outcome
@@ -70,18 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path)
 
     p = sub.add_parser("emulate", help="serve a CMS emulator on loopback")
-    p.add_argument("cms", choices=("contentstack", "storyblok"))
+    p.add_argument("cms", choices=emulated())
     p.add_argument("--port", type=int, default=8123)
     p.add_argument("--seed", choices=("empty", "demo"), default="empty",
                    help="start empty (a target) or with the demo library (a source)")
     p.add_argument("--rate-limit", type=float, default=None,
-                   help="requests per second before 429s (default: the documented limit)")
+                   help="requests per second (per minute where the vendor documents a "
+                        "per-minute limit) before 429s (default: the documented limit)")
 
     p = sub.add_parser("demo", help="a full offline migration between emulators")
     p.add_argument("--dir", type=Path, default=Path("demo-output"),
                    help="where the sample library, job file, state and reports go")
-    p.add_argument("--from", dest="origin", choices=("storyblok", "local"), default="storyblok",
-                   help="migrate a seeded Storyblok emulator (default) or a local folder")
+    p.add_argument("--from", dest="origin", choices=("local", *emulated()), default="storyblok",
+                   help="migrate a seeded emulator (default: storyblok) or a local folder")
+    p.add_argument("--to", dest="destination", default="contentstack",
+                   choices=[name for name in emulated() if name in writable()],
+                   help="the emulated target (default: contentstack)")
     return parser
 
 
@@ -230,7 +235,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(args.dir, origin=args.origin)
+    return run_demo(args.dir, origin=args.origin, destination=args.destination)
 
 
 COMMANDS = {"plan": cmd_plan, "migrate": cmd_run, "sync": cmd_run, "status": cmd_status,

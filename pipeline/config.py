@@ -10,22 +10,22 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from connectors.contentstack.config import ContentstackConfig
 from connectors.errors import ConfigError
-from connectors.localfs import LocalConfig
-from connectors.storyblok.config import StoryblokConfig
+from connectors.plugin import ConnectorSettings
 from mappings.folders import FolderOverflow
+from pipeline.registry import plugins, writable
 
-ConnectorConfig = Annotated[
-    LocalConfig | ContentstackConfig | StoryblokConfig, Field(discriminator="connector")
-]
-SOURCES = ("local", "contentstack", "storyblok")
-TARGETS = ("local", "contentstack", "storyblok")
+if TYPE_CHECKING:
+    ConnectorConfig = ConnectorSettings
+else:
+    # the real union is built from the registry by job_model(); see there
+    ConnectorConfig = Any
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -81,19 +81,31 @@ def expand_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:
     return value
 
 
+@cache
+def job_model() -> type[JobConfig]:
+    """JobConfig whose ``source`` / ``target`` are the union of every registered config model,
+    told apart by their ``connector`` key (built once, after the registry is read)."""
+    configs = tuple(p.config for p in plugins().values())
+    union: Any = Annotated[Union[configs], Field(discriminator="connector")]  # noqa: UP007
+    model: type[JobConfig] = create_model("JobConfig", __base__=JobConfig,
+                                          source=(union, ...), target=(union, ...))
+    return model
+
+
 def _format_errors(exc: ValidationError) -> str:
+    names = tuple(plugins())
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         # drop pydantic's union tag ("target.contentstack.api_key" -> "target.api_key")
-        if len(loc) >= 2 and loc[0] in ("source", "target") and loc[1] in SOURCES + TARGETS:
+        if len(loc) >= 2 and loc[0] in ("source", "target") and loc[1] in names:
             loc.pop(1)
         key = ".".join(loc) or "(file)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling against the README's job file section)"
         elif err["type"] == "union_tag_invalid":
-            msg = f"unknown connector; use one of: {', '.join(SOURCES)}"
+            msg = f"unknown connector; use one of: {', '.join(names)}"
         elif err["type"] == "union_tag_not_found":
             msg = "missing 'connector' key"
         lines.append(f"  {key}: {msg}")
@@ -111,19 +123,23 @@ def load_job(path: Path, env: Mapping[str, str] | None = None) -> JobConfig:
         raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
     raw = expand_env(raw, env)
     base = path.resolve().parent
+    known = plugins()
     for side in ("source", "target"):
         section = raw.get(side)
-        if isinstance(section, dict) and section.get("connector") == "local" and "path" in section:
-            section["path"] = str(base / str(section["path"]))
+        plugin = known.get(section.get("connector", "")) if isinstance(section, dict) else None
+        if isinstance(section, dict) and plugin is not None:
+            for key in plugin.path_keys:
+                if key in section:
+                    section[key] = str(base / str(section[key]))
     run = raw.get("run")
     if isinstance(run, dict) and isinstance(run.get("state"), str) and "://" not in run["state"]:
         run["state"] = str(base / run["state"])
     elif "run" not in raw or "state" not in raw.get("run", {}):
         raw.setdefault("run", {})["state"] = str(base / RunConfig().state)
     try:
-        job = JobConfig.model_validate(raw)
+        job = job_model().model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
-    if job.target.connector not in TARGETS:
+    if job.target.connector not in writable():
         raise ConfigError(f"target.connector: {job.target.connector} cannot be written to")
     return job

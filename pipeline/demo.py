@@ -10,84 +10,74 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import anyio
 
-from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import LoopbackServer
-from connectors.storyblok.emulator import StoryblokEmulator
+from connectors.plugin import EmulatedCMS, EmulatorSettings
 from pipeline import logs
 from pipeline.config import load_job
+from pipeline.registry import plugin_for
 from pipeline.report import plan_json, plan_summary, plan_table
 from pipeline.run import execute_job, plan_job
-from pipeline.samples import SampleFile, sample_library, write_local_library
+from pipeline.samples import sample_library, write_local_library
 
-CS_API_KEY = "blt0123456789abcdef"
-CS_TOKEN = "cs-emulator-token"
-SB_SPACE = 288868932106293
-SB_TOKEN = "sb-emulator-token"
-
-def _sb_focus(value: str | None) -> str | None:
-    # Storyblok keeps focus as a pixel box "x1xy1:x2xy2"; the sample images are ~64x48
-    return "32x24:33x25" if value else None
+DEFAULT_ORIGIN = "storyblok"
+DEFAULT_DESTINATION = "contentstack"
 
 
-def seed_storyblok(emu: StoryblokEmulator, files: list[SampleFile]) -> None:
-    ids: dict[tuple[str, ...], int | None] = {(): None}
-    for f in files:
-        for depth in range(1, len(f.folder) + 1):
-            path = f.folder[:depth]
-            if path not in ids:
-                ids[path] = emu.add_folder(path[-1], ids[path[:-1]])
-        meta = {"alt__i18n__de": f.alt_de} if f.alt_de else None
-        emu.add_asset(f.name, f.data, folder_id=ids[f.folder], alt=f.alt, title=f.title,
-                      copyright="© assetferry demo" if f.alt else None,
-                      focus=_sb_focus(f.focus), tags=f.tags, meta_data=meta,
-                      content_type=f.content_type)
+def _emulator(name: str, settings: EmulatorSettings) -> EmulatedCMS:
+    factory = plugin_for(name).emulator
+    if factory is None:
+        raise ValueError(f"{name} has no emulator")
+    return factory(settings)
 
 
-def _job_text(origin: str, dirs: dict[str, str]) -> str:
-    if origin == "storyblok":
-        source = (f'[source]\nconnector = "storyblok"\nspace_id = {SB_SPACE}\n'
-                  f'token = "${{STORYBLOK_TOKEN}}"\nbase_url = "{dirs["sb"]}"\n'
-                  "requests_per_second = 20\n")
-    else:
-        source = '[source]\nconnector = "local"\npath = "./library"\n'
+def _job_text(source: str, target: str) -> str:
     return (
-        f"{source}\n[target]\nconnector = \"contentstack\"\napi_key = \"{CS_API_KEY}\"\n"
-        'management_token = "${CONTENTSTACK_MANAGEMENT_TOKEN}"\n'
-        f'region = "eu"\nbase_url = "{dirs["cs"]}"\nbranch = "main"\n\n'
+        f"[source]\n{source}\n[target]\n{target}\n"
         '[mapping]\nfolder_overflow = "collapse"\n\n'
         '[run]\nstate = "state/assetferry.db"\nconcurrency = 8\n'
     )
 
 
-def run_demo(workdir: Path, *, origin: str = "storyblok") -> int:
+def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
+             destination: str = DEFAULT_DESTINATION) -> int:
+    """Seed ``origin`` (an emulated CMS, or ``"local"``), migrate it into ``destination``."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     files = list(sample_library())
     say = sys.stdout.write
-    say(f"assetferry demo: {len(files)} sample files, source {origin}, target Contentstack "
-        "emulator (10 requests/s, as documented)\n")
-    cs = ContentstackEmulator(api_key=CS_API_KEY, management_token=CS_TOKEN)
-    sb = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
-    if origin == "storyblok":
-        seed_storyblok(sb, files)
+    target_plugin = plugin_for(destination)
+    say(f"assetferry demo: {len(files)} sample files, source {origin}, target "
+        f"{target_plugin.label} emulator (its documented rate limit)\n")
+    dst = _emulator(destination, EmulatorSettings())
+    src = None if origin == "local" else _emulator(origin, EmulatorSettings(unlimited=True))
+    if src is not None:
+        src.seed(files)
     else:
         lib = workdir / "library"
         if not lib.exists():
             write_local_library(lib, files)
     logs.quiet()
     try:
-        with LoopbackServer(cs.app) as cs_server, LoopbackServer(sb.app) as sb_server:
-            os.environ["CONTENTSTACK_MANAGEMENT_TOKEN"] = CS_TOKEN
-            os.environ["STORYBLOK_TOKEN"] = SB_TOKEN
+        with LoopbackServer(dst.app) as dst_server, \
+                (LoopbackServer(src.app) if src else nullcontext()) as src_server:
+            for emu in (dst, src):
+                os.environ.update(emu.env if emu else {})
+            source_section = (src.job_section(src_server.url)
+                              if src and src_server else
+                              'connector = "local"\npath = "./library"\n')
             job_path = workdir / "job.toml"
-            job_path.write_text(_job_text(origin, {"cs": cs_server.url, "sb": sb_server.url}),
+            job_path.write_text(_job_text(source_section, dst.job_section(dst_server.url)),
                                 encoding="utf-8")
             job = load_job(job_path)
-            say(f"emulators: Contentstack {cs_server.url}, Storyblok {sb_server.url}\n"
+            where = f"{target_plugin.label} {dst_server.url}"
+            if src_server is not None:
+                where += f", {plugin_for(origin).label} {src_server.url}"
+            say(f"emulators: {where}\n"
                 f"job file: {job_path}\n\n1. plan (dry run, touches nothing)\n")
             plan = anyio.run(lambda: plan_job(job))
             (workdir / "plan.json").write_text(plan_json(plan), encoding="utf-8")
@@ -110,7 +100,8 @@ def run_demo(workdir: Path, *, origin: str = "storyblok") -> int:
             report.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False),
                               encoding="utf-8")
             say("   " + result.text().replace("\n", "\n   ") + "\n")
-            say(f"   Contentstack now holds {len(cs.assets)} assets in {len(cs.folders)} "
+            held, held_folders = dst.holdings()
+            say(f"   {target_plugin.label} now holds {held} assets in {held_folders} "
                 "folders; what went where (a few of them):\n")
             planned = {a.source_id: a for a in plan.assets}
             shown_paths = 0
@@ -128,13 +119,14 @@ def run_demo(workdir: Path, *, origin: str = "storyblok") -> int:
                 f"   state:  {job.run.state}\n"
                 f"   id map: assetferry export-map -c {job_path}\n"
                 f"   status: assetferry status -c {job_path}\n")
-            if result.exit_code() == 0 and len(cs.assets) < len(files):
+            if result.exit_code() == 0 and held < len(files):
                 say("demo: the target holds fewer assets than the library\n")
                 return 1
             return result.exit_code()
     finally:
-        cs.close()
-        sb.close()
+        dst.close()
+        if src is not None:
+            src.close()
 
 
 def serve_emulator(cms: str, port: int, *, seed: str = "empty",
@@ -142,26 +134,14 @@ def serve_emulator(cms: str, port: int, *, seed: str = "empty",
     """Serve one emulator in the foreground until Ctrl-C."""
     import uvicorn
 
-    files = list(sample_library()) if seed == "demo" else []
-    if cms == "contentstack":
-        cs = ContentstackEmulator(api_key=CS_API_KEY, management_token=CS_TOKEN,
-                                  rate_limit=rate_limit or 10.0)
-        ids: dict[tuple[str, ...], str | None] = {(): None}
-        for f in files:
-            for depth in range(1, min(len(f.folder), 5) + 1):
-                path = f.folder[:depth]
-                if path not in ids:
-                    ids[path] = cs.add_folder(path[-1], ids[path[:-1]])
-            cs.add_asset(f.name, f.data, parent_uid=ids[f.folder[:5]], title=f.title,
-                         tags=f.tags, content_type=f.content_type)
-        app = cs.app
-        creds = f"api_key {CS_API_KEY}, management_token {CS_TOKEN}"
-    else:
-        sb = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=rate_limit or 3.0)
-        seed_storyblok(sb, files)
-        app = sb.app
-        creds = f"space_id {SB_SPACE}, token {SB_TOKEN}"
-    sys.stdout.write(f"{cms} emulator on http://127.0.0.1:{port} ({seed}); {creds}\n"
-                     "Ctrl-C to stop\n")
+    plugin = plugin_for(cms)
+    emu = _emulator(cms, EmulatorSettings(rate_limit=rate_limit))
+    if seed == "demo":
+        emu.seed(sample_library())
+    sys.stdout.write(f"{cms} emulator on http://127.0.0.1:{port} ({seed}); {emu.credentials}\n"
+                     f"rate limit in {plugin.unit}; Ctrl-C to stop\n")
     sys.stdout.flush()
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    try:
+        uvicorn.run(emu.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    finally:
+        emu.close()

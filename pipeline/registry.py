@@ -1,31 +1,82 @@
-"""Build a connector from its validated config. The only place that knows every connector."""
+"""The one list of connectors: built-in packages plus installed third-party ones.
+
+Every connector package exposes ``PLUGIN`` (:class:`connectors.plugin.ConnectorPlugin`). The
+built-ins are listed in :data:`BUILTIN` (adding a CMS here is one line); others come from
+installed distributions through the entry-point group ``assetferry.connectors``, each entry
+point naming a ``ConnectorPlugin`` object. A plugin that fails to load, or that reuses a name,
+is skipped with a warning in the log; it never stops the other connectors.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
 
 import httpx
+import structlog
 
 from connectors.base import Source
-from connectors.contentstack.config import ContentstackConfig
-from connectors.contentstack.connector import ContentstackConnector
-from connectors.localfs import LocalConfig, LocalFolderConnector
-from connectors.storyblok.config import StoryblokConfig
-from connectors.storyblok.connector import StoryblokConnector
-from pipeline.config import ConnectorConfig
+from connectors.errors import ConfigError
+from connectors.plugin import ConnectorPlugin, ConnectorSettings, Role
+
+log = structlog.get_logger(__name__)
+
+ENTRY_POINT_GROUP = "assetferry.connectors"
+BUILTIN = (
+    "connectors.localfs",
+    "connectors.contentstack",
+    "connectors.storyblok",
+)
+"""Modules of the built-in connectors, each with a ``PLUGIN``."""
+
+
+@cache
+def plugins() -> dict[str, ConnectorPlugin]:
+    """Every known connector by name: built-ins first, then entry points (cached)."""
+    found: dict[str, ConnectorPlugin] = {}
+    for module in BUILTIN:
+        plugin = importlib.import_module(module).PLUGIN
+        found[plugin.name] = plugin
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the others
+            log.warning("registry.plugin_failed", entry_point=ep.value, error=repr(exc))
+            continue
+        if not isinstance(plugin, ConnectorPlugin):
+            log.warning("registry.plugin_failed", entry_point=ep.value,
+                        error="not a connectors.plugin.ConnectorPlugin")
+            continue
+        if plugin.name in found:
+            log.warning("registry.plugin_duplicate", entry_point=ep.value, name=plugin.name)
+            continue
+        found[plugin.name] = plugin
+    return found
+
+
+def plugin_for(name: str) -> ConnectorPlugin:
+    """The plugin called ``name``; ConfigError naming the known ones otherwise."""
+    known = plugins()
+    if name not in known:
+        raise ConfigError(f"unknown connector {name!r}; use one of: {', '.join(known)}")
+    return known[name]
+
+
+def writable() -> list[str]:
+    return [name for name, p in plugins().items() if p.writable]
+
+
+def emulated() -> list[str]:
+    """Names of the connectors that ship an emulator (``assetferry emulate`` choices)."""
+    return [name for name, p in plugins().items() if p.emulator is not None]
 
 
 def open_connector(
-    config: ConnectorConfig,
+    config: ConnectorSettings,
     *,
-    role: Literal["source", "target"] = "source",
+    role: Role = "source",
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> Source:
     """A connector for ``config``; ``transport`` routes its HTTP in-process (tests, demo)."""
-    if isinstance(config, LocalConfig):
-        return LocalFolderConnector(config, role=role)
-    if isinstance(config, ContentstackConfig):
-        return ContentstackConnector(config, transport=transport)
-    if isinstance(config, StoryblokConfig):
-        return StoryblokConnector(config, transport=transport)
-    raise TypeError(f"no connector for {type(config).__name__}")  # pragma: no cover
+    return plugin_for(config.connector).open(config, role=role, transport=transport)

@@ -6,24 +6,15 @@ import io
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from connectors.plugin import DemoFile
 
 DEEP = ("Brand", "Campaigns", "2026", "Spring", "Hero banners", "Retina", "Übergrößen")
 
 
-@dataclass(frozen=True, slots=True)
-class SampleFile:
-    folder: tuple[str, ...]
-    name: str
-    data: bytes
-    content_type: str
-    title: str
-    alt: str | None = None
-    alt_de: str | None = None
-    tags: tuple[str, ...] = ()
-    focus: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+SampleFile = DemoFile
+"""One file of the sample library (the emulators seed these)."""
 
 
 def _image(rng: random.Random, fmt: str, size: tuple[int, int]) -> bytes:

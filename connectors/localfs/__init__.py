@@ -19,7 +19,23 @@ Layout: ``connector`` (``LocalConfig``, ``LocalFolderConnector``), ``manifest`` 
 manifest file), ``files`` (atomic writes, hashing, content type and other file helpers).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from connectors.base import Source
 from connectors.localfs.connector import LocalConfig, LocalFolderConnector
 from connectors.localfs.files import CHUNK_SIZE, TMP_PREFIX
+from connectors.plugin import ConnectorPlugin, Role
 
-__all__ = ["CHUNK_SIZE", "TMP_PREFIX", "LocalConfig", "LocalFolderConnector"]
+
+def _open(config: Any, *, role: Role, transport: httpx.AsyncBaseTransport | None) -> Source:
+    return LocalFolderConnector(config, role=role)
+
+
+PLUGIN = ConnectorPlugin(name="local", title="local folder", config=LocalConfig, open=_open,
+                         writable=True, path_keys=("path",))
+
+__all__ = ["CHUNK_SIZE", "PLUGIN", "TMP_PREFIX", "LocalConfig", "LocalFolderConnector"]

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from connectors.contentstack import ContentstackConfig
 from connectors.errors import ConfigError
+from connectors.localfs import LocalConfig
 from pipeline.config import load_job
 
 GOOD = """
@@ -36,7 +38,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_env_reference_is_expanded_and_paths_are_relative_to_the_job_file(tmp_path: Path) -> None:
     job = load_job(write(tmp_path, GOOD), env={"CS_TOKEN": "s3cret"})
-    assert job.target.connector == "contentstack"
+    assert isinstance(job.target, ContentstackConfig)
+    assert isinstance(job.source, LocalConfig)
     assert job.target.management_token is not None
     assert job.target.management_token.get_secret_value() == "s3cret"
     assert job.source.connector == "local"

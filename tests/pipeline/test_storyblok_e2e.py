@@ -11,9 +11,9 @@ import pytest
 
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
+from connectors.storyblok.demo import seed as seed_storyblok
 from connectors.storyblok.emulator import StoryblokEmulator
 from pipeline.config import load_job
-from pipeline.demo import seed_storyblok
 from pipeline.run import execute_job
 from pipeline.samples import SampleFile, sample_library
 from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, local_inventory, sha
