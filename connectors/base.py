@@ -119,6 +119,12 @@ class Asset:
     """Connector-specific fields that have no canonical home."""
     unreachable: str | None = None
     """Why the bytes cannot be fetched with this job's settings (the plan reports it)."""
+    skipped: str | None = None
+    """Why the source leaves this entry out on purpose (a FIFO, a symlink out of the root,
+    operating-system clutter...). The plan lists it as a ``skip`` with this reason and the run
+    report counts it as excluded, so nothing a source finds is invisible. Such an entry may
+    carry no size or content type; its ``source_id`` is printable (for names that are not
+    valid UTF-8, undecodable bytes are shown as ``\\xNN``)."""
 
     def fingerprint(self) -> str:
         """What must change for a sync to send this asset again (file or metadata)."""
@@ -194,11 +200,27 @@ class Limits:
     max_file_size_by_kind: Mapping[str, int] = field(default_factory=dict)
     """Per kind (``"image"``, ``"document"``): stricter limits than ``max_file_size``."""
     metadata_fields: frozenset[str] = METADATA_FIELDS
+    min_file_size: int = 0
+    """Smallest file the target stores, in bytes (Storyblok's storage policy: 1)."""
     forbidden_name_chars: str = ""
     """Characters the target refuses or rewrites in names; the mapping replaces them by ``_``."""
     filename_rewrites_whitespace: bool = False
     """Asset filenames (not folder names) get whitespace replaced by ``_`` (Contentstack)."""
+    filename_rewrites_inner_dots: bool = False
+    """Asset filenames get every ``.`` but the last replaced by ``_`` (Storyblok)."""
     max_name_length: int | None = None
+    """Longest folder or file name, in characters (code points)."""
+    max_name_bytes: int | None = None
+    """Longest folder or file name in bytes of its UTF-8 form (a POSIX file system: 255)."""
+    case_insensitive_names: bool = False
+    """Names that differ only in case are the same name in the target (macOS, Windows)."""
+    folders_and_files_share_names: bool = False
+    """A file and a folder in one folder cannot have the same name (a file system)."""
+    reserved_names: frozenset[str] = frozenset()
+    """Names the target refuses, compared as the target compares names. A name whose part
+    before the first dot is reserved is reserved too (Windows' ``CON`` and ``CON.txt``)."""
+    reserved_prefixes: tuple[str, ...] = ()
+    """Name prefixes the target keeps for itself (the local folder's temp files)."""
     requests_per_second: float | None = None
     requests_per_upload: int = 1
     """Paced API calls one upload takes (for the plan's estimate; storage POSTs don't count)."""
@@ -207,6 +229,41 @@ class Limits:
         kind = "image" if content_type.startswith("image/") else "document"
         limits = [x for x in (self.max_file_size, self.max_file_size_by_kind.get(kind)) if x]
         return min(limits) if limits else None
+
+
+SYSTEM_FILES: Mapping[str, str] = {
+    ".DS_Store": "macOS Finder settings",
+    ".localized": "macOS Finder settings",
+    ".Spotlight-V100": "macOS Spotlight index",
+    ".fseventsd": "macOS file-system event log",
+    ".Trashes": "macOS trash",
+    ".TemporaryItems": "macOS temporary items",
+    ".DocumentRevisions-V100": "macOS document versions",
+    "Thumbs.db": "Windows thumbnail cache",
+    "ehthumbs.db": "Windows thumbnail cache",
+    "desktop.ini": "Windows folder settings",
+    "$RECYCLE.BIN": "Windows recycle bin",
+    "System Volume Information": "Windows system folder",
+}
+"""Operating-system clutter by exact name (Windows' names compared case-insensitively)."""
+
+
+def system_file_reason(name: str) -> str | None:
+    """Why ``name`` is operating-system clutter rather than an asset, or ``None``.
+
+    Exact names from :data:`SYSTEM_FILES`, and macOS AppleDouble files (``._photo.jpg``, the
+    resource fork a Mac writes beside a file on a non-Mac disk). Sources skip these by default
+    (``include_system_files = true`` keeps them).
+    """
+    what = SYSTEM_FILES.get(name)
+    if what is None:
+        folded = name.casefold()
+        what = next((v for k, v in SYSTEM_FILES.items() if k.casefold() == folded), None)
+    if what is None and name.startswith("._") and len(name) > 2:
+        what = "macOS AppleDouble resource fork"
+    if what is None:
+        return None
+    return f"operating-system file ({what}); set include_system_files = true to migrate it"
 
 
 class Source(Protocol):

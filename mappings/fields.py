@@ -8,12 +8,20 @@ the plan to report.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from connectors.base import AssetMeta, Limits, LocalizedText
 
-from .folders import clean_text, fit_length, split_extension, unique_names
+from .folders import (
+    NameRules,
+    avoid_reserved,
+    clean_text,
+    fit_length,
+    split_extension,
+    unique_names,
+)
 
 _TEXT_FIELDS = ("title", "description", "alt_text", "copyright")
 _FIELD_ORDER = ("title", "description", "alt_text", "tags", "copyright", "focus", "locales")
@@ -111,70 +119,118 @@ def _has_text(text: LocalizedText) -> bool:
 
 
 _WHITESPACE = re.compile(r"\s")
+_EDGES = re.compile(r"^[\s.]+|[\s.]+$")
 
 
 def target_filename(filename: str, limits: Limits) -> str:
     """The filename the target gets, before collisions in its folder are resolved.
 
-    Same rules as folder names (:func:`mappings.folders.sanitize_name`): NFC; forbidden and
-    control characters to ``_``; whitespace and dots stripped from both ends (``"."``,
-    ``".."`` and blank names become ``_``). When cut to ``limits.max_name_length``, the stem is
-    shortened and the extension (up to 16 characters after the last dot) kept.
+    Same rules as folder names (:func:`mappings.folders.sanitize_name`): NFC; forbidden,
+    control and lone surrogate characters to ``_``; whitespace and dots stripped from both ends
+    (``"."``, ``".."``, ``"..."`` and blank names become ``_``); whitespace or inner dots become
+    ``_`` where the target rewrites them so (Contentstack, Storyblok); a reserved name is changed
+    (:func:`mappings.folders.avoid_reserved`). When cut to the name limits (characters and/or
+    UTF-8 bytes, :class:`mappings.folders.NameRules`), the stem is shortened and the extension
+    (up to 16 characters after the last dot) kept; no character is ever split.
     """
+    rules = NameRules.of(limits)
     name = clean_text(filename, limits.forbidden_name_chars)
     if limits.filename_rewrites_whitespace:
         name = _WHITESPACE.sub("_", name)
-    limit = limits.max_name_length
-    if limit is None or len(name) <= limit:
+    if limits.filename_rewrites_inner_dots:
+        stem, dot, ext = name.rpartition(".")
+        name = f"{stem.replace('.', '_')}.{ext}" if dot else name
+    name = avoid_reserved(name, rules)
+    if rules.fits(name):
         return name
     stem, extension = split_extension(name)
-    if not extension or len(extension) >= limit:
-        return fit_length(name, limit)
-    return fit_length(stem, limit - len(extension)) + extension
+    if extension and rules.fits("x" + extension):
+        cut = rules.cut(stem, extension)
+        if cut:
+            return cut + extension
+    return fit_length(name, rules)
+
+
+def filename_changes(original: str, final: str, limits: Limits) -> list[str]:
+    """Why ``original`` became ``final`` in the target, one plain-English reason each.
+
+    Empty when nothing changed. Used for the plan's warnings on an asset.
+    """
+    if original == final:
+        return []
+    rules = NameRules.of(limits)
+    base = target_filename(original, limits)
+    cleaned = clean_text(original, limits.forbidden_name_chars)
+    reasons: list[str] = []
+    normal = unicodedata.normalize("NFC", original)
+    if _EDGES.sub("", normal) != normal:
+        reasons.append("leading or trailing spaces and dots removed")
+    bad = sorted({c for c in normal if c in limits.forbidden_name_chars})
+    if bad:
+        reasons.append(f"the target does not allow {' '.join(bad)} in names (replaced by _)")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in normal):
+        reasons.append("control characters replaced by _")
+    if limits.filename_rewrites_whitespace and _WHITESPACE.search(cleaned):
+        reasons.append("the target stores whitespace in file names as _")
+    if limits.filename_rewrites_inner_dots and cleaned.count(".") > 1:
+        reasons.append("the target stores every dot but the last as _")
+    if rules.is_reserved(cleaned):
+        reasons.append(f"the target reserves the name {cleaned!r}")
+    if not rules.fits(avoid_reserved(cleaned, rules)):
+        reasons.append(f"shortened to the target's limit of {rules.limit_text()}")
+    if final != base:
+        ignore = " (the target ignores case)" if rules.case_insensitive else ""
+        reasons.append(f"another file or folder in the target folder is also called "
+                       f"{base!r}{ignore}")
+    if not reasons:
+        reasons.append("the target's name rules")
+    return [f"renamed to {final!r}: " + "; ".join(reasons)]
 
 
 def resolve_filename_collisions(
-    names: Sequence[tuple[str, str]], *, max_name_length: int | None = None
-) -> dict[str, str]:
+    names: Sequence[tuple[str, str]],
+    *,
+    max_name_length: int | None = None,
+    rules: NameRules | None = None,
+    taken: Iterable[str] = (),
+) -> dict[str, str | None]:
     """Unique filenames for the assets of one target folder.
 
-    ``names``: ``(source_id, sanitised filename)``. Exactly equal names are told apart by a
-    suffix before the extension, ``photo (2).jpg``, ``photo (3).jpg``, assigned in the order of
-    ``source_id`` (the input order does not matter); the first keeps the plain name, and a
-    suffixed name never takes a name another asset has plainly. With ``max_name_length`` the
-    stem of a suffixed name is shortened to fit (when nothing fits, the limit is ignored for
-    that name). Raises ``ValueError`` when a ``source_id`` appears twice.
+    ``names``: ``(source_id, sanitised filename)``. Names equal as the target compares them
+    (:meth:`mappings.folders.NameRules.key`: exactly, or but for case on a case-insensitive
+    target) are told apart by a suffix before the extension, ``photo (2).jpg``,
+    ``photo (3).jpg``, assigned in the order of ``source_id`` (the input order does not
+    matter); the first keeps the plain name, and a suffixed name never takes a name another
+    asset has plainly, nor one of ``taken`` (the names of the folders beside them, on a target
+    where files and folders share names). The stem of a suffixed name is shortened to fit the
+    name limits (``rules``, or ``max_name_length`` characters); ``None`` for an asset when no
+    unique name fits (the plan reports it as unsupported). Raises ``ValueError`` when a
+    ``source_id`` appears twice.
     """
     by_id: dict[str, str] = {}
     for source_id, filename in names:
         if source_id in by_id:
             raise ValueError(f"asset {source_id!r} is listed twice in one folder")
         by_id[source_id] = filename
-    chosen = unique_names(
+    return unique_names(
         ((source_id, filename, False) for source_id, filename in by_id.items()),
-        max_name_length,
+        rules if rules is not None else NameRules(max_chars=max_name_length),
         split=True,
+        taken=taken,
     )
-    result: dict[str, str] = {}
-    for source_id, final in sorted(chosen.items()):
-        if final is None:
-            taken = {*by_id.values(), *filter(None, chosen.values()), *result.values()}
-            stem, extension = split_extension(by_id[source_id])
-            number = 2
-            final = f"{stem} ({number}){extension}"
-            while final in taken:
-                number += 1
-                final = f"{stem} ({number}){extension}"
-        result[source_id] = final
-    return result
 
 
 def size_problem(size: int | None, content_type: str, limits: Limits) -> str | None:
     """Why the target won't take a file of ``size`` bytes, or ``None`` if it fits (or unknown).
 
-    E.g. ``"file is 120.0 MB; the target accepts at most 100.0 MB for documents"``. Sizes use
+    E.g. ``"file is 120.0 MB; the target accepts at most 100.0 MB for documents"``, or
+    ``"file is 0 bytes; the target accepts files of at least 1 byte"`` below
+    ``limits.min_file_size``. Sizes use
     1024-based units; when both round to the same figure, exact bytes are shown.
     """
+    if size is not None and size < limits.min_file_size:
+        least = f"{limits.min_file_size:,} byte" + ("s" if limits.min_file_size != 1 else "")
+        return f"file is {size:,} bytes; the target accepts files of at least {least}"
     limit = limits.max_size_for(content_type)
     if size is None or limit is None or size <= limit:
         return None

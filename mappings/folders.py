@@ -42,11 +42,11 @@ import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
 
-from connectors.base import FolderPath, Limits
+from connectors.base import Folder, FolderPath, Limits
 
 _EDGES = re.compile(r"^[\s.]+|[\s.]+$")
 _COLLAPSE_JOINER = " - "
@@ -65,78 +65,169 @@ def show_path(path: FolderPath) -> str:
     return repr(" / ".join(path)) if path else "the root"
 
 
-def clean_text(text: str, forbidden: str) -> str:
-    """NFC, forbidden and control characters to ``_``, whitespace and dots off both ends.
+@dataclass(frozen=True, slots=True)
+class NameRules:
+    """How the target measures and compares names, from its :class:`Limits`.
 
-    Never empty (``_``). No length limit applied; see :func:`fit_length`.
+    ``max_chars`` counts code points, ``max_bytes`` counts bytes of the UTF-8 form (a POSIX
+    file system allows 255 bytes per name: 85 CJK characters, not 255). :meth:`key` is the
+    name as the target compares it: NFC (so NFC and NFD spellings are one name; every name we
+    send is NFC), case-folded where the target ignores case.
+    """
+
+    max_chars: int | None = None
+    max_bytes: int | None = None
+    case_insensitive: bool = False
+    reserved: frozenset[str] = frozenset()
+    """Folded with :meth:`key`."""
+    reserved_prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, limits: Limits) -> NameRules:
+        rules = cls(limits.max_name_length, limits.max_name_bytes,
+                    limits.case_insensitive_names, frozenset(), limits.reserved_prefixes)
+        return replace(rules, reserved=frozenset(rules.key(n) for n in limits.reserved_names))
+
+    def key(self, name: str) -> str:
+        """The name as the target compares it (equal keys: the same name in the target)."""
+        name = unicodedata.normalize("NFC", name)
+        return name.casefold() if self.case_insensitive else name
+
+    def fits(self, text: str) -> bool:
+        if self.max_chars is not None and len(text) > self.max_chars:
+            return False
+        return self.max_bytes is None or len(text.encode("utf-8")) <= self.max_bytes
+
+    def cut(self, text: str, room_for: str = "") -> str:
+        """The longest prefix of ``text`` that fits together with ``room_for`` ("" if none).
+
+        Never splits a character; no trailing space or dot (so it may be empty).
+        """
+        if self.max_chars is not None:
+            text = text[: max(self.max_chars - len(room_for), 0)]
+        if self.max_bytes is not None:
+            room = max(self.max_bytes - len(room_for.encode("utf-8")), 0)
+            text = text.encode("utf-8")[:room].decode("utf-8", "ignore")
+        return _EDGES.sub("", text)
+
+    def is_reserved(self, name: str) -> bool:
+        """A name the target refuses (:attr:`Limits.reserved_names`, reserved prefixes)."""
+        if any(name.startswith(p) for p in self.reserved_prefixes):
+            return True
+        key = self.key(name)
+        return key in self.reserved or key.split(".", 1)[0] in self.reserved
+
+    def limit_text(self) -> str:
+        """``"255 bytes"``, ``"100 characters"`` or both, for reasons and warnings."""
+        parts = []
+        if self.max_chars is not None:
+            parts.append(f"{self.max_chars} characters")
+        if self.max_bytes is not None:
+            parts.append(f"{self.max_bytes} bytes (UTF-8)")
+        return " and ".join(parts) or "no limit"
+
+
+def clean_text(text: str, forbidden: str) -> str:
+    """NFC, forbidden, control and lone surrogate characters to ``_``, whitespace and dots
+    off both ends.
+
+    Never empty (``_``): ``"."``, ``".."`` and ``"..."`` become ``_``. No length limit applied;
+    see :func:`fit_length`.
     """
     text = _EDGES.sub("", unicodedata.normalize("NFC", text))
     text = "".join(
-        "_" if c in forbidden or unicodedata.category(c) == "Cc" else c for c in text
+        "_" if c in forbidden or unicodedata.category(c) in ("Cc", "Cs") else c for c in text
     )
     return _EDGES.sub("", text) or "_"
 
 
-def fit_length(text: str, max_length: int | None) -> str:
-    """Cut ``text`` to ``max_length`` characters without leaving a trailing space or dot."""
-    if max_length is None or len(text) <= max_length:
+def avoid_reserved(name: str, rules: NameRules) -> str:
+    """``name``, changed when the target reserves it: ``CON.txt`` -> ``CON_.txt``,
+    ``.assetferry-tmp-x`` -> ``_.assetferry-tmp-x``."""
+    if not rules.is_reserved(name):
+        return name
+    if any(name.startswith(p) for p in rules.reserved_prefixes):
+        return "_" + name
+    stem, dot, rest = name.partition(".")
+    if not stem:  # ".manifest.json": the whole name is reserved
+        stem, extension = split_extension(name)
+        return f"{stem}_{extension}"
+    return f"{stem}_{dot}{rest}"
+
+
+def fit_length(text: str, rules: NameRules | int | None) -> str:
+    """Cut ``text`` to the name limits without leaving a trailing space or dot.
+
+    ``rules`` may be a plain character count (or ``None``: no limit).
+    """
+    if not isinstance(rules, NameRules):
+        rules = NameRules(max_chars=rules)
+    if rules.fits(text):
         return text
-    return _EDGES.sub("", text[: max(max_length, 1)]) or "_"
+    return rules.cut(text) or "_"
 
 
 def sanitize_name(name: str, limits: Limits) -> str:
     """The name a folder called ``name`` gets in the target, before collisions are resolved."""
-    return fit_length(clean_text(name, limits.forbidden_name_chars), limits.max_name_length)
+    rules = NameRules.of(limits)
+    return fit_length(avoid_reserved(clean_text(name, limits.forbidden_name_chars), rules), rules)
 
 
 def with_suffix(
-    base: str, number: int, max_length: int | None, *, extension: str = ""
+    base: str, number: int, rules: NameRules | int | None, *, extension: str = ""
 ) -> str | None:
-    """``base (number)extension``, with ``base`` cut so the whole fits ``max_length``.
+    """``base (number)extension``, with ``base`` cut so the whole fits the name limits.
 
     ``None`` when even one character of ``base`` plus the suffix does not fit.
     """
+    if not isinstance(rules, NameRules):
+        rules = NameRules(max_chars=rules)
     suffix = f" ({number}){extension}"
-    if max_length is None:
+    if rules.fits(base + suffix):
         return base + suffix
-    room = max_length - len(suffix)
-    if room < 1:
-        return None
-    return (_EDGES.sub("", base[:room]) or "_") + suffix
+    cut = rules.cut(base, suffix)
+    return cut + suffix if cut else None
 
 
 def unique_names(
     wanted: Iterable[tuple[str, str, bool]],
-    max_length: int | None,
+    rules: NameRules | int | None,
     *,
     split: bool = False,
+    taken: Iterable[str] = (),
 ) -> dict[str, str | None]:
-    """Resolve exact-equality collisions among sibling names.
+    """Resolve collisions among sibling names, comparing them as the target does.
 
     ``wanted``: ``(sort_key, base_name, changed)`` per sibling; ``sort_key`` is unique and
-    decides the order (after ``changed``: an unchanged name keeps its name first). Returns
-    ``sort_key -> final name``, ``None`` when no unique name fits ``max_length``. With
-    ``split``, the suffix goes before the last extension (``photo (2).jpg``).
+    decides the order (after ``changed``: an unchanged name keeps its name first). Names are
+    equal when their :meth:`NameRules.key` is (exactly equal, or equal but for case on a
+    case-insensitive target). ``taken``: names already used in that folder by something else
+    (a folder beside files); they are never given out. Returns ``sort_key -> final name``,
+    ``None`` when no unique name fits the limits. With ``split``, the suffix goes before the
+    last extension (``photo (2).jpg``).
     """
+    if not isinstance(rules, NameRules):
+        rules = NameRules(max_chars=rules)
     items = sorted(wanted, key=lambda w: (w[2], w[0]))
-    taken = {base for _, base, _ in items}
-    leaders: set[str] = set()
+    blocked = {rules.key(name) for name in taken}
+    used = {rules.key(base) for _, base, _ in items} | blocked
+    leaders: set[str] = set(blocked)
     result: dict[str, str | None] = {}
     for key, base, _ in items:
-        if base not in leaders:
-            leaders.add(base)
+        if rules.key(base) not in leaders:
+            leaders.add(rules.key(base))
             result[key] = base
             continue
         stem, extension = split_extension(base) if split else (base, "")
         final: str | None = None
         number = 2
         while True:
-            candidate = with_suffix(stem, number, max_length, extension=extension)
+            candidate = with_suffix(stem, number, rules, extension=extension)
             if candidate is None:
                 break
-            if candidate not in taken:
+            if rules.key(candidate) not in used:
                 final = candidate
-                taken.add(candidate)
+                used.add(rules.key(candidate))
                 break
             number += 1
         result[key] = final
@@ -149,6 +240,67 @@ def split_extension(filename: str) -> tuple[str, str]:
     if not dot or not stem or not ext or len(ext) > 16 or any(c.isspace() for c in ext):
         return filename, ""
     return stem, "." + ext
+
+
+def distinct_folder_paths(
+    folders: Iterable[Folder],
+) -> tuple[dict[str, FolderPath], dict[str, str]]:
+    """A path per source folder id that no other source folder shares.
+
+    Paths are names from the root, so two sibling folders with the same name (Storyblok allows
+    two root folders called ``Logos``) would share one path and silently merge. The first of
+    them (lowest id, numeric ids by value) keeps its path; each other one is kept apart as
+    ``Logos (2)``, ``Logos (3)``... (a name no sibling has), and so are the paths of everything
+    inside it. Returns ``(source id -> path, source id -> note)``, a note on each folder of
+    such a group saying what happened. A folder whose parent is not listed keeps its parent's
+    path as given.
+    """
+    listed = list(folders)
+    return _split_groups(listed, {f.source_id: f for f in listed})
+
+
+def _id_order(source_id: str) -> str:
+    """A sort key putting numeric ids in numeric order."""
+    return f"{len(source_id):06d}{source_id}" if source_id.isdigit() else source_id
+
+
+def _split_groups(
+    listed: list[Folder], by_id: Mapping[str, Folder]
+) -> tuple[dict[str, FolderPath], dict[str, str]]:
+    paths: dict[str, FolderPath] = {}
+    notes: dict[str, str] = {}
+    by_depth: dict[int, list[Folder]] = defaultdict(list)
+    for folder in listed:
+        by_depth[len(folder.path)].append(folder)
+    for depth in sorted(by_depth):
+        siblings: dict[FolderPath, list[Folder]] = defaultdict(list)
+        for folder in by_depth[depth]:
+            parent = by_id.get(folder.parent_id) if folder.parent_id is not None else None
+            parent_path = (paths.get(parent.source_id, folder.path[:-1]) if parent is not None
+                           else folder.path[:-1])
+            siblings[parent_path].append(folder)
+        for parent_path, members in siblings.items():
+            used = {f.name for f in members}
+            same: dict[str, list[Folder]] = defaultdict(list)
+            for folder in sorted(members, key=lambda f: _id_order(f.source_id)):
+                same[folder.name].append(folder)
+            for name, group in same.items():
+                for index, folder in enumerate(group):
+                    final = name
+                    if index:
+                        number = 2
+                        while f"{name} ({number})" in used:
+                            number += 1
+                        final = f"{name} ({number})"
+                        used.add(final)
+                    paths[folder.source_id] = (*parent_path, final)
+                    if len(group) > 1:
+                        notes[folder.source_id] = (
+                            f"{len(group)} folders in {show_path(parent_path)} of the source "
+                            f"are called {name!r}; this one (id {folder.source_id}) is kept "
+                            f"apart as {final!r}"
+                        )
+    return paths, notes
 
 
 def _rename_reasons(
@@ -171,14 +323,19 @@ def _rename_reasons(
         reasons.append(f"the target does not allow {shown} in names (replaced by _)")
     if control:
         reasons.append("control characters replaced by _")
+    rules = NameRules.of(limits)
     cleaned = _COLLAPSE_JOINER.join(
         clean_text(level, limits.forbidden_name_chars) for level in levels
     )
-    if cleaned != base:
-        reasons.append(f"shortened to the target's limit of {limits.max_name_length} characters")
+    unreserved = avoid_reserved(cleaned, rules)
+    if unreserved != cleaned:
+        reasons.append(f"the target reserves the name {cleaned!r}")
+    if unreserved != base:
+        reasons.append(f"shortened to the target's limit of {rules.limit_text()}")
     if final != base:
         reasons.append(
             f"another folder in {show_path(parent)} is also called {base!r} in the target"
+            + (" (the target ignores case)" if rules.case_insensitive else "")
         )
     return reasons
 
@@ -249,6 +406,7 @@ def plan_tree(
     Deterministic: the result depends only on the set of paths, not on their order.
     """
     policy = FolderOverflow(policy)
+    rules = NameRules.of(limits)
     depth = limits.max_folder_depth
     paths = _with_prefixes(source_paths)
     have = _with_prefixes(existing)
@@ -280,7 +438,7 @@ def plan_tree(
             joined = _COLLAPSE_JOINER.join(
                 clean_text(level, limits.forbidden_name_chars) for level in levels
             )
-            base = fit_length(joined, limits.max_name_length)
+            base = fit_length(avoid_reserved(joined, rules), rules)
         slots[path] = _Slot(path[: len(path) - len(levels)], levels, raw, base)
 
     by_parent: dict[FolderPath, list[FolderPath]] = defaultdict(list)
@@ -299,7 +457,7 @@ def plan_tree(
                 (key, slots[p].base, slots[p].base != slots[p].raw)
                 for key, p in keys.items()
             ),
-            limits.max_name_length,
+            rules,
         )
         names.update((keys[key], name) for key, name in chosen.items())
 
@@ -315,7 +473,7 @@ def plan_tree(
             placements[path] = None
             errors[path] = (
                 f"no unique name for {slot.raw!r} fits the target's limit of "
-                f"{limits.max_name_length} characters; rename the folder in the source"
+                f"{rules.limit_text()}; rename the folder in the source"
             )
             continue
         placements[path] = (*parent_target, name)

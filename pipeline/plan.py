@@ -20,8 +20,14 @@ from connectors.base import (
     FolderPath,
     Limits,
 )
-from mappings.fields import map_meta, resolve_filename_collisions, size_problem, target_filename
-from mappings.folders import FolderOverflow, plan_tree
+from mappings.fields import (
+    filename_changes,
+    map_meta,
+    resolve_filename_collisions,
+    size_problem,
+    target_filename,
+)
+from mappings.folders import FolderOverflow, NameRules, distinct_folder_paths, plan_tree
 from state.store import ItemRecord, ItemStatus
 
 
@@ -130,8 +136,15 @@ class PlanInput:
 
 
 def make_plan(route: str, inp: PlanInput) -> Plan:
-    folder_paths = {f.path for f in inp.source_folders} | {
-        a.folder_path for a in inp.source_assets if a.folder_path
+    # two source folders with one path (equal sibling names) are kept apart, never merged
+    source_paths, twin_notes = distinct_folder_paths(inp.source_folders)
+
+    def folder_of(asset: Asset) -> FolderPath:
+        return source_paths.get(asset.folder_id or "", asset.folder_path)
+
+    listed = [a for a in inp.source_assets if not a.skipped]
+    folder_paths = set(source_paths.values()) | {
+        folder_of(a) for a in listed if a.folder_path
     }
     existing_paths = {f.path: f for f in inp.target_folders}
     tree = plan_tree(sorted(folder_paths), inp.limits, inp.policy, existing=existing_paths)
@@ -139,11 +152,13 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     by_target: dict[FolderPath, list[str]] = defaultdict(list)
     warnings_by_target: dict[FolderPath, list[str]] = defaultdict(list)
     for f in inp.source_folders:
-        placed = tree.target_path(f.path)
+        path = source_paths[f.source_id]
+        placed = tree.target_path(path)
         if placed is not None:
             by_target[placed].append(f.source_id)
             seen = warnings_by_target[placed]
-            seen.extend(w for w in tree.warnings_for(f.path) if w not in seen)
+            notes = (*tree.warnings_for(path), *filter(None, [twin_notes.get(f.source_id)]))
+            seen.extend(w for w in notes if w not in seen)
     folder_actions = []
     for path in tree.target_folders():
         have = existing_paths.get(path)
@@ -156,37 +171,48 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
             folder_actions.append(FolderAction(Op.CREATE, path, tuple(by_target[path]),
                                                "not in the target", tuple(warnings)))
     folder_actions.extend(
-        FolderAction(Op.UNSUPPORTED, f.path, (f.source_id,),
-                     tree.error_for(f.path) or "cannot be placed")
-        for f in inp.source_folders if tree.target_path(f.path) is None
+        FolderAction(Op.UNSUPPORTED, source_paths[f.source_id], (f.source_id,),
+                     tree.error_for(source_paths[f.source_id]) or "cannot be placed")
+        for f in inp.source_folders if tree.target_path(source_paths[f.source_id]) is None
     )
 
+    rules = NameRules.of(inp.limits)
     target_index: dict[tuple[FolderPath, str], list[Asset]] = defaultdict(list)
     target_by_id: dict[str, Asset] = {}
     for t in inp.target_assets:
-        target_index[(t.folder_path, t.filename)].append(t)
+        target_index[(t.folder_path, rules.key(t.filename))].append(t)
         target_by_id[t.source_id] = t
 
-    # filenames per target folder, collisions resolved deterministically
+    # filenames per target folder, compared as the target compares them; where files and
+    # folders share names (a file system), a file never takes a folder's name there
+    folder_names: dict[FolderPath, set[str]] = defaultdict(set)
+    if inp.limits.folders_and_files_share_names:
+        for path in {*tree.target_folders(), *existing_paths}:
+            folder_names[path[:-1]].add(path[-1])
     names_by_folder: dict[FolderPath, list[tuple[str, str]]] = defaultdict(list)
     placed_assets: list[tuple[Asset, FolderPath | None]] = []
-    for asset in inp.source_assets:
-        folder = tree.target_path(asset.folder_path) if asset.folder_path else ()
+    for asset in listed:
+        folder = tree.target_path(folder_of(asset)) if asset.folder_path else ()
         placed_assets.append((asset, folder))
         if folder is not None:
             names_by_folder[folder].append(
                 (asset.source_id, target_filename(asset.filename, inp.limits))
             )
-    final_names: dict[str, str] = {}
-    for names in names_by_folder.values():
+    final_names: dict[str, str | None] = {}
+    for folder, names in names_by_folder.items():
         final_names.update(resolve_filename_collisions(
-            names, max_name_length=inp.limits.max_name_length))
+            names, rules=rules, taken=folder_names.get(folder, ())))
 
     actions = [
-        _asset_action(asset, folder, final_names, tree.warnings_for(asset.folder_path),
-                      tree.error_for(asset.folder_path), inp, target_index, target_by_id)
+        _asset_action(asset, folder, final_names, tree.warnings_for(folder_of(asset)),
+                      tree.error_for(folder_of(asset)), inp, target_index, target_by_id)
         for asset, folder in placed_assets
     ]
+    actions.extend(
+        AssetAction(Op.SKIP, a.source_id, asset_path(a), a.skipped or "", asset=a,
+                    source_hash=source_hash(a))
+        for a in inp.source_assets if a.skipped
+    )
     actions.extend(_prune_actions(inp, target_by_id))
     return Plan(route, tuple(folder_actions), tuple(actions), inp.limits.requests_per_second,
                 inp.limits.requests_per_upload)
@@ -195,7 +221,7 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
 def _asset_action(
     asset: Asset,
     folder: FolderPath | None,
-    final_names: Mapping[str, str],
+    final_names: Mapping[str, str | None],
     tree_warnings: tuple[str, ...],
     tree_error: str | None,
     inp: PlanInput,
@@ -214,10 +240,14 @@ def _asset_action(
     if problem:
         return _with(base, Op.UNSUPPORTED, problem)
     filename = final_names[asset.source_id]
+    if filename is None:
+        return _with(base, Op.UNSUPPORTED,
+                     f"no unique name for {asset.filename!r} in its target folder fits the "
+                     f"target's limit of {NameRules.of(inp.limits).limit_text()}; "
+                     "rename it in the source")
     mapped = map_meta(asset.meta, inp.limits)
     warnings = list(tree_warnings) + list(mapped.warnings)
-    if filename != asset.filename:
-        warnings.append(f"renamed to {filename!r} for the target's name rules")
+    warnings.extend(filename_changes(asset.filename, filename, inp.limits))
     record = inp.records.get(("asset", asset.source_id))
     base = AssetAction(
         Op.CREATE, asset.source_id, path, "", tuple(warnings), asset, folder, filename,
@@ -243,7 +273,7 @@ def _asset_action(
             return _with(base, Op.UPDATE, "metadata changed in the source")
         return _with(base, Op.UNSUPPORTED,
                      "metadata changed and the target cannot update metadata")
-    candidates = target_index.get((folder, filename), [])
+    candidates = target_index.get((folder, NameRules.of(inp.limits).key(filename)), [])
     in_flight = record is not None and record.status is ItemStatus.IN_FLIGHT
     same = [t for t in candidates if asset.size is None or t.size == asset.size]
     if same:

@@ -15,6 +15,8 @@ from pipeline.stages import Outcome
 from state.store import ItemRecord, ItemStatus
 
 NOT_MIGRATED = frozenset({Op.UNSUPPORTED, Op.CONFLICT})
+EXCLUDED_SHOWN = 20
+"""Excluded entries listed one per line in the run summary text (all go to --report)."""
 
 
 def plan_items(plan: Plan) -> list[dict[str, Any]]:
@@ -39,6 +41,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         counts[f"folders_{f.op.value}"] += 1
     for a in plan.assets:
         counts[a.op.value] += 1
+    excluded = sum(1 for a in plan.assets if a.asset is not None and a.asset.skipped)
     warnings = sum(len(a.warnings) for a in plan.assets)
     warnings += sum(len(f.warnings) for f in plan.folders)
     return {
@@ -47,6 +50,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "folders_create": counts.get("folders_create", 0),
         "folders_skip": counts.get("folders_skip", 0),
         "folders_unsupported": counts.get("folders_unsupported", 0),
+        "excluded": excluded,
         "warnings": warnings,
         "estimated_requests": plan.estimated_requests,
         "estimated_seconds": plan.estimated_seconds,
@@ -61,7 +65,8 @@ def plan_json(plan: Plan) -> str:
 def _summary_line(summary: dict[str, Any]) -> str:
     return (f"folders: {summary['folders_create']} to create, {summary['folders_skip']} present; "
             f"assets: {summary['create']} create, {summary['update']} update, "
-            f"{summary['replace']} replace, {summary['skip']} skip, {summary['delete']} delete, "
+            f"{summary['replace']} replace, {summary['skip']} skip "
+            f"({summary['excluded']} excluded by the source), {summary['delete']} delete, "
             f"{summary['conflict']} conflict, {summary['unsupported']} unsupported; "
             f"{summary['warnings']} warnings; about {summary['estimated_requests']} requests, "
             f"{summary['estimated_seconds']} s at the target's rate limit")
@@ -109,6 +114,10 @@ class RunSummary:
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status is ItemStatus.FAILED]
 
+    def excluded(self) -> list[Outcome]:
+        """Entries the source left out on purpose (FIFOs, system files...), with reasons."""
+        return [o for o in self.assets() if o.excluded]
+
     def not_migrated(self) -> list[Outcome]:
         return [o for o in self.assets() if o.op in NOT_MIGRATED]
 
@@ -123,7 +132,8 @@ class RunSummary:
             "deleted": sum(1 for o in done if o.op is Op.DELETE),
             "adopted": sum(1 for o in done if o.op is Op.SKIP),
             "skipped": sum(1 for o in assets if o.status is ItemStatus.SKIPPED
-                           and o.op not in NOT_MIGRATED),
+                           and o.op not in NOT_MIGRATED and not o.excluded),
+            "excluded": len(self.excluded()),
             "not_migrated": len(self.not_migrated()),
             "failed": sum(1 for o in assets if o.status is ItemStatus.FAILED),
             "folders_created": sum(1 for o in self.outcomes if o.kind == "folder"
@@ -153,6 +163,8 @@ class RunSummary:
                           "reason": o.reason} for o in self.failed()],
             "not_migrated": [{"source_id": o.source_id, "path": o.path, "op": o.op.value,
                               "reason": o.reason} for o in self.not_migrated()],
+            "excluded": [{"source_id": o.source_id, "path": o.path, "reason": o.reason}
+                         for o in self.excluded()],
             "map": [{"source_id": o.source_id, "path": o.path, "target_id": o.target_id,
                      "target_url": o.target_url} for o in self.assets()
                     if o.status is ItemStatus.DONE and o.target_id],
@@ -164,6 +176,7 @@ class RunSummary:
             f"{self.mode} {self.route}: {c['assets_total']} assets in {self.seconds:.1f} s: "
             f"{c['created']} created, {c['replaced']} replaced, {c['updated']} updated, "
             f"{c['adopted']} adopted, {c['deleted']} deleted, {c['skipped']} skipped, "
+            f"{c['excluded']} excluded by the source, "
             f"{c['not_migrated']} not migrated, {c['failed']} failed; "
             f"{c['folders_created']} folders created; {c['bytes']:,} bytes sent",
         ]
@@ -171,6 +184,11 @@ class RunSummary:
             lines.append(f"stopped: {self.fatal}")
         lines.extend(f"  FAILED {o.kind} {o.path}: {o.reason}" for o in self.failed())
         lines.extend(f"  NOT MIGRATED {o.path}: {o.reason}" for o in self.not_migrated())
+        excluded = self.excluded()
+        lines.extend(f"  EXCLUDED {o.path}: {o.reason}" for o in excluded[:EXCLUDED_SHOWN])
+        if len(excluded) > EXCLUDED_SHOWN:
+            lines.append(f"  ... and {len(excluded) - EXCLUDED_SHOWN} more excluded "
+                         "(all are listed in the --report file and the plan)")
         if self.interrupted:
             lines.append("interrupted: state saved; run the same command again to resume")
         return "\n".join(lines)

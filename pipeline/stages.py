@@ -53,6 +53,8 @@ class Outcome:
     target_id: str | None = None
     target_url: str | None = None
     bytes: int = 0
+    excluded: bool = False
+    """The source left this entry out (:attr:`connectors.base.Asset.skipped`)."""
 
 
 Progress = Callable[[Outcome], None]
@@ -284,7 +286,8 @@ class AssetLoader:
     def _outcome(self, action: AssetAction, status: ItemStatus, reason: str,
                  rec: ItemRecord) -> Outcome:
         return Outcome("asset", action.source_id, action.path, action.op, status, reason,
-                       rec.target_id, rec.target_url)
+                       rec.target_id, rec.target_url,
+                       excluded=action.asset is not None and action.asset.skipped is not None)
 
 
 async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, concurrency: int,

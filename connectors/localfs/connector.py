@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from connectors.base import (
     TargetRef,
     UploadJournal,
     UploadRequest,
+    system_file_reason,
 )
 from connectors.errors import ConfigError, FatalError, ItemError, NotFoundError
 from connectors.localfs.files import (
@@ -57,6 +60,15 @@ LIST_BATCH = 256
 """Files stat'ed (and image headers read) per worker-thread call while listing."""
 FORBIDDEN_NAME_CHARS = "/\\\x00"
 MAX_NAME_BYTES = 255
+"""NAME_MAX of ext4, XFS, btrfs, APFS (255 UTF-8 bytes; NTFS counts 255 UTF-16 units)."""
+WINDOWS_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"}
+    | {f"COM{i}" for i in range(1, 10)}
+    | {f"LPT{i}" for i in range(1, 10)}
+)
+"""Device names Windows refuses as a file or folder name, with any extension (``CON.txt``)."""
+CASE_INSENSITIVE_PLATFORMS = frozenset({"darwin", "win32"})
+"""Where the default file system (APFS, NTFS) ignores case in names."""
 
 
 class LocalConfig(BaseModel):
@@ -69,6 +81,10 @@ class LocalConfig(BaseModel):
     """Root folder. As a source it must exist; as a target it is created on the first write."""
     manifest: str = ".assetferry.json"
     """File name (at the root) of the metadata manifest."""
+    include_system_files: bool = False
+    """As a source: also migrate operating-system clutter (``.DS_Store``, ``Thumbs.db``,
+    ``desktop.ini``, ``._*`` AppleDouble files...); by default they are skipped, each listed in
+    the plan with its reason and counted as excluded."""
 
     @field_validator("manifest")
     @classmethod
@@ -89,10 +105,21 @@ class _DirEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class _Skip:
+    """An entry the listing leaves out, with why; ``failed``: one a user would want migrated
+    (the plan reports it as unsupported, the run exits 1), else a deliberate skip."""
+
+    parts: tuple[str, ...]
+    name: str
+    reason: str
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class _Scan:
     real: Path
     entries: list[_DirEntry]
-    skipped: list[tuple[str, str]]
+    skipped: list[_Skip]
     vanished: bool = False
 
 
@@ -148,12 +175,23 @@ class LocalFolderConnector:
 
     @property
     def limits(self) -> Limits:
+        """A POSIX file system: names up to 255 UTF-8 bytes, no ``/`` or NUL; files and
+        folders share one namespace; case ignored on macOS and Windows (their default file
+        systems), Windows' device names reserved there; the manifest's name and our temp-file
+        prefix are reserved everywhere."""
+        reserved = {self._config.manifest}
+        if sys.platform == "win32":
+            reserved |= WINDOWS_RESERVED_NAMES
         return Limits(
             max_folder_depth=None,
             max_folders=None,
             max_file_size=None,
             forbidden_name_chars=FORBIDDEN_NAME_CHARS,
-            max_name_length=MAX_NAME_BYTES,
+            max_name_bytes=MAX_NAME_BYTES,
+            case_insensitive_names=sys.platform in CASE_INSENSITIVE_PLATFORMS,
+            folders_and_files_share_names=True,
+            reserved_names=frozenset(reserved),
+            reserved_prefixes=(TMP_PREFIX,),
             metadata_fields=METADATA_FIELDS,
         )
 
@@ -166,7 +204,11 @@ class LocalFolderConnector:
                 yield item
 
     async def iter_assets(self) -> AsyncIterator[Asset]:
-        """Every file, sorted by path, with its manifest metadata.
+        """Every file, sorted by path, with its manifest metadata; and every entry the listing
+        leaves out, as an asset with its reason (:attr:`Asset.skipped`: FIFOs, sockets,
+        devices, symlinks that are broken, loop or point out of the root, entries that
+        vanished, operating-system clutter; :attr:`Asset.unreachable`: a name that is not
+        valid UTF-8, an entry that can't be read).
 
         Raises ConfigError on a missing root or a corrupt manifest, FatalError when a folder
         can't be read.
@@ -177,6 +219,8 @@ class LocalFolderConnector:
         async for item in self._walk(with_files=True):
             if isinstance(item, _FileAt):
                 yield self._asset(item, entries.get(item.rel))
+            elif isinstance(item, _Skip):
+                yield _skipped_asset(item)
 
     def open_asset(self, asset: Asset) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Stream the file in 64 KiB chunks. Raises ItemError if it is gone or unreadable."""
@@ -215,11 +259,14 @@ class LocalFolderConnector:
             f"local folder {self._root} does not exist; fix `path` in the job file"
         )
 
-    async def _walk(self, *, with_files: bool) -> AsyncIterator[Folder | _FileAt]:
+    async def _walk(self, *, with_files: bool) -> AsyncIterator[Folder | _FileAt | _Skip]:
         """Depth-first, entries sorted by name: parents come first, paths in sorted order."""
         if not await anyio.to_thread.run_sync(self._root_exists):
             return
         top = await self._scan(())
+        if with_files:
+            for skip in top.skipped:
+                yield skip
         stack: list[tuple[tuple[str, ...], frozenset[Path], Iterator[_DirEntry]]] = [
             ((), frozenset({top.real}), iter(top.entries))
         ]
@@ -242,9 +289,17 @@ class LocalFolderConnector:
                 child = (*parts, entry.name)
                 scan = await self._scan(child)
                 if scan.vanished or scan.real in ancestors:
-                    reason = "vanished while listing" if scan.vanished else "symlink loop"
+                    reason = (
+                        "folder vanished while listing" if scan.vanished
+                        else "symlink to one of its own parent folders (a loop)"
+                    )
                     log.warning("local.skipped", path="/".join(child), reason=reason)
+                    if with_files:
+                        yield _Skip(parts, entry.name, reason)
                     continue
+                if with_files:
+                    for skip in scan.skipped:
+                        yield skip
                 yield Folder(
                     source_id="/".join(child),
                     name=entry.name,
@@ -261,14 +316,14 @@ class LocalFolderConnector:
 
     async def _scan(self, parts: tuple[str, ...]) -> _Scan:
         scan = await anyio.to_thread.run_sync(self._scan_sync, parts)
-        for name, reason in scan.skipped:
-            log.warning("local.skipped", path="/".join((*parts, name)), reason=reason)
+        for skip in scan.skipped:
+            log.info("local.skipped", path="/".join((*parts, skip.name)), reason=skip.reason)
         return scan
 
     def _scan_sync(self, parts: tuple[str, ...]) -> _Scan:
         directory = self._root.joinpath(*parts)
         entries: list[_DirEntry] = []
-        skipped: list[tuple[str, str]] = []
+        skipped: list[_Skip] = []
         try:
             real = directory.resolve(strict=True)
             with os.scandir(directory) as it:
@@ -287,13 +342,22 @@ class LocalFolderConnector:
             try:
                 name.encode("utf-8")
             except UnicodeEncodeError:
-                skipped.append((name, "name is not valid UTF-8"))
+                skipped.append(_Skip(
+                    parts, printable(name),
+                    "its name is not valid UTF-8 (undecodable bytes shown as \\xNN); "
+                    "rename it in the source (e.g. with convmv) to migrate it",
+                    failed=True,
+                ))
+                continue
+            clutter = None if self._config.include_system_files else system_file_reason(name)
+            if clutter is not None:
+                skipped.append(_Skip(parts, name, clutter))
                 continue
             try:
                 if item.is_symlink():
                     kind = self._symlink_kind(Path(item.path))
                     if kind not in ("dir", "file"):
-                        skipped.append((name, kind))
+                        skipped.append(_Skip(parts, name, kind))
                         continue
                     entries.append(_DirEntry(name, is_dir=kind == "dir"))
                 elif item.is_dir(follow_symlinks=False):
@@ -301,10 +365,12 @@ class LocalFolderConnector:
                 elif item.is_file(follow_symlinks=False):
                     entries.append(_DirEntry(name, is_dir=False))
                 else:
-                    skipped.append((name, "not a regular file or folder"))
+                    kind = _special_kind(item.stat(follow_symlinks=False).st_mode)
+                    skipped.append(_Skip(parts, name, f"{kind}, not a regular file or folder"))
             except OSError as exc:
-                skipped.append((name, f"unreadable: {exc.strerror}"))
+                skipped.append(_Skip(parts, name, f"unreadable: {exc.strerror}", failed=True))
         entries.sort(key=lambda e: e.name)
+        skipped.sort(key=lambda e: e.name)
         return _Scan(real=real, entries=entries, skipped=skipped)
 
     def _symlink_kind(self, link: Path) -> str:
@@ -312,22 +378,26 @@ class LocalFolderConnector:
         try:
             target = link.resolve(strict=True)
         except (OSError, RuntimeError):
-            return "broken symlink"
+            return "broken symlink (its target does not exist)"
         if target != self._root and not target.is_relative_to(self._root):
-            return "symlink points outside the root"
+            return "symlink to a place outside the source folder (not followed)"
         if target.is_dir():
             return "dir"
         if target.is_file():
             return "file"
         return "symlink to something that is not a regular file or folder"
 
-    async def _stat_batch(self, parts: tuple[str, ...], names: list[str]) -> list[_FileAt]:
+    async def _stat_batch(
+        self, parts: tuple[str, ...], names: list[str]
+    ) -> list[_FileAt | _Skip]:
         if not names:
             return []
         infos, vanished = await anyio.to_thread.run_sync(self._stat_sync, parts, list(names))
+        found: list[_FileAt | _Skip] = [_FileAt(parts, info) for info in infos]
         for name in vanished:
             log.warning("local.skipped", path="/".join((*parts, name)), reason="vanished")
-        return [_FileAt(parts, info) for info in infos]
+            found.append(_Skip(parts, name, "file vanished while listing"))
+        return found
 
     def _stat_sync(
         self, parts: tuple[str, ...], names: list[str]
@@ -601,6 +671,37 @@ async def _chunks(file: AsyncFile[bytes], rel: str) -> AsyncGenerator[bytes, Non
         if not chunk:
             return
         yield chunk
+
+
+def printable(name: str) -> str:
+    """A file-system name as text: bytes that are not UTF-8 (``os.fsdecode``'s surrogate
+    escapes) shown as ``\\xNN``, so it can be printed, stored and reported."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device file"
+    return "special file"
+
+
+def _skipped_asset(skip: _Skip) -> Asset:
+    """An entry the listing leaves out, as the canonical model reports it (no bytes)."""
+    folder = "/".join(skip.parts)
+    return Asset(
+        source_id="/".join((*skip.parts, skip.name)),
+        filename=skip.name,
+        folder_path=skip.parts,
+        folder_id=folder or None,
+        content_type=guess_content_type(skip.name),
+        size=None,
+        skipped=None if skip.failed else skip.reason,
+        unreachable=skip.reason if skip.failed else None,
+    )
 
 
 def _check_component(name: str, what: str) -> str:

@@ -34,8 +34,10 @@ of the metadata. Each step is noted in the upload journal before the next side e
 The upload's ``size`` ("WxH") is read from image headers with Pillow, so the public URL carries
 the dimensions like uploads from Storyblok's own tools.
 
-``max_file_size`` is the bound of the signed S3 policy (``content-length-range`` up to
-5,242,879,999 bytes); the plan-dependent limits are not documented for current plans.
+``max_file_size`` and ``min_file_size`` are the bounds of the signed S3 policy
+(``content-length-range`` 1 to 5,242,879,999 bytes: an empty file is refused, so the plan
+reports it as unsupported); the plan-dependent limits are not documented for current plans,
+nor is a limit on the length of a file or folder name.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ METADATA_FIELDS: frozenset[str] = frozenset(
     {"title", "alt_text", "copyright", "focus", "tags", "locales"}
 )
 MAX_FILE_SIZE = 5_242_879_999
+MIN_FILE_SIZE = 1
+"""The signed storage policy's ``content-length-range`` starts at 1 byte (facts §2.5): S3
+refuses an empty file with ``EntityTooSmall``."""
 PER_PAGE = 100
 CDN_HOST = "https://a.storyblok.com"
 
@@ -148,10 +153,19 @@ def dims_from_url(url: str | None) -> Dims | None:
 
 
 def name_from_url(url: str | None) -> str | None:
-    path = _url_path(url)
-    if path is None:
+    """The file name in an asset URL's last path segment, percent-decoded exactly once.
+
+    ``.../x%2520y.png`` names ``x%20y.png`` (a literal ``%20``), ``.../x%20y.png`` names
+    ``x y.png``. Read from the raw (still encoded) path: ``httpx.URL.path`` is decoded
+    already, and decoding it again would turn a literal ``%20`` into a space.
+    """
+    if not url:
         return None
-    last = path.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        raw = httpx.URL(public_url(url) or url).raw_path.decode("ascii")
+    except (httpx.InvalidURL, UnicodeDecodeError):
+        return None
+    last = raw.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
     return unquote(last) or None
 
 
@@ -250,8 +264,10 @@ class StoryblokConnector:
             max_folder_depth=None,
             max_folders=None,
             max_file_size=MAX_FILE_SIZE,
+            min_file_size=MIN_FILE_SIZE,
             metadata_fields=METADATA_FIELDS,
             forbidden_name_chars="/\\",
+            filename_rewrites_inner_dots=True,  # Storyblok parameterizes names (facts §2.5)
             requests_per_second=config.rate,
             requests_per_upload=3,  # sign, finish_upload, metadata PUT
         )
@@ -480,6 +496,11 @@ class StoryblokConnector:
         staged: StagedFile,
         journal: UploadJournal,
     ) -> TargetRef:
+        if staged.size < MIN_FILE_SIZE:
+            raise ItemError(
+                f"{request.filename} is empty (0 bytes); Storyblok's storage accepts files of "
+                "at least 1 byte"
+            )
         previous = journal.previous
         dims = await anyio.to_thread.run_sync(_image_dims, staged.path, staged.content_type)
         folder_id = _parse_id(request.folder_id) if request.folder_id else None

@@ -38,6 +38,7 @@ from connectors.storyblok.connector import (
     dims_from_url,
     focus_to_canonical,
     focus_to_storyblok,
+    name_from_url,
     parameterize,
 )
 from tests.connectors.staging import MemoryJournal, stage_bytes
@@ -398,6 +399,21 @@ def test_parameterize_and_dimensions() -> None:
     assert dims_from_url("https://a.storyblok.com/f/1/1920x1080/abc/hero.jpg") == (1920, 1080)
     assert dims_from_url("//a.storyblok.com/f/1/abc/800x600.jpg") is None  # the name, not a segment
     assert dims_from_url("https://a.storyblok.com/f/1/0x0/abc/doc.pdf") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("https://a.storyblok.com/f/1/abc/100%2520sure.png", "100%20sure.png"),  # a literal %20
+        ("https://a.storyblok.com/f/1/abc/two%20words.png", "two words.png"),
+        ("//a.storyblok.com/f/1/abc/%E6%B5%8B%E8%AF%95.png", "测试.png"),
+        ("/f/1/abc/50%25.png?cv=1", "50%.png"),
+        ("https://a.storyblok.com/f/1/abc/", "abc"),
+        (None, None),
+    ],
+)
+def test_a_name_from_a_url_is_decoded_exactly_once(url: str | None, name: str | None) -> None:
+    assert name_from_url(url) == name
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from mappings.fields import (
     size_problem,
     target_filename,
 )
+from mappings.folders import NameRules
 
 FORBIDDEN = "#%^+\\/?*:|\"'<>{}=,"
 CS = Limits(forbidden_name_chars=FORBIDDEN)
@@ -242,3 +243,36 @@ def test_filename_whitespace_rewritten_only_where_the_target_does_it() -> None:
         "image_01.png"
     )
     assert target_filename("image 01.png", Limits()) == "image 01.png"
+
+
+# --- property: file names always fit and never merge ---------------------------------------
+
+_NAME_PIECES = ["a", "A", "photo", "PHOTO", ".", " ", ":", "%20", "测试文件", "😀", "e\u0301", "é",
+                ".png", ".JPG", "..", "CON", "\x07", "long" * 10]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_filenames_fit_the_limits_and_stay_distinct(seed: int) -> None:
+    rng = random.Random(seed)
+    limits = Limits(
+        forbidden_name_chars=":/\\",
+        max_name_length=rng.choice([None, 12, 40]),
+        max_name_bytes=rng.choice([None, 16, 30, 255]),
+        case_insensitive_names=rng.random() < 0.5,
+        reserved_names=frozenset({"CON"}),
+    )
+    rules = NameRules.of(limits)
+    names = [(f"{i:03d}", "".join(rng.choice(_NAME_PIECES) for _ in range(rng.randint(1, 6))))
+             for i in range(rng.randint(1, 25))]
+    taken = {rng.choice(["photo", "A", "x"])}
+    sanitised = [(sid, target_filename(name, limits)) for sid, name in names]
+    for _, name in sanitised:
+        assert name
+        assert rules.fits(name), name
+        assert not rules.is_reserved(name), name
+    final = resolve_filename_collisions(sanitised, rules=rules, taken=taken)
+    placed = [n for n in final.values() if n is not None]
+    assert all(rules.fits(n) for n in placed)
+    keys = [rules.key(n) for n in placed]
+    assert len(keys) == len(set(keys))  # no two files merge as the target compares names
+    assert not {rules.key(t) for t in taken} & set(keys)  # nor take a folder's name

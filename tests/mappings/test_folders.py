@@ -8,7 +8,7 @@ import unicodedata
 import pytest
 
 from connectors.base import FolderPath, Limits
-from mappings.folders import FolderOverflow, TreeMap, plan_tree, sanitize_name
+from mappings.folders import FolderOverflow, NameRules, TreeMap, plan_tree, sanitize_name
 
 FORBIDDEN = "#%^+\\/?*:|\"'<>{}=,"
 CS = Limits(max_folder_depth=5, max_folders=300, forbidden_name_chars=FORBIDDEN)
@@ -314,7 +314,8 @@ def test_truncated_folders_share_their_ancestor_under_the_count_limit() -> None:
 
 # --- properties over random trees ----------------------------------------------------------
 
-_PIECES = ["a", "b", "Foto", "x:y", "x?y", "x_y", " ", ".", "é", "e\u0301", "写真", "#", "long" * 6]
+_PIECES = ["a", "b", "Foto", "x:y", "x?y", "x_y", " ", ".", "é", "e\u0301", "写真", "#", "long" * 6,
+           "A", "FOTO", "报告" * 5, "😀", "CON"]
 
 
 def _random_tree(rng: random.Random) -> list[FolderPath]:
@@ -335,6 +336,9 @@ def _random_limits(rng: random.Random) -> Limits:
         max_folders=rng.choice([None, 5, 20, 300]),
         forbidden_name_chars=FORBIDDEN,
         max_name_length=rng.choice([None, 8, 12, 40]),
+        max_name_bytes=rng.choice([None, None, 10, 16, 30]),
+        case_insensitive_names=rng.random() < 0.5,
+        reserved_names=frozenset({"CON"}) if rng.random() < 0.5 else frozenset(),
     )
 
 
@@ -391,9 +395,16 @@ def test_random_trees_respect_the_limits(seed: int, policy: FolderOverflow) -> N
             assert unicodedata.is_normalized("NFC", name)
             if limits.max_name_length is not None:
                 assert len(name) <= limits.max_name_length
+            if limits.max_name_bytes is not None:
+                assert len(name.encode()) <= limits.max_name_bytes
+            assert not NameRules.of(limits).is_reserved(name)
         by_target.setdefault(target, set()).add(_intent(source, limits, policy))
     # only truncation (or a target without folders) merges different source folders
     assert all(len(intents) == 1 for intents in by_target.values())
+    # siblings are distinct as the target compares names (case, normalisation)
+    rules = NameRules.of(limits)
+    keys = [(*f[:-1], rules.key(f[-1])) for f in folders]
+    assert len(keys) == len(set(keys))
 
     if limits.max_folders is not None:
         new = set(folders) - {p[:i] for p in existing_sanitized for i in range(1, len(p) + 1)}
