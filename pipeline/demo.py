@@ -86,10 +86,10 @@ def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
             summary = plan_summary(plan)
             say(f"   {summary['create']} assets and {summary['folders_create']} folders to "
                 f"create, {summary['warnings']} warnings\n")
-            for action in plan.assets:  # what will not be migrated, and why, before it runs
-                if action.op in (Op.UNSUPPORTED, Op.CONFLICT) or (
-                        action.asset is not None and action.asset.skipped):
-                    say(f"   {action.op.value} {action.path}: {action.reason}\n")
+            for left in plan.assets:  # what will not be migrated, and why, before it runs
+                if left.op in (Op.UNSUPPORTED, Op.CONFLICT) or (
+                        left.asset is not None and left.asset.skipped):
+                    say(f"   {left.op.value} {left.path}: {left.reason}\n")
             warnings = [w for f in plan.folders for w in f.warnings]
             warnings += [w for a in plan.assets for w in a.warnings]
             kinds: dict[str, tuple[int, str]] = {}
