@@ -212,6 +212,9 @@ class Limits:
     """Longest folder or file name, in characters (code points)."""
     max_name_bytes: int | None = None
     """Longest folder or file name in bytes of its UTF-8 form (a POSIX file system: 255)."""
+    max_path_bytes: int | None = None
+    """Longest path below the target's root (folder names and file name joined by ``/``), in
+    UTF-8 bytes (a file system's PATH_MAX less the root's own path)."""
     case_insensitive_names: bool = False
     """Names that differ only in case are the same name in the target (macOS, Windows)."""
     folders_and_files_share_names: bool = False

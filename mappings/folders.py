@@ -507,6 +507,7 @@ def plan_tree(
                 'set [mapping] folder_overflow = "collapse" to keep them apart'
             )
 
+    _apply_path_length(placements, errors, limits.max_path_bytes)
     _apply_folder_count(placements, errors, have, limits.max_folders)
 
     wanted = {t for t in placements.values() if t}
@@ -547,6 +548,29 @@ def _apply_folder_count(
         if target is not None and target in over:
             placements[source] = None
             errors[source] = f"folder {show_path(target)} does not fit: {message}"
+
+
+def path_bytes(path: Iterable[str]) -> int:
+    """Length in UTF-8 bytes of ``path`` joined with ``/`` (as a target's path limit counts)."""
+    return len("/".join(path).encode("utf-8"))
+
+
+def _apply_path_length(
+    placements: dict[FolderPath, FolderPath | None],
+    errors: dict[FolderPath, str],
+    max_path_bytes: int | None,
+) -> None:
+    """Unplace the folders whose target path is longer than the target allows."""
+    if max_path_bytes is None:
+        return
+    for source, target in placements.items():
+        if target is not None and path_bytes(target) > max_path_bytes:
+            placements[source] = None
+            errors[source] = (
+                f"its path in the target, {show_path(target)[:80]}..., is "
+                f"{path_bytes(target)} bytes; the target allows {max_path_bytes}: move the "
+                "target to a shorter path, or shorten or flatten the source folders"
+            )
 
 
 def _with_prefixes(paths: Iterable[FolderPath]) -> set[FolderPath]:

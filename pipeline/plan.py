@@ -27,7 +27,13 @@ from mappings.fields import (
     size_problem,
     target_filename,
 )
-from mappings.folders import FolderOverflow, NameRules, distinct_folder_paths, plan_tree
+from mappings.folders import (
+    FolderOverflow,
+    NameRules,
+    distinct_folder_paths,
+    path_bytes,
+    plan_tree,
+)
 from state.store import ItemRecord, ItemStatus
 
 
@@ -245,6 +251,12 @@ def _asset_action(
                      f"no unique name for {asset.filename!r} in its target folder fits the "
                      f"target's limit of {NameRules.of(inp.limits).limit_text()}; "
                      "rename it in the source")
+    longest = inp.limits.max_path_bytes
+    if longest is not None and path_bytes((*folder, filename)) > longest:
+        return _with(base, Op.UNSUPPORTED,
+                     f"its path in the target is {path_bytes((*folder, filename))} bytes; the "
+                     f"target allows {longest}: move the target to a shorter path, or shorten "
+                     "the source's folder or file names")
     mapped = map_meta(asset.meta, inp.limits)
     warnings = list(tree_warnings) + list(mapped.warnings)
     warnings.extend(filename_changes(asset.filename, filename, inp.limits))

@@ -67,6 +67,10 @@ WINDOWS_RESERVED_NAMES = frozenset(
     | {f"LPT{i}" for i in range(1, 10)}
 )
 """Device names Windows refuses as a file or folder name, with any extension (``CON.txt``)."""
+DEFAULT_PATH_MAX = 4096
+"""PATH_MAX of Linux, when the file system can't be asked (macOS: 1024, asked)."""
+TEMP_NAME_BYTES = len(TMP_PREFIX) + 16 + 1
+"""A temp file's name (prefix + 16 hex digits) and its "/": kept free in every path."""
 CASE_INSENSITIVE_PLATFORMS = frozenset({"darwin", "win32"})
 """Where the default file system (APFS, NTFS) ignores case in names."""
 
@@ -182,12 +186,15 @@ class LocalFolderConnector:
         reserved = {self._config.manifest}
         if sys.platform == "win32":
             reserved |= WINDOWS_RESERVED_NAMES
+        # room for the root itself, the "/" after it, and a temp file beside any file
+        below_root = _path_max(self._root) - 1 - len(os.fsencode(self._root)) - 1
         return Limits(
             max_folder_depth=None,
             max_folders=None,
             max_file_size=None,
             forbidden_name_chars=FORBIDDEN_NAME_CHARS,
             max_name_bytes=MAX_NAME_BYTES,
+            max_path_bytes=max(below_root - TEMP_NAME_BYTES, 0),
             case_insensitive_names=sys.platform in CASE_INSENSITIVE_PLATFORMS,
             folders_and_files_share_names=True,
             reserved_names=frozenset(reserved),
@@ -671,6 +678,18 @@ async def _chunks(file: AsyncFile[bytes], rel: str) -> AsyncGenerator[bytes, Non
         if not chunk:
             return
         yield chunk
+
+
+def _path_max(root: Path) -> int:
+    """PATH_MAX of the file system holding ``root`` (or its nearest existing parent)."""
+    for place in (root, *root.parents):
+        try:
+            return int(os.pathconf(place, "PC_PATH_MAX"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, AttributeError):
+            break
+    return DEFAULT_PATH_MAX
 
 
 def printable(name: str) -> str:

@@ -119,6 +119,29 @@ def test_a_suffixed_name_still_fits_the_byte_limit() -> None:
     assert all(len(n.encode()) <= 20 and n.endswith(".jpg") for n in names.values()), names
 
 
+@pytest.mark.slow
+async def test_a_path_longer_than_path_max_is_unsupported_in_the_plan_not_failed(
+    tmp_path: Path, sb: StoryblokEmulator
+) -> None:
+    parent = None
+    for _ in range(20):  # 20 levels of 252-byte names: over 5,000 bytes, PATH_MAX is 4,096
+        parent = sb.add_folder("报告" * 42, parent)
+    sb.add_asset("deep.png", png(), folder_id=parent)
+    sb.add_asset("top.png", png())
+    dest = tmp_path / "out"
+    config = load_job(job(tmp_path, SB_SECTION, local(dest)), env={})
+    transports = {"source": in_process_transport(sb.app)}
+    plan = await plan_job(config, transports=transports)
+    ops = {a.path.rsplit("/", 1)[-1]: (a.op, a.reason) for a in plan.assets}
+    assert ops["top.png"][0] is Op.CREATE
+    assert ops["deep.png"][0] is Op.UNSUPPORTED
+    assert "bytes; the target allows" in ops["deep.png"][1]
+    assert any(f.op is Op.UNSUPPORTED for f in plan.folders)
+    summary = await execute_job(config, "migrate", transports=transports)
+    assert summary.failed() == [], summary.text()
+    assert [o.path.rsplit("/", 1)[-1] for o in summary.not_migrated()] == ["deep.png"]
+
+
 # --- (a) sizes: an empty file into Storyblok ------------------------------------------------
 
 
