@@ -7,17 +7,22 @@ on the way (warnings) or why it can't be placed (error). Rules, in the order the
 Names
     :func:`sanitize_name`: NFC-normalised; each character of ``limits.forbidden_name_chars``
     and each control character becomes ``_``; leading and trailing whitespace and dots are
-    stripped (no hidden-looking or empty names; an empty result becomes ``_``); cut to
-    ``limits.max_name_length`` characters (code points, not bytes).
+    stripped (no hidden-looking or empty names; an empty result becomes ``_``); a reserved
+    name gets a ``_`` (:func:`avoid_reserved`); cut to ``limits.max_name_length`` characters
+    and ``limits.max_name_bytes`` UTF-8 bytes (:class:`NameRules`; never splitting a
+    character). A folder whose whole target path exceeds ``limits.max_path_bytes`` can't be
+    placed.
 
 Collisions
-    Two children of the same target folder whose names are *exactly* equal after sanitising
-    (``"a:b"`` and ``"a?b"`` both become ``"a_b"``) are told apart by a suffix ``" (2)"``,
-    ``" (3)"``... A name that needed no change keeps it; otherwise the order is the sorted order
-    of the source names, and the first keeps the plain name. Names that differ only in case
-    are *not* treated as equal: a target that compares names case-insensitively will refuse or
-    merge them, and the pipeline reports that as an item error. The suffixed name never takes
-    a name another source folder gets plainly, and it is cut so it still fits the name length.
+    Two children of the same target folder whose names are equal *as the target compares
+    them* after sanitising (``"a:b"`` and ``"a?b"`` both become ``"a_b"``; ``"Logos"`` and
+    ``"logos"`` on a case-insensitive target; NFC and NFD spellings) are told apart by a
+    suffix ``" (2)"``, ``" (3)"``... A name that needed no change keeps it; otherwise the order
+    is the sorted order of the source names, and the first keeps the plain name. The suffixed
+    name never takes a name another source folder gets plainly, nor one in ``occupied`` (a
+    file already in the target there), and it is cut so it still fits the name limits. Two
+    source folders with the *same path* (equal sibling names) are kept apart before this, by
+    :func:`distinct_folder_paths`.
 
 Existing folders
     Target folders passed as ``existing`` are reused, never suffixed away from: a re-run maps
@@ -334,7 +339,8 @@ def _rename_reasons(
         reasons.append(f"shortened to the target's limit of {rules.limit_text()}")
     if final != base:
         reasons.append(
-            f"another folder in {show_path(parent)} is also called {base!r} in the target"
+            f"another folder or file in {show_path(parent)} is also called {base!r} in the "
+            "target"
             + (" (the target ignores case)" if rules.case_insensitive else "")
         )
     return reasons
@@ -400,10 +406,13 @@ def plan_tree(
     policy: FolderOverflow,
     *,
     existing: Iterable[FolderPath] = (),
+    occupied: Mapping[FolderPath, Iterable[str]] = MappingProxyType({}),
 ) -> TreeMap:
     """Place every source folder path, and every prefix of it, in the target.
 
-    Deterministic: the result depends only on the set of paths, not on their order.
+    ``occupied``: per target folder, names a new child folder may not take there (files the
+    target already holds, where files and folders share one namespace). Deterministic: the
+    result depends only on the set of paths, not on their order.
     """
     policy = FolderOverflow(policy)
     rules = NameRules.of(limits)
@@ -445,7 +454,10 @@ def plan_tree(
     for path, slot in slots.items():
         by_parent[slot.parent].append(path)
     names: dict[FolderPath, str | None] = {}
-    for members in by_parent.values():
+
+    def name_children(parent: FolderPath, where: FolderPath | None) -> None:
+        """Names for every slot under ``parent`` (placed at ``where`` in the target)."""
+        members = by_parent[parent]
         # sort key: the raw name, then fewer levels first (a real "e - f" before a collapsed
         # e/f), then the levels themselves (their repr keeps the key unique per sibling)
         keys = {
@@ -458,12 +470,15 @@ def plan_tree(
                 for key, p in keys.items()
             ),
             rules,
+            taken=occupied.get(where, ()) if where is not None else (),
         )
         names.update((keys[key], name) for key, name in chosen.items())
 
     for path in sorted(slots, key=_order):
         slot = slots[path]
         parent_target = placements[slot.parent]
+        if path not in names:
+            name_children(slot.parent, parent_target)
         name = names[path]
         if parent_target is None:
             placements[path] = None

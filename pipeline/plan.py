@@ -153,7 +153,12 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         folder_of(a) for a in listed if a.folder_path
     }
     existing_paths = {f.path: f for f in inp.target_folders}
-    tree = plan_tree(sorted(folder_paths), inp.limits, inp.policy, existing=existing_paths)
+    files_there: dict[FolderPath, set[str]] = defaultdict(set)
+    if inp.limits.folders_and_files_share_names:  # a folder can't take a file's name
+        for t in inp.target_assets:
+            files_there[t.folder_path].add(t.filename)
+    tree = plan_tree(sorted(folder_paths), inp.limits, inp.policy, existing=existing_paths,
+                     occupied=files_there)
 
     by_target: dict[FolderPath, list[str]] = defaultdict(list)
     warnings_by_target: dict[FolderPath, list[str]] = defaultdict(list)

@@ -99,7 +99,7 @@ def test_collisions_after_sanitizing_get_suffixes_in_sorted_order() -> None:
     # sorted source names: "a*b" < "a:b" < "a?b"
     assert placed(tree, ("a*b",), ("a:b",), ("a?b",)) == [("a_b",), ("a_b (2)",), ("a_b (3)",)]
     (warning,) = tree.warnings_for(("a?b",))
-    assert "another folder in the root is also called 'a_b'" in warning
+    assert "another folder or file in the root is also called 'a_b'" in warning
     again = plan_tree(list(reversed(paths)), CS, FolderOverflow.COLLAPSE)
     assert dict(again.placements) == dict(tree.placements)
 

@@ -253,6 +253,26 @@ async def test_a_file_and_a_folder_that_sanitise_alike_get_distinct_names(
     assert (dest / "_" / "inside.txt").read_bytes() == b"in"
 
 
+@pytest.mark.slow
+async def test_a_new_folder_never_takes_the_name_of_a_file_in_the_target(
+    tmp_path: Path
+) -> None:
+    src, dest = tmp_path / "src", tmp_path / "out"
+    (src / "Photos").mkdir(parents=True)
+    (src / "Photos" / "a.txt").write_bytes(b"a")
+    dest.mkdir()
+    (dest / "Photos").write_bytes(b"someone else's file")
+    config = load_job(job(tmp_path, local(src), local(dest)), env={})
+    plan = await plan_job(config)
+    [folder] = plan.folders
+    assert (folder.op, folder.path) == (Op.CREATE, "Photos (2)")
+    assert any("also called 'Photos'" in w for w in folder.warnings), folder.warnings
+    summary = await execute_job(config, "migrate")
+    assert summary.exit_code() == 0, summary.text()
+    assert (dest / "Photos (2)" / "a.txt").read_bytes() == b"a"
+    assert (dest / "Photos").read_bytes() == b"someone else's file"
+
+
 def test_names_equal_but_for_case_stay_apart_where_the_target_ignores_case() -> None:
     limits = Limits(case_insensitive_names=True)
     assets = [asset("1", "Logo.png"), asset("2", "logo.png"),
