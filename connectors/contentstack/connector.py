@@ -409,6 +409,9 @@ class ContentstackConnector:
             version=str(record.version) if record.version is not None else None,
             url=record.url,
             extra=extra,
+            unreachable=None if record.url else (
+                "Contentstack lists this asset without a download URL; re-upload it there"
+            ),
         )
 
     def _check_size(self, request: UploadRequest, staged: StagedFile) -> None:

@@ -429,7 +429,9 @@ class StoryblokConnector:
             updated_at=_parse_time(wire.updated_at),
             version=wire.updated_at,
             unreachable=(
-                "private asset: set [source].asset_token to download it"
+                "Storyblok lists this asset without a file URL (an unfinished upload?)"
+                if url is None
+                else "private asset: set [source].asset_token to download it"
                 if wire.is_private and self._config.asset_token is None
                 else None
             ),

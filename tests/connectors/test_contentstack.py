@@ -555,6 +555,17 @@ async def test_non_numeric_file_size_is_malformed(fake_conn: Any) -> None:
             await _drain(conn)
 
 
+async def test_an_asset_listed_without_a_url_is_unreachable_not_a_migrate_failure(
+    fake_conn: Any,
+) -> None:
+    _, conn = fake_conn(listing([], [asset("blt1"), asset("blt2", url=None)]))
+    async with conn:
+        first, second = await _drain(conn)
+    assert first.unreachable is None
+    assert second.unreachable is not None
+    assert "without a download URL" in second.unreachable
+
+
 async def test_asset_in_a_folder_created_after_listing_triggers_one_refresh(
     fake_conn: Any,
 ) -> None:

@@ -757,3 +757,17 @@ async def test_expired_signature_is_signed_again_once(
         with pytest.raises(ItemError, match="Request has expired"):
             await conn.upload(upload_request, staged, MemoryJournal())
     assert len(fake.finished) == 2
+
+
+async def test_a_row_without_a_file_url_is_unreachable_in_the_listing() -> None:
+    # the plan must know (unsupported, with the reason) rather than fail the item at migrate
+    def assets(request: httpx.Request) -> httpx.Response:
+        rows = [_asset_row(1), _asset_row(2, filename=None)]
+        return httpx.Response(200, json={"assets": rows}, headers={"total": "2"})
+
+    async with fake_connector(_routes(assets)) as conn:
+        seen = {a.source_id: a async for a in conn.iter_assets()}
+    assert seen["1"].unreachable is None
+    assert seen["2"].filename == "a2.png"
+    assert seen["2"].unreachable is not None
+    assert "without a file URL" in seen["2"].unreachable
