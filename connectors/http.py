@@ -1,7 +1,8 @@
 """HTTP behaviour shared by every connector: one client, pacing, retries, error mapping.
 
 - :class:`ApiClient` wraps one ``httpx.AsyncClient``. Credentials are attached per request and
-  only when the request goes to the API host they belong to; downloads never carry them.
+  only when the request goes to the API host they belong to; downloads never carry them, and
+  follow a bounded number of redirects (:meth:`ApiClient.download`).
 - :class:`Pacer` spaces request starts at the documented rate and backs off when the server
   says so (429, ``X-RateLimit-Remaining: 0``).
 - :class:`RetryPolicy` retries 429, 5xx and transport errors with exponential backoff and
@@ -47,6 +48,11 @@ Classifier = Callable[[httpx.Response, str], SyncError | None]
 FilesFactory = Callable[[], Any]
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+MAX_REDIRECTS = 5
+"""Redirects a file download follows before it fails the item."""
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DOWNLOAD_HEADERS = {"Accept-Encoding": "identity"}
+"""Binary files are asked for as stored: no transfer compression to undo or miscount."""
 _testing = False
 
 
@@ -243,14 +249,17 @@ def _refusal_without_credentials(response: httpx.Response, text: str) -> SyncErr
     return None
 
 
-def _transport_error(exc: httpx.TransportError, *, api: str, idempotent: bool) -> SyncError:
+def _transport_error(exc: httpx.RequestError, *, api: str, idempotent: bool) -> RetryableError:
+    """A request that got no usable answer (connection, timeout, undecodable body)."""
     where = _where(exc.request) if _has_request(exc) else api
     never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     cls = RetryableError if (idempotent or never_sent) else AmbiguousError
-    return cls(f"{api} connection problem ({where}): {type(exc).__name__}: {exc}")
+    what = "answer could not be decoded" if isinstance(exc, httpx.DecodingError) else (
+        "connection problem")
+    return cls(f"{api} {what} ({where}): {type(exc).__name__}: {exc}")
 
 
-def _has_request(exc: httpx.TransportError) -> bool:
+def _has_request(exc: httpx.RequestError) -> bool:
     try:
         exc.request  # noqa: B018 - property raises when unset
     except RuntimeError:
@@ -368,7 +377,7 @@ class ApiClient:
                     error_text=self._error_text,
                     classify=classify,
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 error: SyncError = _transport_error(exc, api=self.api, idempotent=idempotent)
             except RetryableError as exc:
                 error = exc
@@ -400,49 +409,100 @@ class ApiClient:
     async def download(self, url: str, *, chunk_size: int = 64 * 1024) -> AsyncIterator[
         AsyncIterator[bytes]
     ]:
-        """Stream a file from ``url`` with no credentials, retrying until the first byte.
+        """Stream a file from ``url`` with no credentials; yields an iterator of its bytes.
 
-        A body cut short raises RetryableError from the iterator (the caller's stage
-        retries the whole item).
+        Opening retries 429, 5xx and transport errors, and follows up to
+        :data:`MAX_REDIRECTS` redirects (a credential is never sent to any file host). The
+        bytes are asked for as stored (``Accept-Encoding: identity``); a host that compresses
+        anyway is decoded, and ``Content-Length`` is checked against the raw bytes received.
+
+        Raises ItemError (refused, missing, too many redirects, bad URL) or RetryableError
+        (retries spent) on opening. Any failure while the body streams (cut short, reset,
+        undecodable, wrong length) raises RetryableError from the iterator: the caller
+        retries the whole item, as the retry loop here never wraps the ``yield``.
         """
-        target = httpx.URL(url)
+        response = await self._open_download(url)
+        try:
+            yield self._iter_body(response, chunk_size)
+        finally:
+            await response.aclose()
+
+    async def _open_download(self, url: str) -> httpx.Response:
+        """The open (streaming) 2xx response for ``url``, after retries and redirects."""
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            raise ItemError(f"{self.api} file URL is not valid: {exc}") from None
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with self._client.stream("GET", target) as response:
-                    if response.status_code >= 300:
-                        await response.aread()
-                        raise_for_response(response, api=self.api, error_text=self._error_text,
-                                           classify=_refusal_without_credentials)
-                    yield self._iter_body(response, chunk_size)
-                    return
-            except httpx.TransportError as exc:
-                error: SyncError = _transport_error(exc, api=self.api, idempotent=True)
+                return await self._follow(target)
+            except httpx.RequestError as exc:
+                error: RetryableError = _transport_error(exc, api=self.api, idempotent=True)
             except RetryableError as exc:
                 error = exc
-            if not isinstance(error, RetryableError) or attempt >= self._retry.attempts:
+            if attempt >= self._retry.attempts:
                 raise error
             wait = self._retry.delay(attempt, error.retry_after)
             log.warning("http.retry", api=self.api, method="GET", path=target.path,
                         status=error.status, attempt=attempt, wait=round(wait, 2))
             await anyio.sleep(wait)
 
+    async def _follow(self, url: httpx.URL) -> httpx.Response:
+        """One try: GET ``url`` and its redirects, no credentials; a 2xx stays open."""
+        for _ in range(MAX_REDIRECTS + 1):
+            if url.scheme not in ("http", "https"):
+                raise ItemError(f"{self.api} file URL is not http(s): {url.scheme}:...")
+            request = self._client.build_request("GET", url, headers=DOWNLOAD_HEADERS)
+            response = await self._client.send(request, stream=True)
+            if response.is_success:
+                return response
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            location = response.headers.get("location")
+            if response.status_code in REDIRECT_STATUSES and location:
+                try:
+                    url = url.join(location)
+                except httpx.InvalidURL as exc:
+                    raise ItemError(
+                        f"{self.api} file host redirected {_where(request)} to an invalid "
+                        f"URL: {exc}"
+                    ) from None
+                log.debug("http.redirect", api=self.api, status=response.status_code,
+                          frm=_where(request), to=f"{url.host}{url.path}")
+                continue
+            raise_for_response(response, api=self.api, error_text=self._error_text,
+                               classify=_refusal_without_credentials)
+        raise ItemError(
+            f"{self.api} file host redirected more than {MAX_REDIRECTS} times "
+            f"(last {_where(request)} -> {url.host}{url.path}); the file URL may be stale "
+            "or loop: open it in a browser to check"
+        )
+
     async def _iter_body(self, response: httpx.Response, chunk_size: int) -> AsyncIterator[bytes]:
+        """The decoded body; its length is checked on the raw (still encoded) stream."""
         expected = response.headers.get("content-length")
-        received = 0
+        where = _where(response.request)
+        # a body already read into memory (in-process test transports) has no raw count:
+        # its decoded size stands in
+        streamed = not response.is_stream_consumed
+        decoded = 0
         try:
             async for chunk in response.aiter_bytes(chunk_size):
-                received += len(chunk)
+                decoded += len(chunk)
                 yield chunk
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             raise RetryableError(
-                f"{self.api} download cut short ({_where(response.request)}): {exc}"
+                f"{self.api} download failed while the body streamed ({where}): "
+                f"{type(exc).__name__}: {exc}"
             ) from None
+        received = response.num_bytes_downloaded if streamed else decoded
         if expected is not None and expected.isdigit() and received != int(expected):
             raise RetryableError(
-                f"{self.api} download cut short ({_where(response.request)}): "
-                f"{received} of {expected} bytes"
+                f"{self.api} download cut short ({where}): {received} of {expected} bytes"
             )
 
     async def aclose(self) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from pydantic import SecretStr
 
 from connectors.errors import AmbiguousError, AuthError, ItemError, RetryableError
-from connectors.http import ApiClient, Pacer, RetryPolicy
+from connectors.http import MAX_REDIRECTS, ApiClient, Pacer, RetryPolicy
 
 
 def client(handler: httpx.MockTransport, **kw: object) -> ApiClient:
@@ -122,3 +125,134 @@ async def test_a_429_that_names_its_limit_caps_the_pacer() -> None:
         for _ in range(4):
             await api.request("GET", "things")
         assert api.pacer.rate == pytest.approx(3.0 * 0.97), "never climbs above the named limit"
+
+
+# -- downloads: streaming failures, content coding, redirects (issue 6, section 2) --------
+
+
+class Streamed(httpx.AsyncByteStream):
+    """A body that arrives over the wire (not preloaded), as from a real file host."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for i in range(0, len(self.data), 1000):
+            yield self.data[i:i + 1000]
+
+
+async def drain(api: ApiClient, url: str) -> bytes:
+    async with api.download(url) as chunks:
+        return b"".join([c async for c in chunks])
+
+
+async def test_a_body_cut_short_raises_retryable_and_a_new_download_succeeds() -> None:
+    """The retry is the caller's: the download never retries around its ``yield``.
+
+    On the old code the error thrown back into the context manager was caught by a retry
+    loop wrapped around the ``yield``, which then yielded again: ``RuntimeError: generator
+    didn't stop after athrow()``.
+    """
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        body = b"x" * 10 if len(calls) == 1 else b"x" * 20
+        return httpx.Response(200, stream=Streamed(body), headers={"content-length": "20"})
+
+    async with client(httpx.MockTransport(handle)) as api:
+        with pytest.raises(RetryableError, match="10 of 20 bytes"):
+            await drain(api, "https://cdn.example.com/f.bin")
+        assert await drain(api, "https://cdn.example.com/f.bin") == b"x" * 20
+
+
+async def test_an_error_while_consuming_the_body_propagates_as_itself() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"abc")
+
+    async def consume(api: ApiClient) -> None:
+        async with api.download("https://cdn.example.com/f.bin") as chunks:
+            async for _ in chunks:
+                raise OSError("disk full")
+
+    async with client(httpx.MockTransport(handle)) as api:
+        with pytest.raises(OSError, match="disk full"):
+            await consume(api)
+
+
+async def test_downloads_ask_for_bytes_as_stored_and_count_length_on_the_raw_stream() -> None:
+    """A host that gzips anyway with the compressed Content-Length: the file arrives whole."""
+    data = b"plain text that compresses well " * 200
+    packed = gzip.compress(data)
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, stream=Streamed(packed), headers={
+            "content-encoding": "gzip", "content-length": str(len(packed))})
+
+    async with client(httpx.MockTransport(handle)) as api:
+        assert await drain(api, "https://cdn.example.com/big.txt") == data
+    assert seen[0].headers["accept-encoding"] == "identity"
+
+
+async def test_a_body_that_cannot_be_decoded_is_retryable_not_a_crash() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Streamed(b"not gzip at all"),
+                              headers={"content-encoding": "gzip"})
+
+    async with client(httpx.MockTransport(handle)) as api:
+        with pytest.raises(RetryableError, match="DecodingError"):
+            await drain(api, "https://cdn.example.com/f.bin")
+
+
+async def test_an_api_answer_that_cannot_be_decoded_is_retried() -> None:
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(200, content=b"garbage", headers={"content-encoding": "gzip"})
+        return httpx.Response(200, json={"ok": True})
+
+    async with client(httpx.MockTransport(handle)) as api:
+        response = await api.request("GET", "things")
+    assert response.json() == {"ok": True}
+    assert len(calls) == 2
+
+
+async def test_downloads_follow_redirects_without_credentials() -> None:
+    """Even a redirect back to the API host gets no credential: downloads never carry one."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "cdn.example.com":
+            return httpx.Response(301, headers={"location": "https://files.example.net/a/f.png"})
+        if request.url.host == "files.example.net":
+            return httpx.Response(302, headers={
+                "location": "https://api.example.com/v1/stored/f.png?sig=1"})
+        return httpx.Response(200, content=b"png bytes")
+
+    async with client(httpx.MockTransport(handle)) as api:
+        assert await drain(api, "https://cdn.example.com/f.png") == b"png bytes"
+    assert [str(r.url) for r in seen] == [
+        "https://cdn.example.com/f.png",
+        "https://files.example.net/a/f.png",
+        "https://api.example.com/v1/stored/f.png?sig=1",
+    ]
+    for request in seen:
+        assert "authorization" not in request.headers
+
+
+async def test_too_many_redirects_fail_the_item_with_the_reason() -> None:
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(301, headers={"location": f"/hop/{len(calls)}"})
+
+    async with client(httpx.MockTransport(handle)) as api:
+        with pytest.raises(ItemError, match=f"redirected more than {MAX_REDIRECTS} times"):
+            await drain(api, "https://cdn.example.com/f.png")
+    assert len(calls) == MAX_REDIRECTS + 1, "bounded, and not retried"
