@@ -14,6 +14,7 @@ import socket
 import tempfile
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -45,6 +46,15 @@ class Faults:
     """Drop the connection with no answer."""
     truncate_rate: float = 0.0
     """Send half of a file download's body, then stop."""
+    gzip_rate: float = 0.0
+    """Answer a file download gzip-compressed (``Content-Encoding: gzip`` and the compressed
+    ``Content-Length``) whatever the client's ``Accept-Encoding`` says: a CDN that compresses
+    on the fly."""
+    redirect_rate: float = 0.0
+    """Answer a file download with a redirect (``redirect_status``) to where the file is."""
+    redirect_hops: int = 1
+    """How many redirects in a row one redirected download meets before the file."""
+    redirect_status: int = 301
     latency: float = 0.0
     """Seconds added to every request."""
     seed: int | None = 1234
@@ -212,7 +222,8 @@ class FaultMiddleware:
     """Wraps an emulator app with the switchable :class:`Faults`.
 
     ``error_body(status)`` renders the API's own error body for injected 5xx answers;
-    ``is_download(path)`` tells which paths serve file bytes (the only ones truncated).
+    ``is_download(path)`` tells which paths serve file bytes (the only ones truncated,
+    gzipped or redirected).
     """
 
     def __init__(
@@ -227,7 +238,8 @@ class FaultMiddleware:
         self.faults = faults
         self._error_body = error_body
         self._is_download = is_download
-        self.injected: dict[str, int] = {"error": 0, "after_commit": 0, "reset": 0, "truncate": 0}
+        self.injected: dict[str, int] = {"error": 0, "after_commit": 0, "reset": 0, "truncate": 0,
+                                         "gzip": 0, "redirect": 0}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -246,10 +258,26 @@ class FaultMiddleware:
             await self._send_error(send, 503)
             return
         path: str = scope.get("path", "")
+        hops = 0
+        while path.startswith(MOVED_PREFIX + "/"):
+            hops += 1
+            path = path[len(MOVED_PREFIX):]
+        if hops:  # a redirected download: the file is at the path without the prefixes
+            raw = path.encode()
+            scope = {**scope, "path": path, "raw_path": raw}
         if self._is_download(path) and f.roll(f.truncate_rate):
             self.injected["truncate"] += 1
             await self.app(scope, receive, _truncating(send))
             return
+        if self._is_download(path) and scope.get("method") == "GET":
+            if (hops == 0 and f.roll(f.redirect_rate)) or 0 < hops < f.redirect_hops:
+                self.injected["redirect"] += 1
+                await _send_redirect(scope, send, f.redirect_status, hops + 1)
+                return
+            if f.roll(f.gzip_rate):
+                self.injected["gzip"] += 1
+                await self.app(scope, receive, _gzipping(send))
+                return
         if scope.get("method") != "GET" and f.roll(f.error_after_commit_rate):
             self.injected["after_commit"] += 1
 
@@ -267,6 +295,60 @@ class FaultMiddleware:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+MOVED_PREFIX = "/_moved"
+"""Path prefix of a redirected download: one per hop, stripped before the app sees it."""
+
+
+async def _send_redirect(scope: Scope, send: Send, status: int, hops: int) -> None:
+    """Redirect to the same file behind ``hops`` :data:`MOVED_PREFIX` segments (absolute URL)."""
+    headers = dict(scope.get("headers") or [])
+    host = headers.get(b"host", b"localhost").decode("latin-1")
+    raw = scope.get("raw_path") or scope.get("path", "").encode()
+    target = MOVED_PREFIX * hops + raw.decode("latin-1")
+    query: bytes = scope.get("query_string", b"")
+    if query:
+        target += "?" + query.decode("latin-1")
+    location = f"{scope.get('scheme', 'http')}://{host}{target}"
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"location", location.encode("latin-1")),
+                            (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _gzipping(send: Send) -> Send:
+    """Compress a 200 answer's body; held until complete so Content-Length is the compressed one.
+
+    (A fault for tests: the compressed body is held in memory.)
+    """
+    state: dict[str, Any] = {"start": None, "zip": None, "out": []}
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            if message.get("status") != 200:
+                await send(message)
+                return
+            state["start"] = message
+            state["zip"] = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+            return
+        if message["type"] != "http.response.body" or state["start"] is None:
+            await send(message)
+            return
+        z = state["zip"]
+        state["out"].append(z.compress(message.get("body", b"")))
+        if message.get("more_body", False):
+            return
+        state["out"].append(z.flush())
+        body = b"".join(state["out"])
+        start = state["start"]
+        headers = [(k, v) for k, v in start.get("headers", [])
+                   if k.lower() not in (b"content-length", b"content-encoding", b"etag")]
+        headers += [(b"content-encoding", b"gzip"), (b"content-length", str(len(body)).encode())]
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
 
 
 def _truncating(send: Send) -> Send:

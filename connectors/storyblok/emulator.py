@@ -209,7 +209,6 @@ class StoryblokEmulator:
         self.max_per_page = max_per_page
         self.rate_limit = rate_limit
         self.limiter = RateLimiter(rate_limit)
-        self.faults = faults or Faults()
         self.assets: dict[int, dict[str, Any]] = {}
         self.folders: dict[int, dict[str, Any]] = {}
         self.pending_uploads: dict[int, dict[str, Any]] = {}
@@ -231,11 +230,20 @@ class StoryblokEmulator:
         )
         self.fault_middleware = FaultMiddleware(
             inner,
-            self.faults,
+            faults or Faults(),
             error_body=lambda status: json.dumps({"error": "Internal Server Error"}).encode(),
             is_download=lambda path: path.startswith("/f/"),
         )
         self.app: ASGIApp = self.fault_middleware
+
+    @property
+    def faults(self) -> Faults:
+        """The switchable faults; setting them takes effect on the next request."""
+        return self.fault_middleware.faults
+
+    @faults.setter
+    def faults(self, value: Faults) -> None:
+        self.fault_middleware.faults = value
 
     # ------------------------------------------------------------------ seeding and inspection
 
