@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import structlog
 
 from connectors.errors import FatalError
 from pipeline import logs
@@ -22,7 +23,7 @@ from pipeline.config import JobConfig, load_job
 from pipeline.plan import Plan
 from pipeline.registry import emulated, writable
 from pipeline.report import map_csv, map_rows, plan_json, plan_markdown, plan_table
-from pipeline.run import execute_job, open_state, plan_job
+from pipeline.run import crash_message, execute_job, open_state, plan_job
 from pipeline.stages import Outcome
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -254,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted: state saved; run the same command again to resume\n")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug gets a clear line, the traceback goes to -v
+        structlog.get_logger(__name__).debug("cli.crashed", exc_info=exc)
+        sys.stderr.write(f"error: {crash_message(exc, run_closed=False)}\n")
+        return EXIT_FATAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -173,6 +173,10 @@ async def execute_job(
     except FatalError as exc:
         summary.fatal = str(exc)
         log.error("run.fatal", error=str(exc))
+    except Exception as exc:
+        summary.fatal = crash_message(exc, run_closed=run_id is not None)
+        log.error("run.crashed", error=summary.fatal)
+        log.debug("run.crashed.traceback", exc_info=exc)
     except anyio.get_cancelled_exc_class():
         summary.interrupted = True
         _finish(store, run_id, summary, started)
@@ -181,6 +185,21 @@ async def execute_job(
         summary.interrupted = True
     _finish(store, run_id, summary, started)
     return summary
+
+
+def crash_message(exc: BaseException, *, run_closed: bool = True) -> str:
+    """What to tell the user when a run or command itself hit an unexpected error.
+
+    One line naming the error's type and message (the first of a task group's errors); the
+    traceback is only in the debug log (``-v``).
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        exc = next(iter(_leaves(exc)), exc)
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    head = f"unexpected error {type(exc).__name__}" + (f": {text}" if text else "")
+    closed = ("; the run was closed as failed and its state saved: run the same command "
+              "again to resume, and if this repeats" if run_closed else "; if this repeats")
+    return f"{head}{closed}, run it with -v and report the traceback"
 
 
 def _read_records(job: JobConfig, route: str) -> dict[tuple[str, str], ItemRecord]:
@@ -209,7 +228,13 @@ def _finish(store: StateStore | None, run_id: int | None, summary: RunSummary,
             status = RunStatus.DONE
         result: dict[str, Any] = summary.to_dict()
         result.pop("map", None)
-        store.finish_run(run_id, status, result)
+        try:
+            store.finish_run(run_id, status, result)
+        except Exception as exc:  # noqa: BLE001 - report it, don't trade the summary for it
+            log.error("run.finish_failed", run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+            summary.fatal = summary.fatal or (
+                f"the run's end could not be recorded in the state DB ({type(exc).__name__}: "
+                f"{exc}); the next run will find it stale and take over")
     store.close()
 
 

@@ -1,8 +1,8 @@
 """Execution: folders parent-first, then assets through bounded streams to N loaders.
 
-Every item ends done, skipped (with a reason) or failed (with a reason); an ItemError fails
-that item and the run goes on, a FatalError cancels the run. Intent before side effect:
-an upload's IN_FLIGHT record is durable before any byte is sent.
+Every item ends done, skipped (with a reason) or failed (with a reason); any exception an
+item raises fails that item and the run goes on; only a FatalError cancels the run. Intent
+before side effect: an upload's IN_FLIGHT record is durable before any byte is sent.
 """
 
 from __future__ import annotations
@@ -60,6 +60,21 @@ class Outcome:
 Progress = Callable[[Outcome], None]
 
 
+def item_reason(exc: Exception) -> str:
+    """Why one item failed, for the summary and the state DB: one line, no traceback.
+
+    Our own errors speak for themselves; an OS error is a local file error; anything else is
+    unexpected (a bug or an unforeseen answer) and is named by its type (the traceback goes
+    to the debug log).
+    """
+    if isinstance(exc, SyncError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"local file error: {exc}"
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+    return f"unexpected error {type(exc).__name__}" + (f": {text}" if text else "")
+
+
 def _record(ckpt: Checkpointer, kind: str, source_id: str, path: str) -> ItemRecord:
     return ckpt.records.get((kind, source_id)) or ItemRecord(
         route="", kind=kind, source_id=source_id, status=ItemStatus.PENDING, path=path
@@ -87,10 +102,14 @@ async def create_folders(
         else:
             try:
                 folder = await _create_folder(target, ids[parent] or None, path)
-            except (ItemError, RetryableError) as exc:
+            except FatalError:
+                raise
+            except Exception as exc:
                 failed.add(path)
-                status, reason, target_id = ItemStatus.FAILED, str(exc), None
-                log.error("folders.failed", path="/".join(path), error=str(exc))
+                status, reason, target_id = ItemStatus.FAILED, item_reason(exc), None
+                log.error("folders.failed", path="/".join(path), error=reason)
+                if not isinstance(exc, SyncError | OSError):
+                    log.debug("folders.unexpected", path="/".join(path), exc_info=exc)
             else:
                 crash_point("folder.created")
                 ids[path] = folder.source_id
@@ -166,8 +185,10 @@ class AssetLoader:
             return await self._dispatch(action, rec)
         except FatalError:
             raise
-        except (SyncError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, SyncError) else f"local file error: {exc}"
+        except Exception as exc:
+            reason = item_reason(exc)
+            if not isinstance(exc, SyncError | OSError):
+                log.debug("load.unexpected", source_id=action.source_id, exc_info=exc)
         current = self.ckpt.records.get(key, rec)
         await self.ckpt.commit(replace(current, status=ItemStatus.FAILED, last_error=reason))
         log.error("load.failed", source_id=action.source_id, path=action.path, error=reason)

@@ -1,0 +1,275 @@
+"""One item's failure never crashes the run (issue 6, section 2), end to end on the emulators.
+
+File hosts that gzip on the fly or redirect, a source that raises something unexpected for
+one asset, a bug in the planner or the run itself: each ends with a summary, an exit code and
+the run closed in the state DB, never a traceback or a run left "running".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from httpx import AsyncBaseTransport
+
+import pipeline.run as run_module
+from connectors.base import Asset
+from connectors.contentstack.emulator import ContentstackEmulator
+from connectors.emulation import Faults, in_process_transport
+from connectors.http import MAX_REDIRECTS
+from connectors.storyblok.emulator import StoryblokEmulator
+from pipeline import cli, registry
+from pipeline.config import JobConfig, load_job
+from pipeline.demo import seed_storyblok
+from pipeline.run import execute_job
+from pipeline.samples import SampleFile, sample_library
+from state.store import ItemStatus, RunStatus, StateStore
+from tests.pipeline.helpers import (
+    CS_KEY,
+    CS_TOKEN,
+    cs_inventory,
+    cs_to_local_job,
+    library,
+    local_inventory,
+    local_to_cs_job,
+    sha,
+)
+
+CS = "http://cs.emulator"
+SB = "http://sb.emulator"
+SB_SPACE = 288868932106293
+SB_TOKEN = "sb-dl-token-5e1d"
+Inventory = list[tuple[tuple[str, ...], str, str]]
+
+
+@pytest.fixture
+def cs() -> Iterator[ContentstackEmulator]:
+    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def sb() -> Iterator[StoryblokEmulator]:
+    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
+    yield e
+    e.close()
+
+
+def on(emu: ContentstackEmulator | StoryblokEmulator, side: str) -> dict[str, AsyncBaseTransport]:
+    return {side: in_process_transport(emu.app)}
+
+
+def runs(job: JobConfig, route: str) -> list[RunStatus]:
+    store = StateStore(job.run.state)
+    try:
+        return [r.status for r in store.runs(route)]
+    finally:
+        store.close()
+
+
+async def cs_source(tmp_path: Path, cs: ContentstackEmulator) -> tuple[JobConfig, Path]:
+    """Part of the sample library uploaded to the Contentstack emulator; a job bringing it back."""
+    root, _ = library(tmp_path, some_files())
+    up = local_to_cs_job(tmp_path, CS, source=root)
+    assert (await execute_job(up, "migrate", transports=on(cs, "target"))).exit_code() == 0
+    dest = tmp_path / "back"
+    return cs_to_local_job(tmp_path, CS, dest=dest), dest
+
+
+def some_files() -> list[SampleFile]:
+    """A dozen sample files, a few in folders (enough to show the others go on)."""
+    return list(sample_library())[:12]
+
+
+def sb_to_local(tmp_path: Path, sb: StoryblokEmulator) -> tuple[JobConfig, Path, Inventory]:
+    """A Storyblok -> local job over the seeded sample library, and what must arrive.
+
+    (The sample PDF carries its creation time: the expected bytes are the seeded ones.)
+    """
+    files = some_files()
+    seed_storyblok(sb, files)
+    dest = tmp_path / "out"
+    path = tmp_path / "sb.toml"
+    path.write_text(
+        f'[source]\nconnector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
+        f'base_url = "{SB}"\nrequests_per_second = 1000\n\n'
+        f'[target]\nconnector = "local"\npath = "{dest}"\n\n'
+        f'[run]\nstate = "{tmp_path / "sb.db"}"\n', encoding="utf-8")
+    return load_job(path, env={}), dest, sorted((f.folder, f.name, sha(f.data)) for f in files)
+
+
+# -- a file host that gzips on the fly ------------------------------------------------------
+
+
+async def test_a_file_host_that_gzips_with_the_compressed_length_gives_the_files_whole(
+    tmp_path: Path, cs: ContentstackEmulator
+) -> None:
+    """Old code: the decoded length against the compressed Content-Length, then
+    ``RuntimeError: generator didn't stop after athrow()`` and a run left "running"."""
+    job, dest = await cs_source(tmp_path, cs)
+    cs.faults = Faults(gzip_rate=1.0)
+    summary = await execute_job(job, "migrate", transports=on(cs, "source"))
+    assert cs.fault_middleware.injected["gzip"] > 0
+    assert summary.exit_code() == 0, summary.text()
+    cs.faults = Faults()
+    assert local_inventory(dest) == cs_inventory(cs), "bytes as stored, not the gzip stream"
+    assert runs(job, summary.route) == [RunStatus.DONE]
+
+
+async def test_storyblok_file_host_gzipping_is_handled_the_same(
+    tmp_path: Path, sb: StoryblokEmulator
+) -> None:
+    job, dest, expected = sb_to_local(tmp_path, sb)
+    sb.faults = Faults(gzip_rate=1.0)
+    summary = await execute_job(job, "migrate", transports=on(sb, "source"))
+    assert sb.fault_middleware.injected["gzip"] > 0
+    assert summary.exit_code() == 0, summary.text()
+    assert local_inventory(dest) == expected
+
+
+# -- a file host that redirects -------------------------------------------------------------
+
+
+async def test_a_file_host_answering_301_is_followed_without_credentials(
+    tmp_path: Path, cs: ContentstackEmulator
+) -> None:
+    """Old code: every item failed "rejected the request (301)"."""
+    job, dest = await cs_source(tmp_path, cs)
+    cs.faults = Faults(redirect_rate=1.0, redirect_hops=2)
+    summary = await execute_job(job, "migrate", transports=on(cs, "source"))
+    assert cs.fault_middleware.injected["redirect"] > 0
+    assert summary.exit_code() == 0, summary.text()
+    cs.faults = Faults()
+    assert local_inventory(dest) == cs_inventory(cs)
+    assert cs.credential_leaks == [], "no credential to the file host, before or after"
+
+
+async def test_storyblok_file_host_redirects_are_followed_without_credentials(
+    tmp_path: Path, sb: StoryblokEmulator
+) -> None:
+    job, dest, expected = sb_to_local(tmp_path, sb)
+    sb.faults = Faults(redirect_rate=1.0, redirect_status=307)
+    summary = await execute_job(job, "migrate", transports=on(sb, "source"))
+    assert sb.fault_middleware.injected["redirect"] > 0
+    assert summary.exit_code() == 0, summary.text()
+    assert local_inventory(dest) == expected
+    assert sb.credential_leaks == []
+
+
+async def test_a_redirect_loop_fails_each_item_with_the_reason_and_closes_the_run(
+    tmp_path: Path, cs: ContentstackEmulator
+) -> None:
+    job, _ = await cs_source(tmp_path, cs)
+    cs.faults = Faults(redirect_rate=1.0, redirect_hops=MAX_REDIRECTS + 3)
+    summary = await execute_job(job, "migrate", transports=on(cs, "source"))
+    assert summary.exit_code() == 1, summary.text()
+    failed = [o for o in summary.assets() if o.status is ItemStatus.FAILED]
+    assert failed
+    assert len(failed) == len(summary.assets()), "every download was redirected too often"
+    assert all(f"redirected more than {MAX_REDIRECTS} times" in o.reason for o in failed)
+    assert runs(job, summary.route) == [RunStatus.PARTIAL]
+
+
+# -- an unexpected exception in one item ----------------------------------------------------
+
+
+class OneBadAsset:
+    """A source whose ``open_asset`` raises ValueError for one asset (a connector bug)."""
+
+    def __init__(self, inner: Any, bad: str) -> None:
+        self._inner = inner
+        self.bad = bad
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def open_asset(self, asset: Asset) -> AbstractAsyncContextManager[Any]:
+        if asset.filename == self.bad:
+            raise ValueError("invalid literal for int() with base 10: 'x'")
+        result: AbstractAsyncContextManager[Any] = self._inner.open_asset(asset)
+        return result
+
+
+async def test_an_unexpected_exception_fails_only_its_item_and_the_run_closes(
+    tmp_path: Path, cs: ContentstackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, files = library(tmp_path, some_files())
+    bad = files[3].name
+    real = registry.open_connector
+
+    def wrapped(config: Any, **kw: Any) -> Any:
+        conn = real(config, **kw)
+        return OneBadAsset(conn, bad) if kw.get("role", "source") == "source" else conn
+
+    monkeypatch.setattr("pipeline.run.open_connector", wrapped)
+    job = local_to_cs_job(tmp_path, CS, source=root)
+    summary = await execute_job(job, "migrate", transports=on(cs, "target"))
+
+    assert summary.exit_code() == 1, summary.text()
+    failed = summary.failed()
+    assert [o.path.rsplit("/", 1)[-1] for o in failed] == [bad]
+    assert failed[0].reason == ("unexpected error ValueError: invalid literal for int() "
+                                "with base 10: 'x'")
+    assert summary.counts()["created"] == len(files) - 1, "the others went on"
+    assert "Traceback" not in summary.text()
+    assert runs(job, summary.route) == [RunStatus.PARTIAL]
+
+
+# -- a crash of the run itself --------------------------------------------------------------
+
+
+def _planner_bug(*args: Any, **kwargs: Any) -> Any:
+    raise ZeroDivisionError("division by zero")
+
+
+async def test_a_planner_bug_ends_with_a_clear_message_and_exit_2(
+    tmp_path: Path, cs: ContentstackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_module, "make_plan", _planner_bug)
+    root, _ = library(tmp_path)
+    job = local_to_cs_job(tmp_path, CS, source=root)
+    summary = await execute_job(job, "migrate", transports=on(cs, "target"))
+    assert summary.exit_code() == 2
+    assert summary.fatal is not None
+    assert summary.fatal.startswith("unexpected error ZeroDivisionError: division by zero")
+    assert "-v" in summary.fatal
+
+
+async def test_a_crash_after_the_run_started_closes_it_as_failed(
+    tmp_path: Path, cs: ContentstackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("parent")
+
+    monkeypatch.setattr(run_module, "create_folders", broken)
+    root, _ = library(tmp_path)
+    job = local_to_cs_job(tmp_path, CS, source=root)
+    summary = await execute_job(job, "migrate", transports=on(cs, "target"))
+    assert summary.exit_code() == 2
+    assert summary.fatal is not None
+    assert summary.fatal.startswith("unexpected error KeyError: 'parent'; the run was closed")
+    assert runs(job, summary.route) == [RunStatus.FAILED], "never left running"
+
+
+def test_the_cli_prints_the_summary_and_exits_2_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(run_module, "make_plan", _planner_bug)
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"a")
+    job = tmp_path / "job.toml"
+    job.write_text(f'[source]\nconnector = "local"\npath = "{root}"\n\n'
+                   f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n\n'
+                   f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    assert cli.main(["migrate", "-c", str(job)]) == 2
+    out = capsys.readouterr()
+    assert "stopped: unexpected error ZeroDivisionError: division by zero" in out.out
+    assert cli.main(["plan", "-c", str(job)]) == 2
+    out = capsys.readouterr()
+    assert "error: unexpected error ZeroDivisionError: division by zero" in out.err
+    assert "Traceback" not in out.out + out.err
