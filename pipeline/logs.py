@@ -29,10 +29,13 @@ def configure(log_format: str = "text", *, verbose: bool = False,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_secrets,
     ]
+    # tracebacks (debug only: unexpected errors) as plain text, never with local variables
     if log_format == "json":
+        processors.append(structlog.processors.format_exc_info)
         processors.append(structlog.processors.JSONRenderer())
     else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=False, sort_keys=False))
+        processors.append(structlog.dev.ConsoleRenderer(
+            colors=False, sort_keys=False, exception_formatter=structlog.dev.plain_traceback))
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
