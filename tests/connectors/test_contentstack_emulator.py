@@ -20,8 +20,8 @@ from PIL import Image
 
 from connectors.contentstack.emulator import FOLDER_CONTENT_TYPE, ContentstackEmulator
 from connectors.emulation import Faults, LoopbackServer, in_process_transport
+from tests.shared_material import shared_file
 
-EXTERNAL = Path(__file__).resolve().parents[3] / "shared" / "external" / "contentstack"
 BASE = "http://cs.test"
 TOKEN = "cs-emulator-token"
 
@@ -481,7 +481,7 @@ async def test_delete_asset(client: httpx.AsyncClient, emu: ContentstackEmulator
 
 
 async def test_missing_asset_404_matches_recorded_body(client: httpx.AsyncClient) -> None:
-    recorded = json.loads((EXTERNAL / "cda-recorded-swift-dvr/Asset.json").read_text())
+    recorded = json.loads((external("cda-recorded-swift-dvr/Asset.json")).read_text())
     body_404 = next(i["response"]["body"] for i in recorded["interactions"]
                     if i["response"]["status"] == 404)
     r = await client.get("/v3/assets/bltdoesnotexist")
@@ -618,8 +618,13 @@ async def test_download_with_credentials_is_recorded_as_a_leak(
 # -- the official Postman collection, replayed ----------------------------------------
 
 
+def external(name: str) -> Path:
+    """Contentstack's own material in ../shared (skips the test when absent)."""
+    return shared_file(f"external/contentstack/{name}")
+
+
 def _postman_items() -> list[dict[str, Any]]:
-    collection = json.loads((EXTERNAL / "postman/cma-collection.assets-only.json").read_text())
+    collection = json.loads((external("postman/cma-collection.assets-only.json")).read_text())
     items: list[dict[str, Any]] = []
 
     def walk(nodes: list[dict[str, Any]]) -> None:
@@ -634,7 +639,7 @@ def _postman_items() -> list[dict[str, Any]]:
 
 
 def _mock(name: str) -> Any:
-    return json.loads((EXTERNAL / "cma-mocks-python-sdk" / name).read_text())
+    return json.loads((external(f"cma-mocks-python-sdk/{name}")).read_text())
 
 
 def _assert_keys_like(

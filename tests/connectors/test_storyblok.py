@@ -42,9 +42,9 @@ from connectors.storyblok.connector import (
     parameterize,
 )
 from tests.connectors.staging import MemoryJournal, stage_bytes
+from tests.shared_material import shared_file
 
 CASSETTES = Path(__file__).resolve().parents[1] / "cassettes" / "storyblok"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "external" / "storyblok"
 SPACE = 288868932106293
 BIG = 9007199254740991
 TOKEN = "sb-cassette-pat-7f3a9c"
@@ -359,11 +359,10 @@ def test_no_cassette_contains_a_credential() -> None:
         assert "token=" not in text, path
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="shared/ reference data not beside the repo")
 def test_cassette_shapes_carry_every_documented_key() -> None:
     import yaml  # type: ignore[import-untyped]
 
-    fixtures = SHARED / "php-client-fixtures"
+    fixtures = shared_file("external/storyblok/php-client-fixtures")
     doc_row = json.loads((fixtures / "list-assets.json").read_text())["assets"][0]
     doc_signed = json.loads((fixtures / "upload-asset-signed-response.json").read_text())
     doc_folder = json.loads((fixtures / "list-asset-folders.json").read_text())["asset_folders"][0]
