@@ -1,10 +1,12 @@
-"""Shared test set-up: retries don't wait unless a test asks for real waits."""
+"""Shared test set-up: retries don't wait unless a test asks for real waits; logging is
+restored after each test."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from connectors import http
 
@@ -19,3 +21,11 @@ def _no_retry_waits(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A test that runs the CLI binds logging to its (then closed) captured stderr: undo it."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
