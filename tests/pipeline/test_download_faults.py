@@ -20,10 +20,10 @@ from connectors.base import Asset
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import Faults, in_process_transport
 from connectors.http import MAX_REDIRECTS
+from connectors.storyblok.demo import seed as seed_storyblok
 from connectors.storyblok.emulator import StoryblokEmulator
 from pipeline import cli, registry
 from pipeline.config import JobConfig, load_job
-from pipeline.demo import seed_storyblok
 from pipeline.run import execute_job
 from pipeline.samples import SampleFile, sample_library
 from state.store import ItemStatus, RunStatus, StateStore
