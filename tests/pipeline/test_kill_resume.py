@@ -87,7 +87,10 @@ def test_ctrl_c_exits_130_saves_state_and_resumes(tmp_path: Path, emulator: str)
         [sys.executable, "-m", "pipeline.cli", "migrate", "-c", str(job)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(4)
+    # interrupt once the run is under way (a fixed sleep raced the start on a loaded machine)
+    deadline = time.monotonic() + 60
+    while not target_inventory(emulator) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
