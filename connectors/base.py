@@ -125,6 +125,13 @@ class Asset:
     report counts it as excluded, so nothing a source finds is invisible. Such an entry may
     carry no size or content type; its ``source_id`` is printable (for names that are not
     valid UTF-8, undecodable bytes are shown as ``\\xNN``)."""
+    size_estimate: int | None = None
+    """Approximate bytes when the source gives no exact count (Contento's ``"1.86 MB"``).
+
+    Only for the plan's totals and for telling same-named files apart; the exact count comes
+    from the download. ``size`` stays ``None`` for such an asset."""
+    notes: tuple[str, ...] = ()
+    """What the source wants the plan to say about this asset (where its folder came from)."""
 
     def fingerprint(self) -> str:
         """What must change for a sync to send this asset again (file or metadata)."""

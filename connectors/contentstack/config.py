@@ -30,6 +30,38 @@ CMA_HOSTS: dict[str, str] = {
 }
 """Content Management API host per region (reference/cms-api-facts.md §1.1)."""
 
+CDA_HOSTS: dict[str, str] = {
+    "na": "https://cdn.contentstack.io",
+    "eu": "https://eu-cdn.contentstack.com",
+    "au": "https://au-cdn.contentstack.com",
+    "azure-na": "https://azure-na-cdn.contentstack.com",
+    "azure-eu": "https://azure-eu-cdn.contentstack.com",
+    "gcp-na": "https://gcp-na-cdn.contentstack.com",
+    "gcp-eu": "https://gcp-eu-cdn.contentstack.com",
+}
+"""Content Delivery API host per region: not the management hosts (facts §1.1)."""
+
+
+def http_base_url(value: str | None) -> str | None:
+    """A ``base_url`` setting checked and normalised (no trailing slash); ValueError if bad."""
+    if value is None:
+        return None
+    try:
+        url = httpx.URL(value.strip())
+    except httpx.InvalidURL:
+        raise ValueError(f"{value!r} is not a URL") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+    return str(url).rstrip("/")
+
+
+def v3_base(root: str) -> str:
+    """``root`` (a host, maybe with a prefix or ``/v3``) as the API base ending in ``/v3/``."""
+    root = root.rstrip("/")
+    if root.endswith("/v3"):
+        root = root[: -len("/v3")]
+    return f"{root}/v3/"
+
 DEFAULT_REQUESTS_PER_SECOND = 10.0
 """Documented CMA limit: 10 reads/s and 10 writes/s per organization (facts §1.7)."""
 
@@ -61,15 +93,7 @@ class ContentstackConfig(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            url = httpx.URL(value.strip())
-        except httpx.InvalidURL:
-            raise ValueError(f"{value!r} is not a URL") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
-        return str(url).rstrip("/")
+        return http_base_url(value)
 
     @field_validator("requests_per_second")
     @classmethod
@@ -102,11 +126,7 @@ class ContentstackConfig(BaseModel):
 
     def api_base(self) -> str:
         """The CMA base URL ending in ``/v3/``, e.g. ``https://eu-api.contentstack.com/v3/``."""
-        root = self.base_url or CMA_HOSTS[self.region]
-        root = root.rstrip("/")
-        if root.endswith("/v3"):
-            root = root[: -len("/v3")]
-        return f"{root}/v3/"
+        return v3_base(self.base_url or CMA_HOSTS[self.region])
 
     def token_header(self) -> tuple[str, SecretStr]:
         """The credential header for the configured token kind.

@@ -105,7 +105,7 @@ def _pixels(value: float | str | None) -> int | None:
     return round(number)
 
 
-def _dimensions(dimension: WireDimension | None) -> tuple[int | None, int | None]:
+def dimensions(dimension: WireDimension | None) -> tuple[int | None, int | None]:
     if dimension is None:
         return None, None
     return _pixels(dimension.width), _pixels(dimension.height)
@@ -388,7 +388,7 @@ class ContentstackConnector:
         folder_path: FolderPath = ()
         if record.parent_uid is not None:
             folder_path = folders[record.parent_uid].path
-        width, height = _dimensions(record.dimension)
+        width, height = dimensions(record.dimension)
         extra = {"permanent_url": record.permanent_url} if record.permanent_url else {}
         return Asset(
             source_id=record.uid,

@@ -22,6 +22,19 @@ What it serves (all API routes under ``/v3``, header ``api_key`` plus ``authoriz
 * File bytes at ``GET /files/v3/assets/{api_key}/{uid}/{upload_uid}/{filename}``: no auth, not
   rate limited; a request carrying credential headers is recorded in ``credential_leaks``.
 
+The Content Delivery API (``CDA | Assets``, seed 000) is a second app on the same data,
+:attr:`ContentstackEmulator.delivery_app` (the real CDA lives on other hosts, ``cdn.…``):
+``GET /v3/assets`` and ``GET /v3/assets/{uid}`` with headers ``api_key`` + ``access_token`` (a
+delivery token, scoped to one environment) and ``branch``; ``environment`` (mandatory),
+``locale`` (default: the master locale), ``include_fallback``, ``include_dimension``,
+``include_count``, ``skip``/``limit``, ``asc``/``desc``, ``query``, ``include_branch``. Only
+assets published (through the management API's ``publish``, or :meth:`publish`) to that
+environment and locale are served, in the version that was published, with
+``publish_details`` as one object ``{environment, locale, time, user}`` (the environment's
+uid) and no ``parent_uid`` (neither the documented sample nor recorded traffic carries one).
+Unverified choices: a wrong ``api_key`` or delivery token → 412 (error codes 109 / 104), an
+environment the token is not scoped to, or none → 422 naming ``environment``.
+
 Choices where the documentation is silent (all **unverified** against a live stack):
 
 * Error codes: 105 (401), 109 (412, seen in a third party's live probe) and 145 (404 asset, in
@@ -46,6 +59,7 @@ Choices where the documentation is silent (all **unverified** against a live sta
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import mimetypes
 import re
@@ -206,6 +220,9 @@ class ContentstackEmulator:
         max_limit: int = 100,
         blob_root: Path | None = None,
         branches: Sequence[str] = ("main",),
+        delivery_tokens: Mapping[str, str] | None = None,
+        master_locale: str = "en-us",
+        fallback_locales: Mapping[str, str] | None = None,
     ) -> None:
         self.api_key = api_key
         self._management_token = management_token
@@ -227,6 +244,16 @@ class ContentstackEmulator:
         self._seq = 0
         self._base = "http://localhost"
         self._blobs = BlobStore(blob_root)
+        self.delivery_tokens: dict[str, str] = dict(
+            delivery_tokens if delivery_tokens is not None
+            else {"cs-delivery-token": "production"}
+        )
+        """Delivery token -> the environment (name) it may read."""
+        self.master_locale = master_locale
+        self.fallback_locales: dict[str, str] = dict(fallback_locales or {})
+        """Locale -> its fallback locale (the master locale when not listed)."""
+        self.environments: dict[str, str] = {}
+        """Environment name -> uid (made on first use)."""
         api = self._route
         routes = [
             api("/v3/assets", GET=self._list_assets, POST=self._upload_asset),
@@ -254,6 +281,19 @@ class ContentstackEmulator:
             is_download=lambda path: path.startswith("/files/"),
         )
         self.app: ASGIApp = self.fault_middleware
+        delivery_routes = [
+            Route("/v3/assets", self._delivery(self._cda_list), methods=["GET"]),
+            Route("/v3/assets/{uid}", self._delivery(self._cda_get), methods=["GET"]),
+            Route("/files/v3/assets/{key}/{uid}/{upload_uid}/{filename}", self._serve_file,
+                  methods=["GET"]),
+        ]
+        self.delivery_middleware = FaultMiddleware(
+            Starlette(routes=delivery_routes,
+                      exception_handlers={HTTPException: self._http_error}),
+            self.fault_middleware.faults, error_body=_fault_body,
+            is_download=lambda path: path.startswith("/files/"),
+        )
+        self.delivery_app: ASGIApp = self.delivery_middleware
 
     # -- public helpers ------------------------------------------------------------------
 
@@ -291,6 +331,22 @@ class ContentstackEmulator:
             parent_uid=parent_uid, title=title, description=description, tags=list(tags),
         )
         return uid
+
+    def publish(self, uid: str, environments: Sequence[str],
+                locales: Sequence[str] | None = None) -> None:
+        """Publish asset ``uid``'s current version directly (seeding; no request)."""
+        record = self.assets[uid]
+        pairs = {(e, lc) for e in environments for lc in (locales or [self.master_locale])}
+        now = _now()
+        record["publish_details"] = [
+            p for p in record["publish_details"] if (p["environment"], p["locale"]) not in pairs
+        ] + [{"environment": e, "locale": lc, "time": now, "user": self.user_uid,
+              "version": record["_version"]} for e, lc in sorted(pairs)]
+
+    def environment_uid(self, name: str) -> str:
+        if name not in self.environments:
+            self.environments[name] = "blt" + hashlib.sha256(name.encode()).hexdigest()[:16]
+        return self.environments[name]
 
     def blob(self, uid: str) -> bytes:
         """Current bytes of asset ``uid``; KeyError if there is none."""
@@ -876,6 +932,95 @@ class ContentstackEmulator:
         ]
         return JSONResponse({"notice": "Asset sent for unpublishing."})
 
+    # -- Content Delivery API --------------------------------------------------------------
+
+    def _delivery(self, handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            self.requests += 1
+            if request.headers.get("api_key") != self.api_key:
+                return _error_response(412, "We can't find that Stack. Please try again.", 109,
+                                       {"api_key": ["is not valid."]})
+            token = request.headers.get("access_token", "")
+            scoped = next((env for known, env in self.delivery_tokens.items()
+                           if token and secrets.compare_digest(token, known)), None)
+            if scoped is None:
+                return _error_response(412, "The access token is not valid.", 104,
+                                       {"access_token": ["is not valid."]})
+            branch = request.headers.get("branch", "main")
+            if branch not in self.branches:
+                return _error_response(422, f"The branch '{branch}' does not exist.", 422,
+                                       {"branch": ["is not valid."]})
+            environment = request.query_params.get("environment")
+            if not environment or environment not in (scoped, self.environment_uid(scoped)):
+                return _error_response(
+                    422, "The environment is missing or this delivery token may not read it.",
+                    141, {"environment": ["is not valid."]})
+            if self.rate_limit and self.limiter.check(self.api_key + ":cda") is not None:
+                return _error_response(
+                    429, "You have exceeded the rate limit. Please try again later.", 429)
+            try:
+                return await handler(request)
+            except _ApiError as exc:
+                return exc.response()
+
+        return endpoint
+
+    def _published(self, uid: str, request: Request) -> dict[str, Any] | None:
+        """The published version of asset ``uid`` as the CDA renders it, or ``None``."""
+        record = self.assets[uid]
+        environment = request.query_params.get("environment", "")
+        locale = request.query_params.get("locale", "").lower() or self.master_locale
+        chain = [locale]
+        if _flag(request, "include_fallback"):
+            while chain[-1] != self.master_locale and len(chain) < 10:
+                chain.append(self.fallback_locales.get(chain[-1], self.master_locale))
+        for wanted in chain:
+            for p in record["publish_details"]:
+                env = str(p["environment"])
+                if p["locale"] != wanted or environment not in (env, self.environment_uid(env)):
+                    continue
+                version = next(v for v in self._state[uid].versions
+                               if v.number == int(p["version"]))
+                out = copy.deepcopy(version.record)
+                out.pop("parent_uid", None)
+                out["url"] = self._file_url(str(request.base_url).rstrip("/"), uid,
+                                            version.upload.upload_uid, out["filename"])
+                if _flag(request, "include_dimension") and version.upload.dimension:
+                    out["dimension"] = dict(version.upload.dimension)
+                if _flag(request, "include_branch"):
+                    out["_branch"] = request.headers.get("branch", "main")
+                canonical = next((n for n, u in self.environments.items() if u == env), env)
+                out["publish_details"] = {
+                    "environment": self.environment_uid(canonical), "locale": wanted,
+                    "time": p["time"], "user": p["user"],
+                }
+                return out
+        return None
+
+    async def _cda_list(self, request: Request) -> Response:
+        query = self._query(request)
+        rows = []
+        for uid in sorted(self.assets, key=lambda u: self._state[u].seq):
+            rendered = self._published(uid, request)
+            if rendered is not None and _matches(rendered, query):
+                rows.append(rendered)
+        asc, desc = request.query_params.get("asc"), request.query_params.get("desc")
+        sort_field = asc or desc
+        if sort_field:
+            rows.sort(key=lambda r: _sort_key(r.get(sort_field)), reverse=bool(desc and not asc))
+        skip, limit = self._paging(request)
+        body: dict[str, Any] = {"assets": rows[skip: skip + limit]}
+        if _flag(request, "include_count"):
+            body["count"] = len(rows)
+        return JSONResponse(body)
+
+    async def _cda_get(self, request: Request) -> Response:
+        uid = request.path_params["uid"]
+        rendered = self._published(uid, request) if uid in self.assets else None
+        if rendered is None:
+            raise _ApiError(404, "Asset was not found.", 145, {"uid": ["is not valid."]})
+        return JSONResponse({"asset": rendered})
+
     # -- folders -------------------------------------------------------------------------
 
     async def _get_folder(self, request: Request) -> Response:
@@ -968,11 +1113,21 @@ class ContentstackEmulator:
         p = request.path_params
         state = self._state.get(p["uid"])
         record = self.assets.get(p["uid"])
+        # the current file, or the file of an earlier version (what the CDA may still serve)
+        version = None if state is None else next(
+            (v for v in reversed(state.versions) if v.upload.upload_uid == p["upload_uid"]),
+            None)
         if (
-            p["key"] != self.api_key or state is None or record is None
-            or p["upload_uid"] != state.upload.upload_uid or p["filename"] != record["filename"]
+            p["key"] != self.api_key or state is None or record is None or version is None
+            or p["filename"] not in (record["filename"], version.record["filename"])
         ):
             return _error_response(404, "The requested file was not found.", 404)
+        if version.upload is not state.upload:
+            blob = self._blobs.get(version.upload.blob_key)
+            if blob is None:
+                return _error_response(404, "The requested file was not found.", 404)
+            return FileResponse(blob.path, media_type=version.record["content_type"],
+                                stat_result=blob.path.stat())
         try:
             return self._file_response(p["uid"], request)
         except _ApiError as exc:

@@ -36,6 +36,7 @@ class WirePublishDetail(_Wire):
     environment: str | None = None
     locale: str | None = None
     time: str | None = None
+    user: str | None = None
     version: int | None = None
 
 
