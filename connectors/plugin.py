@@ -126,6 +126,9 @@ class ConnectorPlugin:
     open: Opener
     writable: bool
     """Whether it can be a target (implements :class:`connectors.base.Target`)."""
+    read_only_reason: str = ""
+    """For a source-only connector: why it cannot be a target, said when a job file names it
+    as one (``"Contento's Content API is read-only ..."``)."""
     title: str = ""
     """Human name for messages ("Contentstack"); defaults to ``name``."""
     emulator: Callable[[EmulatorSettings], EmulatedCMS] | None = None

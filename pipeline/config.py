@@ -121,6 +121,7 @@ def load_job(path: Path, env: Mapping[str, str] | None = None) -> JobConfig:
         raise ConfigError(f"job file {path} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
+    _refuse_read_only_target(raw)  # before ${VAR}s: a missing token is not the problem
     raw = expand_env(raw, env)
     base = path.resolve().parent
     known = plugins()
@@ -140,6 +141,16 @@ def load_job(path: Path, env: Mapping[str, str] | None = None) -> JobConfig:
         job = job_model().model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
-    if job.target.connector not in writable():
-        raise ConfigError(f"target.connector: {job.target.connector} cannot be written to")
+    _refuse_read_only_target({"target": {"connector": job.target.connector}})
     return job
+
+
+def _refuse_read_only_target(raw: Mapping[str, Any]) -> None:
+    """ConfigError when the job file's target is a connector that can only be read."""
+    target = raw.get("target")
+    name = target.get("connector") if isinstance(target, dict) else None
+    if not isinstance(name, str) or name not in plugins() or name in writable():
+        return
+    why = plugins()[name].read_only_reason or "it can only be read"
+    raise ConfigError(f"target.connector: {name} cannot be a target: {why}. "
+                      f"Targets: {', '.join(writable())}.")

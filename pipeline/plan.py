@@ -292,7 +292,7 @@ def _asset_action(
                      "metadata changed and the target cannot update metadata")
     candidates = target_index.get((folder, NameRules.of(inp.limits).key(filename)), [])
     in_flight = record is not None and record.status is ItemStatus.IN_FLIGHT
-    same = [t for t in candidates if asset.size is None or t.size == asset.size]
+    same = [t for t in candidates if same_size(asset, t.size)]
     if same:
         reason = ("an interrupted run had created it: adopted" if in_flight
                   else "already in the target (same folder, name and size): adopted")
@@ -309,6 +309,17 @@ def _asset_action(
         return _with(base, Op.CREATE, f"retrying: {record.last_error or 'failed before'}",
                      reconcile=True)
     return _with(base, Op.CREATE, "not in the target")
+
+
+def same_size(asset: Asset, size: int | None) -> bool:
+    """Whether a target file of ``size`` bytes can be ``asset``'s: equal to its exact size, or
+    within 1% + 1 KiB of a size the source only estimates (a display value rounded to two
+    digits, such as Contento's ``"1.86 MB"``); any size when the source tells none."""
+    if asset.size is not None:
+        return size == asset.size
+    if asset.size_estimate is not None and size is not None:
+        return abs(size - asset.size_estimate) <= asset.size_estimate * 0.01 + 1024
+    return True
 
 
 def _with(action: AssetAction, op: Op, reason: str, *, reconcile: bool = False) -> AssetAction:

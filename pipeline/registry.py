@@ -27,6 +27,8 @@ BUILTIN = (
     "connectors.localfs",
     "connectors.contentstack",
     "connectors.storyblok",
+    "connectors.contento",
+    "connectors.contentstack_delivery",
 )
 """Modules of the built-in connectors, each with a ``PLUGIN``."""
 

@@ -29,10 +29,26 @@ def plan_items(plan: Plan) -> list[dict[str, Any]]:
         {"op": a.op.value, "kind": "asset", "source_id": a.source_id, "path": a.path,
          "reason": a.reason, "warnings": list(a.warnings),
          "target_path": "/".join((*a.target_folder, a.filename)) if a.target_folder is not None
-         and a.filename else None}
+         and a.filename else None,
+         **({"notes": list(a.asset.notes)} if a.asset is not None and a.asset.notes else {})}
         for a in plan.assets
     )
     return items
+
+
+def _source_bytes(plan: Plan) -> tuple[int, int]:
+    """Bytes of the assets to send, and how many of them the source only estimates (or
+    does not tell): those sizes become exact when the files are downloaded."""
+    total = estimated = 0
+    for a in plan.assets:
+        if a.op not in (Op.CREATE, Op.REPLACE) or a.asset is None:
+            continue
+        if a.asset.size is not None:
+            total += a.asset.size
+        else:
+            estimated += 1
+            total += a.asset.size_estimate or 0
+    return total, estimated
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:
@@ -44,6 +60,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     excluded = sum(1 for a in plan.assets if a.asset is not None and a.asset.skipped)
     warnings = sum(len(a.warnings) for a in plan.assets)
     warnings += sum(len(f.warnings) for f in plan.folders)
+    total_bytes, estimated_sizes = _source_bytes(plan)
     return {
         "route": plan.route,
         **{op.value: counts.get(op.value, 0) for op in Op},
@@ -52,6 +69,8 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "folders_unsupported": counts.get("folders_unsupported", 0),
         "excluded": excluded,
         "warnings": warnings,
+        "bytes": total_bytes,
+        "bytes_estimated": estimated_sizes,
         "estimated_requests": plan.estimated_requests,
         "estimated_seconds": plan.estimated_seconds,
     }
@@ -68,8 +87,17 @@ def _summary_line(summary: dict[str, Any]) -> str:
             f"{summary['replace']} replace, {summary['skip']} skip "
             f"({summary['excluded']} excluded by the source), {summary['delete']} delete, "
             f"{summary['conflict']} conflict, {summary['unsupported']} unsupported; "
-            f"{summary['warnings']} warnings; about {summary['estimated_requests']} requests, "
+            f"{summary['warnings']} warnings; {_bytes_text(summary)}; "
+            f"about {summary['estimated_requests']} requests, "
             f"{summary['estimated_seconds']} s at the target's rate limit")
+
+
+def _bytes_text(summary: dict[str, Any]) -> str:
+    text = f"{summary['bytes']:,} bytes to send"
+    if summary["bytes_estimated"]:
+        text = (f"about {text} ({summary['bytes_estimated']} sizes are the source's "
+                "estimates; exact once downloaded)")
+    return text
 
 
 def plan_table(plan: Plan, *, width: int = 100) -> str:
@@ -81,6 +109,8 @@ def plan_table(plan: Plan, *, width: int = 100) -> str:
         out.write(f"{'':<20} {r['reason']}\n")
         for w in r["warnings"]:
             out.write(f"{'':<20} ! {w}\n")
+        for n in r.get("notes", ()):
+            out.write(f"{'':<20} i {n}\n")
     out.write("\n" + _summary_line(plan_summary(plan)) + "\n")
     return out.getvalue()
 
@@ -91,10 +121,10 @@ def plan_markdown(plan: Plan) -> str:
 
     out = io.StringIO()
     out.write(f"# assetferry plan: `{plan.route}`\n\n{_summary_line(plan_summary(plan))}\n\n")
-    out.write("| op | kind | path | reason | warnings |\n|---|---|---|---|---|\n")
+    out.write("| op | kind | path | reason | warnings | notes |\n|---|---|---|---|---|---|\n")
     for r in plan_items(plan):
         out.write(f"| {r['op']} | {r['kind']} | {cell(r['path'])} | {cell(r['reason'])} | "
-                  f"{cell('; '.join(r['warnings']))} |\n")
+                  f"{cell('; '.join(r['warnings']))} | {cell('; '.join(r.get('notes', ())))} |\n")
     return out.getvalue()
 
 

@@ -45,7 +45,7 @@ class ContentstackDemo:
                 if path not in ids:
                     ids[path] = emu.add_folder(path[-1], ids[path[:-1]])
             emu.add_asset(f.name, f.data, parent_uid=ids[folder], title=f.title,
-                          tags=f.tags, content_type=f.content_type)
+                          description=f.alt, tags=f.tags, content_type=f.content_type)
 
     def job_section(self, base_url: str) -> str:
         return (f'connector = "contentstack"\napi_key = "{API_KEY}"\n'
