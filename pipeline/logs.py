@@ -9,7 +9,8 @@ from typing import Any
 import structlog
 
 SECRET_KEYS = frozenset({"token", "authtoken", "authorization", "management_token",
-                         "asset_token", "api_key", "password"})
+                         "asset_token", "api_key", "password", "delivery_token",
+                         "access_token"})
 
 
 def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,230 @@
+"""End to end with the read-only sources, item by item: Contento -> Contentstack, Contentstack
+Delivery -> Storyblok and -> a local folder; a read-only target refused before any request."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from connectors.contento.demo import ContentoDemo
+from connectors.contento.emulator import ContentoEmulator
+from connectors.contentstack.emulator import ContentstackEmulator
+from connectors.contentstack_delivery.demo import ContentstackDeliveryDemo
+from connectors.emulation import in_process_transport
+from connectors.errors import ConfigError
+from connectors.plugin import EmulatorSettings
+from connectors.storyblok.emulator import StoryblokEmulator
+from pipeline import cli
+from pipeline.config import load_job
+from pipeline.plan import Op
+from pipeline.report import plan_items, plan_summary
+from pipeline.run import execute_job, plan_job
+from pipeline.samples import SampleFile, sample_library
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_paths, local_inventory, sha
+
+CT_SITE = "s_01jDSh2WkN8Kp6SvRA8Ne5CJ69"
+CT_TOKEN = "contento-emulator-token"  # the demo seeding's (connectors/contento/demo.py)
+CS_DELIVERY = "cs-delivery-token"  # likewise (connectors/contentstack_delivery/demo.py)
+SB_SPACE = 288868932106293
+SB_TOKEN = "sb-e2e-token-41c9"
+
+CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
+              f'management_token = "{CS_TOKEN}"\nbase_url = "http://cs.emulator"\n'
+              "requests_per_second = 1000\n")
+SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
+              'base_url = "http://sb.emulator"\nrequests_per_second = 1000\n')
+DELIVERY_SECTION = (f'connector = "contentstack-delivery"\napi_key = "{CS_KEY}"\n'
+                    'delivery_token = "${CS_DELIVERY}"\nenvironment = "production"\n'
+                    'base_url = "http://cdn.emulator"\nrequests_per_second = 1000\n')
+
+
+def contento_section(folders: dict[str, str]) -> str:
+    table = "".join(f'"{fid}" = "{path}"\n' for fid, path in folders.items())
+    return (f'connector = "contento"\nsite_id = "{CT_SITE}"\ntoken = "${{CONTENTO_TOKEN}}"\n'
+            'base_url = "http://contento.emulator/api"\nrequests_per_second = 1000\n'
+            + (f"\n[source.folders]\n{table}" if table else ""))
+
+
+def write_job(tmp_path: Path, source: str, target: str) -> Path:
+    path = tmp_path / "job.toml"
+    path.write_text(f"[source]\n{source}\n[target]\n{target}\n"
+                    f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    return path
+
+
+ENV = {"CONTENTO_TOKEN": CT_TOKEN, "CS_DELIVERY": CS_DELIVERY}
+
+
+def files_subset() -> list[SampleFile]:
+    """A quarter of the demo library: images, the PDF, text, the empty file, the deep one."""
+    files = list(sample_library())
+    return [f for i, f in enumerate(files) if i % 4 == 0 or not f.content_type.startswith("image")
+            or len(f.folder) == 7]
+
+
+@pytest.fixture
+def ct_demo() -> Iterator[ContentoDemo]:
+    demo = ContentoDemo(EmulatorSettings(unlimited=True))
+    yield demo
+    demo.close()
+
+
+@pytest.fixture
+def ct(ct_demo: ContentoDemo) -> ContentoEmulator:
+    return ct_demo.emulator
+
+
+@pytest.fixture
+def cs_demo() -> Iterator[ContentstackDeliveryDemo]:
+    demo = ContentstackDeliveryDemo(EmulatorSettings(unlimited=True))
+    yield demo
+    demo.close()
+
+
+@pytest.fixture
+def cs() -> Iterator[ContentstackEmulator]:
+    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def sb() -> Iterator[StoryblokEmulator]:
+    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
+    yield e
+    e.close()
+
+
+def cs_name(name: str) -> str:
+    return re.sub(r"\s", "_", name)
+
+
+def collapsed(folder: tuple[str, ...]) -> tuple[str, ...]:
+    return folder if len(folder) <= 5 else (*folder[:4], " - ".join(folder[4:]))
+
+
+async def test_contento_to_contentstack_item_by_item(
+    tmp_path: Path, ct_demo: ContentoDemo, cs: ContentstackEmulator,
+) -> None:
+    files = files_subset()
+    ct_demo.seed(files)
+    ct, folders = ct_demo.emulator, ct_demo.folders
+    # the job file names every folder but "Team": its assets land at the root
+    named = {fid: path for fid, path in folders.items() if path != "Team"}
+    job = load_job(write_job(tmp_path, contento_section(named), CS_SECTION), env=ENV)
+    transports = {"source": in_process_transport(ct.app), "target": in_process_transport(cs.app)}
+
+    plan = await plan_job(job, transports=transports)
+    summary = plan_summary(plan)
+    assert summary["bytes_estimated"] == len(files), "every Contento size is an estimate"
+    assert abs(summary["bytes"] - sum(len(f.data) for f in files)) <= sum(
+        len(f.data) * 0.01 + 1024 for f in files)
+    notes = {i["path"]: i.get("notes", []) for i in plan_items(plan) if i["kind"] == "asset"}
+    for f in files:
+        path = "/".join((*(() if f.folder == ("Team",) else f.folder), f.name))
+        assert notes[path], path
+        where = "at the root" if f.folder in ((), ("Team",)) else "[source.folders]"
+        assert where in notes[path][0], (path, notes[path])
+
+    result = await execute_job(job, "migrate", transports=transports)
+    assert result.exit_code() == 0, result.text()
+    paths = cs_paths(cs)
+    got = {}
+    for uid, rec in cs.assets.items():
+        parent = rec.get("parent_uid")
+        got[((paths[parent] if parent else ()), rec["filename"])] = (uid, rec)
+    assert len(got) == len(files)
+    for f in files:
+        folder = () if f.folder == ("Team",) else collapsed(f.folder)
+        uid, rec = got[(folder, cs_name(f.name))]
+        assert sha(cs.blob(uid)) == sha(f.data), f.name
+        assert int(rec["file_size"]) == len(f.data), "the exact size, not the estimate"
+        assert rec["title"] == f.title
+        assert (rec["description"] or None) == f.alt, "Contento's description carried over"
+    bytes_sent = sum(o.bytes for o in result.assets())
+    assert bytes_sent == sum(len(f.data) for f in files)
+    assert ct.credential_leaks == []
+    assert cs.credential_leaks == []
+
+
+async def test_delivery_to_storyblok_reads_only_published_assets(
+    tmp_path: Path, cs_demo: ContentstackDeliveryDemo, sb: StoryblokEmulator,
+) -> None:
+    cs = cs_demo.emulator
+    # not the zero-byte file: Storyblok's storage policy refuses it (EntityTooSmall), which
+    # the Storyblok target's plan does not yet predict; that is the target's concern
+    files = [f for f in files_subset() if f.data]
+    cs_demo.seed(files)  # all published to production but the last one
+    published, unpublished = files[:-1], files[-1]
+    job = load_job(write_job(tmp_path, DELIVERY_SECTION, SB_SECTION), env=ENV)
+    transports = {"source": in_process_transport(cs.delivery_app),
+                  "target": in_process_transport(sb.app)}
+    plan = await plan_job(job, transports=transports)
+    assert {a.path for a in plan.assets} == {cs_name(f.name) for f in published}
+    assert all(a.op is Op.CREATE for a in plan.assets)
+    assert any("description dropped" in w for a in plan.assets for w in a.warnings), \
+        "Storyblok has no description field: the plan says so"
+    result = await execute_job(job, "migrate", transports=transports)
+    assert result.exit_code() == 0, result.text()
+    by_name = {rec["short_filename"]: (aid, rec) for aid, rec in sb.assets.items()}
+    assert set(by_name) == {cs_name(f.name) for f in published}
+    assert cs_name(unpublished.name) not in by_name
+    for f in published:
+        aid, rec = by_name[cs_name(f.name)]
+        assert sha(sb.blob(aid)) == sha(f.data), f.name
+        assert len(sb.blob(aid)) == len(f.data)
+        assert rec["title"] == f.title
+        assert not rec.get("asset_folder_id"), "the delivery API tells no folders"
+    assert cs.credential_leaks == []
+    assert sb.credential_leaks == []
+
+
+async def test_delivery_to_local_keeps_names_sizes_and_descriptions(
+    tmp_path: Path, cs_demo: ContentstackDeliveryDemo,
+) -> None:
+    cs = cs_demo.emulator
+    files = files_subset()
+    cs_demo.seed(files)
+    published = files[:-1]
+    dest = tmp_path / "out"
+    job = load_job(write_job(tmp_path, DELIVERY_SECTION,
+                             f'connector = "local"\npath = "{dest}"\n'), env=ENV)
+    result = await execute_job(job, "migrate",
+                               transports={"source": in_process_transport(cs.delivery_app)})
+    assert result.exit_code() == 0, result.text()
+    assert local_inventory(dest) == sorted(((), cs_name(f.name), sha(f.data)) for f in published)
+    manifest = json.loads((dest / ".assetferry.json").read_text())["assets"]
+    for f in published:
+        entry = manifest[cs_name(f.name)]
+        assert (dest / cs_name(f.name)).stat().st_size == len(f.data)
+        assert entry.get("title") == f.title
+        assert entry.get("description") == f.alt
+        assert sorted(entry.get("tags", [])) == sorted(f.tags)
+
+
+@pytest.mark.parametrize(("section", "words"), [
+    (contento_section({}), "Contento's Content API is read-only"),
+    (DELIVERY_SECTION, "Delivery API is read-only"),
+])
+def test_a_read_only_connector_as_target_is_refused_before_any_request(
+    tmp_path: Path, section: str, words: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the base_urls point at nothing: any request would fail differently; and the token's
+    # environment variable is not even set: the read-only target is said first
+    path = write_job(tmp_path, 'connector = "local"\npath = "."\n', section)
+    with pytest.raises(ConfigError, match=words):
+        load_job(path, env={})
+    try:
+        code = cli.main(["plan", "-c", str(path)])
+    finally:
+        structlog.reset_defaults()  # main() logs to this test's captured stderr
+    assert code == 2
+    err = capsys.readouterr().err
+    assert words in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "state.db").exists()
