@@ -1113,9 +1113,12 @@ class ContentstackEmulator:
         p = request.path_params
         state = self._state.get(p["uid"])
         record = self.assets.get(p["uid"])
-        # the current file, or the file of an earlier version (what the CDA may still serve)
-        version = None if state is None else next(
-            (v for v in reversed(state.versions) if v.upload.upload_uid == p["upload_uid"]),
+        # the current file, or the file of an earlier version that is still published (the
+        # CDA serves the published version until the new one is published)
+        version = None if state is None or record is None else next(
+            (v for v in reversed(state.versions) if v.upload.upload_uid == p["upload_uid"]
+             and (v.upload is state.upload or any(
+                 int(d.get("version", 0)) == v.number for d in record["publish_details"]))),
             None)
         if (
             p["key"] != self.api_key or state is None or record is None or version is None
