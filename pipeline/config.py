@@ -152,5 +152,5 @@ def _refuse_read_only_target(raw: Mapping[str, Any]) -> None:
     if not isinstance(name, str) or name not in plugins() or name in writable():
         return
     why = plugins()[name].read_only_reason or "it can only be read"
-    raise ConfigError(f"target.connector: {name} cannot be a target: {why}. "
+    raise ConfigError(f"target.connector: {name} cannot be written to: {why}. "
                       f"Targets: {', '.join(writable())}.")
