@@ -2,8 +2,8 @@
 
 The same stack as :class:`connectors.contentstack.demo.ContentstackDemo` (its seeding), served
 through :attr:`~connectors.contentstack.emulator.ContentstackEmulator.delivery_app`, with every
-demo asset but the last published to ``production``: the last one shows that an unpublished
-asset is not read.
+demo asset published to ``production`` and one more, :data:`DRAFT`, left unpublished: it shows
+that an unpublished asset is not read.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from connectors.plugin import DemoFile, EmulatorSettings
 
 DELIVERY_TOKEN = "cs-delivery-token"
 ENVIRONMENT = "production"
+DRAFT = "draft-not-published.txt"
 
 
 class ContentstackDeliveryDemo(ContentstackDemo):
@@ -36,14 +37,15 @@ class ContentstackDeliveryDemo(ContentstackDemo):
     @property
     def credentials(self) -> str:
         return (f"api_key {API_KEY}, delivery_token {DELIVERY_TOKEN}, environment "
-                f"{ENVIRONMENT} (every demo asset but the last is published there)")
+                f"{ENVIRONMENT} (every demo asset is published there but {DRAFT})")
 
     def seed(self, files: Iterable[DemoFile]) -> None:
         before = set(self.emulator.assets)
         super().seed(files)
-        added = [uid for uid in self.emulator.assets if uid not in before]
-        for uid in added[:-1]:
+        for uid in [uid for uid in self.emulator.assets if uid not in before]:
             self.emulator.publish(uid, [ENVIRONMENT])
+        if not before:
+            self.emulator.add_asset(DRAFT, b"never published\n", title="Draft")
 
     def job_section(self, base_url: str) -> str:
         return (f'connector = "contentstack-delivery"\napi_key = "{API_KEY}"\n'

@@ -14,7 +14,7 @@ import structlog
 from connectors.contento.demo import ContentoDemo
 from connectors.contento.emulator import ContentoEmulator
 from connectors.contentstack.emulator import ContentstackEmulator
-from connectors.contentstack_delivery.demo import ContentstackDeliveryDemo
+from connectors.contentstack_delivery.demo import DRAFT, ContentstackDeliveryDemo
 from connectors.emulation import in_process_transport
 from connectors.errors import ConfigError
 from connectors.plugin import EmulatorSettings
@@ -159,8 +159,8 @@ async def test_delivery_to_storyblok_reads_only_published_assets(
     # not the zero-byte file: Storyblok's storage policy refuses it (EntityTooSmall), which
     # the Storyblok target's plan does not yet predict; that is the target's concern
     files = [f for f in files_subset() if f.data]
-    cs_demo.seed(files)  # all published to production but the last one
-    published, unpublished = files[:-1], files[-1]
+    cs_demo.seed(files)  # all published to production, plus an unpublished draft
+    published = files
     job = load_job(write_job(tmp_path, DELIVERY_SECTION, SB_SECTION), env=ENV)
     transports = {"source": in_process_transport(cs.delivery_app),
                   "target": in_process_transport(sb.app)}
@@ -173,7 +173,8 @@ async def test_delivery_to_storyblok_reads_only_published_assets(
     assert result.exit_code() == 0, result.text()
     by_name = {rec["short_filename"]: (aid, rec) for aid, rec in sb.assets.items()}
     assert set(by_name) == {cs_name(f.name) for f in published}
-    assert cs_name(unpublished.name) not in by_name
+    assert DRAFT not in by_name
+    assert DRAFT in {rec["filename"] for rec in cs.assets.values()}, "held, but unpublished"
     for f in published:
         aid, rec = by_name[cs_name(f.name)]
         assert sha(sb.blob(aid)) == sha(f.data), f.name
@@ -190,7 +191,7 @@ async def test_delivery_to_local_keeps_names_sizes_and_descriptions(
     cs = cs_demo.emulator
     files = files_subset()
     cs_demo.seed(files)
-    published = files[:-1]
+    published = files  # and the unpublished DRAFT stays behind
     dest = tmp_path / "out"
     job = load_job(write_job(tmp_path, DELIVERY_SECTION,
                              f'connector = "local"\npath = "{dest}"\n'), env=ENV)
