@@ -1,5 +1,6 @@
 """End to end with the read-only sources, item by item: Contento -> Contentstack, Contentstack
-Delivery -> Storyblok and -> a local folder; a read-only target refused before any request."""
+Delivery -> Storyblok and -> a local folder; a read-only target refused before any request; a
+download shorter than announced retried, then failed, never kept truncated."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from pipeline.plan import Op
 from pipeline.report import plan_items, plan_summary
 from pipeline.run import execute_job, plan_job
 from pipeline.samples import SampleFile, sample_library
+from state.store import ItemStatus
 from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_paths, local_inventory, sha
 
 CT_SITE = "s_01jDSh2WkN8Kp6SvRA8Ne5CJ69"
@@ -229,3 +231,33 @@ def test_a_read_only_connector_as_target_is_refused_before_any_request(
     assert words in err
     assert "Traceback" not in err
     assert not (tmp_path / "state.db").exists()
+
+
+async def test_a_short_download_is_retried_then_failed_never_kept_truncated(
+    tmp_path: Path, ct: ContentoEmulator,
+) -> None:
+    good = ct.add_asset("good.txt", b"complete file\n" * 100)
+    short = ct.add_asset("short.bin", bytes(range(256)) * 40)
+    ct.short_downloads.add(short)
+    dest = tmp_path / "out"
+    job = load_job(write_job(tmp_path, contento_section({}),
+                             f'connector = "local"\npath = "{dest}"\n'), env=ENV)
+    transports = {"source": in_process_transport(ct.app)}
+    result = await execute_job(job, "migrate", transports=transports)
+    assert result.exit_code() == 1, "a failed item is not success"
+    outcomes = {o.source_id: o for o in result.assets()}
+    assert outcomes[good].status is ItemStatus.DONE
+    failed = outcomes[short]
+    assert failed.status is ItemStatus.FAILED
+    assert "cut short" in failed.reason
+    assert f"of {256 * 40} bytes" in failed.reason
+    assert ct.downloads >= 3, "the short download was retried"
+    assert (dest / "good.txt").read_bytes() == b"complete file\n" * 100
+    assert not (dest / "short.bin").exists(), "nothing truncated is kept"
+    leftovers = [p.name for p in dest.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert leftovers == ["good.txt"]
+    # once the file host behaves, a re-run finishes it
+    ct.short_downloads.clear()
+    again = await execute_job(job, "migrate", transports=transports)
+    assert again.exit_code() == 0, again.text()
+    assert (dest / "short.bin").read_bytes() == bytes(range(256)) * 40
