@@ -207,6 +207,9 @@ class Limits:
     max_file_size_by_kind: Mapping[str, int] = field(default_factory=dict)
     """Per kind (``"image"``, ``"document"``): stricter limits than ``max_file_size``."""
     metadata_fields: frozenset[str] = METADATA_FIELDS
+    default_max_assets: int | None = None
+    """How many assets the target holds by default (a limit its vendor raises on request, so
+    the plan warns on each upload past it rather than refusing; Contentstack: 10,000)."""
     min_file_size: int = 0
     """Smallest file the target stores, in bytes (Storyblok's storage policy: 1)."""
     forbidden_name_chars: str = ""

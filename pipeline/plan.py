@@ -224,9 +224,29 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
                     source_hash=source_hash(a))
         for a in inp.source_assets if a.skipped
     )
+    actions = _warn_over_asset_count(actions, inp)
     actions.extend(_prune_actions(inp, target_by_id))
     return Plan(route, tuple(folder_actions), tuple(actions), inp.limits.requests_per_second,
                 inp.limits.requests_per_upload)
+
+
+def _warn_over_asset_count(actions: list[AssetAction], inp: PlanInput) -> list[AssetAction]:
+    """Warn on each create past the target's default asset count (a limit support can raise,
+    so the plan warns rather than refuses)."""
+    most = inp.limits.default_max_assets
+    if most is None:
+        return actions
+    room = most - sum(1 for t in inp.target_assets if not t.skipped)
+    out = []
+    for action in actions:
+        if action.op is Op.CREATE:
+            room -= 1
+            if room < 0:
+                action = replace(action, warnings=(*action.warnings, (
+                    f"the target would hold more than {most:,} assets, its default limit "
+                    "(raised on request by the vendor's support): this upload may be refused")))
+        out.append(action)
+    return out
 
 
 def _asset_action(

@@ -62,6 +62,7 @@ LIMITS = Limits(
     max_folder_depth=5,
     max_folders=300,
     max_file_size=MAX_FILE_SIZE,
+    default_max_assets=10_000,  # per stack, raisable by support (asset limitations page)
     metadata_fields=frozenset({"title", "description", "tags"}),
     forbidden_name_chars=FORBIDDEN_NAME_CHARS,
     filename_rewrites_whitespace=True,

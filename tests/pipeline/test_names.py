@@ -142,6 +142,18 @@ async def test_a_path_longer_than_path_max_is_unsupported_in_the_plan_not_failed
     assert [o.path.rsplit("/", 1)[-1] for o in summary.not_migrated()] == ["deep.png"]
 
 
+def test_creates_past_a_default_asset_count_are_warned_in_the_plan() -> None:
+    limits = Limits(default_max_assets=3)
+    existing = [asset("t1", "old.png")]
+    plan = make_plan("r", PlanInput(
+        source_folders=[], source_assets=[asset(str(i), f"{i}.png") for i in range(4)],
+        target_folders=[], target_assets=existing, records={}, limits=limits,
+        capabilities=ALL, policy=FolderOverflow.COLLAPSE))
+    warned = [a.source_id for a in plan.assets if any("more than 3 assets" in w
+                                                      for w in a.warnings)]
+    assert warned == ["2", "3"]  # 1 in the target + 2 new fit; the rest may be refused
+
+
 # --- (a) sizes: an empty file into Storyblok ------------------------------------------------
 
 
