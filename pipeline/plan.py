@@ -107,9 +107,17 @@ class Plan:
 
 
 def content_hash(asset: Asset) -> str:
-    """What changes when the file itself changes (not its metadata)."""
+    """What changes when the file itself changes (not its metadata).
+
+    A source that tells no exact size (Contento's sizes are rounded display values) cannot
+    tell a file change from a metadata edit: its size estimate and ``updated_at`` count as
+    the file's marker, so any edit sends the file again rather than missing a new file.
+    """
     marker = asset.checksums.get("sha256") or asset.checksums.get("md5") or ""
     raw = f"{asset.size}|{marker}|{asset.url or asset.version or ''}"
+    if asset.size is None and asset.size_estimate is not None:
+        changed = asset.updated_at.isoformat() if asset.updated_at else ""
+        raw += f"|~{asset.size_estimate}|{changed}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

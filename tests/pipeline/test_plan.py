@@ -115,3 +115,37 @@ def test_estimate_counts_every_paced_call_of_an_upload() -> None:
     plan = make_plan("r", inp)
     assert plan.estimated_requests == 6
     assert plan.estimated_seconds == 2.0
+
+
+def estimated(sid: str, name: str, estimate: int, updated: str, title: str = "t") -> Asset:
+    """An asset whose source only estimates its size (Contento)."""
+    from datetime import datetime
+
+    return Asset(source_id=sid, filename=name, folder_path=(), folder_id=None,
+                 content_type="image/png", size=None, size_estimate=estimate,
+                 meta=AssetMeta(title=title), url=f"https://cdn/{name}",
+                 updated_at=datetime.fromisoformat(updated))
+
+
+def test_an_estimated_size_adopts_only_a_target_file_of_about_that_size() -> None:
+    src = estimated("a", "a.png", 1_950_351, "2024-11-27T12:56:24+00:00")  # "1.86 MB"
+    near = Asset(source_id="t1", filename="a.png", folder_path=(), folder_id=None,
+                 content_type="image/png", size=1_952_645)
+    far = Asset(source_id="t2", filename="a.png", folder_path=(), folder_id=None,
+                content_type="image/png", size=1_700_000)
+    assert plan_of([src], target=[near])["a"][0] is Op.SKIP
+    assert plan_of([src], target=[far])["a"][0] is Op.CONFLICT
+
+
+def test_an_edit_to_an_asset_of_estimated_size_sends_its_file_again() -> None:
+    """The same url and estimate, a later updated_at: the file may have changed."""
+    before = estimated("a", "a.png", 1000, "2024-11-27T12:56:24+00:00")
+    record = done(before, "t1")
+    target = [Asset(source_id="t1", filename="a.png", folder_path=(), folder_id=None,
+                    content_type="image/png", size=1003)]
+    assert plan_of([before], target=target, records={("asset", "a"): record})["a"][0] is Op.SKIP
+    after = estimated("a", "a.png", 1000, "2024-11-28T08:00:00+00:00")
+    op, reason = plan_of([after], target=target, records={("asset", "a"): record})["a"]
+    assert op is Op.REPLACE
+    assert "file changed" in reason
+
