@@ -38,7 +38,7 @@ from connectors.base import Asset, AssetMeta, Folder, FolderPath, Source
 from connectors.contento.client import ContentoClient
 from connectors.contento.config import ContentoConfig
 from connectors.contento.wire import WireAsset
-from connectors.errors import ItemError, MalformedResponseError
+from connectors.errors import ItemError, MalformedResponseError, NotFoundError
 from connectors.pagination import CursorPaginator
 
 log = structlog.get_logger(__name__)
@@ -172,6 +172,16 @@ class ContentoConnector:
         if not asset.url:
             raise ItemError(f"Contento asset {asset.source_id} has no url to download")
         return self._client.download(asset.url)
+
+    async def asset_exists(self, source_id: str) -> bool:
+        """Whether asset ``source_id`` is still in the site, by ``GET /v1/assets/{id}``
+        (a direct read, never a listing). The API's 30 s cache may still show a just-deleted
+        asset: that only keeps an asset one run longer. Raises SyncError when unsure."""
+        try:
+            await self._client.get_asset(source_id)
+        except NotFoundError:
+            return False
+        return True
 
     # -- plumbing ------------------------------------------------------------------------
 

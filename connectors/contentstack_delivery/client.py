@@ -22,12 +22,12 @@ import httpx
 import pydantic
 
 from connectors.contentstack.client import error_text
-from connectors.contentstack.wire import WireAssetList
+from connectors.contentstack.wire import WireAsset, WireAssetEnvelope, WireAssetList
 from connectors.contentstack_delivery.config import (
     DEFAULT_REQUESTS_PER_SECOND,
     ContentstackDeliveryConfig,
 )
-from connectors.errors import AuthError, ConfigError, SyncError
+from connectors.errors import AuthError, ConfigError, ItemError, SyncError
 from connectors.http import ApiClient, Classifier, decode_model
 
 API = "Contentstack Delivery API"
@@ -107,6 +107,17 @@ class ContentstackDeliveryClient:
             "GET", "assets", params=params, headers={"branch": self._config.branch}
         )
         return decode_model(response, WireAssetList, api=API)
+
+    async def get_asset(self, uid: str) -> WireAsset:
+        """``GET /v3/assets/{uid}``: the asset as published to the environment (and locale).
+        NotFoundError when it is not (deleted, or not published there)."""
+        if not uid or any(c in uid for c in "/?#%"):
+            raise ItemError(f"{uid!r} is not a Contentstack uid")
+        response = await self._api.request(
+            "GET", f"assets/{uid}", params=self._params(),
+            headers={"branch": self._config.branch},
+        )
+        return decode_model(response, WireAssetEnvelope, api=API).asset
 
     def download(self, url: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Stream a file URL; no credentials are sent (an asset CDN host)."""

@@ -32,7 +32,7 @@ from connectors.contentstack.connector import dimensions, parse_size
 from connectors.contentstack.wire import FOLDER_CONTENT_TYPE, WireAsset
 from connectors.contentstack_delivery.client import PAGE_SIZE, ContentstackDeliveryClient
 from connectors.contentstack_delivery.config import ContentstackDeliveryConfig
-from connectors.errors import ItemError, MalformedResponseError
+from connectors.errors import ItemError, MalformedResponseError, NotFoundError
 from connectors.pagination import OffsetPaginator
 
 log = structlog.get_logger(__name__)
@@ -104,6 +104,16 @@ class ContentstackDeliveryConnector:
         if not asset.url:
             raise ItemError(f"Contentstack asset {asset.source_id} has no url to download")
         return self._client.download(asset.url)
+
+    async def asset_exists(self, source_id: str) -> bool:
+        """Whether asset ``source_id`` is still published to the environment (and locale), by
+        ``GET /v3/assets/{uid}``: for a delivery source, unpublished is gone. Raises SyncError
+        when unsure."""
+        try:
+            await self._client.get_asset(source_id)
+        except NotFoundError:
+            return False
+        return True
 
     async def _pages(self) -> AsyncGenerator[list[WireAsset], None]:
         pager = OffsetPaginator(limit=PAGE_SIZE)

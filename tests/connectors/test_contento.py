@@ -287,3 +287,16 @@ async def test_connector_against_emulator_downloads_without_credentials(
     await conn.aclose()
     assert emu.credential_leaks == []
     assert json.dumps([a.notes for a in assets]).count("[source.folders]") == 5
+
+
+async def test_asset_exists_reads_the_one_asset(emu: ContentoEmulator) -> None:
+    kept = emu.add_asset("kept.txt", b"k")
+    gone = emu.add_asset("gone.txt", b"g")
+    emu.remove_asset(gone)
+    conn = ContentoConnector(config(base_url="http://ct/api"),
+                             transport=in_process_transport(emu.app))
+    requests = emu.requests
+    assert await conn.asset_exists(kept) is True
+    assert await conn.asset_exists(gone) is False
+    assert emu.requests == requests + 2, "one direct read each, no listing"
+    await conn.aclose()

@@ -244,3 +244,14 @@ async def test_a_token_of_another_environment_is_refused_with_a_clear_message(
     with pytest.raises(AuthError, match="delivery_token"):
         await listed(conn)
     await conn.aclose()
+
+
+async def test_asset_exists_means_still_published(emu: ContentstackEmulator) -> None:
+    uid = emu.add_asset("p.png", b"p", title="P")
+    emu.publish(uid, ["production"])
+    conn = delivery(emu)
+    assert await conn.asset_exists(uid) is True
+    emu.assets[uid]["publish_details"] = []  # unpublished
+    assert await conn.asset_exists(uid) is False
+    assert await conn.asset_exists("bltmissing") is False
+    await conn.aclose()
