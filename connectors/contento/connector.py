@@ -92,9 +92,17 @@ def pixels(value: str | int | float | None) -> int | None:
 
 
 def filename_of(record: WireAsset) -> str:
-    """The stored file's name: the last segment of ``path`` (``assets/{site}/bird.jpg``), else
-    of ``url``, else ``name`` plus ``extension``. Raises MalformedResponseError if none."""
-    for candidate in (record.path, urlsplit(record.url).path if record.url else None):
+    """The stored file's name: the last segment of ``url`` percent-decoded exactly once (a
+    file named ``100%20sure.png`` is ``100%2520sure.png`` in its URL), else of ``path``
+    (``assets/{site}/bird.jpg``; whether the API encodes it is not documented, so it is read
+    like the URL's path), else ``name`` plus ``extension``. Raises MalformedResponseError if
+    none.
+
+    The URL comes first: it is certainly encoded once, while ``path`` is an undocumented
+    storage path, and decoding a name that was never encoded turns a literal ``%20`` into a
+    space.
+    """
+    for candidate in (urlsplit(record.url).path if record.url else None, record.path):
         if candidate:
             name = unquote(basename(candidate.rstrip("/")))
             if name:

@@ -123,6 +123,10 @@ def test_dimensions_as_strings_or_integers(value: Any, expected: int | None) -> 
 
 def test_filename_falls_back_from_path_to_url_to_name() -> None:
     assert filename_of(WireAsset(id="a", path="assets/s/x%20y.png")) == "x y.png"
+    # a name from a URL is decoded exactly once, and the URL wins over the storage path
+    literal = WireAsset(id="a", path="assets/s/x%20y.png", url="https://h/assets/s/x%2520y.png")
+    assert filename_of(literal) == "x%20y.png"
+    assert filename_of(WireAsset(id="a", url="https://h/assets/s/x%20y.png")) == "x y.png"
     assert filename_of(WireAsset(id="a", url="https://h/assets/s/z.jpg")) == "z.jpg"
     assert filename_of(WireAsset(id="a", name="Bird", extension="jpg")) == "Bird.jpg"
     with pytest.raises(MalformedResponseError):

@@ -208,6 +208,29 @@ async def test_a_literal_percent_20_in_a_storyblok_url_lands_as_percent_20(
     assert [p.name for p in dest.glob("*.png")] == ["100%20sure.png"]
 
 
+@pytest.mark.slow
+async def test_a_literal_percent_20_in_a_contento_name_lands_as_percent_20(
+    tmp_path: Path
+) -> None:
+    from connectors.contento.emulator import ContentoEmulator
+
+    ct = ContentoEmulator(token="ct-names-token", rate_limit=None)
+    ct.add_asset("100%20sure.png", png())
+    ct.add_asset("two words.png", png())
+    dest = tmp_path / "out"
+    source = ('connector = "contento"\nsite_id = "s_01jDSh2WkN8Kp6SvRA8Ne5CJ69"\n'
+              'token = "ct-names-token"\nbase_url = "http://contento.emulator/api"\n'
+              "requests_per_second = 1000\n")
+    config = load_job(job(tmp_path, source, local(dest)), env={})
+    try:
+        summary = await execute_job(config, "migrate",
+                                    transports={"source": in_process_transport(ct.app)})
+    finally:
+        ct.close()
+    assert summary.exit_code() == 0, summary.text()
+    assert sorted(p.name for p in dest.glob("*.png")) == ["100%20sure.png", "two words.png"]
+
+
 # --- (c) distinct source items never merge silently -----------------------------------------
 
 
