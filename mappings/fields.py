@@ -93,6 +93,8 @@ def map_meta(meta: AssetMeta, limits: Limits) -> MappedMeta:
                     "locales dropped: the target has no per-locale fields; the overrides for "
                     f"{', '.join(codes)} are lost"
                 )
+        elif _kept_elsewhere(meta, name, supported) and not lost_overrides.get(name):
+            continue  # the same text survives in a field the target has: nothing is lost
         elif present[name] or lost_overrides.get(name):
             dropped.append(name)
             also = lost_overrides.get(name)
@@ -112,6 +114,16 @@ def map_meta(meta: AssetMeta, limits: Limits) -> MappedMeta:
         locales=locales,
     )
     return MappedMeta(mapped, tuple(dropped), tuple(warnings))
+
+
+def _kept_elsewhere(meta: AssetMeta, name: str, supported: frozenset[str]) -> bool:
+    """Whether text field ``name``'s value is also the value of a text field the target
+    keeps (Contento gives an image's description as its alt text too)."""
+    value = getattr(meta, name) if name in _TEXT_FIELDS else None
+    return value not in (None, "") and any(
+        other != name and other in supported and getattr(meta, other) == value
+        for other in _TEXT_FIELDS
+    )
 
 
 def _has_text(text: LocalizedText) -> bool:

@@ -13,8 +13,9 @@ What Contento can and cannot tell (seed 002, reference/cms-api-facts.md §4):
   :attr:`Asset.size_estimate`, and ``size`` stays ``None``; the exact byte count comes from the
   download (its ``Content-Length`` is checked against the bytes received).
 - **Dimensions.** ``width`` / ``height`` come as strings or integers; ``null`` for documents.
-- **Text.** ``name`` becomes the title and ``description`` the description; there are no alt
-  text, tags, copyright or focus fields on Contento assets.
+- **Text.** ``name`` becomes the title and ``description`` the description, and for an image
+  also its alt text (the asset reference: it "often maps to alt-text"); there are no tags,
+  copyright or focus fields on Contento assets.
 - **Freshness.** The API caches responses for 30 s: a change made just before a run may not be
   seen until the next one.
 
@@ -225,16 +226,24 @@ class ContentoConnector:
                 notes.append(f"also listed under {', '.join(repr(p) for p in also)}; "
                              "the deepest named folder wins")
         estimate = estimate_size(record.size)
+        content_type = record.mime_type or "application/octet-stream"
+        is_image = record.is_image if record.is_image is not None else (
+            content_type.startswith("image/"))
         updated = record.updated_at or record.created_at
         return Asset(
             source_id=record.id,
             filename=filename_of(record),
             folder_path=folder_path,
             folder_id=folder_id,
-            content_type=record.mime_type or "application/octet-stream",
+            content_type=content_type,
             size=None,
             size_estimate=estimate,
-            meta=AssetMeta(title=record.name or None, description=record.description or None),
+            meta=AssetMeta(
+                title=record.name or None,
+                description=record.description or None,
+                # the asset reference: an image's description "often maps to alt-text"
+                alt_text=(record.description or None) if is_image else None,
+            ),
             width=pixels(record.width),
             height=pixels(record.height),
             created_at=record.created_at,

@@ -68,6 +68,7 @@ async def test_doc_samples_folders_paging_and_the_bare_one_object_result() -> No
     assert bird.meta.title == "Bird"
     assert bird.meta.description is not None
     assert bird.meta.description.startswith("A picture of a blue and green bird")
+    assert bird.meta.alt_text == bird.meta.description, "an image's description is its alt"
     assert bird.content_type == "image/jpeg"
     assert bird.url == "https://assets.contento.io/assets/s_01jDSh2WkN8Kp6SvRA8Ne5CJ69/bird.jpg"
     assert any("[source.folders]" in n and HEROES in n for n in bird.notes)
@@ -78,6 +79,7 @@ async def test_doc_samples_folders_paging_and_the_bare_one_object_result() -> No
     assert report.notes == (ROOT_NOTE,)
     assert (report.width, report.height) == (None, None)
     assert report.meta.description is None
+    assert report.meta.alt_text is None
     assert report.size_estimate == round(412.5 * 1024)
 
     logo = assets["a_01jDq01LogoP4sW9xYz7Tn2Bv6"]  # the bare object of the last page

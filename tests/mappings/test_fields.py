@@ -62,6 +62,17 @@ def test_unsupported_fields_are_dropped_with_warnings() -> None:
     assert "de, fr" in locales_warning
 
 
+def test_a_dropped_field_whose_text_another_kept_field_carries_warns_nothing() -> None:
+    meta = AssetMeta(description="A bird", alt_text="A bird", copyright="© x")
+    mapped = map_meta(meta, Limits(metadata_fields=frozenset({"description"})))
+    assert mapped.meta.description == "A bird"
+    assert mapped.meta.alt_text is None
+    assert mapped.warnings == ("copyright dropped: the target has no such field",)
+    other = map_meta(AssetMeta(description="A bird", alt_text="Another"),
+                     Limits(metadata_fields=frozenset({"description"})))
+    assert other.warnings == ("alt_text dropped: the target has no such field",)
+
+
 def test_empty_fields_are_dropped_silently() -> None:
     meta = AssetMeta(title="Only a title", tags=("", "  "), locales={"fr": LocalizedText()})
     mapped = map_meta(meta, Limits(metadata_fields=frozenset({"title"})))

@@ -133,6 +133,9 @@ async def test_contento_to_contentstack_item_by_item(
         where = "at the root" if f.folder in ((), ("Team",)) else "[source.folders]"
         assert where in notes[path][0], (path, notes[path])
 
+    warnings = [w for a in plan.assets for w in a.warnings]
+    assert not [w for w in warnings if "alt_text" in w], "an image's alt is its description"
+
     result = await execute_job(job, "migrate", transports=transports)
     assert result.exit_code() == 0, result.text()
     paths = cs_paths(cs)
