@@ -234,6 +234,10 @@ class Limits:
     before the first dot is reserved is reserved too (Windows' ``CON`` and ``CON.txt``)."""
     reserved_prefixes: tuple[str, ...] = ()
     """Name prefixes the target keeps for itself (the local folder's temp files)."""
+    accepted_content_types: frozenset[str] | None = None
+    """Content types the target takes (``None``: any); others are ``unsupported``."""
+    locales: frozenset[str] | None = None
+    """Locale codes the target can hold overrides for (``None``: any)."""
     requests_per_second: float | None = None
     requests_per_upload: int = 1
     """Paced API calls one upload takes (for the plan's estimate; storage POSTs don't count)."""

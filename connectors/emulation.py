@@ -68,10 +68,12 @@ class Faults:
 
 
 class RateLimiter:
-    """Sliding one-second window: at most ``per_second`` requests per key."""
+    """Sliding window of ``window`` seconds (1 by default): at most ``per_second`` requests
+    per key in it. For a per-minute limit (Webflow) pass the limit and ``window=60``."""
 
-    def __init__(self, per_second: float | None) -> None:
+    def __init__(self, per_second: float | None, *, window: float = 1.0) -> None:
         self.per_second = per_second
+        self.window = window
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
         self.rejected = 0
@@ -83,19 +85,22 @@ class RateLimiter:
         now = time.monotonic()
         with self._lock:
             hits = self._hits.setdefault(key, deque())
-            while hits and now - hits[0] >= 1.0:
+            while hits and now - hits[0] >= self.window:
                 hits.popleft()
             if len(hits) >= self.per_second:
                 self.rejected += 1
-                return max(0.0, 1.0 - (now - hits[0]))
+                return max(0.0, self.window - (now - hits[0]))
             hits.append(now)
             return None
 
     def remaining(self, key: str = "") -> int:
         if not self.per_second:
             return 0
+        now = time.monotonic()
         with self._lock:
-            return max(0, int(self.per_second) - len(self._hits.get(key, ())))
+            hits = self._hits.get(key, deque())
+            live = sum(1 for hit in hits if now - hit < self.window)
+            return max(0, int(self.per_second) - live)
 
 
 @dataclass(frozen=True, slots=True)

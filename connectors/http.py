@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import anyio
@@ -96,7 +97,11 @@ class Pacer:
     MARGIN = 0.97
     """Start at 97% of the documented rate: arrival jitter at exactly the limit meets 429s."""
 
-    def __init__(self, rate: float | None) -> None:
+    def __init__(self, rate: float | None, *, window: float = 1.0) -> None:
+        """``rate`` in requests per second; ``window`` is the length in seconds of the
+        server's counting window (1 for per-second limits, 60 for Webflow's per-minute one):
+        ``X-RateLimit-Remaining: 0`` holds every request for one window."""
+        self._window = window
         self._max_rate = rate * self.MARGIN if rate else None
         self._rate = self._max_rate
         self._next = 0.0
@@ -131,7 +136,7 @@ class Pacer:
     def observe(self, response: httpx.Response) -> None:
         remaining = response.headers.get("x-ratelimit-remaining")
         if remaining is not None and remaining.strip() == "0":
-            self.hold(1.0)
+            self.hold(self._window)
         if response.status_code == 429:
             self.slow_down()
         elif self._rate and self._max_rate and self._rate < self._max_rate:
@@ -284,13 +289,16 @@ class ApiClient:
         error_text: ErrorText = default_error_text,
         classify: Classifier | None = None,
         rate_hint: RateHint | None = None,
+        rate_window: float = 1.0,
     ) -> None:
+        """``requests_per_second`` paces request starts; for a per-minute limit pass
+        ``limit / 60`` and ``rate_window=60`` (see :class:`Pacer`)."""
         self.api = api
         self._rate_hint = rate_hint
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")
         self._credentials = dict(credentials or {})
         self._retry = retry or RetryPolicy()
-        self._pacer = Pacer(requests_per_second)
+        self._pacer = Pacer(requests_per_second, window=rate_window)
         self._error_text = error_text
         self._classify = classify
         self._client = httpx.AsyncClient(
@@ -394,6 +402,16 @@ class ApiClient:
             wait = self._retry.delay(attempt, error.retry_after)
             if error.status == 429 and error.retry_after is not None:
                 self._pacer.hold(wait)  # the server named a pause: nobody starts before it
+                until = datetime.now(UTC) + timedelta(seconds=error.retry_after)
+                log.warning(
+                    "http.rate_limited",
+                    api=self.api,
+                    message=f"waiting for the {self.api} rate limit until "
+                            f"{until.isoformat(timespec='seconds')} "
+                            f"(Retry-After: {error.retry_after:g} s)",
+                    until=until.isoformat(timespec="seconds"),
+                    retry_after=error.retry_after,
+                )
             log.warning(
                 "http.retry",
                 api=self.api,

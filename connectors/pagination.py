@@ -19,10 +19,12 @@ class OffsetPaginator:
     limit: int
     skip: int = 0
     total: int | None = None
+    offset_key: str = "skip"
+    """The API's name for the offset: ``skip`` (Contentstack), ``offset`` (Webflow)."""
     _pages: int = 0
 
     def params(self) -> dict[str, int]:
-        return {"skip": self.skip, "limit": self.limit}
+        return {self.offset_key: self.skip, "limit": self.limit}
 
     def advance(self, received: int, total: int | None) -> bool:
         """Record a page of ``received`` items; return True if another page must be fetched."""

@@ -69,8 +69,13 @@ def map_meta(meta: AssetMeta, limits: Limits) -> MappedMeta:
 
     lost_overrides: dict[str, list[str]] = {name: [] for name in _TEXT_FIELDS}
     locales: dict[str, LocalizedText] = {}
+    unmapped: list[str] = []
     if "locales" in supported:
         for code, text in meta.locales.items():
+            if limits.locales is not None and code not in limits.locales:
+                if _has_text(text):
+                    unmapped.append(code)
+                continue
             kept = LocalizedText(
                 **{n: getattr(text, n) if n in supported else None for n in _TEXT_FIELDS}
             )
@@ -100,6 +105,13 @@ def map_meta(meta: AssetMeta, limits: Limits) -> MappedMeta:
             also = lost_overrides.get(name)
             extra = f" (also the overrides for {', '.join(sorted(also))})" if also else ""
             warnings.append(f"{name} dropped: the target has no such field{extra}")
+
+    if unmapped:
+        dropped.append("locales")
+        warnings.append(
+            f"locales dropped: the target has no locale for {', '.join(sorted(unmapped))}; "
+            "map it in the job file to keep those overrides"
+        )
 
     def keep(name: str, value: str | None) -> str | None:
         return value if name in supported else None
@@ -252,6 +264,19 @@ def size_problem(size: int | None, content_type: str, limits: Limits) -> str | N
     if have == most:
         have, most = f"{size:,} bytes", f"{limit:,} bytes"
     return f"file is {have}; the target accepts at most {most} {scope}"
+
+
+def type_problem(size: int | None, content_type: str, limits: Limits) -> str | None:
+    """Why the target won't take a file of ``content_type`` at all, or ``None``.
+
+    E.g. ``"the target does not accept video/mp4 files (12.0 MB)"``; the size is shown so the
+    plan line says what is left behind.
+    """
+    accepted = limits.accepted_content_types
+    if accepted is None or content_type.split(";")[0].strip().lower() in accepted:
+        return None
+    shown = "size unknown" if size is None else _human(size)
+    return f"the target does not accept {content_type} files ({shown})"
 
 
 def _human(size: int) -> str:

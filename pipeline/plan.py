@@ -26,6 +26,7 @@ from mappings.fields import (
     resolve_filename_collisions,
     size_problem,
     target_filename,
+    type_problem,
 )
 from mappings.folders import (
     FolderOverflow,
@@ -82,6 +83,8 @@ class AssetAction:
     """An earlier attempt may have created the asset: look for it before uploading."""
     record: ItemRecord | None = None
     source_hash: str = ""
+    dropped: tuple[str, ...] = ()
+    """Canonical metadata fields with a value the target has no place for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +278,8 @@ def _asset_action(
                      tree_error or "its folder cannot be placed in the target")
     if asset.unreachable:
         return _with(base, Op.UNSUPPORTED, asset.unreachable)
-    problem = size_problem(asset.size, asset.content_type, inp.limits)
+    problem = (type_problem(asset.size, asset.content_type, inp.limits)
+               or size_problem(asset.size, asset.content_type, inp.limits))
     if problem:
         return _with(base, Op.UNSUPPORTED, problem)
     filename = final_names[asset.source_id]
@@ -296,7 +300,7 @@ def _asset_action(
     record = inp.records.get(("asset", asset.source_id))
     base = AssetAction(
         Op.CREATE, asset.source_id, path, "", tuple(warnings), asset, folder, filename,
-        mapped.meta, record=record, source_hash=base.source_hash,
+        mapped.meta, record=record, source_hash=base.source_hash, dropped=mapped.dropped,
     )
     if inp.retry_failed_only and (record is None or record.status is not ItemStatus.FAILED):
         return _with(base, Op.SKIP, "not a failed item (--retry-failed)")

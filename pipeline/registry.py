@@ -29,6 +29,7 @@ BUILTIN = (
     "connectors.storyblok",
     "connectors.contento",
     "connectors.contentstack_delivery",
+    "connectors.webflow",
 )
 """Modules of the built-in connectors, each with a ``PLUGIN``."""
 

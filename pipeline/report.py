@@ -61,6 +61,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     warnings = sum(len(a.warnings) for a in plan.assets)
     warnings += sum(len(f.warnings) for f in plan.folders)
     total_bytes, estimated_sizes = _source_bytes(plan)
+    dropped = Counter(name for a in plan.assets for name in a.dropped)
     return {
         "route": plan.route,
         **{op.value: counts.get(op.value, 0) for op in Op},
@@ -71,6 +72,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "warnings": warnings,
         "bytes": total_bytes,
         "bytes_estimated": estimated_sizes,
+        "dropped_fields": dict(sorted(dropped.items())),
         "estimated_requests": plan.estimated_requests,
         "estimated_seconds": plan.estimated_seconds,
     }
@@ -89,7 +91,16 @@ def _summary_line(summary: dict[str, Any]) -> str:
             f"{summary['conflict']} conflict, {summary['unsupported']} unsupported; "
             f"{summary['warnings']} warnings; {_bytes_text(summary)}; "
             f"about {summary['estimated_requests']} requests, "
-            f"{summary['estimated_seconds']} s at the target's rate limit")
+            f"{summary['estimated_seconds']} s at the target's rate limit"
+            + _dropped_line(summary))
+
+
+def _dropped_line(summary: dict[str, Any]) -> str:
+    dropped = summary.get("dropped_fields") or {}
+    if not dropped:
+        return ""
+    counts = ", ".join(f"{name} on {count} assets" for name, count in dropped.items())
+    return f"\nfields the target has no place for (dropped): {counts}"
 
 
 def _bytes_text(summary: dict[str, Any]) -> str:

@@ -34,7 +34,11 @@ from connectors.localfs import LocalConfig, LocalFolderConnector
 from connectors.storyblok.config import StoryblokConfig
 from connectors.storyblok.connector import StoryblokConnector
 from connectors.storyblok.emulator import StoryblokEmulator
+from connectors.webflow import WebflowConfig, WebflowConnector
+from connectors.webflow.emulator import WebflowEmulator
 from tests.connectors.staging import MemoryJournal, stage_bytes
+
+WF_LOCALE = "65427cf400e02b306eaa04a0"
 
 Factory = Callable[[Path], AbstractAsyncContextManager[Target]]
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00"
@@ -80,7 +84,22 @@ async def storyblok(tmp_path: Path) -> AsyncIterator[Target]:
         emu.close()
 
 
-TARGETS = {"local": local, "contentstack": contentstack, "storyblok": storyblok}
+@asynccontextmanager
+async def webflow(tmp_path: Path) -> AsyncIterator[Target]:
+    emu = WebflowEmulator(rate_limit_per_minute=None, locales=(WF_LOCALE,))
+    cfg = WebflowConfig(connector="webflow", site_id=emu.site_id,
+                        token=SecretStr("wf-emulator-token"), base_url="http://wf.emulator",
+                        rate_limit_per_minute=60_000, locales={"de": WF_LOCALE})
+    conn = WebflowConnector(cfg, transport=in_process_transport(emu.app))
+    try:
+        yield conn
+    finally:
+        await conn.aclose()
+        emu.close()
+
+
+TARGETS = {"local": local, "contentstack": contentstack, "storyblok": storyblok,
+           "webflow": webflow}
 
 
 @pytest.fixture(params=sorted(TARGETS))

@@ -1,0 +1,408 @@
+"""A Webflow site's assets as a source and a target (Data API v2, reference/cms-api-facts.md §3).
+
+Mapping choices (Webflow -> canonical, and back):
+
+- ids are 24-hex object ids, kept as they are;
+- the filename is ``originalFileName`` (the name the file was uploaded with); ``displayName``
+  (usually ``<id>_<name>``) goes to ``extra["display_name"]``; an upload sets ``displayName``
+  to the filename;
+- the file is ``hostedUrl``; ``variants`` are Webflow's resized copies and never move;
+- a folder's path comes from ``parentFolder`` links; an asset's folder from its ``folderId``
+  or, where the API does not send it, from the folder whose ``assets`` list holds its id;
+- ``altText`` is the only metadata field; per locale it is read and written with ``localeId``
+  for the locales the job file maps (``locales = {de = "<localeId>"}``). Title, description,
+  copyright, tags and focus have no place in Webflow: the plan warns, per field.
+
+Uploads are two steps (§3.5), journaled so a run killed between them resumes safely:
+
+1. ``POST /sites/{site_id}/assets`` with ``fileName``, the MD5 ``fileHash`` and
+   ``parentFolder``; the journal notes ``created`` ``{"asset_id", "stored": "0"}``;
+2. the multipart storage POST to ``uploadUrl`` (``uploadDetails`` verbatim, the file last);
+   the journal notes ``stored`` ``{"stored": "1", "url"}``; then a ``PATCH`` sets
+   ``displayName`` and ``altText`` (and ``altText`` per mapped locale).
+
+On resume after ``stored``: only the ``PATCH``. After ``created`` only: the asset is looked
+up; if its bytes arrived (Webflow shows it) it is finished with the ``PATCH``; if not, Webflow
+never lists it, so the orphaned id is reported in the log (``webflow.upload_orphaned``) and a
+fresh upload is made: never a second visible asset.
+
+Folders can only be created and read (no rename, move or delete in v2), and files cannot be
+replaced: the connector claims neither capability, so the plan says so.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import anyio
+import httpx
+import structlog
+
+from connectors.base import (
+    Asset,
+    AssetMeta,
+    Folder,
+    FolderPath,
+    Limits,
+    LocalizedText,
+    Source,
+    StagedFile,
+    SupportsDelete,
+    SupportsFindAsset,
+    SupportsUpdateMetadata,
+    Target,
+    TargetRef,
+    UploadJournal,
+    UploadRequest,
+)
+from connectors.errors import ItemError, MalformedResponseError, NotFoundError
+from connectors.pagination import OffsetPaginator
+from connectors.webflow.client import WebflowClient
+from connectors.webflow.config import WebflowConfig
+from connectors.webflow.wire import WireAsset, WireFolder
+
+log = structlog.get_logger(__name__)
+
+PAGE = 100
+"""``limit`` maximum of the list endpoints (§3.3)."""
+MAX_NAME_LENGTH = 99
+"""``fileName`` must be less than 100 characters (Create Asset, §3.5)."""
+MAX_IMAGE_BYTES = 4 * 1024 * 1024
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+""""Images must not exceed 4MB", "Documents are capped at 10MB" (Working with Assets)."""
+
+ACCEPTED_TYPES: frozenset[str] = frozenset({
+    # images (Working with Assets: PNG, JPEG and JPG, GIF, SVG, WebP, AVIF)
+    "image/png", "image/jpeg", "image/gif", "image/svg+xml", "image/webp", "image/avif",
+    # Lottie animations (JSON)
+    "application/json",
+    # documents: the Data API page names the kind without a list; these are the document
+    # types of Webflow's Assets panel (help centre, "Supported file types")
+    "application/pdf", "text/plain", "text/csv",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.ms-excel",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "application/vnd.oasis.opendocument.presentation",
+})
+"""Content types Webflow accepts; anything else is ``unsupported`` in the plan."""
+
+METADATA_FIELDS: frozenset[str] = frozenset({"alt_text", "locales"})
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _text(value: str | None) -> str | None:
+    return value if value else None
+
+
+def file_name(wire: WireAsset) -> str:
+    """The asset's name: ``originalFileName``, else ``displayName`` without its id prefix."""
+    if wire.original_file_name:
+        return wire.original_file_name
+    display = wire.display_name or wire.id
+    prefix = f"{wire.id}_"
+    return display[len(prefix):] if display.startswith(prefix) else display
+
+
+class WebflowConnector:
+    """One Webflow site. Source, Target, and metadata / delete / find extras."""
+
+    name = "webflow"
+
+    def __init__(
+        self, config: WebflowConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._config = config
+        self._client = WebflowClient(config, transport=transport)
+        self._folders: dict[str, Folder] | None = None
+        self._members: dict[str, str] = {}
+        """asset id -> folder id, from the folders' ``assets`` lists."""
+        self._folder_lock = anyio.Lock()
+        self._limits = Limits(
+            max_file_size_by_kind={"image": MAX_IMAGE_BYTES, "document": MAX_DOCUMENT_BYTES},
+            metadata_fields=METADATA_FIELDS,
+            forbidden_name_chars="/\\",
+            max_name_length=MAX_NAME_LENGTH,
+            accepted_content_types=ACCEPTED_TYPES,
+            locales=frozenset(config.locales),
+            requests_per_second=config.requests_per_second,
+            requests_per_upload=2,  # create asset, metadata PATCH (storage POSTs are free)
+        )
+
+    @property
+    def scope(self) -> str:
+        return self._config.site_id
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- folders -------------------------------------------------------------------------
+
+    async def _list_folders(self) -> list[WireFolder]:
+        pager = OffsetPaginator(limit=PAGE, offset_key="offset")
+        found: dict[str, WireFolder] = {}
+        while True:
+            page = await self._client.list_folders(pager.params())
+            total = page.pagination.total if page.pagination else None
+            more = pager.advance(len(page.asset_folders), total)
+            for folder in page.asset_folders:
+                found.setdefault(folder.id, folder)
+            if not more:
+                return list(found.values())
+
+    @staticmethod
+    def _resolve(wire: list[WireFolder]) -> dict[str, Folder]:
+        by_id = {f.id: f for f in wire}
+        resolved: dict[str, Folder] = {}
+
+        def resolve(folder: WireFolder, trail: tuple[str, ...]) -> Folder:
+            done = resolved.get(folder.id)
+            if done is not None:
+                return done
+            if folder.id in trail:
+                raise MalformedResponseError(f"Webflow asset folder {folder.id} is its own "
+                                             "ancestor")
+            path: FolderPath = (folder.display_name,)
+            parent_id = folder.parent_folder or None
+            if parent_id is not None:
+                parent = by_id.get(parent_id)
+                if parent is None:
+                    raise MalformedResponseError(
+                        f"Webflow asset folder {folder.id} ({folder.display_name!r}) names "
+                        f"parent {parent_id}, which is not in the folder list")
+                path = (*resolve(parent, (*trail, folder.id)).path, folder.display_name)
+            result = Folder(folder.id, folder.display_name, parent_id, path)
+            resolved[folder.id] = result
+            return result
+
+        for folder in wire:
+            resolve(folder, ())
+        return resolved
+
+    async def _load_folders(self, *, refresh: bool = False) -> dict[str, Folder]:
+        async with self._folder_lock:
+            if self._folders is None or refresh:
+                wire = await self._list_folders()
+                self._folders = self._resolve(wire)
+                self._members = {a: f.id for f in wire for a in f.assets}
+            return self._folders
+
+    async def iter_folders(self) -> AsyncIterator[Folder]:
+        """Every asset folder, parents before children. Raises MalformedResponseError when a
+        folder names a parent that is not listed."""
+        folders = await self._load_folders(refresh=True)
+        for folder in sorted(folders.values(), key=lambda f: len(f.path)):
+            yield folder
+
+    async def create_folder(self, parent_id: str | None, name: str) -> Folder:
+        """Create an asset folder (Webflow folders can never be renamed, moved or deleted)."""
+        parent_path: FolderPath = ()
+        if parent_id is not None:
+            parent = (await self._load_folders()).get(parent_id)
+            if parent is None:
+                parent = (await self._load_folders(refresh=True)).get(parent_id)
+            if parent is None:
+                raise NotFoundError(f"Webflow has no asset folder {parent_id}")
+            parent_path = parent.path
+        wire = await self._client.create_folder(name, parent_id)
+        folder = Folder(wire.id, wire.display_name, parent_id, (*parent_path, wire.display_name))
+        async with self._folder_lock:
+            if self._folders is not None:
+                self._folders[wire.id] = folder
+        log.info("webflow.folder_created", folder_id=folder.source_id, path="/".join(folder.path))
+        return folder
+
+    # -- assets --------------------------------------------------------------------------
+
+    async def _pages(self) -> AsyncIterator[list[WireAsset]]:
+        pager = OffsetPaginator(limit=PAGE, offset_key="offset")
+        seen: set[str] = set()
+        while True:
+            page = await self._client.list_assets(pager.params())
+            total = page.pagination.total if page.pagination else None
+            more = pager.advance(len(page.assets), total)
+            fresh = [a for a in page.assets if a.id not in seen]
+            seen.update(a.id for a in fresh)
+            yield fresh
+            if not more:
+                return
+
+    async def _locale_alts(self, offset: int, ids: set[str]) -> dict[str, dict[str, str]]:
+        """alt text per asset id per locale code, for the page at ``offset``."""
+        found: dict[str, dict[str, str]] = {}
+        for code, locale_id in sorted(self._config.locales.items()):
+            page = await self._client.list_assets({"offset": offset, "limit": PAGE},
+                                                  locale_id=locale_id)
+            for wire in page.assets:
+                if wire.id in ids and wire.alt_text:
+                    found.setdefault(wire.id, {})[code] = wire.alt_text
+        return found
+
+    async def iter_assets(self) -> AsyncIterator[Asset]:
+        """Every asset, 100 a page, as pages arrive (alt text per mapped locale with it).
+
+        Raises MalformedResponseError when paging goes beyond the announced total or an asset
+        names a folder that is not listed.
+        """
+        folders = await self._load_folders(refresh=True)
+        offset = 0
+        async for page in self._pages():
+            alts = await self._locale_alts(offset, {a.id for a in page}) if page else {}
+            offset += PAGE
+            for wire in page:
+                folder_id = wire.folder_id or self._members.get(wire.id)
+                if folder_id is not None and folder_id not in folders:
+                    folders = await self._load_folders(refresh=True)
+                yield self._to_asset(wire, folders, alts.get(wire.id, {}))
+
+    def _to_asset(self, wire: WireAsset, folders: Mapping[str, Folder],
+                  alts: Mapping[str, str]) -> Asset:
+        folder_id = wire.folder_id or self._members.get(wire.id)
+        folder_path: FolderPath = ()
+        if folder_id is not None:
+            folder = folders.get(folder_id)
+            if folder is None:
+                raise MalformedResponseError(
+                    f"Webflow asset {wire.id} is in folder {folder_id}, which is not listed")
+            folder_path = folder.path
+        name = file_name(wire)
+        extra = {"display_name": wire.display_name} if wire.display_name else {}
+        if wire.variants:
+            extra["variants"] = str(len(wire.variants))
+        return Asset(
+            source_id=wire.id,
+            filename=name,
+            folder_path=folder_path,
+            folder_id=folder_id,
+            content_type=_text(wire.content_type) or mimetypes.guess_type(name)[0]
+            or "application/octet-stream",
+            size=wire.size,
+            meta=AssetMeta(
+                alt_text=_text(wire.alt_text),
+                locales={code: LocalizedText(alt_text=text) for code, text in alts.items()},
+            ),
+            created_at=_parse_time(wire.created_on),
+            updated_at=_parse_time(wire.last_updated),
+            version=wire.last_updated,
+            url=wire.hosted_url,
+            extra=extra,
+        )
+
+    def open_asset(self, asset: Asset) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Stream ``hostedUrl`` (the original, not a variant) without the token."""
+        return self._open(asset)
+
+    @asynccontextmanager
+    async def _open(self, asset: Asset) -> AsyncIterator[AsyncIterator[bytes]]:
+        if not asset.url:
+            raise ItemError(f"Webflow asset {asset.source_id} has no hostedUrl")
+        async with self._client.storage.download(asset.url) as body:
+            yield body
+
+    # -- uploads -------------------------------------------------------------------------
+
+    async def upload(
+        self, request: UploadRequest, staged: StagedFile, journal: UploadJournal
+    ) -> TargetRef:
+        """Create the asset, POST its bytes to storage, then set its metadata; resumable
+        from the journal (module docstring). Raises ItemError when Webflow refuses it."""
+        previous = journal.previous
+        asset_id = previous.get("asset_id") or None
+        url = previous.get("url") or None
+        stored = bool(asset_id) and previous.get("stored") == "1"
+        if stored:
+            log.info("webflow.upload_resumed", asset_id=asset_id, step="stored")
+        elif asset_id:
+            try:
+                wire = await self._client.get_asset(asset_id)
+            except NotFoundError:
+                log.warning("webflow.upload_orphaned", asset_id=asset_id,
+                            reason="an interrupted run created the asset but its bytes never "
+                                   "arrived; Webflow does not list it. Uploading afresh.")
+                asset_id = None
+            else:
+                log.info("webflow.upload_resumed", asset_id=asset_id, step="stored")
+                stored, url = True, wire.hosted_url
+        if asset_id is None or not stored:
+            ticket = await self._client.create_asset(request.filename, staged.md5,
+                                                     request.folder_id)
+            asset_id = ticket.id
+            await journal.record("created", {"asset_id": asset_id, "stored": "0", "url": ""})
+            await self._client.store(ticket, staged.path, request.filename,
+                                     staged.content_type)
+            url = ticket.hosted_url
+            await journal.record("stored", {"asset_id": asset_id, "stored": "1",
+                                            "url": url or ""})
+        await self._patch(asset_id, request.meta, display_name=request.filename)
+        log.info("webflow.uploaded", target_id=asset_id, bytes=staged.size)
+        return TargetRef(asset_id, url)
+
+    # -- metadata ------------------------------------------------------------------------
+
+    async def update_metadata(self, target_id: str, meta: AssetMeta) -> None:
+        """Set ``altText`` (and per mapped locale); the other fields have no place."""
+        await self._patch(target_id, meta, display_name=None, always=True)
+
+    async def _patch(self, asset_id: str, meta: AssetMeta, *, display_name: str | None,
+                     always: bool = False) -> None:
+        body: dict[str, Any] = {}
+        if display_name is not None:
+            body["displayName"] = display_name
+        if meta.alt_text is not None or always:
+            body["altText"] = meta.alt_text or ""
+        if meta.alt_text is not None or always or meta.locales:
+            await self._client.update_asset(asset_id, body)
+        for code, text in sorted(meta.locales.items()):
+            locale_id = self._config.locales.get(code)
+            if locale_id is None or text.alt_text is None:
+                continue
+            await self._client.update_asset(asset_id, {"altText": text.alt_text},
+                                            locale_id=locale_id)
+
+    # -- delete / find -------------------------------------------------------------------
+
+    async def delete(self, target_id: str) -> None:
+        """Delete the asset; already gone is fine."""
+        try:
+            await self._client.delete_asset(target_id)
+        except NotFoundError:
+            log.info("webflow.delete_absent", target_id=target_id)
+
+    async def find_asset(
+        self, folder_id: str | None, filename: str, size: int
+    ) -> TargetRef | None:
+        """An asset in ``folder_id`` uploaded as ``filename`` with ``size`` bytes, or None."""
+        await self._load_folders(refresh=True)
+        async for page in self._pages():
+            for wire in page:
+                where = wire.folder_id or self._members.get(wire.id)
+                if where == folder_id and file_name(wire) == filename and wire.size == size:
+                    return TargetRef(wire.id, wire.hosted_url)
+        return None
+
+
+_source: type[Source] = WebflowConnector
+_target: type[Target] = WebflowConnector
+_update_metadata: type[SupportsUpdateMetadata] = WebflowConnector
+_delete: type[SupportsDelete] = WebflowConnector
+_find_asset: type[SupportsFindAsset] = WebflowConnector
