@@ -325,6 +325,10 @@ def _asset_action(
     candidates = target_index.get((folder, NameRules.of(inp.limits).key(filename)), [])
     in_flight = record is not None and record.status is ItemStatus.IN_FLIGHT
     same = [t for t in candidates if same_size(asset, t.size)]
+    if same and in_flight and inp.capabilities.update_metadata:
+        # a multi-step upload shows the asset before its metadata is set: set it again
+        return _with(_target(base, same[0]), Op.UPDATE,
+                     "an interrupted run had created it: adopted, its metadata set again")
     if same:
         reason = ("an interrupted run had created it: adopted" if in_flight
                   else "already in the target (same folder, name and size): adopted")

@@ -247,14 +247,19 @@ class WebflowConnector:
             if not more:
                 return
 
-    async def _locale_alts(self, offset: int, ids: set[str]) -> dict[str, dict[str, str]]:
-        """alt text per asset id per locale code, for the page at ``offset``."""
+    async def _locale_alts(self, offset: int,
+                           primary: Mapping[str, str | None]) -> dict[str, dict[str, str]]:
+        """Alt text overrides per asset id per locale code, for the page at ``offset``.
+
+        A locale without its own alt text answers with the primary locale's (Localization
+        falls back to it): only a text that differs from ``primary`` is an override.
+        """
         found: dict[str, dict[str, str]] = {}
         for code, locale_id in sorted(self._config.locales.items()):
             page = await self._client.list_assets({"offset": offset, "limit": PAGE},
                                                   locale_id=locale_id)
             for wire in page.assets:
-                if wire.id in ids and wire.alt_text:
+                if wire.id in primary and wire.alt_text and wire.alt_text != primary[wire.id]:
                     found.setdefault(wire.id, {})[code] = wire.alt_text
         return found
 
@@ -267,7 +272,8 @@ class WebflowConnector:
         folders = await self._load_folders(refresh=True)
         offset = 0
         async for page in self._pages():
-            alts = await self._locale_alts(offset, {a.id for a in page}) if page else {}
+            alts = (await self._locale_alts(offset, {a.id: a.alt_text for a in page})
+                    if page else {})
             offset += PAGE
             for wire in page:
                 folder_id = wire.folder_id or self._members.get(wire.id)

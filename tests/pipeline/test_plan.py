@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from connectors.base import Asset, AssetMeta, Capabilities, Folder, Limits
 from mappings.folders import FolderOverflow
 from pipeline.plan import Op, PlanInput, make_plan, source_hash
@@ -91,7 +93,8 @@ def test_migrated_but_deleted_in_the_target_is_created_again() -> None:
 def test_interrupted_upload_is_reconciled() -> None:
     a = asset("a", "a.png")
     rec = ItemRecord(route="r", kind="asset", source_id="a", status=ItemStatus.IN_FLIGHT)
-    assert plan_of([a], [asset("t9", "a.png")], {("asset", "a"): rec})["a"][0] is Op.SKIP
+    # found: adopted, and its metadata set again (a multi-step upload may have stopped first)
+    assert plan_of([a], [asset("t9", "a.png")], {("asset", "a"): rec})["a"][0] is Op.UPDATE
     inp = PlanInput([], [a], [], [], {("asset", "a"): rec}, LIMITS, ALL,
                     FolderOverflow.COLLAPSE)
     [action] = make_plan("r", inp).assets
@@ -149,3 +152,17 @@ def test_an_edit_to_an_asset_of_estimated_size_sends_its_file_again() -> None:
     assert op is Op.REPLACE
     assert "file changed" in reason
 
+
+def test_an_interrupted_upload_found_in_the_target_gets_its_metadata_set_again() -> None:
+    """A multi-step upload (Webflow, Storyblok) shows the asset before its metadata PATCH:
+    a kill in between must not leave it adopted without its alt text."""
+    asset = Asset("a", "hero.png", (), None, "image/png", 5, AssetMeta(alt_text="A hero"))
+    there = replace(asset, source_id="t1", meta=AssetMeta())
+    record = ItemRecord("r", "asset", "a", ItemStatus.IN_FLIGHT, path="hero.png")
+    caps = Capabilities(target=True, replace=False, update_metadata=True, delete=True,
+                        find_asset=True)
+    plan = make_plan("r", PlanInput([], [asset], [], [there], {("asset", "a"): record},
+                                    Limits(), caps, FolderOverflow.COLLAPSE))
+    [action] = plan.assets
+    assert (action.op, action.target_id) == (Op.UPDATE, "t1")
+    assert action.meta.alt_text == "A hero"
