@@ -135,8 +135,8 @@ class Pacer:
 
     def observe(self, response: httpx.Response) -> None:
         remaining = response.headers.get("x-ratelimit-remaining")
-        if remaining is not None and remaining.strip() == "0":
-            self.hold(self._window)
+        if remaining is not None and remaining.strip() == "0" and response.status_code != 429:
+            self.hold(self._window)  # a 429's own Retry-After governs its pause
         if response.status_code == 429:
             self.slow_down()
         elif self._rate and self._max_rate and self._rate < self._max_rate:

@@ -269,7 +269,7 @@ class WebflowConnector:
         Raises MalformedResponseError when paging goes beyond the announced total or an asset
         names a folder that is not listed.
         """
-        folders = await self._load_folders(refresh=True)
+        folders = await self._load_folders()  # fresh from iter_folders, or loaded now
         offset = 0
         async for page in self._pages():
             alts = (await self._locale_alts(offset, {a.id: a.alt_text for a in page})
