@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import vcr
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from connectors import http as http_module
@@ -94,7 +94,8 @@ async def test_listing_maps_the_documented_examples() -> None:
     assert candy.folder_path == ("emoji icons",)
     assert (candy.content_type, candy.size) == ("image/png", 2212772)
     assert candy.meta.alt_text == "A single candy wrapper"
-    assert candy.url is not None and candy.url.endswith("_Vectors-Wrapper.svg"), "hostedUrl"
+    assert candy.url is not None
+    assert candy.url.endswith("_Vectors-Wrapper.svg"), "hostedUrl"
     assert candy.extra["display_name"] == "63e5889e7fe4eafa7384cea4_Candy-Wrapper.png"
     gum = assets["63e5889e7fe4eafa7384cea5"]
     assert (gum.folder_path, gum.folder_id) == ((), None), "folderId null: the root"
@@ -131,7 +132,8 @@ async def test_upload_is_two_steps_with_every_signed_field_verbatim_and_the_file
                      "key", "Policy", "X-Amz-Signature", "success_action_status",
                      "content-type", "Cache-Control", "file"], "verbatim casing, file last"
     assert b"<a-very-long-alphanumeric-token-with-equal-sign-at-the-end>" in body
-    assert body.rstrip().endswith(b"--") and data in body
+    assert body.rstrip().endswith(b"--")
+    assert data in body
     assert json.loads(patch.content) == {"displayName": "file.png", "altText": "A hero"}
     assert "localeId" not in patch.url.params
     assert patch_de.url.params["localeId"] == LOCALE
@@ -186,7 +188,8 @@ def test_config_rules() -> None:
 def test_capabilities_and_limits_say_what_webflow_cannot_do() -> None:
     conn = WebflowConnector(config())
     caps = Capabilities.of(conn)
-    assert caps.target and caps.update_metadata and caps.delete and caps.find_asset
+    assert (caps.target, caps.update_metadata, caps.delete, caps.find_asset) == (
+        True, True, True, True)
     assert not caps.replace, "Webflow v2 cannot replace an asset's file"
     limits = conn.limits
     assert limits.max_size_for("image/png") == 4 * 1024 * 1024
