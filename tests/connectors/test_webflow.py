@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 import pytest
@@ -38,6 +38,14 @@ VCR = vcr.VCR(
     filter_headers=["authorization"],
     match_on=["method", "scheme", "host", "port", "path", "query"],
 )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cassette(name: str) -> Callable[[F], F]:
+    """``VCR.use_cassette`` as a typed decorator."""
+    return cast(Callable[[F], F], VCR.use_cassette(name))
 
 
 class Recorder(httpx.AsyncBaseTransport):
@@ -78,7 +86,7 @@ def no_waits() -> Iterator[None]:
 # -- cassettes -----------------------------------------------------------------------------
 
 
-@VCR.use_cassette("list.yaml")
+@cassette("list.yaml")
 async def test_listing_maps_the_documented_examples() -> None:
     rec = Recorder()
     conn = WebflowConnector(fast(locales={}), transport=rec)
@@ -105,7 +113,7 @@ async def test_listing_maps_the_documented_examples() -> None:
         assert request.url.params["limit"] == "100"
 
 
-@VCR.use_cassette("upload.yaml")
+@cassette("upload.yaml")
 async def test_upload_is_two_steps_with_every_signed_field_verbatim_and_the_file_last(
         tmp_path: Path) -> None:
     rec = Recorder()
@@ -142,7 +150,7 @@ async def test_upload_is_two_steps_with_every_signed_field_verbatim_and_the_file
     assert journal.records[0][1]["asset_id"] == "64358b9544249dc43d37d2b7"
 
 
-@VCR.use_cassette("resume.yaml")
+@cassette("resume.yaml")
 async def test_resume_after_step_one_finishes_the_asset_whose_bytes_arrived(
         tmp_path: Path) -> None:
     rec = Recorder()
@@ -159,7 +167,7 @@ async def test_resume_after_step_one_finishes_the_asset_whose_bytes_arrived(
     assert journal.records == []
 
 
-@VCR.use_cassette("errors.yaml")
+@cassette("errors.yaml")
 async def test_missing_site_and_refused_token_stop_the_run_with_what_to_do() -> None:
     conn = WebflowConnector(fast(), transport=Recorder())
     with pytest.raises(ConfigError, match="site 6390c49674a71f84b51a08d8 was not found"):
