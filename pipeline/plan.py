@@ -31,6 +31,7 @@ from mappings.fields import (
 from mappings.folders import (
     FolderOverflow,
     NameRules,
+    TreeMap,
     distinct_folder_paths,
     path_bytes,
     plan_tree,
@@ -171,18 +172,42 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     tree = plan_tree(sorted(folder_paths), inp.limits, inp.policy, existing=existing_paths,
                      occupied=files_there)
 
+    kept = _kept_folders(inp, tree, source_paths)
+
+    def place(path: FolderPath) -> FolderPath | None:
+        """Where a source folder's assets go: the tree's answer, unless an earlier run put
+        the folder (or an ancestor) somewhere the target cannot move it away from."""
+        placed = tree.target_path(path)
+        if placed is None or not kept:
+            return placed
+        for depth in range(len(path), 0, -1):
+            hit = kept.get(path[:depth])
+            if hit is not None and placed[:len(hit[1])] == hit[1]:
+                return hit[0] + placed[len(hit[1]):]
+        return placed
+
     by_target: dict[FolderPath, list[str]] = defaultdict(list)
     warnings_by_target: dict[FolderPath, list[str]] = defaultdict(list)
     for f in inp.source_folders:
         path = source_paths[f.source_id]
-        placed = tree.target_path(path)
+        placed = place(path)
         if placed is not None:
             by_target[placed].append(f.source_id)
             seen = warnings_by_target[placed]
             notes = (*tree.warnings_for(path), *filter(None, [twin_notes.get(f.source_id)]))
             seen.extend(w for w in notes if w not in seen)
+            if path in kept and path[:-1] not in kept:
+                seen.append(
+                    f"renamed or moved in the source since the last run (it would now be "
+                    f"{'/'.join(kept[path][1])!r}); the target cannot rename or move "
+                    f"folders, so it stays {'/'.join(placed)!r} (rename it there by hand)")
+    needed = tree.target_folders()
+    if kept:
+        wanted = {p[:depth] for p in map(place, folder_paths) if p
+                  for depth in range(1, len(p) + 1)}
+        needed = sorted(wanted, key=lambda p: (len(p), p))
     folder_actions = []
-    for path in tree.target_folders():
+    for path in needed:
         have = existing_paths.get(path)
         warnings = warnings_by_target.get(path, [])
         if have is not None:
@@ -214,7 +239,7 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     names_by_folder: dict[FolderPath, list[tuple[str, str]]] = defaultdict(list)
     placed_assets: list[tuple[Asset, FolderPath | None]] = []
     for asset in listed:
-        folder = tree.target_path(folder_of(asset)) if asset.folder_path else ()
+        folder = place(folder_of(asset)) if asset.folder_path else ()
         placed_assets.append((asset, folder))
         if folder is not None:
             names_by_folder[folder].append(
@@ -257,6 +282,31 @@ def _warn_over_asset_count(actions: list[AssetAction], inp: PlanInput) -> list[A
                     f"the target would hold more than {most:,} assets, its default limit "
                     "(raised on request by the vendor's support): this upload may be refused")))
         out.append(action)
+    return out
+
+
+def _kept_folders(inp: PlanInput, tree: TreeMap, source_paths: Mapping[str, FolderPath]
+                  ) -> dict[FolderPath, tuple[FolderPath, FolderPath]]:
+    """Source folders an earlier run placed elsewhere than the tree would now.
+
+    ``source path -> (where it is in the target, where the tree would put it)``, for folders
+    whose recorded target folder is still there at its recorded path. No target can rename or
+    move a folder (Webflow: folders are create-only), so the folder stays where it is instead
+    of a second tree being made under the new name.
+    """
+    current = {f.source_id: f.path for f in inp.target_folders}
+    out: dict[FolderPath, tuple[FolderPath, FolderPath]] = {}
+    for f in inp.source_folders:
+        rec = inp.records.get(("folder", f.source_id))
+        if rec is None or rec.status is not ItemStatus.DONE or not rec.target_id:
+            continue
+        if not rec.target_path:
+            continue
+        old = tuple(rec.target_path.split("/"))
+        path = source_paths.get(f.source_id, f.path)
+        now = tree.target_path(path)
+        if now is not None and now != old and current.get(rec.target_id) == old:
+            out[path] = (old, now)
     return out
 
 

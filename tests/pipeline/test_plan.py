@@ -166,3 +166,29 @@ def test_an_interrupted_upload_found_in_the_target_gets_its_metadata_set_again()
     [action] = plan.assets
     assert (action.op, action.target_id) == (Op.UPDATE, "t1")
     assert action.meta.alt_text == "A hero"
+
+
+def test_a_folder_renamed_in_the_source_stays_where_it_is_with_the_reason() -> None:
+    """Webflow folders cannot be renamed or moved: no second tree under the new name."""
+    caps = Capabilities(target=True, replace=False, update_metadata=True, delete=True,
+                        find_asset=True)
+    source_folders = [Folder("s1", "Brand 2026", None, ("Brand 2026",)),
+                      Folder("s2", "Logos", "s1", ("Brand 2026", "Logos"))]
+    target_folders = [Folder("t1", "Brand", None, ("Brand",)),
+                      Folder("t2", "Logos", "t1", ("Brand", "Logos"))]
+    records = {
+        ("folder", "s1"): ItemRecord("r", "folder", "s1", ItemStatus.DONE, path="Brand",
+                                     target_id="t1", target_path="Brand"),
+        ("folder", "s2"): ItemRecord("r", "folder", "s2", ItemStatus.DONE, path="Brand/Logos",
+                                     target_id="t2", target_path="Brand/Logos"),
+    }
+    new = Asset("a1", "new.png", ("Brand 2026", "Logos"), "s2", "image/png", 3)
+    plan = make_plan("r", PlanInput(source_folders, [new], target_folders, [], records,
+                                    Limits(), caps, FolderOverflow.COLLAPSE))
+    assert [(f.op, f.target_path) for f in plan.folders] == [
+        (Op.SKIP, ("Brand",)), (Op.SKIP, ("Brand", "Logos"))]
+    [brand] = [f for f in plan.folders if f.target_path == ("Brand",)]
+    assert any("renamed or moved in the source" in w and "'Brand 2026'" in w
+               for w in brand.warnings)
+    [action] = plan.assets
+    assert (action.op, action.target_folder) == (Op.CREATE, ("Brand", "Logos"))
