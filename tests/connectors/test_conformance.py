@@ -206,3 +206,29 @@ async def test_replace_update_and_delete(make: Factory, tmp_path: Path) -> None:
         assert assets[ref.target_id].meta.title == "two"
         await deleter.delete(ref.target_id)
         assert await listed(conn) == {}
+
+
+async def test_update_metadata_and_delete(make: Factory, tmp_path: Path) -> None:
+    """For every target that updates and deletes, replace or not (Webflow cannot replace)."""
+    async with make(tmp_path) as conn:
+        caps = Capabilities.of(conn)
+        if not (caps.update_metadata and caps.delete):
+            pytest.skip(f"{conn.name} lacks update/delete")
+        assert isinstance(conn, SupportsUpdateMetadata)
+        updater: SupportsUpdateMetadata = conn
+        assert isinstance(conn, SupportsDelete)
+        deleter: SupportsDelete = conn
+        keep = conn.limits.metadata_fields
+        request = UploadRequest("s", "b.txt", None, (), "text/plain",
+                                AssetMeta(title="one", alt_text="one"))
+        ref = await conn.upload(request, stage_bytes(tmp_path, b"bytes", "text/plain"),
+                                MemoryJournal())
+        await updater.update_metadata(ref.target_id, AssetMeta(title="two", alt_text="two"))
+        [asset] = (await listed(conn)).values()
+        got = (asset.meta.title if "title" in keep else "two",
+               asset.meta.alt_text if "alt_text" in keep else "two")
+        assert got == ("two", "two")
+        assert await read(conn, asset) == b"bytes"
+        await deleter.delete(ref.target_id)
+        assert await listed(conn) == {}
+        await deleter.delete(ref.target_id)  # gone already: fine

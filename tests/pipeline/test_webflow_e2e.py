@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.contentstack.emulator import ContentstackEmulator
-from connectors.emulation import in_process_transport
+from connectors.emulation import Faults, in_process_transport
 from connectors.storyblok.demo import seed as seed_storyblok
 from connectors.storyblok.emulator import StoryblokEmulator
 from connectors.webflow.demo import seed as seed_webflow
@@ -172,3 +172,23 @@ async def test_webflow_to_contentstack(tmp_path: Path, wf: WebflowEmulator) -> N
         assert len(cs_inventory(cs)) == len(files)
     finally:
         cs.close()
+
+
+async def test_webflow_files_come_whole_through_the_shared_download_faults(
+        tmp_path: Path, wf: WebflowEmulator) -> None:
+    """The shared fault switches reach Webflow's file host: gzip, redirects, cut bodies."""
+    files = list(sample_library())[:12]
+    seed_webflow(wf, files)
+    wf.faults = Faults(gzip_rate=0.3, redirect_rate=0.3, truncate_rate=0.2, seed=5)
+    dest = tmp_path / "out"
+    config = load_job(job(tmp_path, WF_SECTION, f'connector = "local"\npath = "{dest}"\n'),
+                      env={})
+    transports = {"source": in_process_transport(wf.app)}
+    result = await execute_job(config, "migrate", transports=transports)
+    for _ in range(3):  # a cut body fails its item; the next run retries it
+        if result.exit_code() == 0:
+            break
+        result = await execute_job(config, "migrate", transports=transports)
+    assert result.exit_code() == 0, result.text()
+    assert local_inventory(dest) == sorted((f.folder, f.name, sha(f.data)) for f in files)
+    assert sum(wf.fault_middleware.injected.values()) > 0
