@@ -31,6 +31,9 @@ from connectors.localfs import LocalConfig, LocalFolderConnector
 from connectors.storyblok.config import StoryblokConfig
 from connectors.storyblok.connector import StoryblokConnector
 from connectors.storyblok.emulator import StoryblokEmulator
+from connectors.webflow import WebflowConfig, WebflowConnector
+from connectors.webflow.demo import seed as seed_webflow
+from connectors.webflow.emulator import WebflowEmulator
 from pipeline.samples import SampleFile, write_local_library
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00"
@@ -153,8 +156,24 @@ async def contentstack_delivery(tmp_path: Path) -> AsyncIterator[Opened]:
         emu.close()
 
 
+@asynccontextmanager
+async def webflow(tmp_path: Path) -> AsyncIterator[Opened]:
+    emu = WebflowEmulator(rate_limit_per_minute=None)
+    seed_webflow(emu, LIBRARY)
+    cfg = WebflowConfig(connector="webflow", site_id=emu.site_id,
+                        token=SecretStr("wf-emulator-token"), base_url="http://wf.emulator",
+                        rate_limit_per_minute=60_000)
+    conn = WebflowConnector(cfg, transport=in_process_transport(emu.app))
+    try:
+        yield Opened(conn, None, lambda: emu.credential_leaks)
+    finally:
+        await conn.aclose()
+        emu.close()
+
+
 SOURCES = {"local": local, "contentstack": contentstack, "storyblok": storyblok,
-           "contento": contento, "contentstack-delivery": contentstack_delivery}
+           "contento": contento, "contentstack-delivery": contentstack_delivery,
+           "webflow": webflow}
 
 
 @pytest.fixture(params=sorted(SOURCES))
