@@ -325,6 +325,16 @@ class WebflowConnector:
         async with self._client.storage.download(asset.url) as body:
             yield body
 
+    async def asset_exists(self, source_id: str) -> bool:
+        """Whether asset ``source_id`` is still in the site, by ``GET /assets/{id}`` (a direct
+        read, never a listing: prune's proof that a source asset is gone). Raises SyncError
+        when unsure."""
+        try:
+            await self._client.get_asset(source_id)
+        except NotFoundError:
+            return False
+        return True
+
     # -- uploads -------------------------------------------------------------------------
 
     async def upload(

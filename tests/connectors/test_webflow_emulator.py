@@ -237,3 +237,18 @@ async def test_responses_carry_the_keys_of_the_spec_examples(client: httpx.Async
     assert set(folders) == set(examples[("list-asset-folders", 200)])
     missing = (await client.get("assets/ffffffffffffffffffffffff")).json()
     assert set(missing) == set(examples[("get-asset", 404)])
+
+
+async def test_asset_exists_reads_the_one_asset(emu: WebflowEmulator) -> None:
+    """Prune's proof: a direct GET /assets/{id}, 404 meaning gone."""
+    kept = emu.add_asset("kept.png", b"k")
+    gone = emu.add_asset("gone.png", b"g")
+    del emu.assets[gone]
+    cfg = WebflowConfig(connector="webflow", site_id=SITE, token=TOKEN,
+                        base_url="http://wf.emulator", rate_limit_per_minute=60_000)
+    conn = WebflowConnector(cfg, transport=in_process_transport(emu.app))
+    try:
+        assert await conn.asset_exists(kept) is True
+        assert await conn.asset_exists(gone) is False
+    finally:
+        await conn.aclose()
