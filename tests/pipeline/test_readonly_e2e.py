@@ -1,6 +1,6 @@
-"""End to end with the read-only sources, item by item: Contento -> Contentstack, Contentstack
-Delivery -> Storyblok and -> a local folder; a read-only target refused before any request; a
-download shorter than announced retried, then failed, never kept truncated."""
+"""End to end with the read-only sources, item by item: Contento -> Contentstack and -> Webflow,
+Contentstack Delivery -> Storyblok and -> a local folder; a read-only target refused before any
+request; a download shorter than announced retried, then failed, never kept truncated."""
 
 from __future__ import annotations
 
@@ -264,3 +264,44 @@ async def test_a_short_download_is_retried_then_failed_never_kept_truncated(
     again = await execute_job(job, "migrate", transports=transports)
     assert again.exit_code() == 0, again.text()
     assert (dest / "short.bin").read_bytes() == bytes(range(256)) * 40
+
+
+async def test_contento_to_webflow_item_by_item(tmp_path: Path, ct_demo: ContentoDemo) -> None:
+    from connectors.webflow.emulator import WebflowEmulator
+
+    site, token = "6390c49674a71f84b51a08d8", "wf-e2e-token-5d21"
+    wf = WebflowEmulator(site_id=site, token=token, rate_limit_per_minute=None)
+    try:
+        files = files_subset()
+        ct_demo.seed(files)
+        section = (f'connector = "webflow"\nsite_id = "{site}"\ntoken = "{token}"\n'
+                   'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n')
+        job = load_job(write_job(tmp_path, contento_section(ct_demo.folders), section), env=ENV)
+        transports = {"source": in_process_transport(ct_demo.emulator.app),
+                      "target": in_process_transport(wf.app)}
+        plan = await plan_job(job, transports=transports)
+        assert plan_summary(plan)["bytes_estimated"] == len(files)
+        placed = {a.path: a for a in plan.assets}
+        result = await execute_job(job, "migrate", transports=transports)
+        assert result.exit_code() == 0, result.text()
+
+        def path(fid: str | None) -> tuple[str, ...]:
+            if fid is None:
+                return ()
+            rec = wf.folders[fid]
+            return (*path(rec["parentFolder"]), rec["displayName"])
+
+        held = {(path(r["folderId"]), r["originalFileName"]): (aid, r)
+                for aid, r in wf.assets.items()}
+        assert len(held) == len(files)
+        for f in files:
+            action = placed["/".join((*f.folder, f.name))]
+            assert action.target_folder is not None
+            aid, rec = held[(action.target_folder, action.filename)]
+            assert sha(wf.blob(aid)) == sha(f.data), f.name
+            assert rec["size"] == len(f.data), "the exact size, not Contento's estimate"
+            if f.content_type.startswith("image/"):
+                assert rec["altText"] == f.alt, "Contento's description is the image's alt"
+        assert ct_demo.emulator.credential_leaks == []
+    finally:
+        wf.close()
