@@ -305,3 +305,27 @@ async def test_contento_to_webflow_item_by_item(tmp_path: Path, ct_demo: Content
         assert ct_demo.emulator.credential_leaks == []
     finally:
         wf.close()
+
+
+@pytest.mark.slow
+async def test_a_short_download_over_real_sockets_fails_with_the_reason(
+    tmp_path: Path, ct: ContentoEmulator,
+) -> None:
+    """Over loopback the server cannot even finish a short body (h11 refuses): the client sees
+    the connection end early, retries, and fails the item with a clear reason."""
+    from connectors.emulation import LoopbackServer
+
+    short = ct.add_asset("short.bin", bytes(range(256)) * 40)
+    ct.short_downloads.add(short)
+    dest = tmp_path / "out"
+    with LoopbackServer(ct.app) as server:
+        section = contento_section({}).replace("http://contento.emulator", server.url)
+        job = load_job(write_job(tmp_path, section, f'connector = "local"\npath = "{dest}"\n'),
+                       env=ENV)
+        result = await execute_job(job, "migrate")
+    (outcome,) = result.assets()
+    assert outcome.status is ItemStatus.FAILED
+    assert "Contento" in outcome.reason
+    assert f"expected {256 * 40}" in outcome.reason, "says how much was announced"
+    assert ct.downloads >= 3, "retried"
+    assert not (dest / "short.bin").exists()
