@@ -28,8 +28,9 @@ Choices where the documentation is silent (all **unverified** against a live sit
 * 401 ``{"message":"Unauthenticated."}``, 403 ``{"message":"You must supply the Site ID in the
   appropriate header."}`` or ``"You are not permitted to access this Site."`` (documented);
   404 ``{"message":"Asset not found."}``; 429 ``{"message":"Too Many Attempts."}`` with
-  ``Retry-After`` (Laravel's throttle) once 600 requests fall in one minute (10 per second
-  in a sliding window here).
+  ``Retry-After`` (Laravel's throttle; seconds until a request leaves the window) once 600
+  requests fall in a sliding minute. ``rate_limit`` is in requests per second averaged over
+  that minute (10 = the documented 600 per minute).
 * ``limit`` above ``max_limit`` (100) is clamped; a bad ``limit``, ``sort`` or ``cursor`` → 422.
 * The 30 s response cache is off by default (``cache_seconds``); ``assetferry emulate``
   turns it on, so a rehearsal shows the same staleness as the real API.
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import mimetypes
 import re
 import secrets
@@ -140,7 +142,8 @@ class ContentoEmulator:
         self.max_limit = max_limit
         self.cache_seconds = cache_seconds
         self.dimensions_as_int = dimensions_as_int
-        self.limiter = RateLimiter(rate_limit)
+        # the documented limit is per minute: enforce it over a sliding 60 s window
+        self.limiter = RateLimiter(rate_limit * 60 if rate_limit else None, window=60.0)
         self.assets: dict[str, _Stored] = {}
         self.folders: dict[str, str] = {}
         """Folder id -> its name (never served: the API has no folder endpoint)."""
@@ -245,8 +248,10 @@ class ContentoEmulator:
                     route = request.url.path.lstrip("/")
                     raise _ApiError(405, f"The {request.method} method is not supported for "
                                          f"route {route}. Supported methods: GET, HEAD.")
-                if self.rate_limit and self.limiter.check(self._token) is not None:
-                    raise _ApiError(429, "Too Many Attempts.", {"Retry-After": "1"})
+                wait = self.limiter.check(self._token) if self.rate_limit else None
+                if wait is not None:
+                    raise _ApiError(429, "Too Many Attempts.",
+                                    {"Retry-After": str(max(1, math.ceil(wait)))})
                 key = (request.url.path, str(request.url.query),
                        request.headers.get("x-contento-site", ""))
                 cached = self._cache.get(key)

@@ -306,3 +306,17 @@ async def test_asset_exists_reads_the_one_asset(emu: ContentoEmulator) -> None:
     assert await conn.asset_exists(gone) is False
     assert emu.requests == requests + 2, "one direct read each, no listing"
     await conn.aclose()
+
+
+async def test_emulator_limits_requests_per_minute_with_retry_after() -> None:
+    emu = ContentoEmulator(site_id=SITE, token=TOKEN, rate_limit=0.05)  # 3 per minute
+    try:
+        async with client(emu) as c:
+            for _ in range(3):
+                assert (await c.get("/api/v1/assets")).status_code == 200
+            r = await c.get("/api/v1/assets")
+            assert r.status_code == 429
+            assert r.json() == {"message": "Too Many Attempts."}
+            assert 1 <= int(r.headers["retry-after"]) <= 60, "a minute's window, not a second's"
+    finally:
+        emu.close()
