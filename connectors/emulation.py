@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -166,6 +167,27 @@ CREDENTIAL_HEADERS = frozenset(
 def leaked_credentials(headers: Any) -> list[str]:
     """Credential header names present on a request to a file (CDN/storage) URL."""
     return sorted(name for name in CREDENTIAL_HEADERS if name in headers)
+
+
+def url_path(key: str) -> str:
+    """The URL path of a stored file's ``key`` (``/``-separated, unencoded), percent-encoded.
+
+    Every byte outside RFC 3986's unreserved set (``A-Z a-z 0-9 - . _ ~``) and ``/`` is
+    encoded from UTF-8: ``#`` ``?`` ``%`` ``+`` ``^``, spaces and non-ASCII included, so
+    a listed URL never ends early at ``?``/``#``, a literal ``%20`` stays ``%2520`` and ``+``
+    is never read as a space. :func:`request_path` undoes it exactly once.
+    """
+    return quote(key, safe="/")
+
+
+def request_path(scope: Scope) -> str:
+    """A request's path decoded exactly once (ASGI ``scope["path"]``).
+
+    Never ``starlette.Request.url.path``: that re-parses the decoded path as a URL, so a
+    name holding ``?`` or ``#`` loses everything after it.
+    """
+    path: str = scope.get("path", "")
+    return path
 
 
 def in_process_transport(app: ASGIApp) -> httpx.AsyncBaseTransport:

@@ -16,6 +16,13 @@ around the API:
 None of these three needs Storyblok credentials. A credential header sent to them is recorded
 in :attr:`StoryblokEmulator.credential_leaks`.
 
+What the official clients call before anything else answers too: ``GET /v1/users/me`` and
+``GET /v1/spaces/{space_id}/shared_asset_folders`` (shapes from the official ``mapi-client``'s
+types, generated from Storyblok's OpenAPI). Assets are updated with ``PATCH`` (the official
+clients) or ``PUT`` (the spec). Each emulator is its own space (a random id unless given) with
+its own block of asset/folder/tag ids, so two emulators never share an id. File URLs are
+percent-encoded and decoded once by the rules in :mod:`connectors.emulation`.
+
 Where the docs are silent the code says ``choice:``; texts nobody has seen on the wire say
 ``unverified:``.
 """
@@ -36,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 from xml.sax.saxutils import escape
 
 import anyio
@@ -57,6 +64,8 @@ from connectors.emulation import (
     Faults,
     RateLimiter,
     leaked_credentials,
+    request_path,
+    url_path,
 )
 from connectors.media import image_size
 
@@ -71,6 +80,28 @@ DEFAULT_ASSET_TOKEN = "sb-emulator-asset-token"
 
 FIRST_ID = 89_293_614_204_583
 """An asset id from Storyblok's examples: ids are 53-bit, so ours start above 2**40."""
+
+ID_BLOCKS = 2**20
+"""Spaces share ids from :data:`FIRST_ID` up in blocks of 2**32, one per ``space_id % 2**20``:
+two spaces differing there never hand out the same asset, folder or tag id, and every id stays
+below 2**53 (Storyblok's ids are JavaScript-safe integers)."""
+
+_spaces_in_use: set[int] = set()
+"""Id blocks of the emulators made in this process with a random space id."""
+
+
+def space_id_block(space_id: int) -> int:
+    """The first asset/folder/tag id an emulator of ``space_id`` hands out."""
+    return FIRST_ID + (space_id % ID_BLOCKS) * 2**32
+
+
+def random_space_id() -> int:
+    """A fresh 15-digit space id (as new Storyblok spaces have), its id block unused here."""
+    while True:
+        space_id = 10**14 + secrets.randbelow(9 * 10**14)
+        if space_id % ID_BLOCKS not in _spaces_in_use:
+            _spaces_in_use.add(space_id % ID_BLOCKS)
+            return space_id
 
 RECORD_NOT_FOUND = ["This record could not be found"]
 """404 body of a missing asset: a bare JSON array (PHP client fixture ``empty-asset.json``)."""
@@ -194,7 +225,7 @@ class StoryblokEmulator:
     def __init__(
         self,
         *,
-        space_id: int = 288868932106293,
+        space_id: int | None = None,
         token: str = "sb-emulator-token",  # noqa: S107 - a fixed test token, no secret
         oauth_token: str | None = None,
         rate_limit: float | None = 3.0,
@@ -204,7 +235,7 @@ class StoryblokEmulator:
         asset_token: str | None = None,
         blob_root: Path | None = None,
     ) -> None:
-        self.space_id = space_id
+        self.space_id = random_space_id() if space_id is None else space_id
         self.signature_ttl = signature_ttl
         self.max_per_page = max_per_page
         self.rate_limit = rate_limit
@@ -219,7 +250,9 @@ class StoryblokEmulator:
         self._oauth_token = oauth_token
         self._asset_token = asset_token or DEFAULT_ASSET_TOKEN
         self._secret = secrets.token_bytes(32)
-        self._ids = itertools.count(FIRST_ID)
+        self._ids = itertools.count(space_id_block(self.space_id))
+        self.user_id = 100_000 + secrets.randbelow(900_000)
+        self._user_created = _stamp(_now())
         self._store = BlobStore(blob_root)
         self._by_key: dict[str, int] = {}
         inner = Starlette(
@@ -330,7 +363,7 @@ class StoryblokEmulator:
     # ------------------------------------------------------------------ routing
 
     async def _endpoint(self, request: Request) -> Response:
-        parts = [part for part in request.url.path.split("/") if part]
+        parts = [part for part in request_path(request.scope).split("/") if part]
         if parts[:1] == ["v1"]:
             return await self._mapi(request, parts[1:])
         if parts[:1] == ["f"]:
@@ -351,7 +384,7 @@ class StoryblokEmulator:
 
     def _record_leaks(self, request: Request) -> None:
         for name in leaked_credentials(request.headers):
-            self.credential_leaks.append(f"{name} {request.method} {request.url.path}")
+            self.credential_leaks.append(f"{name} {request.method} {request_path(request.scope)}")
 
     def _authorized(self, header: str | None) -> bool:
         """A personal token as the raw header, or the OAuth token after ``Bearer``."""
@@ -378,6 +411,8 @@ class StoryblokEmulator:
             return _error(
                 f"Rate limit of {per_second} request per second reached. Retry later.", 429
             )
+        if parts == ["users", "me"] and request.method == "GET":
+            return _json({"user": self._user_json()})
         if len(parts) < 3 or parts[0] != "spaces":
             return _not_found_route()
         if parts[1] != str(self.space_id):
@@ -388,6 +423,8 @@ class StoryblokEmulator:
                 return await self._assets_route(request, method, rest)
             if resource == "asset_folders":
                 return await self._folders_route(request, method, rest)
+            if resource == "shared_asset_folders" and method == "GET":
+                return self._shared_folders(rest)
             if resource == "internal_tags" and not rest:
                 if method == "GET":
                     return self._list_tags(request)
@@ -428,7 +465,7 @@ class StoryblokEmulator:
             if asset is None:
                 return _json(RECORD_NOT_FOUND, 404)
             return _json(self._asset_json(asset, request, full=True))
-        if method == "PUT":
+        if method in {"PUT", "PATCH"}:
             return self._update_asset(asset_id, await self._body(request))
         if method == "DELETE":
             return self._delete_asset(asset_id, request)
@@ -513,7 +550,7 @@ class StoryblokEmulator:
 
     @staticmethod
     def _file_url(request: Request, key: str) -> str:
-        return f"{str(request.base_url).rstrip('/')}/{quote(key)}"
+        return f"{str(request.base_url).rstrip('/')}/{url_path(key)}"
 
     def _list_assets(self, request: Request) -> Response:
         """``GET assets``: paged, newest first by default; totals in ``total``/``per-page``.
@@ -642,8 +679,8 @@ class StoryblokEmulator:
         base = str(request.base_url).rstrip("/")
         post_url = f"{base}/s3/{BUCKET}"
         return _json({
-            "pretty_url": f"//{request.base_url.netloc}/{quote(key)}",
-            "public_url": f"{post_url}/{quote(key)}",
+            "pretty_url": f"//{request.base_url.netloc}/{url_path(key)}",
+            "public_url": f"{post_url}/{url_path(key)}",
             "fields": fields,
             "post_url": post_url,
             "id": asset_id,
@@ -740,7 +777,7 @@ class StoryblokEmulator:
             stored = await anyio.to_thread.run_sync(self._store.put_file, key, incoming)
         finally:
             await anyio.Path(incoming).unlink(missing_ok=True)
-        location = f"{str(request.base_url).rstrip('/')}/s3/{bucket}/{quote(key)}"
+        location = f"{str(request.base_url).rstrip('/')}/s3/{bucket}/{url_path(key)}"
         # S3's default answer without success_action_status (unverified for Storyblok)
         return Response(status_code=204, headers={"ETag": f'"{stored.md5}"',
                                                   "Location": location})
@@ -788,7 +825,10 @@ class StoryblokEmulator:
     # ------------------------------------------------------------------ assets: write
 
     def _update_asset(self, asset_id: int, body: dict[str, Any]) -> Response:
-        """``PUT assets/{id}``: body ``{"asset": {...}}`` or the fields un-wrapped; 204.
+        """``PATCH`` (what the official mapi-client and CLI send) or ``PUT`` (the OpenAPI
+        spec) ``assets/{id}``: body ``{"asset": {...}}`` or the fields un-wrapped; 204.
+
+        Only the fields given change, with either method.
 
         Unknown fields are ignored (Rails strong parameters). choice: a bad value of a known
         field is a 422 ``{field: [message]}`` and changes nothing.
@@ -1019,6 +1059,37 @@ class StoryblokEmulator:
             del self.folders[folder_id]
         return Response(status_code=204)
 
+    def _shared_folders(self, rest: list[str]) -> Response:
+        """``GET shared_asset_folders[/{id}]``: the organisation's asset libraries this space
+        may read. The emulated space belongs to no organisation, so there are none
+        (mapi-client ``ListSpaceSharedAssetFoldersResponses``: ``{"shared_asset_folders": []}``).
+        """
+        if not rest:
+            return _json({"shared_asset_folders": []})
+        if len(rest) == 1:
+            return _json(RECORD_NOT_FOUND, 404)
+        return _not_found_route()
+
+    # ------------------------------------------------------------------ the token's user
+
+    def _user_json(self) -> dict[str, Any]:
+        """``GET /v1/users/me`` body's ``user``: the required fields of mapi-client's ``User``
+        (generated from Storyblok's OpenAPI), with an emulator identity."""
+        return {
+            "userid": "emulator@assetferry.invalid", "email": "emulator@assetferry.invalid",
+            "organization": None, "username": None, "use_username": False,
+            "alt_email": None, "firstname": "Storyblok", "lastname": "Emulator", "phone": None,
+            "id": self.user_id, "login_strategy": "password", "created_at": self._user_created,
+            "org_role": None, "has_org": False, "has_partner": False, "partner_status": None,
+            "org": {}, "timezone": "UTC", "avatar": None, "friendly_name": "Storyblok Emulator",
+            "notified": [], "lang": "en", "partner_role": None,
+            "favourite_spaces": [self.space_id], "favourite_ideas": [], "role": "normal",
+            "beta_user": False, "track_statistics": False, "ui_theme": {}, "is_editor": False,
+            "sso": False, "job_role": None, "job_title": None, "totp_factor_verified": False,
+            "configured_2fa_options": [], "disclaimer_ids": [], "company_name": None,
+            "live_chat_enabled": False, "confirmed": True,
+        }
+
     # ------------------------------------------------------------------ internal tags
 
     def _list_tags(self, request: Request) -> Response:
@@ -1057,7 +1128,7 @@ class StoryblokEmulator:
         query = request.query_params
         if not hmac.compare_digest(query.get("token", ""), self._asset_token):
             return _error("Unauthorized", 401)  # unverified text
-        key = urlsplit(query.get("filename", "")).path.lstrip("/")
+        key = unquote(urlsplit(query.get("filename", "")).path).lstrip("/")
         asset_id = self._by_key.get(key)
         if asset_id is None:
             return _error("Not Found", 404)  # unverified text

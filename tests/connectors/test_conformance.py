@@ -73,7 +73,7 @@ async def contentstack(tmp_path: Path) -> AsyncIterator[Target]:
 @asynccontextmanager
 async def storyblok(tmp_path: Path) -> AsyncIterator[Target]:
     emu = StoryblokEmulator(rate_limit=None)
-    cfg = StoryblokConfig(connector="storyblok", space_id=288868932106293,
+    cfg = StoryblokConfig(connector="storyblok", space_id=emu.space_id,
                           token=SecretStr("sb-emulator-token"), base_url="http://sb.emulator",
                           requests_per_second=1000)
     conn = StoryblokConnector(cfg, transport=in_process_transport(emu.app))

@@ -34,7 +34,7 @@ LIST_ROW_KEYS = {
 
 @pytest.fixture
 def emu(tmp_path: Path) -> Iterator[StoryblokEmulator]:
-    emulator = StoryblokEmulator(rate_limit=None, blob_root=tmp_path / "blobs")
+    emulator = StoryblokEmulator(space_id=SPACE, rate_limit=None, blob_root=tmp_path / "blobs")
     yield emulator
     emulator.close()
 
@@ -92,7 +92,8 @@ def schema(name: str) -> dict[str, Any]:
 
 
 async def test_auth_raw_token_bearer_oauth_and_missing(tmp_path: Path) -> None:
-    emulator = StoryblokEmulator(rate_limit=None, oauth_token="oauth-1", blob_root=tmp_path)
+    emulator = StoryblokEmulator(
+        space_id=SPACE, rate_limit=None, oauth_token="oauth-1", blob_root=tmp_path)
     try:
         async with make_client(emulator) as http:
             ok = await http.get(f"{BASE}/assets/", headers=AUTH)
@@ -115,7 +116,7 @@ async def test_auth_raw_token_bearer_oauth_and_missing(tmp_path: Path) -> None:
 
 
 async def test_injected_server_error_has_the_storyblok_error_body(tmp_path: Path) -> None:
-    emulator = StoryblokEmulator(rate_limit=None, faults=Faults(error_rate=1.0),
+    emulator = StoryblokEmulator(space_id=SPACE, rate_limit=None, faults=Faults(error_rate=1.0),
                                  blob_root=tmp_path)
     try:
         async with make_client(emulator) as http:
@@ -127,7 +128,7 @@ async def test_injected_server_error_has_the_storyblok_error_body(tmp_path: Path
 
 
 async def test_rate_limit_answers_429_with_documented_body(tmp_path: Path) -> None:
-    emulator = StoryblokEmulator(rate_limit=3, blob_root=tmp_path)
+    emulator = StoryblokEmulator(space_id=SPACE, rate_limit=3, blob_root=tmp_path)
     emulator.add_asset("a.txt", b"a")
     try:
         async with make_client(emulator) as http:
@@ -151,7 +152,8 @@ async def test_rate_limit_answers_429_with_documented_body(tmp_path: Path) -> No
 
 
 async def test_paging_headers_and_page_beyond_the_last(tmp_path: Path) -> None:
-    emulator = StoryblokEmulator(rate_limit=None, max_per_page=20, blob_root=tmp_path)
+    emulator = StoryblokEmulator(
+        space_id=SPACE, rate_limit=None, max_per_page=20, blob_root=tmp_path)
     ids = {emulator.add_asset(f"file-{n:02}.txt", b"x") for n in range(30)}
     try:
         async with make_client(emulator) as http:
@@ -399,7 +401,8 @@ async def test_asset_is_invisible_until_finished(
 
 
 async def test_expired_policy_is_refused(tmp_path: Path) -> None:
-    emulator = StoryblokEmulator(rate_limit=None, signature_ttl=0, blob_root=tmp_path)
+    emulator = StoryblokEmulator(
+        space_id=SPACE, rate_limit=None, signature_ttl=0, blob_root=tmp_path)
     try:
         async with make_client(emulator) as http:
             signed = await sign(http, filename="x.txt")
@@ -582,7 +585,8 @@ async def test_bulk_update_moves_assets(emu: StoryblokEmulator, client: httpx.As
 
 
 async def test_private_asset_needs_a_signed_url(tmp_path: Path) -> None:
-    emulator = StoryblokEmulator(rate_limit=None, asset_token="cda-token", blob_root=tmp_path)
+    emulator = StoryblokEmulator(
+        space_id=SPACE, rate_limit=None, asset_token="cda-token", blob_root=tmp_path)
     try:
         async with make_client(emulator) as http:
             body = await upload(http, "secret.txt", b"classified", is_private=True)
@@ -672,7 +676,7 @@ async def test_requests_and_responses_match_the_spec_key_sets(
 
 @pytest.mark.slow
 def test_upload_and_download_over_a_loopback_socket(tmp_path: Path) -> None:
-    emulator = StoryblokEmulator(rate_limit=None, blob_root=tmp_path)
+    emulator = StoryblokEmulator(space_id=SPACE, rate_limit=None, blob_root=tmp_path)
     try:
         with LoopbackServer(emulator.app) as server, httpx.Client(base_url=server.url) as http:
             signed = http.post(f"{BASE}/assets/", json={"filename": "net.txt"}, headers=AUTH)
@@ -693,7 +697,7 @@ def test_upload_and_download_over_a_loopback_socket(tmp_path: Path) -> None:
 
 
 async def test_truncation_fault_cuts_only_file_downloads(tmp_path: Path) -> None:
-    emulator = StoryblokEmulator(rate_limit=None, faults=Faults(truncate_rate=1.0),
+    emulator = StoryblokEmulator(space_id=SPACE, rate_limit=None, faults=Faults(truncate_rate=1.0),
                                  blob_root=tmp_path)
     asset_id = emulator.add_asset("a.bin", b"0123456789" * 100)
     try:
