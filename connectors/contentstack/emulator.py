@@ -71,7 +71,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import anyio.to_thread
 import structlog
@@ -89,6 +88,8 @@ from connectors.emulation import (
     Faults,
     RateLimiter,
     leaked_credentials,
+    request_path,
+    url_path,
 )
 from connectors.media import image_size
 
@@ -223,6 +224,7 @@ class ContentstackEmulator:
         delivery_tokens: Mapping[str, str] | None = None,
         master_locale: str = "en-us",
         fallback_locales: Mapping[str, str] | None = None,
+        environments: Sequence[str] = ("development",),
     ) -> None:
         self.api_key = api_key
         self._management_token = management_token
@@ -234,6 +236,7 @@ class ContentstackEmulator:
         self.max_limit = max_limit
         self.branches = frozenset(("main", *branches))
         self.user_uid = _new_uid()
+        self._created = _now()
         self.assets: dict[str, dict[str, Any]] = {}
         self.folders: dict[str, dict[str, Any]] = {}
         self.credential_leaks: list[str] = []
@@ -254,6 +257,8 @@ class ContentstackEmulator:
         """Locale -> its fallback locale (the master locale when not listed)."""
         self.environments: dict[str, str] = {}
         """Environment name -> uid (made on first use)."""
+        for name in (*environments, *self.delivery_tokens.values()):
+            self.environment_uid(name)
         api = self._route
         routes = [
             api("/v3/assets", GET=self._list_assets, POST=self._upload_asset),
@@ -270,6 +275,12 @@ class ContentstackEmulator:
             api("/v3/assets/{key}/{uid}/{slug}", GET=self._permanent_download),
             api("/v3/assets/{uid}", GET=self._get_asset, PUT=self._update_asset,
                 DELETE=self._delete_asset),
+            api("/v3/environments", GET=self._list_environments),
+            api("/v3/environments/{name}", GET=self._get_environment),
+            api("/v3/locales", GET=self._list_locales),
+            api("/v3/locales/{code}", GET=self._get_locale),
+            api("/v3/stacks/branches", GET=self._list_branches),
+            api("/v3/stacks/branches/{uid}", GET=self._get_branch),
             Route("/files/v3/assets/{key}/{uid}/{upload_uid}/{filename}", self._serve_file,
                   methods=["GET"]),
         ]
@@ -366,7 +377,7 @@ class ContentstackEmulator:
         return self._seq
 
     def _file_url(self, base: str, uid: str, upload_uid: str, filename: str) -> str:
-        return f"{base}/files/v3/assets/{self.api_key}/{uid}/{upload_uid}/{quote(filename)}"
+        return f"{base}/files/v3/assets/{self.api_key}/{uid}/{upload_uid}/{url_path(filename)}"
 
     def _insert_folder(self, name: str, parent_uid: str | None) -> str:
         uid = _new_uid()
@@ -483,7 +494,8 @@ class ContentstackEmulator:
             headers: dict[str, str] = {}
             if self.rate_limit:
                 if self.limiter.check(self.api_key) is not None:
-                    log.debug("emulator.rate_limited", api="contentstack", path=request.url.path)
+                    log.debug("emulator.rate_limited", api="contentstack",
+                              path=request_path(request.scope))
                     return _error_response(
                         429, "You have exceeded the rate limit. Please try again later.", 429,
                         headers={"X-RateLimit-Limit": str(int(self.rate_limit)),
@@ -689,8 +701,8 @@ class ContentstackEmulator:
             raise _missing_upload()
         form = await self._form(request)
         try:
-            upload = form.get("asset[upload]")
-            if not isinstance(upload, UploadFile):
+            upload = _file_part(form)
+            if upload is None:
                 raise _missing_upload()
             if upload.size is not None and upload.size > self.max_file_size:
                 raise self._too_large()
@@ -748,9 +760,7 @@ class ContentstackEmulator:
                 if "asset[tags]" in form or "asset[tags][]" in form:
                     changes["tags"] = _form_tags(form)
                 version = _text(form, "version")
-                upload = form.get("asset[upload]")
-                await self._apply_update(uid, record, changes, version,
-                                         upload if isinstance(upload, UploadFile) else None)
+                await self._apply_update(uid, record, changes, version, _file_part(form))
             finally:
                 await form.close()
         else:
@@ -1094,6 +1104,79 @@ class ContentstackEmulator:
             self._folder_seq.pop(folder_uid, None)
         return JSONResponse({"notice": "Folder deleted successfully."})
 
+    # -- stack settings: environments, languages, branches --------------------------------
+    # What the vendor's SDKs and CLI read before touching assets (the CLI's import needs all
+    # three). Read-only here; shapes from the CMA pages "Environment", "Languages" and
+    # "Branches" and the key sets of the official SDKs' mocks.
+
+    def _system_fields(self, uid: str) -> dict[str, Any]:
+        return {"uid": uid, "created_by": self.user_uid, "updated_by": self.user_uid,
+                "created_at": self._created, "updated_at": self._created}
+
+    def _environment(self, name: str) -> dict[str, Any]:
+        return {**self._system_fields(self.environments[name]), "name": name, "servers": [],
+                "urls": [], "deploy_content": False, "ACL": [], "_version": 1}
+
+    def _locale_codes(self) -> list[str]:
+        """The master locale, then every locale the fallback chains name."""
+        codes = [self.master_locale]
+        for code, fallback in self.fallback_locales.items():
+            codes += [c for c in (fallback, code) if c not in codes]
+        return codes
+
+    def _locale(self, code: str) -> dict[str, Any]:
+        """choice: a locale's name is its code (the emulator knows no language names)."""
+        fallback = (None if code == self.master_locale
+                    else self.fallback_locales.get(code, self.master_locale))
+        uid = "blt" + hashlib.sha256(f"locale:{code}".encode()).hexdigest()[:16]
+        return {**self._system_fields(uid), "code": code, "name": code,
+                "fallback_locale": fallback, "ACL": [], "_version": 1}
+
+    def _branch(self, uid: str) -> dict[str, Any]:
+        """choice: every branch but ``main`` is a branch of ``main``; no aliases."""
+        return {**self._system_fields(uid), "source": "" if uid == "main" else "main",
+                "deleted_at": False, "alias": []}
+
+    @staticmethod
+    def _collection(key: str, records: list[dict[str, Any]], request: Request) -> Response:
+        body: dict[str, Any] = {key: records}
+        if _flag(request, "include_count"):
+            body["count"] = len(records)
+        return JSONResponse(body)
+
+    async def _list_environments(self, request: Request) -> Response:
+        return self._collection("environments",
+                                [self._environment(n) for n in self.environments], request)
+
+    async def _get_environment(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.environments:
+            raise _ApiError(404, "Environment was not found.", None,  # unverified text
+                            {"name": ["is not valid."]})
+        return JSONResponse({"environment": self._environment(name)})
+
+    async def _list_locales(self, request: Request) -> Response:
+        return self._collection("locales", [self._locale(c) for c in self._locale_codes()],
+                                request)
+
+    async def _get_locale(self, request: Request) -> Response:
+        code = request.path_params["code"]
+        if code not in self._locale_codes():
+            raise _ApiError(404, "Language was not found.", None,  # unverified text
+                            {"code": ["is not valid."]})
+        return JSONResponse({"locale": self._locale(code)})
+
+    async def _list_branches(self, request: Request) -> Response:
+        return self._collection("branches", [self._branch(b) for b in sorted(self.branches)],
+                                request)
+
+    async def _get_branch(self, request: Request) -> Response:
+        uid = request.path_params["uid"]
+        if uid not in self.branches:
+            raise _ApiError(404, f"The branch '{uid}' does not exist.", None,  # unverified
+                            {"branch": ["is not valid."]})
+        return JSONResponse({"branch": self._branch(uid)})
+
     # -- file bytes ----------------------------------------------------------------------
 
     def _file_response(self, uid: str, request: Request) -> Response:
@@ -1107,8 +1190,9 @@ class ContentstackEmulator:
     async def _serve_file(self, request: Request) -> Response:
         leaked = leaked_credentials(request.headers)
         if leaked:
-            self.credential_leaks.append(request.url.path)
-            log.warning("emulator.credential_leak", api="contentstack", path=request.url.path,
+            self.credential_leaks.append(request_path(request.scope))
+            log.warning("emulator.credential_leak", api="contentstack",
+                        path=request_path(request.scope),
                         headers=",".join(leaked))
         p = request.path_params
         state = self._state.get(p["uid"])
@@ -1147,6 +1231,26 @@ class ContentstackEmulator:
 def _missing_upload() -> _ApiError:
     return _ApiError(422, "Asset creation failed. Please select a file to upload.", None,
                      {"upload": ["is required."]})
+
+
+_FILE_PARTS = ("asset[upload]", "asset")
+"""Where a multipart upload or replace carries the file: ``asset[upload]`` (the CMA pages and
+the Postman collection) or ``asset`` (what the official Python SDK's ``Assets.replace`` sends).
+unverified: the live API's answer to ``asset`` (the SDK's own live test of replace is xfail)."""
+
+
+def _file_part(form: FormData) -> UploadFile | None:
+    """The uploaded file of a form; a file under any other name is refused (422), never
+    silently dropped while the answer says the asset was updated."""
+    files = [(name, value) for name, value in form.multi_items() if isinstance(value, UploadFile)]
+    stray = sorted(name for name, _ in files if name not in _FILE_PARTS)
+    if stray:
+        raise _ApiError(422, "Asset update failed. Please select a file to upload.", None,
+                        {name: ["is not a valid file field."] for name in stray})
+    if len(files) > 1:
+        raise _ApiError(422, "Please upload one file at a time.", None,
+                        {"upload": ["is invalid."]})
+    return files[0][1] if files else None
 
 
 def _text(form: FormData, key: str) -> str | None:
