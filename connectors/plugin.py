@@ -103,6 +103,9 @@ class EmulatorSettings:
 
     rate_limit: float | None = None
     unlimited: bool = False
+    space_id: int | None = None
+    """The emulated space, for a CMS whose API names one (Storyblok); ``None`` is a random
+    one, so two emulators never share a space or its ids."""
 
 
 class Opener(Protocol):
@@ -137,6 +140,8 @@ class ConnectorPlugin:
     """Config keys holding file paths, taken relative to the job file's folder."""
     unit: str = "requests/s"
     """The unit of :attr:`EmulatorSettings.rate_limit` for this connector's emulator."""
+    emulated_spaces: bool = False
+    """Whether its emulator takes :attr:`EmulatorSettings.space_id` (``emulate --space-id``)."""
 
     @property
     def label(self) -> str:

@@ -21,7 +21,7 @@ from connectors.errors import FatalError
 from pipeline import logs
 from pipeline.config import JobConfig, load_job
 from pipeline.plan import Plan
-from pipeline.registry import emulated, writable
+from pipeline.registry import emulated, plugin_for, writable
 from pipeline.report import map_csv, map_rows, plan_json, plan_markdown, plan_table
 from pipeline.run import crash_message, execute_job, open_state, plan_job
 from pipeline.stages import Outcome
@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit", type=float, default=None,
                    help="requests per second (per minute where the vendor documents a "
                         "per-minute limit) before 429s (default: the documented limit)")
+    p.add_argument("--space-id", type=_space_id, default=None,
+                   help="storyblok: the emulated space's id (default: a random one); each "
+                        "space hands out its own asset and folder ids")
 
     p = sub.add_parser("demo", help="a full offline migration between emulators")
     p.add_argument("--dir", type=Path, default=Path("demo-output"),
@@ -226,10 +229,21 @@ def cmd_export_map(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _space_id(text: str) -> int:
+    """A space id: a positive integer below 2**53 (Storyblok's ids are JavaScript numbers)."""
+    if not text.isdigit() or not 0 < int(text) < 2**53:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a space id (a positive integer)")
+    return int(text)
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
     from pipeline.demo import serve_emulator
 
-    serve_emulator(args.cms, args.port, seed=args.seed, rate_limit=args.rate_limit)
+    if args.space_id is not None and not plugin_for(args.cms).emulated_spaces:
+        sys.stderr.write(f"error: --space-id: the {args.cms} emulator has no spaces\n")
+        return EXIT_FATAL
+    serve_emulator(args.cms, args.port, seed=args.seed, rate_limit=args.rate_limit,
+                   space_id=args.space_id)
     return EXIT_OK
 
 

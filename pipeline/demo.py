@@ -135,12 +135,13 @@ def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
 
 
 def serve_emulator(cms: str, port: int, *, seed: str = "empty",
-                   rate_limit: float | None = None) -> None:
-    """Serve one emulator in the foreground until Ctrl-C."""
+                   rate_limit: float | None = None, space_id: int | None = None) -> None:
+    """Serve one emulator in the foreground until Ctrl-C; the first line printed names its
+    credentials (for Storyblok the space: ``space_id`` or a random one)."""
     import uvicorn
 
     plugin = plugin_for(cms)
-    emu = _emulator(cms, EmulatorSettings(rate_limit=rate_limit))
+    emu = _emulator(cms, EmulatorSettings(rate_limit=rate_limit, space_id=space_id))
     if seed == "demo":
         emu.seed(sample_library())
     sys.stdout.write(f"{cms} emulator on http://127.0.0.1:{port} ({seed}); {emu.credentials}\n"

@@ -23,6 +23,6 @@ def _emulator(settings: EmulatorSettings) -> EmulatedCMS:
 
 
 PLUGIN = ConnectorPlugin(name="storyblok", title="Storyblok", config=StoryblokConfig,
-                         open=_open, writable=True, emulator=_emulator)
+                         open=_open, writable=True, emulator=_emulator, emulated_spaces=True)
 
 __all__ = ["PLUGIN", "StoryblokConfig", "StoryblokConnector"]

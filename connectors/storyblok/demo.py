@@ -8,7 +8,6 @@ from connectors.emulation import ASGIApp
 from connectors.plugin import DemoFile, EmulatorSettings
 from connectors.storyblok.emulator import StoryblokEmulator
 
-SPACE_ID = 288868932106293
 TOKEN = "sb-emulator-token"
 DOCUMENTED_RATE = 3.0
 """MAPI requests per second on the Starter plan (cms-api-facts.md, Storyblok)."""
@@ -35,11 +34,13 @@ def seed(emu: StoryblokEmulator, files: Iterable[DemoFile]) -> None:
 
 
 class StoryblokDemo:
-    """A Storyblok emulator with the demo's space id and token."""
+    """A Storyblok emulator with the demo's token; its space is ``settings.space_id`` or a
+    random one (each emulator its own space and ids)."""
 
     def __init__(self, settings: EmulatorSettings) -> None:
         rate = None if settings.unlimited else settings.rate_limit or DOCUMENTED_RATE
-        self.emulator = StoryblokEmulator(space_id=SPACE_ID, token=TOKEN, rate_limit=rate)
+        self.emulator = StoryblokEmulator(space_id=settings.space_id, token=TOKEN,
+                                          rate_limit=rate)
 
     @property
     def app(self) -> ASGIApp:
@@ -51,13 +52,13 @@ class StoryblokDemo:
 
     @property
     def credentials(self) -> str:
-        return f"space_id {SPACE_ID}, token {TOKEN}"
+        return f"space_id {self.emulator.space_id}, token {TOKEN}"
 
     def seed(self, files: Iterable[DemoFile]) -> None:
         seed(self.emulator, files)
 
     def job_section(self, base_url: str) -> str:
-        return (f'connector = "storyblok"\nspace_id = {SPACE_ID}\n'
+        return (f'connector = "storyblok"\nspace_id = {self.emulator.space_id}\n'
                 f'token = "${{STORYBLOK_TOKEN}}"\nbase_url = "{base_url}"\n'
                 "requests_per_second = 20\n")
 

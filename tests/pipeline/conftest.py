@@ -16,12 +16,12 @@ from connectors.emulation import free_port
 
 
 @contextmanager
-def emulator_process(cms: str, rate_limit: float = 1000) -> Iterator[str]:
+def emulator_process(cms: str, rate_limit: float = 1000, *extra: str) -> Iterator[str]:
     """``assetferry emulate CMS`` in its own process (it outlives killed runs); yields its URL."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "emulate", cms, "--port", str(port),
-         "--rate-limit", str(rate_limit)],
+         "--rate-limit", str(rate_limit), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -50,5 +50,6 @@ def emulator() -> Iterator[str]:
 
 @pytest.fixture
 def sb_emulator() -> Iterator[str]:
-    with emulator_process("storyblok") as url:
+    # the space test_storyblok_kill.py's jobs name
+    with emulator_process("storyblok", 1000, "--space-id", "288868932106293") as url:
         yield url
