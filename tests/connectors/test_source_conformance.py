@@ -103,7 +103,7 @@ async def storyblok(tmp_path: Path) -> AsyncIterator[Opened]:
                                                        ids[f.folder[:depth - 1]])
         emu.add_asset(f.name, f.data, folder_id=ids[f.folder], title=f.title,
                       content_type=f.content_type)
-    cfg = StoryblokConfig(connector="storyblok", space_id=288868932106293,
+    cfg = StoryblokConfig(connector="storyblok", space_id=emu.space_id,
                           token=SecretStr("sb-emulator-token"), base_url="http://sb.emulator",
                           requests_per_second=1000)
     conn = StoryblokConnector(cfg, transport=in_process_transport(emu.app))
