@@ -142,7 +142,8 @@ class WebflowConnector:
             accepted_content_types=ACCEPTED_TYPES,
             locales=frozenset(config.locales),
             requests_per_second=config.requests_per_second,
-            requests_per_upload=2,  # create asset, metadata PATCH (storage POSTs are free)
+            # create asset, metadata PATCH, one PATCH per mapped locale (storage is unpaced)
+            requests_per_upload=2 + len(config.locales),
         )
 
     @property

@@ -203,6 +203,8 @@ def test_capabilities_and_limits_say_what_webflow_cannot_do() -> None:
     assert limits.max_size_for("image/png") == 4 * 1024 * 1024
     assert limits.max_size_for("application/pdf") == 10 * 1024 * 1024
     assert limits.max_name_length == 99
+    assert limits.requests_per_upload == 3, "create, PATCH, and a PATCH for the one locale"
+    assert limits.requests_per_second == 1.0, "60 a minute"
     assert limits.metadata_fields == {"alt_text", "locales"}
     assert limits.accepted_content_types is not None
     assert "video/mp4" not in limits.accepted_content_types
