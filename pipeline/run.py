@@ -285,3 +285,7 @@ async def _heartbeat(store: StateStore, run_id: int, scope: anyio.CancelScope) -
                 await anyio.to_thread.run_sync(store.heartbeat, run_id)
             except RunLockedError as exc:
                 raise FatalError(f"another process took this job over: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - a missed beat must not end the run
+                # (a busy or briefly unreachable state DB: the next beat tries again)
+                log.warning("run.heartbeat_failed", run_id=run_id,
+                            error=f"{type(exc).__name__}: {exc}")

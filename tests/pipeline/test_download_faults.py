@@ -7,6 +7,7 @@ the run closed in the state DB, never a traceback or a run left "running".
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -273,3 +274,28 @@ def test_the_cli_prints_the_summary_and_exits_2_without_a_traceback(
     out = capsys.readouterr()
     assert "error: unexpected error ZeroDivisionError: division by zero" in out.err
     assert "Traceback" not in out.out + out.err
+
+
+async def test_a_failed_heartbeat_does_not_end_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy state DB at one heartbeat (sqlite 'database is locked') used to kill the run."""
+    beats: list[int] = []
+
+    def busy(self: StateStore, run_id: int) -> None:
+        beats.append(run_id)
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(StateStore, "heartbeat", busy)
+    monkeypatch.setattr(run_module, "HEARTBEAT_SECONDS", 0.02)
+    root, files = library(tmp_path, some_files())
+    job_file = tmp_path / "local.toml"
+    job_file.write_text(f'[source]\nconnector = "local"\npath = "{root}"\n\n'
+                        f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n\n'
+                        f'[run]\nstate = "{tmp_path / "local.db"}"\n', encoding="utf-8")
+    job = load_job(job_file, env={})
+    summary = await execute_job(job, "migrate")
+    assert beats, "the heartbeat ran (and failed)"
+    assert summary.exit_code() == 0, summary.text()
+    assert summary.counts()["created"] == len(files)
+    assert runs(job, summary.route) == [RunStatus.DONE]
