@@ -110,3 +110,36 @@ def test_a_migrated_files_export_map_url_answers_with_its_bytes(
                     assert answer.content == content(row["path"]), row["path"]
     finally:
         emu.close()
+
+
+@pytest.mark.parametrize("origin", ["storyblok", "contentstack"])
+async def test_files_with_awkward_names_download_from_their_listed_urls(
+    tmp_path: Path, origin: str,
+) -> None:
+    """The source side: our connectors fetch each listed URL as given (no second encoding)."""
+    emu: StoryblokEmulator | ContentstackEmulator
+    if origin == "storyblok":
+        emu = sb = StoryblokEmulator(token=SB_TOKEN, rate_limit=None)
+        section = (f'connector = "storyblok"\nspace_id = {sb.space_id}\n'
+                   f'token = "{SB_TOKEN}"\n')
+    else:
+        emu = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
+        section = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
+                   f'management_token = "{CS_TOKEN}"\n')
+    try:
+        for name in NAMES:
+            emu.add_asset(name, content(name))
+        dest = tmp_path / "out"
+        job = tmp_path / "job.toml"
+        job.write_text(
+            f'[source]\n{section}base_url = "http://src.emulator"\n'
+            f'requests_per_second = 1000\n\n[target]\nconnector = "local"\npath = "{dest}"\n\n'
+            f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+        summary = await execute_job(load_job(job, env={}), "migrate",
+                                    transports={"source": in_process_transport(emu.app)})
+        assert summary.exit_code() == 0, summary.text()
+        got = sorted(p.read_bytes() for p in dest.iterdir() if not p.name.startswith("."))
+        assert got == sorted(content(name) for name in NAMES)
+        assert emu.credential_leaks == []
+    finally:
+        emu.close()
