@@ -161,21 +161,25 @@ async def test_delivery_to_storyblok_reads_only_published_assets(
     tmp_path: Path, cs_demo: ContentstackDeliveryDemo, sb: StoryblokEmulator,
 ) -> None:
     cs = cs_demo.emulator
-    # not the zero-byte file: Storyblok's storage policy refuses it (EntityTooSmall), which
-    # the Storyblok target's plan does not yet predict; that is the target's concern
-    files = [f for f in files_subset() if f.data]
+    files = files_subset()
     cs_demo.seed(files)  # all published to production, plus an unpublished draft
-    published = files
+    # Storyblok's storage policy refuses a zero-byte file: the plan says so, nothing fails
+    published = [f for f in files if f.data]
+    (empty,) = [f for f in files if not f.data]
     job = load_job(write_job(tmp_path, DELIVERY_SECTION, SB_SECTION), env=ENV)
     transports = {"source": in_process_transport(cs.delivery_app),
                   "target": in_process_transport(sb.app)}
     plan = await plan_job(job, transports=transports)
-    assert {a.path for a in plan.assets} == {cs_name(f.name) for f in published}
-    assert all(a.op is Op.CREATE for a in plan.assets)
+    ops = {a.path: a.op for a in plan.assets}
+    assert set(ops) == {cs_name(f.name) for f in files}, "the draft is not read"
+    assert ops.pop(cs_name(empty.name)) is Op.UNSUPPORTED
+    assert set(ops.values()) == {Op.CREATE}
     assert any("description dropped" in w for a in plan.assets for w in a.warnings), \
         "Storyblok has no description field: the plan says so"
     result = await execute_job(job, "migrate", transports=transports)
-    assert result.exit_code() == 0, result.text()
+    assert result.exit_code() == 1, "the empty file is reported as not migrated"
+    assert [o.path for o in result.not_migrated()] == [cs_name(empty.name)]
+    assert not result.failed()
     by_name = {rec["short_filename"]: (aid, rec) for aid, rec in sb.assets.items()}
     assert set(by_name) == {cs_name(f.name) for f in published}
     assert DRAFT not in by_name
