@@ -7,14 +7,15 @@ Exit codes: 0 all done; 1 finished but some items failed or could not be migrate
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
+import click
 import structlog
 
 from connectors.errors import FatalError
@@ -29,69 +30,58 @@ from pipeline.stages import Outcome
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def _job_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--config", required=True, type=Path, metavar="JOB.toml",
-                   help="the job file (see README: job file)")
+GLOBAL_HELP = {
+    "log_format": "log lines as text (default) or JSON lines (for cron)",
+    "verbose": "debug logging: every HTTP request, every state write",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="assetferry",
-        description="Move media assets, folder trees and metadata between headless CMSs.",
-    )
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="log lines as text (default) or JSON for cron")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+@dataclass
+class Globals:
+    """Options accepted before or after the subcommand (the README puts them after)."""
 
-    p = sub.add_parser("plan", help="dry-run diff: what migrate/sync would do; touches nothing")
-    _job_arg(p)
-    p.add_argument("--format", choices=("table", "json", "markdown"), default="table")
-    p.add_argument("--out", type=Path, help="write the report to FILE instead of stdout")
-    p.add_argument("--prune", action="store_true", help="plan deletions as sync --prune would")
+    log_format: str = "text"
+    verbose: bool = False
 
-    for name, text in (("migrate", "one-off migration; resumes from the state DB"),
-                       ("sync", "mirror only what changed since the last run")):
-        p = sub.add_parser(name, help=text)
-        _job_arg(p)
-        p.add_argument("--retry-failed", action="store_true",
-                       help="only retry the items that failed last time")
-        p.add_argument("--report", type=Path, help="also write the run report as JSON to FILE")
-        if name == "sync":
-            p.add_argument("--prune", action="store_true", default=None,
-                           help="delete from the target what is gone from the source "
-                                "(capped by run.max_deletes; skipped when anything failed)")
 
-    p = sub.add_parser("status", help="what the state DB says about this job")
-    _job_arg(p)
-    p.add_argument("--format", choices=("text", "json"), default="text")
+F = TypeVar("F", bound=Callable[..., Any])
 
-    p = sub.add_parser("export-map", help="source -> target id/url map for rewriting content")
-    _job_arg(p)
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
-    p.add_argument("--out", type=Path)
 
-    p = sub.add_parser("emulate", help="serve a CMS emulator on loopback")
-    p.add_argument("cms", choices=emulated())
-    p.add_argument("--port", type=int, default=8123)
-    p.add_argument("--seed", choices=("empty", "demo"), default="empty",
-                   help="start empty (a target) or with the demo library (a source)")
-    p.add_argument("--rate-limit", type=float, default=None,
-                   help="requests per second (per minute where the vendor documents a "
-                        "per-minute limit) before 429s (default: the documented limit)")
-    p.add_argument("--space-id", type=_space_id, default=None,
-                   help="storyblok: the emulated space's id (default: a random one); each "
-                        "space hands out its own asset and folder ids")
+def global_options(func: F) -> F:
+    """``--log-format`` and ``-v`` on the group and on every subcommand; the latter wins."""
+    func = click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+                        help=GLOBAL_HELP["log_format"])(func)
+    return click.option("-v", "--verbose", is_flag=True, default=False,
+                        help=GLOBAL_HELP["verbose"])(func)
 
-    p = sub.add_parser("demo", help="a full offline migration between emulators")
-    p.add_argument("--dir", type=Path, default=Path("demo-output"),
-                   help="where the sample library, job file, state and reports go")
-    p.add_argument("--from", dest="origin", choices=("local", *emulated()), default="storyblok",
-                   help="migrate a seeded emulator (default: storyblok) or a local folder")
-    p.add_argument("--to", dest="destination", default="contentstack",
-                   choices=[name for name in emulated() if name in writable()],
-                   help="the emulated target (default: contentstack)")
-    return parser
+
+def _configure(ctx: click.Context, log_format: str | None, verbose: bool) -> Globals:
+    g: Globals = ctx.find_object(Globals) or Globals()
+    if log_format is not None:
+        g.log_format = log_format
+    g.verbose = g.verbose or verbose
+    logs.configure(g.log_format, verbose=g.verbose,
+                   terminal=sys.stderr.isatty() and g.log_format == "text")
+    return g
+
+
+JOB_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+"""The job file: click names it when it is missing, a folder or unreadable (exit 2)."""
+OUT_FILE = click.Path(dir_okay=False, writable=True, path_type=Path)
+"""A file to write: a folder or an unwritable place is refused before anything runs."""
+
+
+def job_option(func: F) -> F:
+    return click.option("-c", "--config", "config", required=True, type=JOB_FILE,
+                        metavar="JOB.toml", help="the job file (see README: The job file)")(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@global_options
+@click.pass_context
+def cli(ctx: click.Context, log_format: str | None, verbose: bool) -> None:
+    """Move media assets, folder trees and metadata between headless CMSs."""
+    ctx.obj = Globals(log_format or "text", verbose)
 
 
 def _write(text: str, out: Path | None) -> None:
@@ -148,15 +138,54 @@ def _route_scopes(job: JobConfig) -> str:
     return anyio.run(scopes)
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
-    job = load_job(args.config)
-    plan = anyio.run(lambda: plan_job(job, prune=args.prune or None))
-    _write(render_plan(plan, args.format), args.out)
+@cli.command("plan")
+@job_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True,
+              help="table for a terminal, JSON for tools, Markdown for a review")
+@click.option("--out", type=OUT_FILE, default=None, metavar="FILE",
+              help="write the plan to FILE instead of stdout")
+@click.option("--prune", is_flag=True, default=False,
+              help="plan deletions as sync --prune would")
+@global_options
+@click.pass_context
+def cmd_plan(ctx: click.Context, config: Path, fmt: str, out: Path | None, prune: bool,
+             log_format: str | None, verbose: bool) -> int:
+    """Dry-run diff: what migrate/sync would do; touches nothing."""
+    _configure(ctx, log_format, verbose)
+    job = load_job(config)
+    plan = anyio.run(lambda: plan_job(job, prune=prune or None))
+    _write(render_plan(plan, fmt), out)
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    job = load_job(args.config)
+def _run_command(name: str, text: str) -> None:
+    @cli.command(name, help=text)
+    @job_option
+    @click.option("--retry-failed", is_flag=True, default=False,
+                  help="only retry the items that failed last time")
+    @click.option("--report", type=OUT_FILE, default=None, metavar="FILE",
+                  help="also write the run report as JSON to FILE")
+    @global_options
+    @click.pass_context
+    def command(ctx: click.Context, config: Path, retry_failed: bool, report: Path | None,
+                log_format: str | None, verbose: bool, prune: bool | None = None) -> int:
+        _configure(ctx, log_format, verbose)
+        return run_job(config, name, retry_failed=retry_failed, report=report, prune=prune)
+
+    if name == "sync":
+        click.option("--prune", is_flag=True, default=None,
+                     help="delete from the target what is gone from the source "
+                          "(capped by run.max_deletes; skipped when anything failed)")(command)
+
+
+_run_command("migrate", "One-off migration; resumes from the state DB.")
+_run_command("sync", "Mirror only what changed since the last run.")
+
+
+def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
+            prune: bool | None) -> int:
+    job = load_job(config)
     progress: Progress | None = None
 
     def on_plan(plan: Plan) -> None:
@@ -168,16 +197,32 @@ def cmd_run(args: argparse.Namespace) -> int:
             progress(outcome)
 
     summary = anyio.run(lambda: execute_job(
-        job, args.command, retry_failed=args.retry_failed,
-        prune=getattr(args, "prune", None), progress=tick, on_plan=on_plan))
+        job, mode, retry_failed=retry_failed, prune=prune, progress=tick, on_plan=on_plan))
     sys.stdout.write(summary.text() + "\n")
-    if args.report:
-        _write(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False), args.report)
+    sys.stdout.flush()
+    if report is not None:
+        try:
+            _write(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False), report)
+        except OSError as exc:
+            # the run's work is saved in the state DB; only the report file is missing
+            sys.stderr.write(f"error: the run finished (state saved) but its report could not "
+                             f"be written to {report}: {exc.strerror or exc}; "
+                             "`assetferry status` shows the same figures\n")
+            return max(summary.exit_code(), EXIT_FATAL)
     return summary.exit_code()
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    job = load_job(args.config)
+@cli.command("status")
+@job_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text for people, JSON for tools")
+@global_options
+@click.pass_context
+def cmd_status(ctx: click.Context, config: Path, fmt: str, log_format: str | None,
+               verbose: bool) -> int:
+    """What the state DB says about this job (needs no credentials)."""
+    _configure(ctx, log_format, verbose)
+    job = load_job(config, secrets=False)
     route = _route_scopes(job)
     store = open_state(job, create=False)
     if store is None:
@@ -197,7 +242,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             }
         finally:
             store.close()
-    if args.format == "json":
+    if fmt == "json":
         _write(json.dumps(data, indent=2, ensure_ascii=False), None)
         return EXIT_OK
     lines = [f"job {route}", f"state {job.run.state}"]
@@ -211,8 +256,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_export_map(args: argparse.Namespace) -> int:
-    job = load_job(args.config)
+@cli.command("export-map")
+@job_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True, help="CSV (one row per folder/asset) or a JSON list")
+@click.option("--out", type=OUT_FILE, default=None, metavar="FILE",
+              help="write the map to FILE instead of stdout")
+@global_options
+@click.pass_context
+def cmd_export_map(ctx: click.Context, config: Path, fmt: str, out: Path | None,
+                   log_format: str | None, verbose: bool) -> int:
+    """Source -> target id/url map for rewriting content (needs no credentials)."""
+    _configure(ctx, log_format, verbose)
+    job = load_job(config, secrets=False)
     route = _route_scopes(job)
     store = open_state(job, create=False)
     rows: list[dict[str, str]] = []
@@ -221,58 +277,79 @@ def cmd_export_map(args: argparse.Namespace) -> int:
             rows = map_rows(store.items(route).values())
         finally:
             store.close()
-    if args.format == "json":
-        text = json.dumps(rows, indent=2, ensure_ascii=False)
-    else:
-        text = map_csv(rows)
-    _write(text, args.out)
+    text = json.dumps(rows, indent=2, ensure_ascii=False) if fmt == "json" else map_csv(rows)
+    _write(text, out)
     return EXIT_OK
 
 
-def _space_id(text: str) -> int:
-    """A space id: a positive integer below 2**53 (Storyblok's ids are JavaScript numbers)."""
-    if not text.isdigit() or not 0 < int(text) < 2**53:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a space id (a positive integer)")
-    return int(text)
-
-
-def cmd_emulate(args: argparse.Namespace) -> int:
+@cli.command("emulate")
+@click.argument("cms", type=click.Choice(emulated()))
+@click.option("--port", type=click.IntRange(1, 65535), default=8123, show_default=True,
+              help="TCP port on 127.0.0.1 to serve on")
+@click.option("--seed", type=click.Choice(["empty", "demo"]), default="empty",
+              show_default=True,
+              help="start empty (a target) or with the demo library (a source)")
+@click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="R", help="requests per second (per minute where the vendor documents a "
+                                "per-minute limit) before 429s (default: the documented limit)")
+@click.option("--space-id", type=click.IntRange(1, 2**53 - 1), default=None,
+              help="storyblok: the emulated space's id (default: a random one); each "
+                   "space hands out its own asset and folder ids")
+@global_options
+@click.pass_context
+def cmd_emulate(ctx: click.Context, cms: str, port: int, seed: str, rate_limit: float | None,
+                space_id: int | None, log_format: str | None, verbose: bool) -> int:
+    """Serve a CMS emulator on loopback until Ctrl-C."""
     from pipeline.demo import serve_emulator
 
-    if args.space_id is not None and not plugin_for(args.cms).emulated_spaces:
-        sys.stderr.write(f"error: --space-id: the {args.cms} emulator has no spaces\n")
-        return EXIT_FATAL
-    serve_emulator(args.cms, args.port, seed=args.seed, rate_limit=args.rate_limit,
-                   space_id=args.space_id)
+    _configure(ctx, log_format, verbose)
+    if space_id is not None and not plugin_for(cms).emulated_spaces:
+        raise click.BadParameter(f"the {cms} emulator has no spaces",
+                                 param_hint="'--space-id'")
+    serve_emulator(cms, port, seed=seed, rate_limit=rate_limit, space_id=space_id)
     return EXIT_OK
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+@cli.command("demo")
+@click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo-output"), show_default=True,
+              help="where the sample library, job file, state and reports go")
+@click.option("--from", "origin", type=click.Choice(["local", *emulated()]),
+              default="storyblok", show_default=True,
+              help="migrate a seeded emulator or a local folder")
+@click.option("--to", "destination", default="contentstack", show_default=True,
+              type=click.Choice([name for name in emulated() if name in writable()]),
+              help="the emulated target")
+@global_options
+@click.pass_context
+def cmd_demo(ctx: click.Context, workdir: Path, origin: str, destination: str,
+             log_format: str | None, verbose: bool) -> int:
+    """A full offline migration between emulators."""
     from pipeline.demo import run_demo
 
-    return run_demo(args.dir, origin=args.origin, destination=args.destination)
-
-
-COMMANDS = {"plan": cmd_plan, "migrate": cmd_run, "sync": cmd_run, "status": cmd_status,
-            "export-map": cmd_export_map, "emulate": cmd_emulate, "demo": cmd_demo}
+    _configure(ctx, log_format, verbose)
+    return run_demo(workdir, origin=origin, destination=destination)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logs.configure(args.log_format, verbose=args.verbose,
-                   terminal=sys.stderr.isatty() and args.log_format == "text")
+    """Run the command line; returns the exit code (see the module docstring)."""
     try:
-        return COMMANDS[args.command](args)
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="assetferry",
+                          standalone_mode=False)
+    except click.ClickException as exc:  # usage errors, bad option values: exit 2
+        exc.show()
+        return EXIT_FATAL
     except FatalError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_FATAL
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.Abort):
         sys.stderr.write("interrupted: state saved; run the same command again to resume\n")
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a bug gets a clear line, the traceback goes to -v
         structlog.get_logger(__name__).debug("cli.crashed", exc_info=exc)
         sys.stderr.write(f"error: {crash_message(exc, run_closed=False)}\n")
         return EXIT_FATAL
+    return result if isinstance(result, int) else EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -60,20 +60,29 @@ class JobConfig(BaseModel):
         return f"{self.source.connector}:{source_scope}->{self.target.connector}:{target_scope}"
 
 
-def expand_env(value: Any, env: Mapping[str, str], where: str = "") -> Any:
-    """Replace ``${VAR}`` in every string; a missing variable is a ConfigError naming the key."""
+def expand_env(value: Any, env: Mapping[str, str], where: str = "", *,
+               required: bool = True) -> Any:
+    """Replace ``${VAR}`` in every string; a missing variable is a ConfigError naming the key.
+
+    With ``required=False`` (commands that only read the state DB), a missing variable is
+    left as the literal ``${VAR}``: nothing that needs it will be called.
+    """
     if isinstance(value, dict):
-        return {k: expand_env(v, env, f"{where}.{k}" if where else k) for k, v in value.items()}
+        return {k: expand_env(v, env, f"{where}.{k}" if where else k, required=required)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, env, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [expand_env(v, env, f"{where}[{i}]", required=required)
+                for i, v in enumerate(value)]
     if isinstance(value, str):
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in env or env[name] == "":
+                if not required:
+                    return match.group(0)
+                # never suggest writing the value into the file: secrets live in the env
                 raise ConfigError(
                     f"{where}: environment variable {name} is not set. "
-                    f"Export it (export {name}=...) before running, "
-                    "or put the value in the job file."
+                    f"Export it (export {name}=...) in the shell that runs assetferry."
                 )
             return env[name]
 
@@ -112,17 +121,28 @@ def _format_errors(exc: ValidationError) -> str:
     return "invalid job file:\n" + "\n".join(lines)
 
 
-def load_job(path: Path, env: Mapping[str, str] | None = None) -> JobConfig:
-    """Read, expand and validate a job file. Relative paths are taken from the file's folder."""
+def load_job(path: Path, env: Mapping[str, str] | None = None, *,
+             secrets: bool = True) -> JobConfig:
+    """Read, expand and validate a job file. Relative paths are taken from the file's folder.
+
+    ``secrets=False``: environment variables may be missing (``status``, ``export-map`` read
+    only the state DB); the job must not be used to open a connection then.
+    Raises ConfigError naming the file or the key.
+    """
     env = os.environ if env is None else env
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"job file {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"job file {path} is a folder; give the path of a .toml file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"job file {path} cannot be read: {reason}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
     _refuse_read_only_target(raw)  # before ${VAR}s: a missing token is not the problem
-    raw = expand_env(raw, env)
+    raw = expand_env(raw, env, required=secrets)
     base = path.resolve().parent
     known = plugins()
     for side in ("source", "target"):
@@ -135,8 +155,11 @@ def load_job(path: Path, env: Mapping[str, str] | None = None) -> JobConfig:
     run = raw.get("run")
     if isinstance(run, dict) and isinstance(run.get("state"), str) and "://" not in run["state"]:
         run["state"] = str(base / run["state"])
-    elif "run" not in raw or "state" not in raw.get("run", {}):
-        raw.setdefault("run", {})["state"] = str(base / RunConfig().state)
+    elif isinstance(run, dict) and "state" not in run:
+        run["state"] = str(base / RunConfig().state)
+    elif run is None:
+        raw["run"] = {"state": str(base / RunConfig().state)}
+    # anything else under "run" (run = "x") is left for validation to name
     try:
         job = job_model().model_validate(raw)
     except ValidationError as exc:
