@@ -6,7 +6,12 @@
 - :class:`Pacer` spaces request starts at the documented rate and backs off when the server
   says so (429, ``X-RateLimit-Remaining: 0``).
 - :class:`RetryPolicy` retries 429, 5xx and transport errors with exponential backoff and
-  jitter, honouring ``Retry-After`` with a floor, so ``Retry-After: 0`` cannot spin.
+  jitter, honouring ``Retry-After`` with a floor, so ``Retry-After: 0`` cannot spin, and a cap
+  (``max_retry_after``, 10 min): a server asking for longer (a daily quota) stops the run at
+  once with the wait it named (RFC 9110 section 10.2.3: seconds or an HTTP date).
+- Every wait is named: a timeout says the host and the seconds waited; pacer and retry
+  waits of a second or more go to the observers registered with :func:`observe_waits`
+  (the pipeline's progress display), which this module knows nothing else about.
 - :func:`raise_for_response` is the only place a status or transport error becomes one of
   our errors (:mod:`connectors.errors`). A request that creates something (``idempotent=False``)
   is never resent blindly after it may have reached the server: it raises
@@ -18,10 +23,11 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -32,6 +38,7 @@ import structlog
 from connectors.errors import (
     AmbiguousError,
     AuthError,
+    FatalError,
     ItemError,
     MalformedResponseError,
     NotFoundError,
@@ -63,6 +70,41 @@ def set_testing(on: bool) -> None:
     _testing = on
 
 
+WaitObserver = Callable[[str, str, float], None]
+"""``(api, reason, until)``: no request of ``api`` starts before ``until`` (``time.time()``)."""
+_observers: list[WaitObserver] = []
+NOTIFY_AFTER = 1.0
+"""Waits shorter than this (ordinary pacing) are not reported."""
+
+
+@contextmanager
+def observe_waits(observer: WaitObserver) -> Iterator[None]:
+    """Call ``observer`` for every wait of a second or more while the block runs."""
+    _observers.append(observer)
+    try:
+        yield
+    finally:
+        _observers.remove(observer)
+
+
+def _notify(api: str, reason: str, seconds: float) -> None:
+    if seconds >= NOTIFY_AFTER:
+        until = time.time() + seconds
+        for observer in _observers:
+            observer(api, reason, until)
+
+
+def human_seconds(seconds: float) -> str:
+    """``86400`` -> ``"24 h"``, ``900`` -> ``"15 min"``, ``42`` -> ``"42 s"``."""
+    if seconds >= 48 * 3600:
+        return f"{round(seconds / 86400):,} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.3g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds:.3g} s"
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     attempts: int = 6
@@ -72,13 +114,29 @@ class RetryPolicy:
     max_delay: float = 30.0
     min_delay: float = 0.25
     """Floor on every wait, whatever ``Retry-After`` says."""
+    max_retry_after: float = 600.0
+    """A ``Retry-After`` longer than this stops the run instead of sleeping through it."""
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
+    def delay(self, attempt: int, retry_after: float | None, *, api: str = "the API",
+              where: str = "") -> float:
+        """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 1).
+
+        Raises FatalError when the server's ``Retry-After`` exceeds ``max_retry_after``: a
+        quota, not a burst; waiting would hold the run (and cron) for hours.
+        """
+        if retry_after is not None and retry_after > self.max_retry_after:
+            raise FatalError(
+                f"{api} asks to wait {human_seconds(retry_after)} before the next request "
+                f"(Retry-After: {retry_after:.0f} s{f' on {where}' if where else ''}): quota "
+                f"exhausted? assetferry waits at most {human_seconds(self.max_retry_after)}, so "
+                "the run stops here with its state saved; run the same command again after "
+                "that time.",
+                status=429,
+            )
         if _testing:
             return 0.0
         if retry_after is not None:
-            return min(max(retry_after, self.min_delay), self.max_delay * 4)
+            return max(retry_after, self.min_delay)
         backoff = min(self.max_delay, self.base_delay * float(2 ** (attempt - 1)))
         return max(self.min_delay, backoff * (0.5 + random.random() / 2))
 
@@ -97,11 +155,13 @@ class Pacer:
     MARGIN = 0.97
     """Start at 97% of the documented rate: arrival jitter at exactly the limit meets 429s."""
 
-    def __init__(self, rate: float | None, *, window: float = 1.0) -> None:
+    def __init__(self, rate: float | None, *, window: float = 1.0,
+                 api: str = "") -> None:
         """``rate`` in requests per second; ``window`` is the length in seconds of the
         server's counting window (1 for per-second limits, 60 for Webflow's per-minute one):
         ``X-RateLimit-Remaining: 0`` holds every request for one window."""
         self._window = window
+        self.api = api
         self._max_rate = rate * self.MARGIN if rate else None
         self._rate = self._max_rate
         self._next = 0.0
@@ -117,6 +177,8 @@ class Pacer:
             start = max(now, self._next)
             self._next = start + (1.0 / self._rate if self._rate else 0.0)
         if start > now:
+            _notify(self.api, f"rate limit ({self._rate:.3g} requests/s)" if self._rate
+                    else "the server asked for a pause", start - now)
             await anyio.sleep(start - now)
 
     def hold(self, seconds: float) -> None:
@@ -144,13 +206,21 @@ class Pacer:
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
     value = response.headers.get("retry-after")
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def default_error_text(response: httpx.Response) -> str:
@@ -254,14 +324,32 @@ def _refusal_without_credentials(response: httpx.Response, text: str) -> SyncErr
     return None
 
 
+_TIMEOUT_KIND = ((httpx.ConnectTimeout, "connect"), (httpx.ReadTimeout, "read"),
+                 (httpx.WriteTimeout, "write"), (httpx.PoolTimeout, "pool"))
+
+
 def _transport_error(exc: httpx.RequestError, *, api: str, idempotent: bool) -> RetryableError:
-    """A request that got no usable answer (connection, timeout, undecodable body)."""
-    where = _where(exc.request) if _has_request(exc) else api
+    """A request that got no usable answer (connection, timeout, undecodable body).
+
+    A timeout names the host, its kind and the seconds waited (the client's limit).
+    """
+    has_request = _has_request(exc)
+    where = _where(exc.request) if has_request else api
     never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
     cls = RetryableError if (idempotent or never_sent) else AmbiguousError
+    if isinstance(exc, httpx.TimeoutException):
+        kind = next((k for t, k in _TIMEOUT_KIND if isinstance(exc, t)), "read")
+        limits = exc.request.extensions.get("timeout", {}) if has_request else {}
+        seconds = limits.get(kind) if isinstance(limits, dict) else None
+        host = exc.request.url.host if has_request else api
+        waited = f"within {seconds:g} s" if isinstance(seconds, int | float) else "in time"
+        what = "accepted no connection" if kind == "connect" else "sent no answer"
+        return cls(f"{api}: {host} {what} {waited} ({kind} timeout, {where}); the server may "
+                   "be overloaded or unreachable")
     what = "answer could not be decoded" if isinstance(exc, httpx.DecodingError) else (
         "connection problem")
-    return cls(f"{api} {what} ({where}): {type(exc).__name__}: {exc}")
+    detail = str(exc) or "no detail given"
+    return cls(f"{api} {what} ({where}): {type(exc).__name__}: {detail}")
 
 
 def _has_request(exc: httpx.RequestError) -> bool:
@@ -298,7 +386,7 @@ class ApiClient:
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")
         self._credentials = dict(credentials or {})
         self._retry = retry or RetryPolicy()
-        self._pacer = Pacer(requests_per_second, window=rate_window)
+        self._pacer = Pacer(requests_per_second, window=rate_window, api=api)
         self._error_text = error_text
         self._classify = classify
         self._client = httpx.AsyncClient(
@@ -362,6 +450,7 @@ class ApiClient:
         while True:
             attempt += 1
             await self._pacer.wait()
+            sent = time.monotonic()
             try:
                 response = await self._client.request(
                     method,
@@ -373,6 +462,9 @@ class ApiClient:
                     headers=send_headers,
                 )
                 await response.aread()
+                log.debug("http.request", api=self.api, method=method, path=url.path,
+                          status=response.status_code,
+                          ms=round((time.monotonic() - sent) * 1000))
                 self._pacer.observe(response)
                 if response.status_code == 429 and self._rate_hint is not None:
                     named = self._rate_hint(response)
@@ -399,7 +491,8 @@ class ApiClient:
                     raise error
             elif attempt - limited >= self._retry.attempts:
                 raise error
-            wait = self._retry.delay(attempt, error.retry_after)
+            wait = self._retry.delay(attempt, error.retry_after, api=self.api,
+                                     where=f"{method} {url.host}{url.path}")
             if error.status == 429 and error.retry_after is not None:
                 self._pacer.hold(wait)  # the server named a pause: nobody starts before it
                 until = datetime.now(UTC) + timedelta(seconds=error.retry_after)
@@ -412,6 +505,9 @@ class ApiClient:
                     until=until.isoformat(timespec="seconds"),
                     retry_after=error.retry_after,
                 )
+            _notify(self.api, f"Retry-After {error.retry_after:g} s ({error.status} on "
+                    f"{url.path})" if error.retry_after is not None
+                    else f"backing off after {error.status or 'a connection error'}", wait)
             log.warning(
                 "http.retry",
                 api=self.api,

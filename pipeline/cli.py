@@ -8,6 +8,7 @@ Exit codes: 0 all done; 1 finished but some items failed or could not be migrate
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,17 @@ from pipeline import logs
 from pipeline.config import JobConfig, load_job
 from pipeline.plan import Plan
 from pipeline.registry import emulated, plugin_for, writable
-from pipeline.report import map_csv, map_rows, plan_json, plan_markdown, plan_table
+from pipeline.report import (
+    map_csv,
+    map_rows,
+    one_line,
+    plan_json,
+    plan_markdown,
+    plan_table,
+)
 from pipeline.run import crash_message, execute_job, open_state, plan_job
 from pipeline.stages import Outcome
+from state.store import StateError, StateStore
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -225,35 +234,91 @@ def cmd_status(ctx: click.Context, config: Path, fmt: str, log_format: str | Non
     job = load_job(config, secrets=False)
     route = _route_scopes(job)
     store = open_state(job, create=False)
-    if store is None:
-        data: dict[str, Any] = {"route": route, "state": job.run.state, "counts": {}, "runs": []}
-    else:
+    data: dict[str, Any] = {"route": route, "state": job.run.state, "counts": {},
+                            "last_run": None, "failed": [], "runs": []}
+    if store is not None:
         try:
-            runs = store.runs(route)
-            data = {
-                "route": route, "state": job.run.state, "counts": store.counts(route),
-                "failed": [{"source_id": r.source_id, "path": r.path, "error": r.last_error}
-                           for r in store.items(route, "asset").values()
-                           if r.status == "failed"],
-                "runs": [{"id": r.id, "mode": r.mode, "status": r.status.value,
-                          "started_at": r.started_at.isoformat(),
-                          "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                          "counts": dict(r.summary).get("counts")} for r in runs],
-            }
+            data.update(status_data(store, route))
         finally:
             store.close()
     if fmt == "json":
         _write(json.dumps(data, indent=2, ensure_ascii=False), None)
-        return EXIT_OK
-    lines = [f"job {route}", f"state {job.run.state}"]
-    counts = data["counts"] or {}
-    lines.append("items: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-                              or "none yet (no run recorded)"))
-    lines.extend(f"  failed {f['path']}: {f['error']}" for f in data.get("failed", []))
-    lines.extend(f"run {r['id']} {r['mode']} {r['status']} started {r['started_at']}"
-                 f" counts {r['counts']}" for r in data["runs"])
-    _write("\n".join(lines), None)
+    else:
+        _write(status_text(data), None)
     return EXIT_OK
+
+
+FAILED_SHOWN = 50
+LEDGER_KEYS = ("done", "failed", "in_flight", "skipped", "deleted")
+
+
+def status_data(store: StateStore, route: str) -> dict[str, Any]:
+    """What ``status`` shows, from SQL aggregates only (cheap at 100,000 ledger rows).
+
+    ``last_run.pending``: what the last run planned and did not reach (killed, interrupted,
+    stopped); ``runs[].counts``: the figures each finished run recorded.
+    """
+    counts = store.ledger_counts(route)
+    runs = store.runs(route)
+    last: dict[str, Any] | None = None
+    if runs:
+        run = runs[0]
+        touched = store.run_counts(route, run.id)
+        planned = run.summary.get("planned")
+        reached = sum(touched[k] for k in LEDGER_KEYS)  # in flight: started, not pending
+        last = {"id": run.id, "mode": run.mode, "status": run.status.value,
+                "planned": planned, **{k: touched[k] for k in LEDGER_KEYS},
+                "pending": max(0, planned - reached) if isinstance(planned, int) else None}
+    return {
+        "counts": counts,
+        "last_run": last,
+        "failed": [{"source_id": r.source_id, "path": r.path, "error": r.last_error}
+                   for r in store.failed_items(route, FAILED_SHOWN)],
+        "runs": [{"id": r.id, "mode": r.mode, "status": r.status.value,
+                  "started_at": r.started_at.isoformat(),
+                  "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                  "counts": r.summary.get("counts")} for r in runs],
+    }
+
+
+def _run_counts(counts: Any) -> str:
+    if not isinstance(counts, dict):
+        return "no figures recorded (the process was killed)"
+    keys = ("created", "updated", "replaced", "adopted", "skipped", "deleted", "not_migrated",
+            "failed")
+    return ", ".join(f"{counts.get(k, 0)} {k.replace('_', ' ')}" for k in keys)
+
+
+def status_text(data: dict[str, Any]) -> str:
+    lines = [f"job {data['route']}", f"state {data['state']}"]
+    counts = data["counts"]
+    if not counts:
+        lines.append("no run recorded yet")
+        return "\n".join(lines)
+    ledger = ", ".join(f"{counts[k]} {k.replace('_', ' ')}" for k in LEDGER_KEYS)
+    lines.append(f"ledger: {ledger} assets; {counts['folders']} folders")
+    last = data["last_run"]
+    if last is not None:
+        planned = last["planned"]
+        lines.append(
+            f"last run {last['id']} ({last['mode']}, {last['status']}): "
+            + (f"{planned} planned, " if planned is not None else "")
+            + ", ".join(f"{last[k]} {k.replace('_', ' ')}" for k in LEDGER_KEYS)
+            + (f", {last['pending']} pending" if last["pending"] is not None else ""))
+        if last["pending"]:
+            lines.append("  run the same command again to do the pending ones")
+    failed = data["failed"]
+    if failed:
+        more = counts["failed"] - len(failed)
+        lines.append(f"failed ({counts['failed']}):")
+        lines.extend(f"  {one_line(f['path'])}: {one_line(f['error'] or '')}" for f in failed)
+        if more > 0:
+            lines.append(f"  ... and {more} more (status --format json lists "
+                         f"the first {FAILED_SHOWN})")
+    lines.append("runs (newest first):")
+    lines.extend(f"  {r['id']} {r['mode']} {r['status']} {r['started_at']}: "
+                 f"{_run_counts(r['counts'])}" for r in data["runs"])
+    return "\n".join(lines)
 
 
 @cli.command("export-map")
@@ -306,6 +371,13 @@ def cmd_emulate(ctx: click.Context, cms: str, port: int, seed: str, rate_limit: 
     if space_id is not None and not plugin_for(cms).emulated_spaces:
         raise click.BadParameter(f"the {cms} emulator has no spaces",
                                  param_hint="'--space-id'")
+    with socket.socket() as probe:  # uvicorn would only log the bind error and exit 1
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise click.BadParameter(
+                f"port {port} on 127.0.0.1 is in use or not allowed ({exc.strerror or exc}); "
+                "choose another with --port", param_hint="'--port'") from None
     serve_emulator(cms, port, seed=seed, rate_limit=rate_limit, space_id=space_id)
     return EXIT_OK
 
@@ -339,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:  # usage errors, bad option values: exit 2
         exc.show()
         return EXIT_FATAL
-    except FatalError as exc:
+    except (FatalError, StateError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_FATAL
     except (KeyboardInterrupt, click.Abort):

@@ -19,6 +19,16 @@ EXCLUDED_SHOWN = 20
 """Excluded entries listed one per line in the run summary text (all go to --report)."""
 
 
+def one_line(text: str) -> str:
+    """A name or reason on one line: control characters (a newline in a file name) escaped.
+
+    Keeps tables and line-per-item logs aligned whatever the file names hold.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def plan_items(plan: Plan) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = [
         {"op": f.op.value, "kind": "folder", "source_id": ",".join(f.source_ids) or None,
@@ -116,19 +126,19 @@ def plan_table(plan: Plan, *, width: int = 100) -> str:
     out = io.StringIO()
     out.write(f"{'OP':<12} {'KIND':<7} PATH / REASON\n")
     for r in rows:
-        out.write(f"{r['op']:<12} {r['kind']:<7} {r['path']}\n")
-        out.write(f"{'':<20} {r['reason']}\n")
+        out.write(f"{r['op']:<12} {r['kind']:<7} {one_line(r['path'])}\n")
+        out.write(f"{'':<20} {one_line(r['reason'])}\n")
         for w in r["warnings"]:
-            out.write(f"{'':<20} ! {w}\n")
+            out.write(f"{'':<20} ! {one_line(w)}\n")
         for n in r.get("notes", ()):
-            out.write(f"{'':<20} i {n}\n")
+            out.write(f"{'':<20} i {one_line(n)}\n")
     out.write("\n" + _summary_line(plan_summary(plan)) + "\n")
     return out.getvalue()
 
 
 def plan_markdown(plan: Plan) -> str:
     def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
+        return one_line(text).replace("|", "\\|")
 
     out = io.StringIO()
     out.write(f"# assetferry plan: `{plan.route}`\n\n{_summary_line(plan_summary(plan))}\n\n")
@@ -223,10 +233,13 @@ class RunSummary:
         ]
         if self.fatal:
             lines.append(f"stopped: {self.fatal}")
-        lines.extend(f"  FAILED {o.kind} {o.path}: {o.reason}" for o in self.failed())
-        lines.extend(f"  NOT MIGRATED {o.path}: {o.reason}" for o in self.not_migrated())
+        lines.extend(f"  FAILED {o.kind} {one_line(o.path)}: {one_line(o.reason)}"
+                     for o in self.failed())
+        lines.extend(f"  NOT MIGRATED {one_line(o.path)}: {one_line(o.reason)}"
+                     for o in self.not_migrated())
         excluded = self.excluded()
-        lines.extend(f"  EXCLUDED {o.path}: {o.reason}" for o in excluded[:EXCLUDED_SHOWN])
+        lines.extend(f"  EXCLUDED {one_line(o.path)}: {one_line(o.reason)}"
+                     for o in excluded[:EXCLUDED_SHOWN])
         if len(excluded) > EXCLUDED_SHOWN:
             lines.append(f"  ... and {len(excluded) - EXCLUDED_SHOWN} more excluded "
                          "(all are listed in the --report file and the plan)")

@@ -18,11 +18,19 @@ from connectors.base import Asset, Capabilities, Folder, Source, Target
 from connectors.errors import ConfigError, FatalError, SyncError
 from pipeline.checkpoint import Checkpointer
 from pipeline.config import JobConfig
-from pipeline.plan import Op, Plan, PlanInput, make_plan
+from pipeline.plan import AssetAction, Op, Plan, PlanInput, make_plan
 from pipeline.registry import open_connector
 from pipeline.report import RunSummary
 from pipeline.stages import AssetLoader, Outcome, create_folders, run_assets
-from state.store import ItemRecord, ItemStatus, RunLockedError, RunStatus, StateStore
+from state.store import (
+    ItemRecord,
+    ItemStatus,
+    RunLockedError,
+    RunStatus,
+    StateError,
+    StateStore,
+    check_location,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +45,7 @@ def unwrap_groups() -> Iterator[None]:
         yield
     except BaseExceptionGroup as group:
         for exc in _leaves(group):
-            if isinstance(exc, SyncError | KeyboardInterrupt):
+            if isinstance(exc, SyncError | StateError | KeyboardInterrupt):
                 raise exc from None
         raise
 
@@ -77,6 +85,7 @@ async def list_all(connector: Source, side: str) -> Listing:
 def open_state(job: JobConfig, *, create: bool) -> StateStore | None:
     url = job.run.state
     if not create and "://" not in url and not Path(url).exists():
+        check_location(url)
         return None
     return StateStore(url)
 
@@ -150,6 +159,13 @@ async def execute_job(
     store: StateStore | None = None
     summary = RunSummary(route="", mode=mode, run_id=None)
     run_id: int | None = None
+    seen: list[Outcome] = []  # as they come, so an interrupted run reports what it did
+
+    def collect(outcome: Outcome) -> None:
+        seen.append(outcome)
+        if progress is not None:
+            progress(outcome)
+
     try:
         async with AsyncExitStack() as stack:
             source, target = await _open_pair(job, stack, transports)
@@ -163,26 +179,31 @@ async def execute_job(
                 on_plan(plan)
             store = StateStore(job.run.state)
             try:
-                run_id = store.start_run(route, mode)
+                run_id = store.start_run(route, mode, planned=planned_work(plan, records))
             except RunLockedError as exc:
                 raise FatalError(str(exc)) from None
             summary.run_id = run_id
             with structlog.contextvars.bound_contextvars(run_id=run_id, route=route):
                 summary.outcomes = await _carry_out(job, plan, source, target, store, run_id,
-                                                    records, progress)
+                                                    records, collect)
     except FatalError as exc:
         summary.fatal = str(exc)
         log.error("run.fatal", error=str(exc))
+    except StateError as exc:  # a bad [run] state or a damaged file: the user's to fix
+        summary.fatal = str(exc)
+        log.error("run.state_error", error=str(exc))
     except Exception as exc:
         summary.fatal = crash_message(exc, run_closed=run_id is not None)
         log.error("run.crashed", error=summary.fatal)
         log.debug("run.crashed.traceback", exc_info=exc)
     except anyio.get_cancelled_exc_class():
         summary.interrupted = True
+        summary.outcomes = summary.outcomes or seen
         _finish(store, run_id, summary, started)
         raise
     except KeyboardInterrupt:
         summary.interrupted = True
+    summary.outcomes = summary.outcomes or seen
     _finish(store, run_id, summary, started)
     return summary
 
@@ -200,6 +221,22 @@ def crash_message(exc: BaseException, *, run_closed: bool = True) -> str:
     closed = ("; the run was closed as failed and its state saved: run the same command "
               "again to resume, and if this repeats" if run_closed else "; if this repeats")
     return f"{head}{closed}, run it with -v and report the traceback"
+
+
+def planned_work(plan: Plan, records: Mapping[tuple[str, str], ItemRecord]) -> int:
+    """How many asset actions of ``plan`` will write the ledger (``status``: pending).
+
+    Everything but a plain skip; a skip that adopts an asset found in the target writes too
+    (the same test as ``AssetLoader._dispatch``).
+    """
+    def writes(a: AssetAction) -> bool:
+        if a.op is not Op.SKIP:
+            return True
+        rec = records.get(("asset", a.source_id))
+        return bool(a.target_id) and (rec is None or rec.target_id != a.target_id
+                                      or rec.status is not ItemStatus.DONE)
+
+    return sum(1 for a in plan.assets if writes(a))
 
 
 def _read_records(job: JobConfig, route: str) -> dict[tuple[str, str], ItemRecord]:

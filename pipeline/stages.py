@@ -35,7 +35,7 @@ from connectors.errors import AmbiguousError, FatalError, ItemError, RetryableEr
 from pipeline.checkpoint import Checkpointer, RecordJournal
 from pipeline.crashpoints import crash_point
 from pipeline.plan import AssetAction, FolderAction, Op
-from state.store import ItemRecord, ItemStatus
+from state.store import PRUNED_NOTE, ItemRecord, ItemStatus
 
 log = structlog.get_logger(__name__)
 
@@ -213,7 +213,7 @@ class AssetLoader:
             await self.target.delete(action.target_id)
             await self.ckpt.commit(replace(rec, status=ItemStatus.SKIPPED, intent=None,
                                            target_id=None, target_url=None,
-                                           last_error="deleted from the target (pruned)"))
+                                           last_error=PRUNED_NOTE))
             return self._outcome(action, ItemStatus.DONE, "deleted", rec)
         if op is Op.UPDATE:
             assert isinstance(self.target, SupportsUpdateMetadata)  # noqa: S101

@@ -33,8 +33,19 @@ from types import TracebackType
 from typing import Any
 
 import structlog
-from sqlalchemy import URL, Connection, Engine, create_engine, event, func, make_url, select
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    case,
+    create_engine,
+    event,
+    func,
+    make_url,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
@@ -52,17 +63,23 @@ from state.models import (
 )
 
 __all__ = [
+    "PRUNED_NOTE",
     "STALE_AFTER",
     "ItemRecord",
     "ItemStatus",
     "RunLockedError",
     "RunRecord",
     "RunStatus",
+    "StateError",
     "StateSchemaError",
     "StateStore",
+    "check_location",
 ]
 
 log = structlog.get_logger(__name__)
+
+PRUNED_NOTE = "deleted from the target (pruned)"
+"""``last_error`` of a ledger row whose target asset a prune deleted (status SKIPPED)."""
 
 STALE_AFTER = timedelta(seconds=60)
 """A RUNNING run whose heartbeat is older than this is taken as dead (resumable, not live)."""
@@ -100,7 +117,16 @@ class RunLockedError(Exception):
     """Another process is running this route (or took over the run we were writing for)."""
 
 
-class StateSchemaError(Exception):
+class StateError(Exception):
+    """The state database can't be opened, read or written; the message says what to do.
+
+    Raised instead of the driver's or the file system's error, so a bad ``[run] state`` (a
+    path under a file, an unknown URL scheme, a driver that is not installed, a damaged file)
+    is a message for the user, never a traceback.
+    """
+
+
+class StateSchemaError(StateError):
     """The state database has a schema this version of assetferry can't read."""
 
 
@@ -108,18 +134,82 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_FIX = "Set [run] state in the job file to a file path or a SQLAlchemy URL."
+
+
 def _to_url(url: str) -> URL:
-    """A SQLAlchemy URL as is; a plain path becomes a SQLite file, parent dirs created."""
-    if "://" in url:
-        parsed = make_url(url)
-    else:
-        parsed = URL.create("sqlite", database=str(Path(url).expanduser().resolve()))
+    """A SQLAlchemy URL as is; a plain path becomes a SQLite file, parent dirs created.
+
+    Raises StateError for a URL SQLAlchemy can't parse or a folder that can't be made.
+    """
+    try:
+        if "://" in url:
+            parsed = make_url(url)
+        else:
+            parsed = URL.create("sqlite", database=str(Path(url).expanduser().resolve()))
+    except ArgumentError as exc:
+        raise StateError(f"state database {url!r} is not a valid URL ({exc}). {_FIX}") from None
     db = parsed.database
     if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith(
         "file:"
     ):
-        Path(db).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(db).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            blocker = next((p for p in (folder, *folder.parents) if p.is_file()), folder)
+            raise StateError(
+                f"state database {db}: {blocker} is a file, not a folder. {_FIX}"
+            ) from None
+        except OSError as exc:
+            raise StateError(
+                f"state database {db}: its folder {folder} cannot be created "
+                f"({exc.strerror or exc}). {_FIX}"
+            ) from None
     return parsed
+
+
+def check_location(url: str) -> None:
+    """For a SQLite path that does not exist yet: raise StateError if it never could.
+
+    What ``plan`` calls (it creates nothing), so a bad ``[run] state`` shows before a run.
+    """
+    if "://" in url:
+        return
+    path = Path(url).expanduser().resolve()
+    blocker = next((p for p in path.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise StateError(f"state database {path}: {blocker} is a file, not a folder. {_FIX}")
+
+
+def _engine_error(where: str, exc: Exception) -> StateError:
+    """A driver or dialect problem while creating the engine, in words that say what to do."""
+    if isinstance(exc, NoSuchModuleError):
+        return StateError(
+            f"state database {where}: SQLAlchemy knows no database called "
+            f"{where.split(':', 1)[0]!r}. {_FIX} (sqlite:///path.db, postgresql+psycopg://...)"
+        )
+    name = getattr(exc, "name", None) or str(exc)
+    return StateError(
+        f"state database {where} needs the Python driver {name!r}, which is not installed: "
+        f"install it into assetferry's environment (pip install {name}), or use a SQLite "
+        "file path."
+    )
+
+
+def _damaged(where: str, exc: DBAPIError) -> StateError:
+    reason = str(exc.orig) if exc.orig is not None else type(exc).__name__
+    if isinstance(exc, OperationalError) and "locked" in reason:
+        return StateError(
+            f"state database {where} stayed locked by another process for "
+            f"{BUSY_TIMEOUT_MS // 1000} s ({reason}); try again when it has finished."
+        )
+    return StateError(
+        f"state database {where} cannot be used ({reason}): it is damaged, not an assetferry "
+        "state file, or not writable. Restore it from a backup, or move it aside to start "
+        "over: the next plan then adopts the assets already in the target (same folder, "
+        "name and size) instead of uploading them again."
+    )
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -166,25 +256,33 @@ class StateStore:
     def __init__(self, url: str) -> None:
         parsed = _to_url(url)
         self._where = parsed.render_as_string(hide_password=True)
-        self._engine: Engine
-        if parsed.get_backend_name() == "sqlite":
-            memory = parsed.database in (None, "", ":memory:")
-            self._engine = create_engine(
-                parsed,
-                # one shared connection, so every thread sees the same in-memory database
-                poolclass=StaticPool if memory else None,
-                connect_args={"check_same_thread": False} if memory else {},
-            )
-            event.listen(self._engine, "connect", _sqlite_connect)
-            event.listen(self._engine, "begin", _sqlite_begin)
-        else:
-            self._engine = create_engine(parsed, pool_pre_ping=True)
+        try:
+            self._engine = self._create_engine(parsed)
+        except (NoSuchModuleError, ImportError) as exc:
+            raise _engine_error(self._where, exc) from None
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         try:
             self._init_schema()
         except BaseException:
             self._engine.dispose()
             raise
+
+    @staticmethod
+    def _create_engine(parsed: URL) -> Engine:
+        engine: Engine
+        if parsed.get_backend_name() == "sqlite":
+            memory = parsed.database in (None, "", ":memory:")
+            engine = create_engine(
+                parsed,
+                # one shared connection, so every thread sees the same in-memory database
+                poolclass=StaticPool if memory else None,
+                connect_args={"check_same_thread": False} if memory else {},
+            )
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+        else:
+            engine = create_engine(parsed, pool_pre_ping=True)
+        return engine
 
     def _init_schema(self) -> None:
         with self._transaction(write=True) as s:
@@ -204,16 +302,25 @@ class StateStore:
 
     @contextmanager
     def _transaction(self, *, write: bool = False) -> Iterator[Session]:
-        """A session in one transaction, committed on exit (rolled back on error)."""
-        with self._sessions() as s, s.begin():
-            if write:
-                s.connection(execution_options={_WRITE: True})
-            yield s
+        """A session in one transaction, committed on exit (rolled back on error).
+
+        A driver error (damaged file, lock held too long, server gone) becomes StateError.
+        """
+        try:
+            with self._sessions() as s, s.begin():
+                if write:
+                    s.connection(execution_options={_WRITE: True})
+                yield s
+        except DBAPIError as exc:
+            raise _damaged(self._where, exc) from None
 
     # runs
 
-    def start_run(self, route: str, mode: str) -> int:
+    def start_run(self, route: str, mode: str, *, planned: int | None = None) -> int:
         """Open a RUNNING run for `route` and return its id.
+
+        ``planned``: how many asset actions the run's plan will carry out, kept in the run's
+        summary so `status` can say how many are still pending after a kill.
 
         Earlier RUNNING runs of the route with a heartbeat older than `STALE_AFTER` are marked
         INTERRUPTED (their `finished_at` is when they were last seen alive). Raises
@@ -245,7 +352,7 @@ class StateStore:
                 started_at=now,
                 heartbeat_at=now,
                 owner=_this_owner(),
-                summary={},
+                summary={} if planned is None else {"planned": planned},
             )
             s.add(new)
             s.flush()
@@ -281,7 +388,7 @@ class StateStore:
             run.status = status
             run.finished_at = now
             run.heartbeat_at = now
-            run.summary = dict(summary)
+            run.summary = {**(run.summary or {}), **summary}
 
     def runs(self, route: str, limit: int = 10) -> list[RunRecord]:
         """The route's runs, newest first."""
@@ -356,6 +463,40 @@ class StateStore:
             )
         result["folders"] = folders or 0
         return result
+
+    def ledger_counts(self, route: str) -> dict[str, int]:
+        """The route's assets by status, one aggregate query; pruned ones as "deleted".
+
+        Keys: every `ItemStatus` value plus "deleted" ("skipped" then excludes the pruned)
+        and "folders". Never loads a row into Python, so it stays cheap at 100,000 rows.
+        """
+        return self._status_counts(ItemState.route == route)
+
+    def run_counts(self, route: str, run_id: int) -> dict[str, int]:
+        """Like `ledger_counts`, for the assets whose last change was made by ``run_id``."""
+        return self._status_counts(ItemState.route == route, ItemState.last_run_id == run_id)
+
+    def _status_counts(self, *where: Any) -> dict[str, int]:
+        pruned = (ItemState.status == ItemStatus.SKIPPED) & (ItemState.last_error == PRUNED_NOTE)
+        key = case((ItemState.kind == "folder", "folders"), (pruned, "deleted"),
+                   else_=ItemState.status)
+        result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "folders": 0}
+        with self._transaction() as s:
+            for name, n in s.execute(select(key, func.count()).where(*where).group_by(key)):
+                result[str(getattr(name, "value", name))] = n
+        return result
+
+    def failed_items(self, route: str, limit: int = 50) -> list[ItemRecord]:
+        """Up to ``limit`` failed assets of the route, by path (the rest are counted)."""
+        with self._transaction() as s:
+            rows = s.scalars(
+                select(ItemState)
+                .where(ItemState.route == route, ItemState.kind == "asset",
+                       ItemState.status == ItemStatus.FAILED)
+                .order_by(ItemState.path)
+                .limit(limit)
+            )
+            return [row.record() for row in rows]
 
     # lifetime
 

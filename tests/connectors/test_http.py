@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import socket
+import time
 from collections.abc import AsyncIterator
 
+import anyio
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from connectors.errors import AmbiguousError, AuthError, ItemError, RetryableError
-from connectors.http import MAX_REDIRECTS, ApiClient, Pacer, RetryPolicy
+from connectors.errors import AmbiguousError, AuthError, FatalError, ItemError, RetryableError
+from connectors.http import MAX_REDIRECTS, ApiClient, Pacer, RetryPolicy, observe_waits
 
 
 def client(handler: httpx.MockTransport, **kw: object) -> ApiClient:
@@ -256,3 +259,72 @@ async def test_too_many_redirects_fail_the_item_with_the_reason() -> None:
         with pytest.raises(ItemError, match=f"redirected more than {MAX_REDIRECTS} times"):
             await drain(api, "https://cdn.example.com/f.png")
     assert len(calls) == MAX_REDIRECTS + 1, "bounded, and not retried"
+
+
+async def test_a_silent_server_is_named_with_the_seconds_waited() -> None:
+    """A server that accepts the connection and never answers: host and seconds in the error."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    try:
+        api = ApiClient(api="Test", base_url=f"http://127.0.0.1:{port}", timeout=0.2,
+                        retry=RetryPolicy(attempts=2))
+        async with api:
+            with pytest.raises(RetryableError) as info:
+                await api.request("GET", "things")
+    finally:
+        listener.close()
+    assert "127.0.0.1 sent no answer within 0.2 s (read timeout, GET 127.0.0.1/things)" in str(
+        info.value)
+
+
+@pytest.mark.parametrize("header", ["86400", "Wed, 21 Oct 2099 07:28:00 GMT"])
+async def test_a_retry_after_beyond_the_cap_stops_at_once_naming_the_wait(header: str) -> None:
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(429, headers={"Retry-After": header}, json={"error": "quota"})
+
+    async with client(httpx.MockTransport(handle)) as api:
+        with pytest.raises(FatalError, match=r"Test asks to wait [\d.,]+ (h|days) before the next "
+                                             r"request .*quota exhausted\?") as info:
+            await api.request("GET", "things")
+    assert len(calls) == 1, "no retry: the server asked for hours"
+    if header == "86400":
+        assert "wait 24 h" in str(info.value)
+
+
+async def test_waits_are_reported_to_observers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("connectors.http._testing", False)  # this wait is real: 1.2 s
+    seen: list[tuple[str, str, float]] = []
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"Retry-After": "1.2"}, json={"error": "x"})
+        return httpx.Response(200, json={})
+
+    async with client(httpx.MockTransport(handle)) as api:
+        with observe_waits(lambda *a: seen.append(a)):
+            await api.request("GET", "things")
+    assert seen, "the Retry-After was reported"
+    name, reason, until = seen[0]
+    assert (name, reason) == ("Test", "Retry-After 1.2 s (429 on /v1/things)")
+    assert until <= time.time(), "reported before the wait, which is over now"
+
+
+def test_pacer_reports_a_long_wait_for_the_rate_limit() -> None:
+    seen: list[tuple[str, str, float]] = []
+    pacer = Pacer(0.5, api="Slow")
+
+    async def two() -> None:
+        await pacer.wait()
+        with anyio.move_on_after(0.05), observe_waits(lambda *a: seen.append(a)):
+            await pacer.wait()  # the second start is 2 s away: reported, then cancelled
+
+    anyio.run(two)
+    assert seen
+    assert seen[0][:2] == ("Slow", "rate limit (0.485 requests/s)")

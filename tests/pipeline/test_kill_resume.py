@@ -103,6 +103,11 @@ def test_ctrl_c_exits_130_saves_state_and_resumes(tmp_path: Path, emulator: str)
     assert runs[0]["status"] == "interrupted"
     done_before = json.loads(status.stdout)["counts"]["done"]
     assert 0 < done_before < len(files)
+    last = json.loads(status.stdout)["last_run"]
+    assert last["planned"] == len(files)
+    assert last["pending"] > 0, "what the interrupted run did not reach is pending"
+    assert last["done"] + last["in_flight"] + last["pending"] == len(files)
+    assert runs[0]["counts"]["created"] == done_before, "the interrupted run's own figures"
 
     final = run_migrate(job, {"CS_TOKEN": EMU_TOKEN})
     assert final.returncode == 0, final.stderr[-2000:]

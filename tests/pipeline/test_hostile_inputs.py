@@ -1,0 +1,168 @@
+"""Every input a user can type gets a message and an exit code, never a traceback.
+
+One table: each row builds a folder (job file, state, library), runs one command line, and
+names the exit code and the words the message must contain. Exit 2 means a bad input; the
+message names it and says what to do.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.samples import sample_library
+from tests.pipeline.helpers import library
+
+
+def job_text(tmp: Path, *, state: str | None = None, extra: str = "",
+             target: str | None = None) -> str:
+    root, _ = library(tmp, list(sample_library())[:3])
+    target = target or f'[target]\nconnector = "local"\npath = "{tmp / "out"}"\n'
+    run = f'[run]\nstate = "{state}"\n' if state is not None else ""
+    return (f'{extra}[source]\nconnector = "local"\npath = "{root}"\n\n{target}\n{run}')
+
+
+def write_job(tmp: Path, **kw: str) -> str:
+    (tmp / "job.toml").write_text(job_text(tmp, **kw), encoding="utf-8")
+    return str(tmp / "job.toml")
+
+
+def state_under_a_file(tmp: Path) -> list[str]:
+    (tmp / "afile").write_text("not a folder")
+    return ["plan", "-c", write_job(tmp, state="afile/x.db")]
+
+
+def truncated_state(tmp: Path) -> list[str]:
+    job = write_job(tmp, state="state.db")
+    assert main(["migrate", "-c", job]) == 0
+    db = tmp / "state.db"
+    with sqlite3.connect(db) as conn:  # grow it past 8 KiB, like a real ledger
+        conn.execute("CREATE TABLE padding (x BLOB)")
+        conn.execute("INSERT INTO padding VALUES (zeroblob(65536))")
+    conn.close()
+    assert db.stat().st_size > 8192
+    with db.open("r+b") as f:
+        f.truncate(8192)
+    return ["status", "-c", job]
+
+
+def report_write_fails_after_the_run(tmp: Path) -> list[str]:
+    (tmp / "afile").write_text("not a folder")
+    return ["migrate", "-c", write_job(tmp, state="state.db"), "--report",
+            str(tmp / "afile" / "report.json")]
+
+
+def busy_port(tmp: Path) -> list[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    BUSY.append(sock)
+    return ["emulate", "contentstack", "--port", str(sock.getsockname()[1])]
+
+
+BUSY: list[socket.socket] = []
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    setup: Callable[[Path], list[str]]
+    code: int
+    message: str  # a regex the output must match
+    after: Callable[[Path], None] | None = None
+
+
+def nothing_written(tmp: Path) -> None:
+    assert not (tmp / "out").exists(), "nothing may be migrated when the input is refused"
+
+
+def run_work_kept(tmp: Path) -> None:
+    assert len(list((tmp / "out").rglob("*.png"))) + len(list((tmp / "out").rglob("*.jpg"))) \
+        == 3, "the run's work is kept"
+    assert main(["status", "-c", str(tmp / "job.toml")]) == 0
+
+
+CASES = [
+    Case("state path under a file", state_under_a_file, 2, r"afile is a file, not a folder"),
+    Case("unknown state URL scheme", lambda t: ["plan", "-c", write_job(t, state="bogus://x")],
+         2, r"no database called 'bogus'"),
+    Case("postgresql URL without its driver",
+         lambda t: ["plan", "-c", write_job(t, state="postgresql://me:pw-9q@127.0.0.1/db")],
+         2, r"driver 'psycopg2?'.*pip install psycopg"),
+    Case("-c a folder", lambda t: ["plan", "-c", "."], 2, r"'\.' is a directory"),
+    Case("-c a missing file", lambda t: ["plan", "-c", str(t / "nope.toml")], 2,
+         r"nope\.toml' does not exist"),
+    Case("top-level run = \"x\"", lambda t: ["plan", "-c", write_job(t, extra='run = "x"\n')],
+         2, r"run: Input should be a valid dictionary"),
+    Case("job file not UTF-8", lambda t: (t.joinpath("j.toml").write_bytes(b"\xff\xfe["),
+                                          ["plan", "-c", str(t / "j.toml")])[1],
+         2, r"j\.toml cannot be read"),
+    Case("job file not TOML", lambda t: (t.joinpath("j.toml").write_text("[source\n"),
+                                         ["plan", "-c", str(t / "j.toml")])[1],
+         2, r"j\.toml is not valid TOML"),
+    Case("plan --out a folder", lambda t: ["plan", "-c", write_job(t), "--out", str(t)], 2,
+         r"--out.*is a directory"),
+    Case("migrate --report a folder",
+         lambda t: ["migrate", "-c", write_job(t), "--report", "/tmp"], 2,
+         r"--report.*'/tmp' is a directory", after=nothing_written),
+    Case("report cannot be written after the run", report_write_fails_after_the_run, 2,
+         r"run finished \(state saved\) but its report could not be written",
+         after=run_work_kept),
+    Case("export-map --out a folder",
+         lambda t: ["export-map", "-c", write_job(t), "--out", str(t)], 2,
+         r"--out.*is a directory"),
+    Case("state DB truncated to 8 KiB", truncated_state, 2,
+         r"state database .*state\.db cannot be used .*Restore it from a backup"),
+    Case("emulate --port 99999", lambda t: ["emulate", "contentstack", "--port", "99999"], 2,
+         r"99999 is not in the range 1<=x<=65535"),
+    Case("emulate on a port in use", busy_port, 2, r"port \d+ on 127\.0\.0\.1 is in use"),
+    Case("emulate an unknown CMS", lambda t: ["emulate", "wordpress"], 2,
+         r"'wordpress' is not one of"),
+    Case("unknown option", lambda t: ["plan", "-c", write_job(t), "--bogus"], 2,
+         r"No such option '--bogus'"),
+    Case("bad --format", lambda t: ["status", "-c", write_job(t), "--format", "xml"], 2,
+         r"'xml' is not one of 'text', 'json'"),
+    Case("demo --dir a file", lambda t: (t.joinpath("f").write_text(""),
+                                         ["demo", "--dir", str(t / "f")])[1],
+         2, r"is a file"),
+    Case("missing environment variable",
+         lambda t: ["plan", "-c", write_job(t, target=(
+             '[target]\nconnector = "contentstack"\napi_key = "blt1"\n'
+             'management_token = "${HOSTILE_UNSET_VAR}"\nbase_url = "http://127.0.0.1:9"\n'))],
+         2, r"HOSTILE_UNSET_VAR is not set\. Export it"),
+    Case("local target path is a file",
+         lambda t: (t.joinpath("outfile").write_text(""),
+                    ["migrate", "-c", write_job(t, target=(
+                        f'[target]\nconnector = "local"\npath = "{t / "outfile"}"\n'))])[1],
+         2, r"outfile.*(is a file|not a folder)"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HOSTILE_UNSET_VAR", raising=False)
+    args = case.setup(tmp_path)
+    capsys.readouterr()
+    try:
+        code = main(args)
+    finally:
+        while BUSY:
+            BUSY.pop().close()
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == case.code, text
+    assert re.search(case.message, text, re.S), text
+    assert "Traceback" not in text
+    assert "pw-9q" not in text, "a password in a state URL is never shown"
+    assert "put the value in the job file" not in text
+    if case.after is not None:
+        case.after(tmp_path)

@@ -1,0 +1,84 @@
+"""`assetferry status` tells the truth: ledger aggregates, pending per run, deleted as deleted."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main, status_data, status_text
+from state.store import PRUNED_NOTE, ItemRecord, ItemStatus, RunStatus, StateStore
+
+ROUTE = "local:/a->local:/b"
+
+
+def asset(i: int, status: ItemStatus, **kw: object) -> ItemRecord:
+    return ItemRecord(route=ROUTE, kind="asset", source_id=str(i), status=status,
+                      path=f"dir/file {i}.png", **kw)  # type: ignore[arg-type]
+
+
+def test_a_killed_run_shows_what_it_planned_and_did_not_reach(tmp_path: Path) -> None:
+    store = StateStore(str(tmp_path / "s.db"))
+    first = store.start_run(ROUTE, "sync", planned=3)
+    store.write([asset(1, ItemStatus.DONE, target_id="t1"),
+                 asset(2, ItemStatus.SKIPPED, last_error=PRUNED_NOTE),
+                 asset(3, ItemStatus.SKIPPED, last_error="conflict: another file")], run_id=first)
+    store.finish_run(first, RunStatus.DONE, {"counts": {"created": 1, "deleted": 1}})
+    run = store.start_run(ROUTE, "migrate", planned=10)  # then SIGKILLed: no finish_run
+    store.write([asset(i, ItemStatus.DONE, target_id=f"t{i}") for i in range(10, 14)]
+                + [asset(14, ItemStatus.FAILED, last_error="500 from the API\nretry later")],
+                run_id=run)
+    data = status_data(store, ROUTE)
+    store.close()
+    assert data["counts"]["done"] == 5
+    assert data["counts"]["deleted"] == 1, "a pruned asset counts as deleted"
+    assert data["counts"]["skipped"] == 1, "...not as skipped"
+    last = data["last_run"]
+    assert (last["id"], last["status"], last["planned"]) == (run, "running", 10)
+    assert (last["done"], last["failed"], last["pending"]) == (4, 1, 5)
+    assert data["runs"][1]["counts"] == {"created": 1, "deleted": 1}
+    text = status_text({"route": ROUTE, "state": "s.db", **data})
+    assert "10 planned, 4 done, 1 failed, 0 in flight, 0 skipped, 0 deleted, 5 pending" in text
+    assert "500 from the API\\nretry later" in text, "a newline in a reason stays on one line"
+    assert "no figures recorded (the process was killed)" in text
+
+
+@pytest.mark.slow
+def test_status_at_100000_ledger_rows_uses_aggregates(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    store = StateStore(str(tmp_path / "big.db"))
+    run = store.start_run(ROUTE, "migrate", planned=100_000)
+    statuses = ("done",) * 8 + ("failed", "skipped")
+    with sqlite3.connect(tmp_path / "big.db") as conn:  # bulk: the store writes in batches
+        conn.executemany(
+            "INSERT INTO items (route, kind, source_id, status, path, attempts, journal, "
+            "last_error, last_run_id, updated_at) VALUES (?, 'asset', ?, ?, ?, 1, '{}', ?, ?, "
+            "'2026-01-01 00:00:00')",
+            [(ROUTE, str(i), statuses[i % 10], f"dir/{i}.png",
+              "x" if i % 10 == 8 else None, run) for i in range(100_000)])
+    conn.close()
+
+    def no_row_by_row(*_: object, **__: object) -> None:
+        raise AssertionError("status loaded every ledger row into Python")
+
+    monkeypatch.setattr(StateStore, "items", no_row_by_row)
+    data = status_data(store, ROUTE)
+    store.close()
+    assert data["counts"]["done"] == 80_000
+    assert data["counts"]["failed"] == 10_000
+    assert len(data["failed"]) == 50, "the failures listed are capped; the count is not"
+    assert data["last_run"]["pending"] == 0
+
+
+def test_status_reads_no_secret_and_says_when_nothing_ran(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STATUS_TEST_TOKEN", raising=False)
+    job = tmp_path / "job.toml"
+    job.write_text(f'[source]\nconnector = "local"\npath = "{tmp_path}"\n\n'
+                   '[target]\nconnector = "contentstack"\napi_key = "blt1"\n'
+                   'management_token = "${STATUS_TEST_TOKEN}"\n'
+                   'base_url = "http://127.0.0.1:9"\n')
+    assert main(["status", "-c", str(job)]) == 0
+    assert "no run recorded yet" in capsys.readouterr().out
