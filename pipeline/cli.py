@@ -74,6 +74,22 @@ def _configure(ctx: click.Context, log_format: str | None, verbose: bool) -> Glo
     return g
 
 
+class RegistryChoice(click.Choice):  # type: ignore[type-arg]
+    """Choices read from the connector registry when parsing, not when this module loads."""
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self._names = names
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> Sequence[str]:
+        return list(self._names())
+
+    @choices.setter
+    def choices(self, _: Sequence[str]) -> None:
+        pass
+
+
 JOB_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 """The job file: click names it when it is missing, a folder or unreadable (exit 2)."""
 OUT_FILE = click.Path(dir_okay=False, writable=True, path_type=Path)
@@ -348,7 +364,7 @@ def cmd_export_map(ctx: click.Context, config: Path, fmt: str, out: Path | None,
 
 
 @cli.command("emulate")
-@click.argument("cms", type=click.Choice(emulated()))
+@click.argument("cms", type=RegistryChoice(emulated))
 @click.option("--port", type=click.IntRange(1, 65535), default=8123, show_default=True,
               help="TCP port on 127.0.0.1 to serve on")
 @click.option("--seed", type=click.Choice(["empty", "demo"]), default="empty",
@@ -386,11 +402,11 @@ def cmd_emulate(ctx: click.Context, cms: str, port: int, seed: str, rate_limit: 
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("demo-output"), show_default=True,
               help="where the sample library, job file, state and reports go")
-@click.option("--from", "origin", type=click.Choice(["local", *emulated()]),
+@click.option("--from", "origin", type=RegistryChoice(lambda: ["local", *emulated()]),
               default="storyblok", show_default=True,
               help="migrate a seeded emulator or a local folder")
 @click.option("--to", "destination", default="contentstack", show_default=True,
-              type=click.Choice([name for name in emulated() if name in writable()]),
+              type=RegistryChoice(lambda: [n for n in emulated() if n in writable()]),
               help="the emulated target")
 @global_options
 @click.pass_context

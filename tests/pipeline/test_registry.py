@@ -11,13 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import get_args
 
+import click
 import pytest
 from structlog.testing import capture_logs
 
 from connectors.errors import ConfigError
 from pipeline import config as config_module
 from pipeline import registry
-from pipeline.cli import build_parser
+from pipeline.cli import cli
 from pipeline.config import load_job
 from pipeline.run import plan_job
 
@@ -143,13 +144,15 @@ def test_unknown_connector_lists_the_plugins_too(tmp_path: Path,
 
 
 def test_cli_choices_come_from_the_registry(fake_distribution: Path) -> None:
-    parser = build_parser()
-    emulate = parser.parse_args(["emulate", "storyblok"])
-    assert emulate.cms == "storyblok"
-    with pytest.raises(SystemExit):
-        parser.parse_args(["emulate", "fakecms"])  # no emulator: not a choice
-    assert parser.parse_args(["demo", "--to", "storyblok"]).destination == "storyblok"
-    assert parser.parse_args(["demo"]).destination == "contentstack"
+    def parse(*args: str) -> dict[str, object]:
+        with cli.commands[args[0]].make_context(args[0], list(args[1:])) as ctx:
+            return ctx.params
+
+    assert parse("emulate", "storyblok")["cms"] == "storyblok"
+    with pytest.raises(click.BadParameter):
+        parse("emulate", "fakecms")  # no emulator: not a choice
+    assert parse("demo", "--to", "storyblok")["destination"] == "storyblok"
+    assert parse("demo")["destination"] == "contentstack"
 
 
 def test_a_broken_or_duplicate_plugin_is_skipped_with_a_warning(
