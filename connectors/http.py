@@ -508,7 +508,9 @@ class ApiClient:
             _notify(self.api, f"Retry-After {error.retry_after:g} s ({error.status} on "
                     f"{url.path})" if error.retry_after is not None
                     else f"backing off after {error.status or 'a connection error'}", wait)
-            log.warning(
+            # a 429 is the server pacing us (the pacer adapts, the display shows the wait):
+            # info, not a warning per request
+            (log.info if error.status == 429 else log.warning)(
                 "http.retry",
                 api=self.api,
                 method=method,

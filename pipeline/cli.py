@@ -20,8 +20,10 @@ import click
 import structlog
 
 from connectors.errors import FatalError
+from connectors.http import observe_waits
 from pipeline import logs
 from pipeline.config import JobConfig, load_job
+from pipeline.console import Console, LogConsole, RichConsole, Where
 from pipeline.plan import Plan
 from pipeline.registry import emulated, plugin_for, writable
 from pipeline.report import (
@@ -33,7 +35,6 @@ from pipeline.report import (
     plan_table,
 )
 from pipeline.run import crash_message, execute_job, open_state, plan_job
-from pipeline.stages import Outcome
 from state.store import StateError, StateStore
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -109,13 +110,15 @@ def cli(ctx: click.Context, log_format: str | None, verbose: bool) -> None:
     ctx.obj = Globals(log_format or "text", verbose)
 
 
-def _write(text: str, out: Path | None) -> None:
+def _write(text: str, out: Path | None, *, quiet: bool = False) -> None:
+    """``text`` to stdout or to the file ``out`` (folders made). Raises OSError."""
     if out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
-        sys.stderr.write(f"wrote {out}\n")
+        if not quiet:
+            sys.stderr.write(f"wrote {out}\n")
 
 
 def render_plan(plan: Plan, fmt: str) -> str:
@@ -124,28 +127,6 @@ def render_plan(plan: Plan, fmt: str) -> str:
     if fmt == "markdown":
         return plan_markdown(plan)
     return plan_table(plan)
-
-
-class Progress:
-    """A one-line bar on a terminal; nothing otherwise (the log lines say it all)."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.done = 0
-        self.failed = 0
-        self.enabled = sys.stderr.isatty()
-
-    def __call__(self, outcome: Outcome) -> None:
-        self.done += 1
-        self.failed += outcome.status == "failed"
-        if self.enabled:
-            width = 30
-            filled = int(width * self.done / max(1, self.total))
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
-                             f"{self.done}/{self.total} assets, {self.failed} failed ")
-            if self.done == self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 def _route_scopes(job: JobConfig) -> str:
@@ -195,8 +176,11 @@ def _run_command(name: str, text: str) -> None:
     @click.pass_context
     def command(ctx: click.Context, config: Path, retry_failed: bool, report: Path | None,
                 log_format: str | None, verbose: bool, prune: bool | None = None) -> int:
-        _configure(ctx, log_format, verbose)
-        return run_job(config, name, retry_failed=retry_failed, report=report, prune=prune)
+        g = _configure(ctx, log_format, verbose)
+        console: Console = (RichConsole() if sys.stderr.isatty() and g.log_format == "text"
+                            else LogConsole())
+        return run_job(config, name, retry_failed=retry_failed, report=report, prune=prune,
+                       console=console)
 
     if name == "sync":
         click.option("--prune", is_flag=True, default=None,
@@ -209,31 +193,30 @@ _run_command("sync", "Mirror only what changed since the last run.")
 
 
 def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
-            prune: bool | None) -> int:
+            prune: bool | None, console: Console) -> int:
+    """Run a job with ``console`` showing it; write the report; return the exit code."""
     job = load_job(config)
-    progress: Progress | None = None
-
-    def on_plan(plan: Plan) -> None:
-        nonlocal progress
-        progress = Progress(len(plan.assets))
-
-    def tick(outcome: Outcome) -> None:
-        if progress is not None:
-            progress(outcome)
-
-    summary = anyio.run(lambda: execute_job(
-        job, mode, retry_failed=retry_failed, prune=prune, progress=tick, on_plan=on_plan))
-    sys.stdout.write(summary.text() + "\n")
-    sys.stdout.flush()
+    try:
+        with observe_waits(console.waiting):
+            summary = anyio.run(lambda: execute_job(
+                job, mode, retry_failed=retry_failed, prune=prune,
+                progress=console.item_done, on_plan=console.started))
+    finally:
+        console.stop()
+    problem = None
     if report is not None:
         try:
-            _write(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False), report)
+            _write(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False), report,
+                   quiet=True)
         except OSError as exc:
-            # the run's work is saved in the state DB; only the report file is missing
-            sys.stderr.write(f"error: the run finished (state saved) but its report could not "
-                             f"be written to {report}: {exc.strerror or exc}; "
-                             "`assetferry status` shows the same figures\n")
-            return max(summary.exit_code(), EXIT_FATAL)
+            problem = exc.strerror or str(exc)
+    console.finished(summary, Where(config, job.run.state, None if problem else report))
+    if problem is not None:
+        # the run's work is saved in the state DB; only the report file is missing
+        sys.stderr.write(f"error: the run finished (state saved) but its report could not "
+                         f"be written to {report}: {problem}; "
+                         "`assetferry status` shows the same figures\n")
+        return max(summary.exit_code(), EXIT_FATAL)
     return summary.exit_code()
 
 

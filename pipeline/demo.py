@@ -16,6 +16,7 @@ from pathlib import Path
 import anyio
 
 from connectors.emulation import LoopbackServer
+from connectors.errors import ConfigError
 from connectors.plugin import EmulatedCMS, EmulatorSettings
 from pipeline import logs
 from pipeline.config import load_job
@@ -44,11 +45,36 @@ def _job_text(source: str, target: str) -> str:
     )
 
 
+DEMO_MARKER = ".assetferry-demo"
+
+
+def claim_demo_dir(workdir: Path) -> Path:
+    """``workdir`` resolved and marked as the demo's own; refuse a folder with a user's files."""
+    workdir = workdir.resolve()
+    marker = workdir / DEMO_MARKER
+    if workdir.is_dir() and not marker.exists():
+        theirs = sorted(p.name for p in workdir.iterdir())
+        if theirs:
+            shown = ", ".join(theirs[:5]) + (", ..." if len(theirs) > 5 else "")
+            raise ConfigError(
+                f"demo --dir {workdir} already holds files the demo did not make ({shown}); "
+                "the demo writes job.toml, report.json, plan.* and state/ there and never "
+                "overwrites a user's file: give a new or empty folder"
+            )
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made by `assetferry demo`, which may overwrite the files here\n",
+                      encoding="utf-8")
+    return workdir
+
+
 def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
              destination: str = DEFAULT_DESTINATION) -> int:
-    """Seed ``origin`` (an emulated CMS, or ``"local"``), migrate it into ``destination``."""
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    """Seed ``origin`` (an emulated CMS, or ``"local"``), migrate it into ``destination``.
+
+    Never overwrites a user's file: ``workdir`` must be new, empty, or made by an earlier
+    demo (it holds ``DEMO_MARKER``); otherwise ConfigError (exit 2) names it.
+    """
+    workdir = claim_demo_dir(workdir)
     files = list(sample_library())
     say = sys.stdout.write
     target_plugin = plugin_for(destination)

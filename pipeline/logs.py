@@ -21,6 +21,25 @@ def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+class StderrLogger:
+    """Writes each line to whatever ``sys.stderr`` is at that moment.
+
+    Not bound at configure time: Rich's live display redirects stderr so that warnings print
+    above it, and a test's captured stream may be closed once that test is over.
+    """
+
+    def msg(self, message: str) -> None:
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warn = warning = error = err = critical = exception = fatal = msg
+
+
+def _stderr_logger(*_: Any) -> StderrLogger:
+    return StderrLogger()
+
+
 def configure(log_format: str = "text", *, verbose: bool = False,
               terminal: bool = False) -> None:
     """``terminal``: a progress bar shows the progress, so only warnings and errors print."""
@@ -41,7 +60,7 @@ def configure(log_format: str = "text", *, verbose: bool = False,
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.DEBUG if verbose else logging.WARNING if terminal else logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
 

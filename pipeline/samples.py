@@ -53,7 +53,7 @@ def sample_library(seed: int = 7) -> Iterator[SampleFile]:
     for folder in folders:
         for i in range(4):
             n += 1
-            fmt, ext, ctype = (("PNG", "png", "image/png") if (n + i) % 2
+            fmt, ext, ctype = (("PNG", "png", "image/png") if n % 2
                                else ("JPEG", "jpg", "image/jpeg"))
             name = f"image {n:02d}.{ext}" if i != 2 else f"bild-{n:02d}-größe.{ext}"
             yield SampleFile(

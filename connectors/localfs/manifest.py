@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -93,6 +93,25 @@ class _ManifestFile(BaseModel):
     assets: dict[str, Entry] = Field(default_factory=dict)
 
 
+ENTRY_KEYS = ", ".join(Entry.model_fields)
+LOCALE_KEYS = ", ".join(_LocaleEntry.model_fields)
+
+
+def _problem(err: Any) -> str:
+    """One validation error in the manifest's own terms: the asset path, then the key."""
+    loc = [str(p) for p in err["loc"]]
+    msg = str(err["msg"])
+    if len(loc) >= 3 and loc[0] == "assets":
+        where = f"asset {loc[1]!r}, key {'.'.join(loc[2:])!r}"
+        if err["type"] == "extra_forbidden":
+            allowed = LOCALE_KEYS if len(loc) >= 5 and loc[2] == "locales" else ENTRY_KEYS
+            msg = f"unknown key (allowed: {allowed})"
+        return f"{where}: {msg}"
+    if len(loc) == 2 and loc[0] == "assets":
+        return f"asset {loc[1]!r}: {msg}"
+    return f"{'.'.join(loc) or '(top)'}: {msg}"
+
+
 class Manifest:
     """The metadata manifest: loaded once, kept in memory, written back atomically.
 
@@ -163,10 +182,7 @@ class Manifest:
         try:
             manifest = _ManifestFile.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-                for err in exc.errors()[:5]
-            )
+            problems = "; ".join(_problem(err) for err in exc.errors()[:5])
             raise ConfigError(
                 f"metadata manifest {self.path} has an unexpected shape ({problems}); {how_to_fix}"
             ) from None

@@ -7,6 +7,7 @@ message names it and says what to do.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import sqlite3
@@ -68,6 +69,27 @@ def busy_port(tmp: Path) -> list[str]:
 
 
 BUSY: list[socket.socket] = []
+
+
+def demo_into_a_users_folder(tmp: Path) -> list[str]:
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "job.toml").write_text("# my own job file\n")
+    return ["demo", "--dir", str(tmp / "mine")]
+
+
+def users_file_kept(tmp: Path) -> None:
+    assert (tmp / "mine" / "job.toml").read_text() == "# my own job file\n"
+    assert sorted(p.name for p in (tmp / "mine").iterdir()) == ["job.toml"]
+
+
+def manifest_typo(tmp: Path) -> list[str]:
+    job = write_job(tmp)
+    manifest = tmp / "library" / ".assetferry.json"
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    name = sorted(doc["assets"])[0]
+    doc["assets"][name]["titel"] = "typo"
+    manifest.write_text(json.dumps(doc), encoding="utf-8")
+    return ["plan", "-c", job]
 
 
 @dataclass(frozen=True)
@@ -137,6 +159,12 @@ CASES = [
              '[target]\nconnector = "contentstack"\napi_key = "blt1"\n'
              'management_token = "${HOSTILE_UNSET_VAR}"\nbase_url = "http://127.0.0.1:9"\n'))],
          2, r"HOSTILE_UNSET_VAR is not set\. Export it"),
+    Case("demo --dir a folder with a user's files", demo_into_a_users_folder, 2,
+         r"already holds files the demo did not make \(job\.toml\).*never overwrites",
+         after=users_file_kept),
+    Case("metadata manifest with an unknown key", manifest_typo, 2,
+         r"metadata manifest .*\.assetferry\.json .*asset 'bild-03-größe\.png', key 'titel': "
+         r"unknown key \(allowed: title, description"),
     Case("local target path is a file",
          lambda t: (t.joinpath("outfile").write_text(""),
                     ["migrate", "-c", write_job(t, target=(
