@@ -68,8 +68,9 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     for a in plan.assets:
         counts[a.op.value] += 1
     excluded = sum(1 for a in plan.assets if a.asset is not None and a.asset.skipped)
-    warnings = sum(len(a.warnings) for a in plan.assets)
-    warnings += sum(len(f.warnings) for f in plan.folders)
+    # a skipped item's warnings were reported when it was migrated: not again on every plan
+    warnings = sum(len(a.warnings) for a in plan.assets if a.op is not Op.SKIP)
+    warnings += sum(len(f.warnings) for f in plan.folders if f.op is not Op.SKIP)
     total_bytes, estimated_sizes = _source_bytes(plan)
     dropped = Counter(name for a in plan.assets for name in a.dropped)
     return {
@@ -100,8 +101,10 @@ def _summary_line(summary: dict[str, Any]) -> str:
             f"({summary['excluded']} excluded by the source), {summary['delete']} delete, "
             f"{summary['conflict']} conflict, {summary['unsupported']} unsupported; "
             f"{summary['warnings']} warnings; {_bytes_text(summary)}; "
-            f"about {summary['estimated_requests']} requests, "
-            f"{summary['estimated_seconds']} s at the target's rate limit"
+            f"about {summary['estimated_requests']} requests"
+            + (f", {summary['estimated_seconds']} s at the target's rate limit"
+               if summary["estimated_seconds"] else
+               " (the target has no rate limit: the time depends on the transfers)")
             + _dropped_line(summary))
 
 
@@ -128,7 +131,7 @@ def plan_table(plan: Plan, *, width: int = 100) -> str:
     for r in rows:
         out.write(f"{r['op']:<12} {r['kind']:<7} {one_line(r['path'])}\n")
         out.write(f"{'':<20} {one_line(r['reason'])}\n")
-        for w in r["warnings"]:
+        for w in r["warnings"] if r["op"] != Op.SKIP.value else ():
             out.write(f"{'':<20} ! {one_line(w)}\n")
         for n in r.get("notes", ()):
             out.write(f"{'':<20} i {one_line(n)}\n")
@@ -144,8 +147,9 @@ def plan_markdown(plan: Plan) -> str:
     out.write(f"# assetferry plan: `{plan.route}`\n\n{_summary_line(plan_summary(plan))}\n\n")
     out.write("| op | kind | path | reason | warnings | notes |\n|---|---|---|---|---|---|\n")
     for r in plan_items(plan):
+        warnings = r["warnings"] if r["op"] != Op.SKIP.value else ()
         out.write(f"| {r['op']} | {r['kind']} | {cell(r['path'])} | {cell(r['reason'])} | "
-                  f"{cell('; '.join(r['warnings']))} | {cell('; '.join(r.get('notes', ())))} |\n")
+                  f"{cell('; '.join(warnings))} | {cell('; '.join(r.get('notes', ())))} |\n")
     return out.getvalue()
 
 

@@ -10,12 +10,12 @@ import errno
 import os
 import stat
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -163,6 +163,7 @@ class LocalFolderConnector:
         self._role = role
         self._root = config.path.resolve()
         self._manifest = Manifest(self._root / config.manifest)
+        self._reported: set[tuple[str, str]] = set()
 
     async def __aenter__(self) -> LocalFolderConnector:
         return self
@@ -300,7 +301,7 @@ class LocalFolderConnector:
                         "folder vanished while listing" if scan.vanished
                         else "symlink to one of its own parent folders (a loop)"
                     )
-                    log.warning("local.skipped", path="/".join(child), reason=reason)
+                    self._skipped_once("/".join(child), reason, log.warning)
                     if with_files:
                         yield _Skip(parts, entry.name, reason)
                     continue
@@ -321,10 +322,16 @@ class LocalFolderConnector:
             if not descended:
                 stack.pop()
 
+    def _skipped_once(self, path: str, reason: str, say: Callable[..., Any]) -> None:
+        """Log a skipped entry once, though the folders and the assets each walk the tree."""
+        if (path, reason) not in self._reported:
+            self._reported.add((path, reason))
+            say("local.skipped", path=path, reason=reason)
+
     async def _scan(self, parts: tuple[str, ...]) -> _Scan:
         scan = await anyio.to_thread.run_sync(self._scan_sync, parts)
         for skip in scan.skipped:
-            log.info("local.skipped", path="/".join((*parts, skip.name)), reason=skip.reason)
+            self._skipped_once("/".join((*parts, skip.name)), skip.reason, log.info)
         return scan
 
     def _scan_sync(self, parts: tuple[str, ...]) -> _Scan:
