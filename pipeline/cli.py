@@ -91,6 +91,19 @@ class RegistryChoice(click.Choice):  # type: ignore[type-arg]
         pass
 
 
+class SpaceId(click.ParamType):  # type: ignore[type-arg]
+    """A space id: a positive integer below 2**53 (Storyblok's ids are JavaScript numbers)."""
+
+    name = "space id"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        text = str(value)
+        if not text.isdigit() or not 0 < int(text) < 2**53:
+            self.fail(f"{text!r} is not a space id (a positive integer)", param, ctx)
+        return int(text)
+
+
 JOB_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 """The job file: click names it when it is missing, a folder or unreadable (exit 2)."""
 OUT_FILE = click.Path(dir_okay=False, writable=True, path_type=Path)
@@ -356,7 +369,7 @@ def cmd_export_map(ctx: click.Context, config: Path, fmt: str, out: Path | None,
 @click.option("--rate-limit", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="R", help="requests per second (per minute where the vendor documents a "
                                 "per-minute limit) before 429s (default: the documented limit)")
-@click.option("--space-id", type=click.IntRange(1, 2**53 - 1), default=None,
+@click.option("--space-id", type=SpaceId(), default=None, metavar="ID",
               help="storyblok: the emulated space's id (default: a random one); each "
                    "space hands out its own asset and folder ids")
 @global_options

@@ -28,7 +28,8 @@ from pipeline.cli import cli, main
 from tests.pipeline.helpers import CS_KEY, CS_TOKEN, library
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-PLACEHOLDERS = {"FILE": "out.txt", "N": "8123", "R": "5", "DIR": "some-dir", "CMS": "storyblok"}
+PLACEHOLDERS = {"FILE": "out.txt", "N": "8123", "R": "5", "DIR": "some-dir", "CMS": "storyblok",
+                "ID": "321388"}
 
 
 def readme_command_lines() -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import LoopbackServer, in_process_transport
 from connectors.storyblok.emulator import StoryblokEmulator
-from pipeline.cli import build_parser, cmd_export_map
+from pipeline.cli import main
 from pipeline.config import load_job
 from pipeline.run import execute_job
 
@@ -98,8 +98,8 @@ def test_a_migrated_files_export_map_url_answers_with_its_bytes(
             summary = anyio.run(lambda: execute_job(load_job(job, env={}), "migrate"))
             assert summary.exit_code() == 0, summary.text()
             out = tmp_path / "map.json"
-            assert cmd_export_map(build_parser().parse_args(
-                ["export-map", "-c", str(job), "--format", "json", "--out", str(out)])) == 0
+            assert main(["export-map", "-c", str(job), "--format", "json",
+                         "--out", str(out)]) == 0
             rows = [r for r in json.loads(out.read_text(encoding="utf-8"))
                     if r["kind"] == "asset"]
             assert sorted(r["path"] for r in rows) == sorted(NAMES)

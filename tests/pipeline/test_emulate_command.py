@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from connectors.emulation import free_port
-from pipeline.cli import build_parser, cmd_emulate
+from pipeline.cli import main
 
 
 @pytest.mark.slow
@@ -52,13 +52,10 @@ def test_space_id_must_be_a_positive_integer_below_2_53(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     for bad in ("0", "-3", "x", str(2**53)):
-        with pytest.raises(SystemExit) as exited:
-            build_parser().parse_args(["emulate", "storyblok", "--space-id", bad])
-        assert exited.value.code == 2
+        assert main(["emulate", "storyblok", "--space-id", bad]) == 2
         assert "is not a space id" in capsys.readouterr().err
 
 
 def test_space_id_is_refused_for_contentstack(capsys: pytest.CaptureFixture[str]) -> None:
-    args = build_parser().parse_args(["emulate", "contentstack", "--space-id", "5"])
-    assert cmd_emulate(args) == 2
-    assert "--space-id: the contentstack emulator has no spaces" in capsys.readouterr().err
+    assert main(["emulate", "contentstack", "--space-id", "5"]) == 2
+    assert "'--space-id': the contentstack emulator has no spaces" in capsys.readouterr().err
