@@ -245,6 +245,28 @@ class LoopbackServer:
         self.stop()
 
 
+class FaultSwitch:
+    """Gives an emulator a ``faults`` attribute that can be switched while it serves.
+
+    Setting it reaches every :class:`FaultMiddleware` the emulator serves through (the ones
+    :meth:`fault_middlewares` names), so ``emu.faults = Faults()`` really turns faults off.
+    """
+
+    fault_middleware: FaultMiddleware
+
+    def fault_middlewares(self) -> list[FaultMiddleware]:
+        return [self.fault_middleware]
+
+    @property
+    def faults(self) -> Faults:
+        return self.fault_middleware.faults
+
+    @faults.setter
+    def faults(self, value: Faults) -> None:
+        for middleware in self.fault_middlewares():
+            middleware.faults = value
+
+
 class FaultMiddleware:
     """Wraps an emulator app with the switchable :class:`Faults`.
 

@@ -64,6 +64,7 @@ from connectors.emulation import (
     BlobStore,
     FaultMiddleware,
     Faults,
+    FaultSwitch,
     RateLimiter,
     leaked_credentials,
 )
@@ -117,7 +118,7 @@ class _Stored:
     seq: int
 
 
-class ContentoEmulator:
+class ContentoEmulator(FaultSwitch):
     """An in-memory Contento site. Seed it with :meth:`add_folder` and :meth:`add_asset`.
 
     ``short_downloads`` (asset ids) makes those files announce their full length but send

@@ -86,6 +86,7 @@ from connectors.emulation import (
     BlobStore,
     FaultMiddleware,
     Faults,
+    FaultSwitch,
     RateLimiter,
     leaked_credentials,
     request_path,
@@ -199,7 +200,7 @@ class _AssetState:
     slug: str | None = None
 
 
-class ContentstackEmulator:
+class ContentstackEmulator(FaultSwitch):
     """An in-memory Contentstack stack holding assets and asset folders.
 
     ``app`` is the whole ASGI app (faults around the routes). ``assets`` and ``folders`` hold
@@ -306,15 +307,11 @@ class ContentstackEmulator:
         )
         self.delivery_app: ASGIApp = self.delivery_middleware
 
+    def fault_middlewares(self) -> list[FaultMiddleware]:
+        """The management and the delivery app share one set of faults."""
+        return [self.fault_middleware, self.delivery_middleware]
+
     # -- public helpers ------------------------------------------------------------------
-
-    @property
-    def faults(self) -> Faults:
-        return self.fault_middleware.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.fault_middleware.faults = value
 
     def add_folder(self, name: str, parent_uid: str | None = None) -> str:
         """Create a folder directly (no limits checked); return its uid."""

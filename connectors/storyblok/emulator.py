@@ -62,6 +62,7 @@ from connectors.emulation import (
     BlobStore,
     FaultMiddleware,
     Faults,
+    FaultSwitch,
     RateLimiter,
     leaked_credentials,
     request_path,
@@ -209,7 +210,7 @@ def _not_found_route() -> Response:
     return _error("Not Found", 404)  # unverified: Rails' routing 404 text
 
 
-class StoryblokEmulator:
+class StoryblokEmulator(FaultSwitch):
     """The MAPI v1 asset endpoints of one space, plus its S3 bucket, asset host and CDA.
 
     ``requests`` counts calls to ``/v1`` (the rate-limited Management API), including those
@@ -268,15 +269,6 @@ class StoryblokEmulator:
             is_download=lambda path: path.startswith("/f/"),
         )
         self.app: ASGIApp = self.fault_middleware
-
-    @property
-    def faults(self) -> Faults:
-        """The switchable faults; setting them takes effect on the next request."""
-        return self.fault_middleware.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.fault_middleware.faults = value
 
     # ------------------------------------------------------------------ seeding and inspection
 

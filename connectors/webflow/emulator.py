@@ -57,6 +57,7 @@ from connectors.emulation import (
     BlobStore,
     FaultMiddleware,
     Faults,
+    FaultSwitch,
     RateLimiter,
     leaked_credentials,
 )
@@ -115,7 +116,7 @@ def _invalid(message: str, param: str) -> _ApiError:
                      [{"param": param, "description": message}])
 
 
-class WebflowEmulator:
+class WebflowEmulator(FaultSwitch):
     """One Webflow site. ``assets`` and ``folders`` hold the records by id (tests may read
     them); seed with :meth:`add_folder` / :meth:`add_asset`, which enforce no limits."""
 
@@ -163,14 +164,6 @@ class WebflowEmulator:
             is_download=lambda path: path.startswith("/files/"),
         )
         self.app: ASGIApp = self.fault_middleware
-
-    @property
-    def faults(self) -> Faults:
-        return self.fault_middleware.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.fault_middleware.faults = value
 
     # -- seeding and inspection ----------------------------------------------------------
 

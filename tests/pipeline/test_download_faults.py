@@ -18,9 +18,12 @@ from httpx import AsyncBaseTransport
 
 import pipeline.run as run_module
 from connectors.base import Asset
+from connectors.contento.demo import ContentoDemo
 from connectors.contentstack.emulator import ContentstackEmulator
+from connectors.contentstack_delivery.demo import ContentstackDeliveryDemo
 from connectors.emulation import Faults, in_process_transport
 from connectors.http import MAX_REDIRECTS
+from connectors.plugin import EmulatorSettings
 from connectors.storyblok.demo import seed as seed_storyblok
 from connectors.storyblok.emulator import StoryblokEmulator
 from pipeline import cli, registry
@@ -43,6 +46,9 @@ CS = "http://cs.emulator"
 SB = "http://sb.emulator"
 SB_SPACE = 288868932106293
 SB_TOKEN = "sb-dl-token-5e1d"
+CT_SITE = "s_01jDSh2WkN8Kp6SvRA8Ne5CJ69"
+CT_TOKEN = "contento-emulator-token"  # the demo seeding's (connectors/contento/demo.py)
+CS_DELIVERY = "cs-delivery-token"  # likewise (connectors/contentstack_delivery/demo.py)
 Inventory = list[tuple[tuple[str, ...], str, str]]
 
 
@@ -299,3 +305,47 @@ async def test_a_failed_heartbeat_does_not_end_the_run(
     assert summary.exit_code() == 0, summary.text()
     assert summary.counts()["created"] == len(files)
     assert runs(job, summary.route) == [RunStatus.DONE]
+
+
+# -- every emulator's file host: the read-only sources --------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["contento", "contentstack-delivery"])
+async def test_read_only_sources_take_gzip_and_redirects_from_their_file_hosts(
+    tmp_path: Path, kind: str
+) -> None:
+    """The faults are the shared layer's: every emulator's file host gzips and redirects."""
+    settings = EmulatorSettings(unlimited=True)
+    demo: ContentoDemo | ContentstackDeliveryDemo
+    files = [f for f in some_files() if not f.folder]
+    dest = tmp_path / "out"
+    if kind == "contento":
+        demo = ContentoDemo(settings)
+        section = (f'connector = "contento"\nsite_id = "{CT_SITE}"\ntoken = "{CT_TOKEN}"\n'
+                   'base_url = "http://contento.emulator/api"\nrequests_per_second = 1000\n')
+    else:
+        demo = ContentstackDeliveryDemo(settings)
+        section = (f'connector = "contentstack-delivery"\napi_key = "{CS_KEY}"\n'
+                   f'delivery_token = "{CS_DELIVERY}"\nenvironment = "production"\n'
+                   'base_url = "http://cdn.emulator"\nrequests_per_second = 1000\n')
+    try:
+        demo.seed(files)
+        emu = demo.emulator
+        app = emu.delivery_app if isinstance(emu, ContentstackEmulator) else emu.app
+        emu.faults = Faults(gzip_rate=0.5, redirect_rate=0.5, seed=11)
+        path = tmp_path / "job.toml"
+        path.write_text(f"[source]\n{section}\n[target]\nconnector = \"local\"\n"
+                        f'path = "{dest}"\n\n[run]\nstate = "{tmp_path / "s.db"}"\n',
+                        encoding="utf-8")
+        summary = await execute_job(load_job(path, env={}), "migrate",
+                                    transports={"source": in_process_transport(app)})
+        middleware = (emu.delivery_middleware if isinstance(emu, ContentstackEmulator)
+                      else emu.fault_middleware)
+        assert middleware.injected["gzip"] > 0, "the switch reached the app that served"
+        assert middleware.injected["redirect"] > 0
+        assert summary.exit_code() == 0, summary.text()
+        got = {name: digest for _, name, digest in local_inventory(dest)}
+        assert sorted(got.values()) == sorted(sha(f.data) for f in files)
+        assert emu.credential_leaks == []
+    finally:
+        demo.close()
