@@ -5,8 +5,9 @@ frozen dataclasses below, and turns them back when it writes.
 
 Capabilities follow rclone's "small required core, optional features": every connector is a
 :class:`Source`; a writable one is also a :class:`Target`; extras (replace a file, update
-metadata, delete, find an asset we may have created) are separate Protocols that the pipeline
-asks about through :meth:`Capabilities.of`, never by checking a connector's type.
+metadata, delete, find an asset we may have created, read one asset directly) are separate
+Protocols that the pipeline asks about through :meth:`Capabilities.of`, never by checking a
+connector's type.
 """
 
 from __future__ import annotations
@@ -361,6 +362,20 @@ class SupportsFindAsset(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsAssetExists(Protocol):
+    async def asset_exists(self, source_id: str) -> bool:
+        """Whether the asset ``source_id`` is still in this connector, by a direct read of
+        that one item, never by a listing (design: "Listings you can trust").
+
+        Prune asks it of the source before deleting a target asset: absence from a listing is
+        no proof of deletion. A soft-deleted asset counts as gone. Raises
+        :class:`connectors.errors.SyncError` when the answer can't be had; the caller then
+        keeps the asset.
+        """
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a connector can do, computed once from the Protocols it implements."""
@@ -370,6 +385,7 @@ class Capabilities:
     update_metadata: bool
     delete: bool
     find_asset: bool
+    asset_exists: bool = False
 
     @classmethod
     def of(cls, connector: object) -> Capabilities:
@@ -379,4 +395,5 @@ class Capabilities:
             update_metadata=isinstance(connector, SupportsUpdateMetadata),
             delete=isinstance(connector, SupportsDelete),
             find_asset=isinstance(connector, SupportsFindAsset),
+            asset_exists=isinstance(connector, SupportsAssetExists),
         )

@@ -209,6 +209,13 @@ class ContentstackClient:
                 handle.close()
         return decode_model(response, WireAssetEnvelope, api=API).asset
 
+    async def get(self, uid: str) -> WireAsset:
+        """``GET /v3/assets/{uid}``: one asset (or folder); NotFoundError when there is none."""
+        response = await self._api.request(
+            "GET", f"assets/{_segment(uid)}", headers=self._headers
+        )
+        return decode_model(response, WireAssetEnvelope, api=API).asset
+
     async def update(self, uid: str, asset: Mapping[str, Any]) -> WireAsset:
         """``PUT /v3/assets/{uid}`` with a JSON body ``{"asset": {...}}``."""
         response = await self._api.request(

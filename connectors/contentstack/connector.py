@@ -36,6 +36,7 @@ from connectors.base import (
     Limits,
     Source,
     StagedFile,
+    SupportsAssetExists,
     SupportsDelete,
     SupportsFindAsset,
     SupportsReplace,
@@ -49,7 +50,7 @@ from connectors.contentstack.client import PAGE_SIZE, ROOT_FOLDER, ContentstackC
 from connectors.contentstack.config import DEFAULT_REQUESTS_PER_SECOND, ContentstackConfig
 from connectors.contentstack.wire import FOLDER_CONTENT_TYPE, WireAsset, WireDimension
 from connectors.errors import ItemError, MalformedResponseError, NotFoundError
-from connectors.pagination import OffsetPaginator
+from connectors.pagination import OffsetPaginator, iter_listing
 
 log = structlog.get_logger(__name__)
 
@@ -354,34 +355,32 @@ class ContentstackConnector:
                 log.info("contentstack.folders_listed", scope=self.scope, folders=len(records))
             return self._folders
 
-    async def _pages(
+    def _pages(
         self, *, query: Mapping[str, Any] | None = None, folder: str | None = None
     ) -> AsyncGenerator[list[WireAsset], None]:
-        """Pages of ``/v3/assets`` until the announced count; raises MalformedResponseError
-        when paging stops making sense (a record listed twice, a page past the count, an
-        empty page before it)."""
-        pager = OffsetPaginator(limit=PAGE_SIZE)
-        seen: set[str] = set()
-        while True:
+        """Pages of ``/v3/assets``, oldest first, each record once, checked against the
+        announced count and listed again when the stack changed under them
+        (:func:`connectors.pagination.iter_listing`); raises MalformedResponseError when
+        paging stops making sense or the stack kept changing."""
+
+        async def fetch(paging: Mapping[str, int]) -> tuple[list[WireAsset], int | None]:
             page = await self._client.list_assets(
-                skip=pager.skip, limit=pager.limit, query=query, folder=folder
+                skip=paging["skip"], limit=paging["limit"], query=query, folder=folder
             )
-            for record in page.assets:
-                if record.uid in seen:
-                    raise MalformedResponseError(
-                        f"Contentstack listed {record.uid} twice while paging (skip "
-                        f"{pager.skip}); the listing can't be trusted, run again later"
-                    )
-                seen.add(record.uid)
-            more = pager.advance(len(page.assets), page.count)
-            if not page.assets and pager.total is not None and pager.skip < pager.total:
-                raise MalformedResponseError(
-                    f"Contentstack returned an empty page at skip {pager.skip} but announced "
-                    f"{pager.total} records; the listing would be incomplete"
-                )
-            yield page.assets
-            if not more:
-                return
+            return page.assets, page.count
+
+        return iter_listing(fetch, lambda: OffsetPaginator(limit=PAGE_SIZE),
+                            key=lambda record: record.uid, what="the Contentstack asset list")
+
+    async def asset_exists(self, source_id: str) -> bool:
+        """Whether the asset is still in the stack, by ``GET /v3/assets/{uid}`` (not a
+        listing); a 404, or a folder under that uid, counts as gone. Raises SyncError when
+        Contentstack can't be asked."""
+        try:
+            record = await self._client.get(source_id)
+        except NotFoundError:
+            return False
+        return not record.is_dir and record.content_type != FOLDER_CONTENT_TYPE
 
     def _to_asset(self, record: WireAsset, folders: Mapping[str, Folder]) -> Asset:
         if not record.filename:
@@ -438,3 +437,4 @@ _replace: type[SupportsReplace] = ContentstackConnector
 _update: type[SupportsUpdateMetadata] = ContentstackConnector
 _delete: type[SupportsDelete] = ContentstackConnector
 _find: type[SupportsFindAsset] = ContentstackConnector
+_exists: type[SupportsAssetExists] = ContentstackConnector

@@ -30,6 +30,7 @@ from connectors.base import (
     Folder,
     Limits,
     StagedFile,
+    SupportsAssetExists,
     SupportsDelete,
     SupportsFindAsset,
     SupportsReplace,
@@ -623,6 +624,14 @@ class LocalFolderConnector:
         await self._manifest.remove(rel)
         log.info("local.deleted", target_id=rel)
 
+    async def asset_exists(self, source_id: str) -> bool:
+        """Whether the file ``source_id`` (a path under the root) is still a file there.
+
+        Raises ItemError on an id that is unsafe or resolves outside the root.
+        """
+        path = await anyio.to_thread.run_sync(self._inside, _split_rel(source_id, "asset id"))
+        return await anyio.to_thread.run_sync(path.is_file)
+
     async def find_asset(
         self, folder_id: str | None, filename: str, size: int
     ) -> TargetRef | None:
@@ -763,3 +772,4 @@ _replace: type[SupportsReplace] = LocalFolderConnector
 _update: type[SupportsUpdateMetadata] = LocalFolderConnector
 _delete: type[SupportsDelete] = LocalFolderConnector
 _find: type[SupportsFindAsset] = LocalFolderConnector
+_exists: type[SupportsAssetExists] = LocalFolderConnector

@@ -44,8 +44,8 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,7 @@ from connectors.base import (
     LocalizedText,
     Source,
     StagedFile,
+    SupportsAssetExists,
     SupportsDelete,
     SupportsFindAsset,
     SupportsReplace,
@@ -75,7 +76,7 @@ from connectors.base import (
 )
 from connectors.errors import ItemError, MalformedResponseError, NotFoundError, SyncError
 from connectors.media import image_size
-from connectors.pagination import PageNumberPaginator
+from connectors.pagination import PageNumberPaginator, iter_listing
 from connectors.storyblok.client import StoryblokClient
 from connectors.storyblok.config import StoryblokConfig
 from connectors.storyblok.wire import FinishResponse, SignedResponse, WireAsset, WireFolder
@@ -91,6 +92,8 @@ MIN_FILE_SIZE = 1
 refuses an empty file with ``EntityTooSmall``."""
 PER_PAGE = 100
 CDN_HOST = "https://a.storyblok.com"
+LISTING_ORDER = "created_at:asc"
+"""Oldest first: the stable order the asset list offers (``sort_by``, facts §2)."""
 
 _I18N = re.compile(r"^(alt|title|copyright|description)__i18n__(.+)$")
 _DIMS = re.compile(r"^(\d+)x(\d+)$")
@@ -364,25 +367,47 @@ class StoryblokConnector:
     # -- assets --------------------------------------------------------------------------
 
     async def iter_assets(self) -> AsyncIterator[Asset]:
-        """Every asset not deleted, page by page (100 a page), as pages arrive.
+        """Every asset not deleted, oldest first, 100 a page, as pages arrive.
 
-        Raises MalformedResponseError when paging goes past the ``total`` header or an asset
-        names a folder that does not exist.
+        The listing is checked against the ``total`` header and listed again when the space
+        changed under it (:func:`connectors.pagination.iter_listing`). Raises
+        MalformedResponseError when paging goes past the ``total`` header, the space kept
+        changing, or an asset names a folder that does not exist.
         """
         folders = await self._load_folders()
-        pager = PageNumberPaginator(per_page=PER_PAGE)
-        while True:
-            page, total = await self._client.list_assets(pager.params())
-            more = pager.advance(len(page), total)
-            for wire in page:
-                if wire.deleted_at:
-                    continue
-                key = _folder_key(wire.asset_folder_id)
-                if key is not None and key not in folders:
-                    folders = await self._load_folders(refresh=True)
-                yield await self._to_asset(wire, folders)
-            if not more:
-                return
+        async with aclosing(self._asset_pages({})) as pages:
+            async for page in pages:
+                for wire in page:
+                    if wire.deleted_at:
+                        continue
+                    key = _folder_key(wire.asset_folder_id)
+                    if key is not None and key not in folders:
+                        folders = await self._load_folders(refresh=True)
+                    yield await self._to_asset(wire, folders)
+
+    def _asset_pages(self, params: Mapping[str, Any]) -> AsyncGenerator[list[WireAsset], None]:
+        """Pages of ``GET assets`` with ``params``, oldest first (``sort_by=created_at:asc``:
+        a new upload lands at the end and shifts nothing already read)."""
+
+        async def fetch(paging: Mapping[str, int]) -> tuple[list[WireAsset], int | None]:
+            return await self._client.list_assets(
+                {**params, "sort_by": LISTING_ORDER, **paging}
+            )
+
+        return iter_listing(fetch, lambda: PageNumberPaginator(per_page=PER_PAGE),
+                            key=lambda wire: str(wire.id), what="the Storyblok asset list")
+
+    async def asset_exists(self, source_id: str) -> bool:
+        """Whether the asset is still in the space, by ``GET assets/{id}`` (not a listing).
+
+        A soft-deleted asset (``deleted_at`` set) and a 404 count as gone. Raises SyncError
+        when Storyblok can't be asked.
+        """
+        try:
+            wire = await self._client.get_asset(_parse_id(source_id))
+        except NotFoundError:
+            return False
+        return not wire.deleted_at
 
     async def _to_asset(self, wire: WireAsset, folders: Mapping[int, Folder]) -> Asset:
         key = _folder_key(wire.asset_folder_id)
@@ -684,23 +709,19 @@ class StoryblokConnector:
         params: dict[str, Any] = {"search": parameterize(filename)}
         if folder_key is not None:
             params["in_folder"] = folder_key
-        pager = PageNumberPaginator(per_page=PER_PAGE)
         best: WireAsset | None = None
-        while True:
-            page, total = await self._client.list_assets({**params, **pager.params()})
-            more = pager.advance(len(page), total)
-            for wire in page:
-                name = _text(wire.short_filename) or name_from_url(wire.filename)
-                if (
-                    not wire.deleted_at
-                    and _folder_key(wire.asset_folder_id) == folder_key
-                    and name in wanted
-                    and wire.content_length == size
-                    and (best is None or wire.id > best.id)
-                ):
-                    best = wire
-            if not more:
-                break
+        async with aclosing(self._asset_pages(params)) as pages:
+            async for page in pages:
+                for wire in page:
+                    name = _text(wire.short_filename) or name_from_url(wire.filename)
+                    if (
+                        not wire.deleted_at
+                        and _folder_key(wire.asset_folder_id) == folder_key
+                        and name in wanted
+                        and wire.content_length == size
+                        and (best is None or wire.id > best.id)
+                    ):
+                        best = wire
         if best is None:
             return None
         return TargetRef(str(best.id), public_url(best.filename))
@@ -721,3 +742,4 @@ _replace: type[SupportsReplace] = StoryblokConnector
 _update_metadata: type[SupportsUpdateMetadata] = StoryblokConnector
 _delete: type[SupportsDelete] = StoryblokConnector
 _find_asset: type[SupportsFindAsset] = StoryblokConnector
+_asset_exists: type[SupportsAssetExists] = StoryblokConnector
