@@ -2,6 +2,12 @@
 
 ``plan``, ``migrate`` and ``sync`` all compute their work here, so what ``plan`` reports is
 exactly what ``migrate`` does. Nothing in this module performs I/O.
+
+Invariants, checked by :func:`check_plan` before anything runs (design: "Plan invariants"):
+each target asset and each target folder is touched by at most one action. Prune never deletes
+on the word of a listing alone: a deletion needs a direct read of the source item
+(``PlanInput.direct_reads``), and a source asset that reappears under a new id with the same
+path and size takes over the target asset of the gone one, whose ledger row is retired.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from connectors.base import (
     FolderPath,
     Limits,
 )
+from connectors.errors import FatalError
 from mappings.fields import (
     filename_changes,
     map_meta,
@@ -86,6 +93,13 @@ class AssetAction:
     source_hash: str = ""
     dropped: tuple[str, ...] = ()
     """Canonical metadata fields with a value the target has no place for."""
+    retire: bool = False
+    """A gone source asset whose target asset another source asset took over: the ledger row
+    is retired (no target id any more), nothing is deleted."""
+
+
+class PlanInvariantError(FatalError):
+    """The plan broke one of its invariants: a bug in assetferry; nothing has run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,12 @@ class Plan:
     assets: tuple[AssetAction, ...]
     requests_per_second: float | None
     requests_per_upload: int = 1
+    held_deletes: int = 0
+    """Deletions prune held back (bound exceeded, or not confirmed by a direct read)."""
+    prune_note: str | None = None
+    """Why deletions were held back, with the numbers, e.g. "3 deletions held back: ..."."""
+    to_confirm: tuple[str, ...] = ()
+    """Source ids prune would delete once a direct read confirms each is gone."""
 
     @property
     def estimated_requests(self) -> int:
@@ -151,6 +171,9 @@ class PlanInput:
     prune: bool = False
     max_deletes: int = 100
     retry_failed_only: bool = False
+    direct_reads: Mapping[str, bool | str] | None = None
+    """Source ids missing from the listing, read directly: True still there, False gone, a
+    string when the read failed (why). ``None``: not read yet (prune then deletes nothing)."""
 
 
 def make_plan(route: str, inp: PlanInput) -> Plan:
@@ -250,9 +273,16 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         final_names.update(resolve_filename_collisions(
             names, rules=rules, taken=folder_names.get(folder, ())))
 
+    # target assets that belong to a source asset still listed (a ledger row of ours)
+    present = {a.source_id for a in inp.source_assets}
+    live_owner = {
+        r.target_id: sid for (kind, sid), r in inp.records.items()
+        if kind == "asset" and sid in present and r.status is ItemStatus.DONE and r.target_id
+    }
     actions = [
         _asset_action(asset, folder, final_names, tree.warnings_for(folder_of(asset)),
-                      tree.error_for(folder_of(asset)), inp, target_index, target_by_id)
+                      tree.error_for(folder_of(asset)), inp, target_index, target_by_id,
+                      live_owner)
         for asset, folder in placed_assets
     ]
     actions.extend(
@@ -261,9 +291,60 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         for a in inp.source_assets if a.skipped
     )
     actions = _warn_over_asset_count(actions, inp)
-    actions.extend(_prune_actions(inp, target_by_id))
-    return Plan(route, tuple(folder_actions), tuple(actions), inp.limits.requests_per_second,
-                inp.limits.requests_per_upload)
+    claimed = {a.target_id: a for a in actions if a.target_id}
+    prune = _prune_actions(inp, target_by_id, present, claimed)
+    actions.extend(prune.actions)
+    plan = Plan(route, tuple(folder_actions), tuple(actions), inp.limits.requests_per_second,
+                inp.limits.requests_per_upload, held_deletes=prune.held, prune_note=prune.note,
+                to_confirm=prune.to_confirm)
+    check_plan(plan)
+    return plan
+
+
+def check_plan(plan: Plan) -> None:
+    """Each target asset and target folder is touched by at most one action.
+
+    Raises PlanInvariantError (a bug report: nothing has run yet) naming the actions.
+    """
+    problems: list[str] = []
+    by_asset: dict[str, list[AssetAction]] = defaultdict(list)
+    by_name: dict[tuple[FolderPath, str], list[AssetAction]] = defaultdict(list)
+    for a in plan.assets:
+        if a.target_id:
+            by_asset[a.target_id].append(a)
+        placed = a.op in (Op.CREATE, Op.UPDATE, Op.REPLACE) or (a.op is Op.SKIP and a.target_id)
+        if placed and a.target_folder is not None and a.filename:
+            by_name[(a.target_folder, a.filename)].append(a)
+    for target_id, touching in by_asset.items():
+        if len(touching) > 1:
+            problems.append(f"target asset {target_id}: " + _touching(touching))
+    for (folder, name), touching in by_name.items():
+        if len(touching) > 1:
+            problems.append(f"target name {'/'.join((*folder, name))!r}: " + _touching(touching))
+    by_folder: dict[FolderPath, int] = defaultdict(int)
+    by_folder_id: dict[str, int] = defaultdict(int)
+    for f in plan.folders:
+        if f.op is Op.UNSUPPORTED:
+            continue
+        by_folder[f.target_path] += 1
+        if f.target_id:
+            by_folder_id[f.target_id] += 1
+    problems.extend(f"target folder {'/'.join(path)!r}: {n} actions"
+                    for path, n in by_folder.items() if n > 1)
+    problems.extend(f"target folder {fid}: {n} actions"
+                    for fid, n in by_folder_id.items() if n > 1)
+    if problems:
+        raise PlanInvariantError(
+            "internal error: the plan touches a target item more than once ("
+            + "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
+                                         else "")
+            + "). Nothing was changed. This is a bug in assetferry: please report it with "
+            "this message."
+        )
+
+
+def _touching(actions: Sequence[AssetAction]) -> str:
+    return ", ".join(f"{a.op.value} {a.path} (source {a.source_id})" for a in actions)
 
 
 def _warn_over_asset_count(actions: list[AssetAction], inp: PlanInput) -> list[AssetAction]:
@@ -319,6 +400,7 @@ def _asset_action(
     inp: PlanInput,
     target_index: Mapping[tuple[FolderPath, str], list[Asset]],
     target_by_id: Mapping[str, Asset],
+    live_owner: Mapping[str, str],
 ) -> AssetAction:
     path = asset_path(asset)
     base = AssetAction(Op.SKIP, asset.source_id, path, "", asset=asset,
@@ -374,7 +456,9 @@ def _asset_action(
                      "metadata changed and the target cannot update metadata")
     candidates = target_index.get((folder, NameRules.of(inp.limits).key(filename)), [])
     in_flight = record is not None and record.status is ItemStatus.IN_FLIGHT
-    same = [t for t in candidates if same_size(asset, t.size)]
+    # a target asset that another listed source asset owns is never adopted a second time
+    same = [t for t in candidates if same_size(asset, t.size)
+            and live_owner.get(t.source_id, asset.source_id) == asset.source_id]
     if same and in_flight and inp.capabilities.update_metadata:
         # a multi-step upload shows the asset before its metadata is set: set it again
         return _with(_target(base, same[0]), Op.UPDATE,
@@ -387,6 +471,12 @@ def _asset_action(
         return _with(base, Op.CREATE,
                      "an earlier run was interrupted during this upload: reconcile, then finish",
                      reconcile=True)
+    owners = [live_owner.get(t.source_id, asset.source_id) for t in candidates]
+    if candidates and asset.source_id not in owners:
+        return _with(base, Op.CONFLICT,
+                     f"{filename!r} in the target folder is the migrated copy of another source "
+                     f"asset ({', '.join(sorted(set(owners)))}); rename one of them, then run "
+                     "again")
     if candidates:
         return _with(base, Op.CONFLICT,
                      f"a different file named {filename!r} is already in the target folder; "
@@ -416,25 +506,76 @@ def _target(action: AssetAction, current: Asset) -> AssetAction:
     return replace(action, target_id=current.source_id, target_url=current.url)
 
 
-def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset]) -> list[AssetAction]:
-    """Assets we migrated whose source is gone: delete when pruning, else report."""
-    present = {a.source_id for a in inp.source_assets}
+@dataclass(frozen=True, slots=True)
+class _Prune:
+    actions: list[AssetAction]
+    held: int = 0
+    note: str | None = None
+    to_confirm: tuple[str, ...] = ()
+
+
+def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: set[str],
+                   claimed: Mapping[str, AssetAction]) -> _Prune:
+    """Assets we migrated whose source is gone: retire, delete, hold back or report.
+
+    A gone asset whose target asset a listed source asset took over (same path and size,
+    adopted) is retired, not pruned. A deletion needs ``inp.direct_reads`` to say the source
+    item is gone; over ``inp.max_deletes`` deletions, none is made (held back, with a note).
+    """
     gone = [
         r for (kind, sid), r in sorted(inp.records.items())
         if kind == "asset" and sid not in present and r.status is ItemStatus.DONE
         and r.target_id and r.target_id in target_by_id
     ]
-    out = []
+    out: list[AssetAction] = []
+    doomed: list[ItemRecord] = []
     for r in gone:
+        heir = claimed.get(r.target_id or "")
+        if heir is not None:
+            out.append(AssetAction(
+                Op.SKIP, r.source_id, r.path,
+                f"gone from the source; its target asset {r.target_id} now belongs to "
+                f"{heir.path} (source {heir.source_id}), which has the same path and size: "
+                "ledger row retired, nothing deleted",
+                record=r, retire=True))
+        else:
+            doomed.append(r)
+    held = 0
+    note: str | None = None
+    to_confirm: list[str] = []
+    unconfirmed: list[str] = []
+    for r in doomed:
+        read = None if inp.direct_reads is None else inp.direct_reads.get(r.source_id)
+        warnings: tuple[str, ...] = ()
         if not inp.prune:
             op, reason = Op.SKIP, "gone from the source; kept (prune is off)"
         elif not inp.capabilities.delete:
             op, reason = Op.UNSUPPORTED, "gone from the source; the target cannot delete"
-        elif len(gone) > inp.max_deletes:
-            op, reason = Op.SKIP, (f"gone from the source; not deleted: {len(gone)} deletions "
+        elif len(doomed) > inp.max_deletes:
+            op, reason = Op.SKIP, (f"gone from the source; not deleted: {len(doomed)} deletions "
                                    f"exceed run.max_deletes = {inp.max_deletes}")
+            held += 1
+        elif read is True:
+            op, reason = Op.SKIP, ("missing from the source listing, but a direct read found it "
+                                   "in the source: kept")
+            warnings = ("the source listing missed this asset (the library changed while it "
+                        "was listed?)",)
+        elif read is False:
+            op, reason = Op.DELETE, "gone from the source, confirmed by a direct read (prune)"
         else:
-            op, reason = Op.DELETE, "gone from the source (prune)"
-        out.append(AssetAction(op, r.source_id, r.path, reason, target_id=r.target_id,
-                               target_url=r.target_url, record=r))
-    return out
+            why = read if isinstance(read, str) else "not read yet"
+            op, reason = Op.SKIP, ("gone from the source listing; not deleted: a direct read "
+                                   f"could not confirm it is gone ({why})")
+            held += 1
+            to_confirm.append(r.source_id)
+            unconfirmed.append(r.source_id)
+        out.append(AssetAction(op, r.source_id, r.path, reason, warnings,
+                               target_id=r.target_id, target_url=r.target_url, record=r))
+    if held and len(doomed) > inp.max_deletes:
+        note = (f"{held} deletion{'s' if held != 1 else ''} held back: "
+                f"run.max_deletes = {inp.max_deletes}; nothing was pruned (raise "
+                "run.max_deletes if these deletions are meant, or check the source)")
+    elif held:
+        note = (f"{held} deletion{'s' if held != 1 else ''} held back: a direct read of the "
+                "source could not confirm the asset is gone")
+    return _Prune(out, held, note, tuple(to_confirm))

@@ -162,6 +162,9 @@ class RunSummary:
     seconds: float = 0.0
     interrupted: bool = False
     fatal: str | None = None
+    held_deletes: int = 0
+    """Deletions prune held back (over run.max_deletes, unconfirmed, or items failed)."""
+    prune_note: str | None = None
 
     def assets(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.kind == "asset"]
@@ -203,7 +206,7 @@ class RunSummary:
             return 130
         if self.fatal is not None:
             return 2
-        return 1 if self.failed() or self.not_migrated() else 0
+        return 1 if self.failed() or self.not_migrated() or self.held_deletes else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -214,6 +217,8 @@ class RunSummary:
             "counts": self.counts(),
             "exit_code": self.exit_code(),
             "fatal": self.fatal,
+            "prune_held_back": {"deletions": self.held_deletes, "reason": self.prune_note}
+            if self.held_deletes else None,
             "failures": [{"kind": o.kind, "source_id": o.source_id, "path": o.path,
                           "reason": o.reason} for o in self.failed()],
             "not_migrated": [{"source_id": o.source_id, "path": o.path, "op": o.op.value,
@@ -237,6 +242,8 @@ class RunSummary:
         ]
         if self.fatal:
             lines.append(f"stopped: {self.fatal}")
+        if self.held_deletes:
+            lines.append(f"prune: {self.prune_note}")
         lines.extend(f"  FAILED {o.kind} {one_line(o.path)}: {one_line(o.reason)}"
                      for o in self.failed())
         lines.extend(f"  NOT MIGRATED {one_line(o.path)}: {one_line(o.reason)}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,7 +14,14 @@ import anyio
 import httpx
 import structlog
 
-from connectors.base import Asset, Capabilities, Folder, Source, Target
+from connectors.base import (
+    Asset,
+    Capabilities,
+    Folder,
+    Source,
+    SupportsAssetExists,
+    Target,
+)
 from connectors.errors import ConfigError, FatalError, SyncError
 from pipeline.checkpoint import Checkpointer
 from pipeline.config import JobConfig
@@ -116,7 +123,37 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
         max_deletes=job.run.max_deletes,
         retry_failed_only=retry_failed,
     )
-    return make_plan(route, inp)
+    plan = make_plan(route, inp)
+    if plan.to_confirm:
+        reads = await confirm_gone(source, plan.to_confirm)
+        plan = make_plan(route, replace(inp, direct_reads=reads))
+    if plan.prune_note:
+        log.warning("prune.held_back", held=plan.held_deletes, max_deletes=job.run.max_deletes,
+                    note=plan.prune_note)
+    return plan
+
+
+async def confirm_gone(source: Source, source_ids: Sequence[str]) -> dict[str, bool | str]:
+    """Read each source asset directly: True still there, False gone, else why unknown.
+
+    Absence from a listing is no proof of deletion (design: "Listings you can trust"); a
+    source that can't be read item by item confirms nothing, so prune deletes nothing.
+    """
+    if not isinstance(source, SupportsAssetExists):
+        why = f"the {source.name} connector cannot read one asset directly"
+        return dict.fromkeys(source_ids, why)
+    reads: dict[str, bool | str] = {}
+    for source_id in source_ids:
+        try:
+            reads[source_id] = await source.asset_exists(source_id)
+        except FatalError:
+            raise
+        except SyncError as exc:
+            reads[source_id] = str(exc)
+    log.info("prune.confirmed", read=len(reads),
+             gone=sum(1 for v in reads.values() if v is False),
+             present=sum(1 for v in reads.values() if v is True))
+    return reads
 
 
 async def _open_pair(job: JobConfig, stack: AsyncExitStack,
@@ -177,6 +214,7 @@ async def execute_job(
                                     prune=prune if mode == "sync" else False)
             if on_plan is not None:
                 on_plan(plan)
+            summary.held_deletes, summary.prune_note = plan.held_deletes, plan.prune_note
             store = StateStore(job.run.state)
             try:
                 run_id = store.start_run(route, mode, planned=planned_work(plan, records))
@@ -185,7 +223,7 @@ async def execute_job(
             summary.run_id = run_id
             with structlog.contextvars.bound_contextvars(run_id=run_id, route=route):
                 summary.outcomes = await _carry_out(job, plan, source, target, store, run_id,
-                                                    records, collect)
+                                                    records, collect, summary)
     except FatalError as exc:
         summary.fatal = str(exc)
         log.error("run.fatal", error=str(exc))
@@ -278,7 +316,8 @@ def _finish(store: StateStore | None, run_id: int | None, summary: RunSummary,
 async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
                      store: StateStore, run_id: int,
                      records: Mapping[tuple[str, str], ItemRecord],
-                     progress: Callable[[Outcome], None] | None) -> list[Outcome]:
+                     progress: Callable[[Outcome], None] | None,
+                     summary: RunSummary) -> list[Outcome]:
     ckpt = Checkpointer(store, run_id, records)
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="assetferry-") as tmp, unwrap_groups():
@@ -297,7 +336,13 @@ async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
                                                  concurrency=job.run.concurrency,
                                                  progress=progress))
                 failed = sum(1 for o in outcomes if o.status is ItemStatus.FAILED)
-                if failed:  # never prune on a run that did not fully succeed
+                if failed and deletes:  # never prune on a run that did not fully succeed
+                    note = (f"{len(deletes)} deletion{'s' if len(deletes) != 1 else ''} held "
+                            f"back: {failed} items failed in this run")
+                    log.warning("prune.held_back", held=len(deletes), failed=failed)
+                    summary.held_deletes += len(deletes)
+                    summary.prune_note = (f"{summary.prune_note}; {note}" if summary.prune_note
+                                          else note)
                     deletes = [replace(a, op=Op.SKIP, reason=(
                         f"gone from the source; not pruned because {failed} items failed "
                         "in this run")) for a in deletes]

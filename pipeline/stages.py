@@ -196,6 +196,12 @@ class AssetLoader:
 
     async def _dispatch(self, action: AssetAction, rec: ItemRecord) -> Outcome:
         op = action.op
+        if op is Op.SKIP and action.retire:
+            # its target asset passed to another source asset: the row names it no more
+            await self.ckpt.commit(replace(rec, status=ItemStatus.SKIPPED, intent=None,
+                                           target_id=None, target_url=None,
+                                           last_error=action.reason))
+            return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
         if op is Op.SKIP:
             if action.target_id and (rec.target_id != action.target_id
                                      or rec.status is not ItemStatus.DONE):
