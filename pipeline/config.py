@@ -165,6 +165,7 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
     _refuse_read_only_target({"target": {"connector": job.target.connector}})
+    check_local_paths(job)
     return job
 
 
@@ -177,3 +178,50 @@ def _refuse_read_only_target(raw: Mapping[str, Any]) -> None:
     why = plugins()[name].read_only_reason or "it can only be read"
     raise ConfigError(f"target.connector: {name} cannot be written to: {why}. "
                       f"Targets: {', '.join(writable())}.")
+
+
+def check_local_paths(job: JobConfig) -> None:
+    """Refuse a local target folder inside the local source folder, or the source inside the
+    target, and a state database inside a local source.
+
+    The folders are the connectors' ``path_keys`` (the local folder's ``path``), compared
+    resolved (symlinks followed, ``..`` removed). A target inside the source would be listed
+    as part of the source on the next sync (its files and manifest copied into itself, one
+    level deeper each time); a source inside the target would be pruned or overwritten as
+    target content. Raises ConfigError naming the keys and saying what to do.
+    """
+    sources, targets = _folders(job, "source"), _folders(job, "target")
+    if "://" not in job.run.state:
+        state = Path(job.run.state).resolve()
+        for key, folder in sources:
+            if state.is_relative_to(folder):
+                raise ConfigError(
+                    f"run.state ({state}) is inside {key} ({folder}): the state database "
+                    "would be listed and copied as an asset, and change on every run. Put "
+                    "run.state outside the source folder, e.g. state = "
+                    "\"state/assetferry.db\" beside a job file that is outside it."
+                )
+    for skey, source in sources:
+        for tkey, target in targets:
+            if source == target:
+                where = "is the same folder as"
+            elif target.is_relative_to(source):
+                where = "is inside"
+            elif source.is_relative_to(target):
+                where = "contains"
+            else:
+                continue
+            raise ConfigError(
+                f"{tkey} ({target}) {where} {skey} ({source}): every sync would copy the "
+                f"target into itself. Point {tkey} at a folder outside {skey} (and {skey} "
+                f"outside {tkey}), e.g. a sibling folder."
+            )
+
+
+def _folders(job: JobConfig, side: str) -> list[tuple[str, Path]]:
+    """``(key, resolved folder)`` for each local folder setting of one side."""
+    config = getattr(job, side)
+    plugin = plugins().get(config.connector)
+    keys = plugin.path_keys if plugin is not None else ()
+    return [(f"{side}.{key}", Path(str(getattr(config, key))).resolve()) for key in keys
+            if getattr(config, key, None) is not None]
