@@ -93,18 +93,11 @@ async def iter_listing(
                     if item_key not in yielded:
                         yielded.add(item_key)
                         fresh.append(item)
-                changed: SourceChangedError | None = None
-                more = False
-                try:
-                    more = paginator.advance(len(items), total)
-                except SourceChangedError as exc:
-                    changed = exc
                 if fresh:
                     yield fresh
-                if changed is not None:
-                    raise changed
                 if repeated is not None:
                     raise SourceChangedError(f"{repeated} was listed twice while paging")
+                more = paginator.advance(len(items), total)
                 last_received = len(items)
                 if not more:
                     break

@@ -342,7 +342,8 @@ def test_config_never_shows_the_token() -> None:
 async def test_connector_declares_capabilities_scope_and_limits() -> None:
     async with ContentstackConnector(make_config(branch="develop")) as conn:
         assert Capabilities.of(conn) == Capabilities(
-            target=True, replace=True, update_metadata=True, delete=True, find_asset=True
+            target=True, replace=True, update_metadata=True, delete=True, find_asset=True,
+            asset_exists=True,
         )
         assert conn.scope == f"{API_KEY}@develop"
         assert conn.limits.max_folder_depth == 5

@@ -295,7 +295,8 @@ def test_manifest_setting_must_be_a_plain_name(root: Path) -> None:
 def test_claims_every_capability(root: Path) -> None:
     caps = Capabilities.of(connector(root))
     assert caps == Capabilities(
-        target=True, replace=True, update_metadata=True, delete=True, find_asset=True
+        target=True, replace=True, update_metadata=True, delete=True, find_asset=True,
+        asset_exists=True,
     )
     limits = connector(root).limits
     assert limits.forbidden_name_chars == "/\\\x00"

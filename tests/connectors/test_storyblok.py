@@ -169,7 +169,7 @@ async def test_assets_map_to_the_canonical_model_exactly() -> None:
     ]  # the soft-deleted row is left out
     assert sent(rec) == [
         f"GET {MAPI}asset_folders/",
-        f"GET {MAPI}assets/?page=1&per_page=100",
+        f"GET {MAPI}assets/?sort_by=created_at%3Aasc&page=1&per_page=100",
     ]
 
 

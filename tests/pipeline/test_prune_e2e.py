@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from connectors.contentstack.emulator import ContentstackEmulator
@@ -31,6 +32,14 @@ SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOK
               f'base_url = "{SB}"\nrequests_per_second = 1000\n')
 CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
               f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """``main`` configures structlog for the captured stderr of its test; undo it after."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture
