@@ -16,12 +16,13 @@ For teams that can only be given a delivery token. What the Delivery API can and
   recorded traffic despite the docs); the first record is the asset, the others' titles and
   descriptions become its per-locale overrides. The same asset twice in one locale is an error.
 
-Paging is ``skip``/``limit`` by 100, oldest first, checked against ``include_count``'s total.
+Paging is ``skip``/``limit`` by 100, oldest first, through the shared checked listing
+(:func:`connectors.pagination.iter_listing`: totals, de-duplication, bounded re-list).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing
 
 import httpx
@@ -33,7 +34,7 @@ from connectors.contentstack.wire import FOLDER_CONTENT_TYPE, WireAsset
 from connectors.contentstack_delivery.client import PAGE_SIZE, ContentstackDeliveryClient
 from connectors.contentstack_delivery.config import ContentstackDeliveryConfig
 from connectors.errors import ItemError, MalformedResponseError, NotFoundError
-from connectors.pagination import OffsetPaginator
+from connectors.pagination import OffsetPaginator, iter_listing
 
 log = structlog.get_logger(__name__)
 
@@ -115,20 +116,18 @@ class ContentstackDeliveryConnector:
             return False
         return True
 
-    async def _pages(self) -> AsyncGenerator[list[WireAsset], None]:
-        pager = OffsetPaginator(limit=PAGE_SIZE)
-        while True:
-            page = await self._client.list_assets(skip=pager.skip, limit=pager.limit)
-            more = pager.advance(len(page.assets), page.count)
-            if not page.assets and pager.total is not None and pager.skip < pager.total:
-                raise MalformedResponseError(
-                    f"the Contentstack Delivery API returned an empty page at skip "
-                    f"{pager.skip} but announced {pager.total} assets; the listing would be "
-                    "incomplete"
-                )
-            yield page.assets
-            if not more:
-                return
+    def _pages(self) -> AsyncGenerator[list[WireAsset], None]:
+        """Pages of ``GET /v3/assets``, oldest first, each (asset, locale) once, checked
+        against the announced count and listed again when the stack changed under them
+        (:func:`connectors.pagination.iter_listing`)."""
+
+        async def fetch(paging: Mapping[str, int]) -> tuple[list[WireAsset], int | None]:
+            page = await self._client.list_assets(skip=paging["skip"], limit=paging["limit"])
+            return page.assets, page.count
+
+        return iter_listing(fetch, lambda: OffsetPaginator(limit=PAGE_SIZE),
+                            key=lambda record: f"{record.uid} ({_locale(record) or '-'})",
+                            what="the Contentstack Delivery asset list")
 
     def _to_asset(self, record: WireAsset, other_locales: list[WireAsset]) -> Asset:
         if not record.filename:
