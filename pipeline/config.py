@@ -182,7 +182,7 @@ def _refuse_read_only_target(raw: Mapping[str, Any]) -> None:
 
 def check_local_paths(job: JobConfig) -> None:
     """Refuse a local target folder inside the local source folder, or the source inside the
-    target, and a state database inside a local source.
+    target.
 
     The folders are the connectors' ``path_keys`` (the local folder's ``path``), compared
     resolved (symlinks followed, ``..`` removed). A target inside the source would be listed
@@ -191,16 +191,6 @@ def check_local_paths(job: JobConfig) -> None:
     target content. Raises ConfigError naming the keys and saying what to do.
     """
     sources, targets = _folders(job, "source"), _folders(job, "target")
-    if "://" not in job.run.state:
-        state = Path(job.run.state).resolve()
-        for key, folder in sources:
-            if state.is_relative_to(folder):
-                raise ConfigError(
-                    f"run.state ({state}) is inside {key} ({folder}): the state database "
-                    "would be listed and copied as an asset, and change on every run. Put "
-                    "run.state outside the source folder, e.g. state = "
-                    "\"state/assetferry.db\" beside a job file that is outside it."
-                )
     for skey, source in sources:
         for tkey, target in targets:
             if source == target:

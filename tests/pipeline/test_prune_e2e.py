@@ -247,14 +247,6 @@ def test_a_target_reached_through_a_symlink_into_the_source_is_refused(tmp_path:
         load_job(path, env={})
 
 
-def test_a_state_database_inside_the_local_source_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "job.toml"
-    path.write_text('[source]\nconnector = "local"\npath = "."\n\n'
-                    '[target]\nconnector = "local"\npath = "../mirror"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"run.state .* is inside source.path"):
-        load_job(path, env={})
-
-
 def test_sibling_local_folders_are_fine(tmp_path: Path) -> None:
     path = _local_job(tmp_path, tmp_path / "lib", tmp_path / "lib-mirror")
     job = load_job(path, env={})
