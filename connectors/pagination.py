@@ -6,7 +6,7 @@ sense (a page beyond the announced total, a repeated cursor), and :class:`Source
 when the announced total changes between pages (the collection was edited while we listed).
 
 :func:`iter_listing` drives a paginator over a fetch function for every offset- or page-based
-listing (Storyblok, Contentstack...). A listing is what a plan is built on and what prune
+listing (Storyblok, Contentstack, Webflow...). A listing is what a plan is built on and what prune
 deletes on the word of, so it:
 
 - de-duplicates items by id (an item shifted onto the next page by an insertion is listed once);

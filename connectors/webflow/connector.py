@@ -33,7 +33,7 @@ replaced: the connector claims neither capability, so the plan says so.
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -60,7 +60,7 @@ from connectors.base import (
     UploadRequest,
 )
 from connectors.errors import ItemError, MalformedResponseError, NotFoundError
-from connectors.pagination import OffsetPaginator
+from connectors.pagination import OffsetPaginator, iter_listing
 from connectors.webflow.client import WebflowClient
 from connectors.webflow.config import WebflowConfig
 from connectors.webflow.wire import WireAsset, WireFolder
@@ -96,6 +96,9 @@ ACCEPTED_TYPES: frozenset[str] = frozenset({
 """Content types Webflow accepts; anything else is ``unsupported`` in the plan."""
 
 METADATA_FIELDS: frozenset[str] = frozenset({"alt_text", "locales"})
+
+_Listed = tuple[WireAsset, dict[str, str]]
+"""A listed asset and its alt text overrides per mapped locale code."""
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -160,16 +163,15 @@ class WebflowConnector:
     # -- folders -------------------------------------------------------------------------
 
     async def _list_folders(self) -> list[WireFolder]:
-        pager = OffsetPaginator(limit=PAGE, offset_key="offset")
-        found: dict[str, WireFolder] = {}
-        while True:
-            page = await self._client.list_folders(pager.params())
-            total = page.pagination.total if page.pagination else None
-            more = pager.advance(len(page.asset_folders), total)
-            for folder in page.asset_folders:
-                found.setdefault(folder.id, folder)
-            if not more:
-                return list(found.values())
+        """Every asset folder, through the checked listing (each once, against the total)."""
+
+        async def fetch(paging: Mapping[str, int]) -> tuple[list[WireFolder], int | None]:
+            page = await self._client.list_folders(paging)
+            return page.asset_folders, page.pagination.total if page.pagination else None
+
+        pages = iter_listing(fetch, lambda: OffsetPaginator(limit=PAGE, offset_key="offset"),
+                             key=lambda folder: folder.id, what="the Webflow asset folder list")
+        return [folder async for page in pages for folder in page]
 
     @staticmethod
     def _resolve(wire: list[WireFolder]) -> dict[str, Folder]:
@@ -235,52 +237,65 @@ class WebflowConnector:
 
     # -- assets --------------------------------------------------------------------------
 
-    async def _pages(self) -> AsyncIterator[list[WireAsset]]:
-        pager = OffsetPaginator(limit=PAGE, offset_key="offset")
-        seen: set[str] = set()
-        while True:
-            page = await self._client.list_assets(pager.params())
-            total = page.pagination.total if page.pagination else None
-            more = pager.advance(len(page.assets), total)
-            fresh = [a for a in page.assets if a.id not in seen]
-            seen.update(a.id for a in fresh)
-            yield fresh
-            if not more:
-                return
+    def _pages(self, *, alts: bool = False) -> AsyncGenerator[list[_Listed], None]:
+        """Pages of assets, each asset once, checked against the announced total and listed
+        again when the site changed under them (:func:`connectors.pagination.iter_listing`).
 
-    async def _locale_alts(self, offset: int,
-                           primary: Mapping[str, str | None]) -> dict[str, dict[str, str]]:
-        """Alt text overrides per asset id per locale code, for the page at ``offset``.
-
-        A locale without its own alt text answers with the primary locale's (Localization
-        falls back to it): only a text that differs from ``primary`` is an override.
+        With ``alts``, each asset comes with its alt text overrides per mapped locale code
+        (:meth:`_locale_alts`), read with the page that listed it. Raises
+        MalformedResponseError when paging stops making sense or the site kept changing.
         """
+
+        async def fetch(paging: Mapping[str, int]) -> tuple[list[_Listed], int | None]:
+            page = await self._client.list_assets(paging)
+            total = page.pagination.total if page.pagination else None
+            found = (await self._locale_alts(paging, page.assets)
+                     if alts and page.assets and self._config.locales else {})
+            return [(wire, found.get(wire.id, {})) for wire in page.assets], total
+
+        return iter_listing(fetch, lambda: OffsetPaginator(limit=PAGE, offset_key="offset"),
+                            key=lambda listed: listed[0].id, what="the Webflow asset list")
+
+    async def _locale_alts(self, paging: Mapping[str, int],
+                           primary: Sequence[WireAsset]) -> dict[str, dict[str, str]]:
+        """Alt text overrides per asset id per locale code, for the assets of one page.
+
+        Each mapped locale's page is asked with the same ``paging``; an asset that is not on it
+        (an edit between the two requests shifted the page) is read directly
+        (``GET /assets/{id}?localeId=``), and one deleted meanwhile has no override. A locale
+        without its own alt text answers with the primary locale's (Localization falls back
+        to it): only a text that differs from the primary one is an override.
+        """
+        texts = {wire.id: wire.alt_text for wire in primary}
         found: dict[str, dict[str, str]] = {}
         for code, locale_id in sorted(self._config.locales.items()):
-            page = await self._client.list_assets({"offset": offset, "limit": PAGE},
-                                                  locale_id=locale_id)
-            for wire in page.assets:
-                if wire.id in primary and wire.alt_text and wire.alt_text != primary[wire.id]:
-                    found.setdefault(wire.id, {})[code] = wire.alt_text
+            page = await self._client.list_assets(paging, locale_id=locale_id)
+            localized = {wire.id: wire for wire in page.assets if wire.id in texts}
+            for asset_id in texts.keys() - localized.keys():
+                try:
+                    localized[asset_id] = await self._client.get_asset(asset_id,
+                                                                       locale_id=locale_id)
+                except NotFoundError:
+                    continue
+            for asset_id, wire in localized.items():
+                if wire.alt_text and wire.alt_text != texts[asset_id]:
+                    found.setdefault(asset_id, {})[code] = wire.alt_text
         return found
 
     async def iter_assets(self) -> AsyncIterator[Asset]:
         """Every asset, 100 a page, as pages arrive (alt text per mapped locale with it).
 
-        Raises MalformedResponseError when paging goes beyond the announced total or an asset
-        names a folder that is not listed.
+        The listing is checked and re-listed when the site changes under it (:meth:`_pages`).
+        Raises MalformedResponseError when the listing can't be trusted or an asset names a
+        folder that is not listed.
         """
         folders = await self._load_folders()  # fresh from iter_folders, or loaded now
-        offset = 0
-        async for page in self._pages():
-            alts = (await self._locale_alts(offset, {a.id: a.alt_text for a in page})
-                    if page else {})
-            offset += PAGE
-            for wire in page:
+        async for page in self._pages(alts=True):
+            for wire, alts in page:
                 folder_id = wire.folder_id or self._members.get(wire.id)
                 if folder_id is not None and folder_id not in folders:
                     folders = await self._load_folders(refresh=True)
-                yield self._to_asset(wire, folders, alts.get(wire.id, {}))
+                yield self._to_asset(wire, folders, alts)
 
     def _to_asset(self, wire: WireAsset, folders: Mapping[str, Folder],
                   alts: Mapping[str, str]) -> Asset:
@@ -411,7 +426,7 @@ class WebflowConnector:
         """An asset in ``folder_id`` uploaded as ``filename`` with ``size`` bytes, or None."""
         await self._load_folders(refresh=True)
         async for page in self._pages():
-            for wire in page:
+            for wire, _ in page:
                 where = wire.folder_id or self._members.get(wire.id)
                 if where == folder_id and file_name(wire) == filename and wire.size == size:
                     return TargetRef(wire.id, wire.hosted_url)

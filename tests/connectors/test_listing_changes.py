@@ -4,7 +4,8 @@ direct read that prune relies on tells gone from present."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import aclosing
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,8 @@ from connectors.errors import ItemError
 from connectors.localfs import LocalConfig, LocalFolderConnector
 from connectors.storyblok import StoryblokConfig, StoryblokConnector
 from connectors.storyblok.emulator import StoryblokEmulator
+from connectors.webflow import WebflowConfig, WebflowConnector
+from connectors.webflow.emulator import WebflowEmulator
 from tests.connectors.editing import EditBetweenPages
 
 SPACE = 288868932106293
@@ -26,6 +29,10 @@ SB = "http://sb.emulator"
 CS_KEY = "blt0123456789abcdef"
 CS_TOKEN = "cs-listing-token"
 CS = "http://cs.emulator"
+WF_SITE = "6390c49674a71f84b51a08d8"
+WF_TOKEN = "wf-listing-token"
+WF_LOCALE = "65427cf400e02b306eaa04a0"
+WF = "http://wf.emulator"
 
 
 @pytest.fixture
@@ -40,6 +47,21 @@ def cs() -> Iterator[ContentstackEmulator]:
     emulator = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
     yield emulator
     emulator.close()
+
+
+@pytest.fixture
+def wf() -> Iterator[WebflowEmulator]:
+    emulator = WebflowEmulator(site_id=WF_SITE, token=WF_TOKEN, locales=(WF_LOCALE,),
+                               rate_limit_per_minute=None)
+    yield emulator
+    emulator.close()
+
+
+def webflow(transport: httpx.AsyncBaseTransport) -> WebflowConnector:
+    config = WebflowConfig.model_validate({
+        "connector": "webflow", "site_id": WF_SITE, "token": WF_TOKEN, "base_url": WF,
+        "rate_limit_per_minute": 60_000, "locales": {"de": WF_LOCALE}})
+    return WebflowConnector(config, transport=transport)
 
 
 def storyblok(transport: httpx.AsyncBaseTransport) -> StoryblokConnector:
@@ -64,6 +86,15 @@ def sb_first_page(request: httpx.Request) -> bool:
 def cs_first_page(request: httpx.Request) -> bool:
     return (request.method == "GET" and request.url.path == "/v3/assets"
             and "query" not in request.url.params and request.url.params.get("skip") == "0")
+
+
+def wf_first_page(listing: str) -> Callable[[httpx.Request], bool]:
+    """The first page of ``listing`` (``assets``, ``asset_folders``) in the primary locale."""
+    def matches(request: httpx.Request) -> bool:
+        return (request.method == "GET" and request.url.path.endswith(f"/{listing}")
+                and "localeId" not in request.url.params
+                and request.url.params.get("offset") == "0")
+    return matches
 
 
 def sb_delete(asset_id: int) -> httpx.Request:
@@ -104,6 +135,52 @@ async def test_contentstack_listing_survives_a_deletion_between_pages(
     live = set(uids) - {uids[5]}
     assert live <= set(listed), f"missed: {sorted(live - set(listed))}"
     assert len(listed) == len(set(listed)), "each asset once"
+
+
+@pytest.mark.parametrize("which", ["newest", "an early one"])
+async def test_webflow_listing_survives_a_deletion_between_pages(
+    wf: WebflowEmulator, which: str
+) -> None:
+    """The per-locale alt texts stay with their assets even when the deletion shifts the
+    locale's page against the primary one."""
+    ids = [wf.add_asset(f"a{i:03d}.png", f"{i}".encode(), alt=f"alt {i}",
+                        alt_by_locale={WF_LOCALE: f"Alt {i}"} if i % 3 == 0 else None)
+           for i in range(150)]
+    doomed = ids[-1] if which == "newest" else ids[5]
+    editor = EditBetweenPages(
+        in_process_transport(wf.app), is_first_page=wf_first_page("assets"),
+        edit=httpx.Request("DELETE", f"{WF}/v2/assets/{doomed}",
+                           headers={"authorization": f"Bearer {WF_TOKEN}"}))
+    async with aclosing(webflow(editor)) as conn:
+        listed = [a async for a in conn.iter_assets()]
+    assert editor.edited == 204
+    got = [a.source_id for a in listed]
+    live = set(ids) - {doomed}
+    assert live <= set(got), f"missed: {sorted(live - set(got))}"
+    assert len(got) == len(set(got)), "each asset once"
+    for asset in listed:
+        i = ids.index(asset.source_id)
+        assert asset.meta.alt_text == f"alt {i}"
+        expected = {"de": f"Alt {i}"} if i % 3 == 0 else {}
+        assert {code: text.alt_text for code, text in asset.meta.locales.items()} == expected
+
+
+async def test_webflow_folder_listing_survives_a_folder_created_between_pages(
+    wf: WebflowEmulator,
+) -> None:
+    names = [f"f{i:03d}" for i in range(150)]
+    for name in names:
+        wf.add_folder(name)
+    editor = EditBetweenPages(
+        in_process_transport(wf.app), is_first_page=wf_first_page("asset_folders"),
+        edit=httpx.Request("POST", f"{WF}/v2/sites/{WF_SITE}/asset_folders",
+                           json={"displayName": "late"},
+                           headers={"authorization": f"Bearer {WF_TOKEN}"}))
+    async with aclosing(webflow(editor)) as conn:
+        listed = [f.name async for f in conn.iter_folders()]
+    assert editor.edited in (200, 201)
+    assert set(names) <= set(listed)
+    assert len(listed) == len(set(listed)), "each folder once"
 
 
 async def test_storyblok_direct_read_tells_gone_from_present(sb: StoryblokEmulator) -> None:

@@ -245,7 +245,7 @@ async def test_a_429_with_retry_after_60_is_honoured_and_logged_with_its_end() -
     with capture_logs() as logs:
         pages = [page async for page in conn._pages()]
     await conn.aclose()
-    assert pages == [[]]
+    assert pages == [], "an empty site lists no page"
     assert len(calls) == 2
     [waiting] = [e for e in logs if e["event"] == "http.rate_limited"]
     assert waiting["retry_after"] == 60
