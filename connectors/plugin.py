@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import httpx
 from pydantic import BaseModel
@@ -106,6 +107,17 @@ class EmulatorSettings:
     space_id: int | None = None
     """The emulated space, for a CMS whose API names one (Storyblok); ``None`` is a random
     one, so two emulators never share a space or its ids."""
+
+
+@runtime_checkable
+class ExcludesOwnFiles(Protocol):
+    """A config whose connector lists files on a disk assetferry also writes to (the local
+    folder): the pipeline hands it assetferry's own files, which the listing then skips as
+    excluded entries with the reason given, never as assets."""
+
+    def with_own_files(self, files: Mapping[Path, str]) -> Any:
+        """A copy of the config that skips ``files`` (absolute, resolved paths -> reason)."""
+        ...
 
 
 class Opener(Protocol):

@@ -10,15 +10,17 @@ is skipped with a warning in the log; it never stops the other connectors.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from functools import cache
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import httpx
 import structlog
 
 from connectors.base import Source
 from connectors.errors import ConfigError
-from connectors.plugin import ConnectorPlugin, ConnectorSettings, Role
+from connectors.plugin import ConnectorPlugin, ConnectorSettings, ExcludesOwnFiles, Role
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +82,13 @@ def open_connector(
     *,
     role: Role = "source",
     transport: httpx.AsyncBaseTransport | None = None,
+    own_files: Mapping[Path, str] | None = None,
 ) -> Source:
-    """A connector for ``config``; ``transport`` routes its HTTP in-process (tests, demo)."""
+    """A connector for ``config``; ``transport`` routes its HTTP in-process (tests, demo).
+
+    ``own_files`` (resolved path -> reason): assetferry's own files, which a connector whose
+    config can take them (:class:`connectors.plugin.ExcludesOwnFiles`) lists as excluded.
+    """
+    if own_files and isinstance(config, ExcludesOwnFiles):
+        config = config.with_own_files(own_files)
     return plugin_for(config.connector).open(config, role=role, transport=transport)

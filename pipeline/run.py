@@ -37,6 +37,7 @@ from state.store import (
     StateError,
     StateStore,
     check_location,
+    sqlite_files,
 )
 
 log = structlog.get_logger(__name__)
@@ -156,10 +157,21 @@ async def confirm_gone(source: Source, source_ids: Sequence[str]) -> dict[str, b
     return reads
 
 
+STATE_FILE_REASON = ("assetferry's state database ([run] state, or a file SQLite keeps beside "
+                     "it): never an asset")
+
+
+def own_files(job: JobConfig) -> dict[Path, str]:
+    """assetferry's own files of ``job`` that a local source must not list as assets: the
+    SQLite state database and its sidecars (resolved path -> reason); none for a server DB."""
+    return dict.fromkeys(sqlite_files(job.run.state), STATE_FILE_REASON)
+
+
 async def _open_pair(job: JobConfig, stack: AsyncExitStack,
                      transports: Transports | None) -> tuple[Source, Target]:
     transports = transports or {}
-    source = open_connector(job.source, transport=transports.get("source"))
+    source = open_connector(job.source, transport=transports.get("source"),
+                            own_files=own_files(job))
     stack.push_async_callback(source.aclose)
     target = open_connector(job.target, role="target", transport=transports.get("target"))
     stack.push_async_callback(target.aclose)

@@ -169,6 +169,30 @@ def _to_url(url: str) -> URL:
     return parsed
 
 
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside a database file (write-ahead log, shared memory, rollback
+journal); they belong to the database."""
+
+
+def sqlite_files(url: str) -> list[Path]:
+    """The files on disk of the state database ``url``: the SQLite file (resolved) and its
+    sidecars (:data:`SQLITE_SIDECARS`), whether they exist yet or not; empty for a server
+    database, ``:memory:`` or a URL that does not parse. Creates nothing."""
+    if "://" in url:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            return []
+        db = parsed.database
+        if parsed.get_backend_name() != "sqlite" or not db or db == ":memory:" \
+                or db.startswith("file:"):
+            return []
+        path = Path(db).expanduser().resolve()
+    else:
+        path = Path(url).expanduser().resolve()
+    return [path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDECARS)]
+
+
 def check_location(url: str) -> None:
     """For a SQLite path that does not exist yet: raise StateError if it never could.
 

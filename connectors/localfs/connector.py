@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ import anyio
 import anyio.to_thread
 import structlog
 from anyio import AsyncFile
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
 
 from connectors.base import (
     METADATA_FIELDS,
@@ -76,6 +76,10 @@ CASE_INSENSITIVE_PLATFORMS = frozenset({"darwin", "win32"})
 """Where the default file system (APFS, NTFS) ignores case in names."""
 
 
+DEFAULT_MANIFEST = ".assetferry.json"
+"""The metadata manifest's default name; one in a source subfolder is a local target's."""
+
+
 class LocalConfig(BaseModel):
     """``[source]`` / ``[target]`` of a job that reads or writes a local folder."""
 
@@ -84,7 +88,7 @@ class LocalConfig(BaseModel):
     connector: Literal["local"]
     path: Path
     """Root folder. As a source it must exist; as a target it is created on the first write."""
-    manifest: str = ".assetferry.json"
+    manifest: str = DEFAULT_MANIFEST
     """File name (at the root) of the metadata manifest."""
     include_system_files: bool = False
     """As a source: also migrate operating-system clutter (``.DS_Store``, ``Thumbs.db``,
@@ -97,6 +101,21 @@ class LocalConfig(BaseModel):
         if not value or value in (".", "..") or any(c in value for c in FORBIDDEN_NAME_CHARS):
             raise ValueError("must be a plain file name (no folders), e.g. '.assetferry.json'")
         return value
+
+    _own_files: dict[Path, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def own_files(self) -> Mapping[Path, str]:
+        """assetferry's own files (resolved path -> reason) a source listing skips: set by
+        the pipeline (:meth:`with_own_files`), never by the job file."""
+        return self._own_files
+
+    def with_own_files(self, files: Mapping[Path, str]) -> LocalConfig:
+        """A copy that skips ``files`` (the job's state database and its SQLite sidecars,
+        given by the pipeline) as excluded entries with their reason. Paths are resolved."""
+        copy = self.model_copy()
+        copy._own_files = {**self._own_files, **{p.resolve(): r for p, r in files.items()}}
+        return copy
 
 
 
@@ -354,6 +373,10 @@ class LocalFolderConnector:
             name = item.name
             if (not parts and name == self._config.manifest) or name.startswith(TMP_PREFIX):
                 continue
+            own = self._own_reason(real, parts, name)
+            if own is not None:
+                skipped.append(_Skip(parts, printable(name), own))
+                continue
             try:
                 name.encode("utf-8")
             except UnicodeEncodeError:
@@ -387,6 +410,19 @@ class LocalFolderConnector:
         entries.sort(key=lambda e: e.name)
         skipped.sort(key=lambda e: e.name)
         return _Scan(real=real, entries=entries, skipped=skipped)
+
+    def _own_reason(self, real: Path, parts: tuple[str, ...], name: str) -> str | None:
+        """Why the entry ``name`` of folder ``real`` is assetferry's own file, or None: a
+        file the pipeline named (the job's state database and its sidecars), or the metadata
+        manifest a local target wrote into a subfolder (the source's own manifest, at the
+        root, is read as metadata and never listed)."""
+        reason = self._config.own_files.get(real / name)
+        if reason is not None:
+            return reason
+        if parts and name == DEFAULT_MANIFEST:
+            return (f"assetferry's metadata manifest of a local folder it wrote ({name}): "
+                    "metadata, not an asset")
+        return None
 
     def _symlink_kind(self, link: Path) -> str:
         """``"dir"``/``"file"`` for a link we follow, else the reason to skip it."""
