@@ -456,8 +456,10 @@ def _asset_action(
                      "metadata changed and the target cannot update metadata")
     candidates = target_index.get((folder, NameRules.of(inp.limits).key(filename)), [])
     in_flight = record is not None and record.status is ItemStatus.IN_FLIGHT
-    # a target asset that another listed source asset owns is never adopted a second time
-    same = [t for t in candidates if same_size(asset, t.size)
+    # a target asset that another listed source asset owns is never adopted a second time,
+    # and an entry the target's own listing leaves out (assetferry's state database in a local
+    # target, operating-system clutter) is never taken for a migrated copy
+    same = [t for t in candidates if same_size(asset, t.size) and not t.skipped
             and live_owner.get(t.source_id, asset.source_id) == asset.source_id]
     if same and in_flight and inp.capabilities.update_metadata:
         # a multi-step upload shows the asset before its metadata is set: set it again
@@ -477,6 +479,11 @@ def _asset_action(
                      f"{filename!r} in the target folder is the migrated copy of another source "
                      f"asset ({', '.join(sorted(set(owners)))}); rename one of them, then run "
                      "again")
+    excluded = next((t.skipped for t in candidates if t.skipped), None)
+    if excluded:
+        return _with(base, Op.CONFLICT,
+                     f"{filename!r} in the target folder is not an asset ({excluded}); rename "
+                     "the source file or move that file away, then run again")
     if candidates:
         return _with(base, Op.CONFLICT,
                      f"a different file named {filename!r} is already in the target folder; "

@@ -162,8 +162,9 @@ STATE_FILE_REASON = ("assetferry's state database ([run] state, or a file SQLite
 
 
 def own_files(job: JobConfig) -> dict[Path, str]:
-    """assetferry's own files of ``job`` that a local source must not list as assets: the
-    SQLite state database and its sidecars (resolved path -> reason); none for a server DB."""
+    """assetferry's own files of ``job`` that a local source or target must not list as assets
+    (nor a plan adopt as a migrated copy): the SQLite state database and its sidecars
+    (resolved path -> reason); none for a server DB."""
     return dict.fromkeys(sqlite_files(job.run.state), STATE_FILE_REASON)
 
 
@@ -173,7 +174,8 @@ async def _open_pair(job: JobConfig, stack: AsyncExitStack,
     source = open_connector(job.source, transport=transports.get("source"),
                             own_files=own_files(job))
     stack.push_async_callback(source.aclose)
-    target = open_connector(job.target, role="target", transport=transports.get("target"))
+    target = open_connector(job.target, role="target", transport=transports.get("target"),
+                            own_files=own_files(job))
     stack.push_async_callback(target.aclose)
     if not isinstance(target, Target):
         raise ConfigError(f"target.connector: {job.target.connector} is read-only")

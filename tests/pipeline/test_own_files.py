@@ -105,3 +105,30 @@ async def test_the_local_connector_skips_the_files_it_is_told_are_ours(tmp_path:
     assert listed["keep.txt"].skipped is None
     assert listed["mine.db"].skipped is not None
     assert STATE_REASON in listed["mine.db"].skipped
+
+
+@pytest.mark.slow
+async def test_a_state_database_inside_the_local_target_is_never_adopted_or_overwritten(
+    tmp_path: Path,
+) -> None:
+    src, dest = tmp_path / "lib", tmp_path / "mirror"
+    src.mkdir()
+    (src / "photo.png").write_bytes(b"png")
+    state = dest / "state" / "af.db"
+    job = load_job(_job(tmp_path, src, dest, str(state)), env={})
+    first = await execute_job(job, "migrate")
+    assert first.exit_code() == 0, first.text()
+
+    # a source file with the state database's folder, name and size: once taken for its copy
+    (src / "state").mkdir()
+    (src / "state" / "af.db").write_bytes(b"x" * state.stat().st_size)
+    plan = await plan_job(job)
+    action = {a.path: a for a in plan.assets}["state/af.db"]
+    assert action.op is Op.CONFLICT, action
+    assert STATE_REASON in action.reason
+    assert action.target_id is None
+
+    before = state.read_bytes()[:16]
+    summary = await execute_job(job, "sync")
+    assert summary.exit_code() == 1, summary.text()
+    assert state.read_bytes()[:16] == before == b"SQLite format 3\x00"
