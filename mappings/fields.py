@@ -19,6 +19,7 @@ from .folders import (
     avoid_reserved,
     clean_text,
     fit_length,
+    settle,
     split_extension,
     unique_names,
 )
@@ -155,9 +156,21 @@ def target_filename(filename: str, limits: Limits) -> str:
     ``_`` where the target rewrites them so (Contentstack, Storyblok); a reserved name is changed
     (:func:`mappings.folders.avoid_reserved`). When cut to the name limits (characters and/or
     UTF-8 bytes, :class:`mappings.folders.NameRules`), the stem is shortened and the extension
-    (up to 16 characters after the last dot) kept; no character is ever split.
+    (up to 16 characters after the last dot) kept; no character is ever split. A fixed point:
+    ``target_filename(target_filename(x)) == target_filename(x)``, so a generated name can be
+    passed through it again (:func:`resolve_filename_collisions`).
     """
     rules = NameRules.of(limits)
+
+    def once(text: str) -> str:
+        return _filename_pass(text, limits, rules)
+
+    return settle(once(filename), once)
+
+
+def _filename_pass(filename: str, limits: Limits, rules: NameRules) -> str:
+    """One pass of :func:`target_filename`'s rules (a second pass may still change a name
+    whose shortening bared a reserved name; :func:`mappings.folders.settle` repeats it)."""
     name = clean_text(filename, limits.forbidden_name_chars)
     if limits.filename_rewrites_whitespace:
         name = _WHITESPACE.sub("_", name)
@@ -217,6 +230,7 @@ def resolve_filename_collisions(
     max_name_length: int | None = None,
     rules: NameRules | None = None,
     taken: Iterable[str] = (),
+    limits: Limits | None = None,
 ) -> dict[str, str | None]:
     """Unique filenames for the assets of one target folder.
 
@@ -228,19 +242,27 @@ def resolve_filename_collisions(
     asset has plainly, nor one of ``taken`` (the names of the folders beside them, on a target
     where files and folders share names). The stem of a suffixed name is shortened to fit the
     name limits (``rules``, or ``max_name_length`` characters); ``None`` for an asset when no
-    unique name fits (the plan reports it as unsupported). Raises ``ValueError`` when a
-    ``source_id`` appears twice.
+    unique name fits (the plan reports it as unsupported). With ``limits`` (the plan always
+    gives them), ``rules`` default to the target's and each suffixed name is passed through
+    :func:`target_filename` before it is checked against the others: Contentstack stores
+    ``café (2).txt`` as ``café_(2).txt`` (whitespace to ``_``), so that is the name given out,
+    and the plan shows what the target stores. Raises ``ValueError`` when a ``source_id``
+    appears twice.
     """
     by_id: dict[str, str] = {}
     for source_id, filename in names:
         if source_id in by_id:
             raise ValueError(f"asset {source_id!r} is listed twice in one folder")
         by_id[source_id] = filename
+    if rules is None:
+        rules = NameRules.of(limits) if limits is not None else NameRules(max_name_length)
+    fitted = limits
     return unique_names(
         ((source_id, filename, False) for source_id, filename in by_id.items()),
-        rules if rules is not None else NameRules(max_chars=max_name_length),
+        rules,
         split=True,
         taken=taken,
+        finish=None if fitted is None else (lambda name: target_filename(name, fitted)),
     )
 
 

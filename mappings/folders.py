@@ -46,7 +46,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from types import MappingProxyType
@@ -172,10 +172,35 @@ def fit_length(text: str, rules: NameRules | int | None) -> str:
     return rules.cut(text) or "_"
 
 
+def settle(name: str, step: Callable[[str], str]) -> str:
+    """Apply the name rules ``step`` until the name no longer changes (a fixed point).
+
+    One pass may not be enough: shortening can bare a reserved name (``"AUX   ..."`` cut to
+    ``"AUX"``) that the next pass changes. Gives up after a few passes (the rules converge in
+    two on every target we know).
+    """
+    for _ in range(6):
+        again = step(name)
+        if again == name:
+            break
+        name = again
+    return name
+
+
 def sanitize_name(name: str, limits: Limits) -> str:
-    """The name a folder called ``name`` gets in the target, before collisions are resolved."""
+    """The name a folder called ``name`` gets in the target, before collisions are resolved.
+
+    A fixed point: ``sanitize_name(sanitize_name(x)) == sanitize_name(x)``, so a name the
+    mapping generates (a collision suffix, a collapsed folder) can be passed through it again
+    and what the plan shows is what the target stores.
+    """
     rules = NameRules.of(limits)
-    return fit_length(avoid_reserved(clean_text(name, limits.forbidden_name_chars), rules), rules)
+
+    def once(text: str) -> str:
+        cleaned = clean_text(text, limits.forbidden_name_chars)
+        return fit_length(avoid_reserved(cleaned, rules), rules)
+
+    return settle(once(name), once)
 
 
 def with_suffix(
@@ -200,6 +225,7 @@ def unique_names(
     *,
     split: bool = False,
     taken: Iterable[str] = (),
+    finish: Callable[[str], str] | None = None,
 ) -> dict[str, str | None]:
     """Resolve collisions among sibling names, comparing them as the target does.
 
@@ -209,7 +235,10 @@ def unique_names(
     case-insensitive target). ``taken``: names already used in that folder by something else
     (a folder beside files); they are never given out. Returns ``sort_key -> final name``,
     ``None`` when no unique name fits the limits. With ``split``, the suffix goes before the
-    last extension (``photo (2).jpg``).
+    last extension (``photo (2).jpg``). ``finish``: the target's name rules (e.g.
+    :func:`sanitize_name` for folders), applied to each suffixed name before it is checked
+    against the others, so the name given out is the one the target stores (Contentstack
+    stores ``photo (2).jpg`` as ``photo_(2).jpg``); it must keep names within the limits.
     """
     if not isinstance(rules, NameRules):
         rules = NameRules(max_chars=rules)
@@ -230,7 +259,9 @@ def unique_names(
             candidate = with_suffix(stem, number, rules, extension=extension)
             if candidate is None:
                 break
-            if rules.key(candidate) not in used:
+            if finish is not None:
+                candidate = finish(candidate)
+            if rules.fits(candidate) and rules.key(candidate) not in used:
                 final = candidate
                 used.add(rules.key(candidate))
                 break
@@ -447,7 +478,7 @@ def plan_tree(
             joined = _COLLAPSE_JOINER.join(
                 clean_text(level, limits.forbidden_name_chars) for level in levels
             )
-            base = fit_length(avoid_reserved(joined, rules), rules)
+            base = sanitize_name(joined, limits)
         slots[path] = _Slot(path[: len(path) - len(levels)], levels, raw, base)
 
     by_parent: dict[FolderPath, list[FolderPath]] = defaultdict(list)
@@ -471,6 +502,7 @@ def plan_tree(
             ),
             rules,
             taken=occupied.get(where, ()) if where is not None else (),
+            finish=lambda name: sanitize_name(name, limits),
         )
         names.update((keys[key], name) for key, name in chosen.items())
 

@@ -271,7 +271,7 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     final_names: dict[str, str | None] = {}
     for folder, names in names_by_folder.items():
         final_names.update(resolve_filename_collisions(
-            names, rules=rules, taken=folder_names.get(folder, ())))
+            names, rules=rules, taken=folder_names.get(folder, ()), limits=inp.limits))
 
     # target assets that belong to a source asset still listed (a ledger row of ours)
     present = {a.source_id for a in inp.source_assets}
