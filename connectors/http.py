@@ -20,9 +20,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -141,8 +143,31 @@ class RetryPolicy:
         return max(self.min_delay, backoff * (0.5 + random.random() / 2))
 
 
+_HISTORY: dict[str, deque[float]] = {}
+"""Recent request starts per rate-limit key (API, host and a digest of the credentials), kept
+for the process: ``plan`` then ``migrate`` in one process (the demo) are two clients on one
+limit, and the second must count the first's last starts."""
+
+
+def pacing_key(api: str, base_url: str, credentials: Mapping[str, pydantic.SecretStr]) -> str:
+    """The key clients on one rate limit share; holds no secret (a SHA-256 digest)."""
+    digest = hashlib.sha256(repr(sorted((k, v.get_secret_value())
+                                        for k, v in credentials.items())).encode()).hexdigest()
+    return f"{api}|{httpx.URL(base_url).host}|{digest[:16]}"
+
+
 class Pacer:
     """Spaces request starts to at most ``rate`` per second, shared by all tasks of a client.
+
+    No burst, ever: a fresh pacer sends its first request alone and lets the server's answer
+    (``X-RateLimit-Limit`` / ``X-RateLimit-Remaining``) say how much of the current window an
+    earlier process (the ``plan`` before this ``migrate``) or another integration already
+    used; then starts are spaced at the interval, released one at a time in real time (tasks
+    that wake late on a loaded machine do not leave together), and no stretch of 1.1 windows
+    holds more starts than the limit allows in one, so arrival jitter up to a tenth of the
+    window stays under the server's count. A response whose headers report fewer requests
+    left than our own recent starts account for fills the rest of the window with the others'
+    (``X-RateLimit-Remaining: 0``: nothing starts for a window).
 
     Adaptive: a 429 lowers the rate by 15% (never below a tenth of the documented rate) and
     each success wins back 3%, so a job file that claims a higher plan than the
@@ -154,32 +179,75 @@ class Pacer:
     INCREASE = 0.03
     MARGIN = 0.97
     """Start at 97% of the documented rate: arrival jitter at exactly the limit meets 429s."""
+    SLACK = 0.1
+    """The window our own count spans is this much longer than the server's (jitter)."""
+    PROBE_WAIT = 10.0
+    """Longest wait, in seconds, for the first answer before the others start anyway."""
 
     def __init__(self, rate: float | None, *, window: float = 1.0,
-                 api: str = "") -> None:
+                 api: str = "", key: str | None = None) -> None:
         """``rate`` in requests per second; ``window`` is the length in seconds of the
         server's counting window (1 for per-second limits, 60 for Webflow's per-minute one):
-        ``X-RateLimit-Remaining: 0`` holds every request for one window."""
+        ``X-RateLimit-Remaining: 0`` holds every request for one window. Pacers with one
+        ``key`` (see :func:`pacing_key`) count each other's starts."""
         self._window = window
         self.api = api
         self._max_rate = rate * self.MARGIN if rate else None
         self._rate = self._max_rate
         self._next = 0.0
         self._lock = anyio.Lock()
+        self._starts: deque[float] = (_HISTORY.setdefault(key, deque()) if key
+                                      else deque())
+        """Starts (ours, and others' the headers revealed), monotonic seconds."""
+        self._probe: anyio.Event | None = None
+        self._cold = True
 
     @property
     def rate(self) -> float | None:
         return self._rate
 
+    def _cap(self, rate: float) -> int:
+        """Starts allowed in one window at ``rate`` (the documented limit at first)."""
+        return max(1, int(rate * self._window / self.MARGIN + 1e-6))
+
+    def _earliest(self, now: float) -> float:
+        """When the next request may start: the interval and the windowed count."""
+        start = max(now, self._next)
+        if not self._rate:
+            return start
+        if self._starts:  # another client on this limit may have started since
+            start = max(start, self._starts[-1] + 1.0 / self._rate)
+        span = self._window * (1 + self.SLACK)
+        while self._starts and self._starts[0] <= now - span:
+            self._starts.popleft()
+        recent = sorted(t for t in self._starts if t > start - span)
+        cap = self._cap(self._rate)
+        if len(recent) >= cap:
+            start = max(start, recent[len(recent) - cap] + span)
+        return start
+
     async def wait(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + (1.0 / self._rate if self._rate else 0.0)
-        if start > now:
-            _notify(self.api, f"rate limit ({self._rate:.3g} requests/s)" if self._rate
-                    else "the server asked for a pause", start - now)
-            await anyio.sleep(start - now)
+        async with self._lock:  # one at a time: each start is measured after the last one
+            while True:
+                now = time.monotonic()
+                start = self._earliest(now)
+                if start <= now:
+                    break
+                _notify(self.api, f"rate limit ({self._rate:.3g} requests/s)" if self._rate
+                        else "the server asked for a pause", start - now)
+                await anyio.sleep(start - now)
+            if self._probe is not None and not self._probe.is_set():
+                with anyio.move_on_after(min(self._window, self.PROBE_WAIT)):
+                    await self._probe.wait()  # the first answer says what is left
+                now = max(time.monotonic(), self._earliest(time.monotonic()))
+                if now > time.monotonic():
+                    await anyio.sleep(now - time.monotonic())
+                now = time.monotonic()
+            self._next = now + (1.0 / self._rate if self._rate else 0.0)
+            self._starts.append(now)
+            if self._cold:
+                self._cold = False
+                self._probe = anyio.Event()
 
     def hold(self, seconds: float) -> None:
         """No request starts for ``seconds`` (the server asked us to slow down)."""
@@ -195,9 +263,33 @@ class Pacer:
         if self._rate and self._max_rate:
             self._rate = max(self._max_rate / 10, self._rate * self.DECREASE)
 
-    def observe(self, response: httpx.Response) -> None:
+    def _count_others(self, response: httpx.Response, sent: float | None) -> bool:
+        """``X-RateLimit-Limit`` minus ``X-RateLimit-Remaining`` is what the server counts in
+        its window; what our own starts up to this request do not explain is someone else's
+        (an earlier process, another integration): count it as started now."""
+        try:
+            remaining = int(response.headers.get("x-ratelimit-remaining", ""))
+            limit = int(response.headers.get("x-ratelimit-limit", ""))
+        except ValueError:
+            return False
+        now = time.monotonic()
+        upto = now if sent is None else sent
+        ours = sum(1 for t in self._starts if now - self._window < t <= upto)
+        for _ in range(max(0, limit - remaining - ours)):
+            self._starts.append(now)
+        return True
+
+    def observe(self, response: httpx.Response, *, sent: float | None = None) -> None:
+        """Learn from one response: its rate-limit headers and whether it was a 429.
+
+        ``sent`` is when the request started (``time.monotonic()``), to tell our own requests
+        in the server's count from others'."""
+        if self._probe is not None:
+            self._probe.set()
         remaining = response.headers.get("x-ratelimit-remaining")
-        if remaining is not None and remaining.strip() == "0" and response.status_code != 429:
+        counted = response.status_code != 429 and self._count_others(response, sent)
+        if (not counted and remaining is not None and remaining.strip() == "0"
+                and response.status_code != 429):
             self.hold(self._window)  # a 429's own Retry-After governs its pause
         if response.status_code == 429:
             self.slow_down()
@@ -386,7 +478,8 @@ class ApiClient:
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")
         self._credentials = dict(credentials or {})
         self._retry = retry or RetryPolicy()
-        self._pacer = Pacer(requests_per_second, window=rate_window, api=api)
+        self._pacer = Pacer(requests_per_second, window=rate_window, api=api,
+                            key=pacing_key(api, base_url, self._credentials))
         self._error_text = error_text
         self._classify = classify
         self._client = httpx.AsyncClient(
@@ -465,7 +558,7 @@ class ApiClient:
                 log.debug("http.request", api=self.api, method=method, path=url.path,
                           status=response.status_code,
                           ms=round((time.monotonic() - sent) * 1000))
-                self._pacer.observe(response)
+                self._pacer.observe(response, sent=sent)
                 if response.status_code == 429 and self._rate_hint is not None:
                     named = self._rate_hint(response)
                     if named:

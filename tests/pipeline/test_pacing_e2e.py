@@ -1,0 +1,134 @@
+"""Pacing against an emulator that enforces the documented rate limit: no 429s, counted by the
+emulator (issue 7: "Emulators answer 429 at the start of most runs")."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+import pipeline.demo as demo
+from connectors.contentstack.emulator import ContentstackEmulator
+from connectors.emulation import in_process_transport
+from connectors.http import ApiClient, Pacer
+from connectors.plugin import EmulatedCMS, EmulatorSettings
+from pipeline.run import execute_job, plan_job
+from pipeline.samples import sample_library
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN, library, local_to_cs_job
+
+BASE = "http://cs.emulator"
+DOCUMENTED = 10.0  # Contentstack CMA requests per second (cms-api-facts.md)
+
+
+def test_a_fresh_pacer_leaves_what_an_earlier_process_used_of_the_window(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An earlier process used 7 of the 10 requests of this second; the first answer says so
+    (``X-RateLimit-Remaining: 2``), later answers arrive two requests late (in flight): at
+    most 3 of ours start in the first second (virtual clock: no timing in the assertion)."""
+    clock = [1000.0]
+    monkeypatch.setattr("connectors.http.time.monotonic", lambda: clock[0])
+
+    async def fake_sleep(seconds: float) -> None:
+        clock[0] += max(seconds, 0.0)
+
+    monkeypatch.setattr("connectors.http.anyio.sleep", fake_sleep)
+    pacer = Pacer(DOCUMENTED)
+    starts: list[float] = []
+    request = httpx.Request("GET", "http://api.test/v3/assets")
+
+    def answer(j: int) -> None:  # the server counted the earlier 7 and our first j + 1
+        pacer.observe(httpx.Response(200, request=request, headers={
+            "X-RateLimit-Limit": "10", "X-RateLimit-Remaining": str(max(0, 2 - j))}),
+            sent=starts[j])
+
+    async def run() -> None:
+        for i in range(8):
+            await pacer.wait()
+            starts.append(clock[0])
+            if i == 0:
+                answer(0)
+            elif i >= 3:
+                answer(i - 2)
+
+    anyio.run(run)
+    first_second = [t for t in starts if t < starts[0] + 1.0]
+    assert len(first_second) <= 3, [round(t - starts[0], 3) for t in starts]
+
+
+def _count_window(starts: list[float], window: float = 1.0) -> int:
+    return max(sum(1 for u in starts if t <= u < t + window) for t in starts)
+
+
+def test_a_fresh_pacer_never_exceeds_the_rate_in_any_window(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [50.0]
+    monkeypatch.setattr("connectors.http.time.monotonic", lambda: clock[0])
+
+    async def fake_sleep(seconds: float) -> None:
+        clock[0] += max(seconds, 0.0)
+
+    monkeypatch.setattr("connectors.http.anyio.sleep", fake_sleep)
+    pacer = Pacer(DOCUMENTED)
+    starts: list[float] = []
+    request = httpx.Request("GET", "http://api.test/")
+
+    async def run() -> None:
+        for _ in range(40):
+            await pacer.wait()
+            starts.append(clock[0])
+            pacer.observe(httpx.Response(200, request=request), sent=clock[0])
+
+    anyio.run(run)
+    assert _count_window(starts) <= DOCUMENTED
+
+
+@pytest.mark.slow
+@pytest.mark.real_waits
+async def test_plan_then_migrate_right_after_another_client_meets_no_429(
+        tmp_path: Path) -> None:
+    """Another client (the previous process) used 8 of this second's 10; then ``plan`` and
+    ``migrate`` run back to back, each with a new pacer: the emulator answers no 429."""
+    emu = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=DOCUMENTED)
+    try:
+        root, files = library(tmp_path, list(sample_library())[:12])
+        job = local_to_cs_job(tmp_path, BASE, source=root, concurrency=8, extra_target="")
+        transports = {"target": in_process_transport(emu.app)}
+        async with ApiClient(api="earlier process", base_url=BASE,
+                             headers={"api_key": CS_KEY, "authorization": CS_TOKEN},
+                             requests_per_second=100,
+                             transport=in_process_transport(emu.app)) as earlier:
+            for _ in range(8):
+                await earlier.request("GET", "/v3/assets", params={"limit": 1})
+        assert emu.limiter.rejected == 0
+        await plan_job(job, transports=transports)
+        summary = await execute_job(job, "migrate", transports=transports)
+        assert summary.exit_code() == 0, summary.text()
+        assert len(emu.assets) >= len(files)
+        assert emu.limiter.rejected == 0, f"{emu.limiter.rejected} of {emu.requests} were 429"
+    finally:
+        emu.close()
+
+
+@pytest.mark.slow
+@pytest.mark.real_waits
+def test_the_demo_meets_no_429(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[EmulatedCMS] = []
+    build = demo._emulator
+
+    def spy(name: str, settings: EmulatorSettings) -> EmulatedCMS:
+        made.append(build(name, settings))
+        return made[-1]
+
+    monkeypatch.setattr(demo, "_emulator", spy)
+    for name in ("CONTENTSTACK_MANAGEMENT_TOKEN", "STORYBLOK_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert demo.run_demo(tmp_path / "demo") == 0
+    target = made[0]
+    emulator = getattr(target, "emulator")  # noqa: B009 - the demo wrapper's emulator
+    assert emulator.requests > 0
+    assert emulator.limiter.rejected == 0, f"{emulator.limiter.rejected} 429s"
