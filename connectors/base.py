@@ -242,6 +242,12 @@ class Limits:
     requests_per_second: float | None = None
     requests_per_upload: int = 1
     """Paced API calls one upload takes (for the plan's estimate; storage POSTs don't count)."""
+    listing_page_size: int | None = None
+    """Folders or assets per paced listing request (for the plan's estimate); ``None``: the
+    listing is not paced (a file system)."""
+    requests_per_download: int = 0
+    """Paced API calls reading one asset's bytes takes as a source (for the plan's estimate):
+    0 where the file comes from a CDN or file host, which the API's rate limit does not pace."""
 
     def max_size_for(self, content_type: str) -> int | None:
         kind = "image" if content_type.startswith("image/") else "document"

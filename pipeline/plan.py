@@ -115,19 +115,49 @@ class Plan:
     """Why deletions were held back, with the numbers, e.g. "3 deletions held back: ..."."""
     to_confirm: tuple[str, ...] = ()
     """Source ids prune would delete once a direct read confirms each is gone."""
+    source_requests_per_second: float | None = None
+    """The source's documented rate limit (``None``: not paced, e.g. a local folder)."""
+    source_listing_requests: int = 0
+    """Paced listing requests of the source (pages of folders and of assets)."""
+    target_listing_requests: int = 0
+    """Paced listing requests of the target."""
+    source_requests_per_download: int = 0
+    """Paced source calls reading one asset's file takes (see ``Limits``)."""
 
     @property
     def estimated_requests(self) -> int:
+        """Paced writes to the target (folders, uploads with all their calls, edits, deletes)."""
         writes = sum(1 for f in self.folders if f.op is Op.CREATE)
         writes += sum(self.requests_per_upload if a.op in (Op.CREATE, Op.REPLACE) else 1
                       for a in self.assets if a.op in WRITE_OPS)
         return writes
 
     @property
+    def source_read_requests(self) -> int:
+        """Paced source calls reading the files to send (0 when they come from a CDN)."""
+        return self.source_requests_per_download * sum(
+            1 for a in self.assets if a.op in (Op.CREATE, Op.REPLACE))
+
+    @property
+    def estimated_source_requests(self) -> int:
+        """Paced source requests: its listing pages and the per-asset reads."""
+        return self.source_listing_requests + self.source_read_requests
+
+    @property
     def estimated_seconds(self) -> float:
-        if not self.requests_per_second:
-            return 0.0
-        return round(self.estimated_requests / self.requests_per_second, 1)
+        """Seconds the run's paced requests take at the rate limits, as the run does them:
+        both sides listed at once (the slower listing counts), then reads from the source
+        and writes to the target at once (the slower side counts). Transfer time is not
+        included. 0 when neither side is paced."""
+
+        def at(requests: int, rate: float | None) -> float:
+            return requests / rate if rate else 0.0
+
+        src, dst = self.source_requests_per_second, self.requests_per_second
+        listing = max(at(self.source_listing_requests, src),
+                      at(self.target_listing_requests, dst))
+        work = max(at(self.source_read_requests, src), at(self.estimated_requests, dst))
+        return round(listing + work, 1)
 
 
 def content_hash(asset: Asset) -> str:
@@ -166,14 +196,26 @@ class PlanInput:
     target_assets: Sequence[Asset]
     records: Mapping[tuple[str, str], ItemRecord]
     limits: Limits
+    """The target's."""
     capabilities: Capabilities
     policy: FolderOverflow
     prune: bool = False
     max_deletes: int = 100
     retry_failed_only: bool = False
     direct_reads: Mapping[str, bool | str] | None = None
+    source_limits: Limits | None = None
+    """The source's, where it declares them (its rate limit and listing page size feed the
+    time estimate); ``None``: not paced."""
     """Source ids missing from the listing, read directly: True still there, False gone, a
     string when the read failed (why). ``None``: not read yet (prune then deletes nothing)."""
+
+
+def _listing_requests(limits: Limits, folders: int, assets: int) -> int:
+    """Pages a paced listing of ``folders`` and ``assets`` takes (at least one of each)."""
+    size = limits.listing_page_size
+    if not size or not limits.requests_per_second:
+        return 0
+    return max(1, -(-folders // size)) + max(1, -(-assets // size))
 
 
 def make_plan(route: str, inp: PlanInput) -> Plan:
@@ -294,9 +336,16 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     claimed = {a.target_id: a for a in actions if a.target_id}
     prune = _prune_actions(inp, target_by_id, present, claimed)
     actions.extend(prune.actions)
+    source_limits = inp.source_limits or Limits()
     plan = Plan(route, tuple(folder_actions), tuple(actions), inp.limits.requests_per_second,
                 inp.limits.requests_per_upload, held_deletes=prune.held, prune_note=prune.note,
-                to_confirm=prune.to_confirm)
+                to_confirm=prune.to_confirm,
+                source_requests_per_second=source_limits.requests_per_second,
+                source_listing_requests=_listing_requests(
+                    source_limits, len(inp.source_folders), len(inp.source_assets)),
+                target_listing_requests=_listing_requests(
+                    inp.limits, len(inp.target_folders), len(inp.target_assets)),
+                source_requests_per_download=source_limits.requests_per_download)
     check_plan(plan)
     return plan
 

@@ -85,6 +85,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "bytes_estimated": estimated_sizes,
         "dropped_fields": dict(sorted(dropped.items())),
         "estimated_requests": plan.estimated_requests,
+        "estimated_source_requests": plan.estimated_source_requests,
         "estimated_seconds": plan.estimated_seconds,
     }
 
@@ -102,9 +103,11 @@ def _summary_line(summary: dict[str, Any]) -> str:
             f"{summary['conflict']} conflict, {summary['unsupported']} unsupported; "
             f"{summary['warnings']} warnings; {_bytes_text(summary)}; "
             f"about {summary['estimated_requests']} requests"
-            + (f", {summary['estimated_seconds']} s at the target's rate limit"
+            + (f" (and {summary['estimated_source_requests']} to the source)"
+               if summary.get("estimated_source_requests") else "")
+            + (f", {summary['estimated_seconds']} s at the rate limits"
                if summary["estimated_seconds"] else
-               " (the target has no rate limit: the time depends on the transfers)")
+               " (neither side has a rate limit: the time depends on the transfers)")
             + _dropped_line(summary))
 
 

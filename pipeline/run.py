@@ -123,6 +123,7 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
         prune=job.run.prune if prune is None else prune,
         max_deletes=job.run.max_deletes,
         retry_failed_only=retry_failed,
+        source_limits=source.limits if isinstance(source, Target) else None,
     )
     plan = make_plan(route, inp)
     if plan.to_confirm:

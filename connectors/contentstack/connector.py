@@ -68,6 +68,7 @@ LIMITS = Limits(
     forbidden_name_chars=FORBIDDEN_NAME_CHARS,
     filename_rewrites_whitespace=True,
     requests_per_second=DEFAULT_REQUESTS_PER_SECOND,
+    listing_page_size=PAGE_SIZE,
 )
 
 

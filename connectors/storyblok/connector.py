@@ -273,6 +273,7 @@ class StoryblokConnector:
             filename_rewrites_inner_dots=True,  # Storyblok parameterizes names (facts §2.5)
             requests_per_second=config.rate,
             requests_per_upload=3,  # sign, finish_upload, metadata PUT
+            listing_page_size=PER_PAGE,
         )
 
     @property

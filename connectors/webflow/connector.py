@@ -147,6 +147,7 @@ class WebflowConnector:
             requests_per_second=config.requests_per_second,
             # create asset, metadata PATCH, one PATCH per mapped locale (storage is unpaced)
             requests_per_upload=2 + len(config.locales),
+            listing_page_size=PAGE,
         )
 
     @property

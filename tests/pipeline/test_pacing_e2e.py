@@ -16,9 +16,10 @@ from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
 from connectors.http import ApiClient, Pacer
 from connectors.plugin import EmulatedCMS, EmulatorSettings
+from pipeline.report import plan_summary, plan_table
 from pipeline.run import execute_job, plan_job
 from pipeline.samples import sample_library
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, library, local_to_cs_job
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_to_local_job, library, local_to_cs_job
 
 BASE = "http://cs.emulator"
 DOCUMENTED = 10.0  # Contentstack CMA requests per second (cms-api-facts.md)
@@ -132,3 +133,19 @@ def test_the_demo_meets_no_429(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     emulator = getattr(target, "emulator")  # noqa: B009 - the demo wrapper's emulator
     assert emulator.requests > 0
     assert emulator.limiter.rejected == 0, f"{emulator.limiter.rejected} 429s"
+
+
+async def test_contentstack_to_local_plan_estimates_the_source_side(tmp_path: Path) -> None:
+    """Issue 7: the estimate counted only the target, so Contentstack -> local said "0.0 s"."""
+    emu = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
+    try:
+        for f in list(sample_library())[:5]:
+            emu.add_asset(f.name, f.data)
+        job = cs_to_local_job(tmp_path, BASE, dest=tmp_path / "out")
+        plan = await plan_job(job, transports={"source": in_process_transport(emu.app)})
+        summary = plan_summary(plan)
+        assert summary["estimated_source_requests"] >= 2, summary
+        assert summary["estimated_seconds"] > 0, summary
+        assert "0.0 s" not in plan_table(plan)
+    finally:
+        emu.close()

@@ -192,3 +192,30 @@ def test_a_folder_renamed_in_the_source_stays_where_it_is_with_the_reason() -> N
                for w in brand.warnings)
     [action] = plan.assets
     assert (action.op, action.target_folder) == (Op.CREATE, ("Brand", "Logos"))
+
+
+def test_contentstack_to_local_estimates_the_source_listing() -> None:
+    """Issue 7: the estimate counted only the target ("0.0 s" for Contentstack -> local)."""
+    from connectors.contentstack.connector import LIMITS as CONTENTSTACK
+
+    assets = [asset(f"a{i}", f"a{i}.png") for i in range(250)]
+    inp = PlanInput([], assets, [], [], {}, Limits(), ALL, FolderOverflow.COLLAPSE,
+                    source_limits=CONTENTSTACK)
+    plan = make_plan("r", inp)
+    assert plan.estimated_source_requests == 1 + 3  # folder page, 3 pages of 100 assets
+    assert plan.estimated_seconds == 0.4  # 4 requests at 10/s; writing files is not paced
+
+
+def test_estimate_is_bounded_by_the_slower_side_plus_listing() -> None:
+    """Reads and writes run at once: the slower side counts; both listings run at once."""
+    source = Limits(requests_per_second=2.0, requests_per_download=1, listing_page_size=100)
+    target = Limits(requests_per_second=10.0, listing_page_size=100)
+    inp = PlanInput([], [asset(f"a{i}", f"a{i}.png") for i in range(4)], [], [], {}, target,
+                    ALL, FolderOverflow.COLLAPSE, source_limits=source)
+    plan = make_plan("r", inp)
+    assert (plan.estimated_requests, plan.source_read_requests) == (4, 4)
+    # listing: max(2 / 2, 2 / 10) = 1 s; then max(4 reads / 2, 4 writes / 10) = 2 s
+    assert plan.estimated_seconds == 3.0
+    fast_source = replace(source, requests_per_second=100.0)
+    plan = make_plan("r", replace(inp, source_limits=fast_source))
+    assert plan.estimated_seconds == round(2 / 10 + 4 / 10, 1)
