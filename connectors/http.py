@@ -272,6 +272,8 @@ class Pacer:
             limit = int(response.headers.get("x-ratelimit-limit", ""))
         except ValueError:
             return False
+        if self._max_rate and limit > 2 * self._cap(self._max_rate):
+            return False  # a quota over a longer window (per hour, per day): not this count
         now = time.monotonic()
         upto = now if sent is None else sent
         ours = sum(1 for t in self._starts if now - self._window < t <= upto)

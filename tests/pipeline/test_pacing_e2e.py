@@ -149,3 +149,29 @@ async def test_contentstack_to_local_plan_estimates_the_source_side(tmp_path: Pa
         assert "0.0 s" not in plan_table(plan)
     finally:
         emu.close()
+
+
+def test_a_quota_over_a_longer_window_does_not_slow_the_pacer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``X-RateLimit-Limit: 5000`` with 1000 used is an hourly quota, not this second's count."""
+    clock = [10.0]
+    monkeypatch.setattr("connectors.http.time.monotonic", lambda: clock[0])
+
+    async def fake_sleep(seconds: float) -> None:
+        clock[0] += max(seconds, 0.0)
+
+    monkeypatch.setattr("connectors.http.anyio.sleep", fake_sleep)
+    pacer = Pacer(DOCUMENTED)
+    starts: list[float] = []
+    request = httpx.Request("GET", "http://api.test/")
+
+    async def run() -> None:
+        for i in range(10):
+            await pacer.wait()
+            starts.append(clock[0])
+            pacer.observe(httpx.Response(200, request=request, headers={
+                "X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(4000 - i)}),
+                sent=clock[0])
+
+    anyio.run(run)
+    assert len([t for t in starts if t < starts[0] + 1.0]) >= 9, starts
