@@ -107,7 +107,7 @@ def _summary_line(summary: dict[str, Any]) -> str:
                if summary.get("estimated_source_requests") else "")
             + (f", {summary['estimated_seconds']} s at the rate limits"
                if summary["estimated_seconds"] else
-               " (neither side has a rate limit: the time depends on the transfers)")
+               " (the target has no rate limit: the time depends on the transfers)")
             + _dropped_line(summary))
 
 
