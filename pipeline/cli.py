@@ -8,6 +8,7 @@ Exit codes: 0 all done; 1 finished but some items failed or could not be migrate
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -106,7 +107,41 @@ class SpaceId(click.ParamType):  # type: ignore[type-arg]
 
 JOB_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 """The job file: click names it when it is missing, a folder or unreadable (exit 2)."""
-OUT_FILE = click.Path(dir_okay=False, writable=True, path_type=Path)
+
+
+class OutFile(click.Path):
+    """A file to write (``--out``, ``--report``): refused before anything runs when it is a
+    folder, unwritable, or under a folder that does not exist and cannot be made."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, writable=True, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        problem = _unwritable(Path(path))
+        if problem is not None:
+            self.fail(f"{click.format_filename(str(value))!r} cannot be written: {problem}; "
+                      "give a file path in a folder you can write to", param, ctx)
+        return path
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` (a file that need not exist yet) could not be written, or None."""
+    folder = path.absolute().parent
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None:  # pragma: no cover - the root always exists
+        return f"no folder of {folder} exists"
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == folder:
+            return f"its folder {folder} is not writable"
+        return f"its folder {folder} does not exist and {existing} is not writable"
+    return None
+
+
+OUT_FILE = OutFile()
 """A file to write: a folder or an unwritable place is refused before anything runs."""
 
 
@@ -123,7 +158,7 @@ def cli(ctx: click.Context, log_format: str | None, verbose: bool) -> None:
     ctx.obj = Globals(log_format or "text", verbose)
 
 
-def _write(text: str, out: Path | None, *, quiet: bool = False) -> None:
+def _write(text: str, out: Path | None = None, *, quiet: bool = False) -> None:
     """``text`` to stdout or to the file ``out`` (folders made). Raises OSError."""
     if out is None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -132,6 +167,28 @@ def _write(text: str, out: Path | None, *, quiet: bool = False) -> None:
         out.write_text(text, encoding="utf-8")
         if not quiet:
             sys.stderr.write(f"wrote {out}\n")
+
+
+def write_output(text: str, out: Path | None, *, option: str, what: str,
+                 quiet: bool = False, fallback: bool = True) -> bool:
+    """Write a command's output ``text`` to ``out`` (stdout when None); never raises OSError.
+
+    When ``out`` cannot be written (it was checked before the run, but folders change), the
+    error names ``option``, the path and the reason on stderr, and with ``fallback`` the text
+    goes to stdout instead, so the work is not lost. Returns False when ``out`` was not
+    written (the command then exits 2).
+    """
+    try:
+        _write(text, out, quiet=quiet)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = (f"; {what} is printed on stdout instead" if fallback else "")
+        sys.stderr.write(f"error: {option} {out}: {what} could not be written ({reason})"
+                         f"{where}\n")
+        if fallback:
+            _write(text)
+        return False
+    return True
 
 
 def render_plan(plan: Plan, fmt: str) -> str:
@@ -174,7 +231,8 @@ def cmd_plan(ctx: click.Context, config: Path, fmt: str, out: Path | None, prune
     _configure(ctx, log_format, verbose)
     job = load_job(config)
     plan = anyio.run(lambda: plan_job(job, prune=prune or None))
-    _write(render_plan(plan, fmt), out)
+    if not write_output(render_plan(plan, fmt), out, option="--out", what="the plan"):
+        return EXIT_FATAL
     return EXIT_OK
 
 
@@ -216,18 +274,14 @@ def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
                 progress=console.item_done, on_plan=console.started))
     finally:
         console.stop()
-    problem = None
-    if report is not None:
-        try:
-            _write(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False), report,
-                   quiet=True)
-        except OSError as exc:
-            problem = exc.strerror or str(exc)
-    console.finished(summary, Where(config, job.run.state, None if problem else report))
-    if problem is not None:
+    written = report is None or write_output(
+        json.dumps(summary.to_dict(), indent=2, ensure_ascii=False), report, option="--report",
+        what="the run report", quiet=True, fallback=False)
+    console.finished(summary, Where(config, job.run.state, report if written else None))
+    if not written:
         # the run's work is saved in the state DB; only the report file is missing
-        sys.stderr.write(f"error: the run finished (state saved) but its report could not "
-                         f"be written to {report}: {problem}; "
+        sys.stderr.write("error: the run finished (state saved) but its report could not "
+                         f"be written to {report} (see above); "
                          "`assetferry status` shows the same figures\n")
         return max(summary.exit_code(), EXIT_FATAL)
     return summary.exit_code()
@@ -355,7 +409,8 @@ def cmd_export_map(ctx: click.Context, config: Path, fmt: str, out: Path | None,
         finally:
             store.close()
     text = json.dumps(rows, indent=2, ensure_ascii=False) if fmt == "json" else map_csv(rows)
-    _write(text, out)
+    if not write_output(text, out, option="--out", what="the map"):
+        return EXIT_FATAL
     return EXIT_OK
 
 

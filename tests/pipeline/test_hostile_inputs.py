@@ -54,10 +54,18 @@ def truncated_state(tmp: Path) -> list[str]:
     return ["status", "-c", job]
 
 
-def report_write_fails_after_the_run(tmp: Path) -> list[str]:
+def report_under_a_file(tmp: Path) -> list[str]:
     (tmp / "afile").write_text("not a folder")
     return ["migrate", "-c", write_job(tmp, state="state.db"), "--report",
             str(tmp / "afile" / "report.json")]
+
+
+def out_under_a_file(command: str) -> Callable[[Path], list[str]]:
+    def setup(tmp: Path) -> list[str]:
+        (tmp / "afile").write_text("not a folder")
+        return [command, "-c", write_job(tmp, state="state.db"), "--out",
+                str(tmp / "afile" / "x.txt")]
+    return setup
 
 
 def busy_port(tmp: Path) -> list[str]:
@@ -134,9 +142,13 @@ CASES = [
     Case("migrate --report a folder",
          lambda t: ["migrate", "-c", write_job(t), "--report", "/tmp"], 2,
          r"--report.*'/tmp' is a directory", after=nothing_written),
-    Case("report cannot be written after the run", report_write_fails_after_the_run, 2,
-         r"run finished \(state saved\) but its report could not be written",
-         after=run_work_kept),
+    Case("migrate --report under a file", report_under_a_file, 2,
+         r"--report.*afile/report\.json' cannot be written: .*afile is a file, not a folder",
+         after=nothing_written),
+    Case("plan --out under a file", out_under_a_file("plan"), 2,
+         r"--out.*afile/x\.txt' cannot be written: .*afile is a file, not a folder"),
+    Case("export-map --out under a file", out_under_a_file("export-map"), 2,
+         r"--out.*afile/x\.txt' cannot be written: .*afile is a file, not a folder"),
     Case("export-map --out a folder",
          lambda t: ["export-map", "-c", write_job(t), "--out", str(t)], 2,
          r"--out.*is a directory"),
@@ -194,3 +206,55 @@ def test_hostile_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "put the value in the job file" not in text
     if case.after is not None:
         case.after(tmp_path)
+
+
+WRITE_FAILS = [  # an output path that passes the early check but fails when written
+    (["plan"], "--out", r"error: --out .*plan\.txt: the plan could not be written \(.+\); "
+     r"the plan is printed on stdout instead", "create"),
+    (["export-map"], "--out", r"error: --out .*plan\.txt: the map could not be written",
+     "source_id"),
+    (["migrate"], "--report", r"run finished \(state saved\) but its report could not be "
+     r"written to .*plan\.txt", None),
+]
+
+
+@pytest.mark.parametrize(("command", "option", "message", "printed"), WRITE_FAILS,
+                         ids=[c[0][0] for c in WRITE_FAILS])
+def test_output_that_cannot_be_written(command: list[str], option: str, message: str,
+                                       printed: str | None, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder that vanishes or a path like /proc/x/plan.txt (not caught early when run as
+    root): a clean exit 2 naming the option, the path and the reason; the work is kept."""
+    monkeypatch.chdir(tmp_path)
+    job = write_job(tmp_path, state="state.db")
+    if command[0] == "export-map":
+        assert main(["migrate", "-c", job]) == 0
+    monkeypatch.setattr("pipeline.cli._unwritable", lambda _: None)
+    out = tmp_path / "gone" / "plan.txt"
+    (tmp_path / "gone").write_text("in the way")  # mkdir of the folder fails
+    capsys.readouterr()
+    code = main([*command, "-c", job, option, str(out)])
+    text = capsys.readouterr()
+    assert code == 2, text
+    assert re.search(message, text.err, re.S), text.err
+    assert "Traceback" not in text.out + text.err
+    assert "unexpected error" not in text.err
+    if printed is not None:
+        assert printed in text.out, "the output goes to stdout instead of being lost"
+    else:
+        run_work_kept(tmp_path)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_plan_out_under_proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The tester's own line: ``plan --out /proc/x/plan.txt`` (the folder cannot be made)."""
+    monkeypatch.chdir(tmp_path)
+    job = write_job(tmp_path)
+    capsys.readouterr()
+    code = main(["plan", "-c", job, "--out", "/proc/assetferry-nope/plan.txt"])
+    text = capsys.readouterr()
+    assert code == 2, text
+    assert "/proc/assetferry-nope/plan.txt" in text.err
+    assert "unexpected error" not in text.err and "Traceback" not in text.err
