@@ -119,7 +119,7 @@ class OutFile(click.Path):
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Any:
         path = super().convert(value, param, ctx)
-        problem = _unwritable(Path(path))
+        problem = _unwritable(Path(os.fsdecode(path)))
         if problem is not None:
             self.fail(f"{click.format_filename(str(value))!r} cannot be written: {problem}; "
                       "give a file path in a folder you can write to", param, ctx)

@@ -153,7 +153,8 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
                 if key in section:
                     section[key] = str(base / str(section[key]))
     run = raw.get("run")
-    if isinstance(run, dict) and isinstance(run.get("state"), str) and "://" not in run["state"]:
+    if (isinstance(run, dict) and isinstance(run.get("state"), str) and "://" not in run["state"]
+            and run["state"].strip()):  # an empty one stays empty: the state store names it
         run["state"] = str(base / run["state"])
     elif isinstance(run, dict) and "state" not in run:
         run["state"] = str(base / RunConfig().state)

@@ -142,6 +142,8 @@ def _to_url(url: str) -> URL:
 
     Raises StateError for a URL SQLAlchemy can't parse or a folder that can't be made.
     """
+    if not url.strip():
+        raise StateError(f"state database path is empty ([run] state = {url!r}). {_FIX}")
     try:
         if "://" in url:
             parsed = make_url(url)
@@ -153,6 +155,7 @@ def _to_url(url: str) -> URL:
     if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith(
         "file:"
     ):
+        _not_a_folder(Path(db))
         folder = Path(db).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -193,14 +196,26 @@ def sqlite_files(url: str) -> list[Path]:
     return [path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDECARS)]
 
 
+def _not_a_folder(path: Path) -> None:
+    """Raise StateError when the SQLite file ``path`` is a directory."""
+    if path.is_dir():
+        raise StateError(
+            f"state database {path} is a directory, not a state file: name a file, e.g. "
+            f"[run] state = \"{path / 'assetferry.db'}\"."
+        )
+
+
 def check_location(url: str) -> None:
     """For a SQLite path that does not exist yet: raise StateError if it never could.
 
     What ``plan`` calls (it creates nothing), so a bad ``[run] state`` shows before a run.
     """
+    if not url.strip():
+        raise StateError(f"state database path is empty ([run] state = {url!r}). {_FIX}")
     if "://" in url:
         return
     path = Path(url).expanduser().resolve()
+    _not_a_folder(path)
     blocker = next((p for p in path.parents if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise StateError(f"state database {path}: {blocker} is a file, not a folder. {_FIX}")
@@ -214,11 +229,34 @@ def _engine_error(where: str, exc: Exception) -> StateError:
             f"{where.split(':', 1)[0]!r}. {_FIX} (sqlite:///path.db, postgresql+psycopg://...)"
         )
     name = getattr(exc, "name", None) or str(exc)
+    package = DRIVER_PACKAGES.get(name.split(".")[0], name)
     return StateError(
         f"state database {where} needs the Python driver {name!r}, which is not installed: "
-        f"install it into assetferry's environment (pip install {name}), or use a SQLite "
+        f"install it into assetferry's environment (pip install {package}), or use a SQLite "
         "file path."
     )
+
+
+DRIVER_PACKAGES = {
+    "psycopg2": "psycopg2-binary",
+    "psycopg": "'psycopg[binary]'",
+    "asyncpg": "asyncpg",
+    "pg8000": "pg8000",
+    "MySQLdb": "mysqlclient",
+    "pymysql": "PyMySQL",
+    "mysql": "mysql-connector-python",
+    "mariadb": "mariadb",
+    "asyncmy": "asyncmy",
+    "aiomysql": "aiomysql",
+    "oracledb": "oracledb",
+    "cx_Oracle": "cx-Oracle",
+    "pyodbc": "pyodbc",
+    "pymssql": "pymssql",
+    "aiosqlite": "aiosqlite",
+}
+"""The PyPI package of each DBAPI module SQLAlchemy's dialects import (SQLAlchemy 2.0 docs,
+Dialects: each ``dialect+driver`` names its DBAPI); the module name is not always the
+package's (``mysql://`` imports ``MySQLdb``, from the package ``mysqlclient``)."""
 
 
 def _damaged(where: str, exc: DBAPIError) -> StateError:

@@ -126,6 +126,16 @@ CASES = [
     Case("postgresql URL without its driver",
          lambda t: ["plan", "-c", write_job(t, state="postgresql://me:pw-9q@127.0.0.1/db")],
          2, r"driver 'psycopg2?'.*pip install psycopg"),
+    Case("state path is a directory", lambda t: ["migrate", "-c", write_job(t, state="/tmp")],
+         2, r"state database /tmp is a directory, not a state file: name a file",
+         after=nothing_written),
+    Case("state path is a directory (plan)", lambda t: ["plan", "-c", write_job(t, state="/tmp")],
+         2, r"state database /tmp is a directory"),
+    Case("state path is empty", lambda t: ["migrate", "-c", write_job(t, state="")],
+         2, r"state database path is empty \(\[run\] state = ''\)", after=nothing_written),
+    Case("mysql URL without its driver",
+         lambda t: ["plan", "-c", write_job(t, state="mysql://me:pw-9q@127.0.0.1/db")],
+         2, r"driver 'MySQLdb'.*pip install mysqlclient\)"),
     Case("-c a folder", lambda t: ["plan", "-c", "."], 2, r"'\.' is a directory"),
     Case("-c a missing file", lambda t: ["plan", "-c", str(t / "nope.toml")], 2,
          r"nope\.toml' does not exist"),
@@ -257,4 +267,5 @@ def test_plan_out_under_proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     text = capsys.readouterr()
     assert code == 2, text
     assert "/proc/assetferry-nope/plan.txt" in text.err
-    assert "unexpected error" not in text.err and "Traceback" not in text.err
+    assert "unexpected error" not in text.err
+    assert "Traceback" not in text.err
