@@ -112,6 +112,8 @@ class RetryPolicy:
     attempts: int = 6
     rate_limited_attempts: int = 12
     """429s only say "not now": they get a larger budget of their own."""
+    no_answer_attempts: int = 3
+    """A server that accepts and never answers costs a full read timeout per try: fewer."""
     base_delay: float = 0.5
     max_delay: float = 30.0
     min_delay: float = 0.25
@@ -334,9 +336,51 @@ def default_error_text(response: httpx.Response) -> str:
     return response.reason_phrase
 
 
+def host_port(url: httpx.URL) -> str:
+    """``host:port`` without scheme or credentials (the port when the URL names one)."""
+    return f"{url.host}:{url.port}" if url.port is not None else url.host
+
+
 def _where(request: httpx.Request) -> str:
-    # method and path only: query strings may carry tokens (secured asset URLs)
-    return f"{request.method} {request.url.host}{request.url.path}"
+    # method, host:port and path only: query strings may carry tokens (secured asset URLs)
+    return f"{request.method} {host_port(request.url)}{request.url.path}"
+
+
+def duration(seconds: float) -> str:
+    """``6 min 13 s``, ``45 s``, ``1 h 2 min``: a wait a person reads."""
+    total = round(seconds)
+    if total < 60:
+        return f"{seconds:.3g} s" if seconds < 10 else f"{total} s"
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+
+
+class NoAnswerError(RetryableError):
+    """A timeout: no connection or no answer within the client's limit (``seconds``)."""
+
+    def __init__(self, message: str, *, host: str, kind: str, seconds: float | None,
+                 where: str) -> None:
+        super().__init__(message)
+        self.host, self.kind, self.seconds, self.where = host, kind, seconds, where
+
+
+def _gave_up(error: RetryableError, tries: int, elapsed: float, api: str) -> RetryableError:
+    """The error that ends the retries: what happened, how many tries, the total waited."""
+    over = f"{tries} tries over {duration(elapsed)}"
+    if isinstance(error, NoAnswerError):
+        each = f"{error.kind} timeout {error.seconds:g} s each" if error.seconds else (
+            f"{error.kind} timeout")
+        what = "accepted no connection" if error.kind == "connect" else "no answer"
+        message = (f"{api}: {what} from {error.host} in {over} ({each}, {error.where}); the "
+                   "server may be overloaded or unreachable")
+    else:
+        message = f"{error.message} (gave up after {over})"
+    error.message = message
+    error.args = (message,)
+    return error
 
 
 def raise_for_response(
@@ -435,11 +479,15 @@ def _transport_error(exc: httpx.RequestError, *, api: str, idempotent: bool) -> 
         kind = next((k for t, k in _TIMEOUT_KIND if isinstance(exc, t)), "read")
         limits = exc.request.extensions.get("timeout", {}) if has_request else {}
         seconds = limits.get(kind) if isinstance(limits, dict) else None
-        host = exc.request.url.host if has_request else api
-        waited = f"within {seconds:g} s" if isinstance(seconds, int | float) else "in time"
+        seconds = float(seconds) if isinstance(seconds, int | float) else None
+        host = host_port(exc.request.url) if has_request else api
+        waited = f"within {seconds:g} s" if seconds is not None else "in time"
         what = "accepted no connection" if kind == "connect" else "sent no answer"
-        return cls(f"{api}: {host} {what} {waited} ({kind} timeout, {where}); the server may "
+        message = (f"{api}: {host} {what} {waited} ({kind} timeout, {where}); the server may "
                    "be overloaded or unreachable")
+        if cls is AmbiguousError:
+            return AmbiguousError(message)
+        return NoAnswerError(message, host=host, kind=kind, seconds=seconds, where=where)
     what = "answer could not be decoded" if isinstance(exc, httpx.DecodingError) else (
         "connection problem")
     detail = str(exc) or "no detail given"
@@ -541,7 +589,8 @@ class ApiClient:
         credentials = self._auth_headers(url) if authed else {}
         send_headers.update(credentials)
         classify = self._classify or (None if credentials else _refusal_without_credentials)
-        attempt = limited = 0
+        attempt = limited = silent = 0
+        first = time.monotonic()
         while True:
             attempt += 1
             await self._pacer.wait()
@@ -583,11 +632,14 @@ class ApiClient:
             if error.status == 429:
                 limited += 1
                 if limited >= self._retry.rate_limited_attempts:
-                    raise error
-            elif attempt - limited >= self._retry.attempts:
-                raise error
+                    raise _gave_up(error, attempt, time.monotonic() - first, self.api)
+            else:
+                silent += isinstance(error, NoAnswerError) and error.kind == "read"
+                if (attempt - limited >= self._retry.attempts
+                        or silent >= self._retry.no_answer_attempts):
+                    raise _gave_up(error, attempt, time.monotonic() - first, self.api)
             wait = self._retry.delay(attempt, error.retry_after, api=self.api,
-                                     where=f"{method} {url.host}{url.path}")
+                                     where=f"{method} {host_port(url)}{url.path}")
             if error.status == 429 and error.retry_after is not None:
                 self._pacer.hold(wait)  # the server named a pause: nobody starts before it
                 until = datetime.now(UTC) + timedelta(seconds=error.retry_after)
@@ -644,7 +696,8 @@ class ApiClient:
             target = httpx.URL(url)
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
             raise ItemError(f"{self.api} file URL is not valid: {exc}") from None
-        attempt = 0
+        attempt = silent = 0
+        first = time.monotonic()
         while True:
             attempt += 1
             try:
@@ -653,8 +706,9 @@ class ApiClient:
                 error: RetryableError = _transport_error(exc, api=self.api, idempotent=True)
             except RetryableError as exc:
                 error = exc
-            if attempt >= self._retry.attempts:
-                raise error
+            silent += isinstance(error, NoAnswerError) and error.kind == "read"
+            if attempt >= self._retry.attempts or silent >= self._retry.no_answer_attempts:
+                raise _gave_up(error, attempt, time.monotonic() - first, self.api)
             wait = self._retry.delay(attempt, error.retry_after)
             log.warning("http.retry", api=self.api, method="GET", path=target.path,
                         status=error.status, attempt=attempt, wait=round(wait, 2))
@@ -683,13 +737,13 @@ class ApiClient:
                         f"URL: {exc}"
                     ) from None
                 log.debug("http.redirect", api=self.api, status=response.status_code,
-                          frm=_where(request), to=f"{url.host}{url.path}")
+                          frm=_where(request), to=f"{host_port(url)}{url.path}")
                 continue
             raise_for_response(response, api=self.api, error_text=self._error_text,
                                classify=_refusal_without_credentials)
         raise ItemError(
             f"{self.api} file host redirected more than {MAX_REDIRECTS} times "
-            f"(last {_where(request)} -> {url.host}{url.path}); the file URL may be stale "
+            f"(last {_where(request)} -> {host_port(url)}{url.path}); the file URL may be stale "
             "or loop: open it in a browser to check"
         )
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -74,6 +75,7 @@ __all__ = [
     "StateSchemaError",
     "StateStore",
     "check_location",
+    "run_is_live",
 ]
 
 log = structlog.get_logger(__name__)
@@ -107,6 +109,16 @@ def _owner_alive(owner: str | None) -> bool | None:
     except PermissionError:
         return True
     return True
+
+
+def run_is_live(owner: str | None, heartbeat: datetime, now: datetime | None = None) -> bool:
+    """Whether a RUNNING run's process still runs: the run lock's test, and ``status``'s.
+
+    Its process exists (same host), or, from another host, its heartbeat is younger than
+    `STALE_AFTER`. A run that is not live is interrupted: the next run takes over and resumes.
+    """
+    alive = _owner_alive(owner)
+    return alive is True or (alive is None and (now or _utcnow()) - heartbeat < STALE_AFTER)
 
 
 BUSY_TIMEOUT_MS = 15_000
@@ -208,7 +220,10 @@ def _not_a_folder(path: Path) -> None:
 def check_location(url: str) -> None:
     """For a SQLite path that does not exist yet: raise StateError if it never could.
 
-    What ``plan`` calls (it creates nothing), so a bad ``[run] state`` shows before a run.
+    What ``plan`` calls, so a bad ``[run] state`` shows before a run (exit 2, as migrate
+    would): the path must not be a directory or under a file, and its nearest existing
+    folder must let us make a folder in it (a probe folder is made and removed at once, so
+    nothing is left: ``/proc/nope/x.db`` fails here even as root).
     """
     if not url.strip():
         raise StateError(f"state database path is empty ([run] state = {url!r}). {_FIX}")
@@ -219,6 +234,14 @@ def check_location(url: str) -> None:
     blocker = next((p for p in path.parents if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise StateError(f"state database {path}: {blocker} is a file, not a folder. {_FIX}")
+    if blocker is not None:
+        try:
+            Path(tempfile.mkdtemp(prefix=".assetferry-probe-", dir=blocker)).rmdir()
+        except OSError as exc:
+            raise StateError(
+                f"state database {path}: its folder {path.parent} cannot be created or "
+                f"written ({exc.strerror or exc}), so migrate would fail there. {_FIX}"
+            ) from None
 
 
 def _engine_error(where: str, exc: Exception) -> StateError:
@@ -239,7 +262,7 @@ def _engine_error(where: str, exc: Exception) -> StateError:
 
 DRIVER_PACKAGES = {
     "psycopg2": "psycopg2-binary",
-    "psycopg": "'psycopg[binary]'",
+    "psycopg": "psycopg[binary]",
     "asyncpg": "asyncpg",
     "pg8000": "pg8000",
     "MySQLdb": "mysqlclient",
@@ -395,8 +418,7 @@ class StateStore:
             ).all()
             for run in running:
                 seen = run.heartbeat_at or run.started_at
-                alive = _owner_alive(run.owner)
-                if alive is True or (alive is None and now - seen < STALE_AFTER):
+                if run_is_live(run.owner, seen, now):
                     age = max(0, int((now - seen).total_seconds()))
                     raise RunLockedError(
                         f"route {route!r} is being run by another process (run {run.id}, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +14,14 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.errors import AmbiguousError, AuthError, FatalError, ItemError, RetryableError
-from connectors.http import MAX_REDIRECTS, ApiClient, Pacer, RetryPolicy, observe_waits
+from connectors.http import (
+    MAX_REDIRECTS,
+    ApiClient,
+    Pacer,
+    RetryPolicy,
+    duration,
+    observe_waits,
+)
 
 
 def client(handler: httpx.MockTransport, **kw: object) -> ApiClient:
@@ -267,16 +275,46 @@ async def test_a_silent_server_is_named_with_the_seconds_waited() -> None:
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     port = listener.getsockname()[1]
+    tries = 0
     try:
-        api = ApiClient(api="Test", base_url=f"http://127.0.0.1:{port}", timeout=0.2,
-                        retry=RetryPolicy(attempts=2))
+        api = ApiClient(api="Test", base_url=f"http://127.0.0.1:{port}", timeout=0.2)
         async with api:
             with pytest.raises(RetryableError) as info:
                 await api.request("GET", "things")
+        listener.setblocking(False)
+        while True:  # each try was a new connection, waiting in the backlog
+            try:
+                listener.accept()[0].close()
+            except BlockingIOError:
+                break
+            tries += 1
     finally:
         listener.close()
-    assert "127.0.0.1 sent no answer within 0.2 s (read timeout, GET 127.0.0.1/things)" in str(
-        info.value)
+    assert tries == RetryPolicy().no_answer_attempts == 3, "a silent server gets fewer tries"
+    assert re.fullmatch(
+        rf"Test: no answer from 127\.0\.0\.1:{port} in 3 tries over [\d.]+ s \(read timeout "
+        rf"0\.2 s each, GET 127\.0\.0\.1:{port}/things\); the server may be overloaded or "
+        "unreachable", str(info.value)), str(info.value)
+
+
+async def test_a_refused_connection_names_host_port_and_the_tries() -> None:
+    """No server on the port: host:port (not just the host) and how long it was tried."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()
+    api = ApiClient(api="Test", base_url=f"http://127.0.0.1:{port}", timeout=0.2,
+                    retry=RetryPolicy(attempts=2))
+    async with api:
+        with pytest.raises(RetryableError) as info:
+            await api.request("GET", "things")
+    assert f"(GET 127.0.0.1:{port}/things)" in str(info.value)
+    assert re.search(r"\(gave up after 2 tries over [\d.]+ s\)$", str(info.value)), info.value
+
+
+def test_durations_read_like_a_person_would_say_them() -> None:
+    assert [duration(s) for s in (0.6, 45, 373, 3720)] == [
+        "0.6 s", "45 s", "6 min 13 s", "1 h 2 min"]
 
 
 @pytest.mark.parametrize("header", ["86400", "Wed, 21 Oct 2099 07:28:00 GMT"])
