@@ -35,8 +35,8 @@ from pipeline.report import (
     plan_markdown,
     plan_table,
 )
-from pipeline.run import crash_message, execute_job, open_state, plan_job
-from state.store import StateError, StateStore
+from pipeline.run import crash_message, execute_job, plan_job, read_state
+from state.store import RunRecord, RunStatus, StateError, StateStore, run_is_live
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -299,14 +299,13 @@ def cmd_status(ctx: click.Context, config: Path, fmt: str, log_format: str | Non
     _configure(ctx, log_format, verbose)
     job = load_job(config, secrets=False)
     route = _route_scopes(job)
-    store = open_state(job, create=False)
+    store = read_state(job, config)
     data: dict[str, Any] = {"route": route, "state": job.run.state, "counts": {},
                             "last_run": None, "failed": [], "runs": []}
-    if store is not None:
-        try:
-            data.update(status_data(store, route))
-        finally:
-            store.close()
+    try:
+        data.update(status_data(store, route))
+    finally:
+        store.close()
     if fmt == "json":
         _write(json.dumps(data, indent=2, ensure_ascii=False), None)
     else:
@@ -332,7 +331,8 @@ def status_data(store: StateStore, route: str) -> dict[str, Any]:
         touched = store.run_counts(route, run.id)
         planned = run.summary.get("planned")
         reached = sum(touched[k] for k in LEDGER_KEYS)  # in flight: started, not pending
-        last = {"id": run.id, "mode": run.mode, "status": run.status.value,
+        last = {"id": run.id, "mode": run.mode, "status": _run_status(run),
+                "process_gone": _process_gone(run),
                 "planned": planned, **{k: touched[k] for k in LEDGER_KEYS},
                 "pending": max(0, planned - reached) if isinstance(planned, int) else None}
     return {
@@ -340,11 +340,24 @@ def status_data(store: StateStore, route: str) -> dict[str, Any]:
         "last_run": last,
         "failed": [{"source_id": r.source_id, "path": r.path, "error": r.last_error}
                    for r in store.failed_items(route, FAILED_SHOWN)],
-        "runs": [{"id": r.id, "mode": r.mode, "status": r.status.value,
+        "runs": [{"id": r.id, "mode": r.mode, "status": _run_status(r),
+                  "process_gone": _process_gone(r),
                   "started_at": r.started_at.isoformat(),
                   "finished_at": r.finished_at.isoformat() if r.finished_at else None,
                   "counts": r.summary.get("counts")} for r in runs],
     }
+
+
+def _process_gone(run: RunRecord) -> bool:
+    """A RUNNING run whose process is gone (killed): the run lock's own liveness test
+    (`state.store.run_is_live`); the next run marks it interrupted and resumes."""
+    return run.status is RunStatus.RUNNING and not run_is_live(
+        run.owner, run.heartbeat_at or run.started_at)
+
+
+def _run_status(run: RunRecord) -> str:
+    """The run's status as it is now: ``running`` only while its process runs."""
+    return RunStatus.INTERRUPTED.value if _process_gone(run) else run.status.value
 
 
 def _run_counts(counts: Any) -> str:
@@ -358,7 +371,7 @@ def _run_counts(counts: Any) -> str:
 def status_text(data: dict[str, Any]) -> str:
     lines = [f"job {data['route']}", f"state {data['state']}"]
     counts = data["counts"]
-    if not counts:
+    if not data["runs"] and not any(counts.values()):
         lines.append("no run recorded yet")
         return "\n".join(lines)
     ledger = ", ".join(f"{counts[k]} {k.replace('_', ' ')}" for k in LEDGER_KEYS)
@@ -366,12 +379,16 @@ def status_text(data: dict[str, Any]) -> str:
     last = data["last_run"]
     if last is not None:
         planned = last["planned"]
+        gone = " (its process is gone)" if last["process_gone"] else ""
         lines.append(
-            f"last run {last['id']} ({last['mode']}, {last['status']}): "
+            f"last run {last['id']} ({last['mode']}, {last['status']}{gone}): "
             + (f"{planned} planned, " if planned is not None else "")
             + ", ".join(f"{last[k]} {k.replace('_', ' ')}" for k in LEDGER_KEYS)
             + (f", {last['pending']} pending" if last["pending"] is not None else ""))
-        if last["pending"]:
+        if last["process_gone"]:
+            lines.append("  its process is gone (killed?): the run was interrupted; run the "
+                         "same command again to resume")
+        elif last["pending"]:
             lines.append("  run the same command again to do the pending ones")
     failed = data["failed"]
     if failed:
@@ -401,13 +418,11 @@ def cmd_export_map(ctx: click.Context, config: Path, fmt: str, out: Path | None,
     _configure(ctx, log_format, verbose)
     job = load_job(config, secrets=False)
     route = _route_scopes(job)
-    store = open_state(job, create=False)
-    rows: list[dict[str, str]] = []
-    if store is not None:
-        try:
-            rows = map_rows(store.items(route).values())
-        finally:
-            store.close()
+    store = read_state(job, config)
+    try:
+        rows = map_rows(store.items(route).values())
+    finally:
+        store.close()
     text = json.dumps(rows, indent=2, ensure_ascii=False) if fmt == "json" else map_csv(rows)
     if not write_output(text, out, option="--out", what="the map"):
         return EXIT_FATAL
@@ -482,7 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_FATAL
     except (KeyboardInterrupt, click.Abort):
-        sys.stderr.write("interrupted: state saved; run the same command again to resume\n")
+        sys.stderr.write("interrupted; run the same command again (migrate and sync resume "
+                         "from their state DB)\n")
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a bug gets a clear line, the traceback goes to -v
         structlog.get_logger(__name__).debug("cli.crashed", exc_info=exc)

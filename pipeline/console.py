@@ -117,13 +117,27 @@ class _Tally:
 
 
 def _closing_lines(summary: RunSummary, where: Where) -> list[str]:
+    """Where the results are and what to do next; each line only when it is true.
+
+    The id map and state lines need a run recorded in the state DB (``run_id``); "resume"
+    needs that too and an error that a re-run can get past (not an input to fix first).
+    """
     lines = []
     if where.report is not None:
         lines.append(f"report: {where.report}")
-    lines.append(f"id map: assetferry export-map -c {where.job} --out map.csv")
-    lines.append(f"state:  {where.state} (assetferry status -c {where.job})")
+    saved = summary.run_id is not None
+    if saved:
+        lines.append(f"id map: assetferry export-map -c {where.job} --out map.csv")
+        lines.append(f"state:  {where.state} (assetferry status -c {where.job})")
     if summary.exit_code() in (2, 130):
-        lines.append("run the same command again to resume")
+        if summary.input_error:
+            lines.append("fix what the error above names, then run the same command again"
+                         + (" (the state is saved: it resumes)" if saved else ""))
+        elif saved:
+            lines.append("run the same command again to resume")
+        else:
+            lines.append("nothing was recorded in the state DB; run the same command again "
+                         "once the error above is fixed")
     return lines
 
 

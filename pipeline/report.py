@@ -168,6 +168,9 @@ class RunSummary:
     held_deletes: int = 0
     """Deletions prune held back (over run.max_deletes, unconfirmed, or items failed)."""
     prune_note: str | None = None
+    input_error: bool = False
+    """The fatal error names an input to fix (job file, manifest, credentials, state DB
+    location): running again unchanged would fail the same way."""
 
     def assets(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.kind == "asset"]

@@ -22,7 +22,7 @@ from connectors.base import (
     SupportsAssetExists,
     Target,
 )
-from connectors.errors import ConfigError, FatalError, SyncError
+from connectors.errors import AuthError, ConfigError, FatalError, SyncError
 from pipeline.checkpoint import Checkpointer
 from pipeline.config import JobConfig
 from pipeline.plan import AssetAction, Op, Plan, PlanInput, make_plan
@@ -91,10 +91,26 @@ async def list_all(connector: Source, side: str) -> Listing:
 
 
 def open_state(job: JobConfig, *, create: bool) -> StateStore | None:
+    """The job's state DB; ``None`` when ``create`` is False and a SQLite file is not there
+    yet (after checking a run could create it: StateError if not)."""
     url = job.run.state
     if not create and "://" not in url and not Path(url).exists():
         check_location(url)
         return None
+    return StateStore(url)
+
+
+def read_state(job: JobConfig, config: Path) -> StateStore:
+    """The job's existing state DB, for commands that only read it (status, export-map).
+
+    Raises StateError when a SQLite file is not there: a mistyped ``[run] state`` or a job
+    that never ran must not look like an empty ledger.
+    """
+    url = job.run.state
+    if url.strip() and "://" not in url and not Path(url).exists():
+        raise StateError(
+            f"no state database at {url} (has this job run yet? check [run] state in "
+            f"{config}; migrate creates it)")
     return StateStore(url)
 
 
@@ -241,9 +257,11 @@ async def execute_job(
                                                     records, collect, summary)
     except FatalError as exc:
         summary.fatal = str(exc)
+        summary.input_error = isinstance(exc, ConfigError | AuthError)
         log.error("run.fatal", error=str(exc))
     except StateError as exc:  # a bad [run] state or a damaged file: the user's to fix
         summary.fatal = str(exc)
+        summary.input_error = True
         log.error("run.state_error", error=str(exc))
     except Exception as exc:
         summary.fatal = crash_message(exc, run_closed=run_id is not None)

@@ -69,6 +69,7 @@ class RunRecord:
     finished_at: datetime | None
     heartbeat_at: datetime | None
     summary: Mapping[str, Any]
+    owner: str | None = None  # "host:pid" of the process that runs (ran) it
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -141,6 +142,7 @@ class Run(Base):
             finished_at=self.finished_at,
             heartbeat_at=self.heartbeat_at,
             summary=dict(self.summary or {}),
+            owner=self.owner,
         )
 
 

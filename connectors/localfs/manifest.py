@@ -7,17 +7,40 @@ asset's path relative to the root; the format is described in ``connectors.local
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from connectors.base import AssetMeta, LocalizedText
 from connectors.errors import ConfigError
 from connectors.localfs.files import atomic_write, os_error
+
+_FOCUS = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*,\s*([0-9]*\.?[0-9]+)\s*$")
+
+
+def _check_focus(value: str | None, info: ValidationInfo) -> str | None:
+    """On reading the file: a focus point is ``"x,y"``, fractions of width and height 0..1
+    (the canonical form, ``connectors.plugin.ExpectedAsset``)."""
+    if value is None or not (info.context or {}).get("reading"):
+        return value
+    match = _FOCUS.match(value)
+    if match is None or not all(0 <= float(n) <= 1 for n in match.groups()):
+        raise ValueError(
+            f"should be \"x,y\" with x and y between 0 and 1 (fractions of the width and "
+            f"height), e.g. \"0.5,0.5\"; got {value!r}")
+    return value
 
 
 class _LocaleEntry(BaseModel):
@@ -41,6 +64,8 @@ class Entry(BaseModel):
     locales: dict[str, _LocaleEntry] = Field(default_factory=dict)
     source_id: str | None = None
     extra: dict[str, str] = Field(default_factory=dict)
+
+    _focus = field_validator("focus")(_check_focus)
 
     def meta(self) -> AssetMeta:
         return AssetMeta(
@@ -93,14 +118,35 @@ class _ManifestFile(BaseModel):
     assets: dict[str, Entry] = Field(default_factory=dict)
 
 
+MAX_PROBLEMS = 100
+"""Problems listed one per line; a manifest broken everywhere is summarised past this."""
+
 ENTRY_KEYS = ", ".join(Entry.model_fields)
 LOCALE_KEYS = ", ".join(_LocaleEntry.model_fields)
 
 
+EXPECTED = {
+    "tuple_type": "should be a list of strings, e.g. [\"sea\", \"boat\"]",
+    "list_type": "should be a list of strings, e.g. [\"sea\", \"boat\"]",
+    "string_type": "should be a string (text in quotes)",
+    "dict_type": "should be an object ({...})",
+    "model_type": "should be an object ({...})",
+    "model_attributes_type": "should be an object ({...})",
+    "literal_error": "should be 1 (the only manifest version)",
+    "missing": "is missing",
+}
+"""What a key should be, in the manifest's terms, by pydantic's error type."""
+
 def _problem(err: Any) -> str:
-    """One validation error in the manifest's own terms: the asset path, then the key."""
+    """One validation error in the manifest's own terms: the asset path, the key, what it
+    should be."""
     loc = [str(p) for p in err["loc"]]
-    msg = str(err["msg"])
+    if err["type"] == "value_error":
+        msg = str(err["msg"]).removeprefix("Value error, ")
+    else:
+        msg = EXPECTED.get(err["type"], str(err["msg"]))
+    if err["type"] in ("tuple_type", "list_type") and len(loc) >= 4 and loc[-1].isdigit():
+        loc, msg = loc[:-1], "should be a list of strings, e.g. [\"sea\", \"boat\"]"
     if len(loc) >= 3 and loc[0] == "assets":
         where = f"asset {loc[1]!r}, key {'.'.join(loc[2:])!r}"
         if err["type"] == "extra_forbidden":
@@ -180,11 +226,16 @@ class Manifest:
                 f"metadata manifest {self.path} is not valid JSON ({exc}); {how_to_fix}"
             ) from None
         try:
-            manifest = _ManifestFile.model_validate(data)
+            manifest = _ManifestFile.model_validate(data, context={"reading": True})
         except ValidationError as exc:
-            problems = "; ".join(_problem(err) for err in exc.errors()[:5])
+            problems = list(dict.fromkeys(_problem(err) for err in exc.errors()))
+            shown = problems[:MAX_PROBLEMS] + (
+                [f"... and {len(problems) - MAX_PROBLEMS} more"]
+                if len(problems) > MAX_PROBLEMS else [])
             raise ConfigError(
-                f"metadata manifest {self.path} has an unexpected shape ({problems}); {how_to_fix}"
+                f"metadata manifest {self.path} has {len(problems)} "
+                f"problem{'s' if len(problems) != 1 else ''}:\n"
+                + "".join(f"  {p}\n" for p in shown) + how_to_fix
             ) from None
         return dict(manifest.assets)
 

@@ -90,6 +90,25 @@ def users_file_kept(tmp: Path) -> None:
     assert sorted(p.name for p in (tmp / "mine").iterdir()) == ["job.toml"]
 
 
+def bad_manifest(tmp: Path) -> list[str]:
+    job = write_job(tmp, state="state.db")
+    manifest = tmp / "library" / ".assetferry.json"
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    first, second = sorted(doc["assets"])[:2]
+    doc["assets"][first]["tags"] = "notalist"
+    doc["assets"][second]["focus"] = "7,9"
+    manifest.write_text(json.dumps(doc), encoding="utf-8")
+    return ["migrate", "-c", job]
+
+
+def missing_state(command: str) -> Callable[[Path], list[str]]:
+    return lambda t: [command, "-c", write_job(t, state="typo/state.db")]
+
+
+NO_RESUME = ("run the same command again to resume", "state:  ")
+PROC = "/proc/assetferry-nope/x.db"
+
+
 def manifest_typo(tmp: Path) -> list[str]:
     job = write_job(tmp)
     manifest = tmp / "library" / ".assetferry.json"
@@ -107,6 +126,7 @@ class Case:
     code: int
     message: str  # a regex the output must match
     after: Callable[[Path], None] | None = None
+    absent: tuple[str, ...] = ()  # words the output must not have (a hint that is not true)
 
 
 def nothing_written(tmp: Path) -> None:
@@ -136,6 +156,24 @@ CASES = [
     Case("mysql URL without its driver",
          lambda t: ["plan", "-c", write_job(t, state="mysql://me:pw-9q@127.0.0.1/db")],
          2, r"driver 'MySQLdb'.*pip install mysqlclient\)"),
+    Case("plan: a state folder that cannot be made", lambda t: ["plan", "-c", write_job(
+        t, state=PROC)], 2, r"state database /proc/assetferry-nope/x\.db: its folder "
+         r"/proc/assetferry-nope cannot be created or written \(.+\), so migrate would fail"),
+    Case("migrate: a state folder that cannot be made", lambda t: ["migrate", "-c", write_job(
+        t, state=PROC)], 2, r"/proc/assetferry-nope cannot be created.*fix what the error above "
+         r"names, then run the same command again", absent=NO_RESUME),
+    Case("manifest: every error, in the manifest's words", bad_manifest, 2,
+         r"(?=.*\n  asset '[^']+', key 'tags': should be a list of strings)"
+         r"(?=.*\n  asset '[^']+', key 'focus': should be \"x,y\" with x and y between 0 and 1)"
+         r"metadata manifest .*\.assetferry\.json has 2 problems:\n.*"
+         r"fix what the error above names, then run the same command again",
+         absent=(*NO_RESUME, "valid tuple", "Input should")),
+    Case("status with a mistyped state path", missing_state("status"), 2,
+         r"no state database at .*typo/state\.db \(has this job run yet\? check \[run\] state",
+         absent=("no run recorded yet",)),
+    Case("export-map with a mistyped state path", missing_state("export-map"), 2,
+         r"no state database at .*typo/state\.db \(has this job run yet\?",
+         absent=("kind,source_id",)),
     Case("-c a folder", lambda t: ["plan", "-c", "."], 2, r"'\.' is a directory"),
     Case("-c a missing file", lambda t: ["plan", "-c", str(t / "nope.toml")], 2,
          r"nope\.toml' does not exist"),
@@ -214,6 +252,8 @@ def test_hostile_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "Traceback" not in text
     assert "pw-9q" not in text, "a password in a state URL is never shown"
     assert "put the value in the job file" not in text
+    for words in case.absent:
+        assert words not in text, text
     if case.after is not None:
         case.after(tmp_path)
 
@@ -269,3 +309,51 @@ def test_plan_out_under_proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "/proc/assetferry-nope/plan.txt" in text.err
     assert "unexpected error" not in text.err
     assert "Traceback" not in text.err
+
+
+def test_status_of_a_killed_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    """After kill -9 the run stays RUNNING in the DB: status says its process is gone (the
+    run lock's own liveness test), not 'running'."""
+    import subprocess
+    import sys
+
+    from state.store import StateStore
+
+    monkeypatch.chdir(tmp_path)
+    job = write_job(tmp_path, state="state.db")
+    assert main(["migrate", "-c", job]) == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    store = StateStore(str(tmp_path / "state.db"))
+    route = store.routes()[0]
+    run_id = store.start_run(route, "migrate", planned=3)
+    store.close()
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        conn.execute("UPDATE runs SET owner = ? WHERE id = ?",
+                     (f"{socket.gethostname()}:{dead}", run_id))
+    conn.close()
+    capsys.readouterr()
+    assert main(["status", "-c", job]) == 0
+    text = capsys.readouterr().out
+    assert f"last run {run_id} (migrate, interrupted (its process is gone))" in text, text
+    assert "running" not in text, text
+    assert "run the same command again to resume" in text
+    assert main(["status", "-c", job, "--format", "json"]) == 0
+    last = json.loads(capsys.readouterr().out)["last_run"]
+    assert (last["status"], last["process_gone"]) == ("interrupted", True)
+
+
+def test_status_and_map_of_an_empty_state_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A real state DB with no run yet is not an error: status and export-map stay exit 0."""
+    from state.store import StateStore
+
+    monkeypatch.chdir(tmp_path)
+    job = write_job(tmp_path, state="state.db")
+    StateStore(str(tmp_path / "state.db")).close()
+    capsys.readouterr()
+    assert main(["status", "-c", job]) == 0
+    assert "no run recorded yet" in capsys.readouterr().out
+    assert main(["export-map", "-c", job]) == 0
+    assert capsys.readouterr().out.startswith("kind,source_id")

@@ -80,5 +80,8 @@ def test_status_reads_no_secret_and_says_when_nothing_ran(tmp_path: Path,
                    '[target]\nconnector = "contentstack"\napi_key = "blt1"\n'
                    'management_token = "${STATUS_TEST_TOKEN}"\n'
                    'base_url = "http://127.0.0.1:9"\n')
-    assert main(["status", "-c", str(job)]) == 0
-    assert "no run recorded yet" in capsys.readouterr().out
+    assert main(["status", "-c", str(job)]) == 2  # no state DB: a job never run, or a typo
+    err = capsys.readouterr().err
+    assert "no state database at" in err
+    assert "has this job run yet? check [run] state" in err
+    assert "STATUS_TEST_TOKEN" not in err, "reading the state needs no credentials"
