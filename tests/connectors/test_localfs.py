@@ -599,10 +599,12 @@ async def test_file_vanished_since_listing_is_an_item_error_on_open(root: Path) 
     ("content", "why"),
     [
         ('{"version": 1, "assets": {"a.txt": {"title": "x"}', "not valid JSON"),
-        ('{"version": 1, "assets": {"a.txt": {"tags": "one"}}}', "unexpected shape"),
-        ('{"version": 2, "assets": {}}', "unexpected shape"),
-        ('{"version": 1, "assets": {"a.txt": {"titel": "typo"}}}', "unexpected shape"),
-        ("[]", "unexpected shape"),
+        ('{"version": 1, "assets": {"a.txt": {"tags": "one"}}}',
+         "has 1 problem:\n  asset 'a.txt', key 'tags': should be a list of strings"),
+        ('{"version": 2, "assets": {}}', "has 1 problem:\n  version: should be 1"),
+        ('{"version": 1, "assets": {"a.txt": {"titel": "typo"}}}',
+         "asset 'a.txt', key 'titel': unknown key"),
+        ("[]", r"has 1 problem:\n  \(top\): should be an object"),
     ],
 )
 async def test_corrupt_manifest_is_a_config_error_and_is_kept(
