@@ -80,8 +80,9 @@ def test_killed_runs_resume_to_exactly_once(tmp_path: Path, emulator: str,
 
 def test_ctrl_c_exits_130_saves_state_and_resumes(tmp_path: Path, emulator: str) -> None:
     root, files = library(tmp_path)
-    # slow enough to interrupt half way
-    job = cs_job_file(tmp_path, root, emulator, rate=8, concurrency=2)
+    # slow enough to interrupt half way even on a loaded machine (64 assets at 3 requests/s
+    # take 20 s; at 8/s a starved poll loop sometimes saw the run finish before Ctrl-C)
+    job = cs_job_file(tmp_path, root, emulator, rate=3, concurrency=1)
     env = {**os.environ, "CS_TOKEN": EMU_TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "migrate", "-c", str(job)],
@@ -111,6 +112,8 @@ def test_ctrl_c_exits_130_saves_state_and_resumes(tmp_path: Path, emulator: str)
     # in the ledger (status counts it above) but not in the run's summary
     assert 0 < runs[0]["counts"]["created"] <= done_before
 
+    # the resume at full speed: the rate is not part of the job's route, so the state carries
+    job = cs_job_file(tmp_path, root, emulator, rate=500)
     final = run_migrate(job, {"CS_TOKEN": EMU_TOKEN})
     assert final.returncode == 0, final.stderr[-2000:]
     assert len(target_inventory(emulator)) == len(files)
