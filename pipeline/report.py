@@ -68,6 +68,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     for a in plan.assets:
         counts[a.op.value] += 1
     excluded = sum(1 for a in plan.assets if a.asset is not None and a.asset.skipped)
+    entries = sum(1 for a in plan.assets if a.asset is not None)
     # a skipped item's warnings were reported when it was migrated: not again on every plan
     warnings = sum(len(a.warnings) for a in plan.assets if a.op is not Op.SKIP)
     warnings += sum(len(f.warnings) for f in plan.folders if f.op is not Op.SKIP)
@@ -80,6 +81,9 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "folders_skip": counts.get("folders_skip", 0),
         "folders_unsupported": counts.get("folders_unsupported", 0),
         "excluded": excluded,
+        "source_entries": entries,
+        "source_assets": entries - excluded,
+        "gone_from_source": sum(1 for a in plan.assets if a.asset is None),
         "warnings": warnings,
         "bytes": total_bytes,
         "bytes_estimated": estimated_sizes,
@@ -95,11 +99,37 @@ def plan_json(plan: Plan) -> str:
                       indent=2, ensure_ascii=False)
 
 
-def _summary_line(summary: dict[str, Any]) -> str:
-    return (f"folders: {summary['folders_create']} to create, {summary['folders_skip']} present; "
+def source_text(entries: int, excluded: int, gone: Counter[str]) -> str:
+    """What the asset counts count: ``14 source entries (10 assets, 4 excluded); 2 gone from
+    the source: kept (prune is off)``. ``gone``: ledger rows whose source asset is gone, by
+    what happens to them (they are not entries of the source listing)."""
+    text = (f"{entries} source entr{'y' if entries == 1 else 'ies'} "
+            f"({entries - excluded} asset{'' if entries - excluded == 1 else 's'}, "
+            f"{excluded} excluded)")
+    total = sum(gone.values())
+    if total:
+        parts = [what if len(gone) == 1 else f"{n} {what}" for what, n in gone.items()]
+        text += f"; {total} gone from the source: {', '.join(parts)}"
+    return text
+
+
+def _gone_what(reason: str) -> str:
+    """``kept (prune is off)`` from ``gone from the source; kept (prune is off)``."""
+    for prefix in ("gone from the source listing; ", "gone from the source; "):
+        if reason.startswith(prefix):
+            return reason[len(prefix):]
+    return reason
+
+
+def _summary_line(summary: dict[str, Any], gone: Counter[str]) -> str:
+    return (source_text(summary["source_entries"], summary["excluded"], gone) + "\n"
+            f"folders: {summary['folders_create']} to create, {summary['folders_skip']} present; "
             f"assets: {summary['create']} create, {summary['update']} update, "
             f"{summary['replace']} replace, {summary['skip']} skip "
-            f"({summary['excluded']} excluded by the source), {summary['delete']} delete, "
+            f"({summary['excluded']} excluded by the source"
+            + (f", {summary['gone_from_source']} gone from the source"
+               if summary["gone_from_source"] else "")
+            + f"), {summary['delete']} delete, "
             f"{summary['conflict']} conflict, {summary['unsupported']} unsupported; "
             f"{summary['warnings']} warnings; {_bytes_text(summary)}; "
             f"about {summary['estimated_requests']} requests"
@@ -127,6 +157,15 @@ def _bytes_text(summary: dict[str, Any]) -> str:
     return text
 
 
+def _plan_gone(plan: Plan) -> Counter[str]:
+    gone: Counter[str] = Counter()
+    for a in plan.assets:
+        if a.asset is None:
+            gone["to delete (prune)" if a.op is Op.DELETE else
+                 "ledger row retired" if a.retire else _gone_what(a.reason)] += 1
+    return gone
+
+
 def plan_table(plan: Plan, *, width: int = 100) -> str:
     rows = plan_items(plan)
     out = io.StringIO()
@@ -138,7 +177,7 @@ def plan_table(plan: Plan, *, width: int = 100) -> str:
             out.write(f"{'':<20} ! {one_line(w)}\n")
         for n in r.get("notes", ()):
             out.write(f"{'':<20} i {one_line(n)}\n")
-    out.write("\n" + _summary_line(plan_summary(plan)) + "\n")
+    out.write("\n" + _summary_line(plan_summary(plan), _plan_gone(plan)) + "\n")
     return out.getvalue()
 
 
@@ -147,7 +186,8 @@ def plan_markdown(plan: Plan) -> str:
         return one_line(text).replace("|", "\\|")
 
     out = io.StringIO()
-    out.write(f"# assetferry plan: `{plan.route}`\n\n{_summary_line(plan_summary(plan))}\n\n")
+    line = _summary_line(plan_summary(plan), _plan_gone(plan)).replace("\n", "\n\n")
+    out.write(f"# assetferry plan: `{plan.route}`\n\n{line}\n\n")
     out.write("| op | kind | path | reason | warnings | notes |\n|---|---|---|---|---|---|\n")
     for r in plan_items(plan):
         warnings = r["warnings"] if r["op"] != Op.SKIP.value else ()
@@ -196,8 +236,10 @@ class RunSummary:
             "deleted": sum(1 for o in done if o.op is Op.DELETE),
             "adopted": sum(1 for o in done if o.op is Op.SKIP),
             "skipped": sum(1 for o in assets if o.status is ItemStatus.SKIPPED
-                           and o.op not in NOT_MIGRATED and not o.excluded),
+                           and o.op not in NOT_MIGRATED and not o.excluded and not o.gone),
             "excluded": len(self.excluded()),
+            "source_entries": sum(1 for o in assets if not o.gone),
+            "gone_from_source": sum(1 for o in assets if o.gone),
             "not_migrated": len(self.not_migrated()),
             "failed": sum(1 for o in assets if o.status is ItemStatus.FAILED),
             "folders_created": sum(1 for o in self.outcomes if o.kind == "folder"
@@ -236,10 +278,26 @@ class RunSummary:
                     if o.status is ItemStatus.DONE and o.target_id],
         }
 
+    def gone(self) -> Counter[str]:
+        """Ledger rows whose source asset is gone, by what happened to them."""
+        out: Counter[str] = Counter()
+        for o in self.assets():
+            if not o.gone:
+                continue
+            if o.status is ItemStatus.FAILED:
+                out["failed"] += 1
+            elif o.op is Op.DELETE and o.status is ItemStatus.DONE:
+                out["deleted (prune)"] += 1
+            else:
+                out[_gone_what(o.reason)] += 1
+        return out
+
     def text(self) -> str:
         c = self.counts()
         lines = [
-            f"{self.mode} {self.route}: {c['assets_total']} assets in {self.seconds:.1f} s: "
+            f"{self.mode} {self.route}: "
+            f"{source_text(c['source_entries'], c['excluded'], self.gone())}; "
+            f"in {self.seconds:.1f} s: "
             f"{c['created']} created, {c['replaced']} replaced, {c['updated']} updated, "
             f"{c['adopted']} adopted, {c['deleted']} deleted, {c['skipped']} skipped, "
             f"{c['excluded']} excluded by the source, "

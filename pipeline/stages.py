@@ -55,6 +55,9 @@ class Outcome:
     bytes: int = 0
     excluded: bool = False
     """The source left this entry out (:attr:`connectors.base.Asset.skipped`)."""
+    gone: bool = False
+    """A ledger row whose source asset is gone from the source (prune's business), not an
+    entry of this run's source listing."""
 
 
 Progress = Callable[[Outcome], None]
@@ -192,7 +195,8 @@ class AssetLoader:
         current = self.ckpt.records.get(key, rec)
         await self.ckpt.commit(replace(current, status=ItemStatus.FAILED, last_error=reason))
         log.error("load.failed", source_id=action.source_id, path=action.path, error=reason)
-        return Outcome("asset", action.source_id, action.path, action.op, ItemStatus.FAILED, reason)
+        return Outcome("asset", action.source_id, action.path, action.op, ItemStatus.FAILED, reason,
+                       gone=action.asset is None)
 
     async def _dispatch(self, action: AssetAction, rec: ItemRecord) -> Outcome:
         op = action.op
@@ -308,13 +312,14 @@ class AssetLoader:
         log.info("load.done", source_id=action.source_id, op=action.op.value,
                  target_id=ref.target_id, bytes=size)
         return Outcome("asset", action.source_id, action.path, action.op, ItemStatus.DONE,
-                       action.reason, ref.target_id, ref.url, size)
+                       action.reason, ref.target_id, ref.url, size, gone=action.asset is None)
 
     def _outcome(self, action: AssetAction, status: ItemStatus, reason: str,
                  rec: ItemRecord) -> Outcome:
         return Outcome("asset", action.source_id, action.path, action.op, status, reason,
                        rec.target_id, rec.target_url,
-                       excluded=action.asset is not None and action.asset.skipped is not None)
+                       excluded=action.asset is not None and action.asset.skipped is not None,
+                       gone=action.asset is None)
 
 
 async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, concurrency: int,

@@ -1,0 +1,61 @@
+"""The run and plan summaries say what their asset counts count: entries of this run's source
+listing (assets and excluded entries) apart from ledger rows whose source asset is gone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_job
+from pipeline.report import plan_json, plan_table
+from pipeline.run import execute_job, plan_job
+
+
+def _job(tmp_path: Path, src: Path, dest: Path) -> Path:
+    path = tmp_path / "job.toml"
+    path.write_text(f'[source]\nconnector = "local"\npath = "{src}"\n\n'
+                    f'[target]\nconnector = "local"\npath = "{dest}"\n\n'
+                    f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+async def test_sync_counts_source_entries_apart_from_assets_gone_from_the_source(
+    tmp_path: Path,
+) -> None:
+    src, dest = tmp_path / "lib", tmp_path / "mirror"
+    src.mkdir()
+    for n in range(5):
+        (src / f"file{n}.txt").write_bytes(b"x" * (n + 1))
+    job = load_job(_job(tmp_path, src, dest), env={})
+    assert (await execute_job(job, "migrate")).exit_code() == 0
+
+    # 2 files leave the source, 2 entries the source excludes appear: 5 entries listed
+    (src / "file0.txt").unlink()
+    (src / "file1.txt").unlink()
+    (src / ".DS_Store").write_bytes(b"finder")
+    (src / "Thumbs.db").write_bytes(b"thumbs")
+
+    plan = await plan_job(job)
+    summary = json.loads(plan_json(plan))["summary"]
+    assert summary["source_entries"] == 5
+    assert summary["source_assets"] == 3
+    assert summary["excluded"] == 2
+    assert summary["gone_from_source"] == 2
+    assert ("5 source entries (3 assets, 2 excluded); 2 gone from the source: "
+            "kept (prune is off)") in plan_table(plan)
+
+    run = await execute_job(job, "sync")
+    assert run.exit_code() == 0, run.text()
+    counts = run.counts()
+    assert counts["source_entries"] == 5
+    assert counts["gone_from_source"] == 2
+    assert counts["skipped"] == 3, "the unchanged assets only, not the gone ledger rows"
+    assert counts["excluded"] == 2
+    assert counts["assets_total"] == 7, "stable: every asset line of the run"
+    first = run.text().splitlines()[0]
+    assert ("5 source entries (3 assets, 2 excluded); 2 gone from the source: "
+            "kept (prune is off)") in first
+    assert "3 skipped" in first
