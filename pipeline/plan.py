@@ -7,7 +7,8 @@ Invariants, checked by :func:`check_plan` before anything runs (design: "Plan in
 each target asset and each target folder is touched by at most one action. Prune never deletes
 on the word of a listing alone: a deletion needs a direct read of the source item
 (``PlanInput.direct_reads``), and a source asset that reappears under a new id with the same
-path and size takes over the target asset of the gone one, whose ledger row is retired.
+path takes over the target asset of the gone one (adopted only with equal bytes, else
+replaced), whose ledger row is retired.
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ class AssetAction:
     retire: bool = False
     """A gone source asset whose target asset another source asset took over: the ledger row
     is retired (no target id any more), nothing is deleted."""
+    adopt_from: Asset | None = None
+    """The target asset (as the target lists it) to adopt only once its bytes compare equal to
+    the source's: execution reads both and hashes them. Equal: adopted, nothing sent. Else a
+    SKIP fails with a conflict and a REPLACE replaces it."""
 
 
 class PlanInvariantError(FatalError):
@@ -321,10 +326,13 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         r.target_id: sid for (kind, sid), r in inp.records.items()
         if kind == "asset" and sid in present and r.status is ItemStatus.DONE and r.target_id
     }
+    # target assets a ledger row of ours names (a gone source asset's copy included)
+    owned = frozenset(r.target_id for (kind, _), r in inp.records.items()
+                      if kind == "asset" and r.status is ItemStatus.DONE and r.target_id)
     actions = [
         _asset_action(asset, folder, final_names, tree.warnings_for(folder_of(asset)),
                       tree.error_for(folder_of(asset)), inp, target_index, target_by_id,
-                      live_owner)
+                      live_owner, owned)
         for asset, folder in placed_assets
     ]
     actions.extend(
@@ -450,6 +458,7 @@ def _asset_action(
     target_index: Mapping[tuple[FolderPath, str], list[Asset]],
     target_by_id: Mapping[str, Asset],
     live_owner: Mapping[str, str],
+    owned: frozenset[str] = frozenset(),
 ) -> AssetAction:
     path = asset_path(asset)
     base = AssetAction(Op.SKIP, asset.source_id, path, "", asset=asset,
@@ -503,6 +512,14 @@ def _asset_action(
             return _with(base, Op.UPDATE, "metadata changed in the source")
         return _with(base, Op.UNSUPPORTED,
                      "metadata changed and the target cannot update metadata")
+    if (record is not None and record.status is ItemStatus.IN_FLIGHT
+            and record.intent == Op.REPLACE.value and record.target_id in target_by_id
+            and inp.capabilities.replace):
+        # a replace that was cut off may not have sent the new file: a same-sized copy in the
+        # target can be the old one, so the file is sent again, never adopted by its size
+        return _with(_target(base, target_by_id[record.target_id or ""]), Op.REPLACE,
+                     "an earlier run was interrupted while replacing this file: replace again",
+                     reconcile=True)
     candidates = target_index.get((folder, NameRules.of(inp.limits).key(filename)), [])
     in_flight = record is not None and record.status is ItemStatus.IN_FLIGHT
     # a target asset that another listed source asset owns is never adopted a second time,
@@ -514,14 +531,40 @@ def _asset_action(
         # a multi-step upload shows the asset before its metadata is set: set it again
         return _with(_target(base, same[0]), Op.UPDATE,
                      "an interrupted run had created it: adopted, its metadata set again")
-    if same:
-        reason = ("an interrupted run had created it: adopted" if in_flight
-                  else "already in the target (same folder, name and size): adopted")
-        return _with(_target(base, same[0]), Op.SKIP, reason)
+    if same and in_flight:
+        return _with(_target(base, same[0]), Op.SKIP, "an interrupted run had created it: adopted")
     if in_flight:
         return _with(base, Op.CREATE,
                      "an earlier run was interrupted during this upload: reconcile, then finish",
                      reconcile=True)
+    # not our own interrupted upload: a target asset is adopted only with the same bytes
+    # (issue 6 §1(a)); a listed checksum decides here, otherwise execution compares them
+    verdicts = [(t, same_bytes(asset, t)) for t in same]
+    equal = next((t for t, v in verdicts if v is True), None)
+    if equal is not None:
+        return _with(_target(base, equal), Op.SKIP,
+                     "already in the target (same folder, name, size and checksum): adopted")
+    unknown = next((t for t, v in verdicts if v is None), None)
+    ours = next((t for t in same if t.source_id in owned), None)
+    if ours is not None and inp.capabilities.replace:
+        # the target asset of a gone source asset: ours to replace with the new file
+        if unknown is ours:
+            return replace(_with(_target(base, ours), Op.REPLACE,
+                                 "takes over the target asset of a gone source asset with the "
+                                 "same folder, name and size: adopted if the bytes compare "
+                                 "equal, else replaced with the new file"), adopt_from=ours)
+        return _with(_target(base, ours), Op.REPLACE,
+                     "takes over the target asset of a gone source asset with the same folder, "
+                     "name and size but a different checksum: replaced with the new file")
+    if unknown is not None:
+        return replace(_with(_target(base, unknown), Op.SKIP,
+                             "same folder, name and size: adopted once the bytes compare "
+                             "equal"), adopt_from=unknown)
+    if same:
+        return _with(base, Op.CONFLICT,
+                     f"a different file with the same name and size is in the target "
+                     f"({filename!r}, different checksum); rename or remove one of them, then "
+                     "run again")
     owners = [live_owner.get(t.source_id, asset.source_id) for t in candidates]
     if candidates and asset.source_id not in owners:
         return _with(base, Op.CONFLICT,
@@ -541,6 +584,17 @@ def _asset_action(
         return _with(base, Op.CREATE, f"retrying: {record.last_error or 'failed before'}",
                      reconcile=True)
     return _with(base, Op.CREATE, "not in the target")
+
+
+def same_bytes(asset: Asset, other: Asset) -> bool | None:
+    """Whether two listings name the same bytes: their checksums of a kind both list
+    (``sha256``, else ``md5``; hex, case ignored) are equal. ``None`` when no kind is listed
+    by both: only reading the files can tell."""
+    for kind in ("sha256", "md5"):
+        mine, theirs = asset.checksums.get(kind), other.checksums.get(kind)
+        if mine and theirs:
+            return mine.lower() == theirs.lower()
+    return None
 
 
 def same_size(asset: Asset, size: int | None) -> bool:
@@ -574,9 +628,10 @@ def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: s
                    claimed: Mapping[str, AssetAction]) -> _Prune:
     """Assets we migrated whose source is gone: retire, delete, hold back or report.
 
-    A gone asset whose target asset a listed source asset took over (same path and size,
-    adopted) is retired, not pruned. A deletion needs ``inp.direct_reads`` to say the source
-    item is gone; over ``inp.max_deletes`` deletions, none is made (held back, with a note).
+    A gone asset whose target asset a listed source asset took over (same path: adopted
+    with equal bytes, or replaced) is retired, not pruned. A deletion needs
+    ``inp.direct_reads`` to say the source item is gone; over ``inp.max_deletes`` deletions,
+    none is made (held back, with a note).
     """
     gone = [
         r for (kind, sid), r in sorted(inp.records.items())
@@ -591,7 +646,7 @@ def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: s
             out.append(AssetAction(
                 Op.SKIP, r.source_id, r.path,
                 f"gone from the source; its target asset {r.target_id} now belongs to "
-                f"{heir.path} (source {heir.source_id}), which has the same path and size: "
+                f"{heir.path} (source {heir.source_id}), which took it over (same path): "
                 "ledger row retired, nothing deleted",
                 record=r, retire=True))
         else:

@@ -200,6 +200,8 @@ class AssetLoader:
 
     async def _dispatch(self, action: AssetAction, rec: ItemRecord) -> Outcome:
         op = action.op
+        if action.adopt_from is not None:
+            return await self._adopt_if_equal(action, rec)
         if op is Op.SKIP and action.retire:
             # its target asset passed to another source asset: the row names it no more
             await self.ckpt.commit(replace(rec, status=ItemStatus.SKIPPED, intent=None,
@@ -232,7 +234,52 @@ class AssetLoader:
             return await self._done(action, rec, TargetRef(action.target_id, action.target_url), 0)
         return await self._upload(action, rec)
 
-    async def _upload(self, action: AssetAction, rec: ItemRecord) -> Outcome:
+    async def _adopt_if_equal(self, action: AssetAction, rec: ItemRecord) -> Outcome:
+        """Adopt ``action.adopt_from`` only when its bytes equal the source's (issue 6 §1(a)).
+
+        Stages the source file (hashing it) and streams the target's copy through the
+        target's own ``open_asset``, hashing it (SHA-256). Equal: adopted, 0 bytes sent.
+        Different: a REPLACE goes on with the staged file; a SKIP fails with a conflict and
+        the target file is left as it is. Raises ItemError for the conflict.
+        """
+        assert action.asset is not None  # noqa: S101
+        assert action.adopt_from is not None  # noqa: S101
+        assert action.target_id  # noqa: S101
+        staged = await self._stage(action.asset)
+        try:
+            if await self._target_sha256(action.adopt_from) == staged.sha256:
+                log.info("load.adopted", source_id=action.source_id, target_id=action.target_id)
+                adopted = replace(action, op=Op.SKIP,
+                                  reason="already in the target (same folder, name and bytes): "
+                                         "adopted")
+                return await self._done(adopted, rec,
+                                        TargetRef(action.target_id, action.target_url), 0)
+            if action.op is Op.REPLACE:
+                return await self._upload(action, rec, staged)
+        finally:
+            staged.path.unlink(missing_ok=True)
+        raise ItemError(
+            f"a different file with the same name and size is in the target "
+            f"({action.filename!r}, other bytes): not adopted, left as it is; rename or remove "
+            "one of them, then run again")
+
+    async def _target_sha256(self, asset: Asset) -> str:
+        """SHA-256 (hex) of the target's copy of an asset, streamed, never stored."""
+        for attempt in range(1, UPLOAD_TRIES + 1):
+            sha = hashlib.sha256()
+            try:
+                async with self.target.open_asset(asset) as chunks:
+                    async for chunk in chunks:
+                        sha.update(chunk)
+            except RetryableError:
+                if attempt == UPLOAD_TRIES:
+                    raise
+                continue
+            return sha.hexdigest()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _upload(self, action: AssetAction, rec: ItemRecord,
+                      staged: StagedFile | None = None) -> Outcome:
         assert action.asset is not None  # noqa: S101
         assert action.target_folder is not None  # noqa: S101
         folder_id = self.folder_ids.get(action.target_folder)
@@ -246,7 +293,7 @@ class AssetLoader:
         await self.ckpt.commit(intent)
         request = UploadRequest(action.source_id, action.filename, folder_id or None,
                                 action.target_folder, action.asset.content_type, action.meta)
-        staged = await self._stage(action.asset)
+        staged = staged or await self._stage(action.asset)
         try:
             if resuming and action.op is Op.CREATE and not intent.journal:
                 found = await self._find(request, staged)

@@ -293,7 +293,7 @@ def _damaged(where: str, exc: DBAPIError) -> StateError:
         f"state database {where} cannot be used ({reason}): it is damaged, not an assetferry "
         "state file, or not writable. Restore it from a backup, or move it aside to start "
         "over: the next plan then adopts the assets already in the target (same folder, "
-        "name and size) instead of uploading them again."
+        "name and bytes) instead of uploading them again."
     )
 
 

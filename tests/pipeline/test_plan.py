@@ -43,9 +43,54 @@ def test_new_asset_is_created() -> None:
     assert plan_of([asset("a", "a.png")])["a"][0] is Op.CREATE
 
 
-def test_same_name_and_size_in_the_target_is_adopted_not_duplicated() -> None:
-    ops = plan_of([asset("a", "a.png")], target=[asset("t1", "a.png")])
-    assert ops["a"] == (Op.SKIP, "already in the target (same folder, name and size): adopted")
+def test_same_name_and_size_in_the_target_is_adopted_only_once_the_bytes_compare_equal() -> None:
+    """Neither side lists a checksum: the plan cannot tell the bytes, execution compares them
+    (issue 6 §1(a)); the action names the target asset to read."""
+    inp = PlanInput(source_folders=[], source_assets=[asset("a", "a.png")], target_folders=[],
+                    target_assets=[asset("t1", "a.png")], records={}, limits=LIMITS,
+                    capabilities=ALL, policy=FolderOverflow.COLLAPSE)
+    [action] = make_plan("r", inp).assets
+    assert (action.op, action.reason) == (
+        Op.SKIP, "same folder, name and size: adopted once the bytes compare equal")
+    assert action.target_id == "t1"
+    assert action.adopt_from is not None
+    assert action.adopt_from.source_id == "t1"
+
+
+def _summed(a: Asset, **sums: str) -> Asset:
+    return replace(a, checksums=sums)
+
+
+def test_same_name_size_and_checksum_is_adopted_in_the_plan() -> None:
+    ops = plan_of([_summed(asset("a", "a.png"), md5="AB12")],
+                  target=[_summed(asset("t1", "a.png"), md5="ab12")])
+    assert ops["a"] == (Op.SKIP,
+                        "already in the target (same folder, name, size and checksum): adopted")
+
+
+def test_same_name_and_size_with_a_different_checksum_is_a_conflict_not_adopted() -> None:
+    """A first migrate into a target that holds an unrelated file of the same size."""
+    ops = plan_of([_summed(asset("a", "a.png"), sha256="11", md5="ab")],
+                  target=[_summed(asset("t1", "a.png"), sha256="22", md5="ab")])
+    op, reason = ops["a"]
+    assert op is Op.CONFLICT
+    assert "a different file with the same name and size is in the target" in reason
+
+
+def test_checksums_of_different_kinds_leave_the_comparison_to_execution() -> None:
+    ops = plan_of([_summed(asset("a", "a.png"), md5="ab")],
+                  target=[_summed(asset("t1", "a.png"), sha256="cd")])
+    assert ops["a"] == (Op.SKIP,
+                        "same folder, name and size: adopted once the bytes compare equal")
+
+
+def test_an_interrupted_replace_is_sent_again_not_adopted_by_its_size() -> None:
+    """The intent was recorded, the new file may not have reached the target yet."""
+    a = asset("a", "a.png")
+    rec = ItemRecord(route="r", kind="asset", source_id="a", status=ItemStatus.IN_FLIGHT,
+                     intent="replace", target_id="t1", source_hash="old:old")
+    ops = plan_of([a], target=[asset("t1", "a.png")], records={("asset", "a"): rec})
+    assert ops["a"][0] is Op.REPLACE
 
 
 def test_same_name_other_size_is_a_conflict_with_advice() -> None:

@@ -84,7 +84,9 @@ async def test_reupload_under_a_new_id_takes_over_the_target_asset(
 
     plan = await plan_job(job, transports=transports, prune=True)
     touching = [a for a in plan.assets if a.target_id == target_uid]
-    assert [(a.source_id, a.op) for a in touching] == [(str(new_id), Op.SKIP)]
+    # no checksum listed: the takeover compares the bytes when it runs (issue 6 §1(a))
+    assert [(a.source_id, a.op) for a in touching] == [(str(new_id), Op.REPLACE)]
+    assert touching[0].adopt_from is not None
     [retired] = [a for a in plan.assets if a.source_id == str(old_id)]
     assert retired.retire
     assert retired.op is Op.SKIP
@@ -93,6 +95,8 @@ async def test_reupload_under_a_new_id_takes_over_the_target_asset(
     summary = await execute_job(job, "sync", transports=transports, prune=True)
     assert summary.exit_code() == 0, summary.text()
     assert summary.counts()["deleted"] == 0
+    assert (summary.counts()["adopted"], summary.counts()["replaced"]) == (1, 0)
+    assert summary.counts()["bytes"] == 0, "same bytes: adopted, nothing sent"
     assert target_uid in cs.assets, "the live asset's target copy is kept"
     store = StateStore(job.run.state)
     try:

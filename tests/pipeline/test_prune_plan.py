@@ -49,9 +49,9 @@ def plan(source: list[Asset], target: list[Asset], records: list[ItemRecord], *,
 
 def test_reuploaded_asset_takes_over_the_target_asset_and_the_old_row_is_retired() -> None:
     """Deleted in the source, the same bytes uploaded again under the same name: new id."""
-    old = asset("1", "logo.png", ("Brand",))
-    new = asset("2", "logo.png", ("Brand",))
-    t = asset("blt1", "logo.png", ("Brand",))
+    old = replace(asset("1", "logo.png", ("Brand",)), checksums={"md5": "aa"})
+    new = replace(asset("2", "logo.png", ("Brand",)), checksums={"md5": "aa"})
+    t = replace(asset("blt1", "logo.png", ("Brand",)), checksums={"md5": "aa"})
     p = plan([new], [t], [done(old, "blt1")], reads={"1": False})
     by_id = {a.source_id: a for a in p.assets}
     assert (by_id["2"].op, by_id["2"].target_id) == (Op.SKIP, "blt1")
@@ -62,6 +62,31 @@ def test_reuploaded_asset_takes_over_the_target_asset_and_the_old_row_is_retired
     assert [a for a in p.assets if a.target_id == "blt1"] == [by_id["2"]]
     assert p.to_confirm == ()
     assert p.held_deletes == 0
+
+
+def test_a_reupload_with_other_bytes_replaces_the_gone_assets_target_asset() -> None:
+    """Same path and size, different checksum: the target asset is ours (the gone row's), so
+    the new file replaces it; the old row is retired, nothing deleted (issue 6 §1(a))."""
+    old = replace(asset("1", "logo.png", ("Brand",)), checksums={"md5": "aa"})
+    new = replace(asset("2", "logo.png", ("Brand",)), checksums={"md5": "bb"})
+    t = replace(asset("blt1", "logo.png", ("Brand",)), checksums={"md5": "aa"})
+    p = plan([new], [t], [done(old, "blt1")], reads={"1": False})
+    by_id = {a.source_id: a for a in p.assets}
+    assert (by_id["2"].op, by_id["2"].target_id) == (Op.REPLACE, "blt1")
+    assert by_id["2"].adopt_from is None
+    assert by_id["1"].retire
+    assert not [a for a in p.assets if a.op is Op.DELETE]
+
+
+def test_a_reupload_the_plan_cannot_compare_replaces_unless_the_bytes_are_equal() -> None:
+    old = asset("1", "logo.png", ("Brand",))
+    new = asset("2", "logo.png", ("Brand",))
+    t = asset("blt1", "logo.png", ("Brand",))
+    p = plan([new], [t], [done(old, "blt1")], reads={"1": False})
+    by_id = {a.source_id: a for a in p.assets}
+    assert (by_id["2"].op, by_id["2"].target_id) == (Op.REPLACE, "blt1")
+    assert by_id["2"].adopt_from is t
+    assert "adopted if the bytes compare equal, else replaced" in by_id["2"].reason
 
 
 def test_an_asset_owned_by_a_listed_source_asset_is_not_adopted_twice() -> None:
