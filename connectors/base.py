@@ -37,6 +37,10 @@ class Folder:
     name: str
     parent_id: str | None
     path: FolderPath
+    unconfirmed: str | None = None
+    """Why the source cannot confirm this folder holds anything (Contento: a folder id from
+    the job file under which the API lists no asset). The plan creates no such folder unless
+    an asset is placed in it or below it, and says why on the folder's line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -231,7 +231,9 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         return source_paths.get(asset.folder_id or "", asset.folder_path)
 
     listed = [a for a in inp.source_assets if not a.skipped]
-    folder_paths = set(source_paths.values()) | {
+    # a folder the source cannot confirm (no asset under it) is not created for itself
+    unconfirmed = {source_paths[f.source_id]: f for f in inp.source_folders if f.unconfirmed}
+    folder_paths = {p for p in source_paths.values() if p not in unconfirmed} | {
         folder_of(a) for a in listed if a.folder_path
     }
     existing_paths = {f.path: f for f in inp.target_folders}
@@ -260,11 +262,14 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     warnings_by_target: dict[FolderPath, list[str]] = defaultdict(list)
     for f in inp.source_folders:
         path = source_paths[f.source_id]
+        if path not in tree.placements:  # unconfirmed, and nothing placed in or below it
+            continue
         placed = place(path)
         if placed is not None:
             by_target[placed].append(f.source_id)
             seen = warnings_by_target[placed]
-            notes = (*tree.warnings_for(path), *filter(None, [twin_notes.get(f.source_id)]))
+            notes = (*tree.warnings_for(path), *filter(None, [twin_notes.get(f.source_id)]),
+                     *filter(None, [f.unconfirmed]))
             seen.extend(w for w in notes if w not in seen)
             if path in kept and path[:-1] not in kept:
                 seen.append(
@@ -290,7 +295,13 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     folder_actions.extend(
         FolderAction(Op.UNSUPPORTED, source_paths[f.source_id], (f.source_id,),
                      tree.error_for(source_paths[f.source_id]) or "cannot be placed")
-        for f in inp.source_folders if tree.target_path(source_paths[f.source_id]) is None
+        for f in inp.source_folders if source_paths[f.source_id] in tree.placements
+        and tree.target_path(source_paths[f.source_id]) is None
+    )
+    folder_actions.extend(
+        FolderAction(Op.UNSUPPORTED, path, (f.source_id,), f"not created: {f.unconfirmed}",
+                     (f"{f.unconfirmed}",))
+        for path, f in sorted(unconfirmed.items()) if path not in tree.placements
     )
 
     rules = NameRules.of(inp.limits)
@@ -442,6 +453,8 @@ def _kept_folders(inp: PlanInput, tree: TreeMap, source_paths: Mapping[str, Fold
             continue
         old = tuple(rec.target_path.split("/"))
         path = source_paths.get(f.source_id, f.path)
+        if path not in tree.placements:  # a folder the source cannot confirm
+            continue
         now = tree.target_path(path)
         if now is not None and now != old and current.get(rec.target_id) == old:
             out[path] = (old, now)

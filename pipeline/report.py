@@ -222,6 +222,10 @@ class RunSummary:
         """Entries the source left out on purpose (FIFOs, system files...), with reasons."""
         return [o for o in self.assets() if o.excluded]
 
+    def folders_not_created(self) -> list[Outcome]:
+        """Folders the plan could not place or the source could not confirm, with why."""
+        return [o for o in self.outcomes if o.kind == "folder" and o.op is Op.UNSUPPORTED]
+
     def not_migrated(self) -> list[Outcome]:
         return [o for o in self.assets() if o.op in NOT_MIGRATED]
 
@@ -273,6 +277,8 @@ class RunSummary:
                               "reason": o.reason} for o in self.not_migrated()],
             "excluded": [{"source_id": o.source_id, "path": o.path, "reason": o.reason}
                          for o in self.excluded()],
+            "folders_not_created": [{"source_id": o.source_id, "path": o.path,
+                                     "reason": o.reason} for o in self.folders_not_created()],
             "map": [{"source_id": o.source_id, "path": o.path, "target_id": o.target_id,
                      "target_url": o.target_url} for o in self.assets()
                     if o.status is ItemStatus.DONE and o.target_id],
@@ -312,6 +318,8 @@ class RunSummary:
                      for o in self.failed())
         lines.extend(f"  NOT MIGRATED {one_line(o.path)}: {one_line(o.reason)}"
                      for o in self.not_migrated())
+        lines.extend(f"  FOLDER NOT CREATED {one_line(o.path)}: {one_line(o.reason)}"
+                     for o in self.folders_not_created())
         excluded = self.excluded()
         lines.extend(f"  EXCLUDED {one_line(o.path)}: {one_line(o.reason)}"
                      for o in excluded[:EXCLUDED_SHOWN])

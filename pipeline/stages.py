@@ -92,7 +92,9 @@ async def create_folders(
     failed: set[FolderPath] = set()
     outcomes = []
     for action in sorted(actions, key=lambda a: (len(a.target_path), a.target_path)):
-        if action.op is Op.UNSUPPORTED:
+        if action.op is Op.UNSUPPORTED:  # not created: the run report says why
+            outcomes.append(Outcome("folder", ",".join(action.source_ids) or action.path,
+                                    action.path, action.op, ItemStatus.SKIPPED, action.reason))
             continue
         path = action.target_path
         parent = path[:-1]

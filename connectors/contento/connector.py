@@ -125,6 +125,10 @@ class ContentoConnector:
         self._config = config
         self._client = ContentoClient(config, transport=transport)
         self._named = config.named_folders()
+        self._listing: tuple[dict[str, tuple[str, FolderPath, WireAsset]],
+                             dict[str, list[str]], dict[str, int]] | None = None
+        """The named folders' listing :meth:`iter_folders` made, for the next
+        :meth:`iter_assets` (used once, so a later listing is fresh)."""
 
     @property
     def scope(self) -> str:
@@ -133,25 +137,47 @@ class ContentoConnector:
     # -- reading -------------------------------------------------------------------------
 
     async def iter_folders(self) -> AsyncIterator[Folder]:
-        """The folders named in the job file and their parents, parents first (no request:
-        the API has no folder listing)."""
+        """The folders named in the job file and their parents, parents first.
+
+        The API has no folder listing: each named folder is listed with the ``folder_id``
+        filter to learn its assets (kept for :meth:`iter_assets`). A folder under which no
+        named folder lists any asset (an id that does not exist, or an empty folder) is
+        yielded with :attr:`Folder.unconfirmed` saying so: the plan does not create it.
+        """
+        listing = await self._list_named()
+        self._listing = listing
+        counts = listing[2]
         ids: dict[FolderPath, str] = {path: fid for fid, path in self._named.items()}
         paths = {path[:depth] for path in self._named.values()
                  for depth in range(1, len(path) + 1)}
         for path in sorted(paths, key=lambda p: (len(p), p)):
             parent = path[:-1]
+            fid = ids.get(path)
+            confirmed = any(counts.get(f) for f, named in self._named.items()
+                            if named[:len(path)] == path)
+            unconfirmed = None
+            if not confirmed and fid is not None:
+                unconfirmed = (f"Contento lists no asset under folder id {fid!r} (named "
+                               f"{'/'.join(path)!r} in the job file's [source.folders]): check "
+                               "the id; a folder the source cannot confirm is not created")
+            elif not confirmed:
+                unconfirmed = ("no folder named below it in the job file's [source.folders] "
+                               "holds an asset Contento lists; it is not created")
             yield Folder(
-                source_id=ids.get(path, "path:" + "/".join(path)),
+                source_id=fid or "path:" + "/".join(path),
                 name=path[-1],
                 parent_id=(ids.get(parent, "path:" + "/".join(parent)) if parent else None),
                 path=path,
+                unconfirmed=unconfirmed,
             )
 
-    async def iter_assets(self) -> AsyncIterator[Asset]:
-        """Every asset of the site, each in the deepest named folder that lists it, else at
-        the root. Raises MalformedResponseError when paging stops making sense."""
+    async def _list_named(self) -> tuple[dict[str, tuple[str, FolderPath, WireAsset]],
+                                         dict[str, list[str]], dict[str, int]]:
+        """List each named folder: ``(asset id -> (folder id, path, record), asset id ->
+        paths it was also listed under, folder id -> assets listed)``."""
         placed: dict[str, tuple[str, FolderPath, WireAsset]] = {}
         also: dict[str, list[str]] = {}
+        counts: dict[str, int] = {}
         # shallow folders first, so a deeper folder that also lists an asset wins
         for folder_id, path in sorted(self._named.items(), key=lambda kv: (len(kv[1]), kv[1])):
             listed = 0
@@ -162,8 +188,16 @@ class ContentoConnector:
                     if before is not None:
                         also.setdefault(record.id, []).append("/".join(before[1]))
                     placed[record.id] = (folder_id, path, record)
+            counts[folder_id] = listed
             log.info("contento.folder_listed", folder_id=folder_id, path="/".join(path),
                      assets=listed)
+        return placed, also, counts
+
+    async def iter_assets(self) -> AsyncIterator[Asset]:
+        """Every asset of the site, each in the deepest named folder that lists it, else at
+        the root. Raises MalformedResponseError when paging stops making sense."""
+        listing, self._listing = self._listing, None
+        placed, also, _ = listing if listing is not None else await self._list_named()
         seen: set[str] = set()
         async with aclosing(self._records()) as records:
             async for record in records:

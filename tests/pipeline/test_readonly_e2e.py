@@ -333,3 +333,33 @@ async def test_a_short_download_over_real_sockets_fails_with_the_reason(
     assert f"expected {256 * 40}" in outcome.reason, "says how much was announced"
     assert ct.downloads >= 3, "retried"
     assert not (dest / "short.bin").exists()
+
+
+async def test_a_contento_folder_id_that_matches_no_asset_is_a_warning_not_an_empty_folder(
+    tmp_path: Path, ct_demo: ContentoDemo,
+) -> None:
+    files = files_subset()[:4]
+    ct_demo.seed(files)
+    named = {**ct_demo.folders, "af_doesnotexist": "Ghost", "af_nothere": "Deep/Empty"}
+    dest = tmp_path / "mirror"
+    local = f'connector = "local"\npath = "{dest}"\n'
+    job = load_job(write_job(tmp_path, contento_section(named), local), env=ENV)
+    transports = {"source": in_process_transport(ct_demo.emulator.app)}
+
+    plan = await plan_job(job, transports=transports)
+    lines = {i["path"]: i for i in plan_items(plan) if i["kind"] == "folder"}
+    ghost = lines["Ghost"]
+    assert ghost["op"] == Op.UNSUPPORTED.value
+    assert "af_doesnotexist" in " ".join(ghost["warnings"])
+    assert "check the id" in " ".join(ghost["warnings"])
+    assert lines["Deep/Empty"]["op"] == Op.UNSUPPORTED.value
+    assert lines["Deep"]["op"] == Op.UNSUPPORTED.value, "its only named folder is unconfirmed"
+
+    summary = await execute_job(job, "migrate", transports=transports)
+    assert summary.exit_code() == 0, summary.text()
+    assert not (dest / "Ghost").exists(), "an unconfirmed folder is not created empty"
+    assert not (dest / "Deep").exists()
+    assert "FOLDER NOT CREATED Ghost: not created: Contento lists no asset under folder id " \
+        "'af_doesnotexist'" in summary.text()
+    report = summary.to_dict()["folders_not_created"]
+    assert {r["path"] for r in report} >= {"Ghost", "Deep/Empty", "Deep"}
