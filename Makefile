@@ -5,7 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: demo test lint typecheck pytest bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +24,25 @@ $(VENV)/.dev-installed: $(VENV)/.run-installed
 demo: $(VENV)/.run-installed
 	$(BIN)/assetferry demo
 
+# The HTML report tests drive Debian's Chromium (Playwright never downloads a browser here).
+# Installed once when missing, as root or with sudo; otherwise those tests skip, saying why.
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "chromium: no $(CHROMIUM) and no apt-get: the HTML report browser tests will skip"; \
+	  exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "chromium: no $(CHROMIUM) and not root (no sudo without a password): the HTML" \
+	  "report browser tests will skip; install it with: sudo apt-get install chromium"; \
+	  exit 0; fi; \
+	echo "chromium: installing Debian's chromium package for the HTML report tests (once)"; \
+	if ! { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get \
+	  install -y -qq --no-install-recommends chromium; } >$(VENV)/chromium-install.log 2>&1; \
+	then echo "chromium: apt-get install failed (see $(VENV)/chromium-install.log): the" \
+	  "HTML report browser tests will skip"; fi
+
 test: $(VENV)/.dev-installed
+	@$(MAKE) --no-print-directory chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 	$(BIN)/pytest -q

@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,14 +20,17 @@ import anyio
 import click
 import structlog
 
+from connectors.base import Source
 from connectors.errors import FatalError
 from connectors.http import observe_waits
 from pipeline import logs
 from pipeline.config import JobConfig, load_job
 from pipeline.console import Console, LogConsole, RichConsole, Where
+from pipeline.html_report import plan_html, run_html
 from pipeline.plan import Plan
 from pipeline.registry import emulated, plugin_for, writable
 from pipeline.report import (
+    RunSummary,
     map_csv,
     map_rows,
     one_line,
@@ -36,6 +39,7 @@ from pipeline.report import (
     plan_table,
 )
 from pipeline.run import crash_message, execute_job, plan_job, read_state
+from pipeline.thumbnails import DEFAULT_THUMBNAILS, candidates, fetch_thumbnails
 from state.store import RunRecord, RunStatus, StateError, StateStore, run_is_live
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -191,7 +195,9 @@ def write_output(text: str, out: Path | None, *, option: str, what: str,
     return True
 
 
-def render_plan(plan: Plan, fmt: str) -> str:
+def render_plan(plan: Plan, fmt: str, thumbnails: Mapping[str, str] | None = None) -> str:
+    if fmt == "html":
+        return plan_html(plan, thumbnails=thumbnails)
     if fmt == "json":
         return plan_json(plan)
     if fmt == "markdown":
@@ -216,22 +222,33 @@ def _route_scopes(job: JobConfig) -> str:
 
 @cli.command("plan")
 @job_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "html"]),
               default="table", show_default=True,
-              help="table for a terminal, JSON for tools, Markdown for a review")
+              help="table for a terminal, JSON for tools, Markdown or HTML (one "
+                   "self-contained page) for a review")
 @click.option("--out", type=OUT_FILE, default=None, metavar="FILE",
               help="write the plan to FILE instead of stdout")
 @click.option("--prune", is_flag=True, default=False,
               help="plan deletions as sync --prune would")
+@click.option("--thumbnails", type=click.IntRange(min=0), default=DEFAULT_THUMBNAILS,
+              show_default=True, metavar="N",
+              help="--format html: thumbnails for at most N images (each one download from "
+                   "the source, paced as a run is; 0: none)")
 @global_options
 @click.pass_context
 def cmd_plan(ctx: click.Context, config: Path, fmt: str, out: Path | None, prune: bool,
-             log_format: str | None, verbose: bool) -> int:
+             thumbnails: int, log_format: str | None, verbose: bool) -> int:
     """Dry-run diff: what migrate/sync would do; touches nothing."""
     _configure(ctx, log_format, verbose)
     job = load_job(config)
-    plan = anyio.run(lambda: plan_job(job, prune=prune or None))
-    if not write_output(render_plan(plan, fmt), out, option="--out", what="the plan"):
+    thumbs: dict[str, str] = {}
+
+    async def read_thumbnails(source: Source, plan: Plan) -> None:
+        thumbs.update(await fetch_thumbnails(source, candidates(plan, thumbnails)))
+
+    plan = anyio.run(lambda: plan_job(job, prune=prune or None, with_source=read_thumbnails
+                                      if fmt == "html" and thumbnails else None))
+    if not write_output(render_plan(plan, fmt, thumbs), out, option="--out", what="the plan"):
         return EXIT_FATAL
     return EXIT_OK
 
@@ -242,16 +259,23 @@ def _run_command(name: str, text: str) -> None:
     @click.option("--retry-failed", is_flag=True, default=False,
                   help="only retry the items that failed last time")
     @click.option("--report", type=OUT_FILE, default=None, metavar="FILE",
-                  help="also write the run report as JSON to FILE")
+                  help="also write the run report to FILE (JSON; HTML when FILE ends in "
+                       ".html or .htm)")
+    @click.option("--report-format", type=click.Choice(["json", "html"]), default=None,
+                  help="the --report file's format, whatever its name ends in")
     @global_options
     @click.pass_context
     def command(ctx: click.Context, config: Path, retry_failed: bool, report: Path | None,
-                log_format: str | None, verbose: bool, prune: bool | None = None) -> int:
+                report_format: str | None, log_format: str | None, verbose: bool,
+                prune: bool | None = None) -> int:
         g = _configure(ctx, log_format, verbose)
+        if report_format is not None and report is None:
+            raise click.BadParameter("give the file to write with --report FILE",
+                                     param_hint="'--report-format'")
         console: Console = (RichConsole() if sys.stderr.isatty() and g.log_format == "text"
                             else LogConsole())
         return run_job(config, name, retry_failed=retry_failed, report=report, prune=prune,
-                       console=console)
+                       console=console, report_format=report_format)
 
     if name == "sync":
         click.option("--prune", is_flag=True, default=None,
@@ -263,9 +287,23 @@ _run_command("migrate", "One-off migration; resumes from the state DB.")
 _run_command("sync", "Mirror only what changed since the last run.")
 
 
+def report_format_of(report: Path, report_format: str | None) -> str:
+    """``--report-format``, else ``html`` for a FILE ending in .html/.htm, else ``json``."""
+    if report_format is not None:
+        return report_format
+    return "html" if report.suffix.lower() in (".html", ".htm") else "json"
+
+
+def render_report(summary: RunSummary, fmt: str) -> str:
+    if fmt == "html":
+        return run_html(summary)
+    return json.dumps(summary.to_dict(), indent=2, ensure_ascii=False)
+
+
 def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
-            prune: bool | None, console: Console) -> int:
-    """Run a job with ``console`` showing it; write the report; return the exit code."""
+            prune: bool | None, console: Console, report_format: str | None = None) -> int:
+    """Run a job with ``console`` showing it; write the report (JSON, or HTML: see
+    :func:`report_format_of`); return the exit code."""
     job = load_job(config)
     try:
         with observe_waits(console.waiting):
@@ -275,7 +313,8 @@ def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
     finally:
         console.stop()
     written = report is None or write_output(
-        json.dumps(summary.to_dict(), indent=2, ensure_ascii=False), report, option="--report",
+        render_report(summary, report_format_of(report, report_format)), report,
+        option="--report",
         what="the run report", quiet=True, fallback=False)
     console.finished(summary, Where(config, job.run.state, report if written else None))
     if not written:

@@ -166,6 +166,11 @@ def _plan_gone(plan: Plan) -> Counter[str]:
     return gone
 
 
+def plan_summary_text(plan: Plan) -> str:
+    """The plan's summary in words, as the table and Markdown plans end (two or three lines)."""
+    return _summary_line(plan_summary(plan), _plan_gone(plan))
+
+
 def plan_table(plan: Plan, *, width: int = 100) -> str:
     rows = plan_items(plan)
     out = io.StringIO()
@@ -177,7 +182,7 @@ def plan_table(plan: Plan, *, width: int = 100) -> str:
             out.write(f"{'':<20} ! {one_line(w)}\n")
         for n in r.get("notes", ()):
             out.write(f"{'':<20} i {one_line(n)}\n")
-    out.write("\n" + _summary_line(plan_summary(plan), _plan_gone(plan)) + "\n")
+    out.write("\n" + plan_summary_text(plan) + "\n")
     return out.getvalue()
 
 
@@ -186,7 +191,7 @@ def plan_markdown(plan: Plan) -> str:
         return one_line(text).replace("|", "\\|")
 
     out = io.StringIO()
-    line = _summary_line(plan_summary(plan), _plan_gone(plan)).replace("\n", "\n\n")
+    line = plan_summary_text(plan).replace("\n", "\n\n")
     out.write(f"# assetferry plan: `{plan.route}`\n\n{line}\n\n")
     out.write("| op | kind | path | reason | warnings | notes |\n|---|---|---|---|---|---|\n")
     for r in plan_items(plan):

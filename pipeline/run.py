@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -203,13 +203,22 @@ async def _open_pair(job: JobConfig, stack: AsyncExitStack,
 
 
 async def plan_job(job: JobConfig, *, transports: Transports | None = None,
-                   prune: bool | None = None) -> Plan:
-    """The dry run: lists both sides, reads state if present, writes nothing."""
+                   prune: bool | None = None,
+                   with_source: Callable[[Source, Plan], Awaitable[None]] | None = None
+                   ) -> Plan:
+    """The dry run: lists both sides, reads state if present, writes nothing.
+
+    ``with_source`` is awaited with the still open source and the plan (the HTML plan reads
+    a few images through it for thumbnails).
+    """
     async with AsyncExitStack() as stack:
         source, target = await _open_pair(job, stack, transports)
         route = job.route(source.scope, target.scope)
         records = _read_records(job, route)
-        return await build_plan(job, source, target, route, records, prune=prune)
+        plan = await build_plan(job, source, target, route, records, prune=prune)
+        if with_source is not None:
+            await with_source(source, plan)
+        return plan
 
 
 async def execute_job(
