@@ -468,6 +468,35 @@ def cmd_export_map(ctx: click.Context, config: Path, fmt: str, out: Path | None,
     return EXIT_OK
 
 
+@cli.command("verify")
+@job_option
+@click.option("--deep", is_flag=True, default=False,
+              help="also download both sides of every mapped asset and compare the bytes")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="table for people, JSON for tools")
+@click.option("--out", type=OUT_FILE, default=None, metavar="FILE",
+              help="write the report to FILE instead of stdout")
+@global_options
+@click.pass_context
+def cmd_verify(ctx: click.Context, config: Path, deep: bool, fmt: str, out: Path | None,
+               log_format: str | None, verbose: bool) -> int:
+    """Compare source and target for every migrated asset; read-only. Exit 1 on any
+    missing, extra or different asset."""
+    from pipeline.verify import verify_job
+
+    _configure(ctx, log_format, verbose)
+    job = load_job(config)
+    store = read_state(job, config)
+    try:
+        report = anyio.run(lambda: verify_job(job, store, deep=deep))
+    finally:
+        store.close()
+    text = report.to_json() if fmt == "json" else report.text()
+    if not write_output(text, out, option="--out", what="the verify report"):
+        return EXIT_FATAL
+    return report.exit_code()
+
+
 @cli.command("emulate")
 @click.argument("cms", type=RegistryChoice(emulated))
 @click.option("--port", type=click.IntRange(1, 65535), default=8123, show_default=True,

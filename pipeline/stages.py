@@ -171,6 +171,30 @@ async def stage(source: Source, asset: Asset, tmpdir: Path) -> StagedFile:
     return StagedFile(path, size, md5.hexdigest(), sha.hexdigest(), asset.content_type)
 
 
+async def stream_sha256(connector: Source, asset: Asset) -> tuple[str, int]:
+    """SHA-256 (hex) and byte count of ``asset``'s bytes as ``connector`` serves them.
+
+    Streamed through the connector's ``open_asset`` chunk by chunk (memory bounded by one
+    chunk, nothing written to disk); a :class:`RetryableError` (a reset, a truncated body) is
+    tried again, up to ``UPLOAD_TRIES`` times in all. Raises the connector's errors
+    (ItemError when the bytes cannot be had).
+    """
+    for attempt in range(1, UPLOAD_TRIES + 1):
+        sha = hashlib.sha256()
+        size = 0
+        try:
+            async with connector.open_asset(asset) as chunks:
+                async for chunk in chunks:
+                    sha.update(chunk)
+                    size += len(chunk)
+        except RetryableError:
+            if attempt == UPLOAD_TRIES:
+                raise
+            continue
+        return sha.hexdigest(), size
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class AssetLoader:
     """Carries out asset actions; one instance shared by all loader tasks."""
 
@@ -267,18 +291,7 @@ class AssetLoader:
 
     async def _target_sha256(self, asset: Asset) -> str:
         """SHA-256 (hex) of the target's copy of an asset, streamed, never stored."""
-        for attempt in range(1, UPLOAD_TRIES + 1):
-            sha = hashlib.sha256()
-            try:
-                async with self.target.open_asset(asset) as chunks:
-                    async for chunk in chunks:
-                        sha.update(chunk)
-            except RetryableError:
-                if attempt == UPLOAD_TRIES:
-                    raise
-                continue
-            return sha.hexdigest()
-        raise AssertionError("unreachable")  # pragma: no cover
+        return (await stream_sha256(self.target, asset))[0]
 
     async def _upload(self, action: AssetAction, rec: ItemRecord,
                       staged: StagedFile | None = None) -> Outcome:
