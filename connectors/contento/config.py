@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from connectors.settings import BaseUrl, Rate, Token
 
 DEFAULT_API_ROOT = "https://app.contento.io/api"
 """The API root; every path lives under ``/v1`` (seed 002)."""
@@ -45,12 +46,12 @@ class ContentoConfig(BaseModel):
 
     connector: Literal["contento"]
     site_id: str
-    token: SecretStr
-    base_url: str | None = None
+    token: Token
+    base_url: BaseUrl = None
     """The API root (``http(s)://host[:port][/prefix]``); the connector adds ``/v1``."""
     folders: dict[str, str] = Field(default_factory=dict)
     """Folder id (``af_...``) -> folder path (``"Marketing/Heroes"``) for the folders to keep."""
-    requests_per_second: float | None = None
+    requests_per_second: Rate = None
     """Pacing override; default 10 (600 requests per minute, the documented limit)."""
 
     @field_validator("site_id")
@@ -60,26 +61,6 @@ class ContentoConfig(BaseModel):
         if not value:
             raise ValueError("must not be empty (the site's id, e.g. s_01jDSh2WkN8K...)")
         return value
-
-    @field_validator("token")
-    @classmethod
-    def _token(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("is empty; is the environment variable it refers to set?")
-        return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            url = httpx.URL(value.strip())
-        except httpx.InvalidURL:
-            raise ValueError(f"{value!r} is not a URL") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
-        return str(url).rstrip("/")
 
     @field_validator("folders")
     @classmethod
@@ -91,13 +72,6 @@ class ContentoConfig(BaseModel):
                 raise ValueError(f"{folder_id!r} is not a Contento folder id (af_...)")
             out[key] = "/".join(folder_path(path))
         return out
-
-    @field_validator("requests_per_second")
-    @classmethod
-    def _positive(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError("must be greater than 0")
-        return value
 
     def api_base(self) -> str:
         """The versioned base URL ending in ``/v1/``, e.g. ``https://app.contento.io/api/v1/``."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+
+from connectors.settings import BaseUrl, Rate
 
 Region = Literal["na", "eu", "au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
 
@@ -42,19 +43,6 @@ CDA_HOSTS: dict[str, str] = {
 """Content Delivery API host per region: not the management hosts (facts §1.1)."""
 
 
-def http_base_url(value: str | None) -> str | None:
-    """A ``base_url`` setting checked and normalised (no trailing slash); ValueError if bad."""
-    if value is None:
-        return None
-    try:
-        url = httpx.URL(value.strip())
-    except httpx.InvalidURL:
-        raise ValueError(f"{value!r} is not a URL") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
-    return str(url).rstrip("/")
-
-
 def v3_base(root: str) -> str:
     """``root`` (a host, maybe with a prefix or ``/v3``) as the API base ending in ``/v3/``."""
     root = root.rstrip("/")
@@ -76,10 +64,10 @@ class ContentstackConfig(BaseModel):
     management_token: SecretStr | None = None
     authtoken: SecretStr | None = None
     region: Region = "na"
-    base_url: str | None = None
+    base_url: BaseUrl = None
     """Overrides ``region`` (emulator, proxy): ``http(s)://host[:port][/prefix]``."""
     branch: str = "main"
-    requests_per_second: float | None = None
+    requests_per_second: Rate = None
     """Pacing override; default 10 (the documented CMA limit)."""
 
     @field_validator("api_key", "branch")
@@ -88,18 +76,6 @@ class ContentstackConfig(BaseModel):
         value = value.strip()
         if not value:
             raise ValueError("must not be empty")
-        return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return http_base_url(value)
-
-    @field_validator("requests_per_second")
-    @classmethod
-    def _positive(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError("must be greater than 0")
         return value
 
     @model_validator(mode="after")

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from connectors.contentstack.config import CDA_HOSTS, Region, http_base_url, v3_base
+from connectors.contentstack.config import CDA_HOSTS, Region, v3_base
+from connectors.settings import BaseUrl, Rate, Token
 
 DEFAULT_REQUESTS_PER_SECOND = 10.0
 """The CDA's own limit is not documented (its answers are CDN-cached, facts §1.7); we pace
@@ -38,15 +39,15 @@ class ContentstackDeliveryConfig(BaseModel):
 
     connector: Literal["contentstack-delivery"]
     api_key: str
-    delivery_token: SecretStr
+    delivery_token: Token
     environment: str
     locale: str | None = None
     include_fallback: bool = False
     branch: str = "main"
     region: Region = "na"
-    base_url: str | None = None
+    base_url: BaseUrl = None
     """Overrides ``region`` (emulator, proxy): ``http(s)://host[:port][/prefix]``."""
-    requests_per_second: float | None = None
+    requests_per_second: Rate = None
 
     @field_validator("api_key", "environment", "branch")
     @classmethod
@@ -62,25 +63,6 @@ class ContentstackDeliveryConfig(BaseModel):
         if value is not None and not value.strip():
             raise ValueError("must not be empty (leave it out for the master locale)")
         return value.strip().lower() if value is not None else None
-
-    @field_validator("delivery_token")
-    @classmethod
-    def _token(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("is empty; is the environment variable it refers to set?")
-        return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return http_base_url(value)
-
-    @field_validator("requests_per_second")
-    @classmethod
-    def _positive(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError("must be greater than 0")
-        return value
 
     def api_base(self) -> str:
         """The CDA base URL ending in ``/v3/``, e.g. ``https://eu-cdn.contentstack.com/v3/``."""

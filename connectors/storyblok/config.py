@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 
+from connectors.settings import BaseUrl, Rate, Token
+
 Region = Literal["eu", "us", "ca", "ap", "cn"]
 
 MAPI_HOSTS: dict[str, str] = {
@@ -44,13 +46,13 @@ class StoryblokConfig(BaseModel):
 
     connector: Literal["storyblok"]
     space_id: int
-    token: SecretStr
+    token: Token
     oauth: bool = False
     region: Region = "eu"
-    base_url: str | None = None
+    base_url: BaseUrl = None
     asset_token: SecretStr | None = None
     """Asset access token: signed URLs of private assets come from the CDA with it."""
-    requests_per_second: float | None = None
+    requests_per_second: Rate = None
 
     @field_validator("space_id")
     @classmethod
@@ -59,23 +61,11 @@ class StoryblokConfig(BaseModel):
             raise ValueError("space_id must be a positive integer of at most 53 bits")
         return value
 
-    @field_validator("base_url")
-    @classmethod
-    def _base_url_is_http(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip().rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return value
-
     @model_validator(mode="after")
     def _rate_within_plan(self) -> StoryblokConfig:
         rate = self.requests_per_second
         if rate is None:
             return self
-        if rate <= 0:
-            raise ValueError("requests_per_second must be greater than 0")
         if rate > MAX_RATE and self.base_url is None:
             raise ValueError(
                 f"requests_per_second={rate:g} is above Storyblok's Management API limit "

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
+
+from connectors.settings import BaseUrl, Token, positive_rate
 
 API_HOST = "https://api.webflow.com"
 """The Data API's only host; the API lives under ``/v2`` (§3.1)."""
@@ -30,9 +32,9 @@ class WebflowConfig(BaseModel):
 
     connector: Literal["webflow"]
     site_id: str
-    token: SecretStr
-    base_url: str | None = None
-    rate_limit_per_minute: float = DEFAULT_RATE_PER_MINUTE
+    token: Token
+    base_url: BaseUrl = None
+    rate_limit_per_minute: Annotated[float, AfterValidator(positive_rate)] = DEFAULT_RATE_PER_MINUTE
     locales: dict[str, str] = {}
     """Locale code -> Webflow ``localeId``; a list of ids reads each under its own id."""
 
@@ -50,20 +52,8 @@ class WebflowConfig(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _base_url_is_http(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = value.strip().rstrip("/")
-        if value.endswith("/v2"):
-            value = value[: -len("/v2")]
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return value
-
-    @field_validator("rate_limit_per_minute")
-    @classmethod
-    def _rate_is_positive(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("rate_limit_per_minute must be greater than 0")
+        if value is not None and value.endswith("/v2"):
+            return value[: -len("/v2")]
         return value
 
     @field_validator("locales", mode="before")

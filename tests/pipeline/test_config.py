@@ -83,3 +83,44 @@ def test_not_toml_is_a_config_error(tmp_path: Path) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_job(tmp_path / "nope.toml", env={})
+
+
+_TARGETS = {
+    "contentstack": 'api_key = "blt0123456789abcdef"\nmanagement_token = "${TOKEN}"',
+    "storyblok": 'space_id = 12345\ntoken = "${TOKEN}"',
+    "webflow": 'site_id = "0123456789abcdef01234567"\ntoken = "${TOKEN}"',
+}
+_SOURCES = {
+    "contentstack-delivery": 'api_key = "blt0123456789abcdef"\ndelivery_token = "${TOKEN}"\n'
+                             'environment = "production"',
+    "contento": 'site_id = "s_1"\ntoken = "${TOKEN}"',
+}
+
+
+def _job_with(side: str, connector: str, body: str, extra: str = "") -> str:
+    other = "target" if side == "source" else "source"
+    other_body = ('connector = "local"\npath = "./out"' if other == "target"
+                  else 'connector = "local"\npath = "./library"')
+    return (f'[{side}]\nconnector = "{connector}"\n{body}\n{extra}\n'
+            f'[{other}]\n{other_body}\n')
+
+
+_EVERY = [("target", c, b) for c, b in _TARGETS.items()] + [
+    ("source", c, b) for c, b in _SOURCES.items()]
+
+
+@pytest.mark.parametrize(("side", "connector", "body"), _EVERY, ids=[f"{s}-{c}" for s, c, _ in _EVERY])
+def test_a_blank_token_is_refused_on_every_connector(tmp_path: Path, side: str, connector: str,
+                                                     body: str) -> None:
+    """One shared check (connectors.settings): a blank ${VAR} would be sent as a credential."""
+    with pytest.raises(ConfigError, match=r"is empty; is the environment variable"):
+        load_job(write(tmp_path, _job_with(side, connector, body)), env={"TOKEN": "  "})
+
+
+@pytest.mark.parametrize(("side", "connector", "body"), _EVERY, ids=[f"{s}-{c}" for s, c, _ in _EVERY])
+@pytest.mark.parametrize("url", ["ftp://host", "http://", "not a url"])
+def test_a_bad_base_url_is_refused_on_every_connector(tmp_path: Path, side: str, connector: str,
+                                                      body: str, url: str) -> None:
+    text = _job_with(side, connector, body, f'base_url = "{url}"')
+    with pytest.raises(ConfigError, match=rf"{side}\.base_url: .*http:// or https://|is not a URL"):
+        load_job(write(tmp_path, text), env={"TOKEN": "t"})
