@@ -107,9 +107,10 @@ def _job_with(side: str, connector: str, body: str, extra: str = "") -> str:
 
 _EVERY = [("target", c, b) for c, b in _TARGETS.items()] + [
     ("source", c, b) for c, b in _SOURCES.items()]
+_IDS = [f"{side}-{connector}" for side, connector, _ in _EVERY]
 
 
-@pytest.mark.parametrize(("side", "connector", "body"), _EVERY, ids=[f"{s}-{c}" for s, c, _ in _EVERY])
+@pytest.mark.parametrize(("side", "connector", "body"), _EVERY, ids=_IDS)
 def test_a_blank_token_is_refused_on_every_connector(tmp_path: Path, side: str, connector: str,
                                                      body: str) -> None:
     """One shared check (connectors.settings): a blank ${VAR} would be sent as a credential."""
@@ -117,7 +118,7 @@ def test_a_blank_token_is_refused_on_every_connector(tmp_path: Path, side: str, 
         load_job(write(tmp_path, _job_with(side, connector, body)), env={"TOKEN": "  "})
 
 
-@pytest.mark.parametrize(("side", "connector", "body"), _EVERY, ids=[f"{s}-{c}" for s, c, _ in _EVERY])
+@pytest.mark.parametrize(("side", "connector", "body"), _EVERY, ids=_IDS)
 @pytest.mark.parametrize("url", ["ftp://host", "http://", "not a url"])
 def test_a_bad_base_url_is_refused_on_every_connector(tmp_path: Path, side: str, connector: str,
                                                       body: str, url: str) -> None:
