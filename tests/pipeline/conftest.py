@@ -25,7 +25,7 @@ def emulator_process(cms: str, rate_limit: float = 1000, *extra: str) -> Iterato
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 90  # a loaded 2-core machine starts Python slowly
     while True:
         try:
             httpx.get(url + "/", timeout=1)
