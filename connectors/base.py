@@ -243,6 +243,10 @@ class Limits:
     """Content types the target takes (``None``: any); others are ``unsupported``."""
     locales: frozenset[str] | None = None
     """Locale codes the target can hold overrides for (``None``: any)."""
+    locale_fields: frozenset[str] | None = None
+    """Text fields a locale override can carry in the target (``None``: the text fields of
+    ``metadata_fields``). Webflow localizes only ``altText`` (facts §3.10); Storyblok keeps
+    ``<field>__i18n__<lang>`` for alt, title, copyright and description (§2.10)."""
     requests_per_second: float | None = None
     requests_per_upload: int = 1
     """Paced API calls one upload takes (for the plan's estimate; storage POSTs don't count)."""

@@ -23,6 +23,7 @@ from .folders import (
     split_extension,
     unique_names,
 )
+from .locales import localizable_fields, target_locale
 
 _TEXT_FIELDS = ("title", "description", "alt_text", "copyright")
 _FIELD_ORDER = ("title", "description", "alt_text", "tags", "copyright", "focus", "locales")
@@ -71,17 +72,18 @@ def map_meta(meta: AssetMeta, limits: Limits) -> MappedMeta:
     lost_overrides: dict[str, list[str]] = {name: [] for name in _TEXT_FIELDS}
     locales: dict[str, LocalizedText] = {}
     unmapped: list[str] = []
+    localizable = localizable_fields(limits)  # per-locale rules: mappings.locales
     if "locales" in supported:
         for code, text in meta.locales.items():
-            if limits.locales is not None and code not in limits.locales:
+            if target_locale(code, limits) is None:
                 if _has_text(text):
                     unmapped.append(code)
                 continue
             kept = LocalizedText(
-                **{n: getattr(text, n) if n in supported else None for n in _TEXT_FIELDS}
+                **{n: getattr(text, n) if n in localizable else None for n in _TEXT_FIELDS}
             )
             for name in _TEXT_FIELDS:
-                if name not in supported and getattr(text, name) not in (None, ""):
+                if name not in localizable and getattr(text, name) not in (None, ""):
                     lost_overrides[name].append(code)
             if _has_text(kept):
                 locales[code] = kept

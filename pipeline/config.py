@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from connectors.errors import ConfigError
 from connectors.plugin import ConnectorSettings
 from mappings.folders import FolderOverflow
+from mappings.locales import LocaleRules
 from pipeline.registry import plugins, writable
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class MappingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     folder_overflow: FolderOverflow = FolderOverflow.COLLAPSE
+    locales: LocaleRules = LocaleRules()
+    """``[mapping.locales]``: locale code map, default locale, missing-locale policy."""
 
 
 class RunConfig(BaseModel):

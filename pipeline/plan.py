@@ -44,6 +44,7 @@ from mappings.folders import (
     path_bytes,
     plan_tree,
 )
+from mappings.locales import DEFAULT_RULES, LocaleRules, fit_locales
 from state.store import ItemRecord, ItemStatus
 
 
@@ -208,6 +209,8 @@ class PlanInput:
     max_deletes: int = 100
     retry_failed_only: bool = False
     direct_reads: Mapping[str, bool | str] | None = None
+    locale_rules: LocaleRules = DEFAULT_RULES
+    """``[mapping.locales]`` (:mod:`mappings.locales`)."""
     source_limits: Limits | None = None
     """The source's, where it declares them (its rate limit and listing page size feed the
     time estimate); ``None``: not paced."""
@@ -497,13 +500,17 @@ def _asset_action(
                      f"its path in the target is {path_bytes((*folder, filename))} bytes; the "
                      f"target allows {longest}: move the target to a shorter path, or shorten "
                      "the source's folder or file names")
-    mapped = map_meta(asset.meta, inp.limits)
-    warnings = list(tree_warnings) + list(mapped.warnings)
+    localized = fit_locales(asset.meta, inp.limits, inp.locale_rules)
+    mapped = map_meta(localized.meta, inp.limits)
+    warnings = [*tree_warnings, *localized.warnings, *mapped.warnings]
+    dropped = mapped.dropped
+    if localized.dropped and "locales" not in dropped:
+        dropped = (*dropped, "locales")
     warnings.extend(filename_changes(asset.filename, filename, inp.limits))
     record = inp.records.get(("asset", asset.source_id))
     base = AssetAction(
         Op.CREATE, asset.source_id, path, "", tuple(warnings), asset, folder, filename,
-        mapped.meta, record=record, source_hash=base.source_hash, dropped=mapped.dropped,
+        mapped.meta, record=record, source_hash=base.source_hash, dropped=dropped,
     )
     if inp.retry_failed_only and (record is None or record.status is not ItemStatus.FAILED):
         return _with(base, Op.SKIP, "not a failed item (--retry-failed)")

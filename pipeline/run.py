@@ -23,6 +23,7 @@ from connectors.base import (
     Target,
 )
 from connectors.errors import AuthError, ConfigError, FatalError, SyncError
+from mappings.locales import rule_problems
 from pipeline.checkpoint import Checkpointer
 from pipeline.config import JobConfig
 from pipeline.plan import AssetAction, Op, Plan, PlanInput, make_plan
@@ -117,6 +118,10 @@ def read_state(job: JobConfig, config: Path) -> StateStore:
 async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
                      records: Mapping[tuple[str, str], ItemRecord], *,
                      retry_failed: bool = False, prune: bool | None = None) -> Plan:
+    problems = rule_problems(job.mapping.locales, target.limits)
+    if problems:  # before any listing: a bad job file is found in a second
+        raise ConfigError("[mapping.locales] names locales the target lacks:\n  "
+                          + "\n  ".join(problems))
     listings: dict[str, Listing] = {}
 
     async def grab(side: str, conn: Source) -> None:
@@ -136,6 +141,7 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
         limits=target.limits,
         capabilities=caps,
         policy=job.mapping.folder_overflow,
+        locale_rules=job.mapping.locales,
         prune=job.run.prune if prune is None else prune,
         max_deletes=job.run.max_deletes,
         retry_failed_only=retry_failed,

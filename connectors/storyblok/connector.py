@@ -269,6 +269,7 @@ class StoryblokConnector:
             max_file_size=MAX_FILE_SIZE,
             min_file_size=MIN_FILE_SIZE,
             metadata_fields=METADATA_FIELDS,
+            locale_fields=frozenset(_LOCALE_FIELDS.values()),  # <field>__i18n__<lang>
             forbidden_name_chars="/\\",
             filename_rewrites_inner_dots=True,  # Storyblok parameterizes names (facts §2.5)
             requests_per_second=config.rate,

@@ -144,6 +144,7 @@ class WebflowConnector:
             max_name_length=MAX_NAME_LENGTH,
             accepted_content_types=ACCEPTED_TYPES,
             locales=frozenset(config.locales),
+            locale_fields=frozenset({"alt_text"}),  # altText is localizable, displayName not
             requests_per_second=config.requests_per_second,
             # create asset, metadata PATCH, one PATCH per mapped locale (storage is unpaced)
             requests_per_upload=2 + len(config.locales),
