@@ -14,6 +14,7 @@ import pytest
 
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
+from connectors.errors import ConfigError
 from connectors.storyblok.emulator import StoryblokEmulator
 from connectors.webflow.emulator import WebflowEmulator
 from pipeline.config import load_job
@@ -169,7 +170,20 @@ async def test_three_locales_into_contentstack_fold(tmp_path: Path,
 async def test_a_code_the_target_lacks_is_refused_before_listing(
         tmp_path: Path, storyblok: StoryblokEmulator) -> None:
     config = load_job(job(tmp_path, WF_SECTION, 'codes = {de = "de-AT"}\n'), env={})
-    from connectors.errors import ConfigError
     with pytest.raises(ConfigError, match=r"mapping\.locales\.codes\.de: the target has no "
                                           r"locale de-AT \(its locales: de-DE, fr-FR\)"):
         await plan_job(config, transports={"source": in_process_transport(storyblok.app)})
+
+
+@pytest.mark.parametrize(("mapping", "says"), [
+    ('missing = "keep"\n', "mapping.locales.missing: Input should be 'drop' or 'fold'"),
+    ('codes = {de = "x", fr = "X"}\n', "mapping.locales.codes: Value error, codes.fr: de and fr "
+                                       "both map to X"),
+    ('default = "en"\ncodes = {en = "en-US"}\n', "codes.en: en is the default locale"),
+    ('fold = true\n', "mapping.locales.fold: unknown key"),
+])
+def test_bad_locale_rules_are_refused_when_the_job_loads(tmp_path: Path, mapping: str,
+                                                         says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_job(job(tmp_path, WF_SECTION, mapping), env={})
+    assert says in str(info.value)
