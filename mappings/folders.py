@@ -43,11 +43,13 @@ that says why and what to do; its descendants can't be placed either.
 
 from __future__ import annotations
 
+import fnmatch
+import heapq
 import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -377,6 +379,136 @@ def _rename_reasons(
     return reasons
 
 
+class CollapsedPath(StrEnum):
+    """Where the source levels go that a reshaped folder's name no longer shows."""
+
+    NAME = "name"
+    """Joined into the folder's name: ``"e - f - g"``."""
+    TAG = "tag"
+    """The folder is named after its last level (``"g"``); each asset in it gets its source
+    folder path (``"a/b/c/d/e/f/g"``) as a tag."""
+    DESCRIPTION = "description"
+    """As ``tag``, but the path goes into a line of each asset's description."""
+
+
+_PLACEHOLDERS = re.compile(r"\{([^{}]*)\}")
+_KNOWN_PLACEHOLDERS = frozenset({"path", "parent", "name"})
+
+
+def _levels(text: str, what: str) -> FolderPath:
+    """``"a/b"`` -> ``("a", "b")``; ValueError for an empty level, ``.`` or ``..``."""
+    text = text.strip().strip("/")
+    if not text:
+        return ()
+    levels = tuple(level.strip() for level in text.split("/"))
+    for level in levels:
+        if level in ("", ".", ".."):
+            raise ValueError(
+                f"{what} {text!r} has an empty, '.' or '..' level; write folder names "
+                "separated by single '/'")
+    return levels
+
+
+def parse_root(text: str) -> FolderPath:
+    """``folder_root = "migrated/2026"`` -> ``("migrated", "2026")``; ``""``: the root.
+
+    Raises ValueError saying what is wrong (an empty, ``.`` or ``..`` level).
+    """
+    return _levels(text, "the path")
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRename:
+    """One ``[mapping.folder_rules]`` entry: a glob over source folder paths -> a new path.
+
+    The pattern matches the shortest prefix of a folder path it can, level by level
+    (``*``, ``?`` and ``[...]`` within one level, ``**`` for any number of levels, compared
+    in NFC); the matched prefix is replaced and the rest of the path stays below it, so a
+    rule moves a whole subtree. The replacement is a path (``""``: the root) that may use
+    ``{path}`` (the matched prefix), ``{parent}`` (the prefix less its last level) and
+    ``{name}`` (the last level). A replacement without placeholders names its path outright:
+    several folders sent there are merged on purpose.
+    """
+
+    pattern: str
+    replacement: str
+    levels: FolderPath
+
+    @classmethod
+    def parse(cls, pattern: str, replacement: str) -> FolderRename:
+        """Raises ValueError (a sentence for the job file's error) on a bad pattern or an
+        unknown placeholder."""
+        levels = _levels(unicodedata.normalize("NFC", pattern), "the pattern")
+        if not levels:
+            raise ValueError("the pattern is empty; write a folder path or glob such as "
+                             "'Marketing/*'")
+        unknown = set(_PLACEHOLDERS.findall(replacement)) - _KNOWN_PLACEHOLDERS
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{sorted(unknown)[0]}}} in {replacement!r}; use "
+                "{path}, {parent} or {name}")
+        _levels(_PLACEHOLDERS.sub("x", replacement), "the replacement")
+        return cls(pattern, replacement, levels)
+
+    @property
+    def fixed(self) -> bool:
+        return not _PLACEHOLDERS.search(self.replacement)
+
+    def match(self, path: FolderPath) -> int | None:
+        """Length of the shortest prefix of ``path`` the pattern matches, or None."""
+        levels = tuple(unicodedata.normalize("NFC", level) for level in path)
+        ends = _glob(self.levels, levels)
+        return min(ends) if ends else None
+
+    def apply(self, path: FolderPath, length: int) -> FolderPath:
+        prefix, rest = path[:length], path[length:]
+        values = {"path": "/".join(prefix), "parent": "/".join(prefix[:-1]),
+                  "name": prefix[-1] if prefix else ""}
+        text = _PLACEHOLDERS.sub(lambda m: values[m.group(1)], self.replacement)
+        return (*(level for level in text.strip("/").split("/") if level), *rest)
+
+
+def _glob(pattern: FolderPath, path: FolderPath) -> set[int]:
+    """Every length of a prefix of ``path`` that ``pattern`` matches."""
+    ends: set[int] = set()
+    stack = [(0, 0)]
+    seen: set[tuple[int, int]] = set()
+    while stack:
+        i, j = stack.pop()
+        if (i, j) in seen:
+            continue
+        seen.add((i, j))
+        if i == len(pattern):
+            ends.add(j)
+            continue
+        if pattern[i] == "**":
+            stack.append((i + 1, j))
+            if j < len(path):
+                stack.append((i, j + 1))
+        elif j < len(path) and fnmatch.fnmatchcase(path[j], pattern[i]):
+            stack.append((i + 1, j + 1))
+    return ends
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRules:
+    """The job's ``[mapping]`` folder rules (validated when the job file loads)."""
+
+    root: FolderPath = ()
+    """``folder_root``: every folder (and every asset of the source root) goes under it."""
+    renames: tuple[FolderRename, ...] = ()
+    """``[mapping.folder_rules]``, in the job file's order; the first that matches wins."""
+    collapsed_path: CollapsedPath = CollapsedPath.NAME
+
+    def rename(self, path: FolderPath) -> tuple[FolderPath, FolderRename | None]:
+        """Where the rules put a source folder path, and the rule that did (None: none)."""
+        for rule in self.renames:
+            length = rule.match(path)
+            if length is not None:
+                return rule.apply(path, length), rule
+        return path, None
+
+
 @dataclass(frozen=True, slots=True)
 class TreeMap:
     """Where each source folder goes in the target. Build it with :func:`plan_tree`."""
@@ -388,6 +520,12 @@ class TreeMap:
     folders: tuple[FolderPath, ...]
     renamed: Mapping[FolderPath, FolderPath]
     """Source path -> target path, for the placed folders whose path changed."""
+    collapsed: Mapping[FolderPath, str] = field(default_factory=dict)
+    """Source path -> its path as text (``"a/b/c"``), for the placed folders whose target
+    folder does not show each of its levels (merged, collapsed, folded, truncated)."""
+    collapsed_path: CollapsedPath = CollapsedPath.NAME
+    """Where those paths go (``name``: nowhere else; ``tag``, ``description``: see
+    :class:`CollapsedPath`)."""
 
     def target_path(self, source_path: FolderPath) -> FolderPath | None:
         """Where the assets of ``source_path`` go; ``None`` when it can't be placed.
@@ -422,13 +560,349 @@ class TreeMap:
 
 
 @dataclass(slots=True)
-class _Slot:
-    """A child name to be chosen under one source parent (a real level or a collapsed tail)."""
+class _Node:
+    """A folder of the reshaped tree. ``key``: the path it had before reshaping (its identity
+    and sort key); ``run``: the source levels its name stands for (more than one once levels
+    are merged); ``own``: assets held directly (with those folded into it)."""
 
-    parent: FolderPath
-    levels: FolderPath
-    raw: str
-    base: str
+    key: FolderPath
+    run: FolderPath
+    parent: _Node | None
+    own: int = 0
+    pinned: bool = False
+    children: dict[FolderPath, _Node] = field(default_factory=dict)
+    alive: bool = True
+    version: int = 0
+    name: str | None = None
+    """Its name in the target (collisions resolved); None: no unique name fits."""
+    path: FolderPath | None = None
+    """Its path in the target; None: it can't be placed."""
+
+    def depth(self) -> int:
+        level, node = 0, self.parent
+        while node is not None:
+            level, node = level + 1, node.parent
+        return level + 1
+
+
+class _Shaper:
+    """The reshaping state of :func:`plan_tree`: nodes, where removed ones went, and why."""
+
+    def __init__(self, keys: Iterable[FolderPath], held: Mapping[FolderPath, int],
+                 pinned: int, limits: Limits, mode: CollapsedPath,
+                 occupied: Mapping[FolderPath, Iterable[str]]) -> None:
+        self.limits = limits
+        self.occupied = occupied
+        self.rules = NameRules.of(limits)
+        self.mode = mode
+        self.nodes: dict[FolderPath, _Node] = {}
+        self.roots: dict[FolderPath, _Node] = {}
+        self.home: dict[FolderPath, FolderPath | None] = {}
+        """A removed node's key -> the key of the node that took its assets (None: root)."""
+        self.events: dict[FolderPath, list[str]] = defaultdict(list)
+        self.failed: dict[FolderPath, str] = {}
+        self._names: dict[FolderPath, str] = {}
+        self._keys: dict[FolderPath | None, dict[str, int]] = {}
+        """Per parent (None: the root): how many alive subfolders have each base name, as
+        the target compares names."""
+        self._clash: dict[FolderPath | None, bool] = {}
+        """Per parent: whether a subfolder's name is not its base name (a collision)."""
+        self._taken: dict[FolderPath, frozenset[str]] = {}
+        for key in sorted(keys, key=_order):
+            parent = self.nodes.get(key[:-1]) if len(key) > 1 else None
+            node = _Node(key, key[-1:], parent, held.get(key, 0), len(key) <= pinned)
+            self.nodes[key] = node
+            (self.roots if parent is None else parent.children)[key] = node
+
+    # -- names ---------------------------------------------------------------------------
+
+    def joined(self, run: FolderPath) -> str:
+        return _COLLAPSE_JOINER.join(
+            clean_text(level, self.limits.forbidden_name_chars) for level in run)
+
+    def raw_name(self, node: _Node) -> str:
+        if len(node.run) > 1 and self.mode is not CollapsedPath.NAME:
+            return node.run[-1]
+        return _COLLAPSE_JOINER.join(node.run)
+
+    def base_name(self, node: _Node) -> str:
+        levels = self.name_levels(node)
+        name = self._names.get(levels)
+        if name is None:
+            text = levels[0] if len(levels) == 1 else self.joined(levels)
+            name = self._names[levels] = sanitize_name(text, self.limits)
+        return name
+
+    def name_levels(self, node: _Node) -> FolderPath:
+        """The source levels the folder's name is made of."""
+        return node.run if self.mode is CollapsedPath.NAME else node.run[-1:]
+
+    def fits_joined(self, run: FolderPath) -> bool:
+        """Whether levels joined into one name fit the target's name limits uncut."""
+        if self.mode is not CollapsedPath.NAME:
+            return True
+        text = self.joined(run)
+        return sanitize_name(text, self.limits) == text
+
+    # -- the tree ------------------------------------------------------------------------
+
+    def children(self, node: _Node | None) -> list[_Node]:
+        pool = self.roots if node is None else node.children
+        return sorted(pool.values(), key=lambda c: _order(c.key))
+
+    def walk(self, top: _Node | None = None) -> list[_Node]:
+        """Alive nodes (under ``top``, itself included), parents first."""
+        out: list[_Node] = []
+        stack = [top] if top is not None else list(reversed(self.children(None)))
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(reversed(self.children(node)))
+        return out
+
+    def deepest(self) -> dict[FolderPath, int]:
+        """Per alive node: the depth of the deepest node in its subtree (itself included)."""
+        out: dict[FolderPath, int] = {}
+        for node in reversed(self.walk()):
+            out[node.key] = max((out[c.key] for c in self.children(node)),
+                                default=node.depth())
+        return out
+
+    def _detach(self, node: _Node) -> None:
+        (self.roots if node.parent is None else node.parent.children).pop(node.key, None)
+
+    def _attach(self, node: _Node, parent: _Node | None) -> None:
+        self._detach(node)
+        node.parent = parent
+        (self.roots if parent is None else parent.children)[node.key] = node
+
+    def drop(self, node: _Node, into: _Node | None) -> None:
+        """Remove ``node``: its assets go to ``into`` (None: the root); its subfolders move
+        up to its parent, their names prefixed by ``node``'s levels."""
+        node.alive = False
+        self.home[node.key] = None if into is None else into.key
+        if into is not None:
+            into.own += node.own
+        for child in self.children(node):
+            child.run = node.run + child.run
+            self._attach(child, node.parent)
+        self._detach(node)
+
+    def absorb(self, node: _Node, child: _Node) -> None:
+        """Merge ``node``'s only subfolder into it: one folder for both levels."""
+        child.alive = False
+        self.home[child.key] = node.key
+        node.run = node.run + child.run
+        node.own += child.own
+        self._detach(child)
+        for grandchild in self.children(child):
+            self._attach(grandchild, node)
+
+    def resolve(self, key: FolderPath) -> tuple[_Node | None, str | None]:
+        """The alive node holding what ``key`` stood for (None: the root), or the error."""
+        at: FolderPath | None = key
+        while at is not None:
+            if at in self.failed:
+                return None, self.failed[at]
+            node = self.nodes[at]
+            if node.alive:
+                return node, None
+            at = self.home[at]
+        return None, None
+
+    # -- the stages ----------------------------------------------------------------------
+
+    def merge_chains(self, depth: int) -> None:
+        """In each branch deeper than ``depth``: a folder that holds no asset of its own and
+        has a single subfolder becomes one folder with it (names joined, while they fit)."""
+        deepest = self.deepest()
+        for node in self.walk():
+            if not node.alive or node.pinned or deepest.get(node.key, 0) <= depth:
+                continue
+            levels = len(node.run)
+            while node.own == 0:
+                kids = self.children(node)
+                if len(kids) != 1 or not self.fits_joined(node.run + kids[0].run):
+                    break
+                self.absorb(node, kids[0])
+            if len(node.run) > levels:
+                self.events[node.key].append(
+                    f"{len(node.run)} levels {show_path(node.run)} merged into one folder: "
+                    "the ones above the last hold no asset of their own and the source tree "
+                    f"is deeper than the target's limit of {depth}")
+
+    def apply_depth(self, depth: int, policy: FolderOverflow) -> None:
+        """Folders still deeper than ``depth``: ``policy`` decides (see :func:`plan_tree`)."""
+        deep = [n for n in self.walk() if n.depth() > depth]
+        if not deep:
+            return
+        if policy is FolderOverflow.FAIL:
+            for node in reversed(deep):
+                self.failed[node.key] = (
+                    f"folder depth {node.depth()} exceeds the target's limit of {depth}; "
+                    'set [mapping] folder_overflow = "collapse" or "truncate"')
+                node.alive = False
+                self._detach(node)
+            return
+        chains: dict[FolderPath, list[_Node]] = {}
+        levels: dict[FolderPath, int] = {}
+        runs: dict[FolderPath, FolderPath] = {}
+        for node in deep:  # measured before anything moves
+            chain, up = [node], node.parent
+            while up is not None and up.depth() >= depth:
+                chain.append(up)
+                up = up.parent
+            chains[node.key] = list(reversed(chain))
+            levels[node.key] = node.depth()
+            runs[node.key] = tuple(level for n in chains[node.key] for level in n.run)
+        if policy is FolderOverflow.TRUNCATE or depth < 1:
+            for node in reversed(deep):  # deepest first: each lands on its level-D ancestor
+                keep = chains[node.key][0] if depth >= 1 else None
+                self.drop(node, keep)
+                if keep is None:
+                    self.events[node.key].append(
+                        f"the target has no folders: assets of {show_path(node.key)} go to "
+                        "the root")
+                else:
+                    dropped = runs[node.key][len(chains[node.key][0].run):]
+                    self.events[node.key].append(
+                        f"depth {levels[node.key]} > {depth}: levels {show_path(dropped)} "
+                        'dropped; set [mapping] folder_overflow = "collapse" to keep them apart')
+            return
+        tops = {chains[n.key][0].key for n in deep}
+        for node in deep:
+            node.run = runs[node.key]
+            self._attach(node, chains[node.key][0].parent)
+            self.events[node.key].append(
+                f"depth {levels[node.key]} > {depth}: levels {show_path(node.run)} collapsed "
+                "into one folder")
+        # a folder that now holds nothing and has nothing under it costs budget for nothing
+        for node in [*deep, *(self.nodes[k] for k in sorted(tops, key=_order))]:
+            if node.alive and node.own == 0 and not node.children and node.key[:-1]:
+                node.alive = False
+                self._detach(node)
+                self.home[node.key] = node.key[:-1]
+                self.events[node.key] = [
+                    "holds no asset, and its subfolders are deeper than the target's limit "
+                    f"of {depth}: not created (nothing is lost)"]
+
+    def name_group(self, parent: _Node | None) -> list[tuple[_Node, FolderPath | None]]:
+        """Names for the subfolders of ``parent``, compared as the target compares them
+        (collisions get suffixes: :func:`unique_names`), and the paths of their subtrees.
+
+        Returns the nodes whose path changed, with their path before.
+        """
+        where = () if parent is None else parent.path
+        members = self.children(parent)
+        changed: list[tuple[_Node, FolderPath | None]] = []
+        if where is None:
+            for node in members:
+                for below in self.walk(node):
+                    if below.path is not None:
+                        changed.append((below, below.path))
+                    below.name, below.path = None, None
+            return changed
+        keys = {f"{self.raw_name(n)}\x00{len(n.run):04d}\x00{n.key!r}": n for n in members}
+        chosen = unique_names(
+            ((key, self.base_name(n), self.base_name(n) != self.raw_name(n))
+             for key, n in keys.items()),
+            self.rules,
+            taken=self.occupied.get(where, ()),
+            finish=lambda name: sanitize_name(name, self.limits),
+        )
+        group = None if parent is None else parent.key
+        counts: dict[str, int] = defaultdict(int)
+        for node in members:
+            counts[self.rules.key(self.base_name(node))] += 1
+        self._keys[group] = counts
+        self._clash[group] = any(chosen[k] != self.base_name(n) for k, n in keys.items())
+        for key, name in chosen.items():
+            node = keys[key]
+            path = None if name is None else (*where, name)
+            if node.name == name and node.path == path:
+                continue
+            changed.append((node, node.path))
+            node.name, node.path = name, path
+            for below in self.walk(node)[1:]:
+                above = below.parent.path if below.parent is not None else ()
+                changed.append((below, below.path))
+                below.path = None if above is None or below.name is None else (
+                    *above, below.name)
+        return changed
+
+    def _regroup(self, parent: _Node | None, gone: str, lifted: list[_Node]
+                 ) -> list[tuple[_Node, FolderPath | None]]:
+        """Names in ``parent``'s group after a fold took away a subfolder whose base name
+        was ``gone`` and lifted ``lifted`` into it: what :meth:`name_group` would give,
+        without naming the whole group again when no name collides."""
+        group = None if parent is None else parent.key
+        where = () if parent is None else parent.path
+        counts = self._keys.get(group)
+        if (where is None or counts is None or self._clash.get(group, True)
+                or counts.get(gone, 0) != 1):
+            return self.name_group(parent)
+        taken = self._taken.get(where)
+        if taken is None:
+            taken = self._taken[where] = frozenset(
+                self.rules.key(n) for n in self.occupied.get(where, ()))
+        fresh = [self.rules.key(self.base_name(n)) for n in lifted]
+        if len(set(fresh)) != len(fresh) or any(
+                k in taken or counts.get(k, 0) - (k == gone) > 0 for k in fresh):
+            return self.name_group(parent)
+        del counts[gone]
+        counts.update(dict.fromkeys(fresh, 1))
+        changed: list[tuple[_Node, FolderPath | None]] = []
+        for node in lifted:
+            for below in self.walk(node):
+                changed.append((below, below.path))
+                if below is node:
+                    below.name = self.base_name(node)
+                above = below.parent.path if below.parent is not None else ()
+                below.path = None if above is None or below.name is None else (
+                    *above, below.name)
+        return changed
+
+    def name_all(self) -> None:
+        """Name every alive folder, parents first."""
+        self.name_group(None)
+        for node in self.walk():
+            self.name_group(node)
+
+    def fit_count(self, have: set[FolderPath], most: int) -> None:
+        """Fold the folders holding fewest assets into their parents (deepest first among
+        equals, then by path; the ``folder_root`` never folds) until the target's folders
+        and the new ones are at most ``most``. The order depends on the source alone, so a
+        re-run, whose folders from the first run are in ``have``, stops at the same fold."""
+        self.name_all()
+        nodes = self.walk()
+        new = sum(1 for n in nodes if n.path is not None and n.path not in have)
+        if len(have) + new <= most:
+            return
+        heap = [(n.own, -n.depth(), n.key, n.version) for n in nodes]
+        heapq.heapify(heap)
+        while len(have) + new > most and heap:
+            own, _, key, version = heapq.heappop(heap)
+            node = self.nodes[key]
+            if not node.alive or node.version != version or node.pinned:
+                continue
+            parent = node.parent
+            moved = [n for child in self.children(node) for n in self.walk(child)]
+            if node.path is not None and node.path not in have:
+                new -= 1
+            gone = self.rules.key(self.base_name(node))
+            lifted = self.children(node)
+            self.drop(node, parent)
+            self._keys.pop(node.key, None)
+            for changed, before in self._regroup(parent, gone, lifted):
+                new -= before is not None and before not in have
+                new += changed.path is not None and changed.path not in have
+            into = show_path(parent.run if parent is not None else ())
+            self.events[key].append(
+                f"folded into {into}: the target allows at most {most} folders, and folders "
+                f"holding fewest assets fold first (this one held {own})")
+            for again in [*moved, *([parent] if parent is not None else [])]:
+                again.version += 1
+                heapq.heappush(heap, (again.own, -again.depth(), again.key, again.version))
 
 
 def plan_tree(
@@ -438,126 +912,127 @@ def plan_tree(
     *,
     existing: Iterable[FolderPath] = (),
     occupied: Mapping[FolderPath, Iterable[str]] = MappingProxyType({}),
+    assets: Mapping[FolderPath, int] | None = None,
+    rules: FolderRules | None = None,
 ) -> TreeMap:
     """Place every source folder path, and every prefix of it, in the target.
 
-    ``occupied``: per target folder, names a new child folder may not take there (files the
-    target already holds, where files and folders share one namespace). Deterministic: the
-    result depends only on the set of paths, not on their order.
+    ``assets``: how many assets each source folder holds directly (``None``: each path in
+    ``source_paths`` holds one, its prefixes none); the budget is spent on folders that hold
+    assets. ``rules``: the job's ``[mapping]`` folder rules. ``occupied``: per target folder,
+    names a new child folder may not take there (files the target already holds, where files
+    and folders share one namespace). Deterministic: the result depends only on the set of
+    paths and the counts, not on their order.
     """
     policy = FolderOverflow(policy)
-    rules = NameRules.of(limits)
+    rules = rules or FolderRules()
+    names = NameRules.of(limits)
     depth = limits.max_folder_depth
-    paths = _with_prefixes(source_paths)
+    given = [tuple(p) for p in source_paths]
+    paths = _with_prefixes(given)
     have = _with_prefixes(existing)
+    if assets is None:
+        held_by_source = dict.fromkeys(given, 1)
+    else:
+        held_by_source = {tuple(p): n for p, n in assets.items() if n}
+    paths |= _with_prefixes(p for p in held_by_source if p)
 
-    placements: dict[FolderPath, FolderPath | None] = {(): ()}
+    # [mapping] rename rules, then the new root
+    moved: dict[FolderPath, FolderPath] = {}
     notes: dict[FolderPath, list[str]] = defaultdict(list)
-    errors: dict[FolderPath, str] = {}
-    slots: dict[FolderPath, _Slot] = {}
-    moved_up: list[FolderPath] = []
-
+    how: dict[FolderPath, FolderRename | None] = {}
     for path in sorted(paths, key=_order):
-        if depth is None or len(path) <= depth:
-            levels = path[-1:]
-            raw = path[-1]
-            base = sanitize_name(raw, limits)
-        elif policy is FolderOverflow.FAIL:
-            placements[path] = None
-            errors[path] = (
-                f"folder depth {len(path)} exceeds the target's limit of {depth}; "
-                'set [mapping] folder_overflow = "collapse" or "truncate"'
-            )
-            continue
-        elif policy is FolderOverflow.TRUNCATE or depth < 1:
-            moved_up.append(path)
-            continue
+        target, rule = rules.rename(path)
+        moved[path] = (*rules.root, *target)
+        how[path] = rule
+        if rule is not None and target != path:
+            notes[path].append(
+                f"moved to {show_path(target)} by the folder rule {rule.pattern!r}")
+    _warn_merges(moved, how, notes)
+    moved[()] = rules.root
+    held: dict[FolderPath, int] = defaultdict(int)
+    for path, count in held_by_source.items():
+        held[moved[path]] += count
+
+    errors: dict[FolderPath, str] = {}
+    if depth is not None and len(rules.root) > depth:
+        message = (f"[mapping] folder_root has {len(rules.root)} levels; the target allows "
+                   f"{depth}: use a shorter folder_root")
+        errors = dict.fromkeys(paths | {()}, message)
+        return TreeMap(MappingProxyType(dict.fromkeys(paths | {()})), MappingProxyType({}),
+                       MappingProxyType(errors), (), MappingProxyType({}),
+                       MappingProxyType({}), rules.collapsed_path)
+
+    shaper = _Shaper(_with_prefixes([*moved.values()]), held, len(rules.root), limits,
+                     rules.collapsed_path, occupied)
+    if depth is not None:
+        shaper.merge_chains(depth)
+        shaper.apply_depth(depth, policy)
+    if limits.max_folders is not None:
+        shaper.fit_count(have, limits.max_folders)
+    shaper.name_all()  # the names of the final tree, each group named whole
+
+    # why names changed, and why a folder has none
+    final: dict[FolderPath, FolderPath | None] = {}
+    name_errors: dict[FolderPath, str] = {}
+    renames: dict[FolderPath, list[str]] = defaultdict(list)
+    for node in shaper.walk():
+        final[node.key] = node.path
+        above = node.parent
+        if above is not None and above.path is None:
+            name_errors[node.key] = f"its parent folder {show_path(above.run)} can't be placed"
+        elif node.name is None:
+            name_errors[node.key] = (
+                f"no unique name for {shaper.raw_name(node)!r} fits the target's limit "
+                f"of {names.limit_text()}; rename the folder in the source")
         else:
-            levels = path[depth - 1 :]
-            raw = _COLLAPSE_JOINER.join(levels)
-            joined = _COLLAPSE_JOINER.join(
-                clean_text(level, limits.forbidden_name_chars) for level in levels
-            )
-            base = sanitize_name(joined, limits)
-        slots[path] = _Slot(path[: len(path) - len(levels)], levels, raw, base)
+            base = shaper.base_name(node)
+            reasons = _rename_reasons(shaper.name_levels(node), node.name, base, limits,
+                                      above.run if above else ())
+            if reasons:
+                renames[node.key].append(
+                    f"folder name {shaper.raw_name(node)!r} became {node.name!r}: "
+                    + "; ".join(reasons))
 
-    by_parent: dict[FolderPath, list[FolderPath]] = defaultdict(list)
-    for path, slot in slots.items():
-        by_parent[slot.parent].append(path)
-    names: dict[FolderPath, str | None] = {}
-
-    def name_children(parent: FolderPath, where: FolderPath | None) -> None:
-        """Names for every slot under ``parent`` (placed at ``where`` in the target)."""
-        members = by_parent[parent]
-        # sort key: the raw name, then fewer levels first (a real "e - f" before a collapsed
-        # e/f), then the levels themselves (their repr keeps the key unique per sibling)
-        keys = {
-            f"{slots[p].raw}\x00{len(slots[p].levels):04d}\x00{slots[p].levels!r}": p
-            for p in members
-        }
-        chosen = unique_names(
-            (
-                (key, slots[p].base, slots[p].base != slots[p].raw)
-                for key, p in keys.items()
-            ),
-            rules,
-            taken=occupied.get(where, ()) if where is not None else (),
-            finish=lambda name: sanitize_name(name, limits),
-        )
-        names.update((keys[key], name) for key, name in chosen.items())
-
-    for path in sorted(slots, key=_order):
-        slot = slots[path]
-        parent_target = placements[slot.parent]
-        if path not in names:
-            name_children(slot.parent, parent_target)
-        name = names[path]
-        if parent_target is None:
-            placements[path] = None
-            errors[path] = f"its parent folder {show_path(slot.parent)} can't be placed"
+    placed: dict[FolderPath, FolderPath | None] = {}
+    collapsed: dict[FolderPath, str] = {}
+    for path in sorted(paths | {()}, key=_order):
+        key = moved[path]
+        if not key:
+            placed[path] = ()
             continue
-        if name is None:
-            placements[path] = None
-            errors[path] = (
-                f"no unique name for {slot.raw!r} fits the target's limit of "
-                f"{rules.limit_text()}; rename the folder in the source"
-            )
+        holder, error = shaper.resolve(key)
+        if error is not None:
+            placed[path] = None
+            errors[path] = error
             continue
-        placements[path] = (*parent_target, name)
-        if len(slot.levels) > 1:
-            notes[path].append(
-                f"depth {len(path)} > {depth}: levels {show_path(slot.levels[1:])} "
-                f"collapsed into {name!r}"
-            )
-        reasons = _rename_reasons(slot.levels, name, slot.base, limits, slot.parent)
-        if reasons:
-            notes[path].append(f"folder name {slot.raw!r} became {name!r}: " + "; ".join(reasons))
-
-    keep = max(depth or 0, 0)
-    for path in moved_up:
-        ancestor = path[:keep]
-        placements[path] = placements[ancestor]
-        if placements[path] is None:
-            errors[path] = errors.get(ancestor) or (
-                f"its ancestor folder {show_path(ancestor)} can't be placed"
-            )
-            continue
-        where = show_path(placements[ancestor] or ())
-        if keep == 0:
-            notes[path].append(
-                f"the target has no folders: assets of {show_path(path)} go to the root"
-            )
+        if holder is None:
+            placed[path] = ()
         else:
-            notes[path].append(
-                f"depth {len(path)} > {depth}: levels {show_path(path[keep:])} dropped; "
-                f"its assets go to {where}; "
-                'set [mapping] folder_overflow = "collapse" to keep them apart'
-            )
+            placed[path] = final[holder.key]
+            if final[holder.key] is None:
+                errors[path] = name_errors[holder.key]
+        reshaped = holder is None or holder.key != key or len(holder.run) > 1
+        said = [*shaper.events.get(key, ()), *renames.get(key, ())]
+        if reshaped and placed[path] is not None:
+            collapsed[path] = "/".join(path)
+            if holder is None:
+                said.append("its assets go to the root")
+            elif holder.key != key:
+                said.append(f"its assets go to {show_path(placed[path] or ())}")
+            elif len(holder.run) > 1:
+                said.append(f"the folder is {show_path(placed[path] or ())}")
+        notes[path].extend(said)
+    placements = placed
+    # a folder that can't be placed takes its descendants along
+    for path in sorted(paths, key=_order):
+        if placements[path] is None and path not in errors:
+            errors[path] = "cannot be placed"
 
     _apply_path_length(placements, errors, limits.max_path_bytes)
     _apply_folder_count(placements, errors, have, limits.max_folders)
 
-    wanted = {t for t in placements.values() if t}
+    wanted = {t[:i] for t in placements.values() if t for i in range(1, len(t) + 1)}
     folders = tuple(sorted(wanted, key=_order))
     renamed = {s: t for s, t in placements.items() if t is not None and t != s}
     return TreeMap(
@@ -566,7 +1041,35 @@ def plan_tree(
         errors=MappingProxyType(errors),
         folders=folders,
         renamed=MappingProxyType(renamed),
+        collapsed=MappingProxyType({p: t for p, t in collapsed.items() if placements[p]
+                                    is not None}),
+        collapsed_path=rules.collapsed_path,
     )
+
+
+def _warn_merges(moved: Mapping[FolderPath, FolderPath],
+                 how: Mapping[FolderPath, FolderRename | None],
+                 notes: dict[FolderPath, list[str]]) -> None:
+    """Two source folders the rules put on one path: fine when every one of them got there
+    through a rule naming that path outright; otherwise a warning on each."""
+    by_target: dict[FolderPath, list[FolderPath]] = defaultdict(list)
+    for path, target in moved.items():
+        by_target[target].append(path)
+    for target, sources in by_target.items():
+        if len(sources) < 2:
+            continue
+        on_purpose = all((r := how[s]) is not None and r.fixed for s in sources)
+        if on_purpose:
+            for s in sources:
+                notes[s].append(f"merged on purpose with {len(sources) - 1} other source "
+                                f"folder(s) into {show_path(target)} by the folder rules")
+            continue
+        for s in sources:
+            others = ", ".join(show_path(o) for o in sources if o != s)
+            notes[s].append(
+                f"merged by accident with {others} into {show_path(target)} by the folder "
+                "rules; if that is meant, add a rule naming that path for each of them, "
+                "otherwise change the rule")
 
 
 def _apply_folder_count(
@@ -578,7 +1081,7 @@ def _apply_folder_count(
     """Unplace the folders that don't fit under ``max_folders`` (existing ones always fit)."""
     if max_folders is None:
         return
-    needed = {t for t in placements.values() if t}
+    needed = _with_prefixes(t for t in placements.values() if t)
     new = sorted(needed - have, key=_order)
     room = max(max_folders - len(have), 0)
     if len(new) <= room:
@@ -592,7 +1095,7 @@ def _apply_folder_count(
         "then run again"
     )
     for source, target in placements.items():
-        if target is not None and target in over:
+        if target is not None and any(target[:i] in over for i in range(1, len(target) + 1)):
             placements[source] = None
             errors[source] = f"folder {show_path(target)} does not fit: {message}"
 

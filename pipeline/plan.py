@@ -38,6 +38,7 @@ from mappings.fields import (
 )
 from mappings.folders import (
     FolderOverflow,
+    FolderRules,
     NameRules,
     TreeMap,
     distinct_folder_paths,
@@ -216,6 +217,8 @@ class PlanInput:
     time estimate); ``None``: not paced."""
     """Source ids missing from the listing, read directly: True still there, False gone, a
     string when the read failed (why). ``None``: not read yet (prune then deletes nothing)."""
+    folder_rules: FolderRules = field(default_factory=FolderRules)
+    """The job's ``[mapping]`` folder rules (new root, renames, where collapsed paths go)."""
 
 
 def _listing_requests(limits: Limits, folders: int, assets: int) -> int:
@@ -244,8 +247,12 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     if inp.limits.folders_and_files_share_names:  # a folder can't take a file's name
         for t in inp.target_assets:
             files_there[t.folder_path].add(t.filename)
+    # the folder budget goes to the folders that hold assets
+    holding: dict[FolderPath, int] = defaultdict(int)
+    for a in listed:
+        holding[folder_of(a)] += 1
     tree = plan_tree(sorted(folder_paths), inp.limits, inp.policy, existing=existing_paths,
-                     occupied=files_there)
+                     occupied=files_there, assets=holding, rules=inp.folder_rules)
 
     kept = _kept_folders(inp, tree, source_paths)
 
@@ -323,7 +330,7 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     names_by_folder: dict[FolderPath, list[tuple[str, str]]] = defaultdict(list)
     placed_assets: list[tuple[Asset, FolderPath | None]] = []
     for asset in listed:
-        folder = place(folder_of(asset)) if asset.folder_path else ()
+        folder = place(folder_of(asset))
         placed_assets.append((asset, folder))
         if folder is not None:
             names_by_folder[folder].append(

@@ -106,11 +106,20 @@ def test_too_large_for_the_target_is_unsupported_before_any_write() -> None:
 
 
 def test_fail_policy_makes_deep_assets_unsupported() -> None:
-    deep = asset("a", "a.png", folder=("x", "y", "z"))
-    op, reason = plan_of([deep], policy=FolderOverflow.FAIL)["a"]
+    # every level holds an asset, so no level can merge with the next one
+    deep = [asset("a", "a.png", folder=("x", "y", "z")), asset("b", "b.png", folder=("x",)),
+            asset("c", "c.png", folder=("x", "y"))]
+    op, reason = plan_of(deep, policy=FolderOverflow.FAIL)["a"]
     assert op is Op.UNSUPPORTED
     assert "folder_overflow" in reason
-    assert plan_of([deep])["a"][0] is Op.CREATE
+    assert plan_of(deep)["a"][0] is Op.CREATE
+
+
+def test_a_chain_of_folders_holding_nothing_merges_before_the_depth_limit() -> None:
+    # x and y hold no asset: x/y/z is one folder, so even the fail policy has nothing to fail
+    deep = asset("a", "a.png", folder=("x", "y", "z"))
+    op, _ = plan_of([deep], policy=FolderOverflow.FAIL)["a"]
+    assert op is Op.CREATE
 
 
 def test_unchanged_changed_file_and_changed_metadata() -> None:
