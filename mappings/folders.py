@@ -28,14 +28,31 @@ Existing folders
     Target folders passed as ``existing`` are reused, never suffixed away from: a re-run maps
     onto the folders the previous run created. They count against ``limits.max_folders``.
 
-Depth (``limits.max_folder_depth`` = D)
-    ``collapse``: a deeper path keeps its first D-1 levels and joins the rest into one folder
-    at level D, ``"e - f - g"``; ``truncate``: its assets go to the level-D ancestor;
-    ``fail``: the folder can't be placed and its assets are reported as unsupported.
+The budget goes to folders that hold assets (``assets``: how many each source folder holds)
+    The job's folder rules apply first (:class:`FolderRules`: renames by path pattern, then
+    ``folder_root``). Then, in order:
+
+Chains (only in a branch deeper than ``limits.max_folder_depth`` = D)
+    A folder that holds no asset of its own and has a single subfolder becomes one folder
+    with it, named ``"a - b - c"``, as long as the joined name fits the name limits: a
+    40-level tree with one file at the bottom is one folder, not 40.
+
+Depth
+    ``collapse``: a deeper folder becomes a sibling of its level-D ancestor, its levels from
+    level D down joined, ``"e - f - g"``; a deep folder holding nothing gets no folder of its
+    own, nor does a level-D folder left empty by this. ``truncate``: its assets go to the
+    level-D ancestor. ``fail``: it can't be placed and its assets are reported as
+    unsupported.
 
 Count (``limits.max_folders`` = M)
-    New folders are taken parents-first, shallowest first (then by path), until existing + new
-    reaches M; the ones that don't fit, the deepest ones, can't be placed.
+    While existing + new folders exceed M, the folder holding fewest assets (deepest first
+    among equals, then by path) folds into its parent: its assets go there and its
+    subfolders move up, its name joined into theirs. The order depends on the source alone,
+    so a re-run onto what the first run made stops at the same fold. The ``folder_root``
+    never folds; if it alone exceeds M, the folders beyond M can't be placed.
+
+Where a folder's levels are not all in its target path, :attr:`TreeMap.collapsed` has its
+source path for the ``collapsed_path`` rule (:class:`CollapsedPath`).
 
 A folder that can't be placed has ``target_path() is None`` and an :meth:`TreeMap.error_for`
 that says why and what to do; its descendants can't be placed either.
