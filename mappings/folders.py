@@ -70,7 +70,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
-from connectors.base import Folder, FolderPath, Limits
+from connectors.base import AssetMeta, Folder, FolderPath, Limits
 
 _EDGES = re.compile(r"^[\s.]+|[\s.]+$")
 _COLLAPSE_JOINER = " - "
@@ -524,6 +524,32 @@ class FolderRules:
             if length is not None:
                 return rule.apply(path, length), rule
         return path, None
+
+
+def carry_path(meta: AssetMeta, source_folder: str | None, mode: CollapsedPath,
+               limits: Limits) -> tuple[AssetMeta, tuple[str, ...]]:
+    """``meta`` with the source folder path of an asset whose folder was collapsed, merged or
+    folded (:attr:`TreeMap.collapsed`) added where ``mode`` says: a tag (once), or a line
+    ``Source folder: a/b/c`` at the end of the description. Returns the metadata and the
+    plan warnings (what was added; a target without that field keeps nothing, and says so).
+    ``source_folder`` None or ``mode`` ``name``: ``meta`` unchanged.
+    """
+    if source_folder is None or mode is CollapsedPath.NAME:
+        return meta, ()
+    fields = {CollapsedPath.TAG: "tags", CollapsedPath.DESCRIPTION: "description"}
+    if fields[mode] not in limits.metadata_fields:
+        return meta, (f"collapsed_path = {mode.value!r}, but the target has no "
+                      f"{fields[mode]} field: the source folder {source_folder!r} is not kept",)
+    if mode is CollapsedPath.TAG:
+        if source_folder in meta.tags:
+            return meta, ()
+        return (replace(meta, tags=(*meta.tags, source_folder)),
+                (f"its source folder {source_folder!r} is kept as a tag (collapsed_path)",))
+    line = f"Source folder: {source_folder}"
+    text = f"{meta.description}\n\n{line}" if meta.description else line
+    return (replace(meta, description=text),
+            (f"its source folder {source_folder!r} is kept in the description "
+             "(collapsed_path)",))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,11 +14,17 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from connectors.errors import ConfigError
 from connectors.plugin import ConnectorSettings
-from mappings.folders import FolderOverflow
+from mappings.folders import (
+    CollapsedPath,
+    FolderOverflow,
+    FolderRename,
+    FolderRules,
+    parse_root,
+)
 from mappings.locales import LocaleRules
 from pipeline.registry import plugins, writable
 
@@ -36,6 +42,38 @@ class MappingConfig(BaseModel):
     folder_overflow: FolderOverflow = FolderOverflow.COLLAPSE
     locales: LocaleRules = LocaleRules()
     """``[mapping.locales]``: locale code map, default locale, missing-locale policy."""
+    folder_root: str = ""
+    """Every folder goes under this target path (``"migrated/2026"``); ``""``: the root."""
+    folder_rules: dict[str, str] = Field(default_factory=dict)
+    """``[mapping.folder_rules]``: glob over source folder paths -> new path, in file order
+    (see :class:`mappings.folders.FolderRename`)."""
+    collapsed_path: CollapsedPath = CollapsedPath.NAME
+    """Where the levels of a collapsed or merged folder go: ``name`` | ``tag`` |
+    ``description``."""
+
+    @field_validator("folder_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        parse_root(value)
+        return value
+
+    @field_validator("folder_rules")
+    @classmethod
+    def _rules(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern, replacement in value.items():
+            try:
+                FolderRename.parse(pattern, replacement)
+            except ValueError as exc:
+                raise ValueError(f"{pattern!r}: {exc}") from None
+        return value
+
+    def folders(self) -> FolderRules:
+        """The folder rules as :func:`mappings.folders.plan_tree` takes them."""
+        return FolderRules(
+            root=parse_root(self.folder_root),
+            renames=tuple(FolderRename.parse(p, r) for p, r in self.folder_rules.items()),
+            collapsed_path=self.collapsed_path,
+        )
 
 
 class RunConfig(BaseModel):
@@ -120,6 +158,8 @@ def _format_errors(exc: ValidationError) -> str:
             msg = f"unknown connector; use one of: {', '.join(names)}"
         elif err["type"] == "union_tag_not_found":
             msg = "missing 'connector' key"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
         lines.append(f"  {key}: {msg}")
     return "invalid job file:\n" + "\n".join(lines)
 

@@ -41,6 +41,7 @@ from mappings.folders import (
     FolderRules,
     NameRules,
     TreeMap,
+    carry_path,
     distinct_folder_paths,
     path_bytes,
     plan_tree,
@@ -353,7 +354,7 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     actions = [
         _asset_action(asset, folder, final_names, tree.warnings_for(folder_of(asset)),
                       tree.error_for(folder_of(asset)), inp, target_index, target_by_id,
-                      live_owner, owned)
+                      live_owner, owned, tree.collapsed.get(folder_of(asset)))
         for asset, folder in placed_assets
     ]
     actions.extend(
@@ -482,6 +483,7 @@ def _asset_action(
     target_by_id: Mapping[str, Asset],
     live_owner: Mapping[str, str],
     owned: frozenset[str] = frozenset(),
+    collapsed: str | None = None,
 ) -> AssetAction:
     path = asset_path(asset)
     base = AssetAction(Op.SKIP, asset.source_id, path, "", asset=asset,
@@ -509,7 +511,9 @@ def _asset_action(
                      "the source's folder or file names")
     localized = fit_locales(asset.meta, inp.limits, inp.locale_rules)
     mapped = map_meta(localized.meta, inp.limits)
-    warnings = [*tree_warnings, *localized.warnings, *mapped.warnings]
+    meta, carried = carry_path(mapped.meta, collapsed, inp.folder_rules.collapsed_path,
+                               inp.limits)
+    warnings = [*tree_warnings, *localized.warnings, *mapped.warnings, *carried]
     dropped = mapped.dropped
     if localized.dropped and "locales" not in dropped:
         dropped = (*dropped, "locales")
@@ -517,7 +521,7 @@ def _asset_action(
     record = inp.records.get(("asset", asset.source_id))
     base = AssetAction(
         Op.CREATE, asset.source_id, path, "", tuple(warnings), asset, folder, filename,
-        mapped.meta, record=record, source_hash=base.source_hash, dropped=dropped,
+        meta, record=record, source_hash=base.source_hash, dropped=dropped,
     )
     if inp.retry_failed_only and (record is None or record.status is not ItemStatus.FAILED):
         return _with(base, Op.SKIP, "not a failed item (--retry-failed)")
