@@ -32,9 +32,10 @@ def _rules(root: str = "", renames: dict[str, str] | None = None,
                        mode)
 
 
-def _asset(source_id: str, folder: FolderPath, **meta: str) -> Asset:
+def _asset(source_id: str, folder: FolderPath, description: str | None = None) -> Asset:
     return Asset(source_id=source_id, filename=f"{source_id}.png", folder_path=folder,
-                 folder_id=None, content_type="image/png", size=10, meta=AssetMeta(**meta))
+                 folder_id=None, content_type="image/png", size=10,
+                 meta=AssetMeta(description=description))
 
 
 def _plan(assets: list[Asset], limits: Limits, rules: FolderRules) -> dict[str, AssetAction]:
