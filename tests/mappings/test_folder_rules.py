@@ -212,3 +212,18 @@ def test_bad_rules_are_exit_2_naming_the_key(tmp_path: Path, mapping: str, key: 
     assert key in str(err.value)
     assert words in str(err.value)
     assert "Value error" not in str(err.value)
+
+
+def test_the_readme_folder_rules_example_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Folders", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    rules = _load(tmp_path, example.replace("[mapping]\n", "", 1))
+    assert rules.root == ("migrated", "2026")
+    assert len(rules.renames) == 5
+    tree = plan_tree([("logos-2019",), ("logos-2020",), ("x", "y", "thumbs")], Limits(),
+                     FolderOverflow.COLLAPSE, rules=rules)
+    assert tree.target_path(("logos-2019",)) == ("migrated", "2026", "Logos", "All")
+    assert tree.target_path(("x", "y", "thumbs")) == ("migrated", "2026", "x", "y",
+                                                      "thumbnails")
+    assert "merged on purpose" in " ".join(tree.warnings_for(("logos-2020",)))
