@@ -177,7 +177,7 @@ async def test_a_code_the_target_lacks_is_refused_before_listing(
 
 @pytest.mark.parametrize(("mapping", "says"), [
     ('missing = "keep"\n', "mapping.locales.missing: Input should be 'drop' or 'fold'"),
-    ('codes = {de = "x", fr = "X"}\n', "mapping.locales.codes: Value error, codes.fr: de and fr "
+    ('codes = {de = "x", fr = "X"}\n', "mapping.locales.codes: codes.fr: de and fr "
                                        "both map to X"),
     ('default = "en"\ncodes = {en = "en-US"}\n', "codes.en: en is the default locale"),
     ('fold = true\n', "mapping.locales.fold: unknown key"),
