@@ -15,16 +15,19 @@ from pathlib import Path
 
 import anyio
 
+from connectors.base import Source
 from connectors.emulation import LoopbackServer
 from connectors.errors import ConfigError
 from connectors.plugin import EmulatedCMS, EmulatorSettings
 from pipeline import logs
 from pipeline.config import load_job
-from pipeline.plan import Op
+from pipeline.html_report import plan_html, run_html
+from pipeline.plan import Op, Plan
 from pipeline.registry import plugin_for
 from pipeline.report import plan_json, plan_summary, plan_table
 from pipeline.run import execute_job, plan_job
 from pipeline.samples import sample_library, write_local_library
+from pipeline.thumbnails import DEFAULT_THUMBNAILS, candidates, fetch_thumbnails
 
 DEFAULT_ORIGIN = "storyblok"
 DEFAULT_DESTINATION = "contentstack"
@@ -58,7 +61,7 @@ def claim_demo_dir(workdir: Path) -> Path:
             shown = ", ".join(theirs[:5]) + (", ..." if len(theirs) > 5 else "")
             raise ConfigError(
                 f"demo --dir {workdir} already holds files the demo did not make ({shown}); "
-                "the demo writes job.toml, report.json, plan.* and state/ there and never "
+                "the demo writes job.toml, report.*, plan.* and state/ there and never "
                 "overwrites a user's file: give a new or empty folder"
             )
     workdir.mkdir(parents=True, exist_ok=True)
@@ -106,9 +109,17 @@ def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
                 where += f", {plugin_for(origin).label} {src_server.url}"
             say(f"emulators: {where}\n"
                 f"job file: {job_path}\n\n1. plan (dry run, touches nothing)\n")
-            plan = anyio.run(lambda: plan_job(job))
+            thumbs: dict[str, str] = {}
+
+            async def read_thumbnails(source: Source, plan: Plan) -> None:
+                thumbs.update(await fetch_thumbnails(
+                    source, candidates(plan, DEFAULT_THUMBNAILS)))
+
+            plan = anyio.run(lambda: plan_job(job, with_source=read_thumbnails))
             (workdir / "plan.json").write_text(plan_json(plan), encoding="utf-8")
             (workdir / "plan.txt").write_text(plan_table(plan), encoding="utf-8")
+            (workdir / "plan.html").write_text(plan_html(plan, thumbnails=thumbs),
+                                               encoding="utf-8")
             summary = plan_summary(plan)
             say(f"   {summary['create']} assets and {summary['folders_create']} folders to "
                 f"create, {summary['warnings']} warnings\n")
@@ -130,6 +141,7 @@ def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
             report = workdir / "report.json"
             report.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False),
                               encoding="utf-8")
+            (workdir / "report.html").write_text(run_html(result), encoding="utf-8")
             say("   " + result.text().replace("\n", "\n   ") + "\n")
             held, held_folders = dst.holdings()
             say(f"   {target_plugin.label} now holds {held} assets in {held_folders} "
@@ -146,7 +158,9 @@ def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
                 target_path = "/".join((*action.target_folder, action.filename))
                 say(f"     {outcome.path}\n       -> {target_path} ({outcome.target_id})\n")
             say("\n3. where things are\n")
-            say(f"   plan:   {workdir / 'plan.txt'} and plan.json\n   report: {report}\n"
+            say(f"   plan:   {workdir / 'plan.txt'}, plan.json and plan.html (open it in a "
+                "browser)\n"
+                f"   report: {report} and report.html\n"
                 f"   state:  {job.run.state}\n"
                 f"   id map: assetferry export-map -c {job_path}\n"
                 f"   status: assetferry status -c {job_path}\n")

@@ -82,14 +82,11 @@ def plan_html(plan: Plan, *, thumbnails: Mapping[str, str] | None = None,
             row["thumb"] = thumb
         rows.append(row)
     figures = "".join(_figure(key, label, summary[key]) for key, label in PLAN_COUNT_KEYS)
-    dropped = summary["dropped_fields"]
-    dropped_html = ("<p>Fields the target has no place for (dropped): " + escape(", ".join(
-        f"{name} on {n} assets" for name, n in dropped.items())) + "</p>") if dropped else ""
     held = (f'<p class="warn">{escape(plan.prune_note)}</p>' if plan.prune_note else "")
     body = (
         f'<section id="summary"><h2>Summary</h2>'
-        f'<p class="line">{_lines(plan_summary_text(plan))}</p>{held}'
-        f'<table class="figures"><tbody>{figures}</tbody></table>{dropped_html}'
+        f'<p class="line">{_lines(plan_summary_text(plan, summary))}</p>{held}'
+        f'<div class="figures">{figures}</div>'
         f'<p class="muted">Estimated time: {escape(_duration(summary["estimated_seconds"]))} '
         "of paced requests at the documented rate limits (transfer time not included).</p>"
         "</section>"
@@ -139,7 +136,7 @@ def run_html(summary: RunSummary, *, generated: datetime | None = None) -> str:
         f'{escape(_duration(data["seconds"]))}</p>'
         + (f'<p class="warn">prune: {escape(one_line(held["reason"] or ""))}</p>' if held
            else "")
-        + f'<table class="figures"><tbody>{figures}</tbody></table></section>'
+        + f'<div class="figures">{figures}</div></section>'
     )
     return _page(f"assetferry {summary.mode}: {summary.route}", "run", body, rows, "status",
                  list(RUN_GROUPS), generated, "")
@@ -163,11 +160,14 @@ def _row(group: str, kind: str, path: str, target: str | None, reason: str,
 def _figure(key: str, label: str, value: Any) -> str:
     shown = f"{value:,}" if isinstance(value, int) else str(value)
     extra = ""
-    if key.startswith("bytes") and key != "bytes_estimated" and isinstance(value, int):
-        extra = f' <span class="muted">({escape(_size(value))})</span>'
-    return (f'<tr><th scope="row">{escape(label)}</th>'
-            f'<td data-key="{escape(key)}" data-value="{escape(str(value))}">'
-            f"{escape(shown)}</td><td>{extra}</td></tr>")
+    if key == "bytes" and isinstance(value, int):
+        extra = f" ({_size(value)})"
+    elif key == "estimated_seconds" and isinstance(value, int | float) and value >= 60:
+        extra = f" ({_duration(value)})"
+    zero = " zero" if value in (0, 0.0) else ""
+    return (f'<div class="figure{zero}"><span class="v" data-key="{escape(key)}" '
+            f'data-value="{escape(str(value))}">{escape(shown)}</span>'
+            f'<span class="l">{escape(label + extra)}</span></div>')
 
 
 def _lines(text: str) -> str:
@@ -322,9 +322,10 @@ max-width:1400px;padding:0 16px 40px;color:#1d1d1f;background:#fff}
 h1{font-size:20px;margin:16px 0 4px;overflow-wrap:anywhere}h2{font-size:17px;margin:24px 0 8px}
 h3{font-size:15px;margin:8px 0}.muted{color:#666}.warn{color:#9a3412}.ok{color:#166534}
 .line{background:#f5f5f7;padding:8px 10px;border-radius:6px;overflow-wrap:anywhere}
-table.figures{border-collapse:collapse}table.figures th{text-align:left;font-weight:normal;
-padding:2px 16px 2px 0;color:#444}table.figures td{text-align:right;padding:2px 8px;
-font-variant-numeric:tabular-nums}
+.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(190px,1fr));gap:6px;
+margin:10px 0}.figure{border:1px solid #e2e2e2;border-radius:6px;padding:4px 8px}
+.figure .v{display:block;font-size:18px;font-weight:600;font-variant-numeric:tabular-nums}
+.figure .l{color:#555;font-size:12px}.figure.zero .v{color:#aaa}
 .trees{display:grid;grid-template-columns:1fr 1fr;gap:24px}
 .trees>div{min-width:0;max-height:480px;overflow:auto;border:1px solid #ddd;border-radius:6px;
 padding:4px 10px}

@@ -166,9 +166,10 @@ def _plan_gone(plan: Plan) -> Counter[str]:
     return gone
 
 
-def plan_summary_text(plan: Plan) -> str:
-    """The plan's summary in words, as the table and Markdown plans end (two or three lines)."""
-    return _summary_line(plan_summary(plan), _plan_gone(plan))
+def plan_summary_text(plan: Plan, summary: dict[str, Any] | None = None) -> str:
+    """The plan's summary in words, as the table and Markdown plans end (two or three lines);
+    ``summary``: :func:`plan_summary` of ``plan`` when the caller has it already."""
+    return _summary_line(summary or plan_summary(plan), _plan_gone(plan))
 
 
 def plan_table(plan: Plan, *, width: int = 100) -> str:

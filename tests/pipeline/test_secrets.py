@@ -26,6 +26,8 @@ def test_token_never_reaches_logs_reports_state_or_cassettes(tmp_path: Path,
         ["plan", "-c", str(job), "--format", "json", "--out", str(tmp_path / "plan.json")],
         ["-v", "--log-format", "json", "migrate", "-c", str(job),
          "--report", str(tmp_path / "report.json")],
+        ["plan", "-c", str(job), "--format", "html", "--out", str(tmp_path / "plan.html")],
+        ["sync", "-c", str(job), "--report", str(tmp_path / "report.html")],
         ["status", "-c", str(job), "--format", "json"],
         ["export-map", "-c", str(job)],
     ):
@@ -39,7 +41,8 @@ def test_token_never_reaches_logs_reports_state_or_cassettes(tmp_path: Path,
 
     secret = EMU_TOKEN.encode()
     assert secret not in logs.encode()
-    for path in (tmp_path / "plan.json", tmp_path / "report.json"):
+    for path in (tmp_path / "plan.json", tmp_path / "report.json", tmp_path / "plan.html",
+                 tmp_path / "report.html"):
         assert secret not in path.read_bytes(), path
     for path in tmp_path.glob("state.db*"):
         assert secret not in path.read_bytes(), path
