@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Asset
+from connectors.base import Asset, Source
 from connectors.errors import SyncError
 from pipeline.cli import main
 from pipeline.html_report import plan_html, run_html
@@ -173,3 +173,54 @@ def test_plan_page_renders_a_large_plan_quickly_enough_to_be_one_file() -> None:
     page = plan_html(plan)
     items = json.dumps(plan_items(plan), ensure_ascii=False)
     assert len(page) < len(items) + 20_000
+
+
+async def test_thumbnails_through_a_cms_source_cost_n_downloads(tmp_path: Path) -> None:
+    """Storyblok as the source: ``--thumbnails 3`` downloads 3 files from its asset host and
+    makes no extra call to its rate-limited Management API."""
+    import httpx
+
+    from connectors.emulation import in_process_transport
+    from connectors.storyblok.demo import seed
+    from connectors.storyblok.emulator import StoryblokEmulator
+    from pipeline.config import load_job
+    from pipeline.plan import Plan
+    from pipeline.run import plan_job
+    from pipeline.samples import sample_library
+
+    class Counting(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+            self.paths: list[str] = []
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            self.paths.append(request.url.path)
+            return await self.inner.handle_async_request(request)
+
+    sb = StoryblokEmulator(space_id=288868932106293, token="sb-t", rate_limit=None)
+    try:
+        seed(sb, list(sample_library()))
+        job = tmp_path / "job.toml"
+        job.write_text('[source]\nconnector = "storyblok"\nspace_id = 288868932106293\n'
+                       'token = "sb-t"\nbase_url = "http://sb.emulator"\n'
+                       f'requests_per_second = 1000\n\n[target]\nconnector = "local"\n'
+                       f'path = "{tmp_path / "out"}"\n', encoding="utf-8")
+        config = load_job(job, env={})
+        plain = Counting(in_process_transport(sb.app))
+        await plan_job(config, transports={"source": plain})
+        mapi_plain = sb.requests
+        counted = Counting(in_process_transport(sb.app))
+        thumbs: dict[str, str] = {}
+
+        async def read(source: Source, plan: Plan) -> None:
+            thumbs.update(await fetch_thumbnails(source, candidates(plan, 3)))
+
+        await plan_job(config, transports={"source": counted}, with_source=read)
+    finally:
+        sb.close()
+    downloads = [p for p in counted.paths if p.startswith("/f/")]
+    assert len(downloads) == 3
+    assert len(thumbs) == 3
+    assert all(uri.startswith("data:image/") for uri in thumbs.values())
+    assert sb.requests - mapi_plain == mapi_plain, "the same listing calls, nothing more"
+    assert not any(p.startswith("/f/") for p in plain.paths), "no thumbnails, no downloads"
