@@ -115,13 +115,19 @@ def read_state(job: JobConfig, config: Path) -> StateStore:
     return StateStore(url)
 
 
+def _check_locale_rules(job: JobConfig, target: Target) -> None:
+    """ConfigError (exit 2) when ``[mapping.locales] codes`` names a locale the target does
+    not have (:func:`mappings.locales.rule_problems`)."""
+    problems = rule_problems(job.mapping.locales, target.limits)
+    if problems:
+        raise ConfigError("[mapping.locales] names locales the target lacks:\n  "
+                          + "\n  ".join(problems))
+
+
 async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
                      records: Mapping[tuple[str, str], ItemRecord], *,
                      retry_failed: bool = False, prune: bool | None = None) -> Plan:
-    problems = rule_problems(job.mapping.locales, target.limits)
-    if problems:  # before any listing: a bad job file is found in a second
-        raise ConfigError("[mapping.locales] names locales the target lacks:\n  "
-                          + "\n  ".join(problems))
+    _check_locale_rules(job, target)  # before any listing: a bad job file is found at once
     listings: dict[str, Listing] = {}
 
     async def grab(side: str, conn: Source) -> None:
@@ -131,6 +137,7 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
         async with anyio.create_task_group() as tg:
             tg.start_soon(grab, "source", source)
             tg.start_soon(grab, "target", target)
+    _check_locale_rules(job, target)  # again: a target may learn its locales by listing
     caps = Capabilities.of(target)
     inp = PlanInput(
         source_folders=listings["source"].folders,

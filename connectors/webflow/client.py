@@ -22,10 +22,17 @@ from typing import IO, Any
 import httpx
 from pydantic import SecretStr
 
-from connectors.errors import ConfigError, NotFoundError
+from connectors.errors import AuthError, ConfigError, NotFoundError
 from connectors.http import ApiClient, decode_model
 from connectors.webflow.config import WebflowConfig
-from connectors.webflow.wire import AssetList, FolderList, UploadTicket, WireAsset, WireFolder
+from connectors.webflow.wire import (
+    AssetList,
+    FolderList,
+    UploadTicket,
+    WireAsset,
+    WireFolder,
+    WireSite,
+)
 
 API = "Webflow"
 STORAGE = "Webflow file storage"
@@ -104,6 +111,25 @@ class WebflowClient:
     @staticmethod
     def _locale(locale_id: str | None) -> dict[str, str]:
         return {"localeId": locale_id} if locale_id else {}
+
+    # -- site ----------------------------------------------------------------------------
+
+    async def get_site(self) -> WireSite:
+        """``GET /sites/{site_id}`` (scope ``sites:read``): the site and its locales, for
+        ``locales = "site"``. A refused token is a ConfigError saying which scope is missing
+        and how to do without it."""
+        try:
+            response = await self.api.request("GET", f"sites/{self._config.site_id}")
+        except NotFoundError as exc:
+            raise self._site_missing(exc) from None
+        except AuthError as exc:
+            raise AuthError(
+                f"{exc.message}. locales = \"site\" reads the site's locales with Get Site, "
+                "which needs the sites:read scope: add it to the token, or list the locales "
+                "in the job file instead: locales = {de-DE = \"<localeId>\"}",
+                status=exc.status,
+            ) from None
+        return decode_model(response, WireSite, api=API)
 
     # -- folders -------------------------------------------------------------------------
 

@@ -23,9 +23,12 @@ class WebflowConfig(BaseModel):
     ``token`` is a site token, workspace token or OAuth token with ``assets:read`` (and
     ``assets:write`` for a target), sent as ``Authorization: Bearer``. ``base_url`` (an
     emulator, a proxy) is the API root without ``/v2``, e.g. ``http://127.0.0.1:8125``, and
-    lifts the 120 requests/minute cap. ``locales`` lists the locale ids whose alt text is read
+    lifts the 120 requests/minute cap. ``locales`` names the locales whose alt text is read
     and written (Webflow's Localization; none by default): ``locales = {de = "<localeId>"}``
-    maps the canonical locale code to Webflow's id.
+    maps a locale code to Webflow's id; ``locales = "site"`` takes every secondary locale of
+    the site under its tag (``de-DE``), read once from ``GET /v2/sites/{site_id}`` (the token
+    then also needs ``sites:read``), so the job file names no id and ``[mapping.locales]``
+    maps source codes onto the site's tags.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,8 +38,9 @@ class WebflowConfig(BaseModel):
     token: Token
     base_url: BaseUrl = None
     rate_limit_per_minute: Annotated[float, AfterValidator(positive_rate)] = DEFAULT_RATE_PER_MINUTE
-    locales: dict[str, str] = {}
-    """Locale code -> Webflow ``localeId``; a list of ids reads each under its own id."""
+    locales: dict[str, str] | Literal["site"] = {}
+    """Locale code -> Webflow ``localeId``; a list of ids reads each under its own id;
+    ``"site"``: the site's secondary locales by tag, read from the site."""
 
     @field_validator("site_id")
     @classmethod
@@ -61,7 +65,12 @@ class WebflowConfig(BaseModel):
     def _list_is_ids(cls, value: Any) -> Any:
         if isinstance(value, list | tuple):
             return {str(v).strip(): str(v).strip() for v in value if str(v).strip()}
-        return value
+        if isinstance(value, str) and value.strip() != "site":
+            raise ValueError(
+                'locales must be "site" (the site\'s locales, by tag), a table '
+                '{de = "<localeId>"} or a list of locale ids'
+            )
+        return value.strip() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _rate_within_plans(self) -> WebflowConfig:

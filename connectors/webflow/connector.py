@@ -10,8 +10,10 @@ Mapping choices (Webflow -> canonical, and back):
 - a folder's path comes from ``parentFolder`` links; an asset's folder from its ``folderId``
   or, where the API does not send it, from the folder whose ``assets`` list holds its id;
 - ``altText`` is the only metadata field; per locale it is read and written with ``localeId``
-  for the locales the job file maps (``locales = {de = "<localeId>"}``). Title, description,
-  copyright, tags and focus have no place in Webflow: the plan warns, per field.
+  for the locales the job file maps (``locales = {de = "<localeId>"}``), or, with
+  ``locales = "site"``, for each secondary locale of the site under its tag (``de-DE``), read
+  once from Get Site before the first listing. Title, description, copyright, tags and focus
+  have no place in Webflow: the plan warns, per field.
 
 Uploads are two steps (§3.5), journaled so a run killed between them resumes safely:
 
@@ -137,19 +139,42 @@ class WebflowConnector:
         self._members: dict[str, str] = {}
         """asset id -> folder id, from the folders' ``assets`` lists."""
         self._folder_lock = anyio.Lock()
-        self._limits = Limits(
+        self._locale_ids: dict[str, str] | None = (
+            None if config.locales == "site" else dict(config.locales))
+        """Locale code -> ``localeId``; ``None`` until the site's are read (``"site"``)."""
+        self._locale_lock = anyio.Lock()
+        self._limits = self._make_limits(self._locale_ids)
+
+    def _make_limits(self, locale_ids: Mapping[str, str] | None) -> Limits:
+        """Limits with the locales known so far (``None``: the site's, not read yet)."""
+        config = self._config
+        return Limits(
             max_file_size_by_kind={"image": MAX_IMAGE_BYTES, "document": MAX_DOCUMENT_BYTES},
             metadata_fields=METADATA_FIELDS,
             forbidden_name_chars="/\\",
             max_name_length=MAX_NAME_LENGTH,
             accepted_content_types=ACCEPTED_TYPES,
-            locales=frozenset(config.locales),
+            locales=None if locale_ids is None else frozenset(locale_ids),
             locale_fields=frozenset({"alt_text"}),  # altText is localizable, displayName not
             requests_per_second=config.requests_per_second,
             # create asset, metadata PATCH, one PATCH per mapped locale (storage is unpaced)
-            requests_per_upload=2 + len(config.locales),
+            requests_per_upload=2 + len(locale_ids or ()),
             listing_page_size=PAGE,
         )
+
+    async def _locales(self) -> dict[str, str]:
+        """Locale code -> ``localeId``: the job file's, or (``locales = "site"``) the site's
+        secondary locales by tag, read once with Get Site; a locale without an id or tag is
+        left out. Raises AuthError when the token lacks ``sites:read``."""
+        async with self._locale_lock:
+            if self._locale_ids is None:
+                site = await self._client.get_site()
+                found = site.locales.secondary if site.locales else []
+                self._locale_ids = {loc.tag: loc.id for loc in found if loc.tag and loc.id}
+                self._limits = self._make_limits(self._locale_ids)
+                log.info("webflow.site_locales", site_id=self._config.site_id,
+                         locales=sorted(self._locale_ids))
+            return self._locale_ids
 
     @property
     def scope(self) -> str:
@@ -215,6 +240,7 @@ class WebflowConnector:
     async def iter_folders(self) -> AsyncIterator[Folder]:
         """Every asset folder, parents before children. Raises MalformedResponseError when a
         folder names a parent that is not listed."""
+        await self._locales()  # "site": known before the plan reads the limits
         folders = await self._load_folders(refresh=True)
         for folder in sorted(folders.values(), key=lambda f: len(f.path)):
             yield folder
@@ -252,7 +278,7 @@ class WebflowConnector:
             page = await self._client.list_assets(paging)
             total = page.pagination.total if page.pagination else None
             found = (await self._locale_alts(paging, page.assets)
-                     if alts and page.assets and self._config.locales else {})
+                     if alts and page.assets and await self._locales() else {})
             return [(wire, found.get(wire.id, {})) for wire in page.assets], total
 
         return iter_listing(fetch, lambda: OffsetPaginator(limit=PAGE, offset_key="offset"),
@@ -270,7 +296,7 @@ class WebflowConnector:
         """
         texts = {wire.id: wire.alt_text for wire in primary}
         found: dict[str, dict[str, str]] = {}
-        for code, locale_id in sorted(self._config.locales.items()):
+        for code, locale_id in sorted((await self._locales()).items()):
             page = await self._client.list_assets(paging, locale_id=locale_id)
             localized = {wire.id: wire for wire in page.assets if wire.id in texts}
             for asset_id in texts.keys() - localized.keys():
@@ -406,8 +432,9 @@ class WebflowConnector:
             body["altText"] = meta.alt_text or ""
         if meta.alt_text is not None or always or meta.locales:
             await self._client.update_asset(asset_id, body)
+        locale_ids = await self._locales() if meta.locales else {}
         for code, text in sorted(meta.locales.items()):
-            locale_id = self._config.locales.get(code)
+            locale_id = locale_ids.get(code)
             if locale_id is None or text.alt_text is None:
                 continue
             await self._client.update_asset(asset_id, {"altText": text.alt_text},

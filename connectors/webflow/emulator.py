@@ -9,6 +9,10 @@ What it serves (API under ``/v2``, ``Authorization: Bearer <token>``):
 * ``GET|POST /v2/sites/{site_id}/assets`` (``offset``, ``limit`` ≤ 100, ``localeId``,
   ``folderId`` with descendants), ``GET|PATCH|DELETE /v2/assets/{asset_id}`` (``localeId`` in
   the query, or for PATCH also in the JSON body; DELETE answers 204);
+* ``GET /v2/sites/{site_id}`` (Get Site, scope ``sites:read``): the site with its ``locales``
+  (``primary`` and ``secondary[]``, each ``id``, ``cmsLocaleId``, ``enabled``, ``displayName``,
+  ``subdirectory``, ``tag``), ``null`` when the site has no secondary locale; a token without
+  ``sites:read`` (``sites_read=False``) gets 403 ``missing_scopes``;
 * ``GET|POST /v2/sites/{site_id}/asset_folders``, ``GET /v2/asset_folders/{id}``: create and
   read only, each folder with the ids of the assets it holds;
 * the presigned storage POST at ``/storage/{bucket}`` (its own path, as S3 is its own host):
@@ -107,6 +111,10 @@ class _ApiError(Exception):
                         status_code=self.status, media_type="application/json")
 
 
+DEFAULT_TAGS: Mapping[str, str] = {"65427cf400e02b306eaa04a0": "de-DE"}
+"""Tags of locale ids given without one (the demo's German locale); others show their id."""
+
+
 def _not_found(what: str) -> _ApiError:
     return _ApiError(404, "resource_not_found", f"Requested resource not found: {what}")
 
@@ -125,13 +133,22 @@ class WebflowEmulator(FaultSwitch):
         *,
         site_id: str = "6390c49674a71f84b51a08d8",
         token: str = "wf-emulator-token",  # noqa: S107 - a fixed test token, no secret
-        locales: Iterable[str] = ("65427cf400e02b306eaa04a0",),
+        locales: Iterable[str] | Mapping[str, str] = ("65427cf400e02b306eaa04a0",),
+        primary_locale: tuple[str, str] = ("653fd9af6a07fc9cfd7a5e57", "en-US"),
+        sites_read: bool = True,
         rate_limit_per_minute: float | None = 60,
         faults: Faults | None = None,
         blob_root: Path | None = None,
     ) -> None:
         self.site_id = site_id
         self.locales = frozenset(locales)
+        """Secondary locale ids (``localeId`` values the asset endpoints take)."""
+        self.locale_tags: dict[str, str] = (
+            dict(locales) if isinstance(locales, Mapping)
+            else {locale_id: DEFAULT_TAGS.get(locale_id, locale_id) for locale_id in locales})
+        """Locale id -> tag (``de-DE``), as Get Site shows them."""
+        self.primary_locale = primary_locale
+        self.sites_read = sites_read
         self.rate_limit = rate_limit_per_minute
         self.limiter = RateLimiter(rate_limit_per_minute, window=60.0)
         self.assets: dict[str, dict[str, Any]] = {}
@@ -147,6 +164,7 @@ class WebflowEmulator(FaultSwitch):
         self._blobs = BlobStore(blob_root)
         api = self._route
         routes = [
+            api("/v2/sites/{site_id}", GET=self._get_site),
             api("/v2/sites/{site_id}/assets", GET=self._list_assets, POST=self._create_asset),
             api("/v2/assets/{asset_id}", GET=self._get_asset, PATCH=self._patch_asset,
                 DELETE=self._delete_asset),
@@ -401,6 +419,30 @@ class WebflowEmulator(FaultSwitch):
     def _folder_json(self, folder: Mapping[str, Any]) -> dict[str, Any]:
         held = [a["id"] for a in self.assets.values() if a["folderId"] == folder["id"]]
         return {**folder, "assets": held}
+
+    async def _get_site(self, request: Request) -> Response:
+        if not self.sites_read:
+            raise _ApiError(403, "missing_scopes", "OAuthForbidden: You are missing the "
+                                                   "following scopes - sites:read")
+
+        def locale(locale_id: str, tag: str, primary: bool) -> dict[str, Any]:
+            return {"id": locale_id, "cmsLocaleId": locale_id[::-1], "enabled": True,
+                    "displayName": tag, "displayImageId": None, "redirect": primary,
+                    "subdirectory": "" if primary else tag.lower(), "tag": tag}
+
+        primary_id, primary_tag = self.primary_locale
+        locales = {
+            "primary": locale(primary_id, primary_tag, True),
+            "secondary": [locale(i, t, False) for i, t in sorted(self.locale_tags.items())],
+        } if self.locale_tags else None
+        return JSONResponse({
+            "id": self.site_id, "workspaceId": "42e63e98c9a982ac9b8b742",
+            "displayName": "Emulated site", "shortName": "emulated-site",
+            "timeZone": "UTC", "createdOn": "2024-01-01T00:00:00.000Z",
+            "lastUpdated": _now(), "lastPublished": None, "previewUrl": None,
+            "customDomains": [], "locales": locales,
+            "dataCollectionEnabled": False, "dataCollectionType": "never",
+        })
 
     async def _list_folders(self, request: Request) -> Response:
         offset, limit = self._paging(request)

@@ -100,3 +100,30 @@ class UploadTicket(_Wire):
         if isinstance(value, dict):
             return {str(k): "" if v is None else str(v) for k, v in value.items()}
         return value
+
+
+class WireLocale(_Wire):
+    """One locale of a site (Get Site, ``locales.primary`` / ``locales.secondary[]``)."""
+
+    id: str | None = None
+    tag: str | None = None
+    """``en-US``, ``fr-FR``: "a tag or code representing the locale"."""
+    display_name: str | None = Field(default=None, alias="displayName")
+    enabled: bool | None = None
+
+
+class WireLocales(_Wire):
+    primary: WireLocale | None = None
+    secondary: list[WireLocale] = Field(default_factory=list)
+
+    @field_validator("secondary", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class WireSite(_Wire):
+    """``GET /sites/{site_id}``; ``locales`` is null on a site without Localization."""
+
+    id: str
+    locales: WireLocales | None = None

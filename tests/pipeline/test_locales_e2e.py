@@ -6,6 +6,7 @@ own API, or is named (its locale and field) in a warning on that asset's plan li
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
-from connectors.errors import ConfigError
+from connectors.errors import AuthError, ConfigError
 from connectors.storyblok.emulator import StoryblokEmulator
 from connectors.webflow.emulator import WebflowEmulator
 from pipeline.config import load_job
@@ -30,9 +31,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 SB_SECTION = (f'connector = "storyblok"\nspace_id = {SPACE}\ntoken = "sb-t"\n'
               'base_url = "http://sb.emulator"\nrequests_per_second = 1000\n')
-WF_SECTION = (f'connector = "webflow"\nsite_id = "{SITE}"\ntoken = "{WF_TOKEN}"\n'
-              'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n'
-              f'locales = {{de-DE = "{DE}", fr-FR = "{FR}"}}\n')
+WF_BASE = (f'connector = "webflow"\nsite_id = "{SITE}"\ntoken = "{WF_TOKEN}"\n'
+           'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n')
+WF_SECTION = WF_BASE + f'locales = {{de-DE = "{DE}", fr-FR = "{FR}"}}\n'
+WF_SITE_SECTION = WF_BASE + 'locales = "site"\n'
+"""The site's locales, read with Get Site: the job file names no locale id."""
 CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
               f'management_token = "{CS_TOKEN}"\nbase_url = "http://cs.emulator"\n'
               'requests_per_second = 1000\n')
@@ -95,11 +98,13 @@ def check(plan: Plan, landed: dict[str, set[tuple[str, str, str]]]) -> int:
     return warned
 
 
-async def test_three_locales_into_webflow(tmp_path: Path, storyblok: StoryblokEmulator) -> None:
-    wf = WebflowEmulator(site_id=SITE, token=WF_TOKEN, locales=(DE, FR),
+@pytest.mark.parametrize("target", [WF_SECTION, WF_SITE_SECTION], ids=["ids", "site"])
+async def test_three_locales_into_webflow(tmp_path: Path, storyblok: StoryblokEmulator,
+                                          target: str) -> None:
+    wf = WebflowEmulator(site_id=SITE, token=WF_TOKEN, locales={DE: "de-DE", FR: "fr-FR"},
                          rate_limit_per_minute=None)
     try:
-        config = load_job(job(tmp_path, WF_SECTION,
+        config = load_job(job(tmp_path, target,
                               'default = "en"\ncodes = {de = "de-DE", fr = "fr-FR"}\n'),
                           env={})
         transports = {"source": in_process_transport(storyblok.app),
@@ -175,6 +180,58 @@ async def test_a_code_the_target_lacks_is_refused_before_listing(
         await plan_job(config, transports={"source": in_process_transport(storyblok.app)})
 
 
+async def test_a_code_the_site_lacks_is_refused_once_its_locales_are_read(
+        tmp_path: Path, storyblok: StoryblokEmulator) -> None:
+    wf = WebflowEmulator(site_id=SITE, token=WF_TOKEN, locales={DE: "de-DE"},
+                         rate_limit_per_minute=None)
+    try:
+        config = load_job(job(tmp_path, WF_SITE_SECTION, 'codes = {fr = "fr-FR"}\n'), env={})
+        with pytest.raises(ConfigError, match=r"codes\.fr: the target has no locale fr-FR "
+                                              r"\(its locales: de-DE\)"):
+            await plan_job(config, transports={"source": in_process_transport(storyblok.app),
+                                               "target": in_process_transport(wf.app)})
+        assert wf.assets == {}
+    finally:
+        wf.close()
+
+
+async def test_site_locales_without_the_scope_say_what_to_do(
+        tmp_path: Path, storyblok: StoryblokEmulator) -> None:
+    wf = WebflowEmulator(site_id=SITE, token=WF_TOKEN, locales={DE: "de-DE"},
+                         sites_read=False, rate_limit_per_minute=None)
+    try:
+        config = load_job(job(tmp_path, WF_SITE_SECTION, ""), env={})
+        with pytest.raises(AuthError) as info:
+            await plan_job(config, transports={"source": in_process_transport(storyblok.app),
+                                               "target": in_process_transport(wf.app)})
+    finally:
+        wf.close()
+    assert "missing_scopes" in str(info.value)
+    assert "needs the sites:read scope" in str(info.value)
+    assert 'locales = {de-DE = "<localeId>"}' in str(info.value)
+    assert WF_TOKEN not in str(info.value)
+
+
+async def test_webflow_source_reads_alt_texts_under_the_site_tags(tmp_path: Path) -> None:
+    wf = WebflowEmulator(site_id=SITE, token=WF_TOKEN, locales={DE: "de-DE", FR: "fr-FR"},
+                         rate_limit_per_minute=None)
+    wf.add_asset("boats.png", PNG, alt="Boats", alt_by_locale={DE: "Boote", FR: "Bateaux"})
+    dest = tmp_path / "out"
+    path = tmp_path / "back.toml"
+    path.write_text(f"[source]\n{WF_SITE_SECTION}\n[target]\nconnector = \"local\"\n"
+                    f'path = "{dest}"\n[mapping.locales]\ncodes = {{de-DE = "de"}}\n'
+                    f'[run]\nstate = "{tmp_path / "back.db"}"\n', encoding="utf-8")
+    try:
+        result = await execute_job(load_job(path, env={}), "migrate",
+                                   transports={"source": in_process_transport(wf.app)})
+    finally:
+        wf.close()
+    assert result.exit_code() == 0, result.text()
+    entry = json.loads((dest / ".assetferry.json").read_text())["assets"]["boats.png"]
+    assert entry["alt_text"] == "Boats"
+    assert entry["locales"] == {"de": {"alt_text": "Boote"}, "fr-FR": {"alt_text": "Bateaux"}}
+
+
 @pytest.mark.parametrize(("mapping", "says"), [
     ('missing = "keep"\n', "mapping.locales.missing: Input should be 'drop' or 'fold'"),
     ('codes = {de = "x", fr = "X"}\n', "mapping.locales.codes: codes.fr: de and fr "
@@ -182,8 +239,11 @@ async def test_a_code_the_target_lacks_is_refused_before_listing(
     ('default = "en"\ncodes = {en = "en-US"}\n', "codes.en: en is the default locale"),
     ('fold = true\n', "mapping.locales.fold: unknown key"),
 ])
+@pytest.mark.parametrize("target", [WF_SECTION, WF_BASE + 'locales = "all"\n'])
 def test_bad_locale_rules_are_refused_when_the_job_loads(tmp_path: Path, mapping: str,
-                                                         says: str) -> None:
+                                                         says: str, target: str) -> None:
     with pytest.raises(ConfigError) as info:
-        load_job(job(tmp_path, WF_SECTION, mapping), env={})
+        load_job(job(tmp_path, target, mapping), env={})
     assert says in str(info.value)
+    if "all" in target:
+        assert 'target.locales: Value error, locales must be "site"' in str(info.value)
