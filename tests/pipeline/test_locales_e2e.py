@@ -246,4 +246,4 @@ def test_bad_locale_rules_are_refused_when_the_job_loads(tmp_path: Path, mapping
         load_job(job(tmp_path, target, mapping), env={})
     assert says in str(info.value)
     if "all" in target:
-        assert 'target.locales: Value error, locales must be "site"' in str(info.value)
+        assert 'target.locales: locales must be "site"' in str(info.value)
