@@ -18,7 +18,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 SCHEMA_VERSION = 1
-"""Bump on every change to the tables below (and add a migration in `store`)."""
+"""Bump on every incompatible change to the tables below (and add a migration in `store`).
+
+A new nullable column is not one: list it in ``ADDED_COLUMNS`` and the store adds it in place
+to a file written before it existed; an older assetferry ignores it."""
+
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("items", "target_marker"),)
+"""Nullable columns added since their table first shipped: ``(table, column)``."""
 
 
 class RunStatus(StrEnum):
@@ -57,6 +63,10 @@ class ItemRecord:
     intent: str | None = None  # "create" | "replace" | "update" | "delete" while IN_FLIGHT
     last_run_id: int | None = None
     updated_at: datetime | None = None  # tz-aware UTC, set by the store
+    target_marker: str | None = None
+    """What the target held right after our last write of it (JSON: ``size`` in bytes,
+    ``version`` where the write's answer named one, ``at`` = our UTC clock after the write),
+    so a later listing can tell an edit made in the target since (drift)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +176,9 @@ class ItemState(Base):
     intent: Mapped[str | None] = mapped_column(String(16))
     last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    target_marker: Mapped[str | None] = mapped_column(Text, default=None)
+    """Added after schema 1 shipped: nullable, added in place to older files (see
+    ``ADDED_COLUMNS``); an older assetferry reading the file ignores it."""
 
     @staticmethod
     def values(rec: ItemRecord, *, updated_at: datetime) -> dict[str, Any]:
@@ -187,6 +200,7 @@ class ItemState(Base):
             "intent": rec.intent,
             "last_run_id": rec.last_run_id,
             "updated_at": updated_at,
+            "target_marker": rec.target_marker,
         }
 
     def record(self) -> ItemRecord:
@@ -207,4 +221,5 @@ class ItemState(Base):
             intent=self.intent,
             last_run_id=self.last_run_id,
             updated_at=self.updated_at,
+            target_marker=self.target_marker,
         )

@@ -42,6 +42,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     make_url,
     select,
 )
@@ -52,6 +53,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Executable
 
 from state.models import (
+    ADDED_COLUMNS,
     SCHEMA_VERSION,
     Base,
     ItemRecord,
@@ -332,6 +334,22 @@ def _upsert_statement(dialect: str) -> Executable | None:
     return update
 
 
+def _add_columns(conn: Connection) -> None:
+    """Add the nullable columns of ``ADDED_COLUMNS`` a file written before them lacks
+    (``ALTER TABLE .. ADD COLUMN``: additive, so the schema version stays)."""
+    have: dict[str, set[str]] = {}
+    inspector = inspect(conn)
+    for table, column in ADDED_COLUMNS:
+        if table not in have:
+            have[table] = {c["name"] for c in inspector.get_columns(table)}
+        if column in have[table]:
+            continue
+        col = Base.metadata.tables[table].columns[column]
+        kind = col.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}')
+        log.info("state.column_added", table=table, column=column)
+
+
 class StateStore:
     """The checkpoint of every route kept in one database.
 
@@ -382,6 +400,7 @@ class StateStore:
                     "assetferry or point [run] state at another file."
                 )
             Base.metadata.create_all(conn)
+            _add_columns(conn)
             if found is None:
                 s.add(SchemaVersion(id=1, version=SCHEMA_VERSION))
 

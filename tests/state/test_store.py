@@ -454,3 +454,20 @@ def test_a_live_run_on_this_host_is_never_taken_over_even_with_an_old_heartbeat(
         engine.dispose()
     with StateStore(str(db)) as other, pytest.raises(RunLockedError):
         other.start_run(ROUTE, "migrate")
+
+
+def test_a_file_from_before_the_drift_marker_gets_the_column_in_place(db: Path) -> None:
+    """A state file written before ``items.target_marker`` existed opens, keeps its rows and
+    gains the column (additive: the schema version stays)."""
+    with StateStore(str(db)) as store:
+        store.write([ItemRecord(route=ROUTE, kind="asset", source_id="a1",
+                                status=ItemStatus.DONE, target_id="t1")])
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE items DROP COLUMN target_marker")
+    with StateStore(str(db)) as store:
+        assert store.items(ROUTE)[("asset", "a1")].target_id == "t1"
+        store.write([ItemRecord(route=ROUTE, kind="asset", source_id="a1",
+                                status=ItemStatus.DONE, target_id="t1", target_marker="{}")])
+        assert store.items(ROUTE)[("asset", "a1")].target_marker == "{}"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
