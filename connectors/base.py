@@ -186,6 +186,10 @@ class TargetRef:
 
     target_id: str
     url: str | None
+    version: str | None = None
+    """The target's change marker of the asset right after this write (Contentstack's
+    ``_version``), where the write's answer names one: the ledger keeps it to tell a later
+    edit in the target (drift) exactly."""
 
 
 class UploadJournal(Protocol):
@@ -390,6 +394,24 @@ class SupportsAssetExists(Protocol):
         ...
 
 
+@runtime_checkable
+class SupportsChangedSince(Protocol):
+    def iter_assets_changed_since(self, since: datetime) -> AsyncIterator[Asset]:
+        """The assets created or changed (file, metadata, folder) at or after ``since`` (an
+        aware UTC time), by the API's own filter or sort on update time; it may list more,
+        never fewer. An incremental listing says nothing about deletions: prune never acts
+        on it. Raises like ``iter_assets``."""
+        ...
+
+
+@runtime_checkable
+class SupportsMove(Protocol):
+    async def move(self, target_id: str, folder_id: str | None) -> None:
+        """Move an asset into the folder ``folder_id`` (``None`` = root), keeping its id,
+        file and metadata. Raises ItemError when the target refuses."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a connector can do, computed once from the Protocols it implements."""
@@ -400,6 +422,8 @@ class Capabilities:
     delete: bool
     find_asset: bool
     asset_exists: bool = False
+    move: bool = False
+    changed_since: bool = False
 
     @classmethod
     def of(cls, connector: object) -> Capabilities:
@@ -410,4 +434,6 @@ class Capabilities:
             delete=isinstance(connector, SupportsDelete),
             find_asset=isinstance(connector, SupportsFindAsset),
             asset_exists=isinstance(connector, SupportsAssetExists),
+            move=isinstance(connector, SupportsMove),
+            changed_since=isinstance(connector, SupportsChangedSince),
         )

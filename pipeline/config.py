@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
@@ -85,6 +85,13 @@ class RunConfig(BaseModel):
     """sync only: delete from the target what was migrated and is gone from the source."""
     max_deletes: int = Field(default=100, ge=0)
     """sync only: refuse to prune more than this many assets in one run."""
+    on_conflict: Literal["skip", "source-wins", "fail"] = "skip"
+    """An asset edited in the target since we wrote it (drift): ``skip`` leaves it and
+    reports a conflict, ``source-wins`` writes the source's version over it, ``fail`` stops
+    the run before anything is written."""
+    full_listing_every: int = Field(default=7, ge=1)
+    """sync only: list the whole source at least every this many runs (others list only what
+    changed since the last run, where the source can filter by update time); 1 = always."""
 
 
 class JobConfig(BaseModel):

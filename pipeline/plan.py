@@ -14,9 +14,11 @@ replaced), whose ledger row is retired.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from connectors.base import (
@@ -104,6 +106,18 @@ class AssetAction:
     """The target asset (as the target lists it) to adopt only once its bytes compare equal to
     the source's: execution reads both and hashes them. Equal: adopted, nothing sent. Else a
     SKIP fails with a conflict and a REPLACE replaces it."""
+    drift: bool = False
+    """The target asset was edited in the target since we wrote it (a CONFLICT under
+    ``on_conflict = "skip"`` or ``"fail"``): its ledger row is left as it is."""
+    move_from: FolderPath | None = None
+    """Where the target asset is now, when it is to be moved to ``target_folder`` first (the
+    source asset moved to another folder and the target can move assets)."""
+    meta_changed: bool = True
+    """An UPDATE sends the metadata (False: the source asset only moved to another folder)."""
+    target_size: int | None = None
+    target_version: str | None = None
+    """Size and version the target lists for the asset this action updates or adopts (the
+    ledger's drift marker when no file is sent)."""
 
 
 class PlanInvariantError(FatalError):
@@ -131,6 +145,9 @@ class Plan:
     """Paced listing requests of the target."""
     source_requests_per_download: int = 0
     """Paced source calls reading one asset's file takes (see ``Limits``)."""
+    listing: str = "full"
+    """How the source was listed: ``"full"``, or ``"changed since <UTC time>"`` (an
+    incremental listing: it says nothing about deletions, so nothing is pruned)."""
 
     @property
     def estimated_requests(self) -> int:
@@ -196,6 +213,12 @@ def asset_path(asset: Asset) -> str:
     return "/".join((*asset.folder_path, asset.filename))
 
 
+DRIFT_TOLERANCE = timedelta(minutes=2)
+"""How much later than our own write a target's ``updated_at`` may be and still be our write
+(clock skew between us and the CMS, and a CMS that stamps the end of its processing): only
+used where neither a version nor a size tells drift."""
+
+
 @dataclass(frozen=True, slots=True)
 class PlanInput:
     source_folders: Sequence[Folder]
@@ -216,10 +239,51 @@ class PlanInput:
     source_limits: Limits | None = None
     """The source's, where it declares them (its rate limit and listing page size feed the
     time estimate); ``None``: not paced."""
+    on_conflict: str = "skip"
+    """``[run] on_conflict``: what an asset edited in the target since we wrote it gets."""
+    changed_since: datetime | None = None
+    """Set when ``source_assets`` is an incremental listing (what changed since then): a
+    ledger row whose asset is not listed is unchanged, not gone, and nothing is pruned."""
+    drift_tolerance: timedelta = field(default_factory=lambda: DRIFT_TOLERANCE)
     """Source ids missing from the listing, read directly: True still there, False gone, a
     string when the read failed (why). ``None``: not read yet (prune then deletes nothing)."""
     folder_rules: FolderRules = field(default_factory=FolderRules)
     """The job's ``[mapping]`` folder rules (new root, renames, where collapsed paths go)."""
+
+
+def write_marker(size: int | None, version: str | None, at: datetime) -> str:
+    """The ledger's record of what the target held right after our write (JSON)."""
+    return json.dumps({"size": size, "version": version, "at": at.isoformat()},
+                      sort_keys=True)
+
+
+def target_drift(marker: str | None, current: Asset,
+                 tolerance: timedelta = DRIFT_TOLERANCE) -> str | None:
+    """How the target asset ``current`` (as the target lists it now) differs from what we
+    wrote (``marker``, from :func:`write_marker`), or ``None`` when it is what we wrote.
+
+    Exact where the write's answer named a version and the listing names one; else a size
+    differing from the one we wrote; else an ``updated_at`` later than our write by more
+    than ``tolerance``. A row written before markers existed (``None``) shows no drift.
+    """
+    if not marker:
+        return None
+    try:
+        data = json.loads(marker)
+        at = datetime.fromisoformat(data["at"]) if data.get("at") else None
+    except (ValueError, TypeError, KeyError):
+        return None
+    version, size = data.get("version"), data.get("size")
+    if version is not None and current.version is not None:
+        if str(version) != current.version:
+            return f"its version is {current.version}, we wrote version {version}"
+        return None
+    if size is not None and current.size is not None and size != current.size:
+        return f"its file is {current.size:,} bytes, we wrote {size:,}"
+    if at is not None and current.updated_at is not None and current.updated_at > at + tolerance:
+        return (f"updated there at {current.updated_at.isoformat(timespec='seconds')}, after "
+                f"our write at {at.isoformat(timespec='seconds')}")
+    return None
 
 
 def _listing_requests(limits: Limits, folders: int, assets: int) -> int:
@@ -342,8 +406,11 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         final_names.update(resolve_filename_collisions(
             names, rules=rules, taken=folder_names.get(folder, ()), limits=inp.limits))
 
-    # target assets that belong to a source asset still listed (a ledger row of ours)
+    # target assets that belong to a source asset still listed (a ledger row of ours); an
+    # incremental listing leaves out what did not change: every ledger row is still there
     present = {a.source_id for a in inp.source_assets}
+    if inp.changed_since is not None:
+        present.update(sid for kind, sid in inp.records if kind == "asset")
     live_owner = {
         r.target_id: sid for (kind, sid), r in inp.records.items()
         if kind == "asset" and sid in present and r.status is ItemStatus.DONE and r.target_id
@@ -375,7 +442,13 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
                     source_limits, len(inp.source_folders), len(inp.source_assets)),
                 target_listing_requests=_listing_requests(
                     inp.limits, len(inp.target_folders), len(inp.target_assets)),
-                source_requests_per_download=source_limits.requests_per_download)
+                source_requests_per_download=source_limits.requests_per_download,
+                listing="full" if inp.changed_since is None else
+                f"changed since {inp.changed_since.isoformat(timespec='seconds')}")
+    if inp.changed_since is not None and inp.prune:
+        plan = replace(plan, prune_note=(
+            "nothing pruned: this run listed only what changed in the source, which says "
+            "nothing about deletions; the next full listing ([run] full_listing_every) prunes"))
     check_plan(plan)
     return plan
 
@@ -532,7 +605,39 @@ def _asset_action(
         base = _target(base, current)
         old_content, _, old_meta = (record.source_hash or ":").partition(":")
         new_content, _, new_meta = base.source_hash.partition(":")
-        if old_content == new_content and old_meta == new_meta:
+        drifted = target_drift(record.target_marker, current, inp.drift_tolerance)
+        if drifted is not None:
+            return _drift_action(base, drifted, current, inp,
+                                 source_changed=(old_content, old_meta) != (new_content,
+                                                                            new_meta),
+                                 file_changed=old_content != new_content)
+        # a move changes the source path, which the metadata fingerprint holds: was that all?
+        old_folder = tuple(record.path.split("/")[:-1]) if record.path else None
+        moved_only = (old_meta != new_meta and old_folder is not None
+                      and old_folder != asset.folder_path
+                      and meta_hash(replace(asset, folder_path=old_folder)) == old_meta)
+        if moved_only:
+            base = replace(base, meta_changed=False)
+        if current.folder_path != folder:
+            if inp.capabilities.move:
+                base = replace(base, move_from=current.folder_path, warnings=(*base.warnings, (
+                    f"moved in the source: from {'/'.join(current.folder_path) or '(root)'!r} "
+                    f"to {'/'.join(folder) or '(root)'!r} in the target")))
+            else:
+                base = replace(base, target_folder=current.folder_path, warnings=(
+                    *base.warnings,
+                    f"moved in the source to {'/'.join(folder) or '(root)'!r}; the target "
+                    "cannot move assets between folders, so it stays in "
+                    f"{'/'.join(current.folder_path) or '(root)'!r} (move it there by hand)"))
+        if old_content == new_content and (old_meta == new_meta or moved_only):
+            if base.move_from is not None:
+                return _with(base, Op.UPDATE, "moved to another folder in the source")
+            if moved_only and current.folder_path != folder:
+                return _with(base, Op.UPDATE, "moved to another folder in the source; the "
+                             "target cannot move assets (nothing is sent, the ledger notes it)")
+            if moved_only:
+                return _with(base, Op.UPDATE, "its source folder path changed, its place in "
+                             "the target did not (nothing is sent, the ledger notes it)")
             return _with(base, Op.SKIP, "unchanged since the last run")
         if old_content != new_content:
             if inp.capabilities.replace:
@@ -617,6 +722,37 @@ def _asset_action(
     return _with(base, Op.CREATE, "not in the target")
 
 
+def _drift_action(base: AssetAction, drifted: str, current: Asset, inp: PlanInput, *,
+                  source_changed: bool, file_changed: bool) -> AssetAction:
+    """The action for an asset edited in the target since we wrote it, by
+    ``inp.on_conflict``: ``skip`` and ``fail`` leave it (a CONFLICT; ``fail`` stops the run
+    before any write), ``source-wins`` writes the source's file (the file changed on either
+    side) or metadata over it."""
+    what = f"changed in the target since assetferry wrote it ({drifted})"
+    if inp.on_conflict != "source-wins":
+        also = "; the source changed too" if source_changed else ""
+        return replace(_with(base, Op.CONFLICT,
+                             f"{what}{also}: left as it is ([run] on_conflict = "
+                             f"\"{inp.on_conflict}\"; set it to \"source-wins\" to write the "
+                             "source's version over it)"), drift=True)
+    why = f"{what}: the source's version is written over it ([run] on_conflict = \"source-wins\")"
+    base = replace(base, target_folder=current.folder_path
+                   if not inp.capabilities.move else base.target_folder,
+                   move_from=current.folder_path
+                   if inp.capabilities.move and current.folder_path != base.target_folder
+                   else None)
+    bytes_differ = file_changed or (current.size is not None and base.asset is not None
+                                    and base.asset.size is not None
+                                    and current.size != base.asset.size)
+    if (bytes_differ or not inp.capabilities.update_metadata) and inp.capabilities.replace:
+        return _with(base, Op.REPLACE, why)
+    if not bytes_differ and inp.capabilities.update_metadata:
+        return _with(base, Op.UPDATE, why)
+    return replace(_with(base, Op.CONFLICT,
+                         f"{what}: the target cannot replace files, so the source's version "
+                         "cannot be written over it; left as it is"), drift=True)
+
+
 def same_bytes(asset: Asset, other: Asset) -> bool | None:
     """Whether two listings name the same bytes: their checksums of a kind both list
     (``sha256``, else ``md5``; hex, case ignored) are equal. ``None`` when no kind is listed
@@ -644,7 +780,8 @@ def _with(action: AssetAction, op: Op, reason: str, *, reconcile: bool = False) 
 
 
 def _target(action: AssetAction, current: Asset) -> AssetAction:
-    return replace(action, target_id=current.source_id, target_url=current.url)
+    return replace(action, target_id=current.source_id, target_url=current.url,
+                   target_size=current.size, target_version=current.version)
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,8 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "estimated_requests": plan.estimated_requests,
         "estimated_source_requests": plan.estimated_source_requests,
         "estimated_seconds": plan.estimated_seconds,
+        "listing": plan.listing,
+        "drift": sum(1 for a in plan.assets if a.drift),
     }
 
 
@@ -217,6 +219,10 @@ class RunSummary:
     input_error: bool = False
     """The fatal error names an input to fix (job file, manifest, credentials, state DB
     location): running again unchanged would fail the same way."""
+    listing: dict[str, str] | None = None
+    """How the source was listed: ``kind`` (``full`` | ``incremental``), ``started_at`` (our
+    UTC clock when listing began: the next sync's watermark once this run completed) and
+    ``source`` (the plan's words). Kept in the run's row of the state DB."""
 
     def assets(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.kind == "asset"]
@@ -275,6 +281,7 @@ class RunSummary:
             "counts": self.counts(),
             "exit_code": self.exit_code(),
             "fatal": self.fatal,
+            "listing": self.listing,
             "prune_held_back": {"deletions": self.held_deletes, "reason": self.prune_note}
             if self.held_deletes else None,
             "failures": [{"kind": o.kind, "source_id": o.source_id, "path": o.path,
@@ -318,7 +325,11 @@ class RunSummary:
         ]
         if self.fatal:
             lines.append(f"stopped: {self.fatal}")
-        if self.held_deletes:
+        if self.listing and self.listing.get("kind") == "incremental":
+            lines.append(f"source listed incrementally: {self.listing.get('source')} (a "
+                         "full listing, which also finds deletions, comes every "
+                         "[run] full_listing_every runs)")
+        if self.held_deletes or self.prune_note:
             lines.append(f"prune: {self.prune_note}")
         lines.extend(f"  FAILED {o.kind} {one_line(o.path)}: {one_line(o.reason)}"
                      for o in self.failed())

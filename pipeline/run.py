@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from connectors.base import (
     Folder,
     Source,
     SupportsAssetExists,
+    SupportsChangedSince,
     Target,
 )
 from connectors.errors import AuthError, ConfigError, FatalError, SyncError
@@ -34,6 +36,7 @@ from state.store import (
     ItemRecord,
     ItemStatus,
     RunLockedError,
+    RunRecord,
     RunStatus,
     StateError,
     StateStore,
@@ -73,13 +76,17 @@ class Listing:
     assets: list[Asset]
 
 
-async def list_all(connector: Source, side: str) -> Listing:
-    """The full listing of one side; any failure is fatal (no diff on half a listing)."""
+async def list_all(connector: Source, side: str, *, since: datetime | None = None) -> Listing:
+    """The full listing of one side (with ``since``, its folders and the assets changed since
+    then: see ``SupportsChangedSince``); any failure is fatal (no diff on half a listing)."""
     folders: list[Folder] = []
     assets: list[Asset] = []
     try:
         folders.extend([folder async for folder in connector.iter_folders()])
-        assets.extend([asset async for asset in connector.iter_assets()])
+        if since is not None and isinstance(connector, SupportsChangedSince):
+            assets.extend([a async for a in connector.iter_assets_changed_since(since)])
+        else:
+            assets.extend([asset async for asset in connector.iter_assets()])
     except FatalError:
         raise
     except SyncError as exc:
@@ -124,14 +131,55 @@ def _check_locale_rules(job: JobConfig, target: Target) -> None:
                           + "\n  ".join(problems))
 
 
+LISTING_OVERLAP = timedelta(minutes=10)
+"""An incremental listing asks for what changed since the last completed run's listing
+started, less this much: a CMS whose clock runs behind ours, or an edit saved while we
+listed, is not missed (an asset listed twice costs nothing: it is unchanged)."""
+
+
+def incremental_since(runs: Sequence[RunRecord], every: int) -> datetime | None:
+    """Where a sync's source listing may start (an aware UTC time), or ``None`` for a full
+    listing. ``runs``: the route's runs, newest first.
+
+    Incremental when the newest run that completed (DONE: listed whole, nothing failed,
+    nothing interrupted) recorded when its listing started (the watermark), and a completed
+    full listing is among the last ``every - 1`` runs (``[run] full_listing_every``: a full
+    listing at least every ``every`` runs catches the deletions an incremental one cannot
+    see). A partial, failed or interrupted run never advances the watermark, so what it
+    left undone is listed again.
+    """
+    if every <= 1:
+        return None
+    watermark: datetime | None = None
+    for run in runs:
+        listing = run.summary.get("listing")
+        if run.status is RunStatus.DONE and isinstance(listing, dict):
+            try:
+                watermark = datetime.fromisoformat(str(listing["started_at"]))
+            except (KeyError, ValueError):
+                return None
+            break
+    if watermark is None or watermark.tzinfo is None:
+        return None
+    recent_full = any(
+        r.status is RunStatus.DONE and isinstance(r.summary.get("listing"), dict)
+        and r.summary["listing"].get("kind") == "full" for r in runs[:every - 1])
+    return watermark - LISTING_OVERLAP if recent_full else None
+
+
 async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
                      records: Mapping[tuple[str, str], ItemRecord], *,
-                     retry_failed: bool = False, prune: bool | None = None) -> Plan:
+                     retry_failed: bool = False, prune: bool | None = None,
+                     since: datetime | None = None) -> Plan:
+    """List both sides (the source since ``since`` where it can filter by update time)
+    and plan; confirms each deletion by a direct read of the source."""
     _check_locale_rules(job, target)  # before any listing: a bad job file is found at once
     listings: dict[str, Listing] = {}
+    if since is not None and not isinstance(source, SupportsChangedSince):
+        since = None  # the source cannot list by update time: a full listing
 
     async def grab(side: str, conn: Source) -> None:
-        listings[side] = await list_all(conn, side)
+        listings[side] = await list_all(conn, side, since=since if side == "source" else None)
 
     with unwrap_groups():
         async with anyio.create_task_group() as tg:
@@ -154,8 +202,18 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
         max_deletes=job.run.max_deletes,
         retry_failed_only=retry_failed,
         source_limits=source.limits if isinstance(source, Target) else None,
+        on_conflict=job.run.on_conflict,
+        changed_since=since,
     )
     plan = make_plan(route, inp)
+    if since is not None and any(a.op is Op.CONFLICT and not a.drift for a in plan.assets):
+        # a name held by an asset the incremental listing left out (a re-upload under a new
+        # id takes over a gone asset's copy): only the full listing can tell, so list it all
+        log.info("list.full_after_conflict", side="source", connector=source.name)
+        full = await list_all(source, "source")
+        inp = replace(inp, source_folders=full.folders, source_assets=full.assets,
+                      changed_since=None)
+        plan = make_plan(route, inp)
     if plan.to_confirm:
         reads = await confirm_gone(source, plan.to_confirm)
         plan = make_plan(route, replace(inp, direct_reads=reads))
@@ -263,12 +321,29 @@ async def execute_job(
             route = job.route(source.scope, target.scope)
             summary.route = route
             records = _read_records(job, route)
+            since = None
+            pruning = job.run.prune if prune is None else prune
+            # deletions show only in a full listing: a pruning run lists the source whole
+            if mode == "sync" and not retry_failed and not pruning:
+                since = incremental_since(_read_runs(job, route, job.run.full_listing_every),
+                                          job.run.full_listing_every)
+            listed_at = datetime.now(UTC)
             plan = await build_plan(job, source, target, route, records,
                                     retry_failed=retry_failed,
-                                    prune=prune if mode == "sync" else False)
+                                    prune=prune if mode == "sync" else False, since=since)
+            summary.listing = {"kind": "full" if plan.listing == "full" else "incremental",
+                               "started_at": listed_at.isoformat(), "source": plan.listing}
             if on_plan is not None:
                 on_plan(plan)
             summary.held_deletes, summary.prune_note = plan.held_deletes, plan.prune_note
+            drifted = [a for a in plan.assets if a.drift]
+            if drifted and job.run.on_conflict == "fail":
+                raise FatalError(
+                    f"{len(drifted)} asset{'s' if len(drifted) != 1 else ''} changed in the "
+                    "target since assetferry wrote them (first: "
+                    f"{drifted[0].path}, {drifted[0].reason.split(': left as')[0]}); nothing "
+                    "was written ([run] on_conflict = \"fail\"): look at them in the target, "
+                    "then set on_conflict to \"skip\" or \"source-wins\" for a run")
             store = StateStore(job.run.state)
             try:
                 run_id = store.start_run(route, mode, planned=planned_work(plan, records))
@@ -331,6 +406,17 @@ def planned_work(plan: Plan, records: Mapping[tuple[str, str], ItemRecord]) -> i
                                       or rec.status is not ItemStatus.DONE)
 
     return sum(1 for a in plan.assets if writes(a))
+
+
+def _read_runs(job: JobConfig, route: str, every: int) -> list[RunRecord]:
+    """The route's last ``every`` runs, newest first (none without a state DB)."""
+    store = open_state(job, create=False)
+    if store is None:
+        return []
+    try:
+        return store.runs(route, limit=max(every, 1))
+    finally:
+        store.close()
 
 
 def _read_records(job: JobConfig, route: str) -> dict[tuple[str, str], ItemRecord]:

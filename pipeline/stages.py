@@ -11,6 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -25,6 +26,7 @@ from connectors.base import (
     StagedFile,
     SupportsDelete,
     SupportsFindAsset,
+    SupportsMove,
     SupportsReplace,
     SupportsUpdateMetadata,
     Target,
@@ -34,7 +36,7 @@ from connectors.base import (
 from connectors.errors import AmbiguousError, FatalError, ItemError, RetryableError, SyncError
 from pipeline.checkpoint import Checkpointer, RecordJournal
 from pipeline.crashpoints import crash_point
-from pipeline.plan import AssetAction, FolderAction, Op
+from pipeline.plan import AssetAction, FolderAction, Op, write_marker
 from state.store import PRUNED_NOTE, ItemRecord, ItemStatus
 
 log = structlog.get_logger(__name__)
@@ -240,6 +242,9 @@ class AssetLoader:
                 return await self._done(action, rec, TargetRef(action.target_id,
                                                                action.target_url), 0)
             return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
+        if op is Op.CONFLICT and action.drift:
+            # edited in the target: the ledger keeps what we wrote, so the drift stays seen
+            return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
         if op in (Op.UNSUPPORTED, Op.CONFLICT):
             await self.ckpt.post(replace(rec, status=ItemStatus.SKIPPED, last_error=action.reason,
                                          source_hash=rec.source_hash, path=action.path))
@@ -253,12 +258,28 @@ class AssetLoader:
                                            target_id=None, target_url=None,
                                            last_error=PRUNED_NOTE))
             return self._outcome(action, ItemStatus.DONE, "deleted", rec)
+        if action.move_from is not None and op in (Op.UPDATE, Op.REPLACE):
+            await self._move(action)
         if op is Op.UPDATE:
-            assert isinstance(self.target, SupportsUpdateMetadata)  # noqa: S101
             assert action.target_id  # noqa: S101
-            await self.target.update_metadata(action.target_id, action.meta)
+            if action.meta_changed:
+                assert isinstance(self.target, SupportsUpdateMetadata)  # noqa: S101
+                await self.target.update_metadata(action.target_id, action.meta)
             return await self._done(action, rec, TargetRef(action.target_id, action.target_url), 0)
         return await self._upload(action, rec)
+
+    async def _move(self, action: AssetAction) -> None:
+        """Move the target asset into the action's target folder (the source asset moved)."""
+        assert isinstance(self.target, SupportsMove)  # noqa: S101 - the plan checked
+        assert action.target_id  # noqa: S101
+        assert action.target_folder is not None  # noqa: S101
+        folder_id = self.folder_ids.get(action.target_folder)
+        if folder_id is None:
+            raise ItemError(f"its target folder {'/'.join(action.target_folder)!r} was not "
+                            "created, so it cannot be moved there")
+        await self.target.move(action.target_id, folder_id or None)
+        log.info("load.moved", source_id=action.source_id, target_id=action.target_id,
+                 to="/".join(action.target_folder))
 
     async def _adopt_if_equal(self, action: AssetAction, rec: ItemRecord) -> Outcome:
         """Adopt ``action.adopt_from`` only when its bytes equal the source's (issue 6 §1(a)).
@@ -315,11 +336,11 @@ class AssetLoader:
                 if found is not None:
                     log.info("load.reconciled", source_id=action.source_id,
                              target_id=found.target_id)
-                    return await self._done(action, rec, found, 0)
+                    return await self._done(action, rec, found, 0, written=staged.size)
             crash_point("upload.before")
             ref = await self._send(action, request, staged)
             crash_point("upload.after")
-            return await self._done(action, rec, ref, staged.size)
+            return await self._done(action, rec, ref, staged.size, written=staged.size)
         finally:
             staged.path.unlink(missing_ok=True)
 
@@ -362,13 +383,21 @@ class AssetLoader:
         return await self.target.find_asset(request.folder_id, request.filename, staged.size)
 
     async def _done(self, action: AssetAction, rec: ItemRecord, ref: TargetRef,
-                    size: int) -> Outcome:
+                    size: int, *, written: int | None = None) -> Outcome:
+        """Record the item done; ``size``: bytes sent, ``written``: the size of the file the
+        target now holds from us (``None``: no file was written, the listed size stands)."""
+        untouched = action.op is Op.SKIP or (action.op is Op.UPDATE and not action.meta_changed
+                                             and action.move_from is None)
+        marker = write_marker(written if written is not None else action.target_size,
+                              ref.version or (action.target_version if untouched else None),
+                              datetime.now(UTC))
         done = replace(self.ckpt.records.get(("asset", action.source_id), rec),
                        route=self.route, status=ItemStatus.DONE, intent=None, journal={},
                        target_id=ref.target_id, target_url=ref.url, last_error=None,
                        source_hash=action.source_hash, path=action.path,
                        source_url=action.asset.url if action.asset else rec.source_url,
-                       target_path="/".join((*(action.target_folder or ()), action.filename)))
+                       target_path="/".join((*(action.target_folder or ()), action.filename)),
+                       target_marker=marker)
         await self.ckpt.commit(done)
         crash_point("asset.done")
         log.info("load.done", source_id=action.source_id, op=action.op.value,

@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -37,8 +38,10 @@ from connectors.base import (
     Source,
     StagedFile,
     SupportsAssetExists,
+    SupportsChangedSince,
     SupportsDelete,
     SupportsFindAsset,
+    SupportsMove,
     SupportsReplace,
     SupportsUpdateMetadata,
     Target,
@@ -166,6 +169,12 @@ def _form_fields(meta: AssetMeta, folder_id: str | None) -> dict[str, str]:
     return fields
 
 
+def _ref(record: WireAsset) -> TargetRef:
+    """Where a write put the asset, with its ``_version`` after the write."""
+    version = str(record.version) if record.version is not None else None
+    return TargetRef(target_id=record.uid, url=record.url, version=version)
+
+
 class ContentstackConnector:
     """A Contentstack stack's assets on one branch: source, target and the optional extras."""
 
@@ -201,10 +210,24 @@ class ContentstackConnector:
 
     async def iter_assets(self) -> AsyncIterator[Asset]:
         """Every file of the stack (folders excluded), page by page as they arrive."""
+        async for asset in self._assets(None):
+            yield asset
+
+    async def iter_assets_changed_since(self, since: datetime) -> AsyncIterator[Asset]:
+        """The files whose ``updated_at`` is at or after ``since``: the listing's documented
+        ``query`` parameter with ``{"updated_at": {"$gte": ...}}`` (facts §1.3, the CMA query
+        language), paged and checked like the full listing. A move, a metadata edit and a new
+        file all set ``updated_at``."""
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+            f"{since.microsecond // 1000:03d}Z")
+        async for asset in self._assets({"updated_at": {"$gte": stamp}}):
+            yield asset
+
+    async def _assets(self, query: Mapping[str, Any] | None) -> AsyncIterator[Asset]:
         folders = await self._folder_map()
         refreshed = False
         count = 0
-        async with aclosing(self._pages()) as pages:
+        async with aclosing(self._pages(query=query)) as pages:
             async for page in pages:
                 for record in page:
                     if record.is_dir or record.content_type == FOLDER_CONTENT_TYPE:
@@ -281,7 +304,7 @@ class ContentstackConnector:
             target_id=record.uid,
             bytes=staged.size,
         )
-        return TargetRef(target_id=record.uid, url=record.url)
+        return _ref(record)
 
     async def replace(
         self, target_id: str, request: UploadRequest, staged: StagedFile, journal: UploadJournal
@@ -296,7 +319,7 @@ class ContentstackConnector:
             replace_uid=target_id,
         )
         log.info("contentstack.replaced", target_id=record.uid, bytes=staged.size)
-        return TargetRef(target_id=record.uid, url=record.url)
+        return _ref(record)
 
     async def update_metadata(self, target_id: str, meta: AssetMeta) -> None:
         """Set title (when given), description and tags; an empty description or tag list
@@ -306,6 +329,12 @@ class ContentstackConnector:
             body["title"] = meta.title
         await self._client.update(target_id, body)
         log.info("contentstack.metadata_updated", target_id=target_id)
+
+    async def move(self, target_id: str, folder_id: str | None) -> None:
+        """Move an asset into ``folder_id`` (``None``: the root) by ``PUT /v3/assets/{uid}``
+        with ``parent_uid`` (facts §1.6: "asset[parent_uid] (moving to a folder)")."""
+        await self._client.update(target_id, {"parent_uid": folder_id})
+        log.info("contentstack.moved", target_id=target_id, folder_id=folder_id)
 
     async def delete(self, target_id: str) -> None:
         """Delete an asset; one that is already gone counts as deleted."""
@@ -439,3 +468,5 @@ _update: type[SupportsUpdateMetadata] = ContentstackConnector
 _delete: type[SupportsDelete] = ContentstackConnector
 _find: type[SupportsFindAsset] = ContentstackConnector
 _exists: type[SupportsAssetExists] = ContentstackConnector
+_move: type[SupportsMove] = ContentstackConnector
+_changed: type[SupportsChangedSince] = ContentstackConnector

@@ -65,8 +65,10 @@ from connectors.base import (
     Source,
     StagedFile,
     SupportsAssetExists,
+    SupportsChangedSince,
     SupportsDelete,
     SupportsFindAsset,
+    SupportsMove,
     SupportsReplace,
     SupportsUpdateMetadata,
     Target,
@@ -93,6 +95,8 @@ refuses an empty file with ``EntityTooSmall``."""
 PER_PAGE = 100
 CDN_HOST = "https://a.storyblok.com"
 LISTING_ORDER = "created_at:asc"
+CHANGED_ORDER = "updated_at:desc"
+"""The incremental listing's order: most recently updated first (facts §2.3 ``sort_by``)."""
 """Oldest first: the stable order the asset list offers (``sort_by``, facts §2)."""
 
 _I18N = re.compile(r"^(alt|title|copyright|description)__i18n__(.+)$")
@@ -387,13 +391,33 @@ class StoryblokConnector:
                         folders = await self._load_folders(refresh=True)
                     yield await self._to_asset(wire, folders)
 
-    def _asset_pages(self, params: Mapping[str, Any]) -> AsyncGenerator[list[WireAsset], None]:
+    async def iter_assets_changed_since(self, since: datetime) -> AsyncIterator[Asset]:
+        """The assets updated at or after ``since``: the listing sorted by the documented
+        ``sort_by=updated_at:desc`` (facts §2.3; the assets listing has no filter on update
+        time), read page by page until the first asset updated before ``since``. An upload,
+        a metadata edit and a move all set ``updated_at``."""
+        folders = await self._load_folders()
+        async with aclosing(self._asset_pages({}, order=CHANGED_ORDER)) as pages:
+            async for page in pages:
+                for wire in page:
+                    changed = _parse_time(wire.updated_at)
+                    if changed is not None and changed < since:
+                        return
+                    if wire.deleted_at:
+                        continue
+                    key = _folder_key(wire.asset_folder_id)
+                    if key is not None and key not in folders:
+                        folders = await self._load_folders(refresh=True)
+                    yield await self._to_asset(wire, folders)
+
+    def _asset_pages(self, params: Mapping[str, Any], *, order: str = "",
+                     ) -> AsyncGenerator[list[WireAsset], None]:
         """Pages of ``GET assets`` with ``params``, oldest first (``sort_by=created_at:asc``:
-        a new upload lands at the end and shifts nothing already read)."""
+        a new upload lands at the end and shifts nothing already read) unless ``order``."""
 
         async def fetch(paging: Mapping[str, int]) -> tuple[list[WireAsset], int | None]:
             return await self._client.list_assets(
-                {**params, "sort_by": LISTING_ORDER, **paging}
+                {**params, "sort_by": order or LISTING_ORDER, **paging}
             )
 
         return iter_listing(fetch, lambda: PageNumberPaginator(per_page=PER_PAGE),
@@ -622,6 +646,13 @@ class StoryblokConnector:
         asset_id = _parse_id(target_id)
         await self._put_meta(asset_id, meta, None, merge=True)
 
+    async def move(self, target_id: str, folder_id: str | None) -> None:
+        """Move an asset into ``folder_id`` (``None``: the root): ``PUT assets/{id}`` with
+        ``asset_folder_id`` (the asset object's folder field, facts §2.6)."""
+        await self._client.update_asset(
+            _parse_id(target_id), {"asset_folder_id": _parse_id(folder_id) if folder_id else None})
+        log.info("storyblok.moved", target_id=target_id, folder_id=folder_id)
+
     async def _put_meta(
         self, asset_id: int, meta: AssetMeta, dims: Dims | None, *, merge: bool
     ) -> None:
@@ -745,3 +776,5 @@ _update_metadata: type[SupportsUpdateMetadata] = StoryblokConnector
 _delete: type[SupportsDelete] = StoryblokConnector
 _find_asset: type[SupportsFindAsset] = StoryblokConnector
 _asset_exists: type[SupportsAssetExists] = StoryblokConnector
+_move: type[SupportsMove] = StoryblokConnector
+_changed_since: type[SupportsChangedSince] = StoryblokConnector

@@ -1,0 +1,291 @@
+"""The nightly mirror (issue 11, `sync`): incremental listing from a watermark, a full listing
+every `[run] full_listing_every` runs, drift in the target under `[run] on_conflict`, moves,
+and a run with nothing changed making listing requests only."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.contentstack.emulator import ContentstackEmulator
+from connectors.emulation import in_process_transport
+from connectors.storyblok.emulator import StoryblokEmulator
+from pipeline.config import JobConfig, load_job
+from pipeline.plan import Op
+from pipeline.report import RunSummary
+from pipeline.run import Transports, execute_job
+from state.store import ItemStatus, StateStore
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN
+
+SB_SPACE = 288868932106301
+SB_TOKEN = "sb-mirror-token-9e2b"
+SB = "http://sb.emulator"
+CS = "http://cs.emulator"
+SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
+              f'base_url = "{SB}"\nrequests_per_second = 1000\n')
+CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
+              f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
+CS_HEADERS = {"api_key": CS_KEY, "authorization": CS_TOKEN}
+SB_HEADERS = {"authorization": SB_TOKEN}
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Pass requests on to ``inner`` and note each one (method, path, query)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.seen: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.fixture
+def sb() -> Iterator[StoryblokEmulator]:
+    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def cs() -> Iterator[ContentstackEmulator]:
+    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
+    yield e
+    e.close()
+
+
+def load(tmp_path: Path, source: str, target: str, run: str = "") -> JobConfig:
+    path = tmp_path / "job.toml"
+    path.write_text(f"[source]\n{source}\n[target]\n{target}\n"
+                    f'[run]\nstate = "{tmp_path / "state.db"}"\n{run}', encoding="utf-8")
+    return load_job(path, env={})
+
+
+def with_run(job: JobConfig, **run: Any) -> JobConfig:
+    return job.model_copy(update={"run": job.run.model_copy(update=run)})
+
+
+async def sync(job: JobConfig, transports: Transports) -> RunSummary:
+    return await execute_job(job, "sync", transports=transports)
+
+
+async def api(app: Any, method: str, url: str, headers: dict[str, str], **kw: Any) -> None:
+    """One request to an emulator's API, as an editor's tool would send it."""
+    async with httpx.AsyncClient(transport=in_process_transport(app)) as client:
+        response = await client.request(method, url, headers=headers, **kw)
+        assert response.is_success, response.text
+
+
+def listing_kinds(job: JobConfig, route: str) -> list[str]:
+    """The listing kind of each run, oldest first."""
+    with StateStore(job.run.state) as store:
+        return [r.summary.get("listing", {}).get("kind", "?")
+                for r in reversed(store.runs(route, limit=50))]
+
+
+def is_listing(request: httpx.Request) -> bool:
+    """A GET of a collection (folders, assets, tags), never of one asset."""
+    path = request.url.path.rstrip("/")
+    return request.method == "GET" and path.endswith(
+        ("/v3/assets", "/assets", "/asset_folders", "/internal_tags"))
+
+
+YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def age(records: dict[Any, dict[str, Any]]) -> None:
+    """Make a seeded library a day old (as a library is when the mirror starts)."""
+    for record in records.values():
+        record["created_at"] = record["updated_at"] = YESTERDAY
+
+
+def sb_folder_of(sb: StoryblokEmulator, name: str) -> int | None:
+    [asset] = [a for a in sb.assets.values() if a["short_filename"] == name]
+    return asset["asset_folder_id"]  # type: ignore[no-any-return]
+
+
+async def test_contentstack_to_storyblok_each_kind_of_change_then_a_no_change_run(
+    tmp_path: Path, cs: ContentstackEmulator, sb: StoryblokEmulator
+) -> None:
+    """New, metadata, bytes and moved in the source reach the target through an incremental
+    listing (the documented `query` on `updated_at`); a moved asset keeps its Storyblok id;
+    then a run with nothing changed makes listing requests only, as many with 3 assets as
+    with 9 (no request per asset)."""
+    brand, other = cs.add_folder("Brand"), cs.add_folder("Other")
+    moved = cs.add_asset("logo.txt", b"logo", parent_uid=brand, title="Logo")
+    edited = cs.add_asset("notes.txt", b"notes", parent_uid=brand, title="Notes")
+    rebytes = cs.add_asset("data.txt", b"v1", title="Data")
+    cs.add_asset("still.txt", b"unchanged", parent_uid=other)
+    age(cs.assets)
+    source = Recorder(in_process_transport(cs.app))
+    transports = {"source": source, "target": in_process_transport(sb.app)}
+    job = load(tmp_path, CS_SECTION, SB_SECTION)
+    first = await sync(job, transports)
+    assert first.exit_code() == 0, first.text()
+    sb_ids = {a["short_filename"]: i for i, a in sb.assets.items()}
+    sb_folders = {f["name"]: i for i, f in sb.folders.items()}
+
+    await api(cs.app, "PUT", f"{CS}/v3/assets/{moved}", CS_HEADERS,
+              json={"asset": {"parent_uid": other}})
+    await api(cs.app, "PUT", f"{CS}/v3/assets/{edited}", CS_HEADERS,
+              json={"asset": {"title": "Notes, revised"}})
+    await api(cs.app, "PUT", f"{CS}/v3/assets/{rebytes}", CS_HEADERS,
+              files={"asset[upload]": ("data.txt", b"version two", "text/plain")})
+    cs.add_asset("new.txt", b"new", parent_uid=other)
+    source.seen.clear()
+    second = await sync(job, transports)
+    assert second.exit_code() == 0, second.text()
+    asked = [json.loads(r.url.params["query"]) for r in source.seen if "query" in r.url.params]
+    assert any("updated_at" in q for q in asked), "listed by the documented updated_at filter"
+    c = second.counts()
+    assert (c["created"], c["replaced"], c["updated"]) == (1, 1, 2), second.text()
+    assert c["source_entries"] == 4, "only the 4 changed assets were listed"
+    assert sb_folder_of(sb, "logo.txt") == sb_folders["Other"]
+    assert {a["short_filename"]: i for i, a in sb.assets.items()
+            if a["short_filename"] != "new.txt"} == sb_ids, "moved in place, same ids"
+    assert sb.assets[sb_ids["notes.txt"]]["title"] == "Notes, revised"
+    assert sb.blob(sb_ids["data.txt"]) == b"version two"
+
+    async def no_change_requests() -> tuple[list[httpx.Request], list[httpx.Request]]:
+        target = Recorder(in_process_transport(sb.app))
+        source.seen.clear()
+        quiet = await sync(job, {"source": source, "target": target})
+        assert quiet.exit_code() == 0, quiet.text()
+        assert sum(quiet.counts()[k] for k in ("created", "replaced", "updated",
+                                               "adopted", "deleted")) == 0
+        return list(source.seen), list(target.seen)
+
+    src, dst = await no_change_requests()
+    assert all(is_listing(r) for r in src + dst), [str(r.url) for r in src + dst
+                                                    if not is_listing(r)]
+    # one page each of source folders and assets; of target folders and assets
+    assert (len(src), len(dst)) == (2, 2)
+    for n in range(6):
+        cs.add_asset(f"more-{n}.txt", b"more", parent_uid=other)
+    assert (await sync(job, transports)).exit_code() == 0
+    assert (len(src), len(dst)) == tuple(map(len, await no_change_requests())), \
+        "the no-change run costs the same with more assets"
+    assert listing_kinds(job, first.route)[:2] == ["full", "incremental"]
+
+
+async def test_storyblok_to_contentstack_drift_move_and_full_listing_every_n_runs(
+    tmp_path: Path, cs: ContentstackEmulator, sb: StoryblokEmulator
+) -> None:
+    """Storyblok lists what changed by `sort_by=updated_at:desc`; a moved asset is moved in
+    Contentstack (same uid). An edit made in Contentstack since we wrote the asset (its
+    `_version` moved on) is a conflict: not overwritten under the default policy, the run
+    stops before any write under "fail", and the source wins under "source-wins". A full
+    listing comes at least every `full_listing_every` runs."""
+    x, y = sb.add_folder("X"), sb.add_folder("Y")
+    photo = sb.add_asset("photo.txt", b"photo", folder_id=x, title="Photo")
+    doc = sb.add_asset("doc.txt", b"doc", folder_id=x, title="Doc")
+    age(sb.assets)
+    source = Recorder(in_process_transport(sb.app))
+    transports = {"source": source, "target": in_process_transport(cs.app)}
+    job = load(tmp_path, SB_SECTION, CS_SECTION, "full_listing_every = 3\n")
+    first = await sync(job, transports)
+    assert first.exit_code() == 0, first.text()
+    uids = {r["filename"]: uid for uid, r in cs.assets.items()}
+    cs_folders = {r["name"]: uid for uid, r in cs.folders.items()}
+
+    base = f"{SB}/v1/spaces/{SB_SPACE}/assets"
+    await api(sb.app, "PUT", f"{base}/{photo}", SB_HEADERS, json={"asset": {"asset_folder_id": y}})
+    source.seen.clear()
+    second = await sync(job, transports)
+    assert second.exit_code() == 0, second.text()
+    assert any(r.url.params.get("sort_by") == "updated_at:desc" for r in source.seen)
+    assert second.counts()["source_entries"] == 1
+    assert cs.assets[uids["photo.txt"]]["parent_uid"] == cs_folders["Y"]
+    assert {r["filename"]: uid for uid, r in cs.assets.items()} == uids
+
+    # someone edits doc.txt in Contentstack; then its title changes in Storyblok too
+    await api(cs.app, "PUT", f"{CS}/v3/assets/{uids['doc.txt']}", CS_HEADERS,
+              json={"asset": {"title": "Edited in Contentstack"}})
+    await api(sb.app, "PUT", f"{base}/{doc}", SB_HEADERS, json={"asset": {"title": "Doc v2"}})
+    third = await sync(job, transports)
+    assert third.exit_code() == 1, third.text()
+    [conflict] = third.not_migrated()
+    assert conflict.op is Op.CONFLICT
+    assert "changed in the target since assetferry wrote it" in conflict.reason
+    assert "version" in conflict.reason
+    assert cs.assets[uids["doc.txt"]]["title"] == "Edited in Contentstack", "not overwritten"
+    with StateStore(job.run.state) as store:
+        row = store.items(third.route)[("asset", str(doc))]
+    assert row.status is ItemStatus.DONE, "the ledger keeps what we wrote"
+
+    failing = await sync(with_run(job, on_conflict="fail"), transports)
+    assert failing.exit_code() == 2
+    assert failing.fatal is not None
+    assert "changed in the target" in failing.fatal
+    assert cs.assets[uids["doc.txt"]]["title"] == "Edited in Contentstack"
+
+    # the failed run wrote nothing, not even a run; runs 2 and 3 (partial: the conflict)
+    # hold no completed full listing, so with full_listing_every = 3 this one lists in full
+    wins = await sync(with_run(job, on_conflict="source-wins"), transports)
+    assert wins.exit_code() == 0, wins.text()
+    assert cs.assets[uids["doc.txt"]]["title"] == "Doc v2"
+    assert listing_kinds(job, first.route) == ["full", "incremental", "incremental", "full"]
+    again = await sync(job, transports)
+    assert again.exit_code() == 0, again.text()
+    assert listing_kinds(job, first.route)[-1] == "incremental"
+
+
+async def test_a_target_edit_on_storyblok_is_a_conflict_by_its_update_time(
+    tmp_path: Path, cs: ContentstackEmulator, sb: StoryblokEmulator
+) -> None:
+    """Storyblok gives no version: an `updated_at` later than our write (beyond the clock
+    tolerance) is drift. The default policy leaves the target's edit in place."""
+    uid = cs.add_asset("card.txt", b"card", title="Card")
+    transports = {"source": in_process_transport(cs.app), "target": in_process_transport(sb.app)}
+    job = load(tmp_path, CS_SECTION, SB_SECTION)
+    assert (await sync(job, transports)).exit_code() == 0
+    [(sb_id, asset)] = list(sb.assets.items())
+    await api(sb.app, "PUT", f"{SB}/v1/spaces/{SB_SPACE}/assets/{sb_id}", SB_HEADERS,
+              json={"asset": {"title": "Their title"}})
+    later = datetime.now(UTC) + timedelta(hours=1)  # the edit, as made the next morning
+    asset["updated_at"] = later.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    await api(cs.app, "PUT", f"{CS}/v3/assets/{uid}", CS_HEADERS,
+              json={"asset": {"title": "Our title"}})
+    summary = await sync(job, transports)
+    assert summary.exit_code() == 1
+    [conflict] = summary.not_migrated()
+    assert "updated there at" in conflict.reason
+    assert sb.assets[sb_id]["title"] == "Their title"
+
+
+async def test_a_move_the_target_cannot_make_is_reported_and_sends_nothing(
+    tmp_path: Path, sb: StoryblokEmulator
+) -> None:
+    """A local folder target has no move: the file stays where it is and the run says so."""
+    x, y = sb.add_folder("X"), sb.add_folder("Y")
+    photo = sb.add_asset("photo.txt", b"photo", folder_id=x)
+    dest = tmp_path / "mirror"
+    job = load(tmp_path, SB_SECTION, f'connector = "local"\npath = "{dest}"\n')
+    transports = {"source": in_process_transport(sb.app)}
+    assert (await sync(job, transports)).exit_code() == 0
+    await api(sb.app, "PUT", f"{SB}/v1/spaces/{SB_SPACE}/assets/{photo}", SB_HEADERS,
+              json={"asset": {"asset_folder_id": y}})
+    outcomes: list[Any] = []
+    plans: list[Any] = []
+    summary = await execute_job(job, "sync", transports=transports, progress=outcomes.append,
+                                on_plan=plans.append)
+    assert summary.exit_code() == 0, summary.text()
+    [action] = [a for a in plans[0].assets if a.source_id == str(photo)]
+    assert action.op is Op.UPDATE
+    assert any("cannot move" in w for w in action.warnings)
+    assert (dest / "X" / "photo.txt").read_bytes() == b"photo"
+    assert not (dest / "Y" / "photo.txt").exists()
+    assert summary.counts()["bytes"] == 0
+    again: list[Any] = []
+    await execute_job(job, "sync", transports=transports, on_plan=again.append)
+    assert {a.op for a in again[0].assets} == {Op.SKIP}, "reported once, then quiet"
