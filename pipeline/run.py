@@ -399,6 +399,8 @@ def planned_work(plan: Plan, records: Mapping[tuple[str, str], ItemRecord]) -> i
     (the same test as ``AssetLoader._dispatch``).
     """
     def writes(a: AssetAction) -> bool:
+        if a.drift:  # a conflict with the target's edit leaves its ledger row as it is
+            return False
         if a.op is not Op.SKIP:
             return True
         rec = records.get(("asset", a.source_id))
