@@ -16,6 +16,7 @@ import pytest
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
 from connectors.storyblok.emulator import StoryblokEmulator
+from connectors.webflow.emulator import WebflowEmulator
 from pipeline.config import JobConfig, load_job
 from pipeline.plan import Op
 from pipeline.report import RunSummary
@@ -31,6 +32,10 @@ SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOK
               f'base_url = "{SB}"\nrequests_per_second = 1000\n')
 CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
               f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
+WF_SITE = "6390c49674a71f84b51a08d9"
+WF_TOKEN = "wf-mirror-token-3c8e"
+WF_SECTION = (f'connector = "webflow"\nsite_id = "{WF_SITE}"\ntoken = "{WF_TOKEN}"\n'
+              'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n')
 CS_HEADERS = {"api_key": CS_KEY, "authorization": CS_TOKEN}
 SB_HEADERS = {"authorization": SB_TOKEN}
 
@@ -97,7 +102,7 @@ def is_listing(request: httpx.Request) -> bool:
     """A GET of a collection (folders, assets, tags), never of one asset."""
     path = request.url.path.rstrip("/")
     return request.method == "GET" and path.endswith(
-        ("/v3/assets", "/assets", "/asset_folders", "/internal_tags"))
+        ("/v3/assets", "/assets", "/asset_folders", "/internal_tags", "/sites/" + WF_SITE))
 
 
 YESTERDAY = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -263,29 +268,35 @@ async def test_a_target_edit_on_storyblok_is_a_conflict_by_its_update_time(
     assert sb.assets[sb_id]["title"] == "Their title"
 
 
-async def test_a_move_the_target_cannot_make_is_reported_and_sends_nothing(
+async def test_a_move_webflow_cannot_make_is_reported_and_sends_nothing(
     tmp_path: Path, sb: StoryblokEmulator
 ) -> None:
-    """A local folder target has no move: the file stays where it is and the run says so."""
+    """Webflow has no way to move an asset between folders: the asset stays where it is, the
+    plan line says so, nothing is sent, and the next run is quiet."""
+    wf = WebflowEmulator(site_id=WF_SITE, token=WF_TOKEN, rate_limit_per_minute=None)
     x, y = sb.add_folder("X"), sb.add_folder("Y")
     photo = sb.add_asset("photo.txt", b"photo", folder_id=x)
-    dest = tmp_path / "mirror"
-    job = load(tmp_path, SB_SECTION, f'connector = "local"\npath = "{dest}"\n')
-    transports = {"source": in_process_transport(sb.app)}
-    assert (await sync(job, transports)).exit_code() == 0
-    await api(sb.app, "PUT", f"{SB}/v1/spaces/{SB_SPACE}/assets/{photo}", SB_HEADERS,
-              json={"asset": {"asset_folder_id": y}})
-    outcomes: list[Any] = []
-    plans: list[Any] = []
-    summary = await execute_job(job, "sync", transports=transports, progress=outcomes.append,
-                                on_plan=plans.append)
-    assert summary.exit_code() == 0, summary.text()
-    [action] = [a for a in plans[0].assets if a.source_id == str(photo)]
-    assert action.op is Op.UPDATE
-    assert any("cannot move" in w for w in action.warnings)
-    assert (dest / "X" / "photo.txt").read_bytes() == b"photo"
-    assert not (dest / "Y" / "photo.txt").exists()
-    assert summary.counts()["bytes"] == 0
-    again: list[Any] = []
-    await execute_job(job, "sync", transports=transports, on_plan=again.append)
-    assert {a.op for a in again[0].assets} == {Op.SKIP}, "reported once, then quiet"
+    job = load(tmp_path, SB_SECTION, WF_SECTION)
+    transports = {"source": in_process_transport(sb.app), "target": in_process_transport(wf.app)}
+    try:
+        assert (await sync(job, transports)).exit_code() == 0
+        [(wf_id, record)] = list(wf.assets.items())
+        folder_before = record["folderId"]
+        await api(sb.app, "PUT", f"{SB}/v1/spaces/{SB_SPACE}/assets/{photo}", SB_HEADERS,
+                  json={"asset": {"asset_folder_id": y}})
+        plans: list[Any] = []
+        target = Recorder(in_process_transport(wf.app))
+        summary = await execute_job(job, "sync", on_plan=plans.append,
+                                    transports={**transports, "target": target})
+        assert summary.exit_code() == 0, summary.text()
+        [action] = [a for a in plans[0].assets if a.source_id == str(photo)]
+        assert action.op is Op.UPDATE
+        assert any("cannot move" in w for w in action.warnings), action.warnings
+        assert all(is_listing(r) for r in target.seen), "nothing is sent for it"
+        assert list(wf.assets) == [wf_id]
+        assert wf.assets[wf_id]["folderId"] == folder_before
+        again: list[Any] = []
+        await execute_job(job, "sync", transports=transports, on_plan=again.append)
+        assert {a.op for a in again[0].assets} == {Op.SKIP}, "reported once, then quiet"
+    finally:
+        wf.close()
