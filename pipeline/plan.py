@@ -239,16 +239,17 @@ class PlanInput:
     source_limits: Limits | None = None
     """The source's, where it declares them (its rate limit and listing page size feed the
     time estimate); ``None``: not paced."""
+    """Source ids missing from the listing, read directly: True still there, False gone, a
+    string when the read failed (why). ``None``: not read yet (prune then deletes nothing)."""
+    folder_rules: FolderRules = field(default_factory=FolderRules)
+    """The job's ``[mapping]`` folder rules (new root, renames, where collapsed paths go)."""
     on_conflict: str = "skip"
     """``[run] on_conflict``: what an asset edited in the target since we wrote it gets."""
     changed_since: datetime | None = None
     """Set when ``source_assets`` is an incremental listing (what changed since then): a
     ledger row whose asset is not listed is unchanged, not gone, and nothing is pruned."""
     drift_tolerance: timedelta = field(default_factory=lambda: DRIFT_TOLERANCE)
-    """Source ids missing from the listing, read directly: True still there, False gone, a
-    string when the read failed (why). ``None``: not read yet (prune then deletes nothing)."""
-    folder_rules: FolderRules = field(default_factory=FolderRules)
-    """The job's ``[mapping]`` folder rules (new root, renames, where collapsed paths go)."""
+    """See :data:`DRIFT_TOLERANCE`."""
 
 
 def write_marker(size: int | None, version: str | None, at: datetime) -> str:
