@@ -250,7 +250,8 @@ async def test_upload_and_replace_send_documented_multipart_forms(tmp_path: Path
         assert cassette.all_played
     # the doc sample's placeholders ("file_size": "file_size") don't matter for a TargetRef
     assert created == TargetRef(
-        "asset_uid", "https://assets.contentstack.io/v3/assets/{api_key}/{asset-id}/{upload_uid}/asset_name"
+        "asset_uid", "https://assets.contentstack.io/v3/assets/{api_key}/{asset-id}/{upload_uid}/asset_name",
+        version="1",  # the answer's _version: the ledger's drift marker
     )
     assert replaced.target_id == "blt91af1e5af9c3639f"
     assert journal.records == []  # one step: nothing to journal
@@ -343,7 +344,7 @@ async def test_connector_declares_capabilities_scope_and_limits() -> None:
     async with ContentstackConnector(make_config(branch="develop")) as conn:
         assert Capabilities.of(conn) == Capabilities(
             target=True, replace=True, update_metadata=True, delete=True, find_asset=True,
-            asset_exists=True,
+            asset_exists=True, move=True, changed_since=True,
         )
         assert conn.scope == f"{API_KEY}@develop"
         assert conn.limits.max_folder_depth == 5
