@@ -244,6 +244,17 @@ async def test_storyblok_to_contentstack_drift_move_and_full_listing_every_n_run
     assert again.exit_code() == 0, again.text()
     assert listing_kinds(job, first.route)[-1] == "incremental"
 
+    # deleted in the source: an incremental listing cannot tell; a pruning run lists in full
+    await api(sb.app, "DELETE", f"{base}/{doc}", SB_HEADERS)
+    quiet = await sync(job, transports)
+    assert (quiet.exit_code(), quiet.counts()["deleted"]) == (0, 0), quiet.text()
+    assert uids["doc.txt"] in cs.assets
+    pruned = await execute_job(job, "sync", transports=transports, prune=True)
+    assert pruned.exit_code() == 0, pruned.text()
+    assert pruned.counts()["deleted"] == 1
+    assert uids["doc.txt"] not in cs.assets
+    assert listing_kinds(job, first.route)[-2:] == ["incremental", "full"]
+
 
 async def test_a_target_edit_on_storyblok_is_a_conflict_by_its_update_time(
     tmp_path: Path, cs: ContentstackEmulator, sb: StoryblokEmulator
