@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -137,6 +137,10 @@ class Asset:
     from the download. ``size`` stays ``None`` for such an asset."""
     notes: tuple[str, ...] = ()
     """What the source wants the plan to say about this asset (where its folder came from)."""
+    published: frozenset[tuple[str, str]] = frozenset()
+    """``(environment, locale code)`` pairs the source has this asset published to, the
+    environment as the source lists it (Contentstack ``publish_details``: its uid; see
+    :class:`SupportsEnvironmentNames`); a target that publishes may carry them across."""
 
     def fingerprint(self) -> str:
         """What must change for a sync to send this asset again (file or metadata)."""
@@ -405,10 +409,109 @@ class SupportsChangedSince(Protocol):
 
 
 @runtime_checkable
+class SupportsReferences(Protocol):
+    async def reference_count(self, source_id: str) -> int:
+        """How many entries (each entry and locale once) reference the asset ``source_id``,
+        for the ``only_referenced`` filter (Contentstack: ``GET /v3/assets/{uid}/references``,
+        CMA "Get asset references").
+
+        One request per asset. Raises NotFoundError when the asset is gone, and other
+        :class:`connectors.errors.SyncError` subclasses when the answer can't be had (the
+        caller then keeps the asset, with a note).
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """Where one asset is published: ``(environment name, locale code)`` pairs."""
+
+    pairs: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def everywhere(cls, environments: Sequence[str], locales: Sequence[str]) -> Publication:
+        """Every environment in every locale (the job file's ``publish`` table)."""
+        return cls(frozenset((e, lc) for e in environments for lc in locales))
+
+    def batches(self) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+        """``(environments, locales)`` per publish request, each request publishing every
+        environment in every locale it names (Contentstack's publish body): environments
+        with the same set of locales share one request. Sorted, so reruns send the same."""
+        by_env: dict[str, set[str]] = {}
+        for env, locale in self.pairs:
+            by_env.setdefault(env, set()).add(locale)
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for env, locales in by_env.items():
+            groups.setdefault(tuple(sorted(locales)), []).append(env)
+        return sorted((tuple(sorted(envs)), locales) for locales, envs in groups.items())
+
+    def text(self) -> str:
+        """``production (en-us, de-de); staging (en-us)`` for plan lines."""
+        return "; ".join(f"{', '.join(envs)} ({', '.join(locales)})"
+                         for envs, locales in self.batches())
+
+    def key(self) -> str:
+        """A stable short hash of the pairs (part of the ledger's source hash)."""
+        raw = json.dumps(sorted(self.pairs), separators=(",", ":"))
+        return hashlib.sha256(raw.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRule:
+    """What a target's job-file section says about publishing (``[target] publish``)."""
+
+    fixed: Publication | None = None
+    """Publish every migrated asset here (``publish = {environments = [...], locales =
+    [...]}``); overrides carrying."""
+    carry: bool = True
+    """With no fixed publication: publish where the source has the asset published
+    (:attr:`Asset.published`); ``publish = false`` turns it off."""
+    key: str = "target.publish"
+    """The job-file key, for messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishTargets:
+    """The environments (names) and locales (codes) a target can publish to."""
+
+    environments: frozenset[str]
+    locales: frozenset[str]
+
+
+@runtime_checkable
+class SupportsEnvironmentNames(Protocol):
+    async def environment_names(self) -> Mapping[str, str]:
+        """Environment id -> name, for :attr:`Asset.published` (Contentstack lists publish
+        details by environment uid, and publishing takes names, which two stacks share):
+        ``GET /v3/environments``. Raises SyncError when it can't be read."""
+        ...
+
+
+@runtime_checkable
 class SupportsMove(Protocol):
     async def move(self, target_id: str, folder_id: str | None) -> None:
         """Move an asset into the folder ``folder_id`` (``None`` = root), keeping its id,
         file and metadata. Raises ItemError when the target refuses."""
+        ...
+
+
+@runtime_checkable
+class SupportsPublish(Protocol):
+    """A target that publishes assets to environments and locales (Contentstack)."""
+
+    @property
+    def publish_rule(self) -> PublishRule: ...
+
+    async def publish_targets(self) -> PublishTargets:
+        """What the target has to publish to (Contentstack: ``GET /v3/environments`` and
+        ``GET /v3/locales``). Raises SyncError when it can't be read."""
+        ...
+
+    async def publish(self, target_id: str, publication: Publication) -> None:
+        """Publish the asset's current version everywhere ``publication`` names (one
+        request per :meth:`Publication.batches` entry; Contentstack: ``POST
+        /v3/assets/{uid}/publish``). Raises ItemError when refused (the item fails; a
+        resume publishes again without uploading again)."""
         ...
 
 
@@ -424,6 +527,8 @@ class Capabilities:
     asset_exists: bool = False
     move: bool = False
     changed_since: bool = False
+    references: bool = False
+    publish: bool = False
 
     @classmethod
     def of(cls, connector: object) -> Capabilities:
@@ -436,4 +541,6 @@ class Capabilities:
             asset_exists=isinstance(connector, SupportsAssetExists),
             move=isinstance(connector, SupportsMove),
             changed_since=isinstance(connector, SupportsChangedSince),
+            references=isinstance(connector, SupportsReferences),
+            publish=isinstance(connector, SupportsPublish),
         )

@@ -10,14 +10,25 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from connectors.errors import ConfigError
 from connectors.plugin import ConnectorSettings
+from mappings.filters import FilterRules, parse_since, parse_size, path_glob, type_glob
 from mappings.folders import (
     CollapsedPath,
     FolderOverflow,
@@ -37,11 +48,54 @@ else:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+class FiltersConfig(BaseModel):
+    """``[mapping.filters]``: which source assets the job migrates (``mappings.filters``).
+
+    Checked when the job file loads: a bad glob, size or date is exit 2 naming its key.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    content_types: tuple[str, ...] = ()
+    exclude_content_types: tuple[str, ...] = ()
+    min_size: Annotated[int | None, BeforeValidator(parse_size)] = None
+    max_size: Annotated[int | None, BeforeValidator(parse_size)] = None
+    updated_since: Annotated[datetime | None, BeforeValidator(parse_since)] = None
+    only_referenced: bool = False
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _path_globs(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            path_glob(pattern)
+        return patterns
+
+    @field_validator("content_types", "exclude_content_types")
+    @classmethod
+    def _type_globs(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(type_glob(p) for p in patterns)
+
+    @model_validator(mode="after")
+    def _sizes_in_order(self) -> FiltersConfig:
+        if (self.min_size is not None and self.max_size is not None
+                and self.min_size > self.max_size):
+            raise ValueError(f"min_size ({self.min_size:,} bytes) is over max_size "
+                             f"({self.max_size:,} bytes): no asset could pass")
+        return self
+
+    def rules(self) -> FilterRules:
+        return FilterRules(self.include, self.exclude, self.content_types,
+                           self.exclude_content_types, self.min_size, self.max_size,
+                           self.updated_since, self.only_referenced)
+
+
 class MappingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     folder_overflow: FolderOverflow = FolderOverflow.COLLAPSE
     locales: LocaleRules = LocaleRules()
     """``[mapping.locales]``: locale code map, default locale, missing-locale policy."""
+    filters: FiltersConfig = FiltersConfig()
     folder_root: str = ""
     """Every folder goes under this target path (``"migrated/2026"``); ``""``: the root."""
     folder_rules: dict[str, str] = Field(default_factory=dict)
@@ -216,6 +270,10 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
     _refuse_read_only_target({"target": {"connector": job.target.connector}})
+    if getattr(job.source, "publish", None) is not None:
+        raise ConfigError("source.publish: only a target publishes; move the key to [target] "
+                          "(a Contentstack source's publish details are carried across to a "
+                          "Contentstack target by default)")
     check_local_paths(job)
     return job
 

@@ -28,6 +28,9 @@ from connectors.base import (
     Folder,
     FolderPath,
     Limits,
+    Publication,
+    PublishRule,
+    PublishTargets,
 )
 from connectors.errors import FatalError
 from mappings.fields import (
@@ -38,6 +41,7 @@ from mappings.fields import (
     target_filename,
     type_problem,
 )
+from mappings.filters import Exclusion, FilterRules, check
 from mappings.folders import (
     FolderOverflow,
     FolderRules,
@@ -49,7 +53,7 @@ from mappings.folders import (
     plan_tree,
 )
 from mappings.locales import DEFAULT_RULES, LocaleRules, fit_locales
-from state.store import ItemRecord, ItemStatus
+from state.store import EXCLUDED_NOTE_PREFIX, ItemRecord, ItemStatus
 
 
 class Op(StrEnum):
@@ -118,6 +122,32 @@ class AssetAction:
     target_version: str | None = None
     """Size and version the target lists for the asset this action updates or adopts (the
     ledger's drift marker when no file is sent)."""
+    excluded_by: str | None = None
+    """An excluded entry (a SKIP): the rule that left it out, ``"source"`` when the source
+    did (:attr:`Asset.skipped`), else the job-file key (``mapping.filters.exclude``)."""
+    publish: Publication | None = None
+    """Where the target publishes the asset once it is uploaded, replaced, updated or
+    adopted (``None``: nowhere)."""
+    publish_only: bool = False
+    """An UPDATE that only publishes (a publish owed by an earlier run, or new places to
+    publish): nothing is uploaded and the metadata is left as it is."""
+
+    @property
+    def publish_requests(self) -> int:
+        """Paced publish requests this action makes (one per :meth:`Publication.batches`)."""
+        if self.publish is None or self.op not in (Op.CREATE, Op.REPLACE, Op.UPDATE):
+            return 0
+        return len(self.publish.batches())
+
+    @property
+    def excluded_note(self) -> str:
+        """What the ledger row of an excluded asset migrated earlier remembers (so prune
+        keeps its copy); ``""`` for an action that excludes nothing."""
+        if self.excluded_by is None or self.asset is None:
+            return ""
+        why = self.asset.skipped or ""
+        return why if why.startswith(EXCLUDED_NOTE_PREFIX) else (
+            f"{EXCLUDED_NOTE_PREFIX}the source: {why}")
 
 
 class PlanInvariantError(FatalError):
@@ -140,7 +170,8 @@ class Plan:
     source_requests_per_second: float | None = None
     """The source's documented rate limit (``None``: not paced, e.g. a local folder)."""
     source_listing_requests: int = 0
-    """Paced listing requests of the source (pages of folders and of assets)."""
+    """Paced listing requests of the source (pages of folders and of assets, and the reads
+    of asset references for ``only_referenced``)."""
     target_listing_requests: int = 0
     """Paced listing requests of the target."""
     source_requests_per_download: int = 0
@@ -154,7 +185,8 @@ class Plan:
         """Paced writes to the target (folders, uploads with all their calls, edits, deletes)."""
         writes = sum(1 for f in self.folders if f.op is Op.CREATE)
         writes += sum(self.requests_per_upload if a.op in (Op.CREATE, Op.REPLACE) else 1
-                      for a in self.assets if a.op in WRITE_OPS)
+                      for a in self.assets if a.op in WRITE_OPS and not a.publish_only)
+        writes += sum(a.publish_requests for a in self.assets)
         return writes
 
     @property
@@ -239,6 +271,20 @@ class PlanInput:
     source_limits: Limits | None = None
     """The source's, where it declares them (its rate limit and listing page size feed the
     time estimate); ``None``: not paced."""
+    filters: FilterRules = field(default_factory=FilterRules)
+    """The job's ``[mapping.filters]``; an asset they exclude is a ``skip`` naming the rule."""
+    references: Mapping[str, int | str] | None = None
+    """For ``only_referenced``: source id -> entries referencing it, or why unreadable."""
+    reference_requests: int = 0
+    """Paced source requests the reading of references took (for the estimate)."""
+    publish_rule: PublishRule | None = None
+    """The target's publishing rule; ``None``: the target does not publish."""
+    publish_targets: PublishTargets | None = None
+    """The environments and locales the target has (read only when something is to be
+    published); a pair naming another is dropped with a warning."""
+    source_environments: Mapping[str, str] = field(default_factory=dict)
+    """Environment id -> name of the source, for :attr:`Asset.published` (ids not in it
+    are taken as names)."""
     """Source ids missing from the listing, read directly: True still there, False gone, a
     string when the read failed (why). ``None``: not read yet (prune then deletes nothing)."""
     folder_rules: FolderRules = field(default_factory=FolderRules)
@@ -302,12 +348,15 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     def folder_of(asset: Asset) -> FolderPath:
         return source_paths.get(asset.folder_id or "", asset.folder_path)
 
-    listed = [a for a in inp.source_assets if not a.skipped]
+    verdicts = ({a.source_id: check(a, inp.filters, inp.references)
+                 for a in inp.source_assets if not a.skipped} if inp.filters.active else {})
+    filtered = {sid: v.excluded for sid, v in verdicts.items() if v.excluded is not None}
+    listed = [a for a in inp.source_assets if not a.skipped and a.source_id not in filtered]
     # a folder the source cannot confirm (no asset under it) is not created for itself
     unconfirmed = {source_paths[f.source_id]: f for f in inp.source_folders if f.unconfirmed}
-    folder_paths = {p for p in source_paths.values() if p not in unconfirmed} | {
-        folder_of(a) for a in listed if a.folder_path
-    }
+    folder_paths = {folder_of(a) for a in listed if a.folder_path}
+    if not inp.filters.active:  # with filters, only folders that hold an included asset
+        folder_paths |= {p for p in source_paths.values() if p not in unconfirmed}
     existing_paths = {f.path: f for f in inp.target_folders}
     files_there: dict[FolderPath, set[str]] = defaultdict(set)
     if inp.limits.folders_and_files_share_names:  # a folder can't take a file's name
@@ -425,10 +474,12 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
                       live_owner, owned, tree.collapsed.get(folder_of(asset)))
         for asset, folder in placed_assets
     ]
+    actions = [replace(a, warnings=(*a.warnings, *verdicts[a.source_id].notes))
+               if a.source_id in verdicts and verdicts[a.source_id].notes else a
+               for a in actions]
     actions.extend(
-        AssetAction(Op.SKIP, a.source_id, asset_path(a), a.skipped or "", asset=a,
-                    source_hash=source_hash(a))
-        for a in inp.source_assets if a.skipped
+        _excluded_action(a, filtered.get(a.source_id), inp, target_by_id)
+        for a in inp.source_assets if a.skipped or a.source_id in filtered
     )
     actions = _warn_over_asset_count(actions, inp)
     claimed = {a.target_id: a for a in actions if a.target_id}
@@ -440,7 +491,8 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
                 to_confirm=prune.to_confirm,
                 source_requests_per_second=source_limits.requests_per_second,
                 source_listing_requests=_listing_requests(
-                    source_limits, len(inp.source_folders), len(inp.source_assets)),
+                    source_limits, len(inp.source_folders), len(inp.source_assets))
+                + (inp.reference_requests if source_limits.requests_per_second else 0),
                 target_listing_requests=_listing_requests(
                     inp.limits, len(inp.target_folders), len(inp.target_assets)),
                 source_requests_per_download=source_limits.requests_per_download,
@@ -519,6 +571,33 @@ def _warn_over_asset_count(actions: list[AssetAction], inp: PlanInput) -> list[A
     return out
 
 
+def _excluded_action(asset: Asset, exclusion: Exclusion | None, inp: PlanInput,
+                     target_by_id: Mapping[str, Asset]) -> AssetAction:
+    """The ``skip`` line of an asset the source or a filter rule leaves out.
+
+    An asset migrated earlier keeps its copy in the target: the line names it (its target id,
+    so no other action touches it) and the ledger row remembers the exclusion, so a later
+    prune keeps the copy even once the source asset is gone.
+    """
+    if exclusion is not None:
+        asset = replace(asset, skipped=exclusion.reason)
+    reason = asset.skipped or ""
+    record = inp.records.get(("asset", asset.source_id))
+    target_id = target_url = None
+    if record is not None and record.status is ItemStatus.DONE and record.target_id:
+        current = target_by_id.get(record.target_id)
+        if current is not None:
+            target_id, target_url = current.source_id, current.url
+            reason += (f"; migrated earlier: its copy stays in the target ({target_id}), "
+                       "never pruned while excluded")
+        else:
+            reason += "; migrated earlier, its copy is no longer in the target"
+    return AssetAction(Op.SKIP, asset.source_id, asset_path(asset), reason, asset=asset,
+                       source_hash=source_hash(asset), record=record, target_id=target_id,
+                       target_url=target_url,
+                       excluded_by=exclusion.rule if exclusion is not None else "source")
+
+
 def _kept_folders(inp: PlanInput, tree: TreeMap, source_paths: Mapping[str, FolderPath]
                   ) -> dict[FolderPath, tuple[FolderPath, FolderPath]]:
     """Source folders an earlier run placed elsewhere than the tree would now.
@@ -592,20 +671,31 @@ def _asset_action(
     if localized.dropped and "locales" not in dropped:
         dropped = (*dropped, "locales")
     warnings.extend(filename_changes(asset.filename, filename, inp.limits))
+    publication, publish_warnings = publication_for(asset, inp)
+    warnings.extend(publish_warnings)
     record = inp.records.get(("asset", asset.source_id))
+    hashed = base.source_hash + (f":{publication.key()}" if publication else "")
     base = AssetAction(
         Op.CREATE, asset.source_id, path, "", tuple(warnings), asset, folder, filename,
-        meta, record=record, source_hash=base.source_hash, dropped=dropped,
+        meta, record=record, source_hash=hashed, dropped=dropped,
+        publish=publication,
     )
     if inp.retry_failed_only and (record is None or record.status is not ItemStatus.FAILED):
         return _with(base, Op.SKIP, "not a failed item (--retry-failed)")
+    owed = (record.journal.get(PUBLISH_OWED) if record is not None and publication else None)
+    if (owed and owed in target_by_id and record is not None
+            and record.journal.get(PUBLISH_HASH) == base.source_hash):
+        why = f" ({record.last_error})" if record.last_error else ""
+        return replace(_with(_target(base, target_by_id[owed]), Op.UPDATE,
+                             f"uploaded by an earlier run but not published{why}: publish "
+                             "again (nothing is uploaded)"), publish_only=True, meta_changed=False)
     if record is not None and record.status is ItemStatus.DONE and record.target_id:
         current = target_by_id.get(record.target_id)
         if current is None:
             return _with(base, Op.CREATE, "was migrated but is missing from the target")
         base = _target(base, current)
-        old_content, _, old_meta = (record.source_hash or ":").partition(":")
-        new_content, _, new_meta = base.source_hash.partition(":")
+        old_content, old_meta, old_publish = _hash_parts(record.source_hash)
+        new_content, new_meta, new_publish = _hash_parts(base.source_hash)
         drifted = target_drift(record.target_marker, current, inp.drift_tolerance)
         if drifted is not None:
             return _drift_action(base, drifted, current, inp,
@@ -639,6 +729,10 @@ def _asset_action(
             if moved_only:
                 return _with(base, Op.UPDATE, "its source folder path changed, its place in "
                              "the target did not (nothing is sent, the ledger notes it)")
+            if new_publish and new_publish != old_publish:
+                return replace(_with(base, Op.UPDATE, "unchanged, but not yet published "
+                                     f"there: publish to {base.publish and base.publish.text()}"),
+                               publish_only=True, meta_changed=False)
             return _with(base, Op.SKIP, "unchanged since the last run")
         if old_content != new_content:
             if inp.capabilities.replace:
@@ -754,6 +848,49 @@ def _drift_action(base: AssetAction, drifted: str, current: Asset, inp: PlanInpu
                          "cannot be written over it; left as it is"), drift=True)
 
 
+PUBLISH_OWED = "publish_target_id"
+"""Journal key of a ledger row whose asset was uploaded but not yet published: its target id."""
+PUBLISH_HASH = "publish_hash"
+"""Journal key: the source hash the owed publish belongs to (a changed asset is sent again)."""
+
+
+def _hash_parts(value: str | None) -> tuple[str, str, str]:
+    """``(file, metadata, publication)`` parts of a ledger source hash (the last may be
+    empty: nothing published, or a row written before publishing was planned)."""
+    parts = (value or ":").split(":")
+    return parts[0], parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""
+
+
+def publication_for(asset: Asset, inp: PlanInput) -> tuple[Publication | None, list[str]]:
+    """Where the target publishes ``asset``, and warnings for places it cannot.
+
+    The job file's fixed publication (``[target] publish``) wins; else the source's own
+    publish details are carried (:attr:`Asset.published`, Contentstack -> Contentstack),
+    except for an environment or locale the target lacks: dropped with a warning naming it.
+    """
+    rule = inp.publish_rule
+    if rule is None:
+        return None, []
+    names = inp.source_environments
+    pairs = rule.fixed.pairs if rule.fixed is not None else frozenset(
+        (names.get(env, env), locale) for env, locale in asset.published) if rule.carry else (
+        frozenset())
+    if not pairs:
+        return None, []
+    known = inp.publish_targets
+    warnings: list[str] = []
+    kept = set(pairs)
+    if known is not None:
+        for env, locale in sorted(pairs):
+            missing = ([f"environment {env!r}"] if env not in known.environments else []) + (
+                [f"locale {locale!r}"] if locale not in known.locales else [])
+            if missing:
+                kept.discard((env, locale))
+                warnings.append(f"not published to {env} ({locale}) as in the source: the "
+                                f"target has no {' and no '.join(missing)}")
+    return (Publication(frozenset(kept)) if kept else None), warnings
+
+
 def same_bytes(asset: Asset, other: Asset) -> bool | None:
     """Whether two listings name the same bytes: their checksums of a kind both list
     (``sha256``, else ``md5``; hex, case ignored) are equal. ``None`` when no kind is listed
@@ -818,6 +955,12 @@ def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: s
                 f"{heir.path} (source {heir.source_id}), which took it over (same path): "
                 "ledger row retired, nothing deleted",
                 record=r, retire=True))
+        elif (r.last_error or "").startswith(EXCLUDED_NOTE_PREFIX):
+            out.append(AssetAction(
+                Op.SKIP, r.source_id, r.path,
+                "gone from the source; kept: it was excluded when last listed (prune never "
+                "deletes an excluded asset's copy)", (f"{r.last_error}",),
+                target_id=r.target_id, target_url=r.target_url, record=r))
         else:
             doomed.append(r)
     held = 0

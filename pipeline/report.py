@@ -40,6 +40,9 @@ def plan_items(plan: Plan) -> list[dict[str, Any]]:
          "reason": a.reason, "warnings": list(a.warnings),
          "target_path": "/".join((*a.target_folder, a.filename)) if a.target_folder is not None
          and a.filename else None,
+         **({"excluded_by": a.excluded_by} if a.excluded_by else {}),
+         **({"publish": a.publish.text()} if a.publish is not None and a.publish_requests
+            else {}),
          **({"notes": list(a.asset.notes)} if a.asset is not None and a.asset.notes else {})}
         for a in plan.assets
     )
@@ -68,6 +71,8 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     for a in plan.assets:
         counts[a.op.value] += 1
     excluded = sum(1 for a in plan.assets if a.asset is not None and a.asset.skipped)
+    by_rule = Counter(a.excluded_by or "source" for a in plan.assets
+                      if a.asset is not None and a.asset.skipped)
     entries = sum(1 for a in plan.assets if a.asset is not None)
     # a skipped item's warnings were reported when it was migrated: not again on every plan
     warnings = sum(len(a.warnings) for a in plan.assets if a.op is not Op.SKIP)
@@ -81,6 +86,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "folders_skip": counts.get("folders_skip", 0),
         "folders_unsupported": counts.get("folders_unsupported", 0),
         "excluded": excluded,
+        "excluded_by_rule": dict(sorted(by_rule.items())),
         "source_entries": entries,
         "source_assets": entries - excluded,
         "gone_from_source": sum(1 for a in plan.assets if a.asset is None),
@@ -88,6 +94,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "bytes": total_bytes,
         "bytes_estimated": estimated_sizes,
         "dropped_fields": dict(sorted(dropped.items())),
+        "to_publish": sum(1 for a in plan.assets if a.publish_requests),
         "estimated_requests": plan.estimated_requests,
         "estimated_source_requests": plan.estimated_source_requests,
         "estimated_seconds": plan.estimated_seconds,
@@ -115,6 +122,17 @@ def source_text(entries: int, excluded: int, gone: Counter[str]) -> str:
     return text
 
 
+def excluded_text(excluded: int, by_rule: dict[str, int]) -> str:
+    """``5 excluded: 2 by the source, 3 by mapping.filters.exclude`` (``N excluded by the
+    source`` when the source excluded them all)."""
+    rules = {k: v for k, v in by_rule.items() if v}
+    if not rules or set(rules) == {"source"}:
+        return f"{excluded} excluded by the source"
+    parts = ", ".join(f"{n} by {'the source' if rule == 'source' else rule}"
+                      for rule, n in sorted(rules.items(), key=lambda kv: kv[0] != "source"))
+    return f"{excluded} excluded: {parts}"
+
+
 def _gone_what(reason: str) -> str:
     """``kept (prune is off)`` from ``gone from the source; kept (prune is off)``."""
     for prefix in ("gone from the source listing; ", "gone from the source; "):
@@ -128,13 +146,14 @@ def _summary_line(summary: dict[str, Any], gone: Counter[str]) -> str:
             f"folders: {summary['folders_create']} to create, {summary['folders_skip']} present; "
             f"assets: {summary['create']} create, {summary['update']} update, "
             f"{summary['replace']} replace, {summary['skip']} skip "
-            f"({summary['excluded']} excluded by the source"
+            f"({excluded_text(summary['excluded'], summary.get('excluded_by_rule') or {})}"
             + (f", {summary['gone_from_source']} gone from the source"
                if summary["gone_from_source"] else "")
             + f"), {summary['delete']} delete, "
             f"{summary['conflict']} conflict, {summary['unsupported']} unsupported; "
             f"{summary['warnings']} warnings; {_bytes_text(summary)}; "
-            f"about {summary['estimated_requests']} requests"
+            + (f"{summary['to_publish']} to publish; " if summary.get("to_publish") else "")
+            + f"about {summary['estimated_requests']} requests"
             + (f" (and {summary['estimated_source_requests']} to the source)"
                if summary.get("estimated_source_requests") else "")
             + (f", {summary['estimated_seconds']} s at the rate limits"
@@ -185,6 +204,8 @@ def plan_table(plan: Plan, *, width: int = 100) -> str:
             out.write(f"{'':<20} ! {one_line(w)}\n")
         for n in r.get("notes", ()):
             out.write(f"{'':<20} i {one_line(n)}\n")
+        if r.get("publish"):
+            out.write(f"{'':<20} i publish to {one_line(r['publish'])}\n")
     out.write("\n" + plan_summary_text(plan) + "\n")
     return out.getvalue()
 
@@ -233,6 +254,10 @@ class RunSummary:
     def excluded(self) -> list[Outcome]:
         """Entries the source left out on purpose (FIFOs, system files...), with reasons."""
         return [o for o in self.assets() if o.excluded]
+
+    def excluded_by_rule(self) -> dict[str, int]:
+        """Excluded entries by the rule that left them out (``"source"`` or the job-file key)."""
+        return dict(sorted(Counter(o.excluded_by or "source" for o in self.excluded()).items()))
 
     def folders_not_created(self) -> list[Outcome]:
         """Folders the plan could not place or the source could not confirm, with why."""
@@ -288,8 +313,9 @@ class RunSummary:
                           "reason": o.reason} for o in self.failed()],
             "not_migrated": [{"source_id": o.source_id, "path": o.path, "op": o.op.value,
                               "reason": o.reason} for o in self.not_migrated()],
-            "excluded": [{"source_id": o.source_id, "path": o.path, "reason": o.reason}
-                         for o in self.excluded()],
+            "excluded": [{"source_id": o.source_id, "path": o.path, "reason": o.reason,
+                          "rule": o.excluded_by or "source"} for o in self.excluded()],
+            "excluded_by_rule": self.excluded_by_rule(),
             "folders_not_created": [{"source_id": o.source_id, "path": o.path,
                                      "reason": o.reason} for o in self.folders_not_created()],
             "map": [{"source_id": o.source_id, "path": o.path, "target_id": o.target_id,
@@ -319,7 +345,7 @@ class RunSummary:
             f"in {self.seconds:.1f} s: "
             f"{c['created']} created, {c['replaced']} replaced, {c['updated']} updated, "
             f"{c['adopted']} adopted, {c['deleted']} deleted, {c['skipped']} skipped, "
-            f"{c['excluded']} excluded by the source, "
+            f"{excluded_text(c['excluded'], self.excluded_by_rule())}, "
             f"{c['not_migrated']} not migrated, {c['failed']} failed; "
             f"{c['folders_created']} folders created; {c['bytes']:,} bytes sent",
         ]

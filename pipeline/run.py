@@ -19,19 +19,26 @@ from connectors.base import (
     Asset,
     Capabilities,
     Folder,
+    PublishRule,
+    PublishTargets,
     Source,
     SupportsAssetExists,
     SupportsChangedSince,
+    SupportsEnvironmentNames,
+    SupportsPublish,
+    SupportsReferences,
     Target,
 )
 from connectors.errors import AuthError, ConfigError, FatalError, SyncError
+from mappings.filters import KEY as FILTERS_KEY
+from mappings.filters import FilterRules, needs_references
 from mappings.locales import rule_problems
 from pipeline.checkpoint import Checkpointer
 from pipeline.config import JobConfig
 from pipeline.plan import AssetAction, Op, Plan, PlanInput, make_plan
 from pipeline.registry import open_connector
 from pipeline.report import RunSummary
-from pipeline.stages import AssetLoader, Outcome, create_folders, run_assets
+from pipeline.stages import AssetLoader, Outcome, create_folders, ledger_note, run_assets
 from state.store import (
     ItemRecord,
     ItemStatus,
@@ -174,6 +181,8 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
     """List both sides (the source since ``since`` where it can filter by update time)
     and plan; confirms each deletion by a direct read of the source."""
     _check_locale_rules(job, target)  # before any listing: a bad job file is found at once
+    rules = job.mapping.filters.rules()
+    check_filters(rules, source)
     listings: dict[str, Listing] = {}
     if since is not None and not isinstance(source, SupportsChangedSince):
         since = None  # the source cannot list by update time: a full listing
@@ -187,6 +196,13 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
             tg.start_soon(grab, "target", target)
     _check_locale_rules(job, target)  # again: a target may learn its locales by listing
     caps = Capabilities.of(target)
+    references: dict[str, int | str] | None = None
+    if rules.only_referenced:
+        assert isinstance(source, SupportsReferences)  # noqa: S101 - check_filters did
+        references = await read_references(
+            source, [a.source_id for a in listings["source"].assets
+                     if needs_references(a, rules)],
+            concurrency=job.run.concurrency)
     inp = PlanInput(
         source_folders=listings["source"].folders,
         source_assets=listings["source"].assets,
@@ -204,6 +220,10 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
         source_limits=source.limits if isinstance(source, Target) else None,
         on_conflict=job.run.on_conflict,
         changed_since=since,
+        filters=rules,
+        references=references,
+        reference_requests=len(references or {}),
+        **await _publishing(source, target, listings["source"].assets),
     )
     plan = make_plan(route, inp)
     if since is not None and any(a.op is Op.CONFLICT and not a.drift for a in plan.assets):
@@ -221,6 +241,87 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
         log.warning("prune.held_back", held=plan.held_deletes, max_deletes=job.run.max_deletes,
                     note=plan.prune_note)
     return plan
+
+
+async def _publishing(source: Source, target: Target,
+                      assets: Sequence[Asset]) -> dict[str, Any]:
+    """The target's publish rule and, when something is to be published, what it has to
+    publish to; ConfigError (exit 2) for a job-file publication naming an environment or a
+    locale the target lacks."""
+    if not isinstance(target, SupportsPublish):
+        return {}
+    rule = target.publish_rule
+    carry = rule.fixed is None and rule.carry and any(a.published for a in assets)
+    if rule.fixed is None and not carry:
+        return {"publish_rule": rule}
+    names: Mapping[str, str] = {}
+    try:
+        if carry and isinstance(source, SupportsEnvironmentNames):
+            names = await source.environment_names()
+        known = await target.publish_targets()
+    except FatalError:
+        raise
+    except SyncError as exc:
+        raise FatalError(f"reading the environments and locales to publish to failed, so nothing "
+                         f"can be published: {exc}") from None
+    if rule.fixed is not None:
+        check_publication(rule, known)
+    return {"publish_rule": rule, "publish_targets": known, "source_environments": names}
+
+
+def check_publication(rule: PublishRule, known: PublishTargets) -> None:
+    """ConfigError naming the key and the names the target has, for a fixed publication to
+    an environment or locale the target lacks."""
+    assert rule.fixed is not None  # noqa: S101
+    envs = sorted({e for e, _ in rule.fixed.pairs} - known.environments)
+    locales = sorted({lc for _, lc in rule.fixed.pairs} - known.locales)
+    problems = []
+    if envs:
+        problems.append(f"{rule.key}.environments: the target has no environment "
+                        f"{', '.join(map(repr, envs))} (it has: "
+                        f"{', '.join(sorted(known.environments)) or 'none'})")
+    if locales:
+        problems.append(f"{rule.key}.locales: the target has no locale "
+                        f"{', '.join(map(repr, locales))} (it has: "
+                        f"{', '.join(sorted(known.locales)) or 'none'})")
+    if problems:
+        raise ConfigError("; ".join(problems) + ". Fix the names in the job file, or create "
+                          "them in the target first.")
+
+
+def check_filters(rules: FilterRules, source: Source) -> None:
+    """ConfigError (exit 2) for a filter rule the source cannot serve, before any listing."""
+    if rules.only_referenced and not isinstance(source, SupportsReferences):
+        raise ConfigError(
+            f"{FILTERS_KEY}.only_referenced: the {source.name} source cannot tell which assets "
+            "entries reference (a Contentstack source can, through its asset references "
+            "endpoint); remove the rule or filter by path, type, size or date instead")
+
+
+async def read_references(source: SupportsReferences, source_ids: Sequence[str], *,
+                          concurrency: int = 4) -> dict[str, int | str]:
+    """How many entries reference each asset, or why that could not be read (the asset is
+    then kept, with a note); at most ``concurrency`` requests at once, paced by the source's
+    client. A FatalError (credentials) stops the run."""
+    out: dict[str, int | str] = {}
+    todo = iter(source_ids)
+
+    async def worker() -> None:
+        for source_id in todo:  # shared: each id is taken by one worker
+            try:
+                out[source_id] = await source.reference_count(source_id)
+            except FatalError:
+                raise
+            except SyncError as exc:
+                out[source_id] = str(exc)
+
+    with unwrap_groups():
+        async with anyio.create_task_group() as tg:
+            for _ in range(max(1, min(concurrency, 8, len(source_ids)))):
+                tg.start_soon(worker)
+    log.info("filters.references_read", assets=len(out),
+             unreferenced=sum(1 for v in out.values() if v == 0))
+    return out
 
 
 async def confirm_gone(source: Source, source_ids: Sequence[str]) -> dict[str, bool | str]:
@@ -404,6 +505,8 @@ def planned_work(plan: Plan, records: Mapping[tuple[str, str], ItemRecord]) -> i
         if a.op is not Op.SKIP:
             return True
         rec = records.get(("asset", a.source_id))
+        if rec is not None and ledger_note(a, rec) is not None:
+            return True
         return bool(a.target_id) and (rec is None or rec.target_id != a.target_id
                                       or rec.status is not ItemStatus.DONE)
 

@@ -27,6 +27,7 @@ from connectors.base import (
     SupportsDelete,
     SupportsFindAsset,
     SupportsMove,
+    SupportsPublish,
     SupportsReplace,
     SupportsUpdateMetadata,
     Target,
@@ -36,8 +37,15 @@ from connectors.base import (
 from connectors.errors import AmbiguousError, FatalError, ItemError, RetryableError, SyncError
 from pipeline.checkpoint import Checkpointer, RecordJournal
 from pipeline.crashpoints import crash_point
-from pipeline.plan import AssetAction, FolderAction, Op, write_marker
-from state.store import PRUNED_NOTE, ItemRecord, ItemStatus
+from pipeline.plan import (
+    PUBLISH_HASH,
+    PUBLISH_OWED,
+    AssetAction,
+    FolderAction,
+    Op,
+    write_marker,
+)
+from state.store import EXCLUDED_NOTE_PREFIX, PRUNED_NOTE, ItemRecord, ItemStatus
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +64,9 @@ class Outcome:
     target_url: str | None = None
     bytes: int = 0
     excluded: bool = False
-    """The source left this entry out (:attr:`connectors.base.Asset.skipped`)."""
+    """The source or a filter rule left this entry out (:attr:`AssetAction.excluded_by`)."""
+    excluded_by: str | None = None
+    """Which: ``"source"`` or the rule's job-file key (``mapping.filters.exclude``)."""
     gone: bool = False
     """A ledger row whose source asset is gone from the source (prune's business), not an
     entry of this run's source listing."""
@@ -197,6 +207,21 @@ async def stream_sha256(connector: Source, asset: Asset) -> tuple[str, int]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def ledger_note(action: AssetAction, rec: ItemRecord) -> str | None:
+    """The ``last_error`` a SKIP must write to a DONE ledger row naming the same target
+    asset: the exclusion note of an excluded asset (``""``: clear a stale one of an asset
+    included again); ``None`` when the row is as it should be."""
+    if (action.asset is None or rec.status is not ItemStatus.DONE or not rec.target_id
+            or rec.target_id != action.target_id):
+        return None
+    note = action.excluded_note
+    if note == (rec.last_error or ""):
+        return None
+    if not note and not (rec.last_error or "").startswith(EXCLUDED_NOTE_PREFIX):
+        return None
+    return note
+
+
 class AssetLoader:
     """Carries out asset actions; one instance shared by all loader tasks."""
 
@@ -235,6 +260,11 @@ class AssetLoader:
             await self.ckpt.commit(replace(rec, status=ItemStatus.SKIPPED, intent=None,
                                            target_id=None, target_url=None,
                                            last_error=action.reason))
+            return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
+        if op is Op.SKIP and (note := ledger_note(action, rec)) is not None:
+            # an excluded asset's copy stays; its row remembers why (prune keeps it), and
+            # the note goes once the asset is included again
+            await self.ckpt.commit(replace(rec, last_error=note or None))
             return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
         if op is Op.SKIP:
             if action.target_id and (rec.target_id != action.target_id
@@ -382,6 +412,20 @@ class AssetLoader:
             return None
         return await self.target.find_asset(request.folder_id, request.filename, staged.size)
 
+    async def _publish(self, action: AssetAction, rec: ItemRecord, ref: TargetRef) -> None:
+        """Publish the asset where the plan says, after noting in its ledger row that the
+        publish is owed (a failed or interrupted publish is retried by the next run without
+        uploading again: :data:`pipeline.plan.PUBLISH_OWED`). Raises what the target's
+        ``publish`` raises (an ItemError fails the item)."""
+        assert action.publish is not None  # noqa: S101
+        assert isinstance(self.target, SupportsPublish)  # noqa: S101
+        current = replace(self.ckpt.records.get(("asset", action.source_id), rec),
+                          route=self.route)
+        await self.ckpt.commit(replace(current, journal={
+            **current.journal, PUBLISH_OWED: ref.target_id, PUBLISH_HASH: action.source_hash}))
+        crash_point("publish.before")
+        await self.target.publish(ref.target_id, action.publish)
+
     async def _done(self, action: AssetAction, rec: ItemRecord, ref: TargetRef,
                     size: int, *, written: int | None = None) -> Outcome:
         """Record the item done; ``size``: bytes sent, ``written``: the size of the file the
@@ -391,6 +435,8 @@ class AssetLoader:
         marker = write_marker(written if written is not None else action.target_size,
                               ref.version or (action.target_version if untouched else None),
                               datetime.now(UTC))
+        if action.publish is not None and isinstance(self.target, SupportsPublish):
+            await self._publish(action, rec, ref)
         done = replace(self.ckpt.records.get(("asset", action.source_id), rec),
                        route=self.route, status=ItemStatus.DONE, intent=None, journal={},
                        target_id=ref.target_id, target_url=ref.url, last_error=None,
@@ -409,7 +455,8 @@ class AssetLoader:
                  rec: ItemRecord) -> Outcome:
         return Outcome("asset", action.source_id, action.path, action.op, status, reason,
                        rec.target_id, rec.target_url,
-                       excluded=action.asset is not None and action.asset.skipped is not None,
+                       excluded=action.excluded_by is not None,
+                       excluded_by=action.excluded_by,
                        gone=action.asset is None)
 
 

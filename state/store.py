@@ -66,6 +66,7 @@ from state.models import (
 )
 
 __all__ = [
+    "EXCLUDED_NOTE_PREFIX",
     "PRUNED_NOTE",
     "STALE_AFTER",
     "ItemRecord",
@@ -84,6 +85,11 @@ log = structlog.get_logger(__name__)
 
 PRUNED_NOTE = "deleted from the target (pruned)"
 """``last_error`` of a ledger row whose target asset a prune deleted (status SKIPPED)."""
+
+EXCLUDED_NOTE_PREFIX = "excluded by "
+"""Start of ``last_error`` of a DONE ledger row whose source asset the source or a filter rule
+now leaves out (``excluded by mapping.filters.exclude: ...``): its target copy stays, and
+prune never deletes it."""
 
 STALE_AFTER = timedelta(seconds=60)
 """A RUNNING run whose heartbeat is older than this is taken as dead (resumable, not live)."""

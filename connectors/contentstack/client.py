@@ -15,7 +15,7 @@ Error mapping on top of :func:`connectors.http.raise_for_response`:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import IO, Any
@@ -28,7 +28,10 @@ from connectors.contentstack.wire import (
     WireAsset,
     WireAssetEnvelope,
     WireAssetList,
+    WireEnvironments,
+    WireLocales,
     WireNotice,
+    WireReferences,
 )
 from connectors.errors import AuthError, ItemError, SyncError
 from connectors.http import ApiClient, Classifier, decode_model
@@ -215,6 +218,35 @@ class ContentstackClient:
             "GET", f"assets/{_segment(uid)}", headers=self._headers
         )
         return decode_model(response, WireAssetEnvelope, api=API).asset
+
+    async def references(self, uid: str) -> WireReferences:
+        """``GET /v3/assets/{uid}/references``: the entries that reference the asset (CMA
+        "Get asset references"); NotFoundError when the asset is gone."""
+        response = await self._api.request(
+            "GET", f"assets/{_segment(uid)}/references", headers=self._headers
+        )
+        return decode_model(response, WireReferences, api=API)
+
+    async def environments(self) -> WireEnvironments:
+        """``GET /v3/environments``: the stack's publishing environments (CMA "Environment")."""
+        response = await self._api.request("GET", "environments", headers=self._headers)
+        return decode_model(response, WireEnvironments, api=API)
+
+    async def locales(self) -> WireLocales:
+        """``GET /v3/locales``: the stack's languages (CMA "Languages")."""
+        response = await self._api.request("GET", "locales", headers=self._headers)
+        return decode_model(response, WireLocales, api=API)
+
+    async def publish(self, uid: str, environments: Sequence[str],
+                      locales: Sequence[str]) -> str | None:
+        """``POST /v3/assets/{uid}/publish`` with ``{"asset": {"environments": [...],
+        "locales": [...]}}`` (CMA "Publish an asset"; environments by name, the latest
+        version). Publishing again is harmless, so it is retried like a read."""
+        body = {"asset": {"environments": list(environments), "locales": list(locales)}}
+        response = await self._api.request(
+            "POST", f"assets/{_segment(uid)}/publish", json=body, headers=self._headers
+        )
+        return decode_model(response, WireNotice, api=API).notice
 
     async def update(self, uid: str, asset: Mapping[str, Any]) -> WireAsset:
         """``PUT /v3/assets/{uid}`` with a JSON body ``{"asset": {...}}``."""

@@ -8,6 +8,7 @@ The keys are the job file's interface::
     management_token = "${CS_MANAGEMENT_TOKEN}"   # or authtoken = "${CS_AUTHTOKEN}"
     region = "eu"                            # na | eu | au | azure-na | azure-eu | gcp-na | gcp-eu
     branch = "main"
+    publish = {environments = ["production"], locales = ["en-us"]}   # target only; optional
 """
 
 from __future__ import annotations
@@ -54,6 +55,34 @@ DEFAULT_REQUESTS_PER_SECOND = 10.0
 """Documented CMA limit: 10 reads/s and 10 writes/s per organization (facts §1.7)."""
 
 
+class PublishConfig(BaseModel):
+    """``[target] publish = {environments = [...], locales = [...]}``: publish every migrated
+    asset to each environment (by name) in each locale (by code), CMA "Publish an asset"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    environments: tuple[str, ...] = ()
+    locales: tuple[str, ...] = ()
+    enabled: bool = True
+    """``publish = false`` is read as ``enabled = false`` (publish nothing)."""
+
+    @field_validator("environments", "locales")
+    @classmethod
+    def _names(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(v.strip() for v in values))
+        if not all(names):
+            raise ValueError("a name is empty")
+        return names
+
+    @model_validator(mode="after")
+    def _both(self) -> PublishConfig:
+        if self.enabled and not (self.environments and self.locales):
+            raise ValueError("give both environments and locales, e.g. publish = "
+                             '{environments = ["production"], locales = ["en-us"]}, '
+                             "or publish = false")
+        return self
+
+
 class ContentstackConfig(BaseModel):
     """One stack and branch, with exactly one kind of token."""
 
@@ -69,6 +98,19 @@ class ContentstackConfig(BaseModel):
     branch: str = "main"
     requests_per_second: Rate = None
     """Pacing override; default 10 (the documented CMA limit)."""
+    publish: PublishConfig | None = None
+    """Target only. A table: publish every migrated asset there. Unset (or ``true``): publish
+    where the source has each asset published (a Contentstack source's ``publish_details``;
+    nothing for other sources). ``false``: publish nothing."""
+
+    @field_validator("publish", mode="before")
+    @classmethod
+    def _publish_switch(cls, value: object) -> object:
+        if value is True:
+            return None
+        if value is False:
+            return {"enabled": False}
+        return value
 
     @field_validator("api_key", "branch")
     @classmethod

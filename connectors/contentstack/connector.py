@@ -35,13 +35,19 @@ from connectors.base import (
     Folder,
     FolderPath,
     Limits,
+    Publication,
+    PublishRule,
+    PublishTargets,
     Source,
     StagedFile,
     SupportsAssetExists,
     SupportsChangedSince,
     SupportsDelete,
+    SupportsEnvironmentNames,
     SupportsFindAsset,
     SupportsMove,
+    SupportsPublish,
+    SupportsReferences,
     SupportsReplace,
     SupportsUpdateMetadata,
     Target,
@@ -187,6 +193,7 @@ class ContentstackConnector:
         self._client = ContentstackClient(config, transport=transport)
         self._folders: dict[str, Folder] | None = None
         self._folders_lock = anyio.Lock()
+        self._environment_names: dict[str, str] | None = None
 
     @property
     def scope(self) -> str:
@@ -195,6 +202,31 @@ class ContentstackConnector:
     @property
     def limits(self) -> Limits:
         return LIMITS
+
+    @property
+    def publish_rule(self) -> PublishRule:
+        """From ``[target] publish``: a table publishes everywhere it names; unset carries
+        the source's publish details; ``false`` publishes nothing."""
+        rule = self._config.publish
+        if rule is None:
+            return PublishRule()
+        if not rule.enabled:
+            return PublishRule(carry=False)
+        return PublishRule(fixed=Publication.everywhere(rule.environments, rule.locales))
+
+    async def publish_targets(self) -> PublishTargets:
+        """The stack's environment names and locale codes (two requests)."""
+        envs = await self._client.environments()
+        locales = await self._client.locales()
+        return PublishTargets(frozenset(e.name for e in envs.environments),
+                              frozenset(lc.code for lc in locales.locales))
+
+    async def publish(self, target_id: str, publication: Publication) -> None:
+        """One ``POST /v3/assets/{uid}/publish`` per batch of the publication; a refusal
+        (an environment or locale the stack lacks) raises ItemError."""
+        for environments, locales in publication.batches():
+            await self._client.publish(target_id, environments, locales)
+        log.info("contentstack.published", target_id=target_id, where=publication.text())
 
     # -- reading -------------------------------------------------------------------------
 
@@ -412,6 +444,18 @@ class ContentstackConnector:
             return False
         return not record.is_dir and record.content_type != FOLDER_CONTENT_TYPE
 
+    async def reference_count(self, source_id: str) -> int:
+        """Entries referencing the asset, by ``GET /v3/assets/{uid}/references`` (one entry
+        counted once per locale, as the API lists them)."""
+        return len((await self._client.references(source_id)).references)
+
+    async def environment_names(self) -> dict[str, str]:
+        """Environment uid -> name, by ``GET /v3/environments`` (read once)."""
+        if self._environment_names is None:
+            listed = await self._client.environments()
+            self._environment_names = {e.uid: e.name for e in listed.environments if e.uid}
+        return self._environment_names
+
     def _to_asset(self, record: WireAsset, folders: Mapping[str, Folder]) -> Asset:
         if not record.filename:
             raise MalformedResponseError(f"Contentstack asset {record.uid} has no filename")
@@ -442,6 +486,8 @@ class ContentstackConnector:
             unreachable=None if record.url else (
                 "Contentstack lists this asset without a download URL; re-upload it there"
             ),
+            published=frozenset((p.environment, p.locale) for p in record.publish_details
+                                if p.environment and p.locale),
         )
 
     def _check_size(self, request: UploadRequest, staged: StagedFile) -> None:
@@ -470,3 +516,6 @@ _find: type[SupportsFindAsset] = ContentstackConnector
 _exists: type[SupportsAssetExists] = ContentstackConnector
 _move: type[SupportsMove] = ContentstackConnector
 _changed: type[SupportsChangedSince] = ContentstackConnector
+_references: type[SupportsReferences] = ContentstackConnector
+_publish: type[SupportsPublish] = ContentstackConnector
+_environments: type[SupportsEnvironmentNames] = ContentstackConnector

@@ -16,7 +16,8 @@ What it serves (all API routes under ``/v3``, header ``api_key`` plus ``authoriz
 * ``POST /v3/assets/folders``, ``GET|PUT|DELETE /v3/assets/folders/{uid}`` (300 folders,
   depth 5, no cycles; deleting a folder deletes everything in it).
 * ``GET /v3/assets/{uid}/versions``, ``POST|DELETE /v3/assets/{uid}/versions/{n}/name``,
-  ``GET /v3/assets/{uid}/references`` (always empty: the emulator has no entries),
+  ``GET /v3/assets/{uid}/references`` (the entries seeded with
+  :meth:`ContentstackEmulator.add_reference`; the emulator stores no entries themselves),
   ``POST /v3/assets/{uid}/publish|unpublish``, ``GET /v3/assets/{api_key}/{uid}/{slug}``
   (download through a permanent URL).
 * File bytes at ``GET /files/v3/assets/{api_key}/{uid}/{upload_uid}/{filename}``: no auth, not
@@ -258,6 +259,10 @@ class ContentstackEmulator(FaultSwitch):
         """Locale -> its fallback locale (the master locale when not listed)."""
         self.environments: dict[str, str] = {}
         """Environment name -> uid (made on first use)."""
+        self.publish_requests: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+        """``(asset uid, environment uids, locales)`` of every accepted publish request."""
+        self.references: dict[str, list[dict[str, Any]]] = {}
+        """Asset uid -> the entries that reference it, as ``/references`` lists them."""
         for name in (*environments, *self.delivery_tokens.values()):
             self.environment_uid(name)
         api = self._route
@@ -340,11 +345,24 @@ class ContentstackEmulator(FaultSwitch):
         )
         return uid
 
+    def add_reference(self, asset_uid: str, entry_uid: str, *, content_type_uid: str = "page",
+                      locale: str | None = None, title: str | None = None) -> None:
+        """Record that entry ``entry_uid`` (in ``locale``, default the master locale)
+        references asset ``asset_uid`` (seeding: the emulator stores no entries)."""
+        self.assets[asset_uid]  # KeyError for an unknown asset
+        self.references.setdefault(asset_uid, []).append({
+            "entry_uid": entry_uid, "content_type_uid": content_type_uid,
+            "locale": locale or self.master_locale, "_version": 1,
+            "title": title or entry_uid, "content_type_title": content_type_uid.title(),
+        })
+
     def publish(self, uid: str, environments: Sequence[str],
                 locales: Sequence[str] | None = None) -> None:
-        """Publish asset ``uid``'s current version directly (seeding; no request)."""
+        """Publish asset ``uid``'s current version directly (seeding; no request, nothing
+        checked; an environment not yet known is made)."""
         record = self.assets[uid]
-        pairs = {(e, lc) for e in environments for lc in (locales or [self.master_locale])}
+        pairs = {(self.environment_uid(e), lc) for e in environments
+                 for lc in (locales or [self.master_locale])}
         now = _now()
         record["publish_details"] = [
             p for p in record["publish_details"] if (p["environment"], p["locale"]) not in pairs
@@ -640,10 +658,11 @@ class ContentstackEmulator(FaultSwitch):
             parent = None if folder == "cs_root" else self._folder_or_404(folder)["uid"]
             candidates = [(r, s) for r, s in candidates if r["parent_uid"] == parent]
         environment = request.query_params.get("environment")
-        if environment:
+        if environment:  # the documented parameter is the name; a uid is taken too
+            env_uid = self.environments.get(environment, environment)
             candidates = [
                 (r, s) for r, s in candidates
-                if any(p.get("environment") == environment for p in r.get("publish_details", []))
+                if any(p.get("environment") == env_uid for p in r.get("publish_details", []))
             ]
         candidates = [(r, s) for r, s in candidates if _matches(r, query)]
         asc, desc = request.query_params.get("asc"), request.query_params.get("desc")
@@ -851,6 +870,7 @@ class ContentstackEmulator(FaultSwitch):
 
     def _drop_asset(self, uid: str) -> None:
         self.assets.pop(uid, None)
+        self.references.pop(uid, None)
         state = self._state.pop(uid, None)
         if state is not None:
             for key in {v.upload.blob_key for v in state.versions} | {state.upload.blob_key}:
@@ -897,26 +917,52 @@ class ContentstackEmulator(FaultSwitch):
         return JSONResponse({"notice": "Version name assigned successfully."})
 
     async def _references(self, request: Request) -> Response:
-        self._asset_or_404(request.path_params["uid"])
-        body: dict[str, Any] = {"references": []}
+        uid = request.path_params["uid"]
+        self._asset_or_404(uid)
+        refs = copy.deepcopy(self.references.get(uid, []))
+        if _flag(request, "include_publish_details"):
+            for ref in refs:
+                ref["publish_details"] = []
+        body: dict[str, Any] = {"references": refs}
         if _flag(request, "include_count"):
-            body["count"] = 0
+            body["count"] = len(refs)
         return JSONResponse(body)
 
     def _publish_target(self, body: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """The environments (as uids) and locales of a publish or unpublish body.
+
+        Environments are named as the Postman collection and the SDK docs show
+        (``"development"``); a uid is taken too. An environment or a locale the stack does
+        not have → 422 naming it under ``errors`` (unverified: the docs show no such error).
+        """
         inner = body.get("asset")
         envs = inner.get("environments") if isinstance(inner, dict) else None
         locales = inner.get("locales") if isinstance(inner, dict) else None
         if not (isinstance(envs, list) and envs and isinstance(locales, list) and locales):
             raise _ApiError(422, "Please select at least one environment and one locale.", None,
                             {"environments": ["is required."], "locales": ["is required."]})
-        return [str(e) for e in envs], [str(loc) for loc in locales]
+        uids = set(self.environments.values())
+        unknown_envs = [str(e) for e in envs if str(e) not in self.environments
+                        and str(e) not in uids]
+        codes = self._locale_codes()
+        unknown_locales = [str(lc) for lc in locales if str(lc) not in codes]
+        if unknown_envs or unknown_locales:
+            errors: dict[str, list[str]] = {}
+            if unknown_envs:
+                errors["environments"] = [f"{e!r} is not valid." for e in unknown_envs]
+            if unknown_locales:
+                errors["locales"] = [f"{lc!r} is not valid." for lc in unknown_locales]
+            raise _ApiError(422, "The environment or locale you selected does not exist.",
+                            None, errors)
+        return ([self.environments.get(str(e), str(e)) for e in envs],
+                [str(loc) for loc in locales])
 
     async def _publish(self, request: Request) -> Response:
         uid = request.path_params["uid"]
         record = self._asset_or_404(uid)
         body = await self._json_body(request)
         envs, locales = self._publish_target(body)
+        self.publish_requests.append((uid, tuple(envs), tuple(locales)))
         version = body.get("version") or record["_version"]
         self._version(uid, version)
         keep = [p for p in record["publish_details"]
@@ -983,8 +1029,9 @@ class ContentstackEmulator(FaultSwitch):
                 chain.append(self.fallback_locales.get(chain[-1], self.master_locale))
         for wanted in chain:
             for p in record["publish_details"]:
-                env = str(p["environment"])
-                if p["locale"] != wanted or environment not in (env, self.environment_uid(env)):
+                env = str(p["environment"])  # a uid, as the API lists it
+                if p["locale"] != wanted or self.environments.get(environment,
+                                                                  environment) != env:
                     continue
                 version = next(v for v in self._state[uid].versions
                                if v.number == int(p["version"]))
@@ -996,9 +1043,8 @@ class ContentstackEmulator(FaultSwitch):
                     out["dimension"] = dict(version.upload.dimension)
                 if _flag(request, "include_branch"):
                     out["_branch"] = request.headers.get("branch", "main")
-                canonical = next((n for n, u in self.environments.items() if u == env), env)
                 out["publish_details"] = {
-                    "environment": self.environment_uid(canonical), "locale": wanted,
+                    "environment": env, "locale": wanted,
                     "time": p["time"], "user": p["user"],
                 }
                 return out

@@ -96,6 +96,42 @@ class WireAssetEnvelope(_Wire):
     notice: str | None = None
 
 
+class WireReference(_Wire):
+    """One entry (in one locale) that references an asset."""
+
+    entry_uid: str | None = None
+    content_type_uid: str | None = None
+    locale: str | None = None
+
+
+class WireReferences(_Wire):
+    """``GET /v3/assets/{uid}/references``: ``{"references": [...], "count": N}``."""
+
+    references: list[WireReference] = Field(default_factory=list)
+    count: int | None = None
+
+
+class WireEnvironment(_Wire):
+    uid: str | None = None
+    name: str
+
+
+class WireEnvironments(_Wire):
+    """``GET /v3/environments``: ``{"environments": [...]}``."""
+
+    environments: list[WireEnvironment] = Field(default_factory=list)
+
+
+class WireLocale(_Wire):
+    code: str
+
+
+class WireLocales(_Wire):
+    """``GET /v3/locales``: ``{"locales": [...]}``."""
+
+    locales: list[WireLocale] = Field(default_factory=list)
+
+
 class WireNotice(_Wire):
     """``{"notice": "Asset deleted successfully."}``."""
 

@@ -205,6 +205,7 @@ async def test_lists_folders_with_paths_and_assets_parsed() -> None:
         version="1",
         url="https://images.contentstack.io/v3/assets/blt23423c2acaae34b3/"
         "bltabc123e1a2b34b5d/5c555c555d5c5e5cc5b55d555/download",
+        published=frozenset({("bltc15045c3098babcd", "en-us")}),  # the doc sample's
     )
     # float dimensions, ACL.roles [] and a single publish_details object are tolerated
     assert sample.folder_path == ("Marketing", "Demo Folder")
@@ -344,7 +345,8 @@ async def test_connector_declares_capabilities_scope_and_limits() -> None:
     async with ContentstackConnector(make_config(branch="develop")) as conn:
         assert Capabilities.of(conn) == Capabilities(
             target=True, replace=True, update_metadata=True, delete=True, find_asset=True,
-            asset_exists=True, move=True, changed_since=True,
+            asset_exists=True, move=True, changed_since=True, references=True,
+            publish=True,
         )
         assert conn.scope == f"{API_KEY}@develop"
         assert conn.limits.max_folder_depth == 5

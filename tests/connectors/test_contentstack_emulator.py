@@ -523,13 +523,48 @@ async def test_versions_names_and_publish(client: httpx.AsyncClient,
     assert r.json() == {"notice": "Asset sent for publishing."}
     details = emu.assets[uid]["publish_details"]
     assert [(d["environment"], d["locale"], d["version"]) for d in details] == [
-        ("production", "en-us", 3)]
+        (emu.environment_uid("production"), "en-us", 3)]  # the docs: the environment's uid
     published = await client.get("/v3/assets", params={"environment": "production"})
     assert [a["uid"] for a in published.json()["assets"]] == [uid]
     r = await client.post(f"/v3/assets/{uid}/unpublish", json={
         "asset": {"locales": ["en-us"], "environments": ["production"]}})
     assert r.json() == {"notice": "Asset sent for unpublishing."}
     assert emu.assets[uid]["publish_details"] == []
+
+
+async def test_publish_checks_environments_and_locales_the_stack_has(
+        client: httpx.AsyncClient, emu: ContentstackEmulator) -> None:
+    uid = emu.add_asset("a.txt", b"one")
+    r = await client.post(f"/v3/assets/{uid}/publish", json={
+        "asset": {"locales": ["en-us", "fr-fr"], "environments": ["production", "moon"]}})
+    assert r.status_code == 422
+    assert r.json()["errors"] == {"environments": ["'moon' is not valid."],
+                                  "locales": ["'fr-fr' is not valid."]}
+    assert emu.assets[uid]["publish_details"] == []
+    # an environment may be named by its uid too; the listing filter takes either
+    prod = emu.environment_uid("production")
+    r = await client.post(f"/v3/assets/{uid}/publish", json={
+        "asset": {"locales": ["en-us"], "environments": [prod]}})
+    assert r.status_code == 200
+    for env in ("production", prod):
+        listed = await client.get("/v3/assets", params={"environment": env})
+        assert [a["uid"] for a in listed.json()["assets"]] == [uid]
+
+
+async def test_references_list_the_seeded_entries(client: httpx.AsyncClient,
+                                                  emu: ContentstackEmulator) -> None:
+    uid = emu.add_asset("a.png", png())
+    emu.add_reference(uid, "blt_entry", content_type_uid="page", locale="en-us")
+    r = await client.get(f"/v3/assets/{uid}/references",
+                         params={"include_count": "true", "include_publish_details": "true"})
+    body = r.json()
+    assert body["count"] == 1
+    [ref] = body["references"]
+    assert (ref["entry_uid"], ref["content_type_uid"], ref["locale"]) == (
+        "blt_entry", "page", "en-us")
+    assert ref["publish_details"] == []
+    missing = await client.get("/v3/assets/blt_nope/references")
+    assert missing.status_code == 404
 
 
 # -- rate limit, faults, credential leaks ---------------------------------------------

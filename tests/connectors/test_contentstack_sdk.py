@@ -112,3 +112,31 @@ def test_assets_and_folders_through_the_sdk(
     body(stack.assets().delete_folder(folder), 200)
     assert emu.folders == {}
     assert emu.credential_leaks == []
+
+
+def test_publish_and_references_through_the_sdk(
+    served: tuple[ContentstackEmulator, Any], tmp_path: Path,
+) -> None:
+    """The SDK's ``Assets.publish`` and ``Assets.references`` (its docstring's body shape):
+    environments by name, checked against the stack's; references as seeded."""
+    emu, stack = served
+    path = tmp_path / "hero.png"
+    path.write_bytes(b"hero bytes")
+    uid = body(stack.assets().upload(str(path)), 201)["asset"]["uid"]
+    data = {"asset": {"locales": ["en-us", "de-de"], "environments": ["development"]},
+            "version": 1}
+    assert body(stack.assets(uid).publish(data), 200) == {"notice": "Asset sent for publishing."}
+    details = body(stack.assets(uid).fetch(), 200)["asset"]["publish_details"]
+    assert {(d["environment"], d["locale"], d["version"]) for d in details} == {
+        (emu.environment_uid("development"), "en-us", 1),
+        (emu.environment_uid("development"), "de-de", 1)}
+    refused = stack.assets(uid).publish({"asset": {"locales": ["xx-yy"],
+                                                   "environments": ["nowhere"]}})
+    assert refused.status_code == 422
+    assert set(refused.json()["errors"]) == {"environments", "locales"}
+
+    assert body(stack.assets(uid).references(), 200) == {"references": []}
+    emu.add_reference(uid, "blt_home", content_type_uid="page", locale="de-de")
+    [ref] = body(stack.assets(uid).references(), 200)["references"]
+    assert (ref["entry_uid"], ref["content_type_uid"], ref["locale"]) == (
+        "blt_home", "page", "de-de")
