@@ -6,6 +6,7 @@ a failed publish fails its item and the next run publishes without uploading aga
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from pipeline.config import load_job
 from pipeline.plan import Op
 from pipeline.report import plan_json, plan_table
 from pipeline.run import execute_job, plan_job
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN, EMU_TOKEN, cs_job_file, run_migrate
 
 CS = "http://cs.emulator"
 SOURCE_KEY = "blt5ource000000001"
@@ -233,3 +234,34 @@ async def test_contentstack_to_contentstack_carries_publish_details(
         assert await read_back(cs, uid["fr.png"]) == set()
     finally:
         src.close()
+
+
+@pytest.mark.slow
+def test_a_run_killed_before_publishing_resumes_without_a_duplicate(
+        tmp_path: Path, emulator: str) -> None:
+    """SIGKILL right after the second upload, before its publish request: the resume uploads
+    every asset exactly once and publishes each (read back over a real socket)."""
+    lib = tmp_path / "library"
+    lib.mkdir()
+    for n in range(4):
+        (lib / f"file{n}.txt").write_bytes(f"bytes {n}".encode())
+    job = cs_job_file(tmp_path, lib, emulator, concurrency=1)
+    text = job.read_text(encoding="utf-8").replace(
+        "requests_per_second = 500\n",
+        'requests_per_second = 500\npublish = {environments = ["development"], '
+        'locales = ["en-us"]}\n')
+    job.write_text(text, encoding="utf-8")
+    killed = run_migrate(job, {"CS_TOKEN": EMU_TOKEN}, "publish.before:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    final = run_migrate(job, {"CS_TOKEN": EMU_TOKEN})
+    assert final.returncode == 0, final.stdout + final.stderr[-3000:]
+
+    headers = {"api_key": CS_KEY, "authorization": EMU_TOKEN}
+    with httpx.Client(base_url=emulator, headers=headers, timeout=10) as client:
+        assets = client.get("/v3/assets").json()["assets"]
+        [dev] = [e["uid"] for e in client.get("/v3/environments").json()["environments"]
+                 if e["name"] == "development"]
+    assert sorted(a["filename"] for a in assets) == [f"file{n}.txt" for n in range(4)]
+    for a in assets:
+        assert [(p["environment"], p["locale"]) for p in a["publish_details"]] == [
+            (dev, "en-us")], a["filename"]
