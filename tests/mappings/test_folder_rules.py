@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import Asset, AssetMeta, Capabilities, FolderPath, Limits
+from connectors.base import Asset, AssetMeta, Capabilities, Folder, FolderPath, Limits
 from connectors.contentstack.connector import LIMITS as CONTENTSTACK
 from connectors.errors import ConfigError
 from mappings.folders import (
@@ -21,6 +21,7 @@ from mappings.folders import (
 )
 from pipeline.config import load_job
 from pipeline.plan import AssetAction, Op, PlanInput, make_plan
+from state.store import ItemRecord, ItemStatus
 
 FORTY: FolderPath = tuple(f"level {i:02d}" for i in range(1, 41))
 
@@ -227,3 +228,25 @@ def test_the_readme_folder_rules_example_loads(tmp_path: Path) -> None:
     assert tree.target_path(("x", "y", "thumbs")) == ("migrated", "2026", "x", "y",
                                                       "thumbnails")
     assert "merged on purpose" in " ".join(tree.warnings_for(("logos-2020",)))
+
+
+def test_a_rule_added_after_a_run_keeps_the_folders_it_made_and_says_so() -> None:
+    """Folders are create-only as far as assetferry goes (Webflow's API can't rename, move
+    or delete one): a new rule that would move a migrated folder leaves it where it is, and
+    the plan line says so instead of making a second tree."""
+    photos = Folder("f1", "Photos", None, ("Photos",))
+    made = Folder("t1", "Photos", None, ("Photos",))
+    record = ItemRecord(route="r", kind="folder", source_id="f1", status=ItemStatus.DONE,
+                        target_id="t1", target_path="Photos")
+    caps = Capabilities(target=True, replace=True, update_metadata=True, delete=True,
+                        find_asset=True)
+    plan = make_plan("r", PlanInput(
+        [photos], [_asset("a", ("Photos",))], [made], [], {("folder", "f1"): record},
+        Limits(), caps, FolderOverflow.COLLAPSE,
+        folder_rules=_rules(renames={"Photos": "Archive/Photos"})))
+    (line,) = [f for f in plan.folders if "f1" in f.source_ids]
+    assert line.target_path == ("Photos",)
+    assert line.op is Op.SKIP
+    assert any("cannot rename or move folders" in w for w in line.warnings)
+    (action,) = plan.assets
+    assert action.target_folder == ("Photos",)
