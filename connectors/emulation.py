@@ -45,6 +45,11 @@ class Faults:
     """Do the work (e.g. create the asset), then answer 5xx: the client can't know it worked."""
     reset_rate: float = 0.0
     """Drop the connection with no answer."""
+    throttle_rate: float = 0.0
+    """Answer 429 with ``Retry-After: throttle_retry_after`` before doing anything: a rate
+    limit the client could not see coming (another client on the same key)."""
+    throttle_retry_after: int = 1
+    """Seconds in the injected 429's ``Retry-After`` header."""
     truncate_rate: float = 0.0
     """Send half of a file download's body, then stop."""
     gzip_rate: float = 0.0
@@ -288,12 +293,15 @@ class FaultMiddleware:
         self._error_body = error_body
         self._is_download = is_download
         self.injected: dict[str, int] = {"error": 0, "after_commit": 0, "reset": 0, "truncate": 0,
-                                         "gzip": 0, "redirect": 0}
+                                         "gzip": 0, "redirect": 0, "throttle": 0}
+        self.requests = 0
+        """HTTP requests seen, faulted or not (what a run cost the API and file hosts)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        self.requests += 1
         f = self.faults
         if f.latency:
             import anyio
@@ -302,6 +310,11 @@ class FaultMiddleware:
         if f.roll(f.reset_rate):
             self.injected["reset"] += 1
             raise ConnectionResetFault
+        if f.roll(f.throttle_rate):
+            self.injected["throttle"] += 1
+            wait = str(f.throttle_retry_after).encode()
+            await self._send_error(send, 429, [(b"retry-after", wait)])
+            return
         if f.roll(f.error_rate):
             self.injected["error"] += 1
             await self._send_error(send, 503)
@@ -338,11 +351,12 @@ class FaultMiddleware:
             return
         await self.app(scope, receive, send)
 
-    async def _send_error(self, send: Send, status: int) -> None:
+    async def _send_error(self, send: Send, status: int,
+                          headers: list[tuple[bytes, bytes]] | None = None) -> None:
         body = self._error_body(status)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+                                (b"content-length", str(len(body)).encode()), *(headers or [])]})
         await send({"type": "http.response.body", "body": body})
 
 
