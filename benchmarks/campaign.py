@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import random
 import re
@@ -126,7 +127,8 @@ def open_side(name: str, work: Path, files: list[DemoFile] | None = None) -> Sid
         path = work / "local-target"
         return Side(f'connector = "local"\npath = "{path}"\n')
     factory = plugin_for(name).emulator
-    assert factory is not None, name
+    if factory is None:
+        raise SystemExit(f"{name} has no emulator; pick from {', '.join(TARGETS)}")
     cms = factory(EmulatorSettings(unlimited=True))
     if files is not None:
         cms.seed(files)
@@ -264,6 +266,7 @@ def main() -> int:
     parser.add_argument("--skip-faults", action="store_true")
     args = parser.parse_args()
     logs.quiet()
+    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # injected resets, on purpose
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
     files = library(args.assets, args.seed)
     rng = random.Random(args.seed)

@@ -811,3 +811,14 @@ async def test_served_over_loopback_socket() -> None:
             assert emu.credential_leaks == []
     finally:
         emu.close()
+
+
+async def test_injected_throttle_is_429_with_retry_after(client: httpx.AsyncClient,
+                                                        emu: ContentstackEmulator) -> None:
+    emu.faults = Faults(throttle_rate=1.0, throttle_retry_after=7)
+    before = emu.fault_middleware.requests
+    r = await client.get("/v3/assets")
+    assert r.status_code == 429
+    assert r.headers["retry-after"] == "7"
+    assert emu.fault_middleware.injected["throttle"] == 1
+    assert emu.fault_middleware.requests == before + 1

@@ -349,3 +349,29 @@ async def test_read_only_sources_take_gzip_and_redirects_from_their_file_hosts(
         assert emu.credential_leaks == []
     finally:
         demo.close()
+
+
+# -- the fault campaign's mix, in small ------------------------------------------------------
+
+
+async def test_the_campaign_fault_mix_on_both_hosts_lands_every_file_once(
+    tmp_path: Path, cs: ContentstackEmulator
+) -> None:
+    """5xx, 429 with Retry-After, resets and truncated bodies on the API and the file host
+    (benchmarks/campaign.py at full size): re-runs until exit 0 leave each file exactly once
+    with its bytes, and the 429s were waited out, not counted as failures."""
+    job, dest = await cs_source(tmp_path, cs)
+    want = sorted(sha(f.data) for f in some_files())
+    cs.faults = Faults(error_rate=0.1, throttle_rate=0.15, throttle_retry_after=0,
+                       reset_rate=0.02, truncate_rate=0.05, seed=11)
+    before = cs.fault_middleware.requests
+    codes = []
+    for _ in range(6):
+        codes.append((await execute_job(job, "migrate", transports=on(cs, "source"))).exit_code())
+        if codes[-1] == 0:
+            break
+    assert codes[-1] == 0, codes
+    assert cs.fault_middleware.injected["throttle"] > 0
+    assert cs.fault_middleware.requests > before
+    cs.faults = Faults()
+    assert sorted(digest for *_, digest in local_inventory(dest)) == want
