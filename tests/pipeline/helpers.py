@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from connectors.contentstack.emulator import ContentstackEmulator
 from pipeline.config import JobConfig, load_job
@@ -122,3 +123,18 @@ def cs_job_file(tmp_path: Path, source: Path, base_url: str, *, rate: float = 50
         encoding="utf-8",
     )
     return job
+
+
+def route_in_process(monkeypatch: Any, sides: Mapping[str, Any]) -> None:
+    """Make every run in this test (``cli.main`` included) reach the given ASGI apps by side
+    (``"source"`` / ``"target"``) in-process, whatever host the job file names."""
+    import pipeline.run as run_module
+    from connectors.emulation import in_process_transport
+
+    transports = {side: in_process_transport(app) for side, app in sides.items()}
+    real_open_pair = run_module._open_pair
+
+    async def open_pair(job: Any, stack: Any, given: Any) -> Any:
+        return await real_open_pair(job, stack, {**(given or {}), **transports})
+
+    monkeypatch.setattr(run_module, "_open_pair", open_pair)

@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-import pipeline.run as run_module
-from connectors.emulation import ASGIApp, in_process_transport
+from connectors.emulation import ASGIApp
 from connectors.plugin import DemoFile, EmulatedCMS, EmulatorSettings
 from pipeline import cli
 from pipeline.registry import plugin_for
+from tests.pipeline.helpers import route_in_process
 
 Page = Any
 """A decoded JSON answer."""
@@ -311,13 +311,7 @@ def test_bad_input(tmp_path: Path, cms_name: str, rewrite: Rewrite, where: str,
     cms = source_cms(cms_name)
     wrapped = Rewriting(cms.app, spec.folders if where == "folders" else spec.listing,
                         rewrite, spec)
-    transport = in_process_transport(wrapped)
-    real_open_pair = run_module._open_pair
-
-    async def open_pair(job: Any, stack: Any, transports: Any) -> Any:
-        return await real_open_pair(job, stack, {**(transports or {}), "source": transport})
-
-    monkeypatch.setattr(run_module, "_open_pair", open_pair)
+    route_in_process(monkeypatch, {"source": wrapped})
     for key, value in cms.env.items():
         monkeypatch.setenv(key, value)
     sandbox = tmp_path / "sandbox"

@@ -1,0 +1,136 @@
+"""The secrets scan (issue 12), over every connector: each CMS as the source and, where it can
+be one, as the target, through the real command line with debug JSON logs and every output a
+user can ask for. Its token appears in no output, report, map, state DB file or error text,
+and no file host of any emulator saw a credential (each records credential headers it is
+sent in ``credential_leaks``). A wrong token's value is not echoed by the error it causes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.plugin import DemoFile, EmulatedCMS, EmulatorSettings
+from pipeline import cli
+from pipeline.registry import plugin_for
+from tests.pipeline.helpers import route_in_process
+
+CMS = ("contentstack", "storyblok", "webflow", "contento", "contentstack-delivery")
+WRITABLE = tuple(name for name in CMS if plugin_for(name).writable)
+FILES = [DemoFile(folder=("brand",), name="logo.txt", data=b"logo\n" * 40,
+                  content_type="text/plain", title="Logo", alt="The logo"),
+         DemoFile(folder=(), name="notes.txt", data=b"notes\n" * 30,
+                  content_type="text/plain", title="Notes")]
+
+
+def _cms(name: str) -> EmulatedCMS:
+    factory = plugin_for(name).emulator
+    assert factory is not None
+    return factory(EmulatorSettings(unlimited=True))
+
+
+def _leaks(cms: EmulatedCMS) -> list[Any]:
+    return list(getattr(getattr(cms, "emulator", None), "credential_leaks", []))
+
+
+@pytest.fixture
+def made() -> Iterator[list[EmulatedCMS]]:
+    emulators: list[EmulatedCMS] = []
+    yield emulators
+    for cms in emulators:
+        cms.close()
+
+
+def _run_everything(tmp_path: Path, job: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    out: list[str] = []
+    for args in (["plan", "-c", str(job), "--format", "json", "--out", str(tmp_path / "plan.json")],
+                 ["-v", "--log-format", "json", "migrate", "-c", str(job),
+                  "--report", str(tmp_path / "report.json")],
+                 ["-v", "sync", "-c", str(job)],
+                 ["status", "-c", str(job), "--format", "json"],
+                 ["export-map", "-c", str(job), "--out", str(tmp_path / "map.csv")]):
+        code = cli.main(args)
+        captured = capsys.readouterr()
+        out.append(captured.out + captured.err)
+        assert code == 0, (args, out[-1][-3000:])
+    return "\n".join(out)
+
+
+def _assert_nowhere(secret: str, text: str, tmp_path: Path) -> None:
+    assert secret not in text
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("name", CMS)
+def test_a_source_token_reaches_no_output_and_no_file_host(
+        tmp_path: Path, name: str, made: list[EmulatedCMS], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    cms = _cms(name)
+    made.append(cms)
+    cms.seed(FILES)
+    for key, value in cms.env.items():
+        monkeypatch.setenv(key, value)
+    route_in_process(monkeypatch, {"source": cms.app})
+    job = tmp_path / "job.toml"
+    job.write_text(f"[source]\n{cms.job_section('http://source.emulator')}\n"
+                   f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n\n'
+                   f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    text = _run_everything(tmp_path, job, capsys)
+    assert "load.done" in text, "the debug JSON log was captured"
+    assert len(list((tmp_path / "out").rglob("*.txt"))) == len(FILES)
+    for secret in cms.env.values():
+        _assert_nowhere(secret, text, tmp_path)
+    assert _leaks(cms) == []
+
+
+@pytest.mark.parametrize("name", WRITABLE)
+def test_a_target_token_reaches_no_output_and_no_file_host(
+        tmp_path: Path, name: str, made: list[EmulatedCMS], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    cms = _cms(name)
+    made.append(cms)
+    library = tmp_path / "library"
+    for f in FILES:
+        (library.joinpath(*f.folder)).mkdir(parents=True, exist_ok=True)
+        library.joinpath(*f.folder, f.name).write_bytes(f.data)
+    for key, value in cms.env.items():
+        monkeypatch.setenv(key, value)
+    route_in_process(monkeypatch, {"target": cms.app})
+    job = tmp_path / "job.toml"
+    job.write_text(f'[source]\nconnector = "local"\npath = "{library}"\n\n'
+                   f"[target]\n{cms.job_section('http://target.emulator')}\n"
+                   f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    text = _run_everything(tmp_path, job, capsys)
+    assert cms.holdings()[0] == len(FILES)
+    for secret in cms.env.values():
+        _assert_nowhere(secret, text, tmp_path)
+    assert _leaks(cms) == []
+
+
+@pytest.mark.parametrize("name", CMS)
+def test_a_wrong_token_is_refused_without_echoing_it(
+        tmp_path: Path, name: str, made: list[EmulatedCMS], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    cms = _cms(name)
+    made.append(cms)
+    cms.seed(FILES)
+    wrong = "wrong-token-4d9b1e77c2"
+    for key in cms.env:
+        monkeypatch.setenv(key, wrong)
+    route_in_process(monkeypatch, {"source": cms.app})
+    job = tmp_path / "job.toml"
+    job.write_text(f"[source]\n{cms.job_section('http://source.emulator')}\n"
+                   f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n\n'
+                   f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    code = cli.main(["-v", "--log-format", "json", "migrate", "-c", str(job)])
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert code == 2, text[-3000:]
+    assert "Traceback" not in text
+    assert "token" in text.lower() or "credential" in text.lower() or "auth" in text.lower()
+    _assert_nowhere(wrong, text, tmp_path)
