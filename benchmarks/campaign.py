@@ -8,8 +8,8 @@ process on loopback (it outlives the killed runs); every `assetferry migrate` is
 process, so a SIGKILL is a real one.
 
 1. Kill: a library of ``--assets`` small files in nested folders is migrated from a local
-   folder; the run is SIGKILLed ``--kills`` times at random moments (uniform between 0.3 s and
-   2.5 s after its start, seeded) and resumed each time, then run to the end.
+   folder; the run is SIGKILLed ``--kills`` times at random moments (uniform up to 1 s after
+   its first asset landed, seeded) and resumed each time, then run to the end.
 2. Faults: a seeded Contentstack emulator (the source, so downloads are faulted too) into the
    target, both answering 10% 5xx, 5% 429 with ``Retry-After``, 2% connection resets and 1%
    truncated file bodies, re-run until it exits 0 (at most 10 runs); the requests both hosts
@@ -133,6 +133,8 @@ def open_side(name: str, work: Path, files: list[DemoFile] | None = None) -> Sid
     if files is not None:
         cms.seed(files)
     server = LoopbackServer(cms.app).start()
+    # uvicorn sets its loggers up as it starts: killed clients and injected resets are on purpose
+    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
     return Side(_fast(cms.job_section(server.url)), dict(cms.env), cms, server)
 
 
@@ -143,15 +145,25 @@ def write_job(work: Path, source: str, target: str) -> Path:
     return job
 
 
-def migrate(job: Path, env: Mapping[str, str], kill_after: float | None = None) -> str:
-    """One ``assetferry migrate`` process: ``"killed"`` or ``"exit N"``."""
-    log = job.parent / "runs.log"
-    with log.open("ab") as out:
+def migrate(job: Path, env: Mapping[str, str], kill_within: float | None = None,
+            rng: random.Random | None = None) -> str:
+    """One ``assetferry migrate`` process: ``"killed"`` or ``"exit N"``.
+
+    With ``kill_within``, SIGKILL it at a random moment up to that many seconds after its
+    first asset landed (read from its JSON log), so every kill falls in the middle of work,
+    however slowly the machine starts Python.
+    """
+    log = job.parent / "run.log"
+    with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", "--log-format", "json", "migrate", "-c",
              str(job)], env={**os.environ, **env}, stdout=out, stderr=out, cwd=job.parent)
+        if kill_within is None or rng is None:
+            return f"exit {proc.wait()}"
+        while proc.poll() is None and b'"load.done"' not in log.read_bytes():
+            time.sleep(0.05)
         try:
-            return f"exit {proc.wait(timeout=kill_after)}"
+            return f"exit {proc.wait(timeout=rng.uniform(0, kill_within))}"
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -209,7 +221,7 @@ def kill_campaign(name: str, files: list[DemoFile], kills: int, rng: random.Rand
         outcomes: Counter[str] = Counter()
         started = time.monotonic()
         for _ in range(kills):
-            outcomes[migrate(job, target.env, kill_after=rng.uniform(0.3, 2.5))] += 1
+            outcomes[migrate(job, target.env, kill_within=1.0, rng=rng)] += 1
         final = migrate(job, target.env)
         elapsed = time.monotonic() - started
         counts = compare(expected(files), read_back(job, target.env))
@@ -266,7 +278,6 @@ def main() -> int:
     parser.add_argument("--skip-faults", action="store_true")
     args = parser.parse_args()
     logs.quiet()
-    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # injected resets, on purpose
     names = [t.strip() for t in args.targets.split(",") if t.strip()]
     files = library(args.assets, args.seed)
     rng = random.Random(args.seed)
