@@ -11,6 +11,10 @@ hold (title, alt text, tags, locales...) lives in a JSON manifest at the root::
                                   "source_id": "<id in the source we copied it from>",
                                   "extra": {"any": "string"}}}}
 
+A target appends each metadata change to a journal beside the manifest (its name +
+``.journal``, one JSON change a line, fsynced) and rewrites the manifest whole only now and
+then and when the run ends; readers replay the journal, so a killed run loses nothing.
+
 Every write is atomic: bytes go to a hidden temp file (``.assetferry-tmp-<random>``) in the
 destination folder, are fsynced, then renamed into place; a crash leaves at most a temp file,
 which listings skip. Listing never follows a symlink out of the root.

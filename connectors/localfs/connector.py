@@ -53,7 +53,7 @@ from connectors.localfs.files import (
     os_error,
     same_file,
 )
-from connectors.localfs.manifest import Entry, Manifest
+from connectors.localfs.manifest import JOURNAL_SUFFIX, Entry, Manifest
 
 log = structlog.get_logger(__name__)
 
@@ -165,6 +165,9 @@ class LocalFolderConnector:
     """A local folder tree. Source, target, and every optional capability."""
 
     name = "local"
+    staged_digests: frozenset[str] = frozenset()
+    """Uploads read no digest from the staged file (an existing file is compared by hashing
+    both sides then)."""
 
     def __init__(
         self,
@@ -192,7 +195,9 @@ class LocalFolderConnector:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Nothing to release: every file is opened and closed per call."""
+        """Fold the manifest's change journal into the manifest (every file is opened and
+        closed per call, so nothing else is held)."""
+        await self._manifest.close()
 
     @property
     def scope(self) -> str:
@@ -203,8 +208,9 @@ class LocalFolderConnector:
         """A POSIX file system: names up to 255 UTF-8 bytes, no ``/`` or NUL; files and
         folders share one namespace; case ignored on macOS and Windows (their default file
         systems), Windows' device names reserved there; the manifest's name and our temp-file
-        prefix are reserved everywhere."""
-        reserved = {self._config.manifest}
+        prefix are reserved everywhere (and the manifest's change journal, its name +
+        ``.journal``)."""
+        reserved = {self._config.manifest, self._config.manifest + JOURNAL_SUFFIX}
         if sys.platform == "win32":
             reserved |= WINDOWS_RESERVED_NAMES
         # room for the root itself, the "/" after it, and a temp file beside any file
@@ -253,6 +259,12 @@ class LocalFolderConnector:
     def open_asset(self, asset: Asset) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Stream the file in 64 KiB chunks. Raises ItemError if it is gone or unreadable."""
         return self._open(asset.source_id)
+
+    async def local_path(self, asset: Asset) -> Path | None:
+        """The file itself, for the pipeline to read in place (no temp copy). Raises
+        ItemError when the id is unsafe or resolves outside the root."""
+        return await anyio.to_thread.run_sync(self._inside,
+                                              _split_rel(asset.source_id, "asset id"))
 
     @asynccontextmanager
     async def _open(self, rel: str) -> AsyncIterator[AsyncIterator[bytes]]:
@@ -371,7 +383,9 @@ class LocalFolderConnector:
             ) from None
         for item in found:
             name = item.name
-            if (not parts and name == self._config.manifest) or name.startswith(TMP_PREFIX):
+            if (not parts and name in (self._config.manifest,
+                                        self._config.manifest + JOURNAL_SUFFIX)) \
+                    or name.startswith(TMP_PREFIX):
                 continue
             own = self._own_reason(real, parts, name)
             if own is not None:
@@ -419,7 +433,7 @@ class LocalFolderConnector:
         reason = self._config.own_files.get(real / name)
         if reason is not None:
             return reason
-        if parts and name == DEFAULT_MANIFEST:
+        if parts and name in (DEFAULT_MANIFEST, DEFAULT_MANIFEST + JOURNAL_SUFFIX):
             return (f"assetferry's metadata manifest of a local folder it wrote ({name}): "
                     "metadata, not an asset")
         return None
@@ -693,7 +707,8 @@ class LocalFolderConnector:
 
     def _check_name(self, name: str, what: str, parent: tuple[str, ...]) -> str:
         name = _check_component(name, what)
-        if not parent and name == self._config.manifest:
+        if not parent and name in (self._config.manifest,
+                                   self._config.manifest + JOURNAL_SUFFIX):
             raise ItemError(f"{what} {name!r} is reserved for the metadata manifest")
         return name
 

@@ -109,7 +109,7 @@ def same_file(path: Path, staged: StagedFile) -> bool:
         return (
             path.is_file()
             and path.stat().st_size == staged.size
-            and _sha256_of(path) == staged.sha256
+            and _sha256_of(path) == (staged.sha256 or _sha256_of(staged.path))
         )
     except OSError:
         return False

@@ -7,6 +7,7 @@ asset's path relative to the root; the format is described in ``connectors.local
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from pydantic import (
 
 from connectors.base import AssetMeta, LocalizedText
 from connectors.errors import ConfigError
-from connectors.localfs.files import atomic_write, os_error
+from connectors.localfs.files import atomic_write, fsync_dir, os_error
 
 _FOCUS = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*,\s*([0-9]*\.?[0-9]+)\s*$")
 
@@ -158,20 +159,50 @@ def _problem(err: Any) -> str:
     return f"{'.'.join(loc) or '(top)'}: {msg}"
 
 
-class Manifest:
-    """The metadata manifest: loaded once, kept in memory, written back atomically.
+JOURNAL_SUFFIX = ".journal"
+"""The manifest's change journal is the manifest's name plus this (``.assetferry.json.journal``)."""
 
-    Writers are serialized by a lock and grouped: while one write is in its worker thread,
-    later changes queue up and the next write carries all of them. ``put``/``remove`` return
+COMPACT_AFTER = 1000
+"""The journal is folded into the manifest once it holds this many changes, or as many as the
+manifest file had entries when last written if that is more (so whole-file rewrites cost O(1)
+per change: each one at least doubles what the last one wrote, or follows as many changes)."""
+
+
+def journal_path(manifest: Path) -> Path:
+    """Where the change journal of the manifest at ``manifest`` lives (beside it)."""
+    return manifest.with_name(manifest.name + JOURNAL_SUFFIX)
+
+
+class Manifest:
+    """The metadata manifest: loaded once, kept in memory, changed through a journal.
+
+    A change (``put``/``remove``) is appended to the journal beside the manifest (one JSON
+    object a line: ``{"put": key, "entry": {...}}`` or ``{"remove": key}``) and fsynced; the
+    whole manifest is rewritten (atomically) only when the journal has grown as long as
+    :data:`COMPACT_AFTER` or the manifest file itself, and on :meth:`close`. Reading replays the
+    journal over the manifest, so a run killed at any moment leaves both files consistent:
+    a torn last line (a kill mid-append) is dropped, and a kill between the rewrite and the
+    journal's removal replays changes the manifest already holds (each line sets a key's
+    final value, so replaying is harmless).
+
+    Writers are serialized by a lock and grouped: while one append is in its worker thread,
+    later changes queue up and the next append carries all of them. ``put``/``remove`` return
     only once their change is on disk.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.journal = journal_path(path)
         self._entries: dict[str, Entry] | None = None
         self._lock = anyio.Lock()
+        self._pending: list[bytes] = []
         self._changes = 0
         self._written = 0
+        self._journal_lines = 0
+        self._file_entries = 0
+        """Entries in the manifest file as last read or written."""
+        self._journal_valid: int | None = None
+        """Bytes of the journal that parsed (a torn tail beyond is cut before appending)."""
 
     async def entries(self) -> dict[str, Entry]:
         """All entries. Raises ConfigError when the file is unreadable or malformed."""
@@ -186,26 +217,77 @@ class Manifest:
 
     async def put(self, key: str, entry: Entry) -> None:
         (await self.entries())[key] = entry
-        await self._commit()
+        line = {"put": key, "entry": entry.model_dump(mode="json", exclude_defaults=True)}
+        await self._commit(line)
 
     async def remove(self, key: str) -> None:
         entries = await self.entries()
         if entries.pop(key, None) is not None:
-            await self._commit()
+            await self._commit({"remove": key})
 
-    async def _commit(self) -> None:
+    async def close(self) -> None:
+        """Fold the journal into the manifest (one JSON file again) when this instance
+        changed anything; a no-op otherwise (a source never writes its folder)."""
+        if self._entries is None or not self._changes:
+            return
+        async with self._lock:
+            if self._journal_lines or self._pending:
+                self._pending.clear()
+                await anyio.to_thread.run_sync(self._compact, dict(self._entries))
+
+    async def _commit(self, change: dict[str, Any]) -> None:
+        self._pending.append(json.dumps(change, ensure_ascii=False).encode("utf-8") + b"\n")
         self._changes += 1
         wanted = self._changes
         async with self._lock:
             if self._written >= wanted:
-                return  # a write that started after our change already carried it
+                return  # an append that started after our change already carried it
             assert self._entries is not None  # noqa: S101 - entries() ran before any change
             upto = self._changes
-            snapshot = dict(self._entries)
-            await anyio.to_thread.run_sync(self._write, snapshot)
+            lines, self._pending = self._pending, []
+            if self._journal_lines + len(lines) >= max(COMPACT_AFTER, self._file_entries):
+                await anyio.to_thread.run_sync(self._compact, dict(self._entries))
+            else:
+                await anyio.to_thread.run_sync(self._append, lines)
             self._written = upto
 
+    def _append(self, lines: list[bytes]) -> None:
+        """Append ``lines`` to the journal and fsync it (cutting a torn tail first)."""
+        try:
+            fresh = not self.journal.exists()
+            with self.journal.open("ab") as out:
+                if self._journal_valid is not None and out.tell() > self._journal_valid:
+                    out.truncate(self._journal_valid)
+                out.write(b"".join(lines))
+                out.flush()
+                os.fsync(out.fileno())
+                self._journal_valid = out.tell()
+            if fresh:
+                fsync_dir(self.journal.parent)
+        except OSError as exc:
+            raise os_error(exc, f"writing the metadata manifest journal {self.journal}") from None
+        self._journal_lines += len(lines)
+
+    def _compact(self, snapshot: dict[str, Entry]) -> None:
+        """Rewrite the manifest whole (atomically), then drop the journal it now holds."""
+        self._write(snapshot)
+        try:
+            self.journal.unlink(missing_ok=True)
+            fsync_dir(self.journal.parent)
+        except OSError as exc:
+            raise os_error(exc, f"removing the metadata manifest journal {self.journal}") \
+                from None
+        self._journal_lines = 0
+        self._journal_valid = 0
+        self._file_entries = len(snapshot)
+
     def _read(self) -> dict[str, Entry]:
+        entries = self._read_file()
+        self._file_entries = len(entries)
+        self._replay(entries)
+        return entries
+
+    def _read_file(self) -> dict[str, Entry]:
         how_to_fix = (
             "fix it by hand (it must be JSON like "
             '{"version": 1, "assets": {"<relative path>": {"title": "..."}}}) '
@@ -238,6 +320,42 @@ class Manifest:
                 + "".join(f"  {p}\n" for p in shown) + how_to_fix
             ) from None
         return dict(manifest.assets)
+
+    def _replay(self, entries: dict[str, Entry]) -> None:
+        """Apply the journal's changes to ``entries`` (in order); a torn last line is left
+        out. Raises ConfigError on a broken line before the last."""
+        try:
+            raw = self.journal.read_bytes()
+        except FileNotFoundError:
+            self._journal_valid = 0
+            return
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the metadata manifest journal {self.journal}: {exc.strerror}"
+            ) from None
+        valid = 0
+        lines = raw.split(b"\n")
+        for number, line in enumerate(lines, 1):
+            last = number == len(lines)
+            if not line.strip():
+                valid += len(line) + (0 if last else 1)
+                continue
+            try:
+                change = json.loads(line.decode("utf-8"))
+                if "put" in change:
+                    entries[str(change["put"])] = Entry.model_validate(change["entry"])
+                else:
+                    entries.pop(str(change["remove"]), None)
+            except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+                if last or (number == len(lines) - 1 and not lines[-1]):
+                    break  # torn by a kill mid-append: that change never returned
+                raise ConfigError(
+                    f"metadata manifest journal {self.journal} line {number} is damaged "
+                    f"({exc}); move the journal aside (its changes since the manifest was "
+                    "last rewritten are then lost) and run again") from None
+            valid += len(line) + (0 if last else 1)
+            self._journal_lines += 1
+        self._journal_valid = valid
 
     def _write(self, snapshot: dict[str, Entry]) -> None:
         document = {

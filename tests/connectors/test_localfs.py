@@ -108,6 +108,7 @@ async def test_metadata_survives_a_round_trip(root: Path, tmp_path: Path) -> Non
     )
     assert ref.target_id == "photos/harbour.png"
     assert ref.url == (root / "photos" / "harbour.png").resolve().as_uri()
+    await target.aclose()  # the manifest's change journal is folded in
 
     # A fresh connector reads only what is on disk.
     [asset] = await assets_of(connector(root))
@@ -132,6 +133,7 @@ async def test_update_metadata_keeps_provenance_and_extra(root: Path, tmp_path: 
         stage_bytes(tmp_path, b"hello", "text/plain"),
         MemoryJournal(),
     )
+    await target.aclose()
     manifest_path = root / ".assetferry.json"
     doc = json.loads(manifest_path.read_text(encoding="utf-8"))
     doc["assets"]["a.txt"]["extra"] = {"photographer": "Jane"}
@@ -140,6 +142,7 @@ async def test_update_metadata_keeps_provenance_and_extra(root: Path, tmp_path: 
     fresh = connector(root)
     new_meta = AssetMeta(title="Renamed", tags=("x",))
     await fresh.update_metadata("a.txt", new_meta)
+    await fresh.aclose()
 
     [asset] = await assets_of(connector(root))
     assert asset.meta == new_meta
@@ -384,6 +387,7 @@ async def test_hostile_names_are_refused_and_others_still_work(
     staged = stage_bytes(tmp_path, b"fine", "text/plain")
     ref = await conn.upload(request("fine.txt", "ok"), staged, MemoryJournal())
     assert (root / ref.target_id).read_bytes() == b"fine"
+    await conn.aclose()
     new_files = set(files_under(tmp_path)) - set(before)
     assert {p for p in new_files if not p.startswith("staging")} == {
         "root/ok", "root/ok/fine.txt", "root/.assetferry.json",
@@ -482,6 +486,7 @@ async def test_upload_refuses_to_overwrite_a_different_file(root: Path, tmp_path
     assert again == ref
     [asset] = await assets_of(connector(root))
     assert asset.meta.title == "now titled"
+    await conn.aclose()
     assert sorted(p.name for p in root.iterdir()) == [".assetferry.json", "a.txt"]
 
 
@@ -538,6 +543,7 @@ async def test_replace_overwrites_in_place(root: Path, tmp_path: Path) -> None:
     assert (root / "a.txt").read_bytes() == b"v2"
     [asset] = await assets_of(connector(root))
     assert (asset.size, asset.meta.title) == (2, "v2")
+    await conn.aclose()
     assert sorted(p.name for p in root.iterdir()) == [".assetferry.json", "a.txt"]
 
     with pytest.raises(NotFoundError):
@@ -562,6 +568,7 @@ async def test_delete_removes_file_and_manifest_entry(root: Path, tmp_path: Path
     await conn.delete("f/a.txt")
     await conn.delete("f/a.txt")  # already gone: fine
     assert not (root / "f" / "a.txt").exists()
+    await conn.aclose()
     doc = json.loads((root / ".assetferry.json").read_text(encoding="utf-8"))
     assert list(doc["assets"]) == ["f/b.txt"]
     with pytest.raises(ItemError, match="folder"):
@@ -631,6 +638,7 @@ async def test_corrupt_manifest_is_a_config_error_and_is_kept(
 async def test_concurrent_uploads_are_all_recorded(
     root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(localfs.manifest, "COMPACT_AFTER", 3)  # rewrites while uploading
     real_write = localfs.manifest.Manifest._write
 
     def slow_disk(
@@ -656,6 +664,7 @@ async def test_concurrent_uploads_are_all_recorded(
         for i in range(20):
             tg.start_soon(one, i)
 
+    await conn.aclose()
     doc = json.loads((root / ".assetferry.json").read_text(encoding="utf-8"))
     assert len(doc["assets"]) == 20
     assets = await assets_of(connector(root))

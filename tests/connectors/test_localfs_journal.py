@@ -1,0 +1,181 @@
+"""The local manifest's change journal: appended per change, folded in now and then, and
+never losing a change that returned, whatever moment a run is killed at."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+from connectors.base import AssetMeta
+from connectors.errors import ConfigError
+from connectors.localfs import LocalConfig, LocalFolderConnector, manifest
+from connectors.localfs.manifest import Entry, Manifest, journal_path
+from tests.connectors.staging import MemoryJournal, stage_bytes
+from tests.connectors.test_localfs import assets_of, request
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def titles(entries: dict[str, Entry]) -> dict[str, str | None]:
+    return {key: entry.title for key, entry in sorted(entries.items())}
+
+
+async def test_changes_go_to_the_journal_and_the_manifest_is_rewritten_on_close(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / ".assetferry.json"
+    path.write_text('{"version": 1, "assets": {"old.txt": {"title": "old"}}}\n', "utf-8")
+    before = path.read_bytes()
+    m = Manifest(path)
+    for i in range(5):
+        await m.put(f"f{i}.txt", Entry(title=f"t{i}"))
+    await m.remove("old.txt")
+    assert path.read_bytes() == before  # not rewritten per change
+    lines = journal_path(path).read_text("utf-8").splitlines()
+    assert len(lines) == 6
+    assert titles(await Manifest(path).entries()) == {f"f{i}.txt": f"t{i}" for i in range(5)}
+    await m.close()
+    assert not journal_path(path).exists()
+    doc = json.loads(path.read_text("utf-8"))
+    assert doc == {"version": 1, "assets": {f"f{i}.txt": {"title": f"t{i}"} for i in range(5)}}
+
+
+async def test_the_journal_is_folded_in_when_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manifest, "COMPACT_AFTER", 4)
+    path = tmp_path / "m.json"
+    m = Manifest(path)
+    for i in range(9):
+        await m.put(f"f{i % 2}.txt", Entry(title=str(i)))
+    # rewritten at the 4th and 8th change: the journal holds only the 9th
+    assert len(journal_path(path).read_text("utf-8").splitlines()) == 1
+    assert json.loads(path.read_text("utf-8"))["assets"] == {
+        "f0.txt": {"title": "6"}, "f1.txt": {"title": "7"}}
+    assert titles(await Manifest(path).entries()) == {"f0.txt": "8", "f1.txt": "7"}
+    # new keys only: each rewrite waits for as many changes as the file had entries
+    sizes: list[int] = []
+    for i in range(9, 60):
+        await m.put(f"f{i}.txt", Entry(title=str(i)))
+        written = len(json.loads(path.read_text("utf-8"))["assets"])
+        if not sizes or sizes[-1] != written:
+            sizes.append(written)
+    assert sizes == [2, 5, 10, 20, 40]
+
+
+async def test_a_torn_last_line_is_dropped_and_cut_before_the_next_append(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.json"
+    m = Manifest(path)
+    await m.put("a.txt", Entry(title="a"))
+    with journal_path(path).open("ab") as out:  # a kill in the middle of an append
+        out.write(b'{"put": "b.txt", "entry": {"tit')
+    again = Manifest(path)
+    assert titles(await again.entries()) == {"a.txt": "a"}
+    await again.put("c.txt", Entry(title="c"))
+    assert titles(await Manifest(path).entries()) == {"a.txt": "a", "c.txt": "c"}
+    for line in journal_path(path).read_text("utf-8").splitlines():
+        json.loads(line)  # every line whole again
+
+
+async def test_a_kill_between_rewrite_and_journal_removal_replays_harmlessly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.json"
+    m = Manifest(path)
+    await m.put("a.txt", Entry(title="a"))
+    await m.put("b.txt", Entry(title="b"))
+    await m.remove("a.txt")
+    journal = journal_path(path).read_bytes()
+    await m.close()
+    journal_path(path).write_bytes(journal)  # as if killed before the unlink
+    assert titles(await Manifest(path).entries()) == {"b.txt": "b"}
+
+
+async def test_a_damaged_line_inside_the_journal_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    journal_path(path).write_text('{"put": "a.txt", "entry": {}}\nnot json\n'
+                                  '{"remove": "a.txt"}\n', "utf-8")
+    with pytest.raises(ConfigError, match=r"line 2 is damaged.*move the journal aside"):
+        await Manifest(path).entries()
+
+
+async def test_a_source_never_lists_or_rewrites_the_journal(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"a")
+    journal_path(root / ".assetferry.json").write_text(
+        '{"put": "a.txt", "entry": {"title": "from the journal"}}\n', "utf-8")
+    source = LocalFolderConnector(LocalConfig(connector="local", path=root))
+    assets = await assets_of(source)
+    await source.aclose()
+    assert [(a.filename, a.meta.title) for a in assets] == [("a.txt", "from the journal")]
+    assert not (root / ".assetferry.json").exists()  # a source writes nothing
+    assert ".assetferry.json.journal" in source.limits.reserved_names
+
+
+async def test_a_target_upload_is_in_the_journal_until_close(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    target = LocalFolderConnector(LocalConfig(connector="local", path=root), role="target")
+    await target.upload(request("a.txt", meta=AssetMeta(title="A")),
+                        stage_bytes(tmp_path, b"a", "text/plain"), MemoryJournal())
+    assert journal_path(root / ".assetferry.json").exists()
+    await target.aclose()
+    assert not journal_path(root / ".assetferry.json").exists()
+    doc = json.loads((root / ".assetferry.json").read_text("utf-8"))
+    assert doc["assets"]["a.txt"]["title"] == "A"
+
+
+CHILD = textwrap.dedent("""
+    import anyio, sys
+    from pathlib import Path
+    from connectors.localfs import manifest
+    from connectors.localfs.manifest import Entry, Manifest
+
+    manifest.COMPACT_AFTER = 7  # rewrites happen too, at moments the kill may hit
+
+    async def main() -> None:
+        m = Manifest(Path(sys.argv[1]))
+        i = 0
+        while True:
+            await m.put(f"f{i}.txt", Entry(title=str(i)))
+            if i % 3 == 2:
+                await m.remove(f"f{i - 1}.txt")
+            print(i, flush=True)
+            i += 1
+
+    anyio.run(main)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after", [5, 23, 60])
+def test_a_killed_writer_loses_no_change_that_returned(tmp_path: Path, kill_after: int) -> None:
+    path = tmp_path / "m.json"
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    acked = -1
+    for line in proc.stdout:
+        acked = int(line)
+        if acked >= kill_after:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    found = titles(anyio.run(Manifest(path).entries))
+    for i in range(acked + 1):
+        if i == acked and (acked + 1) % 3 == 2:
+            continue  # the change in flight may have removed it
+        removed = i % 3 == 1 and i + 1 <= acked
+        assert (f"f{i}.txt" in found) is not removed, (i, acked)
+    assert all(int(k[1:-4]) <= acked + 1 for k in found)  # at most the one in flight more
