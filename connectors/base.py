@@ -161,13 +161,33 @@ class Asset:
 
 @dataclass(frozen=True, slots=True)
 class StagedFile:
-    """An asset's bytes in a temporary file, with the digests computed while they streamed in."""
+    """An asset's bytes in a file: a temporary copy with the digests computed while they
+    streamed in, or (``temporary=False``) the source's own local file, read in place.
+
+    ``md5`` / ``sha256`` are hex digests; a digest the target did not ask for
+    (:func:`staged_digests`) may be ``""`` when the file is read in place (nothing hashed
+    for nothing). ``temporary``: the pipeline deletes the file after the upload; never a
+    source's own file.
+    """
 
     path: Path
     size: int
     md5: str
     sha256: str
     content_type: str
+    temporary: bool = True
+
+
+DIGESTS = frozenset({"md5", "sha256"})
+"""The digests a :class:`StagedFile` can carry."""
+
+
+def staged_digests(target: object) -> frozenset[str]:
+    """The digests ``target`` reads from a :class:`StagedFile` (its ``staged_digests``
+    attribute, a frozenset of ``"md5"`` / ``"sha256"``); both for a target that does not
+    say."""
+    found = getattr(target, "staged_digests", DIGESTS)
+    return frozenset(found) & DIGESTS if isinstance(found, frozenset) else DIGESTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +353,15 @@ class Source(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsLocalPath(Protocol):
+    async def local_path(self, asset: Asset) -> Path | None:
+        """The asset's bytes as a local file the pipeline may read in place (never write or
+        delete), or ``None`` when they must be streamed through ``open_asset``. Raises
+        ItemError when the file is gone or unsafe (as ``open_asset`` would)."""
+        ...
 
 
 @runtime_checkable

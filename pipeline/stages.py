@@ -19,6 +19,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from connectors.base import (
+    DIGESTS,
     Asset,
     Folder,
     FolderPath,
@@ -26,6 +27,7 @@ from connectors.base import (
     StagedFile,
     SupportsDelete,
     SupportsFindAsset,
+    SupportsLocalPath,
     SupportsMove,
     SupportsPublish,
     SupportsReplace,
@@ -33,6 +35,7 @@ from connectors.base import (
     Target,
     TargetRef,
     UploadRequest,
+    staged_digests,
 )
 from connectors.errors import AmbiguousError, FatalError, ItemError, RetryableError, SyncError
 from pipeline.checkpoint import Checkpointer, RecordJournal
@@ -158,8 +161,20 @@ async def _create_folder(target: Target, parent_id: str | None, path: FolderPath
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def stage(source: Source, asset: Asset, tmpdir: Path) -> StagedFile:
-    """Stream the asset's bytes to a temp file while hashing; check the size."""
+async def stage(source: Source, asset: Asset, tmpdir: Path,
+                digests: frozenset[str] = DIGESTS) -> StagedFile:
+    """The asset's bytes as a file to upload, its size checked against the listing's.
+
+    A source that has the file locally (:class:`SupportsLocalPath`) hands it over to be read
+    in place: no copy, and only the ``digests`` the target reads are computed (one pass, in
+    a worker thread; none at all for most targets). Otherwise the bytes stream to a temp
+    file in ``tmpdir`` while both digests are computed. Raises ItemError when the size
+    differs from the listing's.
+    """
+    if isinstance(source, SupportsLocalPath):
+        local = await source.local_path(asset)
+        if local is not None:
+            return await anyio.to_thread.run_sync(_stage_in_place, local, asset, digests)
     path = tmpdir / f"{uuid.uuid4().hex}.part"
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha256()
@@ -176,10 +191,7 @@ async def stage(source: Source, asset: Asset, tmpdir: Path) -> StagedFile:
         raise
     if asset.size is not None and size != asset.size:
         path.unlink(missing_ok=True)
-        raise ItemError(
-            f"the source sent {size} bytes but listed {asset.size}; "
-            "the file may have changed during the run: run again"
-        )
+        raise _size_changed(size, asset.size)
     return StagedFile(path, size, md5.hexdigest(), sha.hexdigest(), asset.content_type)
 
 
@@ -222,6 +234,52 @@ def ledger_note(action: AssetAction, rec: ItemRecord) -> str | None:
     return note
 
 
+def _size_changed(size: int, listed: int) -> ItemError:
+    return ItemError(f"the source sent {size} bytes but listed {listed}; "
+                     "the file may have changed during the run: run again")
+
+
+def _stage_in_place(path: Path, asset: Asset, digests: frozenset[str]) -> StagedFile:
+    """A source's local file as a StagedFile read in place (``temporary=False``), hashed
+    only for ``digests``. Raises ItemError when it is gone, unreadable or resized."""
+    try:
+        size = path.stat().st_size
+        md5 = hashlib.md5(usedforsecurity=False) if "md5" in digests else None
+        sha = hashlib.sha256() if "sha256" in digests else None
+        if md5 is not None or sha is not None:
+            size = 0
+            with path.open("rb") as src:
+                while chunk := src.read(1024 * 1024):
+                    size += len(chunk)
+                    for digest in (md5, sha):
+                        if digest is not None:
+                            digest.update(chunk)
+    except FileNotFoundError:
+        raise ItemError(f"{asset.source_id} no longer exists; re-run to pick up the current "
+                        "folder") from None
+    except OSError as exc:
+        raise ItemError(f"local file error: reading {asset.source_id}: "
+                        f"{exc.strerror or exc}") from None
+    if asset.size is not None and size != asset.size:
+        raise _size_changed(size, asset.size)
+    return StagedFile(path, size, md5.hexdigest() if md5 else "",
+                      sha.hexdigest() if sha else "", asset.content_type, temporary=False)
+
+
+def discard(staged: StagedFile) -> None:
+    """Remove a staged temp copy; a source's own file read in place is left alone."""
+    if staged.temporary:
+        staged.path.unlink(missing_ok=True)
+
+
+def _sha256_of(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as src:
+        while chunk := src.read(1024 * 1024):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
 class AssetLoader:
     """Carries out asset actions; one instance shared by all loader tasks."""
 
@@ -233,6 +291,7 @@ class AssetLoader:
         self.route = route
         self.folder_ids = folder_ids
         self.tmpdir = tmpdir
+        self.digests = staged_digests(target)
 
     async def run(self, action: AssetAction) -> Outcome:
         key = ("asset", action.source_id)
@@ -324,7 +383,8 @@ class AssetLoader:
         assert action.target_id  # noqa: S101
         staged = await self._stage(action.asset)
         try:
-            if await self._target_sha256(action.adopt_from) == staged.sha256:
+            mine = staged.sha256 or await anyio.to_thread.run_sync(_sha256_of, staged.path)
+            if await self._target_sha256(action.adopt_from) == mine:
                 log.info("load.adopted", source_id=action.source_id, target_id=action.target_id)
                 adopted = replace(action, op=Op.SKIP,
                                   reason="already in the target (same folder, name and bytes): "
@@ -334,7 +394,7 @@ class AssetLoader:
             if action.op is Op.REPLACE:
                 return await self._upload(action, rec, staged)
         finally:
-            staged.path.unlink(missing_ok=True)
+            discard(staged)
         raise ItemError(
             f"a different file with the same name and size is in the target "
             f"({action.filename!r}, other bytes): not adopted, left as it is; rename or remove "
@@ -372,12 +432,12 @@ class AssetLoader:
             crash_point("upload.after")
             return await self._done(action, rec, ref, staged.size, written=staged.size)
         finally:
-            staged.path.unlink(missing_ok=True)
+            discard(staged)
 
     async def _stage(self, asset: Asset) -> StagedFile:
         for attempt in range(1, UPLOAD_TRIES + 1):
             try:
-                return await stage(self.source, asset, self.tmpdir)
+                return await stage(self.source, asset, self.tmpdir, self.digests)
             except RetryableError:
                 if attempt == UPLOAD_TRIES:
                     raise

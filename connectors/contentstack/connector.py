@@ -185,6 +185,8 @@ class ContentstackConnector:
     """A Contentstack stack's assets on one branch: source, target and the optional extras."""
 
     name = "contentstack"
+    staged_digests: frozenset[str] = frozenset()
+    """Uploads send the file alone (multipart): no digest."""
 
     def __init__(
         self, config: ContentstackConfig, *, transport: httpx.AsyncBaseTransport | None = None

@@ -129,6 +129,8 @@ class WebflowConnector:
     """One Webflow site. Source, Target, and metadata / delete / find extras."""
 
     name = "webflow"
+    staged_digests: frozenset[str] = frozenset({"md5"})
+    """An upload is created with the file's MD5 (fileHash)."""
 
     def __init__(
         self, config: WebflowConfig, *, transport: httpx.AsyncBaseTransport | None = None
@@ -430,7 +432,7 @@ class WebflowConnector:
             body["displayName"] = display_name
         if meta.alt_text is not None or always:
             body["altText"] = meta.alt_text or ""
-        if meta.alt_text is not None or always or meta.locales:
+        if meta.alt_text is not None or always:  # displayName alone: create set it already
             await self._client.update_asset(asset_id, body)
         locale_ids = await self._locales() if meta.locales else {}
         for code, text in sorted(meta.locales.items()):

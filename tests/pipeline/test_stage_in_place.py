@@ -1,0 +1,57 @@
+"""A local source's file is read in place: no temp copy, hashed only for the digests the
+target reads, never deleted after the upload."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from connectors.base import DIGESTS, Asset, staged_digests
+from connectors.errors import ItemError
+from connectors.localfs import LocalConfig, LocalFolderConnector
+from connectors.webflow.connector import WebflowConnector
+from pipeline.stages import discard, stage
+
+
+async def one_asset(root: Path, data: bytes) -> tuple[LocalFolderConnector, Asset]:
+    root.mkdir()
+    (root / "a.bin").write_bytes(data)
+    source = LocalFolderConnector(LocalConfig(connector="local", path=root))
+    [asset] = [a async for a in source.iter_assets()]
+    return source, asset
+
+
+async def test_a_local_file_is_staged_in_place_without_hashing(tmp_path: Path) -> None:
+    source, asset = await one_asset(tmp_path / "src", b"x" * 1000)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    staged = await stage(source, asset, tmpdir, frozenset())
+    assert staged.path == tmp_path / "src" / "a.bin"
+    assert (staged.size, staged.md5, staged.sha256, staged.temporary) == (1000, "", "", False)
+    assert list(tmpdir.iterdir()) == []  # no copy
+    discard(staged)
+    assert (tmp_path / "src" / "a.bin").read_bytes() == b"x" * 1000  # never deleted
+
+
+async def test_only_the_digests_the_target_reads_are_computed(tmp_path: Path) -> None:
+    source, asset = await one_asset(tmp_path / "src", b"hello")
+    staged = await stage(source, asset, tmp_path, frozenset({"md5"}))
+    assert staged.md5 == hashlib.md5(b"hello").hexdigest()  # noqa: S324
+    assert staged.sha256 == ""
+    both = await stage(source, asset, tmp_path, DIGESTS)
+    assert both.sha256 == hashlib.sha256(b"hello").hexdigest()
+    assert staged_digests(WebflowConnector) == frozenset({"md5"})
+    assert staged_digests(LocalFolderConnector) == frozenset()
+    assert staged_digests(object()) == DIGESTS  # a target that does not say gets both
+
+
+async def test_a_file_changed_since_the_listing_is_an_item_error(tmp_path: Path) -> None:
+    source, asset = await one_asset(tmp_path / "src", b"hello")
+    (tmp_path / "src" / "a.bin").write_bytes(b"hello, longer now")
+    with pytest.raises(ItemError, match="listed 5"):
+        await stage(source, asset, tmp_path, frozenset())
+    (tmp_path / "src" / "a.bin").unlink()
+    with pytest.raises(ItemError, match="no longer exists"):
+        await stage(source, asset, tmp_path, frozenset())
