@@ -257,6 +257,8 @@ class StoryblokConnector:
     """One Storyblok space. Source, Target, and replace / metadata / delete / find extras."""
 
     name = "storyblok"
+    staged_digests: frozenset[str] = frozenset()
+    """The signed upload sends the file alone: no digest."""
 
     def __init__(
         self, config: StoryblokConfig, *, transport: httpx.AsyncBaseTransport | None = None
@@ -657,6 +659,7 @@ class StoryblokConnector:
         self, asset_id: int, meta: AssetMeta, dims: Dims | None, *, merge: bool
     ) -> None:
         base: dict[str, Any] = {}
+        current: WireAsset | None = None
         if merge:
             current = await self._client.get_asset(asset_id)
             base = dict(current.meta_data)
@@ -687,6 +690,9 @@ class StoryblokConnector:
                             reason="image size unknown or focus not 'x,y' fractions")
             else:
                 fields["focus"] = focus
+        if _changes_nothing(fields, current):
+            log.debug("storyblok.metadata_unchanged", asset_id=str(asset_id))
+            return
         await self._client.update_asset(asset_id, fields)
 
     async def _load_tags(self, *, refresh: bool = False) -> dict[str, int]:
@@ -778,3 +784,27 @@ _find_asset: type[SupportsFindAsset] = StoryblokConnector
 _asset_exists: type[SupportsAssetExists] = StoryblokConnector
 _move: type[SupportsMove] = StoryblokConnector
 _changed_since: type[SupportsChangedSince] = StoryblokConnector
+
+
+def _blank(value: Any) -> Any:
+    """``None`` and ``""`` are the same unset text to Storyblok (an asset's fields start
+    empty)."""
+    return None if value in (None, "") else value
+
+
+def _changes_nothing(fields: Mapping[str, Any], current: WireAsset | None) -> bool:
+    """Whether ``PUT assets/{id}`` with ``fields`` would leave the asset as it is: no request
+    that changes nothing (issue 12). ``current`` is the asset as read (``None``: a freshly
+    uploaded one, whose alt, title, copyright, focus, tags and ``meta_data`` are all empty).
+    """
+    if "focus" in fields and _blank(fields["focus"]) != _blank(current.focus if current else None):
+        return False
+    have = current or WireAsset(id=0)
+    if any(_blank(fields[k]) != _blank(getattr(have, k)) for k in ("alt", "title", "copyright")):
+        return False
+    tags = sorted(str(i) for i in (have.internal_tag_ids or ()))
+    if sorted(fields["internal_tag_ids"]) != tags:
+        return False
+    wanted = {k: v for k, v in fields["meta_data"].items() if _blank(v) is not None}
+    held = {k: v for k, v in have.meta_data.items() if _blank(v) is not None}
+    return wanted == held

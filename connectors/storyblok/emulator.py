@@ -30,6 +30,7 @@ Where the docs are silent the code says ``choice:``; texts nobody has seen on th
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import hmac
 import itertools
@@ -247,6 +248,8 @@ class StoryblokEmulator(FaultSwitch):
         self.internal_tags: dict[int, dict[str, Any]] = {}
         self.credential_leaks: list[str] = []
         self.requests = 0
+        self.calls: collections.Counter[str] = collections.Counter()
+        """Management API requests served, by method and resource (``"PUT assets"``)."""
         self._token = token
         self._oauth_token = oauth_token
         self._asset_token = asset_token or DEFAULT_ASSET_TOKEN
@@ -410,6 +413,7 @@ class StoryblokEmulator(FaultSwitch):
         if parts[1] != str(self.space_id):
             return _error("Space not found", 404)  # unverified text
         resource, rest, method = parts[2], parts[3:], request.method
+        self.calls[f"{method} {resource}"] += 1
         try:
             if resource == "assets":
                 return await self._assets_route(request, method, rest)

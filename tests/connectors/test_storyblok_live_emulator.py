@@ -149,6 +149,31 @@ async def test_metadata_round_trips_with_locales_tags_and_focus(
     assert {t["name"] for t in emu.internal_tags.values()} == {"hero", "summer", "new"}
 
 
+async def test_no_metadata_request_when_there_is_nothing_to_set(
+    emu: StoryblokEmulator, tmp_path: Path
+) -> None:
+    meta = AssetMeta(title="Hero", alt_text="A hero", tags=("hero",),
+                     locales={"de": LocalizedText(title="Held")})
+    async with connect(emu) as conn:
+        bare = await conn.upload(request_for("bare.png"),
+                                 stage_bytes(tmp_path, png(8, 8), "image/png"), MemoryJournal())
+        assert emu.calls["PUT assets"] == 0  # a new asset with no metadata: sign+store+finish
+        rich = await conn.upload(request_for("rich.png", meta=meta),
+                                 stage_bytes(tmp_path, png(8, 8), "image/png"), MemoryJournal())
+        assert emu.calls["PUT assets"] == 1
+        await conn.update_metadata(rich.target_id, meta)  # what it holds already
+        await conn.update_metadata(bare.target_id, AssetMeta())
+        assert emu.calls["PUT assets"] == 1
+        await conn.replace(rich.target_id, request_for("rich.png", meta=meta),
+                           stage_bytes(tmp_path, png(9, 9), "image/png"), MemoryJournal())
+        assert emu.calls["PUT assets"] == 1  # the file changed, its metadata did not
+        await conn.update_metadata(rich.target_id, AssetMeta(title="Hero"))
+        assert emu.calls["PUT assets"] == 2  # a real change is still sent
+        assets = await listing(conn)
+    assert assets[bare.target_id].meta == AssetMeta()
+    assert assets[rich.target_id].meta == AssetMeta(title="Hero")
+
+
 async def test_update_metadata_keeps_foreign_meta_data(emu: StoryblokEmulator) -> None:
     asset_id = emu.add_asset("doc.pdf", b"%PDF-1.4", title="Old", source="scanner",
                              meta_data={"asset_category": "manual", "alt__i18n__de": "alt"})
