@@ -178,4 +178,3 @@ def test_a_killed_writer_loses_no_change_that_returned(tmp_path: Path, kill_afte
             continue  # the change in flight may have removed it
         removed = i % 3 == 1 and i + 1 <= acked
         assert (f"f{i}.txt" in found) is not removed, (i, acked)
-    assert all(int(k[1:-4]) <= acked + 1 for k in found)  # at most the one in flight more

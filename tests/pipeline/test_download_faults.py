@@ -185,7 +185,8 @@ async def test_a_redirect_loop_fails_each_item_with_the_reason_and_closes_the_ru
 
 
 class OneBadAsset:
-    """A source whose ``open_asset`` raises ValueError for one asset (a connector bug)."""
+    """A source whose ``open_asset`` (and ``local_path``, a local file read in place) raises
+    ValueError for one asset (a connector bug)."""
 
     def __init__(self, inner: Any, bad: str) -> None:
         self._inner = inner
@@ -199,6 +200,11 @@ class OneBadAsset:
             raise ValueError("invalid literal for int() with base 10: 'x'")
         result: AbstractAsyncContextManager[Any] = self._inner.open_asset(asset)
         return result
+
+    async def local_path(self, asset: Asset) -> Any:
+        if asset.filename == self.bad:
+            raise ValueError("invalid literal for int() with base 10: 'x'")
+        return await self._inner.local_path(asset)
 
 
 async def test_an_unexpected_exception_fails_only_its_item_and_the_run_closes(
