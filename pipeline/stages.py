@@ -2,7 +2,8 @@
 
 Every item ends done, skipped (with a reason) or failed (with a reason); any exception an
 item raises fails that item and the run goes on; only a FatalError cancels the run. Intent
-before side effect: an upload's IN_FLIGHT record is durable before any byte is sent.
+before side effect: an upload's IN_FLIGHT record is durable before any byte is sent; its DONE
+record is posted, not awaited, and so shares the next group commit.
 """
 
 from __future__ import annotations
@@ -504,7 +505,10 @@ class AssetLoader:
                        source_url=action.asset.url if action.asset else rec.source_url,
                        target_path="/".join((*(action.target_folder or ()), action.filename)),
                        target_marker=marker)
-        await self.ckpt.commit(done)
+        # not awaited: the loader goes on while the writer batches this with the next intents
+        # (group commit). Lost in a crash, the intent left IN_FLIGHT is reconciled on resume
+        # (the journal, or find_asset), as after a kill between upload and this record.
+        await self.ckpt.post(done)
         crash_point("asset.done")
         log.info("load.done", source_id=action.source_id, op=action.op.value,
                  target_id=ref.target_id, bytes=size)
