@@ -165,9 +165,10 @@ class Pacer:
     (``X-RateLimit-Limit`` / ``X-RateLimit-Remaining``) say how much of the current window an
     earlier process (the ``plan`` before this ``migrate``) or another integration already
     used; then starts are spaced at the interval, released one at a time in real time (tasks
-    that wake late on a loaded machine do not leave together), and no stretch of 1.1 windows
-    holds more starts than the limit allows in one, so arrival jitter up to a tenth of the
-    window stays under the server's count. A response whose headers report fewer requests
+    that wake late on a loaded machine do not leave together), and no stretch of (1 + slack)
+    windows holds more starts than the limit allows in one, so arrival jitter up to the slack
+    stays under the server's count. The slack is the measured spread of recent round trips
+    (2% to 10% of the window): on a quiet link the pace is the limit's 97%, not 91%. A response whose headers report fewer requests
     left than our own recent starts account for fills the rest of the window with the others'
     (``X-RateLimit-Remaining: 0``: nothing starts for a window).
 
@@ -182,7 +183,13 @@ class Pacer:
     MARGIN = 0.97
     """Start at 97% of the documented rate: arrival jitter at exactly the limit meets 429s."""
     SLACK = 0.1
-    """The window our own count spans is this much longer than the server's (jitter)."""
+    """At most (and until enough answers have been timed), the window our own count spans is
+    this much longer than the server's, so that arrival jitter never puts one request too
+    many into one of the server's windows."""
+    MIN_SLACK = 0.02
+    """At least this much longer: jitter is never nil."""
+    TIMED = 32
+    """How many recent round trips the jitter is measured over."""
     PROBE_WAIT = 10.0
     """Longest wait, in seconds, for the first answer before the others start anyway."""
 
@@ -203,6 +210,7 @@ class Pacer:
         """Starts (ours, and others' the headers revealed), monotonic seconds."""
         self._probe: anyio.Event | None = None
         self._cold = True
+        self._round_trips: deque[float] = deque(maxlen=self.TIMED)
 
     @property
     def rate(self) -> float | None:
@@ -219,7 +227,7 @@ class Pacer:
             return start
         if self._starts:  # another client on this limit may have started since
             start = max(start, self._starts[-1] + 1.0 / self._rate)
-        span = self._window * (1 + self.SLACK)
+        span = self._window * (1 + self._slack())
         while self._starts and self._starts[0] <= now - span:
             self._starts.popleft()
         recent = sorted(t for t in self._starts if t > start - span)
@@ -227,6 +235,17 @@ class Pacer:
         if len(recent) >= cap:
             start = max(start, recent[len(recent) - cap] + span)
         return start
+
+    def _slack(self) -> float:
+        """How much longer than the server's window our count spans, as a share of it: the
+        spread of recent round trips (slowest minus fastest, seconds), which bounds how far
+        the server's arrival times can drift from our start times; between
+        :attr:`MIN_SLACK` and :attr:`SLACK`. On a quiet loopback that is the minimum (the
+        pace is the limit's 97%); a loaded machine or a jittery network widens it."""
+        if len(self._round_trips) < self.TIMED // 4:
+            return self.SLACK
+        spread = (max(self._round_trips) - min(self._round_trips)) / self._window
+        return min(self.SLACK, max(self.MIN_SLACK, spread))
 
     async def wait(self) -> None:
         async with self._lock:  # one at a time: each start is measured after the last one
@@ -290,6 +309,8 @@ class Pacer:
         in the server's count from others'."""
         if self._probe is not None:
             self._probe.set()
+        if sent is not None and response.status_code != 429:
+            self._round_trips.append(time.monotonic() - sent)
         remaining = response.headers.get("x-ratelimit-remaining")
         counted = response.status_code != 429 and self._count_others(response, sent)
         if (not counted and remaining is not None and remaining.strip() == "0"
