@@ -1,141 +1,193 @@
-"""Speed and memory figures, each against a baseline measured in the same run.
+"""assetferry's benchmarks: each figure beside a baseline measured in the same run.
 
-    python benchmarks/run.py [--quick]
+    python benchmarks/run.py [--quick] [--only NAME ...]      (or: make bench)
 
-1. Pacing: local -> Storyblok at the documented 3 requests/s. Baseline: the emulator without
-   a limit (only our pacer). Storms: the emulator enforcing 3 requests/s (429 beyond it) with
-   our pacer at 3/s, and at 6/s (a job file that claims a paid plan on a Starter space).
-   Figure: successful API requests per second, its ratio to the 3/s limit and to baseline.
-2. Memory: peak RSS of `assetferry migrate` moving one 1 MB file vs one 90 MB file into the
-   Contentstack emulator (a separate process). Streaming to disk keeps the ratio near 1.
+Prints one Markdown table. Never part of the test suite; nothing is asserted.
 
-Prints figures only; nothing here is asserted.
+- rate: local -> each target emulator (own process, 150 ms per request, the documented
+  limit), small files; share of the rate-limit ideal (successful API requests / limit) over
+  the paced span and over the whole command, beside a plain sequential httpx script.
+- overhead: no limit, no latency, small files into the Contentstack emulator, against a
+  minimal async httpx loop making the same uploads (4 workers each).
+- memory: peak RSS of ``migrate`` for one file of 10 MB, 100 MB, 1 GB (1 GB not with
+  --quick) into the Contentstack emulator (own process).
+- scale: local -> local migrate, then ``plan`` and ``status`` on its ledger, at 1k, 10k,
+  100k assets (100k not with --quick): seconds, per-asset cost against the 1k run, peak RSS.
+- mirror: a no-op ``sync`` over N assets already in the Contentstack emulator: requests made
+  against the listing alone (what ``plan`` requests).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
+import asyncio
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import anyio
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks import baselines
+from benchmarks.harness import (
+    LIMIT,
+    assetferry,
+    emulator,
+    job_file,
+    local,
+    span,
+    write_big,
+    write_library,
+)
 
-from connectors.emulation import LoopbackServer  # noqa: E402
-from connectors.storyblok.emulator import StoryblokEmulator  # noqa: E402
-from pipeline import logs  # noqa: E402
-from pipeline.config import load_job  # noqa: E402
-from pipeline.run import execute_job  # noqa: E402
-
-SPACE = 288868932106293
-TOKEN = "sb-emulator-token"
-
-
-def write_library(root: Path, count: int) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        (root / f"file-{i:03d}.txt").write_bytes(f"benchmark file {i}\n".encode() * 20)
+Row = tuple[str, str, str, str, str]
+"""benchmark, figure, baseline, ratio, goal."""
+ROWS: list[Row] = []
 
 
-def pacing_run(workdir: Path, files: int, emulator_limit: float | None,
-               our_rate: float) -> tuple[float, int, int, int]:
-    """Returns (successful API requests per second, 429s, requests, exit code)."""
-    emu = StoryblokEmulator(space_id=SPACE, token=TOKEN, rate_limit=emulator_limit)
-    lib = workdir / "lib"
-    write_library(lib, files)
-    try:
-        with LoopbackServer(emu.app) as server:
-            job_path = workdir / "job.toml"
-            job_path.write_text(
-                f'[source]\nconnector = "local"\npath = "{lib}"\n\n'
-                f'[target]\nconnector = "storyblok"\nspace_id = {SPACE}\ntoken = "{TOKEN}"\n'
-                f'base_url = "{server.url}"\nrequests_per_second = {our_rate}\n\n'
-                f'[run]\nstate = "{workdir / "state.db"}"\nconcurrency = 4\n',
-                encoding="utf-8")
-            job = load_job(job_path, env={})
-            start = time.monotonic()
-            summary = anyio.run(lambda: execute_job(job, "migrate"))
-            elapsed = time.monotonic() - start
-        rejected = emu.limiter.rejected
-        ok = emu.requests - rejected
-        return ok / elapsed, rejected, emu.requests, summary.exit_code()
-    finally:
-        emu.close()
+def row(*cells: str) -> None:
+    ROWS.append(cells)  # type: ignore[arg-type]
+    print("  " + " | ".join(cells), file=sys.stderr, flush=True)
 
 
-def memory_run(workdir: Path, size: int) -> int:
-    """Peak RSS (KiB) of a migrate subprocess moving one file of ``size`` bytes."""
-    lib = workdir / "lib"
-    lib.mkdir(parents=True)
-    with (lib / "big.bin").open("wb") as out:
-        block = os.urandom(1024 * 1024)
-        for _ in range(size // len(block)):
-            out.write(block)
-    from connectors.emulation import free_port
+def ok_api(reqs: list[tuple[float, str, str, int]]) -> list[tuple[float, str, str, int]]:
+    return [r for r in reqs if r[3] != 429]
 
-    port = free_port()
-    emu = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "emulate", "contentstack",
-                            "--port", str(port), "--rate-limit", "1000"],
-                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(2)
-        job = workdir / "job.toml"
-        job.write_text(
-            f'[source]\nconnector = "local"\npath = "{lib}"\n\n'
-            '[target]\nconnector = "contentstack"\napi_key = "blt0123456789abcdef"\n'
-            'management_token = "cs-emulator-token"\n'
-            f'base_url = "http://127.0.0.1:{port}"\nrequests_per_second = 100\n\n'
-            f'[run]\nstate = "{workdir / "state.db"}"\n', encoding="utf-8")
-        code = (
-            "import resource, sys; from pipeline.cli import main; rc = main(['migrate', '-c', "
-            f"{str(job)!r}]); print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
-            " file=sys.stderr); sys.exit(rc)"
-        )
-        run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                             text=True, timeout=600, check=False)
-        if run.returncode != 0:
-            raise RuntimeError(run.stdout + run.stderr[-2000:])
-        line = [x for x in run.stderr.splitlines() if x.startswith("MAXRSS")][-1]
-        return int(line.split()[1])
-    finally:
-        emu.terminate()
-        emu.wait(timeout=10)
+
+def bench_rate(cms: str, count: int, tmp: Path) -> None:
+    rate, per = LIMIT[cms]
+    per_s = rate / per
+    lib = tmp / "lib"
+    write_library(lib, count, per_folder=count + 1)
+    with emulator(cms, latency=0.15) as emu:
+        job = job_file(tmp, local(lib), emu.job)
+        ours = assetferry("migrate", "-c", str(job), env=emu.env)
+        api = emu.api()
+    done = ok_api(api)
+    paced = (len(done) - 1) / per_s / span(done)
+    whole = len(done) / per_s / ours.seconds
+    with emulator(cms, latency=0.15) as emu:
+        start = time.monotonic()
+        baselines.sequential(emu, lib)
+        base_s = time.monotonic() - start
+        base = ok_api(emu.api())
+    base_whole = len(base) / per_s / base_s
+    limit = f"{rate:g}/{'s' if per == 1 else 'min'}"
+    row(f"rate, {cms} ({limit}, 150 ms), {count} assets",
+        f"{paced:.3f} of ideal paced ({whole:.2f} whole command, {ours.seconds:.1f} s, "
+        f"{len(done)} requests, {len(api) - len(done)} x 429)",
+        f"sequential httpx: {base_whole:.2f} of ideal ({base_s:.1f} s, "
+        f"{len(base)} requests)",
+        f"{base_s / ours.seconds:.2f}x faster", "≥ 0.95 paced, no 429")
+
+
+def bench_overhead(count: int, tmp: Path) -> None:
+    lib = tmp / "lib"
+    write_library(lib, count, per_folder=count + 1)
+    with emulator("contentstack", unlimited=True) as emu:
+        job = job_file(tmp, local(lib), emu.job, concurrency=4)
+        ours = assetferry("migrate", "-c", str(job), env=emu.env)
+        calls = len(emu.api())
+    with emulator("contentstack", unlimited=True) as emu:
+        start = time.monotonic()
+        asyncio.run(baselines.minimal_async(emu, lib))
+        base_s = time.monotonic() - start
+    row(f"overhead, {count} files into Contentstack, no limit",
+        f"{count / ours.seconds:.0f} assets/s ({ours.seconds:.2f} s whole command, "
+        f"{calls} API requests)",
+        f"minimal async httpx loop: {count / base_s:.0f} assets/s ({base_s:.2f} s)",
+        f"{base_s / ours.seconds:.2f}x", "≥ 0.8x")
+
+
+def bench_memory(sizes: list[int], tmp: Path) -> None:
+    first = None
+    for size in sizes:
+        work = tmp / f"m{size}"
+        write_big(work / "lib" / "big.bin", size)
+        with emulator("contentstack", unlimited=True) as emu:
+            ours = assetferry("migrate", "-c", str(job_file(work, local(work / "lib"),
+                                                              emu.job)), env=emu.env)
+        shutil.rmtree(work / "lib")
+        first = first or ours.max_rss_mib
+        row(f"memory, one {size >> 20} MB file into Contentstack",
+            f"peak RSS {ours.max_rss_mib:.0f} MiB", f"10 MB file: {first:.0f} MiB",
+            f"{ours.max_rss_mib / first:.2f}x", "flat (≈ 1x)")
+
+
+def bench_scale(counts: list[int], tmp: Path) -> None:
+    base: dict[str, float] = {}
+    for n in counts:
+        work = tmp / f"s{n}"
+        lib = work / "lib"
+        write_library(lib, n)
+        job = job_file(work, local(lib), local(work / "out"))
+        runs = {"migrate": assetferry("migrate", "-c", str(job)),
+                "plan": assetferry("plan", "-c", str(job)),
+                "status": assetferry("status", "-c", str(job))}
+        for what, timed in runs.items():
+            per = timed.seconds / n * 1000
+            base.setdefault(what, per)
+            goal = {"migrate": "per asset ≤ 1.1x of 1k", "plan": "< 10 s, < 300 MiB at 100k",
+                    "status": "< 1 s, flat memory"}[what]
+            row(f"scale, local → local {what}, {n:,} assets",
+                f"{timed.seconds:.2f} s, {per:.3f} ms/asset, peak RSS "
+                f"{timed.max_rss_mib:.0f} MiB", f"1k: {base[what]:.3f} ms/asset",
+                f"{per / base[what]:.2f}x per asset", goal)
+        shutil.rmtree(work)
+
+
+def bench_mirror(count: int, tmp: Path) -> None:
+    lib = tmp / "lib"
+    write_library(lib, count)
+    with emulator("contentstack", unlimited=True) as emu:
+        job = job_file(tmp, local(lib), emu.job, concurrency=8)
+        assetferry("migrate", "-c", str(job), env=emu.env)
+        emu.reset()
+        assetferry("plan", "-c", str(job), env=emu.env)
+        listing = len(emu.api())
+        emu.reset()
+        sync = assetferry("sync", "-c", str(job), env=emu.env)
+        made = len(emu.api())
+    row(f"mirror, no-op sync over {count:,} assets (Contentstack)",
+        f"{made} requests ({sync.seconds:.1f} s)", f"listing alone (plan): {listing} requests",
+        f"{made / listing:.2f}x", "1.00x (listing only)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="fewer files, smaller big file")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer assets, no 1 GB / 100k")
+    parser.add_argument("--only", nargs="*", default=None,
+                        choices=["rate", "overhead", "memory", "scale", "mirror"])
     args = parser.parse_args()
-    logs.quiet()
-    files = 8 if args.quick else 15
-    limit = 3.0
-    print(f"1. pacing, local -> Storyblok emulator, {files} files, documented limit {limit}/s")
-    with tempfile.TemporaryDirectory() as tmp:
-        base_rate, _, base_requests, base_rc = pacing_run(Path(tmp), files, None, limit)
-    print(f"   baseline (no server limit, pacer {limit}/s): {base_rate:.2f} req/s "
-          f"({base_rate / limit:.0%} of the limit), {base_requests} requests, exit {base_rc}")
-    for label, ours in (("documented pacing", limit), ("job file claims 6/s", 2 * limit)):
-        with tempfile.TemporaryDirectory() as tmp:
-            rate, rejected, requests, rc = pacing_run(Path(tmp), files, limit, ours)
-        print(f"   429 storm, server {limit}/s, pacer {ours}/s ({label}): {rate:.2f} successful "
-              f"req/s = {rate / limit:.0%} of the limit, {rate / base_rate:.2f} x baseline; "
-              f"{rejected} of {requests} requests answered 429; exit {rc}")
+    q = args.quick
+    plan: list[tuple[str, Callable[[Path], None]]] = []
+    sizes = (("contentstack", [200, 1000], [200]), ("storyblok", [200], [60]),
+             ("webflow", [40], [10]))
+    def rate(cms: str, n: int) -> Callable[[Path], None]:
+        return lambda t: bench_rate(cms, n, t)
 
-    big = (20 if args.quick else 90) * 1024 * 1024
-    print(f"2. memory, one file into the Contentstack emulator: 1 MB vs {big >> 20} MB")
-    with tempfile.TemporaryDirectory() as tmp:
-        small_rss = memory_run(Path(tmp), 1024 * 1024)
-    with tempfile.TemporaryDirectory() as tmp:
-        big_rss = memory_run(Path(tmp), big)
-    print(f"   peak RSS: 1 MB file {small_rss / 1024:.1f} MiB, {big >> 20} MB file "
-          f"{big_rss / 1024:.1f} MiB, ratio {big_rss / small_rss:.2f} "
-          f"(file size ratio {big / (1024 * 1024):.0f})")
+    plan.extend(("rate", rate(cms, n)) for cms, full, quick in sizes
+                for n in (quick if q else full))
+    plan.append(("overhead", lambda t: bench_overhead(200 if q else 500, t)))
+    plan.append(("memory", lambda t: bench_memory(
+        [10 << 20, 100 << 20] + ([] if q else [1 << 30]), t)))
+    plan.append(("scale", lambda t: bench_scale(
+        [1000, 10_000] + ([] if q else [100_000]), t)))
+    plan.append(("mirror", lambda t: bench_mirror(1000 if q else 10_000, t)))
+    started = time.monotonic()
+    for name, bench in plan:
+        if args.only and name not in args.only:
+            continue
+        with tempfile.TemporaryDirectory(prefix="assetferry-bench-") as tmp:
+            bench(Path(tmp))
+    print("| benchmark | figure | baseline (same run) | ratio | goal |")
+    print("|---|---|---|---|---|")
+    for cells in ROWS:
+        print("| " + " | ".join(cells) + " |")
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{'--quick, ' if q else ''}{time.monotonic() - started:.0f} s")
 
 
 if __name__ == "__main__":
