@@ -168,9 +168,10 @@ class Pacer:
     that wake late on a loaded machine do not leave together), and no stretch of (1 + slack)
     windows holds more starts than the limit allows in one, so arrival jitter up to the slack
     stays under the server's count. The slack is the measured spread of recent round trips
-    (2% to 10% of the window): on a quiet link the pace is the limit's 97%, not 91%. A response whose headers report fewer requests
-    left than our own recent starts account for fills the rest of the window with the others'
-    (``X-RateLimit-Remaining: 0``: nothing starts for a window).
+    (2% to 10% of the window): on a quiet link the pace is the limit's 97%, not 91%. A
+    response whose headers report fewer requests left than our own recent starts account for
+    fills the rest of the window with the others' (``X-RateLimit-Remaining: 0``: nothing
+    starts for a window).
 
     Adaptive: a 429 lowers the rate by 15% (never below a tenth of the documented rate) and
     each success wins back 3%, so a job file that claims a higher plan than the
