@@ -115,6 +115,7 @@ def emulator(cms: str, *, latency: float = 0.0, unlimited: bool = False,
     try:
         assert proc.stdout is not None  # noqa: S101
         info = json.loads(proc.stdout.readline())
+        proc.stdout.close()
         deadline = time.monotonic() + 120
         while True:
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -23,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from connectors.emulation import Faults  # noqa: E402
 from connectors.plugin import DemoFile, EmulatorSettings  # noqa: E402
+from pipeline import logs  # noqa: E402
 from pipeline.registry import plugin_for  # noqa: E402
 
 RATE_KEYS = re.compile(r"^(requests_per_second|rate_limit_per_minute) = .*\n", re.M)
@@ -85,6 +87,8 @@ def main() -> None:
     url = f"http://127.0.0.1:{args.port}"
     job = RATE_KEYS.sub("", emu.job_section(url))
     print(json.dumps({"url": url, "env": dict(emu.env), "job": job}), flush=True)
+    logs.quiet()  # nobody reads this process's output after the first line
+    sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - for the life of the process
     try:
         uvicorn.run(Recorder(emu.app), host="127.0.0.1", port=args.port, log_level="warning",
                     lifespan="off", access_log=False)
