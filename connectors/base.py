@@ -19,7 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 FolderPath = tuple[str, ...]
 """Folder names from the root down; ``()`` is the root."""
@@ -71,6 +71,10 @@ class AssetMeta:
     focus: str | None = None
     """Focus point as ``"x,y"`` fractions of width and height (0..1), e.g. ``"0.5,0.25"``."""
     locales: Mapping[str, LocalizedText] = field(default_factory=dict)
+    extra: Mapping[str, str] = field(default_factory=dict)
+    """Target-native text fields that have no canonical name, set by a mapping rule
+    (Storyblok's ``source``); a connector writes the keys its :class:`Limits` declare
+    (:attr:`Limits.field_specs`) and ignores the others."""
 
     def present_fields(self) -> frozenset[str]:
         """Names of the fields that carry a value (used to warn about fields a target drops)."""
@@ -83,7 +87,7 @@ class AssetMeta:
 
     def fingerprint(self) -> str:
         """A stable hash of the metadata, so a sync notices a metadata-only change."""
-        payload = {
+        payload: dict[str, object] = {
             "title": self.title,
             "description": self.description,
             "alt_text": self.alt_text,
@@ -95,6 +99,8 @@ class AssetMeta:
                 for k, v in sorted(self.locales.items())
             },
         }
+        if self.extra:  # only when set, so the hashes of ledgers written before stay equal
+            payload["extra"] = dict(sorted(self.extra.items()))
         raw = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -230,6 +236,36 @@ class UploadJournal(Protocol):
     async def record(self, step: str, data: Mapping[str, str]) -> None: ...
 
 
+FieldKind = Literal["text", "tags", "focus"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One metadata field a target can store, as the mapping rules see it.
+
+    ``name`` is a canonical field (``title``, ``description``, ``alt_text``, ``copyright``,
+    ``focus``, ``tags``) or a target-native one carried in :attr:`AssetMeta.extra`
+    (Storyblok's ``source``). ``kind``: ``"text"`` (one string), ``"tags"`` (a list of
+    strings), ``"focus"`` (``"x,y"`` fractions 0..1). ``max_length``: longest value in
+    characters (code points), ``None`` where the vendor documents none. ``forbidden_chars``:
+    characters the target cannot hold in one value (Contentstack's upload sends tags
+    comma-joined in one form field, so a tag cannot hold ``,``). ``localized``: the target
+    keeps per-locale values of it. ``doc``: the vendor documentation the declaration
+    comes from (shown by ``assetferry mappings show``).
+    """
+
+    name: str
+    kind: FieldKind = "text"
+    max_length: int | None = None
+    forbidden_chars: str = ""
+    localized: bool = False
+    doc: str = ""
+
+
+_FIELD_KINDS: Mapping[str, FieldKind] = {"tags": "tags", "focus": "focus"}
+_LOCALIZED_TEXT = frozenset({"title", "description", "alt_text", "copyright"})
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """What a target accepts. ``None`` means "no documented limit"."""
@@ -240,6 +276,10 @@ class Limits:
     max_file_size_by_kind: Mapping[str, int] = field(default_factory=dict)
     """Per kind (``"image"``, ``"document"``): stricter limits than ``max_file_size``."""
     metadata_fields: frozenset[str] = METADATA_FIELDS
+    field_specs: tuple[FieldSpec, ...] = ()
+    """Details of the fields in ``metadata_fields`` (limits, kind, vendor doc) and the
+    target-native fields it has beyond them (Storyblok ``source``); see
+    :meth:`declared_fields`."""
     default_max_assets: int | None = None
     """How many assets the target holds by default (a limit its vendor raises on request, so
     the plan warns on each upload past it rather than refusing; Contentstack: 10,000)."""
@@ -284,6 +324,26 @@ class Limits:
     requests_per_download: int = 0
     """Paced API calls reading one asset's bytes takes as a source (for the plan's estimate):
     0 where the file comes from a CDN or file host, which the API's rate limit does not pace."""
+
+    def declared_fields(self) -> dict[str, FieldSpec]:
+        """Every metadata field the target stores, by name, in a stable order.
+
+        The canonical fields of ``metadata_fields`` (but ``locales``, which is a mechanism,
+        not a field) with the spec given in ``field_specs`` or a default one (kind by name;
+        localized when the target keeps ``locales`` and the field has per-locale text), then
+        the target-native fields of ``field_specs``.
+        """
+        given = {spec.name: spec for spec in self.field_specs}
+        out: dict[str, FieldSpec] = {}
+        for name in ("title", "description", "alt_text", "copyright", "focus", "tags"):
+            if name in self.metadata_fields:
+                out[name] = given.get(name) or FieldSpec(
+                    name, _FIELD_KINDS.get(name, "text"),
+                    localized="locales" in self.metadata_fields and name in _LOCALIZED_TEXT)
+        for name, spec in given.items():
+            if name not in METADATA_FIELDS:
+                out.setdefault(name, spec)
+        return out
 
     def max_size_for(self, content_type: str) -> int | None:
         kind = "image" if content_type.startswith("image/") else "document"

@@ -32,6 +32,7 @@ import structlog
 from connectors.base import (
     Asset,
     AssetMeta,
+    FieldSpec,
     Folder,
     FolderPath,
     Limits,
@@ -74,6 +75,14 @@ LIMITS = Limits(
     max_file_size=MAX_FILE_SIZE,
     default_max_assets=10_000,  # per stack, raisable by support (asset limitations page)
     metadata_fields=frozenset({"title", "description", "tags"}),
+    field_specs=(
+        FieldSpec("title", doc="CMA upload/update: asset[title] (facts §1.5, §1.6)"),
+        FieldSpec("description", doc="CMA upload/update: asset[description] (facts §1.5)"),
+        # the upload sends every tag in one comma-joined asset[tags] field (facts §1.5), so a
+        # tag holding a comma would come back as two tags
+        FieldSpec("tags", "tags", forbidden_chars=",",
+                  doc="CMA upload: asset[tags], comma-joined (facts §1.5)"),
+    ),
     forbidden_name_chars=FORBIDDEN_NAME_CHARS,
     filename_rewrites_whitespace=True,
     requests_per_second=DEFAULT_REQUESTS_PER_SECOND,

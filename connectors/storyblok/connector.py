@@ -58,6 +58,7 @@ import structlog
 from connectors.base import (
     Asset,
     AssetMeta,
+    FieldSpec,
     Folder,
     FolderPath,
     Limits,
@@ -88,6 +89,18 @@ log = structlog.get_logger(__name__)
 METADATA_FIELDS: frozenset[str] = frozenset(
     {"title", "alt_text", "copyright", "focus", "tags", "locales"}
 )
+FIELD_SPECS: tuple[FieldSpec, ...] = (
+    FieldSpec("title", localized=True,
+              doc="MAPI asset: title, meta_data title__i18n__ (facts §2.6)"),
+    FieldSpec("alt_text", localized=True,
+              doc="MAPI asset: alt, meta_data alt__i18n__ (facts §2.6)"),
+    FieldSpec("copyright", localized=True,
+              doc="MAPI asset: copyright, meta_data copyright__i18n__ (facts §2.6)"),
+    FieldSpec("focus", "focus", doc="MAPI asset: focus, images only (facts §2.6)"),
+    FieldSpec("tags", "tags", doc="MAPI asset: internal_tag_ids (facts §2.6)"),
+    FieldSpec("source", doc="MAPI asset: source, meta_data source (facts §2.6)"),
+)
+"""What a Storyblok asset stores; ``source`` travels in :attr:`AssetMeta.extra`."""
 MAX_FILE_SIZE = 5_242_879_999
 MIN_FILE_SIZE = 1
 """The signed storage policy's ``content-length-range`` starts at 1 byte (facts §2.5): S3
@@ -276,6 +289,7 @@ class StoryblokConnector:
             min_file_size=MIN_FILE_SIZE,
             metadata_fields=METADATA_FIELDS,
             locale_fields=frozenset(_LOCALE_FIELDS.values()),  # <field>__i18n__<lang>
+            field_specs=FIELD_SPECS,
             forbidden_name_chars="/\\",
             filename_rewrites_inner_dots=True,  # Storyblok parameterizes names (facts §2.5)
             requests_per_second=config.rate,
@@ -681,6 +695,8 @@ class StoryblokConnector:
             "internal_tag_ids": [str(i) for i in await self._tag_ids(meta.tags)],
             "meta_data": meta_data,
         }
+        if "source" in meta.extra:  # set by a mapping rule (FIELD_SPECS); else left alone
+            fields["source"] = meta_data["source"] = meta.extra["source"]
         if meta.focus is None:
             fields["focus"] = None
         else:

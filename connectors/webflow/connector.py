@@ -47,6 +47,7 @@ import structlog
 from connectors.base import (
     Asset,
     AssetMeta,
+    FieldSpec,
     Folder,
     FolderPath,
     Limits,
@@ -153,6 +154,9 @@ class WebflowConnector:
         return Limits(
             max_file_size_by_kind={"image": MAX_IMAGE_BYTES, "document": MAX_DOCUMENT_BYTES},
             metadata_fields=METADATA_FIELDS,
+            field_specs=(FieldSpec(
+                "alt_text", localized=True,
+                doc="Data API PATCH /v2/assets/{id}: altText, per localeId (facts §3.6)"),),
             forbidden_name_chars="/\\",
             max_name_length=MAX_NAME_LENGTH,
             accepted_content_types=ACCEPTED_TYPES,
