@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from connectors.base import AssetMeta, Limits, LocalizedText
+from connectors.base import (
+    METADATA_FIELDS,
+    Asset,
+    AssetMeta,
+    FieldSpec,
+    Limits,
+    LocalizedText,
+)
 
 from .folders import (
     NameRules,
@@ -24,9 +31,185 @@ from .folders import (
     unique_names,
 )
 from .locales import localizable_fields, target_locale
+from .templates import EXTRA_PREFIX, Template, TemplateError, parse_template
 
 _TEXT_FIELDS = ("title", "description", "alt_text", "copyright")
-_FIELD_ORDER = ("title", "description", "alt_text", "tags", "copyright", "focus", "locales")
+SOURCE_FIELDS = ("title", "description", "alt_text", "tags", "copyright", "focus", "source")
+"""Canonical fields of a source asset a rule can carry, in the order warnings name them;
+``source`` is a source connector's ``extra["source"]`` (Storyblok)."""
+_CANONICAL = frozenset(METADATA_FIELDS)
+_FOCUS = re.compile(r"^\s*(0(?:\.\d+)?|1(?:\.0+)?|\.\d+)\s*,\s*(0(?:\.\d+)?|1(?:\.0+)?|\.\d+)\s*$")
+
+DEFAULT = "default"
+JOB_FILE = "job file"
+
+
+class FieldRuleError(ValueError):
+    """A ``[mapping.fields]`` / ``[mapping.tags]`` rule that cannot apply to this target.
+
+    ``key`` is the job file key (``mapping.fields.alt_text``); the message says what to do.
+    The pipeline turns it into a configuration error (exit 2).
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class TagRules:
+    """``[mapping.tags]``: what happens to an asset's tags, in this order: ``keep = false``
+    drops the source's tags; ``drop`` removes the named ones; ``rename`` maps a tag to
+    another (exact match); ``add`` appends fixed tags (``migrated-2026``); then blanks and
+    duplicates go (:func:`clean_tags`)."""
+
+    keep: bool = True
+    drop: frozenset[str] = frozenset()
+    rename: Mapping[str, str] = field(default_factory=dict)
+    add: tuple[str, ...] = ()
+
+    def apply(self, tags: Sequence[str]) -> tuple[str, ...]:
+        kept = [t.strip() for t in tags] if self.keep else []
+        kept = [self.rename.get(t, t) for t in kept if t not in self.drop]
+        return clean_tags([*kept, *self.add])
+
+    @property
+    def is_default(self) -> bool:
+        return self.keep and not self.drop and not self.rename and not self.add
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRules:
+    """The job file's field rules, before they meet a target.
+
+    ``fields``: ``[mapping.fields]``, target field name -> template text, or ``False`` to
+    leave that field empty *and* keep the source field of that name out of every default
+    rule (``alt_text = false``: alt text is dropped on purpose, with no warning). Templates
+    are checked by :meth:`templates` (syntax and placeholders) and against a target by
+    :meth:`resolve`.
+    """
+
+    fields: Mapping[str, str | bool] = field(default_factory=dict)
+    tags: TagRules = field(default_factory=TagRules)
+
+    def templates(self) -> dict[str, Template]:
+        """The parsed templates by key. Raises :class:`FieldRuleError` naming the key on a
+        bad template or a value that is neither a template nor ``false``."""
+        out: dict[str, Template] = {}
+        for key, value in self.fields.items():
+            where = f"mapping.fields.{key}"
+            if value is False:
+                continue
+            if not isinstance(value, str):
+                raise FieldRuleError(
+                    where, "give a template in quotes (e.g. \"{title or filename_stem}\") or "
+                    "false to drop the field")
+            if key == "tags":
+                raise FieldRuleError(
+                    where, "tags are a list: set them with [mapping.tags] (keep, drop, rename, "
+                    "add), or tags = false to send none")
+            try:
+                out[key] = parse_template(value)
+            except TemplateError as exc:
+                raise FieldRuleError(where, str(exc)) from None
+        dropped = {k for k, v in self.fields.items() if v is False}
+        for key, template in out.items():
+            clash = sorted(template.fields & dropped)
+            if clash:
+                raise FieldRuleError(
+                    f"mapping.fields.{key}",
+                    f"uses {{{clash[0]}}}, which mapping.fields.{clash[0]} = false drops; "
+                    "remove one of the two")
+        return out
+
+    def resolve(self, limits: Limits) -> EffectiveRules:
+        """The rules for one target: the job file's, and a default for every other field the
+        target declares (:func:`default_template`). Raises :class:`FieldRuleError` naming
+        the key for a field the target does not declare (listing the ones it does)."""
+        declared = limits.declared_fields()
+        templates = self.templates()
+        dropped = frozenset(k for k, v in self.fields.items() if v is False)
+        for key in self.fields:
+            if key in declared or (key in dropped and key in SOURCE_FIELDS):
+                continue
+            have = ", ".join(declared) or "none"
+            hint = (f"; to keep the {key} text, use {{{key}}} in one of those fields' "
+                    f"templates, or set {key} = false to drop it") if key in SOURCE_FIELDS \
+                else ""
+            raise FieldRuleError(
+                f"mapping.fields.{key}",
+                f"the target has no field {key!r}; its fields: {have}{hint}")
+        rules: list[FieldRule] = []
+        for name, spec in declared.items():
+            if spec.kind == "tags":
+                continue
+            if name in dropped:
+                rules.append(FieldRule(name, None, JOB_FILE, spec))
+            elif name in templates:
+                rules.append(FieldRule(name, templates[name], JOB_FILE, spec))
+            else:
+                text = default_template(name, frozenset(declared), dropped)
+                rules.append(FieldRule(name, parse_template(text) if text else None,
+                                       DEFAULT, spec))
+        tags_spec = next((s for s in declared.values() if s.kind == "tags"), None)
+        return EffectiveRules(tuple(rules), dropped, self.tags,
+                              None if "tags" in dropped else tags_spec, declared)
+
+
+def default_template(name: str, declared: frozenset[str], dropped: frozenset[str]) -> str:
+    """The default rule of target field ``name``: its own source field, and where the target
+    has no place for a field, the nearest field that is still free carries it.
+
+    - ``description``: the description, else the alt text when the target has no alt text
+      field (Contentstack users keep alt text in the description); then ``Copyright: {copyright}``
+      and ``Source: {source}`` lines when the target has no field of their own;
+    - ``alt_text``: the alt text, else the description when the target has none (Webflow,
+      Storyblok);
+    - any other field: its own source field.
+
+    Fields in ``dropped`` (``= false``) are left out; ``""`` when nothing is left.
+    """
+
+    def alternatives(*names: str) -> str:
+        kept = [n for n in names if n not in dropped]
+        return "{" + " or ".join(kept) + "}" if kept else ""
+
+    if name == "description":
+        lines = [alternatives("description",
+                              *(() if "alt_text" in declared else ("alt_text",)))]
+        if "copyright" not in declared and "copyright" not in dropped:
+            lines.append("Copyright: {copyright}")
+        if "source" not in declared and "source" not in dropped:
+            lines.append("Source: {source}")
+        return "\n\n".join(line for line in lines if line)
+    if name == "alt_text":
+        return alternatives("alt_text",
+                            *(() if "description" in declared else ("description",)))
+    return alternatives(name)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    """The effective rule of one target field: its template (``None``: left empty), whether
+    it is the default or the job file's, and the target's declaration of the field."""
+
+    target: str
+    template: Template | None
+    origin: str
+    spec: FieldSpec
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveRules:
+    """Field rules resolved against one target's declared fields (:meth:`FieldRules.resolve`)."""
+
+    rules: tuple[FieldRule, ...]
+    dropped: frozenset[str]
+    """Source fields dropped on purpose (``= false``)."""
+    tags: TagRules
+    tags_field: FieldSpec | None
+    """The target's tags field, ``None`` when it has none or ``tags = false``."""
+    declared: Mapping[str, FieldSpec]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +218,10 @@ class MappedMeta:
 
     meta: AssetMeta
     dropped: tuple[str, ...]
-    """Canonical field names that carried a value the target can't store (canonical order)."""
+    """Source field names that carried a value the target got nowhere (canonical order)."""
     warnings: tuple[str, ...]
-    """One plain-English line per dropped field, e.g. ``alt_text dropped: ...``."""
+    """One plain-English line per dropped, carried, cut or refused value, e.g.
+    ``alt_text carried into description: the target has no alt_text field``."""
 
 
 def clean_tags(tags: Sequence[str]) -> tuple[str, ...]:
@@ -50,65 +234,119 @@ def clean_tags(tags: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def map_meta(meta: AssetMeta, limits: Limits) -> MappedMeta:
-    """Keep the fields in ``limits.metadata_fields``; reset the others to their default.
-
-    A dropped field that had a value gets a warning; ``locales`` dropped names the locales whose
-    overrides are lost. When ``locales`` is kept, per-locale overrides of a text field the
-    target lacks are dropped with that field, and locales left without any override vanish.
-    Tags are always cleaned (:func:`clean_tags`).
-    """
-    supported = limits.metadata_fields
-    tags = clean_tags(meta.tags)
-    present: dict[str, bool] = {
-        "title": meta.title not in (None, ""),
-        "description": meta.description not in (None, ""),
-        "alt_text": meta.alt_text not in (None, ""),
-        "tags": bool(tags),
-        "copyright": meta.copyright not in (None, ""),
-        "focus": meta.focus not in (None, ""),
+def template_values(asset: Asset) -> dict[str, str | None]:
+    """The asset-level placeholder values (:data:`mappings.templates.PLACEHOLDERS`) that do
+    not come from its metadata: file name parts, folder, content type, ``source`` and the
+    source connector's ``extra.KEY`` fields."""
+    stem, extension = split_extension(asset.filename)
+    values: dict[str, str | None] = {
+        "filename": asset.filename,
+        "filename_stem": stem if extension else asset.filename,
+        "extension": extension.lstrip("."),
+        "folder": "/".join(asset.folder_path),
+        "content_type": asset.content_type,
+        "source": asset.extra.get("source"),
     }
+    values.update({f"{EXTRA_PREFIX}{k}": v for k, v in asset.extra.items()})
+    return values
+
+
+def map_meta(meta: AssetMeta, limits: Limits, rules: EffectiveRules | None = None, *,
+             values: Mapping[str, str | None] | None = None) -> MappedMeta:
+    """Apply the field rules (default: :meth:`FieldRules.resolve` of no job rules) to one
+    asset's metadata.
+
+    Every target field gets its template's value, fitted to the field's declaration: a text
+    longer than ``max_length`` is cut with a warning, a focus that is not ``x,y`` fractions
+    or a tag with a character the target cannot hold is a warning (never a silent cut). A
+    source field with a value that no rule used is a ``dropped`` warning saying why, unless
+    ``= false`` dropped it on purpose or the same text is kept in another field (Contento
+    gives its description as the alt text too); one that a default rule carried into another
+    field says so. ``values``: the asset-level placeholders (:func:`template_values`).
+    Per-locale overrides are kept for the target's localized fields that the rules fill.
+    """
+    rules = rules or FieldRules().resolve(limits)
+    declared = rules.declared
+    tags = rules.tags.apply(meta.tags)
+    source: dict[str, str | None] = {
+        "title": meta.title, "description": meta.description, "alt_text": meta.alt_text,
+        "copyright": meta.copyright, "focus": meta.focus, "tags": ", ".join(tags) or None,
+        "source": None,
+    }
+    context: dict[str, str | None] = {**(values or {}), **source}
+    if values and values.get("source"):
+        context["source"] = values["source"]
+
+    warnings: list[str] = []
+    out: dict[str, str | None] = {}
+    used: set[str] = set()
+    for rule in rules.rules:
+        if rule.template is None:
+            out[rule.target] = None
+            continue
+        rendered = rule.template.render(context)
+        used |= rendered.used
+        if rule.origin == DEFAULT:
+            warnings.extend(
+                f"{name} carried into {rule.target}: the target has no {name} field"
+                for name in SOURCE_FIELDS
+                if name in rendered.used and name != rule.target and name not in declared)
+        value, problems = _fit(rendered.value, rule.spec)
+        warnings.extend(problems)
+        out[rule.target] = value
+
+    sent_tags: tuple[str, ...] = ()
+    if rules.tags_field is not None:
+        sent_tags, problems = _fit_tags(tags, rules.tags_field)
+        warnings.extend(problems)
+        if tags:
+            used.add("tags")
 
     lost_overrides: dict[str, list[str]] = {name: [] for name in _TEXT_FIELDS}
     locales: dict[str, LocalizedText] = {}
     unmapped: list[str] = []
-    localizable = localizable_fields(limits)  # per-locale rules: mappings.locales
-    if "locales" in supported:
+    # per-locale rules: mappings.locales; a field a rule empties (= false) keeps no override
+    emptied = {r.target for r in rules.rules if r.template is None}
+    keeps = localizable_fields(limits) - rules.dropped - emptied
+    if "locales" in limits.metadata_fields:
         for code, text in meta.locales.items():
             if target_locale(code, limits) is None:
                 if _has_text(text):
                     unmapped.append(code)
                 continue
             kept = LocalizedText(
-                **{n: getattr(text, n) if n in localizable else None for n in _TEXT_FIELDS}
+                **{n: getattr(text, n) if n in keeps else None for n in _TEXT_FIELDS}
             )
             for name in _TEXT_FIELDS:
-                if name not in localizable and getattr(text, name) not in (None, ""):
+                if (name not in keeps and name not in rules.dropped
+                        and getattr(text, name) not in (None, "")):
                     lost_overrides[name].append(code)
             if _has_text(kept):
                 locales[code] = kept
 
     dropped: list[str] = []
-    warnings: list[str] = []
-    for name in _FIELD_ORDER:
-        if name in supported:
+    for name in SOURCE_FIELDS:
+        also = lost_overrides.get(name, [])
+        if name in rules.dropped or (name in used and not also):
             continue
-        if name == "locales":
-            codes = sorted(code for code, text in meta.locales.items() if _has_text(text))
-            if codes:
-                dropped.append(name)
-                warnings.append(
-                    "locales dropped: the target has no per-locale fields; the overrides for "
-                    f"{', '.join(codes)} are lost"
-                )
-        elif _kept_elsewhere(meta, name, supported) and not lost_overrides.get(name):
-            continue  # the same text survives in a field the target has: nothing is lost
-        elif present[name] or lost_overrides.get(name):
-            dropped.append(name)
-            also = lost_overrides.get(name)
-            extra = f" (also the overrides for {', '.join(sorted(also))})" if also else ""
-            warnings.append(f"{name} dropped: the target has no such field{extra}")
-
+        present = bool(tags) if name == "tags" else source[name] not in (None, "") \
+            if name != "source" else bool(context.get("source"))
+        if name in used:
+            present = False
+        if not present and not also:
+            continue
+        if present and _kept_elsewhere(name, source, used) and not also:
+            continue
+        dropped.append(name)
+        extra = f" (also the overrides for {', '.join(sorted(also))})" if also else ""
+        warnings.append(f"{name} dropped: {_why_dropped(name, rules, present)}{extra}")
+    if "locales" not in limits.metadata_fields:
+        codes = sorted(code for code, text in meta.locales.items() if _has_text(text))
+        if codes:
+            dropped.append("locales")
+            warnings.append(
+                "locales dropped: the target has no per-locale fields; the overrides for "
+                f"{', '.join(codes)} are lost")
     if unmapped:
         dropped.append("locales")
         warnings.append(
@@ -116,28 +354,73 @@ def map_meta(meta: AssetMeta, limits: Limits) -> MappedMeta:
             "map it in the job file to keep those overrides"
         )
 
-    def keep(name: str, value: str | None) -> str | None:
-        return value if name in supported else None
-
     mapped = AssetMeta(
-        title=keep("title", meta.title),
-        description=keep("description", meta.description),
-        alt_text=keep("alt_text", meta.alt_text),
-        tags=tags if "tags" in supported else (),
-        copyright=keep("copyright", meta.copyright),
-        focus=keep("focus", meta.focus),
+        title=out.get("title"),
+        description=out.get("description"),
+        alt_text=out.get("alt_text"),
+        tags=sent_tags,
+        copyright=out.get("copyright"),
+        focus=out.get("focus"),
         locales=locales,
+        extra={k: v for k, v in out.items() if k not in _CANONICAL and v is not None},
     )
     return MappedMeta(mapped, tuple(dropped), tuple(warnings))
 
 
-def _kept_elsewhere(meta: AssetMeta, name: str, supported: frozenset[str]) -> bool:
-    """Whether text field ``name``'s value is also the value of a text field the target
-    keeps (Contento gives an image's description as its alt text too)."""
-    value = getattr(meta, name) if name in _TEXT_FIELDS else None
+def _why_dropped(name: str, rules: EffectiveRules, present: bool) -> str:
+    if not present:
+        return "the target has no such field"
+    if name in rules.declared:
+        return (f"[mapping.fields] {name} does not use {{{name}}}; use it there or set "
+                f"{name} = false")
+    if name == "tags":
+        return "the target has no such field"
+    free = [r.target for r in rules.rules if r.origin == DEFAULT and r.template is not None
+            and name in r.template.fields]
+    if free:
+        return (f"the target has no such field and {', '.join(free)} already holds other "
+                f"text; map it in [mapping.fields] or set {name} = false")
+    return "the target has no such field"
+
+
+def _fit(value: str | None, spec: FieldSpec) -> tuple[str | None, list[str]]:
+    """``value`` as field ``spec`` can hold it, and a warning for each change."""
+    if value is None:
+        return None, []
+    if spec.kind == "focus" and not _FOCUS.match(value):
+        return None, [f"{spec.name} {value[:40]!r} is not a focus point (x,y fractions "
+                      "0..1): left empty"]
+    if spec.max_length is not None and len(value) > spec.max_length:
+        return value[: spec.max_length], [
+            f"{spec.name} cut to {spec.max_length} characters: the target holds at most "
+            f"{spec.max_length} and the value has {len(value)}"]
+    return value, []
+
+
+def _fit_tags(tags: tuple[str, ...], spec: FieldSpec) -> tuple[tuple[str, ...], list[str]]:
+    warnings: list[str] = []
+    out: list[str] = []
+    for tag in tags:
+        bad = sorted({c for c in tag if c in spec.forbidden_chars})
+        fixed = tag
+        if bad:
+            fixed = "".join("_" if c in spec.forbidden_chars else c for c in tag)
+            warnings.append(f"tag {tag!r} sent as {fixed!r}: the target cannot hold "
+                            f"{' '.join(bad)} in a tag")
+        if spec.max_length is not None and len(fixed) > spec.max_length:
+            warnings.append(f"tag {fixed!r} cut to {spec.max_length} characters: the target "
+                            f"holds at most {spec.max_length}")
+            fixed = fixed[: spec.max_length]
+        out.append(fixed)
+    return clean_tags(out), warnings
+
+
+def _kept_elsewhere(name: str, source: Mapping[str, str | None], used: set[str]) -> bool:
+    """Whether source field ``name``'s text is also the text of a field a rule used
+    (Contento gives an image's description as its alt text too)."""
+    value = source.get(name)
     return value not in (None, "") and any(
-        other != name and other in supported and getattr(meta, other) == value
-        for other in _TEXT_FIELDS
+        other != name and other in used and source.get(other) == value for other in source
     )
 
 

@@ -28,6 +28,7 @@ from pydantic import (
 
 from connectors.errors import ConfigError
 from connectors.plugin import ConnectorSettings
+from mappings.fields import FieldRuleError, FieldRules, TagRules
 from mappings.filters import FilterRules, parse_since, parse_size, path_glob, type_glob
 from mappings.folders import (
     CollapsedPath,
@@ -90,6 +91,17 @@ class FiltersConfig(BaseModel):
                            self.updated_since, self.only_referenced)
 
 
+class TagsConfig(BaseModel):
+    """``[mapping.tags]``: keep, drop, rename and add tags (:class:`mappings.fields.TagRules`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    keep: bool = True
+    """false: the source's tags are not sent (fixed ``add`` tags still are)."""
+    drop: list[str] = Field(default_factory=list)
+    rename: dict[str, str] = Field(default_factory=dict)
+    add: list[str] = Field(default_factory=list)
+
+
 class MappingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     folder_overflow: FolderOverflow = FolderOverflow.COLLAPSE
@@ -104,6 +116,9 @@ class MappingConfig(BaseModel):
     collapsed_path: CollapsedPath = CollapsedPath.NAME
     """Where the levels of a collapsed or merged folder go: ``name`` | ``tag`` |
     ``description``."""
+    fields: dict[str, str | bool] = Field(default_factory=dict)
+    """``[mapping.fields]``: target field -> template, or false (:class:`FieldRules`)."""
+    tags: TagsConfig = TagsConfig()
 
     @field_validator("folder_root")
     @classmethod
@@ -127,6 +142,14 @@ class MappingConfig(BaseModel):
             root=parse_root(self.folder_root),
             renames=tuple(FolderRename.parse(p, r) for p, r in self.folder_rules.items()),
             collapsed_path=self.collapsed_path,
+        )
+
+    def field_rules(self) -> FieldRules:
+        """The field and tag rules as :mod:`mappings.fields` applies them."""
+        return FieldRules(
+            fields=dict(self.fields),
+            tags=TagRules(keep=self.tags.keep, drop=frozenset(self.tags.drop),
+                          rename=dict(self.tags.rename), add=tuple(self.tags.add)),
         )
 
 
@@ -274,8 +297,19 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
         raise ConfigError("source.publish: only a target publishes; move the key to [target] "
                           "(a Contentstack source's publish details are carried across to a "
                           "Contentstack target by default)")
+    check_field_templates(job)
     check_local_paths(job)
     return job
+
+
+def check_field_templates(job: JobConfig) -> None:
+    """ConfigError naming the key for a ``[mapping.fields]`` template that cannot be read
+    (unknown placeholder, unclosed brace...) before anything connects; whether the target
+    has the field is checked against its declared fields when the plan starts."""
+    try:
+        job.mapping.field_rules().templates()
+    except FieldRuleError as exc:
+        raise ConfigError(f"invalid job file:\n  {exc}") from None
 
 
 def _refuse_read_only_target(raw: Mapping[str, Any]) -> None:

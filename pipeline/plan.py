@@ -34,11 +34,13 @@ from connectors.base import (
 )
 from connectors.errors import FatalError
 from mappings.fields import (
+    EffectiveRules,
     filename_changes,
     map_meta,
     resolve_filename_collisions,
     size_problem,
     target_filename,
+    template_values,
     type_problem,
 )
 from mappings.filters import Exclusion, FilterRules, check
@@ -285,6 +287,9 @@ class PlanInput:
     source_environments: Mapping[str, str] = field(default_factory=dict)
     """Environment id -> name of the source, for :attr:`Asset.published` (ids not in it
     are taken as names)."""
+    field_rules: EffectiveRules | None = None
+    """``[mapping.fields]`` / ``[mapping.tags]`` resolved against the target's declared
+    fields; ``None``: the default rules."""
     """Source ids missing from the listing, read directly: True still there, False gone, a
     string when the read failed (why). ``None``: not read yet (prune then deletes nothing)."""
     folder_rules: FolderRules = field(default_factory=FolderRules)
@@ -663,7 +668,8 @@ def _asset_action(
                      f"target allows {longest}: move the target to a shorter path, or shorten "
                      "the source's folder or file names")
     localized = fit_locales(asset.meta, inp.limits, inp.locale_rules)
-    mapped = map_meta(localized.meta, inp.limits)
+    mapped = map_meta(localized.meta, inp.limits, inp.field_rules,
+                      values=template_values(asset))
     meta, carried = carry_path(mapped.meta, collapsed, inp.folder_rules.collapsed_path,
                                inp.limits)
     warnings = [*tree_warnings, *localized.warnings, *mapped.warnings, *carried]

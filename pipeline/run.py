@@ -30,6 +30,7 @@ from connectors.base import (
     Target,
 )
 from connectors.errors import AuthError, ConfigError, FatalError, SyncError
+from mappings.fields import EffectiveRules, FieldRuleError
 from mappings.filters import KEY as FILTERS_KEY
 from mappings.filters import FilterRules, needs_references
 from mappings.locales import rule_problems
@@ -129,6 +130,15 @@ def read_state(job: JobConfig, config: Path) -> StateStore:
     return StateStore(url)
 
 
+def resolve_field_rules(job: JobConfig, target: Target) -> EffectiveRules:
+    """The job's field rules against the target's declared fields; ConfigError (exit 2)
+    naming the key when a rule names a field the target does not have."""
+    try:
+        return job.mapping.field_rules().resolve(target.limits)
+    except FieldRuleError as exc:
+        raise ConfigError(f"invalid job file for target {target.name}:\n  {exc}") from None
+
+
 def _check_locale_rules(job: JobConfig, target: Target) -> None:
     """ConfigError (exit 2) when ``[mapping.locales] codes`` names a locale the target does
     not have (:func:`mappings.locales.rule_problems`)."""
@@ -183,6 +193,7 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
     _check_locale_rules(job, target)  # before any listing: a bad job file is found at once
     rules = job.mapping.filters.rules()
     check_filters(rules, source)
+    field_rules = resolve_field_rules(job, target)
     listings: dict[str, Listing] = {}
     if since is not None and not isinstance(source, SupportsChangedSince):
         since = None  # the source cannot list by update time: a full listing
@@ -224,6 +235,7 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
         references=references,
         reference_requests=len(references or {}),
         **await _publishing(source, target, listings["source"].assets),
+        field_rules=field_rules,
     )
     plan = make_plan(route, inp)
     if since is not None and any(a.op is Op.CONFLICT and not a.drift for a in plan.assets):

@@ -62,15 +62,20 @@ def test_unsupported_fields_are_dropped_with_warnings() -> None:
     assert "de, fr" in locales_warning
 
 
-def test_a_dropped_field_whose_text_another_kept_field_carries_warns_nothing() -> None:
+def test_a_field_the_target_lacks_is_carried_into_the_description() -> None:
     meta = AssetMeta(description="A bird", alt_text="A bird", copyright="© x")
     mapped = map_meta(meta, Limits(metadata_fields=frozenset({"description"})))
-    assert mapped.meta.description == "A bird"
+    assert mapped.meta.description == "A bird\n\nCopyright: © x"
     assert mapped.meta.alt_text is None
-    assert mapped.warnings == ("copyright dropped: the target has no such field",)
+    assert mapped.dropped == ()
+    assert mapped.warnings == (
+        "copyright carried into description: the target has no copyright field",)
     other = map_meta(AssetMeta(description="A bird", alt_text="Another"),
                      Limits(metadata_fields=frozenset({"description"})))
-    assert other.warnings == ("alt_text dropped: the target has no such field",)
+    assert other.dropped == ("alt_text",)
+    assert other.warnings == (
+        "alt_text dropped: the target has no such field and description already holds "
+        "other text; map it in [mapping.fields] or set alt_text = false",)
 
 
 def test_empty_fields_are_dropped_silently() -> None:

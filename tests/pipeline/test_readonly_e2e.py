@@ -174,8 +174,9 @@ async def test_delivery_to_storyblok_reads_only_published_assets(
     assert set(ops) == {cs_name(f.name) for f in files}, "the draft is not read"
     assert ops.pop(cs_name(empty.name)) is Op.UNSUPPORTED
     assert set(ops.values()) == {Op.CREATE}
-    assert any("description dropped" in w for a in plan.assets for w in a.warnings), \
-        "Storyblok has no description field: the plan says so"
+    assert any("description carried into alt_text" in w for a in plan.assets
+               for w in a.warnings), \
+        "Storyblok has no description field: the default carries it to the alt text, and says so"
     result = await execute_job(job, "migrate", transports=transports)
     assert result.exit_code() == 1, "the empty file is reported as not migrated"
     assert [o.path for o in result.not_migrated()] == [cs_name(empty.name)]
