@@ -20,13 +20,14 @@ import anyio
 import click
 import structlog
 
-from connectors.base import Source
-from connectors.errors import FatalError
+from connectors.base import Source, Target
+from connectors.errors import ConfigError, FatalError
 from connectors.http import observe_waits
 from pipeline import logs
 from pipeline.config import JobConfig, load_job
 from pipeline.console import Console, LogConsole, RichConsole, Where
 from pipeline.html_report import plan_html, run_html
+from pipeline.mapping_rules import TargetInfo, effective_sections, render_json, render_table
 from pipeline.plan import Plan
 from pipeline.registry import emulated, plugin_for, writable
 from pipeline.report import (
@@ -38,7 +39,7 @@ from pipeline.report import (
     plan_markdown,
     plan_table,
 )
-from pipeline.run import crash_message, execute_job, plan_job, read_state
+from pipeline.run import crash_message, execute_job, plan_job, read_state, resolve_field_rules
 from pipeline.thumbnails import DEFAULT_THUMBNAILS, candidates, fetch_thumbnails
 from state.store import RunRecord, RunStatus, StateError, StateStore, run_is_live
 
@@ -495,6 +496,44 @@ def cmd_verify(ctx: click.Context, config: Path, deep: bool, fmt: str, out: Path
     if not write_output(text, out, option="--out", what="the verify report"):
         return EXIT_FATAL
     return report.exit_code()
+
+
+@cli.group("mappings")
+def mappings_group() -> None:
+    """Inspect a job's mapping rules."""
+
+
+@mappings_group.command("show")
+@job_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="table for a terminal, JSON for tools")
+@global_options
+@click.pass_context
+def cmd_mappings_show(ctx: click.Context, config: Path, fmt: str, log_format: str | None,
+                      verbose: bool) -> int:
+    """The effective mapping rules (defaults + job file) per field, for the job's target.
+
+    Needs no credentials and contacts no CMS."""
+    from pipeline.registry import open_connector
+
+    _configure(ctx, log_format, verbose)
+    job = load_job(config, secrets=False)
+
+    async def declared() -> TargetInfo:
+        target = open_connector(job.target, role="target")
+        try:
+            if not isinstance(target, Target):  # load_job refuses read-only targets
+                raise ConfigError(f"target.connector: {job.target.connector} is read-only")
+            resolve_field_rules(job, target)  # ConfigError naming the key, as plan does
+            return TargetInfo(job.target.connector, target.limits)
+        finally:
+            await target.aclose()
+
+    info = anyio.run(declared)
+    sections = effective_sections(job, info)
+    render = render_json if fmt == "json" else render_table
+    write_output(render(sections, info), None, option="", what="the rules")
+    return EXIT_OK
 
 
 @cli.command("emulate")

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 
@@ -77,6 +78,9 @@ def parse_only(args: list[str]) -> None:
     """Parse with the real CLI, invoking nothing: a usage error raises click's exception."""
     name, *rest = args
     command = cli.commands[name]
+    while isinstance(command, click.Group):  # `mappings show ...`: parse the subcommand's
+        name, *rest = rest
+        command = command.commands[name]
     with command.make_context(name, rest):
         pass
 

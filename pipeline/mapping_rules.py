@@ -1,0 +1,179 @@
+"""``assetferry mappings show``: the effective mapping rules of a job, per section.
+
+Each section (fields, tags, and those the locales, folders and filters rules add) comes from a
+small *section provider*: a function ``(job, target) -> Section | None`` listed in
+:data:`SECTIONS`. To show a new kind of rule, write one such function next to its rules and
+append it to :data:`SECTIONS`; the table and the JSON output pick it up, in list order. A
+provider shows the *effective* rule of every key, the default where the job file says
+nothing, and marks which is which (``origin``: ``"default"`` or ``"job file"``).
+
+Providers read only the job (:class:`pipeline.config.JobConfig`) and what the target declares
+(:class:`TargetInfo`: its connector name and :class:`connectors.base.Limits`); nothing here
+contacts a CMS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from connectors.base import Limits
+from mappings.fields import DEFAULT, JOB_FILE, SOURCE_FIELDS, EffectiveRules, FieldRule
+from pipeline.config import JobConfig
+
+
+@dataclass(frozen=True, slots=True)
+class TargetInfo:
+    """What a section provider knows of the job's target."""
+
+    connector: str
+    limits: Limits
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One effective rule: the key it is set under, its value, where it comes from
+    (``"default"`` / ``"job file"``) and a plain-English note (limits, vendor doc)."""
+
+    key: str
+    rule: str
+    origin: str
+    note: str = ""
+    template: bool = False
+    """``rule`` is a template (the table shows it quoted, with ``\\n`` for line breaks)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One table of ``mappings show``: a title (``"Fields"``), the job file table its keys
+    live in (``"[mapping.fields]"``) and its rows."""
+
+    title: str
+    table: str
+    rows: tuple[Row, ...]
+
+
+SectionProvider = Callable[[JobConfig, TargetInfo], "Section | None"]
+
+
+def fields_section(job: JobConfig, target: TargetInfo) -> Section:
+    """Every field the target declares with the template that fills it, then every source
+    field the target has no field for, with where it goes (carried, dropped on purpose, or
+    dropped with a warning per asset). Raises :class:`mappings.fields.FieldRuleError`."""
+    rules = job.mapping.field_rules().resolve(target.limits)
+    rows = [_field_row(rule) for rule in rules.rules]
+    if rules.tags_field is not None:
+        rows.append(Row("tags", "the source's tags after [mapping.tags]", DEFAULT,
+                        _spec_note(rules.tags_field.max_length,
+                                   rules.tags_field.forbidden_chars, rules.tags_field.doc)))
+    elif "tags" in rules.dropped:
+        rows.append(Row("tags", "false: no tags are sent", JOB_FILE))
+    rows.extend(_unplaced(rules))
+    return Section("Fields", "[mapping.fields]", tuple(rows))
+
+
+def _field_row(rule: FieldRule) -> Row:
+    text = "false: left empty" if rule.template is None and rule.origin == JOB_FILE else (
+        "(nothing: every source field for it is set to false)" if rule.template is None
+        else rule.template.text)
+    return Row(rule.target, text, rule.origin,
+               _spec_note(rule.spec.max_length, rule.spec.forbidden_chars, rule.spec.doc,
+                          kind=rule.spec.kind, localized=rule.spec.localized),
+               template=rule.template is not None)
+
+
+def _spec_note(max_length: int | None, forbidden: str, doc: str, *, kind: str = "",
+               localized: bool = False) -> str:
+    parts = []
+    if kind and kind != "text":
+        parts.append("x,y fractions 0..1" if kind == "focus" else kind)
+    parts.append(f"at most {max_length} characters" if max_length
+                 else "no documented length limit")
+    if forbidden:
+        parts.append(f"cannot hold {' '.join(forbidden)}")
+    if localized:
+        parts.append("per locale")
+    if doc:
+        parts.append(doc)
+    return "; ".join(parts)
+
+
+def _unplaced(rules: EffectiveRules) -> list[Row]:
+    """Source fields the target has no field of their own for."""
+    rows = []
+    for name in SOURCE_FIELDS:
+        if name in rules.declared:
+            continue
+        if name in rules.dropped:
+            rows.append(Row(name, "false: dropped on purpose", JOB_FILE,
+                            "the target has no such field"))
+            continue
+        into = [r.target for r in rules.rules
+                if r.template is not None and name in r.template.fields]
+        if into:
+            rows.append(Row(name, f"-> {', '.join(into)}",
+                            JOB_FILE if any(r.origin == JOB_FILE for r in rules.rules
+                                            if r.target in into) else DEFAULT,
+                            "the target has no such field; a template above carries it and "
+                            "each asset's plan line says so"))
+        else:
+            rows.append(Row(name, "nowhere: dropped with a warning per asset", DEFAULT,
+                            f"the target has no such field; use {{{name}}} in a template "
+                            f"or set {name} = false"))
+    return rows
+
+
+def tags_section(job: JobConfig, target: TargetInfo) -> Section:
+    """``[mapping.tags]``: keep, drop, rename, add, each with its effective value."""
+    tags = job.mapping.tags
+    where = (DEFAULT, JOB_FILE)
+    given = tags.model_fields_set
+    rows = (
+        Row("keep", "true" if tags.keep else "false: the source's tags are not sent",
+            where["keep" in given]),
+        Row("drop", ", ".join(tags.drop) or "(none)", where["drop" in given]),
+        Row("rename", ", ".join(f"{a} -> {b}" for a, b in tags.rename.items()) or "(none)",
+            where["rename" in given]),
+        Row("add", ", ".join(tags.add) or "(none)", where["add" in given],
+            "" if "tags" in target.limits.declared_fields()
+            else "the target has no tags: they are dropped with a warning per asset"),
+    )
+    return Section("Tags", "[mapping.tags]", rows)
+
+
+SECTIONS: list[SectionProvider] = [fields_section, tags_section]
+"""The providers ``mappings show`` calls, in order; the locales, folders and filters rules
+append theirs (one function each)."""
+
+
+def effective_sections(job: JobConfig, target: TargetInfo) -> list[Section]:
+    """Every provider's section for this job and target (those that return one)."""
+    return [s for provider in SECTIONS if (s := provider(job, target)) is not None]
+
+
+def render_table(sections: list[Section], target: TargetInfo) -> str:
+    """Plain-text tables, one per section, columns aligned; ``*`` marks job file rules."""
+    out = [f"Mapping rules for target {target.connector} (* = set in the job file; "
+           "the rest are defaults)"]
+    for section in sections:
+        out.append("")
+        out.append(f"{section.title} {section.table}")
+        width = max((len(r.key) for r in section.rows), default=0)
+        for row in section.rows:
+            mark = "*" if row.origin == JOB_FILE else " "
+            rule = json.dumps(row.rule, ensure_ascii=False) if row.template else row.rule
+            out.append(f"  {mark} {row.key.ljust(width)}  {rule}")
+            if row.note:
+                out.append(f"    {' ' * width}  ({row.note})")
+    return "\n".join(out) + "\n"
+
+
+def render_json(sections: list[Section], target: TargetInfo) -> str:
+    """``{"target": name, "sections": [{"title", "table", "rows": [{key, rule, origin,
+    note}]}]}``."""
+    return json.dumps(
+        {"target": target.connector,
+         "sections": [{"title": s.title, "table": s.table,
+                       "rows": [asdict(r) for r in s.rows]} for s in sections]},
+        indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,146 @@
+"""[mapping.fields] / [mapping.tags] through the job file, the plan, the CLI and a migrate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors.contentstack.emulator import ContentstackEmulator
+from connectors.emulation import in_process_transport
+from connectors.errors import ConfigError
+from pipeline.cli import main
+from pipeline.config import load_job
+from pipeline.plan import Op
+from pipeline.report import plan_json
+from pipeline.run import execute_job, plan_job
+from pipeline.samples import SampleFile, write_local_library
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN
+
+BASE = "http://cs.emulator"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+FILES = [
+    SampleFile(("Photos",), "sunset.png", PNG, "image/png", title="Sunset",
+               alt="A red sky over the sea", tags=("sea", "sky")),
+    SampleFile((), "logo.png", PNG + b"x", "image/png", title="Logo", tags=("brand",)),
+]
+
+
+@pytest.fixture
+def emu() -> Iterator[ContentstackEmulator]:
+    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
+    yield e
+    e.close()
+
+
+def write_job(tmp_path: Path, mapping: str, *, target: str = "contentstack") -> Path:
+    root = tmp_path / "library"
+    write_local_library(root, FILES)
+    targets = {
+        "contentstack": (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
+                         f'management_token = "${{CS_TOKEN}}"\nbase_url = "{BASE}"\n'
+                         "requests_per_second = 1000\n"),
+        "webflow": ('connector = "webflow"\nsite_id = "65427cf400e02b306eaa04a0"\n'
+                    'token = "${WF_TOKEN}"\n'),
+    }
+    path = tmp_path / "job.toml"
+    path.write_text(
+        f'[source]\nconnector = "local"\npath = "{root}"\n\n[target]\n{targets[target]}\n'
+        f"{mapping}\n[run]\nstate = \"{tmp_path / 'state.db'}\"\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ('[mapping.fields]\ntitle = "{title or filname_stem}"\n',
+         "mapping.fields.title: unknown placeholder {filname_stem}; placeholders: title,"),
+        ('[mapping.fields]\ndescription = "{description"\n',
+         "mapping.fields.description: placeholder '{description' is not closed"),
+        ('[mapping.fields]\ntags = "{title}"\n', "mapping.fields.tags: tags are a list"),
+        ("[mapping.fields]\ntitle = 3\n", "mapping.fields.title"),
+        ('[mapping.tags]\nadd = "migrated"\n', "mapping.tags.add"),
+        ('[mapping.tags]\nrenames = {a = "b"}\n', "mapping.tags.renames: unknown key"),
+    ],
+)
+def test_a_bad_rule_is_a_config_error_naming_the_key(tmp_path: Path, mapping: str,
+                                                     message: str) -> None:
+    path = write_job(tmp_path, mapping)
+    with pytest.raises(ConfigError) as info:
+        load_job(path, env={"CS_TOKEN": "t"})
+    assert message in str(info.value)
+
+
+def test_cli_exit_2_for_a_field_the_target_lacks(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_job(tmp_path, '[mapping.fields]\ntitle = "{title}"\n', target="webflow")
+    assert main(["mappings", "show", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "mapping.fields.title: the target has no field 'title'; its fields: alt_text" in err
+    assert "Traceback" not in err
+
+
+def test_cli_exit_2_for_a_bad_template(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_job(tmp_path, '[mapping.fields]\ndescription = "{descripton}"\n')
+    assert main(["mappings", "show", "-c", str(path)]) == 2
+    assert "mapping.fields.description: unknown placeholder {descripton}" \
+        in capsys.readouterr().err
+
+
+def test_mappings_show_prints_defaults_and_job_rules(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_job(tmp_path, '[mapping.fields]\ntitle = "{title or filename_stem}"\n'
+                               'focus = false\n[mapping.tags]\nadd = ["migrated-2026"]\n')
+    assert main(["mappings", "show", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert '* title        "{title or filename_stem}"' in out
+    assert '  description  "{description or alt_text}\\n\\nCopyright: {copyright}' in out
+    assert "* focus        false: dropped on purpose" in out
+    assert "* add     migrated-2026" in out
+
+    assert main(["mappings", "show", "-c", str(path), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["target"] == "contentstack"
+    fields = {r["key"]: r for r in data["sections"][0]["rows"]}
+    assert fields["title"] == {"key": "title", "rule": "{title or filename_stem}",
+                               "origin": "job file", "template": True,
+                               "note": fields["title"]["note"]}
+    assert fields["description"]["origin"] == "default"
+    assert fields["alt_text"]["rule"] == "-> description"
+    assert [s["title"] for s in data["sections"]] == ["Fields", "Tags"]
+
+
+async def test_plan_json_shows_the_carried_and_dropped_fields(
+        tmp_path: Path, emu: ContentstackEmulator) -> None:
+    job = load_job(write_job(tmp_path, ""), env={"CS_TOKEN": CS_TOKEN})
+    plan = await plan_job(job, transports={"target": in_process_transport(emu.app)})
+    data = json.loads(plan_json(plan))
+    sunset = next(a for a in data["items"] if a["path"] == "Photos/sunset.png")
+    assert "alt_text carried into description: the target has no alt_text field" \
+        in sunset["warnings"]
+    assert not any("dropped" in w for w in sunset["warnings"])
+    assert data["summary"]["dropped_fields"] == {}
+
+
+async def test_migrate_into_contentstack_puts_alt_text_in_description_and_adds_a_tag(
+        tmp_path: Path, emu: ContentstackEmulator) -> None:
+    path = write_job(tmp_path, '[mapping.tags]\nadd = ["migrated-2026"]\n'
+                               'rename = { sky = "heaven" }\n')
+    job = load_job(path, env={"CS_TOKEN": CS_TOKEN})
+    transports = {"target": in_process_transport(emu.app)}
+    plan = await plan_job(job, transports=transports)
+    assert {a.op for a in plan.assets} == {Op.CREATE}
+    summary = await execute_job(job, "migrate", transports=transports)
+    assert summary.exit_code() == 0, summary.text()
+    by_name = {rec["filename"]: rec for rec in emu.assets.values()}
+    assert by_name["sunset.png"]["description"] == "A red sky over the sea"
+    assert by_name["sunset.png"]["tags"] == ["sea", "heaven", "migrated-2026"]
+    assert by_name["logo.png"]["description"] == ""
+    assert by_name["logo.png"]["tags"] == ["brand", "migrated-2026"]
+    # a second run finds nothing to do: the rules are part of what was planned
+    again = await plan_job(job, transports=transports)
+    assert {a.op for a in again.assets} == {Op.SKIP}
