@@ -7,6 +7,8 @@ the plan to report.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -210,6 +212,20 @@ class EffectiveRules:
     tags_field: FieldSpec | None
     """The target's tags field, ``None`` when it has none or ``tags = false``."""
     declared: Mapping[str, FieldSpec]
+
+    @property
+    def key(self) -> str:
+        """What the job file's rules change, as a short stable text: ``""`` for the default
+        rules, so a sync notices a rule change (the plan folds it into each asset's metadata
+        hash and updates the assets) and ledgers written under the defaults stay equal."""
+        given = [(r.target, r.template.text if r.template else None)
+                 for r in self.rules if r.origin == JOB_FILE]
+        if not given and not self.dropped and self.tags.is_default:
+            return ""
+        raw = json.dumps([given, sorted(self.dropped), self.tags.keep, sorted(self.tags.drop),
+                          sorted(self.tags.rename.items()), list(self.tags.add)],
+                         ensure_ascii=False)
+        return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,13 +234,17 @@ def content_hash(asset: Asset) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def meta_hash(asset: Asset) -> str:
+def meta_hash(asset: Asset, rules: str = "") -> str:
+    """What changes when the asset's metadata, name or folder changes, or the job's field
+    rules (``rules``: :attr:`mappings.fields.EffectiveRules.key`, ``""`` for the defaults)."""
     raw = f"{asset.filename}|{'/'.join(asset.folder_path)}|{asset.meta.fingerprint()}"
+    if rules:
+        raw += f"|rules:{rules}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def source_hash(asset: Asset) -> str:
-    return f"{content_hash(asset)}:{meta_hash(asset)}"
+def source_hash(asset: Asset, rules: str = "") -> str:
+    return f"{content_hash(asset)}:{meta_hash(asset, rules)}"
 
 
 def asset_path(asset: Asset) -> str:
@@ -644,8 +648,9 @@ def _asset_action(
     collapsed: str | None = None,
 ) -> AssetAction:
     path = asset_path(asset)
+    rules = inp.field_rules.key if inp.field_rules is not None else ""
     base = AssetAction(Op.SKIP, asset.source_id, path, "", asset=asset,
-                       source_hash=source_hash(asset))
+                       source_hash=source_hash(asset, rules))
     if folder is None:
         return _with(base, Op.UNSUPPORTED,
                      tree_error or "its folder cannot be placed in the target")

@@ -38,7 +38,8 @@ def emu() -> Iterator[ContentstackEmulator]:
 
 def write_job(tmp_path: Path, mapping: str, *, target: str = "contentstack") -> Path:
     root = tmp_path / "library"
-    write_local_library(root, FILES)
+    if not root.exists():
+        write_local_library(root, FILES)
     targets = {
         "contentstack": (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
                          f'management_token = "${{CS_TOKEN}}"\nbase_url = "{BASE}"\n'
@@ -142,5 +143,24 @@ async def test_migrate_into_contentstack_puts_alt_text_in_description_and_adds_a
     assert by_name["logo.png"]["description"] == ""
     assert by_name["logo.png"]["tags"] == ["brand", "migrated-2026"]
     # a second run finds nothing to do: the rules are part of what was planned
+    again = await plan_job(job, transports=transports)
+    assert {a.op for a in again.assets} == {Op.SKIP}
+
+
+async def test_a_changed_rule_updates_the_migrated_assets_on_the_next_sync(
+        tmp_path: Path, emu: ContentstackEmulator) -> None:
+    transports = {"target": in_process_transport(emu.app)}
+    job = load_job(write_job(tmp_path, ""), env={"CS_TOKEN": CS_TOKEN})
+    assert (await execute_job(job, "migrate", transports=transports)).exit_code() == 0
+    unchanged = await plan_job(job, transports=transports)
+    assert {a.op for a in unchanged.assets} == {Op.SKIP}
+
+    job = load_job(write_job(tmp_path, '[mapping.tags]\nadd = ["migrated-2026"]\n'),
+                   env={"CS_TOKEN": CS_TOKEN})
+    plan = await plan_job(job, transports=transports)
+    assert {a.op for a in plan.assets} == {Op.UPDATE}
+    summary = await execute_job(job, "sync", transports=transports)
+    assert summary.exit_code() == 0, summary.text()
+    assert all("migrated-2026" in rec["tags"] for rec in emu.assets.values())
     again = await plan_job(job, transports=transports)
     assert {a.op for a in again.assets} == {Op.SKIP}
