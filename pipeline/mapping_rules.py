@@ -88,8 +88,9 @@ def _spec_note(max_length: int | None, forbidden: str, doc: str, *, kind: str = 
     parts = []
     if kind and kind != "text":
         parts.append("x,y fractions 0..1" if kind == "focus" else kind)
-    parts.append(f"at most {max_length} characters" if max_length
-                 else "no documented length limit")
+    if kind != "focus":
+        parts.append(f"at most {max_length} characters" if max_length
+                     else "no documented length limit")
     if forbidden:
         parts.append(f"cannot hold {' '.join(forbidden)}")
     if localized:
