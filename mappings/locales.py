@@ -30,6 +30,7 @@ Pure functions; no I/O. :func:`fit_locales` is idempotent: its output passed thr
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -116,6 +117,14 @@ class LocaleRules(BaseModel):
                         "codes)"
                     )
         return self
+
+    def key(self) -> str:
+        """A short stable hash of the rules, ``""`` for the defaults: folded into the metadata
+        hash of an asset with overrides, so changed rules update it on the next sync."""
+        if self == DEFAULT_RULES:
+            return ""
+        raw = self.model_dump_json()
+        return hashlib.sha256(raw.encode()).hexdigest()[:12]
 
     def target_code(self, source: str) -> str:
         """The target code ``source`` maps to (its own spelling when ``codes`` has none)."""

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 from connectors.base import Limits
 from mappings.fields import DEFAULT, JOB_FILE, SOURCE_FIELDS, EffectiveRules, FieldRule
+from mappings.locales import describe
 from pipeline.config import JobConfig
 
 
@@ -143,7 +144,31 @@ def tags_section(job: JobConfig, target: TargetInfo) -> Section:
     return Section("Tags", "[mapping.tags]", rows)
 
 
-SECTIONS: list[SectionProvider] = [fields_section, tags_section]
+def locales_section(job: JobConfig, target: TargetInfo) -> Section:
+    """``[mapping.locales]``: what the target holds per locale, the code map, the default
+    locale and the policy for locales and fields the target cannot hold
+    (:func:`mappings.locales.describe`)."""
+    rules = job.mapping.locales
+    given = rules.model_fields_set
+    where = (DEFAULT, JOB_FILE)
+    shown = dict(describe(rules, target.limits))
+    held = shown["target locales"]
+    if target.limits.locales is None and getattr(job.target, "locales", None) == "site":
+        held = held.replace("any", "the site's secondary locales by tag (read when a plan "
+                                   "runs)", 1)
+    rows = (
+        Row("(target)", held, DEFAULT, "what the target keeps per locale"),
+        Row("default", shown["default"], where["default" in given]),
+        Row("codes", shown["codes"], where["codes" in given],
+            "source code -> target code; unlisted codes keep theirs"),
+        Row("missing", shown["missing"], where["missing" in given],
+            "drop: left out with a warning per asset; fold: into the default locale's "
+            "empty fields, the rest warned"),
+    )
+    return Section("Locales", "[mapping.locales]", rows)
+
+
+SECTIONS: list[SectionProvider] = [fields_section, tags_section, locales_section]
 """The providers ``mappings show`` calls, in order; the locales, folders and filters rules
 append theirs (one function each)."""
 

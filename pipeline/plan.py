@@ -649,6 +649,8 @@ def _asset_action(
 ) -> AssetAction:
     path = asset_path(asset)
     rules = inp.field_rules.key if inp.field_rules is not None else ""
+    if asset.meta.locales and inp.locale_rules.key():  # changed locale rules: update it
+        rules += f"|locales:{inp.locale_rules.key()}"
     base = AssetAction(Op.SKIP, asset.source_id, path, "", asset=asset,
                        source_hash=source_hash(asset, rules))
     if folder is None:

@@ -112,7 +112,7 @@ def test_mappings_show_prints_defaults_and_job_rules(tmp_path: Path,
                                "note": fields["title"]["note"]}
     assert fields["description"]["origin"] == "default"
     assert fields["alt_text"]["rule"] == "-> description"
-    assert [s["title"] for s in data["sections"]] == ["Fields", "Tags"]
+    assert [s["title"] for s in data["sections"]][:2] == ["Fields", "Tags"]
 
 
 async def test_plan_json_shows_the_carried_and_dropped_fields(

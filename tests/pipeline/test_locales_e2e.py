@@ -18,6 +18,7 @@ from connectors.emulation import in_process_transport
 from connectors.errors import AuthError, ConfigError
 from connectors.storyblok.emulator import StoryblokEmulator
 from connectors.webflow.emulator import WebflowEmulator
+from pipeline.cli import main
 from pipeline.config import load_job
 from pipeline.plan import Op, Plan
 from pipeline.run import execute_job, plan_job
@@ -247,3 +248,45 @@ def test_bad_locale_rules_are_refused_when_the_job_loads(tmp_path: Path, mapping
     assert says in str(info.value)
     if "all" in target:
         assert 'target.locales: locales must be "site"' in str(info.value)
+
+
+@pytest.mark.parametrize(("target", "held"), [
+    (WF_SITE_SECTION, "the site's secondary locales by tag (read when a plan runs); fields: "
+                      "alt text"),
+    (WF_SECTION, "de-DE, fr-FR; fields: alt text"),
+    (CS_SECTION, "none (every locale's text is handled by missing)"),
+])
+def test_mappings_show_has_a_locales_section(tmp_path: Path, target: str, held: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = job(tmp_path, target, 'default = "en"\ncodes = {de = "de-DE"}\n')
+    assert main(["mappings", "show", "-c", str(path), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (section,) = [s for s in data["sections"] if s["title"] == "Locales"]
+    rows = {r["key"]: (r["rule"], r["origin"]) for r in section["rows"]}
+    assert rows == {"(target)": (held, "default"), "default": ("en", "job file"),
+                    "codes": ("de -> de-DE", "job file"), "missing": ("drop", "default")}
+    assert main(["mappings", "show", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Locales [mapping.locales]" in out
+    assert "* codes     de -> de-DE" in out
+
+
+async def test_changed_locale_rules_update_the_migrated_assets_on_the_next_sync(
+        tmp_path: Path, storyblok: StoryblokEmulator) -> None:
+    dest = tmp_path / "out"
+    local = f'connector = "local"\npath = "{dest}"\n'
+    transports = {"source": in_process_transport(storyblok.app)}
+    first = await execute_job(load_job(job(tmp_path, local, ""), env={}), "migrate",
+                              transports=transports)
+    assert first.exit_code() == 0, first.text()
+    unchanged = await execute_job(load_job(job(tmp_path, local, ""), env={}), "sync",
+                                  transports=transports)
+    assert unchanged.counts()["updated"] == 0
+    renamed = load_job(job(tmp_path, local, 'codes = {de = "de-DE"}\n'), env={})
+    result = await execute_job(renamed, "sync", transports=transports)
+    assert result.exit_code() == 0, result.text()
+    assert result.counts()["updated"] == len(SPACE_TEXT)
+    manifest = json.loads((dest / ".assetferry.json").read_text())["assets"]
+    assert manifest["harbour.png"]["locales"] == {
+        "de-DE": {"title": "Hafen", "alt_text": "Boote im Hafen"},
+        "fr": {"title": "Port", "alt_text": "Bateaux au port"}}
