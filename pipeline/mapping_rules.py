@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 from connectors.base import Limits
 from mappings.fields import DEFAULT, JOB_FILE, SOURCE_FIELDS, EffectiveRules, FieldRule
+from mappings.folders import CollapsedPath, FolderRename
 from mappings.locales import describe
 from pipeline.config import JobConfig
 
@@ -168,7 +169,66 @@ def locales_section(job: JobConfig, target: TargetInfo) -> Section:
     return Section("Locales", "[mapping.locales]", rows)
 
 
-SECTIONS: list[SectionProvider] = [fields_section, tags_section, locales_section]
+def folders_section(job: JobConfig, target: TargetInfo) -> Section:
+    """The folder rules (``folder_overflow``, ``folder_root``, ``[mapping.folder_rules]``,
+    ``collapsed_path``) and the target's folder limits they are checked against."""
+    mapping = job.mapping
+    given = mapping.model_fields_set
+    where = (DEFAULT, JOB_FILE)
+    limits = target.limits
+    depth = limits.max_folder_depth
+    rows = [
+        Row("folder_overflow", mapping.folder_overflow.value,
+            where["folder_overflow" in given],
+            "no depth limit to overflow" if depth is None else
+            f"folders deeper than {depth} levels, after chains holding no asset merged"),
+        Row("folder_root", mapping.folder_root or "(the target's root)",
+            where["folder_root" in given]),
+        *(Row(f"folder_rules {pattern!r}", replacement or "(the root)", JOB_FILE,
+              "a fixed path: folders sent there are merged on purpose"
+              if FolderRename.parse(pattern, replacement).fixed else "")
+          for pattern, replacement in mapping.folder_rules.items()),
+        Row("collapsed_path", mapping.collapsed_path.value, where["collapsed_path" in given],
+            _collapsed_note(mapping.collapsed_path, limits)),
+        Row("target depth", "no documented limit" if depth is None else f"{depth} levels",
+            DEFAULT, "folder_root levels count"),
+        Row("target folders", "no documented limit" if limits.max_folders is None
+            else f"{limits.max_folders} (existing ones included)", DEFAULT,
+            "" if limits.max_folders is None
+            else "over it, the folders holding fewest assets fold into their parents"),
+        Row("target names", _name_rules(limits), DEFAULT),
+        Row("create-only", "folders are never renamed, moved or deleted", DEFAULT,
+            "a folder an earlier run made stays where it is; the plan says so"),
+    ]
+    return Section("Folders", "[mapping] folder_*", tuple(rows))
+
+
+def _collapsed_note(mode: CollapsedPath, limits: Limits) -> str:
+    if mode is CollapsedPath.NAME:
+        return "collapsed levels are joined into the folder name (a - b - c)"
+    field = "tags" if mode is CollapsedPath.TAG else "description"
+    if field not in limits.metadata_fields:
+        return f"the target has no {field} field: the source folder path is not kept"
+    return f"the asset's source folder path goes into its {field}"
+
+
+def _name_rules(limits: Limits) -> str:
+    parts = []
+    if limits.max_name_length is not None:
+        parts.append(f"at most {limits.max_name_length} characters")
+    if limits.max_name_bytes is not None:
+        parts.append(f"at most {limits.max_name_bytes} bytes (UTF-8)")
+    if limits.max_path_bytes is not None:
+        parts.append(f"paths at most {limits.max_path_bytes} bytes")
+    if limits.forbidden_name_chars:
+        parts.append(f"{' '.join(limits.forbidden_name_chars)} become _")
+    if limits.case_insensitive_names:
+        parts.append("case ignored")
+    return "; ".join(parts) or "no documented limits"
+
+
+SECTIONS: list[SectionProvider] = [fields_section, tags_section, locales_section,
+                                   folders_section]
 """The providers ``mappings show`` calls, in order; the locales, folders and filters rules
 append theirs (one function each)."""
 

@@ -164,3 +164,24 @@ async def test_a_changed_rule_updates_the_migrated_assets_on_the_next_sync(
     assert all("migrated-2026" in rec["tags"] for rec in emu.assets.values())
     again = await plan_job(job, transports=transports)
     assert {a.op for a in again.assets} == {Op.SKIP}
+
+
+def test_mappings_show_has_a_folders_section_with_the_effective_rules(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_job(tmp_path, '[mapping]\nfolder_root = "migrated/2026"\ncollapsed_path = "tag"\n'
+                               '[mapping.folder_rules]\n"Old/*" = "Archive/{name}"\n'
+                               '"Logos" = "Brand/Logos"\n')
+    assert main(["mappings", "show", "-c", str(path), "--format", "json"]) == 0
+    sections = {s["title"]: s for s in json.loads(capsys.readouterr().out)["sections"]}
+    rows = {r["key"]: r for r in sections["Folders"]["rows"]}
+    assert rows["folder_root"]["rule"] == "migrated/2026"
+    assert rows["folder_root"]["origin"] == "job file"
+    assert rows["folder_overflow"]["origin"] == "default"
+    assert rows["folder_rules 'Logos'"]["rule"] == "Brand/Logos"
+    assert "merged on purpose" in rows["folder_rules 'Logos'"]["note"]
+    assert "merged on purpose" not in rows["folder_rules 'Old/*'"]["note"]
+    assert rows["collapsed_path"]["rule"] == "tag"
+    assert rows["target depth"]["rule"] == "5 levels"
+    assert rows["target folders"]["rule"].startswith("300")
+    assert main(["mappings", "show", "-c", str(path)]) == 0
+    assert "Folders" in capsys.readouterr().out
