@@ -227,8 +227,62 @@ def _name_rules(limits: Limits) -> str:
     return "; ".join(parts) or "no documented limits"
 
 
+def filters_section(job: JobConfig, target: TargetInfo) -> Section:
+    """``[mapping.filters]``: each rule with its effective value (none set: every asset the
+    source lists is migrated). Order as :mod:`mappings.filters` checks them."""
+    filters = job.mapping.filters
+    given = filters.model_fields_set
+    where = (DEFAULT, JOB_FILE)
+
+    def listed(values: tuple[str, ...], empty: str) -> str:
+        return ", ".join(repr(v) for v in values) if values else empty
+
+    def size(value: int | None) -> str:
+        return f"{value:,} bytes" if value is not None else "(none)"
+
+    rows = (
+        Row("include", listed(filters.include, "(none: every path)"), where["include" in given],
+            "path globs; an asset must match one"),
+        Row("exclude", listed(filters.exclude, "(none)"), where["exclude" in given],
+            "path globs; a match is left out"),
+        Row("content_types", listed(filters.content_types, "(none: every type)"),
+            where["content_types" in given], "MIME globs an asset must match"),
+        Row("exclude_content_types", listed(filters.exclude_content_types, "(none)"),
+            where["exclude_content_types" in given]),
+        Row("min_size", size(filters.min_size), where["min_size" in given]),
+        Row("max_size", size(filters.max_size), where["max_size" in given],
+            "" if target.limits.max_file_size is None else
+            f"the target itself takes at most {target.limits.max_file_size:,} bytes"),
+        Row("updated_since", filters.updated_since.isoformat() if filters.updated_since
+            else "(none)", where["updated_since" in given]),
+        Row("only_referenced", "true: only assets that entries reference" if
+            filters.only_referenced else "false", where["only_referenced" in given],
+            "a Contentstack source's asset references; other sources are exit 2"
+            if filters.only_referenced else ""),
+    )
+    return Section("Filters", "[mapping.filters]", rows)
+
+
+def publishing_section(job: JobConfig, target: TargetInfo) -> Section | None:
+    """``[target] publish`` of a target that publishes (Contentstack); ``None`` otherwise."""
+    if not hasattr(job.target, "publish"):
+        return None
+    rule = job.target.publish
+    if rule is None:
+        row = Row("publish", "where the source has each asset published", DEFAULT,
+                  "a Contentstack source's publish details, environments matched by name; "
+                  "other sources: nothing is published")
+    elif not rule.enabled:
+        row = Row("publish", "false: nothing is published", JOB_FILE)
+    else:
+        row = Row("publish", f"{', '.join(rule.environments)} ({', '.join(rule.locales)})",
+                  JOB_FILE, "every migrated asset, in every listed locale; checked against "
+                  "the target's environments and locales before anything runs")
+    return Section("Publishing", "[target] publish", (row,))
+
+
 SECTIONS: list[SectionProvider] = [fields_section, tags_section, locales_section,
-                                   folders_section]
+                                   folders_section, filters_section, publishing_section]
 """The providers ``mappings show`` calls, in order; the locales, folders and filters rules
 append theirs (one function each)."""
 
