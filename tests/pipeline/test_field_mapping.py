@@ -185,3 +185,32 @@ def test_mappings_show_has_a_folders_section_with_the_effective_rules(
     assert rows["target folders"]["rule"].startswith("300")
     assert main(["mappings", "show", "-c", str(path)]) == 0
     assert "Folders" in capsys.readouterr().out
+
+
+def test_mappings_show_has_filters_and_publishing_sections(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_job(tmp_path, '[mapping.filters]\nexclude = ["drafts/**"]\nmax_size = "50MB"\n')
+    text = path.read_text(encoding="utf-8").replace(
+        "requests_per_second = 1000\n",
+        'requests_per_second = 1000\npublish = {environments = ["production"], '
+        'locales = ["en-us"]}\n')
+    path.write_text(text, encoding="utf-8")
+    assert main(["mappings", "show", "-c", str(path), "--format", "json"]) == 0
+    sections = {s["title"]: s for s in json.loads(capsys.readouterr().out)["sections"]}
+    filters = {r["key"]: r for r in sections["Filters"]["rows"]}
+    assert filters["exclude"]["rule"] == "'drafts/**'"
+    assert filters["exclude"]["origin"] == "job file"
+    assert filters["max_size"]["rule"] == "50,000,000 bytes"
+    assert filters["include"]["origin"] == "default"
+    [publish] = sections["Publishing"]["rows"]
+    assert publish["rule"] == "production (en-us)"
+    assert publish["origin"] == "job file"
+
+
+def test_mappings_show_has_no_publishing_section_for_a_target_that_does_not_publish(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_job(tmp_path, "", target="webflow")
+    assert main(["mappings", "show", "-c", str(path), "--format", "json"]) == 0
+    titles = [s["title"] for s in json.loads(capsys.readouterr().out)["sections"]]
+    assert "Filters" in titles
+    assert "Publishing" not in titles
