@@ -7,7 +7,7 @@ lost in a crash is recovered by reconciling the intent).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import anyio
@@ -26,8 +26,12 @@ _Entry = tuple[ItemRecord, anyio.Event | None]
 
 class Checkpointer:
     def __init__(self, store: StateStore, run_id: int, records: Mapping[Key, ItemRecord],
-                 *, batch: int = 64) -> None:
+                 *, batch: int = 64,
+                 on_written: Callable[[Sequence[ItemRecord]], None] | None = None) -> None:
         self.store = store
+        self.on_written = on_written
+        """Called (in the writer's thread) with each batch once it is committed: the live
+        id map (pipeline.idmap.MapWriter) appends its lines there."""
         self.run_id = run_id
         self.records: dict[Key, ItemRecord] = dict(records)
         self._batch = batch
@@ -60,6 +64,8 @@ class Checkpointer:
 
     def _write(self, batch: list[ItemRecord]) -> None:
         self.store.write(batch, run_id=self.run_id)
+        if self.on_written is not None:
+            self.on_written(batch)
 
     def _remember(self, record: ItemRecord) -> ItemRecord:
         record = replace(record, last_run_id=self.run_id)

@@ -444,29 +444,86 @@ def status_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+MAP_FORMATS = ("csv", "json", "jsonl", "storyblok-manifest", "contentstack-mapper")
+
+
 @cli.command("export-map")
 @job_option
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
-              show_default=True, help="CSV (one row per folder/asset) or a JSON list")
-@click.option("--out", type=OUT_FILE, default=None, metavar="FILE",
-              help="write the map to FILE instead of stdout")
+@click.option("--format", "fmt", type=click.Choice(MAP_FORMATS), default="csv",
+              show_default=True,
+              help="csv or json (one row per folder/asset), jsonl (the live map's lines, with "
+                   "URL variants), storyblok-manifest (the Storyblok CLI's asset "
+                   "manifest.jsonl), contentstack-mapper (csdx cm:stacks:import's "
+                   "mapper/assets/*.json; --out names the import's data folder)")
+@click.option("--out", type=click.Path(path_type=Path), default=None, metavar="FILE|DIR",
+              help="write the map to FILE (contentstack-mapper: into DIR/mapper/assets/) "
+                   "instead of stdout")
 @global_options
 @click.pass_context
 def cmd_export_map(ctx: click.Context, config: Path, fmt: str, out: Path | None,
                    log_format: str | None, verbose: bool) -> int:
     """Source -> target id/url map for rewriting content (needs no credentials)."""
+    from pipeline import idmap
+
     _configure(ctx, log_format, verbose)
+    out = _check_map_out(ctx, fmt, out)
     job = load_job(config, secrets=False)
     route = _route_scopes(job)
     store = read_state(job, config)
     try:
-        rows = map_rows(store.items(route).values())
+        records = list(store.items(route).values())
     finally:
         store.close()
-    text = json.dumps(rows, indent=2, ensure_ascii=False) if fmt == "json" else map_csv(rows)
+    source, target = job.source.connector, job.target.connector
+    try:
+        if fmt == "contentstack-mapper":
+            assert out is not None  # noqa: S101 - _check_map_out requires it
+            files = idmap.contentstack_mapper(records, target)
+            try:
+                folder = idmap.write_contentstack_mapper(files, out)
+            except OSError as exc:
+                sys.stderr.write(f"error: --out {out}: the mapper could not be written "
+                                 f"({exc.strerror or exc})\n")
+                return EXIT_FATAL
+            sys.stderr.write(f"wrote {', '.join(files)} to {folder}\n")
+            return EXIT_OK
+        if fmt == "storyblok-manifest":
+            text, left_out = idmap.storyblok_manifest(records, target)
+            if left_out:
+                sys.stderr.write(
+                    f"warning: {left_out} asset{'s' if left_out != 1 else ''} left out: the "
+                    "Storyblok CLI matches story asset fields by numeric id, and their "
+                    f"{source} ids are not numbers (use --format jsonl for every asset)\n")
+        elif fmt == "jsonl":
+            text = idmap.map_jsonl(records, source, target)
+        else:
+            rows = map_rows(records)
+            text = (json.dumps(rows, indent=2, ensure_ascii=False) if fmt == "json"
+                    else map_csv(rows))
+    except idmap.MapFormatError as exc:
+        sys.stderr.write(f"error: --format {fmt}: {exc}\n")
+        return EXIT_FATAL
     if not write_output(text, out, option="--out", what="the map"):
         return EXIT_FATAL
     return EXIT_OK
+
+
+def _check_map_out(ctx: click.Context, fmt: str, out: Path | None) -> Path | None:
+    """``--out`` of export-map: a file for every format but contentstack-mapper, which needs
+    a folder (the import's data folder). Refused before anything runs (exit 2)."""
+    param = next(p for p in ctx.command.params if p.name == "out")
+    if fmt != "contentstack-mapper":
+        return None if out is None else Path(OUT_FILE.convert(str(out), param, ctx))
+    if out is None:
+        raise click.BadParameter("--format contentstack-mapper writes several files: give "
+                                 "--out DIR (the data folder csdx cm:stacks:import reads)",
+                                 ctx, param)
+    if out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{str(out)!r} is a file; give a folder", ctx, param)
+    problem = _unwritable(out / "mapper")
+    if problem is not None:
+        raise click.BadParameter(f"{str(out)!r} cannot be written: {problem}", ctx, param)
+    return out
 
 
 @cli.command("verify")

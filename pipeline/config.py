@@ -169,6 +169,9 @@ class RunConfig(BaseModel):
     full_listing_every: int = Field(default=7, ge=1)
     """sync only: list the whole source at least every this many runs (others list only what
     changed since the last run, where the source can filter by update time); 1 = always."""
+    map_file: str = ""
+    """The live id/URL map (JSON Lines, relative to the job file); empty: beside a SQLite
+    state file (``state/assetferry.map.jsonl``), none for a server state DB."""
 
 
 class JobConfig(BaseModel):
@@ -287,6 +290,9 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
         run["state"] = str(base / RunConfig().state)
     elif run is None:
         raw["run"] = {"state": str(base / RunConfig().state)}
+    if isinstance(run, dict) and isinstance(run.get("map_file"), str) \
+            and run["map_file"].strip():
+        run["map_file"] = str(base / Path(run["map_file"]).expanduser())
     # anything else under "run" (run = "x") is left for validation to name
     try:
         job = job_model().model_validate(raw)

@@ -36,6 +36,7 @@ from mappings.filters import FilterRules, needs_references
 from mappings.locales import rule_problems
 from pipeline.checkpoint import Checkpointer
 from pipeline.config import JobConfig
+from pipeline.idmap import MapWriter, default_map_path
 from pipeline.plan import AssetAction, Op, Plan, PlanInput, make_plan
 from pipeline.registry import open_connector
 from pipeline.report import RunSummary
@@ -577,9 +578,12 @@ async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
                      records: Mapping[tuple[str, str], ItemRecord],
                      progress: Callable[[Outcome], None] | None,
                      summary: RunSummary) -> list[Outcome]:
-    ckpt = Checkpointer(store, run_id, records)
+    id_map = open_map(job, plan.route, records)
+    ckpt = Checkpointer(store, run_id, records,
+                        on_written=id_map.written if id_map is not None else None)
     outcomes: list[Outcome] = []
-    with tempfile.TemporaryDirectory(prefix="assetferry-") as tmp, unwrap_groups():
+    with tempfile.TemporaryDirectory(prefix="assetferry-") as tmp, unwrap_groups(), \
+            _closing(id_map):
         async with anyio.create_task_group() as tg:
             await tg.start(ckpt.run)
             beat = anyio.CancelScope()
@@ -612,6 +616,33 @@ async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
                 beat.cancel()
                 await ckpt.close()
     return outcomes
+
+
+def open_map(job: JobConfig, route: str,
+             records: Mapping[tuple[str, str], ItemRecord]) -> MapWriter | None:
+    """The live id map of ``job`` (pipeline.idmap), brought up to the ledger; ``None`` when
+    it has no location (a server state DB without ``[run] map_file``) or cannot be written
+    (logged as a warning: the run goes on, ``export-map`` still has everything)."""
+    path = default_map_path(job.run.state, job.run.map_file)
+    if path is None:
+        return None
+    writer = MapWriter(path, route, job.source.connector, job.target.connector)
+    try:
+        writer.open(records.values())
+    except OSError as exc:
+        writer.close()
+        log.warning("map.unavailable", path=str(path), error=exc.strerror or str(exc))
+        return None
+    return writer
+
+
+@contextmanager
+def _closing(id_map: MapWriter | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if id_map is not None:
+            id_map.close()
 
 
 HEARTBEAT_SECONDS = 20.0
