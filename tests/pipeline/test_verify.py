@@ -209,11 +209,27 @@ async def test_tampered_contentstack_target_through_its_api(tmp_path: Path,
                               changed["content_type"])})
         assert put.is_success, put.text
 
-    report = await verify(path, transports)
+    state_before = (tmp_path / "state.db").read_bytes()
+    recorder = Recorder(emus.transport("contentstack"))
+    report = await verify(path, {"target": recorder}, deep=True)
+    assert recorder.methods == {"GET"}, "verify reads, never writes"
+    assert (tmp_path / "state.db").read_bytes() == state_before
     assert report.exit_code() == 1
     assert [i.status for i in report.items if i.target_id == uids[0]] == [MISSING]
     assert [i.status for i in report.items if i.target_id == uids[1]] == [DIFFERENT]
     assert len(report.items) == 2
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Pass every request on; remember the methods used."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.methods: set[str] = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.methods.add(request.method)
+        return await self.inner.handle_async_request(request)
 
 
 class FailOneDownload(httpx.AsyncBaseTransport):
