@@ -364,11 +364,19 @@ STATE_FILE_REASON = ("assetferry's state database ([run] state, or a file SQLite
                      "it): never an asset")
 
 
+MAP_FILE_REASON = "assetferry's live id map ([run] map_file, or beside the state database): " \
+    "never an asset"
+
+
 def own_files(job: JobConfig) -> dict[Path, str]:
     """assetferry's own files of ``job`` that a local source or target must not list as assets
-    (nor a plan adopt as a migrated copy): the SQLite state database and its sidecars
-    (resolved path -> reason); none for a server DB."""
-    return dict.fromkeys(sqlite_files(job.run.state), STATE_FILE_REASON)
+    (nor a plan adopt as a migrated copy): the SQLite state database and its sidecars, and
+    the live id map (resolved path -> reason)."""
+    own = dict.fromkeys(sqlite_files(job.run.state), STATE_FILE_REASON)
+    map_path = default_map_path(job.run.state, job.run.map_file)
+    if map_path is not None:
+        own[map_path.resolve()] = MAP_FILE_REASON
+    return own
 
 
 async def _open_pair(job: JobConfig, stack: AsyncExitStack,

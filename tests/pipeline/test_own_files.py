@@ -51,8 +51,11 @@ async def test_a_state_database_inside_the_local_source_is_excluded_not_copied(
     for own in ("state/af.db", "state/af.db-journal"):
         assert by_path[own].op is Op.SKIP, own
         assert STATE_REASON in by_path[own].reason
+    # the live id map the run wrote beside the state DB is assetferry's too
+    assert by_path["state/af.map.jsonl"].op is Op.SKIP
+    assert "live id map" in by_path["state/af.map.jsonl"].reason
     excluded = {a.path for a in plan.assets if a.asset is not None and a.asset.skipped}
-    assert {p for p in excluded if not p.startswith("state/af.db")} == set()
+    assert {p for p in excluded if not p.startswith("state/af.")} == set()
     assert plan_summary(plan)["excluded"] == len(excluded)
     assert "state/af.db" in plan_table(plan)
 
@@ -86,7 +89,8 @@ def test_own_files_are_the_sqlite_file_and_its_sidecars(tmp_path: Path) -> None:
     db = tmp_path / "s" / "af.db"
     job = load_job(_job(tmp_path, tmp_path / "lib", tmp_path / "out", str(db)), env={})
     assert set(own_files(job)) == {db, *(db.with_name(f"af.db{s}")
-                                         for s in ("-wal", "-shm", "-journal"))}
+                                         for s in ("-wal", "-shm", "-journal")),
+                                   db.with_name("af.map.jsonl")}  # the live id map
     url_job = load_job(_job(tmp_path, tmp_path / "lib", tmp_path / "out",
                             f"sqlite:///{db}"), env={})
     assert db in own_files(url_job)
