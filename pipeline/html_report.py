@@ -129,7 +129,7 @@ def run_html(summary: RunSummary, *, generated: datetime | None = None) -> str:
     held = data["prune_held_back"]
     body = (
         f'<section id="summary"><h2>Summary</h2>'
-        f'<p class="line">{_lines(summary.text().splitlines()[0])}</p>'
+        f'<p class="line">{_lines(_headline(summary.text()))}</p>'
         f'<p class="{"warn" if data["exit_code"] else "ok"}">{escape(one_line(status))}; '
         f'exit code <span data-key="exit_code" data-value="{data["exit_code"]}">'
         f'{data["exit_code"]}</span>; '
@@ -140,6 +140,12 @@ def run_html(summary: RunSummary, *, generated: datetime | None = None) -> str:
     )
     return _page(f"assetferry {summary.mode}: {summary.route}", "run", body, rows, "status",
                  list(RUN_GROUPS), generated, "")
+
+
+def _headline(text: str) -> str:
+    """The run summary's own lines (counts, how the source was listed, stopped, prune), without
+    the per-item lines (the item list below holds those)."""
+    return "\n".join(line for line in text.splitlines() if not line.startswith("  "))
 
 
 def _row(group: str, kind: str, path: str, target: str | None, reason: str,
