@@ -44,6 +44,25 @@ def made() -> Iterator[list[EmulatedCMS]]:
         cms.close()
 
 
+def _job_with(tmp_path: Path, cms: EmulatedCMS, side: str, other: str,
+              monkeypatch: pytest.MonkeyPatch, token: str | None = None) -> Path:
+    """A job with ``cms`` on ``side`` (reached in-process) and ``other`` (a connector table)
+    on the other side; the CMS's token variables set to theirs, or all to ``token``."""
+    for key, value in cms.env.items():
+        monkeypatch.setenv(key, token if token is not None else value)
+    route_in_process(monkeypatch, {side: cms.app})
+    tables = {side: cms.job_section(f"http://{side}.emulator"),
+              "target" if side == "source" else "source": other}
+    job = tmp_path / "job.toml"
+    job.write_text(f"[source]\n{tables['source']}\n\n[target]\n{tables['target']}\n\n"
+                   f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    return job
+
+
+def _local(path: Path) -> str:
+    return f'connector = "local"\npath = "{path}"'
+
+
 def _run_everything(tmp_path: Path, job: Path, capsys: pytest.CaptureFixture[str]) -> str:
     out: list[str] = []
     for args in (["plan", "-c", str(job), "--format", "json", "--out", str(tmp_path / "plan.json")],
@@ -73,13 +92,7 @@ def test_a_source_token_reaches_no_output_and_no_file_host(
     cms = _cms(name)
     made.append(cms)
     cms.seed(FILES)
-    for key, value in cms.env.items():
-        monkeypatch.setenv(key, value)
-    route_in_process(monkeypatch, {"source": cms.app})
-    job = tmp_path / "job.toml"
-    job.write_text(f"[source]\n{cms.job_section('http://source.emulator')}\n"
-                   f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n\n'
-                   f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    job = _job_with(tmp_path, cms, "source", _local(tmp_path / "out"), monkeypatch)
     text = _run_everything(tmp_path, job, capsys)
     assert "load.done" in text, "the debug JSON log was captured"
     assert len(list((tmp_path / "out").rglob("*.txt"))) == len(FILES)
@@ -98,13 +111,7 @@ def test_a_target_token_reaches_no_output_and_no_file_host(
     for f in FILES:
         (library.joinpath(*f.folder)).mkdir(parents=True, exist_ok=True)
         library.joinpath(*f.folder, f.name).write_bytes(f.data)
-    for key, value in cms.env.items():
-        monkeypatch.setenv(key, value)
-    route_in_process(monkeypatch, {"target": cms.app})
-    job = tmp_path / "job.toml"
-    job.write_text(f'[source]\nconnector = "local"\npath = "{library}"\n\n'
-                   f"[target]\n{cms.job_section('http://target.emulator')}\n"
-                   f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    job = _job_with(tmp_path, cms, "target", _local(library), monkeypatch)
     text = _run_everything(tmp_path, job, capsys)
     assert cms.holdings()[0] == len(FILES)
     for secret in cms.env.values():
@@ -120,13 +127,7 @@ def test_a_wrong_token_is_refused_without_echoing_it(
     made.append(cms)
     cms.seed(FILES)
     wrong = "wrong-token-4d9b1e77c2"
-    for key in cms.env:
-        monkeypatch.setenv(key, wrong)
-    route_in_process(monkeypatch, {"source": cms.app})
-    job = tmp_path / "job.toml"
-    job.write_text(f"[source]\n{cms.job_section('http://source.emulator')}\n"
-                   f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n\n'
-                   f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    job = _job_with(tmp_path, cms, "source", _local(tmp_path / "out"), monkeypatch, wrong)
     code = cli.main(["-v", "--log-format", "json", "migrate", "-c", str(job)])
     captured = capsys.readouterr()
     text = captured.out + captured.err
