@@ -21,6 +21,7 @@ from pipeline.config import JobConfig, load_job
 from pipeline.plan import Op
 from pipeline.report import RunSummary
 from pipeline.run import Transports, execute_job
+from pipeline.verify import verify_job
 from state.store import ItemStatus, StateStore
 from tests.pipeline.helpers import CS_KEY, CS_TOKEN
 
@@ -114,6 +115,20 @@ def age(records: dict[Any, dict[str, Any]]) -> None:
         record["created_at"] = record["updated_at"] = YESTERDAY
 
 
+async def assert_verified(job: JobConfig, cs: ContentstackEmulator,
+                          sb: StoryblokEmulator, source: str) -> None:
+    """``verify --deep`` after the sync: every mapped asset present with the source's bytes,
+    nothing missing or extra (issue 11: each kind of change, then verify is clean)."""
+    apps = {"cs": cs.app, "sb": sb.app}
+    other = "sb" if source == "cs" else "cs"
+    transports = {"source": in_process_transport(apps[source]),
+                  "target": in_process_transport(apps[other])}
+    with StateStore(job.run.state) as store:
+        report = await verify_job(job, store, deep=True, transports=transports)
+    assert report.exit_code() == 0, report.to_json()
+    assert report.checked == report.ok > 0
+
+
 def sb_folder_of(sb: StoryblokEmulator, name: str) -> int | None:
     [asset] = [a for a in sb.assets.values() if a["short_filename"] == name]
     return asset["asset_folder_id"]  # type: ignore[no-any-return]
@@ -160,6 +175,7 @@ async def test_contentstack_to_storyblok_each_kind_of_change_then_a_no_change_ru
             if a["short_filename"] != "new.txt"} == sb_ids, "moved in place, same ids"
     assert sb.assets[sb_ids["notes.txt"]]["title"] == "Notes, revised"
     assert sb.blob(sb_ids["data.txt"]) == b"version two"
+    await assert_verified(job, cs, sb, "cs")
 
     async def no_change_requests() -> tuple[list[httpx.Request], list[httpx.Request]]:
         target = Recorder(in_process_transport(sb.app))
@@ -212,6 +228,7 @@ async def test_storyblok_to_contentstack_drift_move_and_full_listing_every_n_run
     assert second.counts()["source_entries"] == 1
     assert cs.assets[uids["photo.txt"]]["parent_uid"] == cs_folders["Y"]
     assert {r["filename"]: uid for uid, r in cs.assets.items()} == uids
+    await assert_verified(job, cs, sb, "sb")
 
     # someone edits doc.txt in Contentstack; then its title changes in Storyblok too
     await api(cs.app, "PUT", f"{CS}/v3/assets/{uids['doc.txt']}", CS_HEADERS,
@@ -239,6 +256,7 @@ async def test_storyblok_to_contentstack_drift_move_and_full_listing_every_n_run
     wins = await sync(with_run(job, on_conflict="source-wins"), transports)
     assert wins.exit_code() == 0, wins.text()
     assert cs.assets[uids["doc.txt"]]["title"] == "Doc v2"
+    await assert_verified(job, cs, sb, "sb")
     assert listing_kinds(job, first.route) == ["full", "incremental", "incremental", "full"]
     again = await sync(job, transports)
     assert again.exit_code() == 0, again.text()
@@ -253,6 +271,7 @@ async def test_storyblok_to_contentstack_drift_move_and_full_listing_every_n_run
     assert pruned.exit_code() == 0, pruned.text()
     assert pruned.counts()["deleted"] == 1
     assert uids["doc.txt"] not in cs.assets
+    await assert_verified(job, cs, sb, "sb")
     assert listing_kinds(job, first.route)[-2:] == ["incremental", "full"]
 
 
