@@ -24,7 +24,7 @@ from connectors.base import Source, Target
 from connectors.errors import ConfigError, FatalError
 from connectors.http import observe_waits
 from pipeline import logs
-from pipeline.config import JobConfig, load_job
+from pipeline.config import JobConfig, load_job, local_folders
 from pipeline.console import Console, LogConsole, RichConsole, Where
 from pipeline.html_report import plan_html, run_html
 from pipeline.mapping_rules import TargetInfo, effective_sections, render_json, render_table
@@ -39,7 +39,14 @@ from pipeline.report import (
     plan_markdown,
     plan_table,
 )
-from pipeline.run import crash_message, execute_job, plan_job, read_state, resolve_field_rules
+from pipeline.run import (
+    crash_message,
+    execute_job,
+    own_files,
+    plan_job,
+    read_state,
+    resolve_field_rules,
+)
 from pipeline.thumbnails import DEFAULT_THUMBNAILS, candidates, fetch_thumbnails
 from state.store import RunRecord, RunStatus, StateError, StateStore, run_is_live
 
@@ -196,6 +203,23 @@ def write_output(text: str, out: Path | None, *, option: str, what: str,
     return True
 
 
+def refuse_own_output(job: JobConfig, config: Path, option: str, out: Path | None) -> None:
+    """ConfigError (exit 2) when ``out`` would overwrite the job's own files (the job file,
+    the state database and its sidecars, the live id map) or land inside a local source or
+    target folder (it would become, or replace, an asset). Checked before anything runs."""
+    if out is None:
+        return
+    path = Path(out).resolve()
+    own = {Path(config).resolve(): "the job file", **own_files(job)}
+    if path in own:
+        raise ConfigError(f"{option} {out} is {own[path]}; writing there would destroy it. "
+                          "Give another file path.")
+    for key, folder in local_folders(job):
+        if path == folder or folder in path.parents:
+            raise ConfigError(f"{option} {out} is inside {key} ({folder}); it would be taken "
+                              "for an asset or overwrite one. Give a path outside it.")
+
+
 def render_plan(plan: Plan, fmt: str, thumbnails: Mapping[str, str] | None = None) -> str:
     if fmt == "html":
         return plan_html(plan, thumbnails=thumbnails)
@@ -242,6 +266,7 @@ def cmd_plan(ctx: click.Context, config: Path, fmt: str, out: Path | None, prune
     """Dry-run diff: what migrate/sync would do; touches nothing."""
     _configure(ctx, log_format, verbose)
     job = load_job(config)
+    refuse_own_output(job, config, "--out", out)
     thumbs: dict[str, str] = {}
 
     async def read_thumbnails(source: Source, plan: Plan) -> None:
@@ -306,6 +331,7 @@ def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
     """Run a job with ``console`` showing it; write the report (JSON, or HTML: see
     :func:`report_format_of`); return the exit code."""
     job = load_job(config)
+    refuse_own_output(job, config, "--report", report)
     try:
         with observe_waits(console.waiting):
             summary = anyio.run(lambda: execute_job(
@@ -468,6 +494,7 @@ def cmd_export_map(ctx: click.Context, config: Path, fmt: str, out: Path | None,
     _configure(ctx, log_format, verbose)
     out = _check_map_out(ctx, fmt, out)
     job = load_job(config, secrets=False)
+    refuse_own_output(job, config, "--out", out)
     route = _route_scopes(job)
     store = read_state(job, config)
     try:
@@ -544,6 +571,7 @@ def cmd_verify(ctx: click.Context, config: Path, deep: bool, fmt: str, out: Path
 
     _configure(ctx, log_format, verbose)
     job = load_job(config)
+    refuse_own_output(job, config, "--out", out)
     store = read_state(job, config)
     try:
         report = anyio.run(lambda: verify_job(job, store, deep=deep))

@@ -153,11 +153,24 @@ class MappingConfig(BaseModel):
         )
 
 
+_IN_MEMORY = re.compile(r"^sqlite(\+\w+)?://(/(:memory:)?)?$")
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     state: str = "state/assetferry.db"
     """A file path (relative to the job file) or any SQLAlchemy URL."""
     concurrency: int = Field(default=8, ge=1, le=64)
+
+    @field_validator("state")
+    @classmethod
+    def _kept(cls, value: str) -> str:
+        """An in-memory SQLite database keeps nothing: no resume, status or id map."""
+        if _IN_MEMORY.match(value.strip()) or "mode=memory" in value:
+            raise ValueError("an in-memory database keeps nothing (no resume, status or id "
+                             "map); give a file path such as \"state/assetferry.db\" or a "
+                             "server database URL")
+        return value
     prune: bool = False
     """sync only: delete from the target what was migrated and is gone from the source."""
     max_deletes: int = Field(default=100, ge=0)
@@ -166,7 +179,7 @@ class RunConfig(BaseModel):
     """An asset edited in the target since we wrote it (drift): ``skip`` leaves it and
     reports a conflict, ``source-wins`` writes the source's version over it, ``fail`` stops
     the run before anything is written."""
-    full_listing_every: int = Field(default=7, ge=1)
+    full_listing_every: int = Field(default=7, ge=1, le=10_000, strict=True)
     """sync only: list the whole source at least every this many runs (others list only what
     changed since the last run, where the source can filter by update time); 1 = always."""
     map_file: str = ""
@@ -355,6 +368,11 @@ def check_local_paths(job: JobConfig) -> None:
                 f"target into itself. Point {tkey} at a folder outside {skey} (and {skey} "
                 f"outside {tkey}), e.g. a sibling folder."
             )
+
+
+def local_folders(job: JobConfig) -> list[tuple[str, Path]]:
+    """``(key, resolved folder)`` of every local folder setting of the job, both sides."""
+    return [*_folders(job, "source"), *_folders(job, "target")]
 
 
 def _folders(job: JobConfig, side: str) -> list[tuple[str, Path]]:

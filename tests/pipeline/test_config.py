@@ -125,3 +125,21 @@ def test_a_bad_base_url_is_refused_on_every_connector(tmp_path: Path, side: str,
     text = _job_with(side, connector, body, f'base_url = "{url}"')
     with pytest.raises(ConfigError, match=rf"{side}\.base_url: .*http:// or https://|is not a URL"):
         load_job(write(tmp_path, text), env={"TOKEN": "t"})
+
+
+@pytest.mark.parametrize("state", ["sqlite://", "sqlite:///:memory:",
+                                   "sqlite+pysqlite://", "sqlite:///file:x?mode=memory&uri=true"])
+def test_an_in_memory_state_database_is_refused(tmp_path: Path, state: str) -> None:
+    """Found by a tester: migrate exited 0 with `state = "sqlite://"`, then status, resume
+    and export-map had nothing."""
+    text = GOOD.replace('state = "state/x.db"', f'state = "{state}"')
+    with pytest.raises(ConfigError, match=r"run\.state: .*in-memory database keeps nothing"):
+        load_job(write(tmp_path, text), env={"CS_TOKEN": "x"})
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "1e9", '"7"', "0"])
+def test_full_listing_every_is_a_whole_number_in_range(tmp_path: Path, value: str) -> None:
+    """Found by a tester: a huge value crashed sync (OverflowError in SQLite)."""
+    text = GOOD.replace("concurrency = 4", f"concurrency = 4\nfull_listing_every = {value}")
+    with pytest.raises(ConfigError, match=r"run\.full_listing_every"):
+        load_job(write(tmp_path, text), env={"CS_TOKEN": "x"})
