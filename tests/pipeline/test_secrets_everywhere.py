@@ -7,7 +7,7 @@ sent in ``credential_leaks``). A wrong token's value is not echoed by the error 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +37,16 @@ def _leaks(cms: EmulatedCMS) -> list[Any]:
 
 
 @pytest.fixture
-def made() -> Iterator[list[EmulatedCMS]]:
-    emulators: list[EmulatedCMS] = []
-    yield emulators
-    for cms in emulators:
+def emulator() -> Iterator[Callable[[str], EmulatedCMS]]:
+    """Opens the named CMS's emulator (unlimited rate); closes each at the test's end."""
+    made: list[EmulatedCMS] = []
+
+    def make(name: str) -> EmulatedCMS:
+        made.append(_cms(name))
+        return made[-1]
+
+    yield make
+    for cms in made:
         cms.close()
 
 
@@ -85,28 +91,31 @@ def _assert_nowhere(secret: str, text: str, tmp_path: Path) -> None:
             assert secret.encode() not in path.read_bytes(), path
 
 
-@pytest.mark.parametrize("name", CMS)
-def test_a_source_token_reaches_no_output_and_no_file_host(
-        tmp_path: Path, name: str, made: list[EmulatedCMS], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    cms = _cms(name)
-    made.append(cms)
-    cms.seed(FILES)
-    job = _job_with(tmp_path, cms, "source", _local(tmp_path / "out"), monkeypatch)
-    text = _run_everything(tmp_path, job, capsys)
-    assert "load.done" in text, "the debug JSON log was captured"
-    assert len(list((tmp_path / "out").rglob("*.txt"))) == len(FILES)
+def _assert_kept_secret(cms: EmulatedCMS, text: str, tmp_path: Path) -> None:
+    """Every credential of ``cms`` absent from ``text`` and every file; none at a file host."""
     for secret in cms.env.values():
         _assert_nowhere(secret, text, tmp_path)
     assert _leaks(cms) == []
 
 
+@pytest.mark.parametrize("name", CMS)
+def test_a_source_token_reaches_no_output_and_no_file_host(
+        tmp_path: Path, name: str, emulator: Callable[[str], EmulatedCMS],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    cms = emulator(name)
+    cms.seed(FILES)
+    job = _job_with(tmp_path, cms, "source", _local(tmp_path / "out"), monkeypatch)
+    text = _run_everything(tmp_path, job, capsys)
+    assert "load.done" in text, "the debug JSON log was captured"
+    assert len(list((tmp_path / "out").rglob("*.txt"))) == len(FILES)
+    _assert_kept_secret(cms, text, tmp_path)
+
+
 @pytest.mark.parametrize("name", WRITABLE)
 def test_a_target_token_reaches_no_output_and_no_file_host(
-        tmp_path: Path, name: str, made: list[EmulatedCMS], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    cms = _cms(name)
-    made.append(cms)
+        tmp_path: Path, name: str, emulator: Callable[[str], EmulatedCMS],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    cms = emulator(name)
     library = tmp_path / "library"
     for f in FILES:
         (library.joinpath(*f.folder)).mkdir(parents=True, exist_ok=True)
@@ -114,17 +123,14 @@ def test_a_target_token_reaches_no_output_and_no_file_host(
     job = _job_with(tmp_path, cms, "target", _local(library), monkeypatch)
     text = _run_everything(tmp_path, job, capsys)
     assert cms.holdings()[0] == len(FILES)
-    for secret in cms.env.values():
-        _assert_nowhere(secret, text, tmp_path)
-    assert _leaks(cms) == []
+    _assert_kept_secret(cms, text, tmp_path)
 
 
 @pytest.mark.parametrize("name", CMS)
 def test_a_wrong_token_is_refused_without_echoing_it(
-        tmp_path: Path, name: str, made: list[EmulatedCMS], monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    cms = _cms(name)
-    made.append(cms)
+        tmp_path: Path, name: str, emulator: Callable[[str], EmulatedCMS],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    cms = emulator(name)
     cms.seed(FILES)
     wrong = "wrong-token-4d9b1e77c2"
     job = _job_with(tmp_path, cms, "source", _local(tmp_path / "out"), monkeypatch, wrong)
