@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio
 import click
 import structlog
 
@@ -24,6 +23,7 @@ from connectors.base import Source, Target
 from connectors.errors import ConfigError, FatalError
 from connectors.http import observe_waits
 from pipeline import logs
+from pipeline.aio import run_async
 from pipeline.config import JobConfig, load_job, local_folders
 from pipeline.console import Console, LogConsole, RichConsole, Where
 from pipeline.html_report import plan_html, run_html
@@ -242,7 +242,7 @@ def _route_scopes(job: JobConfig) -> str:
             await source.aclose()
             await target.aclose()
 
-    return anyio.run(scopes)
+    return run_async(scopes)
 
 
 @cli.command("plan")
@@ -272,7 +272,7 @@ def cmd_plan(ctx: click.Context, config: Path, fmt: str, out: Path | None, prune
     async def read_thumbnails(source: Source, plan: Plan) -> None:
         thumbs.update(await fetch_thumbnails(source, candidates(plan, thumbnails)))
 
-    plan = anyio.run(lambda: plan_job(job, prune=prune or None, with_source=read_thumbnails
+    plan = run_async(lambda: plan_job(job, prune=prune or None, with_source=read_thumbnails
                                       if fmt == "html" and thumbnails else None))
     if not write_output(render_plan(plan, fmt, thumbs), out, option="--out", what="the plan"):
         return EXIT_FATAL
@@ -334,7 +334,7 @@ def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
     refuse_own_output(job, config, "--report", report)
     try:
         with observe_waits(console.waiting):
-            summary = anyio.run(lambda: execute_job(
+            summary = run_async(lambda: execute_job(
                 job, mode, retry_failed=retry_failed, prune=prune,
                 progress=console.item_done, on_plan=console.started))
     finally:
@@ -574,7 +574,7 @@ def cmd_verify(ctx: click.Context, config: Path, deep: bool, fmt: str, out: Path
     refuse_own_output(job, config, "--out", out)
     store = read_state(job, config)
     try:
-        report = anyio.run(lambda: verify_job(job, store, deep=deep))
+        report = run_async(lambda: verify_job(job, store, deep=deep))
     finally:
         store.close()
     text = report.to_json() if fmt == "json" else report.text()
@@ -614,7 +614,7 @@ def cmd_mappings_show(ctx: click.Context, config: Path, fmt: str, log_format: st
         finally:
             await target.aclose()
 
-    info = anyio.run(declared)
+    info = run_async(declared)
     sections = effective_sections(job, info)
     render = render_json if fmt == "json" else render_table
     write_output(render(sections, info), None, option="", what="the rules")

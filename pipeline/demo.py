@@ -13,13 +13,12 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-import anyio
-
 from connectors.base import Source
 from connectors.emulation import LoopbackServer
 from connectors.errors import ConfigError
 from connectors.plugin import EmulatedCMS, EmulatorSettings
 from pipeline import logs
+from pipeline.aio import run_async
 from pipeline.config import load_job
 from pipeline.html_report import plan_html, run_html
 from pipeline.plan import Op, Plan
@@ -115,7 +114,7 @@ def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
                 thumbs.update(await fetch_thumbnails(
                     source, candidates(plan, DEFAULT_THUMBNAILS)))
 
-            plan = anyio.run(lambda: plan_job(job, with_source=read_thumbnails))
+            plan = run_async(lambda: plan_job(job, with_source=read_thumbnails))
             (workdir / "plan.json").write_text(plan_json(plan), encoding="utf-8")
             (workdir / "plan.txt").write_text(plan_table(plan), encoding="utf-8")
             (workdir / "plan.html").write_text(plan_html(plan, thumbnails=thumbs),
@@ -137,7 +136,7 @@ def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
             for count, example in list(kinds.values())[:10]:
                 say(f"   what the mapping changes ({count}x), e.g.: {example}\n")
             say("\n2. migrate\n")
-            result = anyio.run(lambda: execute_job(job, "migrate"))
+            result = run_async(lambda: execute_job(job, "migrate"))
             report = workdir / "report.json"
             report.write_text(json.dumps(result.to_dict(), indent=2, ensure_ascii=False),
                               encoding="utf-8")

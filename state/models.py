@@ -26,6 +26,11 @@ to a file written before it existed; an older assetferry ignores it."""
 ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("items", "target_marker"),)
 """Nullable columns added since their table first shipped: ``(table, column)``."""
 
+ADDED_INDEXES: tuple[tuple[str, str], ...] = (("items", "ix_items_route_last_run"),)
+"""Indexes added since their table first shipped: ``(table, index name)``. The store creates
+each one missing from a file written before it (``CREATE INDEX``: the schema version stays;
+an older assetferry ignores it)."""
+
 
 class RunStatus(StrEnum):
     RUNNING = "running"
@@ -158,7 +163,12 @@ class Run(Base):
 
 class ItemState(Base):
     __tablename__ = "items"
-    __table_args__ = (Index("ix_items_route_status", "route", "status"),)
+    __table_args__ = (
+        Index("ix_items_route_status", "route", "status"),
+        # `status` counts what the last run touched (StateStore.run_counts) by this index
+        # instead of reading every row of the route
+        Index("ix_items_route_last_run", "route", "last_run_id"),
+    )
 
     route: Mapped[str] = mapped_column(String(512), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, update
 from sqlalchemy.orm import Session
 
-from state.models import SCHEMA_VERSION, Base, Run
+from state.models import SCHEMA_VERSION, Base, ItemState, Run
 from state.store import (
     STALE_AFTER,
     ItemRecord,
@@ -113,6 +113,7 @@ def test_tables_and_indexes_exist(store: StateStore, db: Path) -> None:
         ]
         indexed = [ix["column_names"] for ix in insp.get_indexes("items")]
         assert ["route", "status"] in indexed
+        assert ["route", "last_run_id"] in indexed
     finally:
         engine.dispose()
 
@@ -471,3 +472,55 @@ def test_a_file_from_before_the_drift_marker_gets_the_column_in_place(db: Path) 
         assert store.items(ROUTE)[("asset", "a1")].target_marker == "{}"
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_file_from_before_the_last_run_index_gets_it_in_place(db: Path) -> None:
+    """A state file written before ``ix_items_route_last_run`` existed opens, keeps its rows
+    and gains the index (``status`` counts a run's rows by it); the schema version stays."""
+    with StateStore(str(db)) as store:
+        rid = store.start_run(ROUTE, "migrate")
+        store.write([asset("a1")], run_id=rid)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP INDEX ix_items_route_last_run")
+    with StateStore(str(db)) as store:
+        assert store.run_counts(ROUTE, rid)["done"] == 1
+    with sqlite3.connect(db) as conn:
+        names = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items'")}
+        assert "ix_items_route_last_run" in names
+        plan = " ".join(str(row) for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM items WHERE route = ? AND last_run_id = ?",
+            (ROUTE, rid)))
+        assert "ix_items_route_last_run" in plan
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_items_read_by_core_equal_the_orm_rows(store: StateStore, db: Path) -> None:
+    """``items`` builds records from plain rows, not ORM objects: every field of every kind
+    of row (statuses, nulls, journals, folders, other routes) equals what the ORM reads."""
+    rid = store.start_run(ROUTE, "migrate")
+    records = [
+        asset(f"a{i}", status, path=f"d/{i}.jpg", source_hash=f"h{i}" if i % 2 else None,
+              target_id=f"t{i}" if i % 3 else None, attempts=i % 4,
+              last_error="boom" if status is ItemStatus.FAILED else None,
+              journal={"step": str(i)} if i % 5 == 0 else {},
+              intent="create" if status is ItemStatus.IN_FLIGHT else None,
+              last_run_id=rid if i % 2 else None, target_marker='{"size": 1}' if i % 7 else None)
+        for i, status in enumerate(list(ItemStatus) * 4)
+    ]
+    records.append(ItemRecord(ROUTE, "folder", "d", ItemStatus.DONE, path="d", target_id="td",
+                              target_path="d"))
+    records.append(ItemRecord("contento:x->webflow:y", "asset", "a1", ItemStatus.DONE))
+    store.write(records, run_id=rid)
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with Session(engine) as s:
+            orm = {(row.kind, row.source_id): row.record()
+                   for row in s.query(ItemState).filter(ItemState.route == ROUTE)}
+    finally:
+        engine.dispose()
+    got = store.items(ROUTE)
+    assert len(got) == len(records) - 1
+    assert got == orm
+    assert store.items(ROUTE, kind="folder") == {k: v for k, v in orm.items() if k[0] == "folder"}
+    assert all(type(r.status) is ItemStatus for r in got.values())
