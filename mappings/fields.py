@@ -460,13 +460,64 @@ def target_filename(filename: str, limits: Limits) -> str:
     (up to 16 characters after the last dot) kept; no character is ever split. A fixed point:
     ``target_filename(target_filename(x)) == target_filename(x)``, so a generated name can be
     passed through it again (:func:`resolve_filename_collisions`).
+
+    The rules are compiled once per ``limits`` (:func:`filename_rules`): the plan calls this
+    for every asset.
     """
-    rules = NameRules.of(limits)
+    return filename_rules(limits)(filename)
 
-    def once(text: str) -> str:
-        return _filename_pass(text, limits, rules)
 
-    return settle(once(filename), once)
+class FilenameRules:
+    """:func:`target_filename` for one target's :class:`Limits`, compiled once.
+
+    Most names need no change: an ASCII name without a forbidden, control or (where the
+    target rewrites it) whitespace character, without whitespace or a dot at either end,
+    with at most one dot where the target rewrites inner dots, not reserved and within the
+    name limits is its own target name (every rule leaves it as it is), found by one regular
+    expression instead of the per-character passes. Any other name takes the full rules.
+    """
+
+    __slots__ = ("_inner_dots", "_limits", "_rules", "_unsafe")
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._rules = NameRules.of(limits)
+        self._inner_dots = limits.filename_rewrites_inner_dots
+        forbidden = "".join(re.escape(c) for c in sorted(set(limits.forbidden_name_chars)))
+        spaces = r"\s" if limits.filename_rewrites_whitespace else ""
+        # ASCII control characters are Unicode category Cc; edges: whitespace or a dot
+        self._unsafe = re.compile(rf"[{forbidden}\x00-\x1f\x7f{spaces}]|^[\s.]|[\s.]$")
+
+    def __call__(self, filename: str) -> str:
+        if (filename and filename.isascii() and self._unsafe.search(filename) is None
+                and not (self._inner_dots and filename.count(".") > 1)
+                and not self._rules.is_reserved(filename) and self._rules.fits(filename)):
+            return filename
+        return self.slow(filename)
+
+    def slow(self, filename: str) -> str:
+        """Every rule, pass after pass until the name no longer changes."""
+
+        def once(text: str) -> str:
+            return _filename_pass(text, self._limits, self._rules)
+
+        return settle(once(filename), once)
+
+
+_COMPILED: dict[int, tuple[Limits, FilenameRules]] = {}
+
+
+def filename_rules(limits: Limits) -> FilenameRules:
+    """The compiled :class:`FilenameRules` of ``limits`` (kept for the last few ``Limits``
+    objects seen; a ``Limits`` holds dicts, so it is looked up by identity)."""
+    hit = _COMPILED.get(id(limits))
+    if hit is not None and hit[0] is limits:
+        return hit[1]
+    if len(_COMPILED) >= 16:
+        _COMPILED.clear()
+    compiled = FilenameRules(limits)
+    _COMPILED[id(limits)] = (limits, compiled)
+    return compiled
 
 
 def _filename_pass(filename: str, limits: Limits, rules: NameRules) -> str:

@@ -477,10 +477,12 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     # target assets a ledger row of ours names (a gone source asset's copy included)
     owned = frozenset(r.target_id for (kind, _), r in inp.records.items()
                       if kind == "asset" and r.status is ItemStatus.DONE and r.target_id)
+    keys = _RuleKeys(inp.field_rules.key if inp.field_rules is not None else "",
+                     inp.locale_rules.key())  # once per plan, not per asset
     actions = [
         _asset_action(asset, folder, final_names, tree.warnings_for(folder_of(asset)),
                       tree.error_for(folder_of(asset)), inp, target_index, target_by_id,
-                      live_owner, owned, tree.collapsed.get(folder_of(asset)))
+                      live_owner, owned, tree.collapsed.get(folder_of(asset)), keys)
         for asset, folder in placed_assets
     ]
     actions = [replace(a, warnings=(*a.warnings, *verdicts[a.source_id].notes))
@@ -634,6 +636,16 @@ def _kept_folders(inp: PlanInput, tree: TreeMap, source_paths: Mapping[str, Fold
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _RuleKeys:
+    """The job's rule keys folded into each asset's metadata hash, computed once per plan:
+    ``[mapping.fields]``/``[mapping.tags]`` (:attr:`EffectiveRules.key`) and
+    ``[mapping.locales]`` (:meth:`LocaleRules.key`); ``""`` for the defaults."""
+
+    fields: str
+    locales: str
+
+
 def _asset_action(
     asset: Asset,
     folder: FolderPath | None,
@@ -646,11 +658,15 @@ def _asset_action(
     live_owner: Mapping[str, str],
     owned: frozenset[str] = frozenset(),
     collapsed: str | None = None,
+    keys: _RuleKeys | None = None,
 ) -> AssetAction:
     path = asset_path(asset)
-    rules = inp.field_rules.key if inp.field_rules is not None else ""
-    if asset.meta.locales and inp.locale_rules.key():  # changed locale rules: update it
-        rules += f"|locales:{inp.locale_rules.key()}"
+    if keys is None:
+        keys = _RuleKeys(inp.field_rules.key if inp.field_rules is not None else "",
+                         inp.locale_rules.key())
+    rules = keys.fields
+    if asset.meta.locales and keys.locales:  # changed locale rules: update it
+        rules += f"|locales:{keys.locales}"
     base = AssetAction(Op.SKIP, asset.source_id, path, "", asset=asset,
                        source_hash=source_hash(asset, rules))
     if folder is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -102,6 +103,14 @@ def test_a_locale_override_alone_is_reported() -> None:
     mapped = map_meta(meta, Limits(metadata_fields=frozenset({"locales"})))
     assert mapped.dropped == ("copyright",)
     assert mapped.meta.locales == {}
+
+
+def test_metadata_fingerprints_stay_what_existing_ledgers_hold() -> None:
+    """Every ledger row holds these hashes (a changed one sends an update for every asset):
+    pinned to the values assetferry has always computed."""
+    assert AssetMeta().fingerprint() == "dbc7a456ebaa8f72"
+    assert FULL.fingerprint() == "56f4e1bf347d781a"
+    assert replace(FULL, extra={"source": "Ü"}).fingerprint() == "da876808ed72ece0"
 
 
 def test_map_meta_leaves_its_input_alone() -> None:

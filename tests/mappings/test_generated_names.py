@@ -20,7 +20,12 @@ from connectors.localfs import LocalConfig, LocalFolderConnector
 from connectors.storyblok.config import StoryblokConfig
 from connectors.storyblok.connector import StoryblokConnector, parameterize
 from connectors.webflow import WebflowConfig, WebflowConnector
-from mappings.fields import filename_changes, resolve_filename_collisions, target_filename
+from mappings.fields import (
+    FilenameRules,
+    filename_changes,
+    resolve_filename_collisions,
+    target_filename,
+)
 from mappings.folders import FolderOverflow, NameRules, plan_tree, sanitize_name
 
 
@@ -160,3 +165,28 @@ def test_generated_folder_names_are_what_the_target_stores(
 def test_alphabet_covers_whitespace_rewrite() -> None:
     # the random names must exercise the rule the Contentstack bug was about
     assert any(any(c in string.whitespace or c == "\u00a0" for c in p) for p in _PIECES)
+
+
+NAME_CORNERS = ["photo.jpg", "a b.jpg", " lead.jpg", "trail.jpg ", ".env", "..", ".", "",
+                "a.b.c.jpg", "CON.txt", "con", "AUX   tail.png", "x" * 300 + ".jpg",
+                "tab\there.jpg", "new\nline.jpg", "del\x7f.jpg", "q?.jpg", "a/b.jpg",
+                "a\\b.jpg", "star*.png", "café.jpg", "cafe\u0301.jpg", "end.", "archive.tar.gz",
+                ".assetferry-tmp-x", ".manifest.json", "UPPER.JPG", "-dash-.jpg", "[x].jpg"]
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_the_compiled_filename_rules_give_what_every_rule_gives(
+        target: str, tmp_path: Path) -> None:
+    """``target_filename`` answers most names by one check (an ASCII name no rule changes):
+    for every target, corner names and random ones come out exactly as from the full rules,
+    also under short name limits."""
+    limits = TARGETS[target][0](tmp_path)
+    short = Limits(**{**{f: getattr(limits, f) for f in limits.__dataclass_fields__},
+                      "max_name_length": 12, "max_name_bytes": 14})
+    rng = random.Random(12)
+    alphabet = string.printable + "..  \u00e9\u0301\u4e2d\x00"
+    names = NAME_CORNERS + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
+                            for _ in range(400)]
+    for rules in (FilenameRules(limits), FilenameRules(short)):
+        for name in names:
+            assert rules(name) == rules.slow(name), (target, name)
