@@ -187,6 +187,10 @@ class LocalFolderConnector:
         self._root = config.path.resolve()
         self._manifest = Manifest(self._root / config.manifest)
         self._reported: set[tuple[str, str]] = set()
+        # own files by folder, so a listing checks a name without building a path per entry
+        self._own_by_folder: dict[Path, dict[str, str]] = {}
+        for path, reason in config.own_files.items():
+            self._own_by_folder.setdefault(path.parent, {})[path.name] = reason
 
     async def __aenter__(self) -> LocalFolderConnector:
         return self
@@ -430,7 +434,8 @@ class LocalFolderConnector:
         file the pipeline named (the job's state database and its sidecars), or the metadata
         manifest a local target wrote into a subfolder (the source's own manifest, at the
         root, is read as metadata and never listed)."""
-        reason = self._config.own_files.get(real / name)
+        own = self._own_by_folder.get(real)
+        reason = own.get(name) if own else None
         if reason is not None:
             return reason
         if parts and name in (DEFAULT_MANIFEST, DEFAULT_MANIFEST + JOURNAL_SUFFIX):
@@ -467,13 +472,13 @@ class LocalFolderConnector:
     def _stat_sync(
         self, parts: tuple[str, ...], names: list[str]
     ) -> tuple[list[_FileInfo], list[str]]:
-        directory = self._root.joinpath(*parts)
+        folder = str(self._root.joinpath(*parts))
         infos: list[_FileInfo] = []
         vanished: list[str] = []
         for name in names:
-            path = directory / name
+            path = f"{folder}/{name}"
             try:
-                st = path.stat()
+                st = os.stat(path)  # noqa: PTH116 - no Path object per file: 100,000 of them
             except OSError:
                 vanished.append(name)
                 continue

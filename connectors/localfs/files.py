@@ -115,8 +115,8 @@ def same_file(path: Path, staged: StagedFile) -> bool:
         return False
 
 
-def dimensions(path: Path, content_type: str) -> tuple[int | None, int | None]:
-    size = image_size(path) if content_type in _IMAGE_FORMATS else None
+def dimensions(path: Path | str, content_type: str) -> tuple[int | None, int | None]:
+    size = image_size(Path(path)) if content_type in _IMAGE_FORMATS else None
     return size if size is not None else (None, None)
 
 
