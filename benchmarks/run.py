@@ -12,7 +12,8 @@ Prints one Markdown table. Never part of the test suite; nothing is asserted.
 - memory: peak RSS of ``migrate`` for one file of 10 MB, 100 MB, 1 GB (1 GB not with
   --quick) into the Contentstack emulator (own process).
 - scale: local -> local migrate, then ``plan`` and ``status`` on its ledger, at 1k, 10k,
-  100k assets (100k not with --quick): seconds, per-asset cost against the 1k run, peak RSS.
+  100k assets (100k not with --quick; ``--scale N ...`` for other sizes): seconds, per-asset
+  cost against the first size's run, peak RSS.
 - mirror: a no-op ``sync`` over N assets already in the Contentstack emulator: requests made
   against the listing alone (what ``plan`` requests).
 """
@@ -160,6 +161,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer assets, no 1 GB / 100k")
     parser.add_argument("--only", nargs="*", default=None,
                         choices=["rate", "overhead", "memory", "scale", "mirror"])
+    parser.add_argument("--scale", nargs="+", type=int, default=None, metavar="N",
+                        help="library sizes of the scale benchmark (default: 1000 10000 "
+                             "100000, with --quick 1000 10000); the first is the baseline")
     args = parser.parse_args()
     q = args.quick
     plan: list[tuple[str, Callable[[Path], None]]] = []
@@ -174,7 +178,7 @@ def main() -> None:
     plan.append(("memory", lambda t: bench_memory(
         [10 << 20, 100 << 20] + ([] if q else [1 << 30]), t)))
     plan.append(("scale", lambda t: bench_scale(
-        [1000, 10_000] + ([] if q else [100_000]), t)))
+        args.scale or [1000, 10_000] + ([] if q else [100_000]), t)))
     plan.append(("mirror", lambda t: bench_mirror(1000 if q else 10_000, t)))
     started = time.monotonic()
     for name, bench in plan:

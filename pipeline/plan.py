@@ -35,6 +35,8 @@ from connectors.base import (
 from connectors.errors import FatalError
 from mappings.fields import (
     EffectiveRules,
+    FieldRules,
+    MappedMeta,
     filename_changes,
     map_meta,
     resolve_filename_collisions,
@@ -54,7 +56,7 @@ from mappings.folders import (
     path_bytes,
     plan_tree,
 )
-from mappings.locales import DEFAULT_RULES, LocaleRules, fit_locales
+from mappings.locales import DEFAULT_RULES, FittedLocales, LocaleRules, fit_locales
 from state.store import EXCLUDED_NOTE_PREFIX, ItemRecord, ItemStatus
 
 
@@ -479,10 +481,11 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
                       if kind == "asset" and r.status is ItemStatus.DONE and r.target_id)
     keys = _RuleKeys(inp.field_rules.key if inp.field_rules is not None else "",
                      inp.locale_rules.key())  # once per plan, not per asset
+    mapper = _MetaMapper(inp)
     actions = [
         _asset_action(asset, folder, final_names, tree.warnings_for(folder_of(asset)),
                       tree.error_for(folder_of(asset)), inp, target_index, target_by_id,
-                      live_owner, owned, tree.collapsed.get(folder_of(asset)), keys)
+                      live_owner, owned, tree.collapsed.get(folder_of(asset)), keys, mapper)
         for asset, folder in placed_assets
     ]
     actions = [replace(a, warnings=(*a.warnings, *verdicts[a.source_id].notes))
@@ -636,6 +639,50 @@ def _kept_folders(inp: PlanInput, tree: TreeMap, source_paths: Mapping[str, Fold
     return out
 
 
+class _MetaMapper:
+    """The locale and field rules of one plan applied to an asset's metadata
+    (:func:`mappings.locales.fit_locales`, then :func:`mappings.fields.map_meta`).
+
+    Both depend only on the metadata and on the placeholders the field templates read
+    (:func:`mappings.fields.template_values`), so an asset whose metadata and those values
+    equal an earlier one's gets the earlier result (a library without per-asset text maps
+    its metadata once, not 100,000 times). Metadata with per-locale overrides or extra
+    fields is mapped each time; at most `KEEP` results are remembered.
+    """
+
+    KEEP = 4096
+
+    def __init__(self, inp: PlanInput) -> None:
+        self._inp = inp
+        self._rules = inp.field_rules or FieldRules().resolve(inp.limits)
+        read = {"source"}  # map_meta reads the source placeholder for its dropped check
+        for rule in self._rules.rules:
+            if rule.template is not None:
+                read |= rule.template.fields
+        self._read = tuple(sorted(read))
+        self._seen: dict[tuple[object, ...], tuple[FittedLocales, MappedMeta]] = {}
+
+    def __call__(self, asset: Asset) -> tuple[FittedLocales, MappedMeta]:
+        meta = asset.meta
+        values = template_values(asset)
+        if meta.locales or meta.extra:
+            return self._map(meta, values)
+        key = (meta.title, meta.description, meta.alt_text, meta.tags, meta.copyright,
+               meta.focus, *[values.get(name) for name in self._read])
+        hit = self._seen.get(key)
+        if hit is None:
+            hit = self._map(meta, values)
+            if len(self._seen) < self.KEEP:
+                self._seen[key] = hit
+        return hit
+
+    def _map(self, meta: AssetMeta, values: Mapping[str, str | None]
+             ) -> tuple[FittedLocales, MappedMeta]:
+        localized = fit_locales(meta, self._inp.limits, self._inp.locale_rules)
+        return localized, map_meta(localized.meta, self._inp.limits, self._rules,
+                                   values=values)
+
+
 @dataclass(frozen=True, slots=True)
 class _RuleKeys:
     """The job's rule keys folded into each asset's metadata hash, computed once per plan:
@@ -659,6 +706,7 @@ def _asset_action(
     owned: frozenset[str] = frozenset(),
     collapsed: str | None = None,
     keys: _RuleKeys | None = None,
+    mapper: _MetaMapper | None = None,
 ) -> AssetAction:
     path = asset_path(asset)
     if keys is None:
@@ -690,9 +738,7 @@ def _asset_action(
                      f"its path in the target is {path_bytes((*folder, filename))} bytes; the "
                      f"target allows {longest}: move the target to a shorter path, or shorten "
                      "the source's folder or file names")
-    localized = fit_locales(asset.meta, inp.limits, inp.locale_rules)
-    mapped = map_meta(localized.meta, inp.limits, inp.field_rules,
-                      values=template_values(asset))
+    localized, mapped = (mapper or _MetaMapper(inp))(asset)
     meta, carried = carry_path(mapped.meta, collapsed, inp.folder_rules.collapsed_path,
                                inp.limits)
     warnings = [*tree_warnings, *localized.warnings, *mapped.warnings, *carried]

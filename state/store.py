@@ -23,6 +23,7 @@ No secrets: no column holds credentials, and URLs are shown with the password ma
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
@@ -39,6 +40,7 @@ from sqlalchemy import (
     URL,
     Connection,
     Engine,
+    Text,
     case,
     create_engine,
     event,
@@ -46,6 +48,7 @@ from sqlalchemy import (
     inspect,
     make_url,
     select,
+    type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
@@ -369,9 +372,20 @@ def _add_indexes(conn: Connection) -> None:
 
 
 _ITEMS = ItemState.__table__
-_RECORD_COLUMNS = tuple(_ITEMS.c[f.name] for f in fields(ItemRecord) if f.name != "route")
+_RECORD_COLUMNS = tuple(
+    # the journal as stored (JSON text): nearly every row holds "{}", decoded only otherwise
+    type_coerce(_ITEMS.c.journal, Text).label("journal") if f.name == "journal"
+    else _ITEMS.c[f.name] for f in fields(ItemRecord) if f.name != "route")
 """The ``items`` columns in `ItemRecord`'s field order (``route`` aside: the caller's)."""
 _JOURNAL_AT = [c.name for c in _RECORD_COLUMNS].index("journal")
+
+
+def _journal(raw: Any) -> dict[str, str]:
+    """A journal column's value as read raw: JSON text (SQLite), or already decoded by the
+    driver (psycopg decodes ``json`` columns itself); NULL, ``null`` and ``{}`` are empty."""
+    if isinstance(raw, str):
+        return {} if raw == "{}" else json.loads(raw) or {}
+    return dict(raw) if raw else {}
 
 
 class StateStore:
@@ -555,7 +569,7 @@ class StateStore:
             for row in s.connection().execute(query):
                 values = list(row)
                 values[0] = kinds.setdefault(values[0], values[0])
-                values[journal] = values[journal] or {}
+                values[journal] = _journal(values[journal])
                 rec = ItemRecord(route, *values)
                 out[rec.kind, rec.source_id] = rec
         return out

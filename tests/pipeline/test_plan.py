@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from connectors.base import Asset, AssetMeta, Capabilities, Folder, Limits
+import pytest
+
+from connectors.base import Asset, AssetMeta, Capabilities, Folder, Limits, LocalizedText
+from connectors.contentstack.connector import LIMITS as CONTENTSTACK
 from mappings.folders import FolderOverflow
+from pipeline import plan as plan_module
 from pipeline.plan import Op, PlanInput, make_plan, source_hash
 from state.store import ItemRecord, ItemStatus
 
@@ -273,3 +277,28 @@ def test_estimate_is_bounded_by_the_slower_side_plus_listing() -> None:
     fast_source = replace(source, requests_per_second=100.0)
     plan = make_plan("r", replace(inp, source_limits=fast_source))
     assert plan.estimated_seconds == round(2 / 10 + 4 / 10, 1)
+
+
+def test_metadata_mapped_once_per_distinct_metadata_gives_the_same_plan(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan maps equal metadata once (``_MetaMapper``): the plan of a library mixing
+    repeated, unique, long (cut with a warning), per-locale, tagged and ``source``-carrying
+    metadata equals the plan that maps every asset on its own."""
+    metas = [AssetMeta(), AssetMeta(title="Same"), AssetMeta(title="Same"),
+             AssetMeta(title="x" * 400), AssetMeta(description="d", alt_text="d"),
+             AssetMeta(tags=("b", "a", "b")), AssetMeta(alt_text="alt", copyright="©"),
+             AssetMeta(title="t", locales={"fr": LocalizedText(title="fr")}),
+             AssetMeta(focus="0.5,0.5")]
+    source = [replace(asset(f"a{i}", f"f{i}.png", ("d",)), meta=metas[i % len(metas)],
+                      extra={"source": "cms"} if i % 4 == 0 else {})
+              for i in range(60)]
+
+    def planned() -> object:
+        inp = PlanInput(source_folders=[], source_assets=source, target_folders=[],
+                        target_assets=[], records={}, limits=CONTENTSTACK, capabilities=ALL,
+                        policy=FolderOverflow.COLLAPSE)
+        return make_plan("r", inp)
+
+    remembered = planned()
+    monkeypatch.setattr(plan_module._MetaMapper, "KEEP", 0)
+    assert planned() == remembered
