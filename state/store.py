@@ -459,11 +459,15 @@ class StateStore:
 
     # runs
 
-    def start_run(self, route: str, mode: str, *, planned: int | None = None) -> int:
+    def start_run(self, route: str, mode: str, *, planned: int | None = None,
+                  owner: str | None = None) -> int:
         """Open a RUNNING run for `route` and return its id.
 
         ``planned``: how many asset actions the run's plan will carry out, kept in the run's
-        summary so `status` can say how many are still pending after a kill.
+        summary so `status` can say how many are still pending after a kill. ``owner``: who
+        runs it (default ``host:pid`` of this process, whose death ends the run at once); a
+        run carried out by many processes (a Temporal workflow) names itself with a host
+        part that is no machine's (``temporal:<workflow id>``), so only its heartbeat tells.
 
         Earlier RUNNING runs of the route with a heartbeat older than `STALE_AFTER` are marked
         INTERRUPTED (their `finished_at` is when they were last seen alive). Raises
@@ -493,7 +497,7 @@ class StateStore:
                 status=RunStatus.RUNNING,
                 started_at=now,
                 heartbeat_at=now,
-                owner=_this_owner(),
+                owner=owner or _this_owner(),
                 summary={} if planned is None else {"planned": planned},
             )
             s.add(new)
@@ -573,6 +577,13 @@ class StateStore:
                 rec = ItemRecord(route, *values)
                 out[rec.kind, rec.source_id] = rec
         return out
+
+    def item(self, route: str, kind: str, source_id: str) -> ItemRecord | None:
+        """One item's ledger row as it is now (``None``: it has none yet): what a worker that
+        just claimed the item starts from."""
+        with self._transaction() as s:
+            row = s.get(ItemState, (route, kind, source_id))
+            return row.record() if row is not None else None
 
     def write(self, records: Sequence[ItemRecord], *, run_id: int | None = None) -> None:
         """Upsert whole rows in one transaction, committed and durable when this returns.
