@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from connectors.base import (
     Asset,
     Capabilities,
     Folder,
+    FolderPath,
     PublishRule,
     PublishTargets,
     Source,
@@ -443,29 +444,10 @@ async def execute_job(
             route = job.route(source.scope, target.scope)
             summary.route = route
             records = _read_records(job, route)
-            since = None
-            pruning = job.run.prune if prune is None else prune
-            # deletions show only in a full listing: a pruning run lists the source whole
-            if mode == "sync" and not retry_failed and not pruning:
-                since = incremental_since(_read_runs(job, route, job.run.full_listing_every),
-                                          job.run.full_listing_every)
-            listed_at = datetime.now(UTC)
-            plan = await build_plan(job, source, target, route, records,
-                                    retry_failed=retry_failed,
-                                    prune=prune if mode == "sync" else False, since=since)
-            summary.listing = {"kind": "full" if plan.listing == "full" else "incremental",
-                               "started_at": listed_at.isoformat(), "source": plan.listing}
-            if on_plan is not None:
-                on_plan(plan)
+            plan, summary.listing = await plan_for_run(
+                job, mode, source, target, route, records, retry_failed=retry_failed,
+                prune=prune, on_plan=on_plan)
             summary.held_deletes, summary.prune_note = plan.held_deletes, plan.prune_note
-            drifted = [a for a in plan.assets if a.drift]
-            if drifted and job.run.on_conflict == "fail":
-                raise FatalError(
-                    f"{len(drifted)} asset{'s' if len(drifted) != 1 else ''} changed in the "
-                    "target since assetferry wrote them (first: "
-                    f"{drifted[0].path}, {drifted[0].reason.split(': left as')[0]}); nothing "
-                    "was written ([run] on_conflict = \"fail\"): look at them in the target, "
-                    "then set on_conflict to \"skip\" or \"source-wins\" for a run")
             store = StateStore(job.run.state)
             try:
                 run_id = store.start_run(route, mode, planned=planned_work(plan, records))
@@ -490,13 +472,45 @@ async def execute_job(
     except anyio.get_cancelled_exc_class():
         summary.interrupted = True
         summary.outcomes = summary.outcomes or seen
-        _finish(store, run_id, summary, started)
+        finish_summary(store, run_id, summary, started)
         raise
     except KeyboardInterrupt:
         summary.interrupted = True
     summary.outcomes = summary.outcomes or seen
-    _finish(store, run_id, summary, started)
+    finish_summary(store, run_id, summary, started)
     return summary
+
+
+async def plan_for_run(job: JobConfig, mode: str, source: Source, target: Target, route: str,
+                       records: Mapping[tuple[str, str], ItemRecord], *,
+                       retry_failed: bool = False, prune: bool | None = None,
+                       on_plan: Callable[[Plan], None] | None = None,
+                       ) -> tuple[Plan, dict[str, str]]:
+    """The plan a migrate or sync carries out (an incremental listing where a sync may use
+    one), and how the source was listed (``RunSummary.listing``). Raises FatalError when
+    ``[run] on_conflict = "fail"`` meets assets edited in the target (nothing written)."""
+    since = None
+    pruning = job.run.prune if prune is None else prune
+    # deletions show only in a full listing: a pruning run lists the source whole
+    if mode == "sync" and not retry_failed and not pruning:
+        since = incremental_since(_read_runs(job, route, job.run.full_listing_every),
+                                  job.run.full_listing_every)
+    listed_at = datetime.now(UTC)
+    plan = await build_plan(job, source, target, route, records, retry_failed=retry_failed,
+                            prune=prune if mode == "sync" else False, since=since)
+    listing = {"kind": "full" if plan.listing == "full" else "incremental",
+               "started_at": listed_at.isoformat(), "source": plan.listing}
+    if on_plan is not None:
+        on_plan(plan)
+    drifted = [a for a in plan.assets if a.drift]
+    if drifted and job.run.on_conflict == "fail":
+        raise FatalError(
+            f"{len(drifted)} asset{'s' if len(drifted) != 1 else ''} changed in the "
+            "target since assetferry wrote them (first: "
+            f"{drifted[0].path}, {drifted[0].reason.split(': left as')[0]}); nothing "
+            "was written ([run] on_conflict = \"fail\"): look at them in the target, "
+            "then set on_conflict to \"skip\" or \"source-wins\" for a run")
+    return plan, listing
 
 
 def crash_message(exc: BaseException, *, run_closed: bool = True) -> str:
@@ -520,18 +534,21 @@ def planned_work(plan: Plan, records: Mapping[tuple[str, str], ItemRecord]) -> i
     Everything but a plain skip; a skip that adopts an asset found in the target writes too
     (the same test as ``AssetLoader._dispatch``).
     """
-    def writes(a: AssetAction) -> bool:
-        if a.drift:  # a conflict with the target's edit leaves its ledger row as it is
-            return False
-        if a.op is not Op.SKIP:
-            return True
-        rec = records.get(("asset", a.source_id))
-        if rec is not None and ledger_note(a, rec) is not None:
-            return True
-        return bool(a.target_id) and (rec is None or rec.target_id != a.target_id
-                                      or rec.status is not ItemStatus.DONE)
+    return sum(1 for a in plan.assets if writes_ledger(a, records))
 
-    return sum(1 for a in plan.assets if writes(a))
+
+def writes_ledger(a: AssetAction, records: Mapping[tuple[str, str], ItemRecord]) -> bool:
+    """Whether carrying out ``a`` writes its ledger row (the test of
+    ``AssetLoader._dispatch``): everything but a plain skip and a drift conflict."""
+    if a.drift:  # a conflict with the target's edit leaves its ledger row as it is
+        return False
+    if a.op is not Op.SKIP:
+        return True
+    rec = records.get(("asset", a.source_id))
+    if rec is not None and ledger_note(a, rec) is not None:
+        return True
+    return bool(a.target_id) and (rec is None or rec.target_id != a.target_id
+                                  or rec.status is not ItemStatus.DONE)
 
 
 def _read_runs(job: JobConfig, route: str, every: int) -> list[RunRecord]:
@@ -555,8 +572,10 @@ def _read_records(job: JobConfig, route: str) -> dict[tuple[str, str], ItemRecor
         store.close()
 
 
-def _finish(store: StateStore | None, run_id: int | None, summary: RunSummary,
+def finish_summary(store: StateStore | None, run_id: int | None, summary: RunSummary,
             started: float) -> None:
+    """Close the run ``run_id`` in ``store`` with ``summary``'s status and figures (and
+    close ``store``); ``started``: the run's start, ``time.monotonic()`` seconds."""
     summary.seconds = time.monotonic() - started
     if store is None:
         return
@@ -587,43 +606,77 @@ async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
                      progress: Callable[[Outcome], None] | None,
                      summary: RunSummary) -> list[Outcome]:
     id_map = open_map(job, plan.route, records)
-    ckpt = Checkpointer(store, run_id, records,
-                        on_written=id_map.written if id_map is not None else None)
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="assetferry-") as tmp, unwrap_groups(), \
             _closing(id_map):
-        async with anyio.create_task_group() as tg:
-            await tg.start(ckpt.run)
+        async with anyio.create_task_group() as tg, \
+                ledger_writer(store, run_id, records, id_map=id_map) as ckpt:
             beat = anyio.CancelScope()
             tg.start_soon(_heartbeat, store, run_id, beat)
             try:
                 folder_ids, folder_outcomes = await create_folders(target, plan.folders,
                                                                    ckpt, plan.route)
                 outcomes.extend(folder_outcomes)
-                loader = AssetLoader(source, target, ckpt, plan.route, folder_ids, Path(tmp))
                 deletes = [a for a in plan.assets if a.op is Op.DELETE]
                 others = [a for a in plan.assets if a.op is not Op.DELETE]
-                outcomes.extend(await run_assets(loader, others,
-                                                 concurrency=job.run.concurrency,
-                                                 progress=progress))
-                failed = sum(1 for o in outcomes if o.status is ItemStatus.FAILED)
-                if failed and deletes:  # never prune on a run that did not fully succeed
-                    note = (f"{len(deletes)} deletion{'s' if len(deletes) != 1 else ''} held "
-                            f"back: {failed} items failed in this run")
-                    log.warning("prune.held_back", held=len(deletes), failed=failed)
-                    summary.held_deletes += len(deletes)
-                    summary.prune_note = (f"{summary.prune_note}; {note}" if summary.prune_note
-                                          else note)
-                    deletes = [replace(a, op=Op.SKIP, reason=(
-                        f"gone from the source; not pruned because {failed} items failed "
-                        "in this run")) for a in deletes]
-                outcomes.extend(await run_assets(loader, deletes,
-                                                 concurrency=job.run.concurrency,
-                                                 progress=progress))
+                outcomes.extend(await run_item_set(
+                    source, target, ckpt, plan.route, folder_ids, others, Path(tmp),
+                    concurrency=job.run.concurrency, progress=progress))
+                deletes = hold_back_deletes(
+                    deletes, sum(1 for o in outcomes if o.status is ItemStatus.FAILED), summary)
+                outcomes.extend(await run_item_set(
+                    source, target, ckpt, plan.route, folder_ids, deletes, Path(tmp),
+                    concurrency=job.run.concurrency, progress=progress))
             finally:
                 beat.cancel()
-                await ckpt.close()
     return outcomes
+
+
+@asynccontextmanager
+async def ledger_writer(store: StateStore, run_id: int,
+                        records: Mapping[tuple[str, str], ItemRecord], *,
+                        id_map: MapWriter | None = None) -> AsyncIterator[Checkpointer]:
+    """The run's single ledger writer (:class:`Checkpointer`) running for the block: every
+    record posted in it is written (one group commit a batch) before the block ends.
+    ``records``: the ledger rows the items start from; ``id_map``: the live map to append."""
+    ckpt = Checkpointer(store, run_id, records,
+                        on_written=id_map.written if id_map is not None else None)
+    async with anyio.create_task_group() as tg:
+        await tg.start(ckpt.run)
+        try:
+            yield ckpt
+        finally:
+            await ckpt.close()
+
+
+async def run_item_set(source: Source, target: Target, ckpt: Checkpointer, route: str,
+                       folder_ids: dict[FolderPath, str], actions: Sequence[AssetAction],
+                       tmpdir: Path, *, concurrency: int,
+                       progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Carry out one set of asset actions (a whole run's, or a partition's on a Temporal
+    worker) through the intent-then-reconcile protocol of :class:`AssetLoader`: at most
+    ``concurrency`` at once, their ledger rows written through ``ckpt``, files staged in
+    ``tmpdir``. ``folder_ids``: target folder ids by target path (the folders step's).
+    Raises FatalError (credentials, a job taken over); an item's error fails that item."""
+    loader = AssetLoader(source, target, ckpt, route, folder_ids, tmpdir)
+    return await run_assets(loader, actions, concurrency=concurrency, progress=progress)
+
+
+def hold_back_deletes(deletes: Sequence[AssetAction], failed: int,
+                      summary: RunSummary) -> list[AssetAction]:
+    """The prune's deletions as they may run: all of them when nothing failed, else each
+    turned into a SKIP saying why (never prune on a run that did not fully succeed), with
+    ``summary``'s held count and note updated."""
+    if not failed or not deletes:
+        return list(deletes)
+    note = (f"{len(deletes)} deletion{'s' if len(deletes) != 1 else ''} held "
+            f"back: {failed} items failed in this run")
+    log.warning("prune.held_back", held=len(deletes), failed=failed)
+    summary.held_deletes += len(deletes)
+    summary.prune_note = f"{summary.prune_note}; {note}" if summary.prune_note else note
+    return [replace(a, op=Op.SKIP, reason=(
+        f"gone from the source; not pruned because {failed} items failed in this run"))
+        for a in deletes]
 
 
 def open_map(job: JobConfig, route: str,
