@@ -7,6 +7,7 @@ Exit codes: 0 all done; 1 finished but some items failed or could not be migrate
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -279,6 +280,74 @@ def cmd_plan(ctx: click.Context, config: Path, fmt: str, out: Path | None, prune
     return EXIT_OK
 
 
+TEMPORAL_HELP = ("HOST:PORT of a Temporal server: run on its workers (assetferry worker) "
+                 "instead of in this process; needs pip install 'assetferry[temporal]'")
+
+
+def temporal_options(func: F) -> F:
+    """``--temporal HOST:PORT`` and ``--task-queue Q`` (see README: Running at scale)."""
+    func = click.option("--heartbeat-timeout", type=click.FloatRange(min=1), default=30.0,
+                        show_default=True, metavar="SECONDS",
+                        help="with --temporal: an asset whose worker is silent this long "
+                             "(killed, cut off) is retried on another worker")(func)
+    func = click.option("--task-queue", default="assetferry", show_default=True,
+                        metavar="Q", help="with --temporal: the workers' task queue")(func)
+    return click.option("--temporal", default=None, metavar="HOST:PORT",
+                        help=TEMPORAL_HELP)(func)
+
+
+def run_on_temporal(config: Path, mode: str, address: str, task_queue: str, *,
+                    retry_failed: bool, prune: bool | None, report: Path | None,
+                    report_format: str | None, heartbeat_timeout: float = 30.0) -> int:
+    """Start the run as a Temporal workflow, print its id, follow it to its end and return
+    its exit code; Ctrl-C detaches (exit 130) and the run goes on."""
+    from pipeline import temporal as temporal_pkg
+
+    temporal_pkg.require()
+    from pipeline.temporal import client as tclient
+
+    config = config.resolve()
+    job = load_job(config, secrets=False)
+    refuse_own_output(job, config, "--report", report)
+    handle_id: list[str] = []
+
+    async def go() -> dict[str, Any]:
+        client = await tclient.connect(address)
+        handle = await tclient.start(client, config, mode, task_queue=task_queue,
+                                     retry_failed=retry_failed, prune=prune,
+                                     heartbeat_seconds=heartbeat_timeout)
+        handle_id.append(handle.id)
+        sys.stderr.write(f"started workflow {handle.id} on {address} (task queue "
+                         f"{task_queue}); Ctrl-C detaches, the run goes on\n")
+        sys.stderr.flush()
+        return await tclient.follow(handle)
+
+    try:
+        result = anyio.run(go)
+    except KeyboardInterrupt:
+        if not handle_id:
+            raise
+        gc.collect()  # drop the Temporal client now, not while the interpreter exits
+        sys.stderr.write(f"detached: workflow {handle_id[0]} goes on on the workers; "
+                         f"assetferry status -c {config} reads its ledger\n")
+        return EXIT_INTERRUPTED
+    gc.collect()  # drop the Temporal client now, not while the interpreter exits
+    sys.stdout.write(str(result.get("text", "")) + "\n")
+    if report is not None:
+        text = (json.dumps({k: v for k, v in result.items() if k != "text"}, indent=2,
+                           ensure_ascii=False)
+                if report_format_of(report, report_format) == "json" else None)
+        if text is None:
+            sys.stderr.write("error: --report: a run on Temporal writes its report as JSON "
+                             "only; give a .json file\n")
+            return EXIT_FATAL
+        if not write_output(text, report, option="--report", what="the run report",
+                            quiet=True, fallback=False):
+            return EXIT_FATAL
+    code = result.get("exit_code", EXIT_FATAL)
+    return code if isinstance(code, int) else EXIT_FATAL
+
+
 def _run_command(name: str, text: str) -> None:
     @cli.command(name, help=text)
     @job_option
@@ -289,15 +358,22 @@ def _run_command(name: str, text: str) -> None:
                        ".html or .htm)")
     @click.option("--report-format", type=click.Choice(["json", "html"]), default=None,
                   help="the --report file's format, whatever its name ends in")
+    @temporal_options
     @global_options
     @click.pass_context
     def command(ctx: click.Context, config: Path, retry_failed: bool, report: Path | None,
                 report_format: str | None, log_format: str | None, verbose: bool,
+                temporal: str | None, task_queue: str, heartbeat_timeout: float,
                 prune: bool | None = None) -> int:
         g = _configure(ctx, log_format, verbose)
         if report_format is not None and report is None:
             raise click.BadParameter("give the file to write with --report FILE",
                                      param_hint="'--report-format'")
+        if temporal is not None:
+            return run_on_temporal(config, name, temporal, task_queue,
+                                   retry_failed=retry_failed, prune=prune, report=report,
+                                   report_format=report_format,
+                                   heartbeat_timeout=heartbeat_timeout)
         console: Console = (RichConsole() if sys.stderr.isatty() and g.log_format == "text"
                             else LogConsole())
         return run_job(config, name, retry_failed=retry_failed, report=report, prune=prune,
@@ -653,6 +729,28 @@ def cmd_emulate(ctx: click.Context, cms: str, port: int, seed: str, rate_limit: 
                 f"port {port} on 127.0.0.1 is in use or not allowed ({exc.strerror or exc}); "
                 "choose another with --port", param_hint="'--port'") from None
     serve_emulator(cms, port, seed=seed, rate_limit=rate_limit, space_id=space_id)
+    return EXIT_OK
+
+
+@cli.command("worker")
+@click.option("--temporal", "address", required=True, metavar="HOST:PORT",
+              help="the Temporal server's gRPC address")
+@click.option("--task-queue", default="assetferry", show_default=True, metavar="Q",
+              help="the control task queue to poll (migrate|sync --task-queue)")
+@global_options
+@click.pass_context
+def cmd_worker(ctx: click.Context, address: str, task_queue: str, log_format: str | None,
+               verbose: bool) -> int:
+    """Run a Temporal worker for migrate|sync --temporal until Ctrl-C or SIGTERM.
+
+    Credentials come from this process's environment (the job files' ${VAR}s)."""
+    from pipeline import temporal as temporal_pkg
+
+    _configure(ctx, log_format, verbose)
+    temporal_pkg.require()
+    from pipeline.temporal.worker import serve
+
+    serve(address, task_queue)
     return EXIT_OK
 
 

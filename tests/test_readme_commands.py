@@ -30,7 +30,7 @@ from tests.pipeline.helpers import CS_KEY, CS_TOKEN, library
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 PLACEHOLDERS = {"FILE": "out.txt", "N": "8123", "R": "5", "DIR": "some-dir", "CMS": "storyblok",
-                "ID": "321388"}
+                "ID": "321388", "SECONDS": "30"}
 
 
 def readme_command_lines() -> list[str]:

@@ -1,0 +1,341 @@
+"""The run's activities: list and plan once, folders once, one asset, finish.
+
+Each one calls the same functions as the in-process run (``pipeline.run``): the plan of
+:func:`pipeline.run.plan_for_run`, the folders of :func:`pipeline.stages.create_folders`, the
+per-asset intent-then-reconcile protocol of :func:`pipeline.run.run_item_set`, the run's end
+of :func:`pipeline.run.finish_summary`, all through the shared ledger. What Temporal adds:
+an asset is claimed in the ledger (``StateStore.claim``) before it is touched, so an activity
+retried while its first attempt still runs (a worker cut off, not dead) waits for the claim
+instead of uploading twice; and a long transfer heartbeats, so a worker killed mid-file has
+its asset retried on another worker once the heartbeat timeout passes.
+
+Credentials: each worker reads the job file named in the input and resolves its ``${ENV}``
+references from its own environment; no input or result carries a resolved secret.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from connectors.base import FolderPath, Source, Target
+from connectors.errors import AuthError, ConfigError, FatalError
+from pipeline.config import JobConfig, load_job
+from pipeline.plan import AssetAction, FolderAction, Op
+from pipeline.report import RunSummary
+from pipeline.run import (
+    _open_pair,
+    _read_records,
+    crash_message,
+    finish_summary,
+    ledger_writer,
+    plan_for_run,
+    planned_work,
+    run_item_set,
+    unwrap_groups,
+)
+from pipeline.stages import Outcome, create_folders
+from pipeline.temporal.shared import (
+    PARTITION_SIZE,
+    FinishInput,
+    FoldersDone,
+    ItemInput,
+    Planned,
+    RunInput,
+    RunRef,
+)
+from state.store import ItemStatus, RunLockedError, StateError, StateStore
+
+log = structlog.get_logger(__name__)
+
+FATAL = "FatalError"
+"""ApplicationError type of an error that ends the run (credentials, a job taken over):
+never retried."""
+
+
+def run_owner(workflow_id: str) -> str:
+    """The ledger's owner of a run carried out by a workflow: a host part that is no
+    machine's, so the run lock goes by its heartbeat (``state.store.run_is_live``)."""
+    return f"temporal:{workflow_id}"
+
+
+def remote(action: AssetAction) -> bool:
+    """Whether ``action`` calls the target (an activity on the rate-limited task queue);
+    the others (plain skips, conflicts, unsupported) are carried out by the plan activity."""
+    return (action.op in (Op.CREATE, Op.UPDATE, Op.REPLACE, Op.DELETE)
+            or action.adopt_from is not None or action.publish is not None)
+
+
+def partitions(actions: Sequence[AssetAction], size: int = PARTITION_SIZE
+               ) -> list[list[AssetAction]]:
+    """``actions`` in partitions of at most ``size``, by folder subtree: sorted by target
+    path, a new partition starts where the top folder changes once the current one holds
+    half of ``size`` or more, and wherever it is full."""
+    def top(a: AssetAction) -> str:
+        folder = a.target_folder if a.target_folder is not None else tuple(a.path.split("/")[:-1])
+        return folder[0] if folder else ""
+
+    ordered = sorted(actions, key=lambda a: (a.target_folder or (), a.filename, a.source_id))
+    out: list[list[AssetAction]] = []
+    for action in ordered:
+        if (not out or len(out[-1]) >= size
+                or (top(out[-1][-1]) != top(action) and len(out[-1]) >= size // 2)):
+            out.append([])
+        out[-1].append(action)
+    return out
+
+
+@dataclass
+class _Opened:
+    job: JobConfig
+    source: Source
+    target: Target
+    store: StateStore
+    route: str
+    stack: AsyncExitStack
+    tmpdir: Path
+
+
+@dataclass
+class Resources:
+    """What one worker process keeps open per job file: the connectors (so their pacers
+    and connection pools are shared by every activity of the process) and the state store."""
+
+    opened: dict[str, _Opened] = field(default_factory=dict)
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    async def get(self, job_path: str) -> _Opened:
+        async with self.lock:
+            found = self.opened.get(job_path)
+            if found is not None:
+                return found
+            job = load_job(Path(job_path))
+            stack = AsyncExitStack()
+            try:
+                source, target = await _open_pair(job, stack, None)
+                store = StateStore(job.run.state)
+                stack.callback(store.close)
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="assetferry-"))
+            except BaseException:
+                await stack.aclose()
+                raise
+            found = _Opened(job, source, target, store, job.route(source.scope, target.scope),
+                            stack, Path(tmp))
+            self.opened[job_path] = found
+            return found
+
+    async def aclose(self) -> None:
+        async with self.lock:
+            for opened in self.opened.values():
+                await opened.stack.aclose()
+            self.opened.clear()
+
+
+def _first_application_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The ApplicationError in a task group's errors (else the group itself)."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_application_error(exc)
+            if found is not exc:
+                return found
+        elif isinstance(exc, ApplicationError):
+            return exc
+    return group
+
+
+def _fatal(exc: BaseException) -> ApplicationError:
+    return ApplicationError(str(exc), type=FATAL, non_retryable=True)
+
+
+class Activities:
+    """The activities of one worker process, sharing its :class:`Resources`."""
+
+    def __init__(self, resources: Resources | None = None) -> None:
+        self.resources = resources or Resources()
+
+    @activity.defn(name="assetferry.plan")
+    async def plan(self, inp: RunInput) -> Planned:
+        """List both sides and plan (once per run), open the run in the ledger, and carry
+        out the actions that call no target (skips, conflicts, unsupported) at once."""
+        owner = run_owner(activity.info().workflow_id or "")
+        route = ""
+        try:
+            opened = await self.resources.get(inp.job_path)
+            job, route = opened.job, opened.route
+            records = await anyio.to_thread.run_sync(_read_records, job, route)
+            with unwrap_groups():
+                plan, listing = await plan_for_run(
+                    job, inp.mode, opened.source, opened.target, route, records,
+                    retry_failed=inp.retry_failed, prune=inp.prune)
+            try:
+                run_id = opened.store.start_run(route, inp.mode,
+                                                planned=planned_work(plan, records),
+                                                owner=owner)
+            except RunLockedError as exc:
+                raise FatalError(str(exc)) from None
+            local = [a for a in plan.assets if not remote(a)]
+            outcomes: list[Outcome] = []
+            if local:
+                async with ledger_writer(opened.store, run_id, records) as ckpt:
+                    outcomes = await run_item_set(
+                        opened.source, opened.target, ckpt, route, {}, local, opened.tmpdir,
+                        concurrency=1)
+        except (FatalError, StateError) as exc:
+            return Planned(route=route, fatal=str(exc),
+                           input_error=isinstance(exc, ConfigError | AuthError | StateError))
+        work = [a for a in plan.assets if remote(a) and a.op is not Op.DELETE]
+        log.info("temporal.planned", route=route, run_id=run_id, assets=len(work),
+                 local=len(local))
+        return Planned(route=route, run_id=run_id, folders=list(plan.folders),
+                       partitions=partitions(work),
+                       deletes=[a for a in plan.assets if a.op is Op.DELETE],
+                       listing=listing, held_deletes=plan.held_deletes,
+                       prune_note=plan.prune_note, outcomes=outcomes)
+
+    @activity.defn(name="assetferry.folders")
+    async def folders(self, run: RunRef, folder_actions: list[FolderAction]) -> FoldersDone:
+        """Create the plan's folders, parents first (one writer: this activity)."""
+        opened = await self.resources.get(run.job_path)
+        records = await anyio.to_thread.run_sync(opened.store.items, run.route, "folder")
+        try:
+            async with ledger_writer(opened.store, run.run_id, records) as ckpt:
+                ids, outcomes = await create_folders(opened.target, folder_actions, ckpt,
+                                                     run.route)
+        except FatalError as exc:
+            raise _fatal(exc) from None
+        return FoldersDone([(list(path), fid) for path, fid in ids.items()], outcomes)
+
+    @activity.defn(name="assetferry.asset")
+    async def asset(self, inp: ItemInput) -> Outcome:
+        """Carry out one asset action, holding its claim in the ledger the whole time."""
+        info = activity.info()
+        run, action = inp.run, inp.action
+        opened = await self.resources.get(run.job_path)
+        key = ("asset", action.source_id)
+        owner = (f"{run.owner}/{info.activity_id}#{info.attempt}"
+                 f"@{socket.gethostname()}:{os.getpid()}")
+        timeout = (info.heartbeat_timeout or timedelta(seconds=30)).total_seconds()
+        beat = max(0.5, timeout / 3)
+        lease = timedelta(seconds=max(2 * timeout, 3 * beat))
+        try:
+            return await self._asset(inp, opened, key, owner, lease, beat)
+        except BaseExceptionGroup as group:  # the heartbeat task's fatal error, unwrapped
+            raise _first_application_error(group) from None
+
+    async def _asset(self, inp: ItemInput, opened: _Opened, key: tuple[str, str], owner: str,
+                     lease: timedelta, beat: float) -> Outcome:
+        run, action, store = inp.run, inp.action, opened.store
+        async with _heartbeats(store, run, key, owner, lease, beat) as claimed:
+            await claimed.wait()
+            rec = await anyio.to_thread.run_sync(store.item, run.route, *key)
+            if (rec is not None and rec.status is ItemStatus.DONE
+                    and rec.last_run_id == run.run_id and rec.source_hash == action.source_hash):
+                # an earlier attempt of this run did it (its worker died before saying so)
+                return Outcome("asset", action.source_id, action.path, action.op,
+                               ItemStatus.DONE, action.reason, rec.target_id, rec.target_url)
+            folder_ids: dict[FolderPath, str] = {tuple(p): i for p, i in inp.folder_ids}
+            try:
+                async with ledger_writer(store, run.run_id, {key: rec} if rec else {}) as ckpt:
+                    with unwrap_groups():
+                        outcomes = await run_item_set(
+                            opened.source, opened.target, ckpt, run.route, folder_ids,
+                            [action], opened.tmpdir, concurrency=1)
+            except (FatalError, RunLockedError) as exc:
+                raise _fatal(exc) from None
+        return outcomes[0]
+
+    @activity.defn(name="assetferry.finish")
+    async def finish(self, inp: FinishInput) -> dict[str, Any]:
+        """Close the run in the ledger with its figures; the run report as JSON, plus its
+        text (``"text"``) for the client."""
+        summary = RunSummary(route=inp.run.route, mode=inp.mode, run_id=inp.run.run_id or None,
+                             outcomes=list(inp.outcomes), fatal=inp.fatal,
+                             held_deletes=inp.held_deletes, prune_note=inp.prune_note,
+                             listing=inp.listing)
+        store: StateStore | None = None
+        if inp.run.run_id:
+            try:
+                store = StateStore(load_job(Path(inp.run.job_path), secrets=False).run.state)
+            except (FatalError, StateError) as exc:
+                summary.fatal = summary.fatal or str(exc)
+        try:
+            finish_summary(store, inp.run.run_id or None, summary,
+                           time.monotonic() - inp.seconds)
+        except Exception as exc:  # noqa: BLE001 - the summary is still worth returning
+            summary.fatal = summary.fatal or crash_message(exc)
+        result = summary.to_dict()
+        result["text"] = summary.text()
+        return result
+
+
+@runtime_checkable
+class _Claims(Protocol):
+    """The ledger's item claims (``StateStore.claim`` / ``release``)."""
+
+    def claim(self, route: str, keys: Sequence[tuple[str, str]], owner: str, *,
+              lease: timedelta) -> list[tuple[str, str]]: ...
+
+    def release(self, route: str, keys: Sequence[tuple[str, str]], owner: str) -> None: ...
+
+
+def _claim(store: StateStore, route: str, key: tuple[str, str], owner: str,
+           lease: timedelta) -> bool:
+    """Claim (or renew) ``key`` for ``owner``: whether it is held. A state store without
+    claims (before they were added) holds every key: the intent-then-reconcile protocol
+    alone then keeps a retried asset from being uploaded twice."""
+    if not isinstance(store, _Claims):
+        return True
+    return bool(store.claim(route, [key], owner, lease=lease))
+
+
+def _release(store: StateStore, route: str, key: tuple[str, str], owner: str) -> None:
+    if isinstance(store, _Claims):
+        store.release(route, [key], owner)
+
+
+@asynccontextmanager
+async def _heartbeats(store: StateStore, run: RunRef, key: tuple[str, str], owner: str,
+                      lease: timedelta, every: float) -> AsyncIterator[anyio.Event]:
+    """Claim ``key`` for ``owner`` and keep the claim, the activity and the ledger's run
+    alive every ``every`` seconds for the block; the event is set once the claim is held
+    (an earlier attempt still holding it is waited for). Released at the end."""
+    claimed = anyio.Event()
+
+    async def keep() -> None:
+        while True:
+            held = await anyio.to_thread.run_sync(_claim, store, run.route, key, owner, lease)
+            if held:
+                claimed.set()
+                try:
+                    await anyio.to_thread.run_sync(store.heartbeat, run.run_id)
+                except RunLockedError as exc:
+                    raise _fatal(exc) from None
+            elif claimed.is_set():  # this attempt was too slow to renew: stop, retry later
+                raise ApplicationError(f"asset {key[1]}: its claim expired and another "
+                                       "worker holds it now; tried again later")
+            activity.heartbeat("working" if held else "waiting for the claim")
+            await anyio.sleep(every)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(keep)
+            try:
+                yield claimed
+            finally:
+                tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_release, store, run.route, key, owner)

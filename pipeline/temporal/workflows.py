@@ -1,0 +1,168 @@
+"""The run as Temporal workflows: plan once, folders once, assets in partitions.
+
+:class:`RunWorkflow` (on the control task queue): the plan activity, then the folders
+activity (one writer, parents first), then one :class:`PartitionWorkflow` child per partition
+(a folder subtree, at most ``PARTITION_SIZE`` assets: each child's history stays bounded),
+whose assets are activities on the target's rate-limit domain queue (``Domain``: the server
+starts at most its rate of them per second across every worker), then the prune's deletions
+(held back when anything failed, as in-process), then the finish activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from pipeline.plan import AssetAction
+    from pipeline.report import RunSummary
+    from pipeline.run import hold_back_deletes
+    from pipeline.stages import Outcome
+    from pipeline.temporal.activities import FATAL, Activities, run_owner
+    from pipeline.temporal.shared import (
+        PARTITION_WORKFLOW_NAME,
+        WORKFLOW_NAME,
+        FinishInput,
+        ItemInput,
+        PartitionInput,
+        Planned,
+        Progress,
+        RunInput,
+        RunRef,
+    )
+    from state.store import ItemStatus
+
+PLAN_TIMEOUT = timedelta(hours=2)
+ASSET_TIMEOUT = timedelta(hours=6)
+"""Longest one asset activity may run (a huge file on a slow link): its heartbeat, not this,
+finds a dead worker."""
+
+ASSET_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(seconds=30), maximum_attempts=10,
+                          non_retryable_error_types=[FATAL])
+"""An asset activity that crashed (its worker died, the state DB was unreachable) is tried
+again, on any worker; a FatalError (credentials, the run taken over) ends the run."""
+
+CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3,
+                            non_retryable_error_types=[FATAL])
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost message of an activity or child workflow failure."""
+    while isinstance(exc, ActivityError | ChildWorkflowError) and exc.cause is not None:
+        exc = exc.cause
+    return str(exc)
+
+
+@workflow.defn(name=PARTITION_WORKFLOW_NAME)
+class PartitionWorkflow:
+    """One partition's assets, each an activity on the rate-limit domain's task queue."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    @workflow.query
+    def finished(self) -> int:
+        return self.done
+
+    @workflow.run
+    async def run(self, inp: PartitionInput) -> list[Outcome]:
+        ids = {tuple(path): fid for path, fid in inp.folder_ids}
+
+        async def one(action: AssetAction) -> Outcome:
+            folder = action.target_folder
+            needs = ([(list(folder), ids[folder])] if folder is not None and folder in ids
+                     else [])
+            outcome: Outcome = await workflow.execute_activity(
+                "assetferry.asset", ItemInput(inp.run, action, needs),
+                result_type=Outcome,
+                task_queue=inp.domain.task_queue,
+                start_to_close_timeout=ASSET_TIMEOUT,
+                heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
+                retry_policy=ASSET_RETRY)
+            self.done += 1
+            return outcome
+
+        return list(await asyncio.gather(*(one(a) for a in inp.actions)))
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class RunWorkflow:
+    """One migrate or sync of one job; answers the ``progress`` query."""
+
+    def __init__(self) -> None:
+        self._progress = Progress()
+
+    @workflow.query
+    def progress(self) -> Progress:
+        return self._progress
+
+    @workflow.run
+    async def run(self, inp: RunInput) -> dict[str, Any]:
+        started = workflow.time()
+        info = workflow.info()
+        progress = self._progress
+        planned: Planned = await workflow.execute_activity_method(
+            Activities.plan, inp, start_to_close_timeout=PLAN_TIMEOUT,
+            retry_policy=CONTROL_RETRY)
+        progress.route, progress.run_id = planned.route, planned.run_id
+        ref = RunRef(inp.job_path, planned.route, planned.run_id or 0, run_owner(info.workflow_id))
+        outcomes: list[Outcome] = list(planned.outcomes)
+        summary = RunSummary(route=planned.route, mode=inp.mode, run_id=planned.run_id,
+                             held_deletes=planned.held_deletes, prune_note=planned.prune_note)
+        fatal = planned.fatal
+        if fatal is None:
+            try:
+                outcomes.extend(await self._carry_out(inp, planned, ref, summary))
+            except (ActivityError, ChildWorkflowError) as exc:
+                fatal = _cause(exc)
+        progress.phase = "finishing"
+        result: dict[str, Any] = await workflow.execute_activity_method(
+            Activities.finish,
+            FinishInput(ref, inp.mode, outcomes, planned.listing, summary.held_deletes,
+                        summary.prune_note, workflow.time() - started, fatal),
+            start_to_close_timeout=timedelta(minutes=10), retry_policy=CONTROL_RETRY)
+        if planned.input_error:
+            result["input_error"] = True
+        progress.phase = "done"
+        return result
+
+    async def _carry_out(self, inp: RunInput, planned: Planned, ref: RunRef,
+                         summary: RunSummary) -> list[Outcome]:
+        progress = self._progress
+        progress.phase = "folders"
+        folders = await workflow.execute_activity_method(
+            Activities.folders, args=[ref, planned.folders],
+            start_to_close_timeout=PLAN_TIMEOUT, retry_policy=CONTROL_RETRY)
+        outcomes = list(folders.outcomes)
+        progress.planned = sum(len(p) for p in planned.partitions) + len(planned.deletes)
+        progress.partitions = len(planned.partitions)
+        progress.phase = "assets"
+        info = workflow.info()
+
+        async def partition(index: int, actions: list[AssetAction]) -> list[Outcome]:
+            done: list[Outcome] = await workflow.execute_child_workflow(
+                PartitionWorkflow.run,
+                PartitionInput(ref, inp.domain, actions, folders.folder_ids,
+                               inp.heartbeat_seconds),
+                id=f"{info.workflow_id}/{info.run_id}/part-{index}",
+                task_queue=info.task_queue)
+            progress.partitions_done += 1
+            progress.done += len(done)
+            progress.failed += sum(1 for o in done if o.status is ItemStatus.FAILED)
+            return done
+
+        for done in await asyncio.gather(*(partition(i, p)
+                                           for i, p in enumerate(planned.partitions))):
+            outcomes.extend(done)
+        failed = sum(1 for o in outcomes if o.status is ItemStatus.FAILED)
+        deletes = hold_back_deletes(planned.deletes, failed, summary)
+        if deletes:
+            progress.phase = "deletes"
+            outcomes.extend(await partition(len(planned.partitions), deletes))
+        return outcomes
