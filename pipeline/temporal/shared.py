@@ -96,6 +96,8 @@ class PartitionInput:
     actions: list[AssetAction]
     folder_ids: list[tuple[list[str], str]]
     heartbeat_seconds: float
+    index: int = 0
+    """The partition's number in its run (its progress signals name it)."""
 
 
 @dataclass(frozen=True, slots=True)

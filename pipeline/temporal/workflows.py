@@ -38,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
     from state.store import ItemStatus
 
 PLAN_TIMEOUT = timedelta(hours=2)
+PROGRESS_EVERY = 10
+"""A partition signals its run's progress each this many assets."""
 ASSET_TIMEOUT = timedelta(hours=6)
 """Longest one asset activity may run (a huge file on a slow link): its heartbeat, not this,
 finds a dead worker."""
@@ -65,10 +67,14 @@ class PartitionWorkflow:
 
     def __init__(self) -> None:
         self.done = 0
+        self.failed = 0
 
-    @workflow.query
-    def finished(self) -> int:
-        return self.done
+    async def _report(self, index: int) -> None:
+        parent = workflow.info().parent
+        if parent is not None:
+            await workflow.get_external_workflow_handle(
+                parent.workflow_id, run_id=parent.run_id).signal(
+                    "partition_progress", args=[index, self.done, self.failed])
 
     @workflow.run
     async def run(self, inp: PartitionInput) -> list[Outcome]:
@@ -86,6 +92,9 @@ class PartitionWorkflow:
                 heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
                 retry_policy=ASSET_RETRY)
             self.done += 1
+            self.failed += outcome.status is ItemStatus.FAILED
+            if self.done % PROGRESS_EVERY == 0:  # the run's progress, a signal each N assets
+                await self._report(inp.index)
             return outcome
 
         return list(await asyncio.gather(*(one(a) for a in inp.actions)))
@@ -97,10 +106,19 @@ class RunWorkflow:
 
     def __init__(self) -> None:
         self._progress = Progress()
+        self._partitions: dict[int, tuple[int, int]] = {}
 
     @workflow.query
     def progress(self) -> Progress:
         return self._progress
+
+    @workflow.signal
+    def partition_progress(self, index: int, done: int, failed: int) -> None:
+        """A partition's assets done and failed so far (its child workflow's signal)."""
+        old = self._partitions.get(index, (0, 0))
+        self._partitions[index] = (max(old[0], done), max(old[1], failed))
+        self._progress.done = sum(d for d, _ in self._partitions.values())
+        self._progress.failed = sum(f for _, f in self._partitions.values())
 
     @workflow.run
     async def run(self, inp: RunInput) -> dict[str, Any]:
@@ -149,12 +167,12 @@ class RunWorkflow:
             done: list[Outcome] = await workflow.execute_child_workflow(
                 PartitionWorkflow.run,
                 PartitionInput(ref, inp.domain, actions, folders.folder_ids,
-                               inp.heartbeat_seconds),
+                               inp.heartbeat_seconds, index),
                 id=f"{info.workflow_id}/{info.run_id}/part-{index}",
                 task_queue=info.task_queue)
             progress.partitions_done += 1
-            progress.done += len(done)
-            progress.failed += sum(1 for o in done if o.status is ItemStatus.FAILED)
+            self.partition_progress(
+                index, len(done), sum(1 for o in done if o.status is ItemStatus.FAILED))
             return done
 
         for done in await asyncio.gather(*(partition(i, p)
