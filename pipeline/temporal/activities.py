@@ -57,7 +57,7 @@ from pipeline.temporal.shared import (
     RunInput,
     RunRef,
 )
-from state.store import ItemStatus, RunLockedError, StateError, StateStore
+from state.store import ItemStatus, RunLockedError, RunStatus, StateError, StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -144,6 +144,18 @@ class Resources:
             self.opened.clear()
 
 
+def _open_run(store: StateStore, route: str, mode: str, planned: int, owner: str) -> int:
+    """The run's id in the ledger: the RUNNING run this workflow opened already (a retried
+    plan activity), else a new one. FatalError when another process runs the route."""
+    latest = store.runs(route, limit=1)
+    if latest and latest[0].status is RunStatus.RUNNING and latest[0].owner == owner:
+        return latest[0].id
+    try:
+        return store.start_run(route, mode, planned=planned, owner=owner)
+    except RunLockedError as exc:
+        raise FatalError(str(exc)) from None
+
+
 def _first_application_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The ApplicationError in a task group's errors (else the group itself)."""
     for exc in group.exceptions:
@@ -180,12 +192,8 @@ class Activities:
                 plan, listing = await plan_for_run(
                     job, inp.mode, opened.source, opened.target, route, records,
                     retry_failed=inp.retry_failed, prune=inp.prune)
-            try:
-                run_id = opened.store.start_run(route, inp.mode,
-                                                planned=planned_work(plan, records),
-                                                owner=owner)
-            except RunLockedError as exc:
-                raise FatalError(str(exc)) from None
+            run_id = await anyio.to_thread.run_sync(
+                _open_run, opened.store, route, inp.mode, planned_work(plan, records), owner)
             local = [a for a in plan.assets if not remote(a)]
             outcomes: list[Outcome] = []
             if local:
