@@ -323,7 +323,7 @@ def run_on_temporal(config: Path, mode: str, address: str, task_queue: str, *,
         return await tclient.follow(handle)
 
     try:
-        result = anyio.run(go)
+        result = run_async(go)
     except KeyboardInterrupt:
         if not handle_id:
             raise
