@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo test lint typecheck pytest bench clean chromium
+.PHONY: demo test lint typecheck pytest bench clean chromium postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,28 @@ chromium:
 	then echo "chromium: apt-get install failed (see $(VENV)/chromium-install.log): the" \
 	  "HTML report browser tests will skip"; fi
 
+# The state-store suite and one end-to-end run also go to a throw-away PostgreSQL server that
+# the tests start themselves (initdb/pg_ctl in a temp dir, tests/pgserver.py). Debian's
+# postgresql package is installed once when initdb is missing, as root or with sudo;
+# otherwise those tests skip, saying why.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; \
+	then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "postgres: no initdb and no apt-get: the PostgreSQL state-store tests will skip"; \
+	  exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "postgres: no initdb and not root (no sudo without a password): the" \
+	  "PostgreSQL state-store tests will skip; install it with: sudo apt-get install" \
+	  "postgresql"; exit 0; fi; \
+	echo "postgres: installing Debian's postgresql package for the state-store tests (once)"; \
+	if ! { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get \
+	  install -y -qq --no-install-recommends postgresql; } >$(VENV)/postgres-install.log 2>&1; \
+	then echo "postgres: apt-get install failed (see $(VENV)/postgres-install.log): the" \
+	  "PostgreSQL state-store tests will skip"; fi
+
 test: $(VENV)/.dev-installed
-	@$(MAKE) --no-print-directory chromium
+	@$(MAKE) --no-print-directory chromium postgres
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 	$(BIN)/pytest -q

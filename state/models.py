@@ -233,3 +233,24 @@ class ItemState(Base):
             updated_at=self.updated_at,
             target_marker=self.target_marker,
         )
+
+
+class ItemClaim(Base):
+    """Which worker holds an item of a route, until when (``StateStore.claim``).
+
+    Keyed like the ledger but without a foreign key to it: an asset that is new in the
+    source has no ledger row until its intent is written, and it is claimed before that.
+    Added after schema 1 shipped as a whole new table, which ``create_all`` adds in place to
+    an older file (additive: the schema version stays; an older assetferry ignores it).
+    """
+
+    __tablename__ = "claims"
+    __table_args__ = (Index("ix_claims_route_owner", "route", "owner"),)
+
+    route: Mapped[str] = mapped_column(String(512), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(512), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(300))
+    """Whatever names the worker (``host:pid``, a Temporal activity id...)."""
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """End of the lease (UTC): after it, another owner may take the item over."""

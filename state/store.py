@@ -15,14 +15,22 @@ overtaken by another writer in between.
 
 The run lock is a `RUNNING` row whose heartbeat is younger than `STALE_AFTER`. It assumes the
 processes share a clock, which holds on one machine; with a shared server database across
-machines, keep clocks in sync (NTP). On backends other than SQLite the check in `start_run` is
-not serialised against a concurrent `start_run`.
+machines, keep clocks in sync (NTP). Its check-then-insert in `start_run` is serialised: on
+SQLite by `BEGIN IMMEDIATE` (one writer at a time), on PostgreSQL by a transaction-scoped
+advisory lock per route (``pg_advisory_xact_lock``) plus ``SELECT .. FOR NO KEY UPDATE`` of
+the route's RUNNING rows, so a heartbeat (which locks its run row the same way) and a
+take-over never both win. On other backends it is not serialised.
+
+Item claims (`claim` / `release`) let several workers share one route without two of them
+ever holding the same item: one ``INSERT .. ON CONFLICT DO UPDATE .. WHERE (same owner or
+lease expired) RETURNING`` per batch, on SQLite and PostgreSQL alike (see `claim`).
 
 No secrets: no column holds credentials, and URLs are shown with the password masked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -43,11 +51,13 @@ from sqlalchemy import (
     Text,
     case,
     create_engine,
+    delete,
     event,
     func,
     inspect,
     make_url,
     select,
+    tuple_,
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -61,6 +71,7 @@ from state.models import (
     ADDED_INDEXES,
     SCHEMA_VERSION,
     Base,
+    ItemClaim,
     ItemRecord,
     ItemState,
     ItemStatus,
@@ -83,6 +94,7 @@ __all__ = [
     "StateSchemaError",
     "StateStore",
     "check_location",
+    "display_url",
     "run_is_live",
 ]
 
@@ -265,6 +277,12 @@ def _engine_error(where: str, exc: Exception) -> StateError:
             f"{where.split(':', 1)[0]!r}. {_FIX} (sqlite:///path.db, postgresql+psycopg://...)"
         )
     name = getattr(exc, "name", None) or str(exc)
+    if name.split(".")[0] == "psycopg":
+        return StateError(
+            f"state database {where} needs the PostgreSQL driver psycopg, which is not "
+            f"installed: {PG_INSTALL} (or pip install 'psycopg[binary]') into assetferry's "
+            "environment, or use a SQLite file path."
+        )
     package = DRIVER_PACKAGES.get(name.split(".")[0], name)
     return StateError(
         f"state database {where} needs the Python driver {name!r}, which is not installed: "
@@ -293,6 +311,67 @@ DRIVER_PACKAGES = {
 """The PyPI package of each DBAPI module SQLAlchemy's dialects import (SQLAlchemy 2.0 docs,
 Dialects: each ``dialect+driver`` names its DBAPI); the module name is not always the
 package's (``mysql://`` imports ``MySQLdb``, from the package ``mysqlclient``)."""
+
+
+def display_url(url: str) -> str:
+    """``url`` as it may be shown (status, reports, logs): a server URL with its password
+    replaced by ``***``; a path, or a string that is not a URL, unchanged."""
+    if "://" not in url:
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(a state database URL that does not parse)"
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    """``text`` without ``secret`` (a driver may quote its connection string back)."""
+    return text.replace(secret, "***") if secret else text
+
+
+PG_INSTALL = "pip install 'assetferry[postgres]'"
+"""What installs the PostgreSQL driver (psycopg 3 with its bundled libpq, no compiler)."""
+
+_PG_TRANSIENT = ("40P01", "40001")  # deadlock_detected, serialization_failure
+
+
+def _server_error(where: str, exc: DBAPIError, secret: str | None) -> StateError:
+    """A PostgreSQL (or other server) failure in words that say what to do; the password is
+    never part of it (libpq does not echo it, and ``secret`` is scrubbed besides)."""
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None)
+    reason = _scrub(" ".join(str(orig or type(exc).__name__).split()), secret)
+    low = reason.lower()
+    if code in ("28P01", "28000") or "password authentication failed" in low \
+            or "no password supplied" in low or "pg_hba.conf" in low:
+        return StateError(
+            f"state database {where}: the server refused the login ({reason}). Check the user "
+            "in [run] state and the password: give it as ${VAR} in the URL, or in PGPASSWORD "
+            "or ~/.pgpass; it is never shown here."
+        )
+    if code == "3D000" or ("database" in low and "does not exist" in low):
+        return StateError(
+            f"state database {where}: the database does not exist on the server ({reason}). "
+            "Create it once (createdb NAME, or CREATE DATABASE NAME), or fix the name in "
+            "[run] state; assetferry creates its tables, not the database."
+        )
+    if code is None and isinstance(exc, OperationalError) and (
+            "connection" in low or "could not" in low or "timeout" in low):
+        return StateError(
+            f"state database {where}: the server cannot be reached ({reason}). Check that "
+            "PostgreSQL runs there and accepts TCP connections on that host and port "
+            "(listen_addresses, firewall), then run the same command again: a run resumes "
+            "from its ledger."
+        )
+    if code in _PG_TRANSIENT:
+        return StateError(
+            f"state database {where}: the server aborted a transaction that conflicted with "
+            f"another process ({reason}); run the same command again: it resumes."
+        )
+    return StateError(
+        f"state database {where} cannot be used ({reason}). Check that [run] state names a "
+        "database assetferry may create tables in and write to."
+    )
 
 
 def _damaged(where: str, exc: DBAPIError) -> StateError:
@@ -327,14 +406,19 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _dialect_insert(dialect: str) -> Callable[[type[Base]], Any] | None:
+    """The INSERT with ON CONFLICT of SQLite or PostgreSQL; None for other backends."""
+    if dialect == "sqlite":
+        return sqlite.insert
+    if dialect == "postgresql":
+        return postgresql.insert
+    return None
+
+
 def _upsert_statement(dialect: str) -> Executable | None:
     """INSERT .. ON CONFLICT (key) DO UPDATE for SQLite and PostgreSQL; None elsewhere."""
-    insert: Callable[[type[ItemState]], Any]
-    if dialect == "sqlite":
-        insert = sqlite.insert
-    elif dialect == "postgresql":
-        insert = postgresql.insert
-    else:
+    insert = _dialect_insert(dialect)
+    if insert is None:
         return None
     stmt = insert(ItemState)
     key = [c.name for c in ItemState.__table__.primary_key]
@@ -343,6 +427,18 @@ def _upsert_statement(dialect: str) -> Executable | None:
         index_elements=key, set_={name: stmt.excluded[name] for name in others}
     )
     return update
+
+
+CLAIM_BATCH = 1000
+"""Claims per INSERT statement (5 bound values each: under SQLite's 32,766 and PostgreSQL's
+65,535 parameters per statement)."""
+
+
+def _route_lock_key(route: str) -> int:
+    """The PostgreSQL advisory lock key (a signed 64-bit number) of a route's run lock:
+    stable across processes and versions (BLAKE2b of the route, not Python's salted hash)."""
+    digest = hashlib.blake2b(f"assetferry run lock {route}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _add_columns(conn: Connection) -> None:
@@ -397,6 +493,8 @@ class StateStore:
     def __init__(self, url: str) -> None:
         parsed = _to_url(url)
         self._where = parsed.render_as_string(hide_password=True)
+        self._secret = parsed.password if isinstance(parsed.password, str) else None
+        self._sqlite = parsed.get_backend_name() == "sqlite"
         try:
             self._engine = self._create_engine(parsed)
         except (NoSuchModuleError, ImportError) as exc:
@@ -422,7 +520,9 @@ class StateStore:
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         else:
-            engine = create_engine(parsed, pool_pre_ping=True)
+            # short connect timeout: an unreachable server is an error in seconds, not minutes
+            args = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
+            engine = create_engine(parsed, pool_pre_ping=True, connect_args=args)
         return engine
 
     def _init_schema(self) -> None:
@@ -455,7 +555,9 @@ class StateStore:
                     s.connection(execution_options={_WRITE: True})
                 yield s
         except DBAPIError as exc:
-            raise _damaged(self._where, exc) from None
+            if self._sqlite:
+                raise _damaged(self._where, exc) from None
+            raise _server_error(self._where, exc, self._secret) from None
 
     # runs
 
@@ -475,8 +577,12 @@ class StateStore:
         """
         now = _utcnow()
         with self._transaction(write=True) as s:
+            if s.get_bind().dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE did it
+                s.execute(select(func.pg_advisory_xact_lock(_route_lock_key(route))))
             running = s.scalars(
-                select(Run).where(Run.route == route, Run.status == RunStatus.RUNNING)
+                select(Run)
+                .where(Run.route == route, Run.status == RunStatus.RUNNING)
+                .with_for_update(key_share=True)
             ).all()
             for run in running:
                 seen = run.heartbeat_at or run.started_at
@@ -511,7 +617,10 @@ class StateStore:
 
     @staticmethod
     def _beat(s: Session, run_id: int, now: datetime) -> None:
-        run = s.get(Run, run_id)
+        # FOR NO KEY UPDATE on a server: a take-over in start_run waits for this write (and
+        # sees its fresh heartbeat), or this waits for the take-over (and sees INTERRUPTED);
+        # NO KEY, so ledger rows pointing at the run (a key-share lock) never wait on it
+        run = s.get(Run, run_id, with_for_update={"key_share": True})
         if run is None:
             raise LookupError(f"no run {run_id} in the state database")
         if run.status is RunStatus.INTERRUPTED:
@@ -528,7 +637,7 @@ class StateStore:
             raise ValueError("finish_run needs a final status, not RUNNING")
         now = _utcnow()
         with self._transaction(write=True) as s:
-            run = s.get(Run, run_id)
+            run = s.get(Run, run_id, with_for_update={"key_share": True})
             if run is None:
                 raise LookupError(f"no run {run_id} in the state database")
             run.status = status
@@ -607,7 +716,9 @@ class StateStore:
                 return
             upsert = _upsert_statement(self._engine.dialect.name)
             if upsert is not None:
-                s.execute(upsert, list(rows.values()))
+                # in key order: concurrent writers of overlapping rows take their row locks
+                # in the same order on PostgreSQL, so they queue instead of deadlocking
+                s.execute(upsert, [rows[key] for key in sorted(rows)])
             else:
                 for row in rows.values():
                     s.merge(ItemState(**row))
@@ -664,6 +775,95 @@ class StateStore:
                 .limit(limit)
             )
             return [row.record() for row in rows]
+
+    # claims
+
+    def claim(self, route: str, keys: Sequence[tuple[str, str]], owner: str, *,
+              lease: timedelta) -> list[tuple[str, str]]:
+        """Claim the ``(kind, source_id)`` items of `route` for `owner` until now + `lease`.
+
+        Returns the keys `owner` now holds, in the order given (duplicates once): those no
+        one held, those whose lease had expired (taken over), and those `owner` already held
+        (lease renewed). An item held by another owner whose lease has not expired is left
+        out. Never two owners on one item: each batch of up to `CLAIM_BATCH` keys is one
+        ``INSERT INTO claims .. ON CONFLICT (route, kind, source_id) DO UPDATE SET owner,
+        expires_at WHERE claims.owner = :owner OR claims.expires_at <= :now RETURNING
+        kind, source_id``, all batches in one transaction.
+
+        This is the "equivalent" of ``SELECT .. FOR UPDATE SKIP LOCKED``: an item may have
+        no row yet (a new asset gets its ledger row only with its intent), and SKIP LOCKED
+        can only skip rows that exist. On PostgreSQL ON CONFLICT takes the conflicting row's
+        lock, waits for a concurrent claim of it to commit (milliseconds: a claim does
+        nothing else), and evaluates the WHERE on the committed row (PostgreSQL docs, INSERT:
+        "ON CONFLICT DO UPDATE guarantees an atomic INSERT or UPDATE outcome"); keys go in
+        sorted order so overlapping claims lock in one order and never deadlock. On SQLite
+        the transaction begins IMMEDIATE: one writer at a time.
+
+        Leases use the callers' clocks (UTC), like the run lock: keep them in sync (NTP).
+        Raises ValueError for an empty owner or a lease that is not positive, StateError on
+        a backend other than SQLite or PostgreSQL, or when the database fails.
+        """
+        if not owner:
+            raise ValueError("claim needs an owner name")
+        if lease <= timedelta(0):
+            raise ValueError(f"claim needs a positive lease, not {lease}")
+        wanted = list(dict.fromkeys((kind, source_id) for kind, source_id in keys))
+        if not wanted:
+            return []
+        insert = self._claims_insert()
+        now = _utcnow()
+        until = now + lease
+        held: set[tuple[str, str]] = set()
+        ordered = sorted(wanted)
+        with self._transaction(write=True) as s:
+            for start in range(0, len(ordered), CLAIM_BATCH):
+                stmt = insert(ItemClaim).values([
+                    {"route": route, "kind": kind, "source_id": source_id, "owner": owner,
+                     "expires_at": until}
+                    for kind, source_id in ordered[start:start + CLAIM_BATCH]
+                ])
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[c.name for c in ItemClaim.__table__.primary_key],
+                    set_={"owner": stmt.excluded.owner, "expires_at": stmt.excluded.expires_at},
+                    where=(ItemClaim.owner == owner) | (ItemClaim.expires_at <= now),
+                ).returning(ItemClaim.kind, ItemClaim.source_id)
+                held.update((kind, source_id) for kind, source_id in s.execute(stmt))
+        return [key for key in wanted if key in held]
+
+    def release(self, route: str, keys: Sequence[tuple[str, str]], owner: str) -> None:
+        """Give up `owner`'s claims on these ``(kind, source_id)`` items of `route` at once
+        (no need to wait for the lease); keys held by another owner, or by no one, are left
+        as they are. Raises StateError when the database fails."""
+        wanted = sorted(set(keys))
+        with self._transaction(write=True) as s:
+            for start in range(0, len(wanted), CLAIM_BATCH):
+                chunk = wanted[start:start + CLAIM_BATCH]
+                s.execute(
+                    delete(ItemClaim).where(
+                        ItemClaim.route == route,
+                        ItemClaim.owner == owner,
+                        tuple_(ItemClaim.kind, ItemClaim.source_id).in_(chunk),
+                    )
+                )
+
+    def claims(self, route: str) -> dict[tuple[str, str], tuple[str, datetime]]:
+        """The route's claims, expired ones included: ``(kind, source_id)`` to
+        ``(owner, expires_at)`` (UTC). For status and tests."""
+        with self._transaction() as s:
+            rows = s.execute(
+                select(ItemClaim.kind, ItemClaim.source_id, ItemClaim.owner,
+                       ItemClaim.expires_at).where(ItemClaim.route == route)
+            )
+            return {(kind, sid): (who, until) for kind, sid, who, until in rows}
+
+    def _claims_insert(self) -> Callable[[type[Base]], Any]:
+        insert = _dialect_insert(self._engine.dialect.name)
+        if insert is None:
+            raise StateError(
+                f"state database {self._where}: item claims need SQLite or PostgreSQL "
+                f"(this is {self._engine.dialect.name})"
+            )
+        return insert
 
     # lifetime
 

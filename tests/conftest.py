@@ -1,5 +1,5 @@
 """Shared test set-up: retries don't wait unless a test asks for real waits; logging is
-restored after each test."""
+restored after each test; a throw-away PostgreSQL server for the tests that ask for one."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import structlog
 
 from connectors import http
+from tests import pgserver
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +30,24 @@ def _restore_logging() -> Iterator[None]:
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgserver.PgServer]:
+    """One throw-away PostgreSQL server for the session (started on first use, stopped and
+    deleted at the end, also on Ctrl-C); skips, saying why, where none can be started."""
+    why = pgserver.unavailable()
+    if why is not None:
+        pytest.skip(f"no PostgreSQL for the tests: {why}")
+    server = pgserver.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg_server: pgserver.PgServer) -> str:
+    """A fresh, empty database on the test server for this test module: its URL (with the
+    server's password)."""
+    return pg_server.new_database("m")

@@ -1,4 +1,5 @@
-"""The checkpoint store on tmp_path SQLite files."""
+"""The checkpoint store, on tmp_path SQLite files and on a throw-away PostgreSQL server
+(the `db` fixture of conftest.py runs each test on both)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import create_engine, inspect, update
+from sqlalchemy import create_engine, inspect, text, update
 from sqlalchemy.orm import Session
 
 from state.models import SCHEMA_VERSION, Base, ItemState, Run
@@ -27,18 +28,14 @@ from state.store import (
     StateSchemaError,
     StateStore,
 )
+from tests.state.conftest import engine_url
 
 ROUTE = "storyblok:1->webflow:abc"
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "ckpt.db"
-
-
-@pytest.fixture
-def store(db: Path) -> Iterator[StateStore]:
+def store(db: str) -> Iterator[StateStore]:
     with StateStore(str(db)) as s:
         yield s
 
@@ -47,13 +44,13 @@ def asset(source_id: str, status: ItemStatus = ItemStatus.DONE, **kw: Any) -> It
     return ItemRecord(route=ROUTE, kind="asset", source_id=source_id, status=status, **kw)
 
 
-def age_heartbeat(db: Path, run_id: int, by: timedelta) -> datetime:
+def age_heartbeat(db: str, run_id: int, by: timedelta) -> datetime:
     """Make a run look as if its process, on another host, stopped beating `by` ago.
 
     (On this host the store asks the OS whether the owner lives, whatever the heartbeat.)
     """
     old = datetime.now(UTC) - by
-    engine = create_engine(f"sqlite:///{db}")
+    engine = create_engine(engine_url(db))
     try:
         with Session(engine) as s, s.begin():
             s.execute(update(Run).where(Run.id == run_id)
@@ -66,7 +63,8 @@ def age_heartbeat(db: Path, run_id: int, by: timedelta) -> datetime:
 # opening
 
 
-def test_plain_path_creates_parent_dirs_and_wal(db: Path) -> None:
+def test_plain_path_creates_parent_dirs_and_wal(sqlite_db: Path) -> None:
+    db = sqlite_db
     assert not db.parent.exists()
     with StateStore(str(db)):
         pass
@@ -83,11 +81,15 @@ def test_sqlalchemy_url_works_too(tmp_path: Path) -> None:
         assert set(s.items(ROUTE)) == {("asset", "1")}
 
 
-def test_newer_schema_is_refused_with_a_clear_error(db: Path) -> None:
+def test_newer_schema_is_refused_with_a_clear_error(db: str) -> None:
     StateStore(str(db)).close()
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
-    conn.close()
+    engine = create_engine(engine_url(db))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE schema_version SET version = :v"),
+                         {"v": SCHEMA_VERSION + 1})
+    finally:
+        engine.dispose()
     with pytest.raises(StateSchemaError, match=r"newer assetferry") as info:
         StateStore(str(db))
     assert str(SCHEMA_VERSION + 1) in str(info.value)
@@ -101,11 +103,11 @@ def test_no_column_could_hold_a_credential() -> None:
             assert word not in name.lower()
 
 
-def test_tables_and_indexes_exist(store: StateStore, db: Path) -> None:
-    engine = create_engine(f"sqlite:///{db}")
+def test_tables_and_indexes_exist(store: StateStore, db: str) -> None:
+    engine = create_engine(engine_url(db))
     try:
         insp = inspect(engine)
-        assert {"runs", "items", "schema_version"} <= set(insp.get_table_names())
+        assert {"runs", "items", "schema_version", "claims"} <= set(insp.get_table_names())
         assert insp.get_pk_constraint("items")["constrained_columns"] == [
             "route",
             "kind",
@@ -265,7 +267,7 @@ def test_unknown_run_is_a_lookup_error(store: StateStore) -> None:
         store.finish_run(999, RunStatus.DONE, {})
 
 
-def test_fresh_running_run_locks_the_route(store: StateStore, db: Path) -> None:
+def test_fresh_running_run_locks_the_route(store: StateStore, db: str) -> None:
     rid = store.start_run(ROUTE, "migrate")
     with StateStore(str(db)) as other:
         with pytest.raises(RunLockedError, match="another process") as info:
@@ -277,7 +279,7 @@ def test_fresh_running_run_locks_the_route(store: StateStore, db: Path) -> None:
     assert other_route != rid
 
 
-def test_stale_running_run_is_marked_interrupted(store: StateStore, db: Path) -> None:
+def test_stale_running_run_is_marked_interrupted(store: StateStore, db: str) -> None:
     dead = store.start_run(ROUTE, "migrate")
     last_seen = age_heartbeat(db, dead, STALE_AFTER + timedelta(seconds=5))
 
@@ -293,7 +295,7 @@ def test_stale_running_run_is_marked_interrupted(store: StateStore, db: Path) ->
 
 
 def test_writing_for_a_run_that_was_taken_over_fails_and_writes_nothing(
-    store: StateStore, db: Path
+    store: StateStore, db: str
 ) -> None:
     dead = store.start_run(ROUTE, "migrate")
     age_heartbeat(db, dead, STALE_AFTER * 2)
@@ -321,7 +323,7 @@ def _python(code: str) -> str:
     return done.stdout
 
 
-def test_written_rows_are_readable_from_another_process(store: StateStore, db: Path) -> None:
+def test_written_rows_are_readable_from_another_process(store: StateStore, db: str) -> None:
     store.write([asset("1", journal={"step": "staged"}), asset("2", ItemStatus.FAILED)])
     # the store stays open: committed means visible, not "flushed on close"
     out = _python(
@@ -336,7 +338,7 @@ def test_written_rows_are_readable_from_another_process(store: StateStore, db: P
 
 
 def test_write_is_durable_when_it_returns_even_if_the_process_dies(
-    store: StateStore, db: Path
+    store: StateStore, db: str
 ) -> None:
     _python(
         "import os\n"
@@ -371,7 +373,7 @@ def test_a_failing_write_leaves_the_db_unchanged(store: StateStore, bad: dict[st
     assert store.runs(ROUTE)[0] == before_run  # the heartbeat rolled back too
 
 
-def test_two_stores_writing_at_once_wait_for_each_other(db: Path) -> None:
+def test_two_stores_writing_at_once_wait_for_each_other(db: str) -> None:
     stores = [StateStore(str(db)), StateStore(str(db))]
     errors: list[BaseException] = []
     start = threading.Barrier(len(stores))
@@ -422,11 +424,7 @@ def test_five_thousand_records_in_batches(store: StateStore) -> None:
     assert store.items(ROUTE)[("asset", "4999")].source_hash == "h4999"
 
 
-def test_a_run_whose_process_is_gone_does_not_lock_the_route(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    db = tmp_path / "gone.db"
+def test_a_run_whose_process_is_gone_does_not_lock_the_route(db: str) -> None:
     code = (
         "import os; from state.store import StateStore; "
         f"s = StateStore({str(db)!r}); s.start_run('r', 'migrate'); os._exit(0)"
@@ -443,10 +441,10 @@ def test_a_run_whose_process_is_gone_does_not_lock_the_route(tmp_path: Path) -> 
 
 
 def test_a_live_run_on_this_host_is_never_taken_over_even_with_an_old_heartbeat(
-    store: StateStore, db: Path
+    store: StateStore, db: str
 ) -> None:
     run = store.start_run(ROUTE, "migrate")
-    engine = create_engine(f"sqlite:///{db}")
+    engine = create_engine(engine_url(db))
     try:
         with Session(engine) as s, s.begin():  # a long upload: no heartbeat for 10 minutes
             s.execute(update(Run).where(Run.id == run)
@@ -457,26 +455,25 @@ def test_a_live_run_on_this_host_is_never_taken_over_even_with_an_old_heartbeat(
         other.start_run(ROUTE, "migrate")
 
 
-def test_a_file_from_before_the_drift_marker_gets_the_column_in_place(db: Path) -> None:
+def test_a_file_from_before_the_drift_marker_gets_the_column_in_place(db: str) -> None:
     """A state file written before ``items.target_marker`` existed opens, keeps its rows and
     gains the column (additive: the schema version stays)."""
     with StateStore(str(db)) as store:
         store.write([ItemRecord(route=ROUTE, kind="asset", source_id="a1",
                                 status=ItemStatus.DONE, target_id="t1")])
-    with sqlite3.connect(db) as conn:
-        conn.execute("ALTER TABLE items DROP COLUMN target_marker")
+    _sql(db, "ALTER TABLE items DROP COLUMN target_marker")
     with StateStore(str(db)) as store:
         assert store.items(ROUTE)[("asset", "a1")].target_id == "t1"
         store.write([ItemRecord(route=ROUTE, kind="asset", source_id="a1",
                                 status=ItemStatus.DONE, target_id="t1", target_marker="{}")])
         assert store.items(ROUTE)[("asset", "a1")].target_marker == "{}"
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+    assert _sql(db, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
 
 
-def test_a_file_from_before_the_last_run_index_gets_it_in_place(db: Path) -> None:
+def test_a_file_from_before_the_last_run_index_gets_it_in_place(sqlite_db: Path) -> None:
     """A state file written before ``ix_items_route_last_run`` existed opens, keeps its rows
     and gains the index (``status`` counts a run's rows by it); the schema version stays."""
+    db = sqlite_db
     with StateStore(str(db)) as store:
         rid = store.start_run(ROUTE, "migrate")
         store.write([asset("a1")], run_id=rid)
@@ -495,7 +492,7 @@ def test_a_file_from_before_the_last_run_index_gets_it_in_place(db: Path) -> Non
         assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
 
 
-def test_items_read_by_core_equal_the_orm_rows(store: StateStore, db: Path) -> None:
+def test_items_read_by_core_equal_the_orm_rows(store: StateStore, db: str) -> None:
     """``items`` builds records from plain rows, not ORM objects: every field of every kind
     of row (statuses, nulls, journals, folders, other routes) equals what the ORM reads."""
     rid = store.start_run(ROUTE, "migrate")
@@ -512,7 +509,7 @@ def test_items_read_by_core_equal_the_orm_rows(store: StateStore, db: Path) -> N
                               target_path="d"))
     records.append(ItemRecord("contento:x->webflow:y", "asset", "a1", ItemStatus.DONE))
     store.write(records, run_id=rid)
-    engine = create_engine(f"sqlite:///{db}")
+    engine = create_engine(engine_url(db))
     try:
         with Session(engine) as s:
             orm = {(row.kind, row.source_id): row.record()
@@ -524,3 +521,14 @@ def test_items_read_by_core_equal_the_orm_rows(store: StateStore, db: Path) -> N
     assert got == orm
     assert store.items(ROUTE, kind="folder") == {k: v for k, v in orm.items() if k[0] == "folder"}
     assert all(type(r.status) is ItemStatus for r in got.values())
+
+
+def _sql(db: str, statement: str) -> list[tuple[Any, ...]]:
+    """Run one SQL statement behind the store's back; the rows it returns, if any."""
+    engine = create_engine(engine_url(db))
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(statement))
+            return [tuple(row) for row in result] if result.returns_rows else []
+    finally:
+        engine.dispose()

@@ -1,0 +1,30 @@
+"""The state-store suite runs on SQLite and on a throw-away PostgreSQL server alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.pgserver import PgServer
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The state database of one test: a SQLite file path (not created yet) or the URL of a
+    fresh, empty PostgreSQL database (the test skips, saying why, where there is no server)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state" / "ckpt.db")
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.new_database()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Path:
+    """A SQLite state file path (not created yet), for what only SQLite has (files, WAL)."""
+    return tmp_path / "state" / "ckpt.db"
+
+
+def engine_url(db: str | Path) -> str:
+    """A SQLAlchemy URL for `db` (a SQLite path or already a URL), to look behind the store."""
+    return str(db) if "://" in str(db) else f"sqlite:///{db}"
