@@ -49,7 +49,14 @@ from pipeline.run import (
     resolve_field_rules,
 )
 from pipeline.thumbnails import DEFAULT_THUMBNAILS, candidates, fetch_thumbnails
-from state.store import RunRecord, RunStatus, StateError, StateStore, run_is_live
+from state.store import (
+    RunRecord,
+    RunStatus,
+    StateError,
+    StateStore,
+    display_url,
+    run_is_live,
+)
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -419,7 +426,8 @@ def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
         render_report(summary, report_format_of(report, report_format)), report,
         option="--report",
         what="the run report", quiet=True, fallback=False)
-    console.finished(summary, Where(config, job.run.state, report if written else None))
+    console.finished(summary, Where(config, display_url(job.run.state),
+                                    report if written else None))
     if not written:
         # the run's work is saved in the state DB; only the report file is missing
         sys.stderr.write("error: the run finished (state saved) but its report could not "
@@ -442,7 +450,7 @@ def cmd_status(ctx: click.Context, config: Path, fmt: str, log_format: str | Non
     job = load_job(config, secrets=False)
     route = _route_scopes(job)
     store = read_state(job, config)
-    data: dict[str, Any] = {"route": route, "state": job.run.state, "counts": {},
+    data: dict[str, Any] = {"route": route, "state": display_url(job.run.state), "counts": {},
                             "last_run": None, "failed": [], "runs": []}
     try:
         data.update(status_data(store, route))

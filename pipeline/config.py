@@ -285,7 +285,12 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
     _refuse_read_only_target(raw)  # before ${VAR}s: a missing token is not the problem
+    run = raw.get("run")
+    state = run.get("state") if isinstance(run, dict) else None
     raw = expand_env(raw, env, required=secrets)
+    if not secrets and isinstance(state, str):
+        # status/export-map read the state DB: a server's password in its URL is needed
+        raw["run"]["state"] = expand_env(state, env, "run.state")
     base = path.resolve().parent
     known = plugins()
     for side in ("source", "target"):

@@ -434,10 +434,11 @@ CLAIM_BATCH = 1000
 65,535 parameters per statement)."""
 
 
-def _route_lock_key(route: str) -> int:
-    """The PostgreSQL advisory lock key (a signed 64-bit number) of a route's run lock:
-    stable across processes and versions (BLAKE2b of the route, not Python's salted hash)."""
-    digest = hashlib.blake2b(f"assetferry run lock {route}".encode(), digest_size=8).digest()
+def _lock_key(name: str) -> int:
+    """A PostgreSQL advisory lock key (a signed 64-bit number) for ``name`` ("schema", or
+    "run lock ROUTE"): stable across processes and versions (BLAKE2b, not Python's salted
+    hash), prefixed so it does not collide with another application's keys by chance."""
+    digest = hashlib.blake2b(f"assetferry {name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -528,6 +529,10 @@ class StateStore:
     def _init_schema(self) -> None:
         with self._transaction(write=True) as s:
             conn = s.connection()
+            if conn.dialect.name == "postgresql":
+                # processes opening a fresh database at once would race to CREATE TABLE (one
+                # fails on the duplicate); SQLite's BEGIN IMMEDIATE already serialises them
+                s.execute(select(func.pg_advisory_xact_lock(_lock_key("schema"))))
             Base.metadata.create_all(conn, tables=[Base.metadata.tables["schema_version"]])
             found = s.scalar(select(SchemaVersion.version).where(SchemaVersion.id == 1))
             if found is not None and found != SCHEMA_VERSION:
@@ -578,7 +583,7 @@ class StateStore:
         now = _utcnow()
         with self._transaction(write=True) as s:
             if s.get_bind().dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE did it
-                s.execute(select(func.pg_advisory_xact_lock(_route_lock_key(route))))
+                s.execute(select(func.pg_advisory_xact_lock(_lock_key(f"run lock {route}"))))
             running = s.scalars(
                 select(Run)
                 .where(Run.route == route, Run.status == RunStatus.RUNNING)

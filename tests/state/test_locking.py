@@ -42,3 +42,31 @@ def test_stores_starting_one_route_at_once_get_one_run(db: str) -> None:
     finally:
         for s in stores:
             s.close()
+
+
+def test_stores_opening_a_fresh_database_at_once_all_open_it(db: str) -> None:
+    """Workers started together on an empty database each create the tables if missing: one
+    does, none fails on the other's CREATE TABLE."""
+    start = threading.Barrier(5)
+    opened: list[StateStore] = []
+    errors: list[BaseException] = []
+
+    def opener() -> None:
+        try:
+            start.wait(timeout=30)
+            opened.append(StateStore(db))
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=opener) for _ in range(5)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        assert len(opened) == 5
+        assert opened[0].start_run(ROUTE, "migrate") > 0
+    finally:
+        for s in opened:
+            s.close()
