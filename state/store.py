@@ -721,9 +721,13 @@ class StateStore:
                 return
             upsert = _upsert_statement(self._engine.dialect.name)
             if upsert is not None:
-                # in key order: concurrent writers of overlapping rows take their row locks
-                # in the same order on PostgreSQL, so they queue instead of deadlocking
-                s.execute(upsert, [rows[key] for key in sorted(rows)])
+                values = list(rows.values())
+                if self._engine.dialect.name == "postgresql":
+                    # in key order: concurrent writers of overlapping rows take their row
+                    # locks in one order, so they queue instead of deadlocking (SQLite has
+                    # one writer at a time: the batch goes as given)
+                    values = [rows[key] for key in sorted(rows)]
+                s.execute(upsert, values)
             else:
                 for row in rows.values():
                     s.merge(ItemState(**row))
