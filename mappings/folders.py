@@ -292,7 +292,8 @@ def unique_names(
 def split_extension(filename: str) -> tuple[str, str]:
     """``("photo", ".jpg")``; no extension for ``"archive"``, ``".env"`` or ``"a.b c"``."""
     stem, dot, ext = filename.rpartition(".")
-    if not dot or not stem or not ext or len(ext) > 16 or any(c.isspace() for c in ext):
+    if not dot or not stem or not ext or len(ext) > 16 or (
+            not ext.isalnum() and any(c.isspace() for c in ext)):
         return filename, ""
     return stem, "." + ext
 

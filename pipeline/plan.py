@@ -715,29 +715,30 @@ def _asset_action(
     rules = keys.fields
     if asset.meta.locales and keys.locales:  # changed locale rules: update it
         rules += f"|locales:{keys.locales}"
-    base = AssetAction(Op.SKIP, asset.source_id, path, "", asset=asset,
-                       source_hash=source_hash(asset, rules))
+    hashed = source_hash(asset, rules)
+
+    def unsupported(reason: str) -> AssetAction:
+        return AssetAction(Op.UNSUPPORTED, asset.source_id, path, reason, asset=asset,
+                           source_hash=hashed)
+
     if folder is None:
-        return _with(base, Op.UNSUPPORTED,
-                     tree_error or "its folder cannot be placed in the target")
+        return unsupported(tree_error or "its folder cannot be placed in the target")
     if asset.unreachable:
-        return _with(base, Op.UNSUPPORTED, asset.unreachable)
+        return unsupported(asset.unreachable)
     problem = (type_problem(asset.size, asset.content_type, inp.limits)
                or size_problem(asset.size, asset.content_type, inp.limits))
     if problem:
-        return _with(base, Op.UNSUPPORTED, problem)
+        return unsupported(problem)
     filename = final_names[asset.source_id]
     if filename is None:
-        return _with(base, Op.UNSUPPORTED,
-                     f"no unique name for {asset.filename!r} in its target folder fits the "
-                     f"target's limit of {NameRules.of(inp.limits).limit_text()}; "
-                     "rename it in the source")
+        return unsupported(f"no unique name for {asset.filename!r} in its target folder fits "
+                           f"the target's limit of {NameRules.of(inp.limits).limit_text()}; "
+                           "rename it in the source")
     longest = inp.limits.max_path_bytes
     if longest is not None and path_bytes((*folder, filename)) > longest:
-        return _with(base, Op.UNSUPPORTED,
-                     f"its path in the target is {path_bytes((*folder, filename))} bytes; the "
-                     f"target allows {longest}: move the target to a shorter path, or shorten "
-                     "the source's folder or file names")
+        return unsupported(f"its path in the target is {path_bytes((*folder, filename))} "
+                           f"bytes; the target allows {longest}: move the target to a shorter "
+                           "path, or shorten the source's folder or file names")
     localized, mapped = (mapper or _MetaMapper(inp))(asset)
     meta, carried = carry_path(mapped.meta, collapsed, inp.folder_rules.collapsed_path,
                                inp.limits)
@@ -749,7 +750,8 @@ def _asset_action(
     publication, publish_warnings = publication_for(asset, inp)
     warnings.extend(publish_warnings)
     record = inp.records.get(("asset", asset.source_id))
-    hashed = base.source_hash + (f":{publication.key()}" if publication else "")
+    if publication:
+        hashed += f":{publication.key()}"
     base = AssetAction(
         Op.CREATE, asset.source_id, path, "", tuple(warnings), asset, folder, filename,
         meta, record=record, source_hash=hashed, dropped=dropped,

@@ -53,7 +53,7 @@ from connectors.localfs.files import (
     os_error,
     same_file,
 )
-from connectors.localfs.manifest import JOURNAL_SUFFIX, Entry, Manifest
+from connectors.localfs.manifest import JOURNAL_SUFFIX, NO_META, Entry, Manifest
 
 log = structlog.get_logger(__name__)
 
@@ -189,6 +189,7 @@ class LocalFolderConnector:
         self._reported: set[tuple[str, str]] = set()
         # own files by folder, so a listing checks a name without building a path per entry
         self._own_by_folder: dict[Path, dict[str, str]] = {}
+        self._folder_ids: dict[tuple[str, ...], str] = {}
         for path, reason in config.own_files.items():
             self._own_by_folder.setdefault(path.parent, {})[path.name] = reason
 
@@ -499,14 +500,17 @@ class LocalFolderConnector:
 
     def _asset(self, found: _FileAt, entry: Entry | None) -> Asset:
         info = found.info
+        folder_id = self._folder_ids.get(found.parts)
+        if folder_id is None:  # one string per folder, not one per file
+            folder_id = self._folder_ids[found.parts] = "/".join(found.parts)
         return Asset(
             source_id=found.rel,
             filename=info.name,
             folder_path=found.parts,
-            folder_id="/".join(found.parts) or None,
+            folder_id=folder_id or None,
             content_type=info.content_type,
             size=info.size,
-            meta=entry.meta() if entry else AssetMeta(),
+            meta=entry.meta() if entry else NO_META,
             checksums={},
             width=info.width,
             height=info.height,

@@ -53,6 +53,11 @@ class _LocaleEntry(BaseModel):
     copyright: str | None = None
 
 
+NO_META = AssetMeta()
+"""The metadata of a file without any: one frozen object shared by every such file (a local
+folder of 100,000 files lists 100,000 of them)."""
+
+
 class Entry(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -69,6 +74,10 @@ class Entry(BaseModel):
     _focus = field_validator("focus")(_check_focus)
 
     def meta(self) -> AssetMeta:
+        if (self.title is None and self.description is None and self.alt_text is None
+                and not self.tags and self.copyright is None and self.focus is None
+                and not self.locales):
+            return NO_META  # what assetferry wrote for a file without metadata
         return AssetMeta(
             title=self.title,
             description=self.description,

@@ -109,6 +109,8 @@ def test_metadata_fingerprints_stay_what_existing_ledgers_hold() -> None:
     """Every ledger row holds these hashes (a changed one sends an update for every asset):
     pinned to the values assetferry has always computed."""
     assert AssetMeta().fingerprint() == "dbc7a456ebaa8f72"
+    assert AssetMeta(title="").fingerprint() == "24ac10a856364fbe"  # "" is not None
+    assert AssetMeta(tags=("",)).fingerprint() == "a3d563d2af7dd2d9"
     assert FULL.fingerprint() == "56f4e1bf347d781a"
     assert replace(FULL, extra={"source": "Ü"}).fingerprint() == "da876808ed72ece0"
 
