@@ -60,6 +60,11 @@ log = structlog.get_logger(__name__)
 LIST_BATCH = 256
 """Files stat'ed (and image headers read) per worker-thread call while listing."""
 FORBIDDEN_NAME_CHARS = "/\\\x00"
+"""What a name we write may not hold: the separators of POSIX and Windows, and NUL (so a
+folder written here can be copied to either); the plan renames such a name first."""
+PLATFORM_FORBIDDEN_CHARS = "/\x00" + ("\\" if sys.platform == "win32" else "")
+"""What a name that exists on this file system cannot hold (POSIX: ``/`` and NUL only, so
+``back\\slash.txt`` is an ordinary name there): ids of files found here are read with it."""
 MAX_NAME_BYTES = 255
 """NAME_MAX of ext4, XFS, btrfs, APFS (255 UTF-8 bytes; NTFS counts 255 UTF-16 units)."""
 WINDOWS_RESERVED_NAMES = frozenset(
@@ -268,12 +273,11 @@ class LocalFolderConnector:
     async def local_path(self, asset: Asset) -> Path | None:
         """The file itself, for the pipeline to read in place (no temp copy). Raises
         ItemError when the id is unsafe or resolves outside the root."""
-        return await anyio.to_thread.run_sync(self._inside,
-                                              _split_rel(asset.source_id, "asset id"))
+        return await anyio.to_thread.run_sync(self._inside, _existing_rel(asset.source_id))
 
     @asynccontextmanager
     async def _open(self, rel: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        path = await anyio.to_thread.run_sync(self._inside, _split_rel(rel, "asset id"))
+        path = await anyio.to_thread.run_sync(self._inside, _existing_rel(rel))
         try:
             file = await anyio.open_file(path, "rb")
         except FileNotFoundError:
@@ -620,7 +624,7 @@ class LocalFolderConnector:
         Raises NotFoundError if the file is gone, ItemError on an unsafe id.
         """
         del journal
-        parts = _split_rel(target_id, "asset id")
+        parts = _existing_rel(target_id)
         rel = "/".join(parts)
         final = await anyio.to_thread.run_sync(self._inside, parts)
         await self._manifest.entries()  # a corrupt manifest stops us before any write
@@ -648,7 +652,7 @@ class LocalFolderConnector:
 
     async def update_metadata(self, target_id: str, meta: AssetMeta) -> None:
         """Set the manifest metadata of ``target_id``. NotFoundError if the file is gone."""
-        parts = _split_rel(target_id, "asset id")
+        parts = _existing_rel(target_id)
         rel = "/".join(parts)
         final = await anyio.to_thread.run_sync(self._inside, parts)
         if not await anyio.to_thread.run_sync(final.is_file):
@@ -666,7 +670,7 @@ class LocalFolderConnector:
 
     async def delete(self, target_id: str) -> None:
         """Remove the file and its manifest entry; a file already gone is fine."""
-        parts = _split_rel(target_id, "asset id")
+        parts = _existing_rel(target_id)
         rel = "/".join(parts)
         final = await anyio.to_thread.run_sync(self._inside, parts)
 
@@ -688,7 +692,7 @@ class LocalFolderConnector:
 
         Raises ItemError on an id that is unsafe or resolves outside the root.
         """
-        path = await anyio.to_thread.run_sync(self._inside, _split_rel(source_id, "asset id"))
+        path = await anyio.to_thread.run_sync(self._inside, _existing_rel(source_id))
         return await anyio.to_thread.run_sync(path.is_file)
 
     async def find_asset(
@@ -799,11 +803,12 @@ def _skipped_asset(skip: _Skip) -> Asset:
     )
 
 
-def _check_component(name: str, what: str) -> str:
-    """One path component: not empty, no separators or NUL, not ``.``/``..``, <= 255 bytes."""
+def _check_component(name: str, what: str, forbidden: str = FORBIDDEN_NAME_CHARS) -> str:
+    """One path component: not empty, none of ``forbidden`` (separators, NUL), not
+    ``.``/``..``, <= 255 bytes."""
     if name in ("", ".", ".."):
         raise ItemError(f"{what} {name!r} is not a usable name")
-    bad = sorted({c for c in name if c in FORBIDDEN_NAME_CHARS})
+    bad = sorted({c for c in name if c in forbidden})
     if bad:
         shown = ", ".join(repr(c) for c in bad)
         raise ItemError(f"{what} {name!r} contains {shown}; path separators and NUL are refused")
@@ -818,13 +823,23 @@ def _check_component(name: str, what: str) -> str:
     return name
 
 
-def _split_rel(rel: str, what: str) -> tuple[str, ...]:
-    """A relative POSIX id as its components; ItemError if absolute or escaping."""
+def _split_rel(rel: str, what: str, forbidden: str = FORBIDDEN_NAME_CHARS) -> tuple[str, ...]:
+    """A relative POSIX id as its components; ItemError if absolute or escaping, or if a
+    component holds one of ``forbidden``."""
     if not rel:
         raise ItemError(f"{what} is empty")
-    if rel.startswith(("/", "\\")) or PurePath(rel).is_absolute():
+    if rel.startswith(("/", *(c for c in "\\" if c in forbidden))) \
+            or PurePath(rel).is_absolute():
         raise ItemError(f"{what} {rel!r} is absolute; only paths inside the folder are allowed")
-    return tuple(_check_component(part, what) for part in rel.split("/"))
+    return tuple(_check_component(part, what, forbidden) for part in rel.split("/"))
+
+
+def _existing_rel(rel: str) -> tuple[str, ...]:
+    """The id of a file found on this file system (a listed source asset, a target asset we
+    wrote or adopted): any name the platform can hold is accepted (POSIX:
+    ``back\\slash.txt``), so every file the listing yields can be read, replaced and deleted.
+    ItemError if absolute or escaping the root."""
+    return _split_rel(rel, "asset id", PLATFORM_FORBIDDEN_CHARS)
 
 
 _: type[Target] = LocalFolderConnector

@@ -694,3 +694,24 @@ def test_a_manifest_entry_gives_all_of_its_metadata(field: str | None) -> None:
         got = getattr(meta, field)
         assert (dict(got) if field == "locales" else got) == (
             {"fr": LocalizedText(title="t")} if field == "locales" else values[field])
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows refuses \\ in file names")
+async def test_every_name_the_file_system_holds_can_be_read_and_deleted(
+    root: Path, tmp_path: Path
+) -> None:
+    """A backslash is an ordinary character of a POSIX name: a listed file with one is read,
+    checked and deleted by its id (a name we write still may not hold one)."""
+    (root / "back\\slash.txt").write_bytes(b"abc")
+    conn = connector(root, role="target")
+    [asset] = await assets_of(conn)
+    assert asset.source_id == "back\\slash.txt"
+    assert await read_all(conn, asset) == b"abc"
+    assert await conn.local_path(asset) == root / "back\\slash.txt"
+    assert await conn.asset_exists(asset.source_id)
+    await conn.update_metadata(asset.source_id, AssetMeta(title="t"))
+    await conn.delete(asset.source_id)
+    assert not (root / "back\\slash.txt").exists()
+    with pytest.raises(ItemError, match="separators"):
+        await conn.upload(request("new\\name.txt"), stage_bytes(tmp_path, b"x", "text/plain"),
+                          MemoryJournal())

@@ -419,3 +419,32 @@ async def test_system_files_are_kept_when_asked(tmp_path: Path) -> None:
     # migrated like any file (the mapping drops leading dots: no hidden names in a target)
     assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".assetferry")) == [
         "DS_Store", "Thumbs.db"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows refuses \\ : ? in file names")
+async def test_a_posix_name_a_target_cannot_store_is_renamed_in_the_plan_and_migrated(
+    tmp_path: Path,
+) -> None:
+    """``back\\slash.txt`` is an ordinary POSIX name: the local source reads it, the plan
+    renames it for every target that cannot store it, and the run does what the plan said
+    (it was planned as a create that every run failed: the source refused its own id)."""
+    src = tmp_path / "lib"
+    (src / "sub\\dir").mkdir(parents=True)
+    names = {"back\\slash.txt": b"one", "sub\\dir/a:b?.txt": b"two"}
+    for rel, data in names.items():
+        (src / rel).write_bytes(data)
+    dest = tmp_path / "out"
+    config = load_job(job(tmp_path, local(src), local(dest)), env={})
+
+    plan = await plan_job(config)
+    assert {a.op for a in plan.assets} == {Op.CREATE}
+    renamed = {a.source_id: a.filename for a in plan.assets}
+    assert renamed == {"back\\slash.txt": "back_slash.txt", "sub\\dir/a:b?.txt": "a:b?.txt"}
+    assert [f.target_path for f in plan.folders] == [("sub_dir",)]
+    summary = await execute_job(config, "migrate")
+    assert summary.failed() == [], summary.text()
+    assert (dest / "back_slash.txt").read_bytes() == b"one"
+    assert (dest / "sub_dir" / "a:b?.txt").read_bytes() == b"two"
+    # a second run finds both migrated (the ids are read back the same way)
+    again = await plan_job(config)
+    assert {a.op for a in again.assets} == {Op.SKIP}
