@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import httpx
-from pydantic import AfterValidator, SecretStr
+from pydantic import AfterValidator, SecretStr, StrictFloat
 
 
 def http_base_url(value: str | None) -> str | None:
@@ -44,5 +44,7 @@ BaseUrl = Annotated[str | None, AfterValidator(http_base_url)]
 """An API root that overrides the documented host (an emulator, a proxy)."""
 Token = Annotated[SecretStr, AfterValidator(non_empty_secret)]
 """A required credential, never blank."""
-Rate = Annotated[float | None, AfterValidator(positive_rate)]
-"""An optional rate override, above zero."""
+Rate = Annotated[StrictFloat | None, AfterValidator(positive_rate)]
+"""An optional rate override, above zero (a number: ``true`` or ``"5"`` is refused)."""
+PositiveRate = Annotated[StrictFloat, AfterValidator(positive_rate)]
+"""A rate above zero (a number: ``true`` or ``"5"`` is refused)."""

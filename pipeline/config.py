@@ -20,6 +20,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
+    StrictBool,
     ValidationError,
     create_model,
     field_validator,
@@ -63,7 +65,7 @@ class FiltersConfig(BaseModel):
     min_size: Annotated[int | None, BeforeValidator(parse_size)] = None
     max_size: Annotated[int | None, BeforeValidator(parse_size)] = None
     updated_since: Annotated[datetime | None, BeforeValidator(parse_since)] = None
-    only_referenced: bool = False
+    only_referenced: StrictBool = False
 
     @field_validator("include", "exclude")
     @classmethod
@@ -91,11 +93,33 @@ class FiltersConfig(BaseModel):
                            self.updated_since, self.only_referenced)
 
 
+def _template_or_false(value: object) -> str | bool:
+    """A ``[mapping.fields]`` value: a template (text) or ``false``; one message for
+    anything else (``title = 5``), not one per member of the union."""
+    if isinstance(value, str) or value is False:
+        return value
+    raise ValueError(f"got {_shown(value)}; give a template in quotes (e.g. "
+                     "\"{title or filename_stem}\") or false to drop the field")
+
+
+def _shown(value: object) -> str:
+    """A job-file value as TOML spells it (``true``, ``"yes"``, ``5``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
 class TagsConfig(BaseModel):
     """``[mapping.tags]``: keep, drop, rename and add tags (:class:`mappings.fields.TagRules`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    keep: bool = True
+    keep: StrictBool = True
     """false: the source's tags are not sent (fixed ``add`` tags still are)."""
     drop: list[str] = Field(default_factory=list)
     rename: dict[str, str] = Field(default_factory=dict)
@@ -116,7 +140,8 @@ class MappingConfig(BaseModel):
     collapsed_path: CollapsedPath = CollapsedPath.NAME
     """Where the levels of a collapsed or merged folder go: ``name`` | ``tag`` |
     ``description``."""
-    fields: dict[str, str | bool] = Field(default_factory=dict)
+    fields: dict[str, Annotated[str | bool, PlainValidator(_template_or_false)]] = Field(
+        default_factory=dict)
     """``[mapping.fields]``: target field -> template, or false (:class:`FieldRules`)."""
     tags: TagsConfig = TagsConfig()
 
@@ -160,7 +185,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     state: str = "state/assetferry.db"
     """A file path (relative to the job file) or any SQLAlchemy URL."""
-    concurrency: int = Field(default=8, ge=1, le=64)
+    concurrency: int = Field(default=8, ge=1, le=64, strict=True)
 
     @field_validator("state")
     @classmethod
@@ -171,9 +196,9 @@ class RunConfig(BaseModel):
                              "map); give a file path such as \"state/assetferry.db\" or a "
                              "server database URL")
         return value
-    prune: bool = False
+    prune: StrictBool = False
     """sync only: delete from the target what was migrated and is gone from the source."""
-    max_deletes: int = Field(default=100, ge=0)
+    max_deletes: int = Field(default=100, ge=0, strict=True)
     """sync only: refuse to prune more than this many assets in one run."""
     on_conflict: Literal["skip", "source-wins", "fail"] = "skip"
     """An asset edited in the target since we wrote it (drift): ``skip`` leaves it and
@@ -242,25 +267,70 @@ def job_model() -> type[JobConfig]:
     return model
 
 
+_TYPE_ERRORS: Mapping[str, str] = {
+    "bool_type": "must be true or false (without quotes)",
+    "bool_parsing": "must be true or false (without quotes)",
+    "int_type": "must be a whole number (without quotes)",
+    "int_parsing": "must be a whole number (without quotes)",
+    "int_from_float": "must be a whole number (without quotes)",
+    "float_type": "must be a number (without quotes)",
+    "float_parsing": "must be a number (without quotes)",
+    "string_type": "must be text in quotes",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "list_type": 'must be a list, e.g. ["a", "b"]',
+    "tuple_type": 'must be a list, e.g. ["a", "b"]',
+}
+"""What a key of the wrong TOML type must be, by pydantic error type."""
+
+_UNION_MEMBER = re.compile(
+    r"^(str|int|float|bool|none|[a-z-]+\[.*\]|[A-Z]\w*(Config|Rules))$")
+"""A segment pydantic adds to an error's location to name the member of a union that
+failed (``str``, ``dict[str,str]``, ``literal['site']``, ``PublishConfig``); not a key."""
+
+
+def _kind(value: object) -> str:
+    """What TOML type ``value`` is, for a message that must not echo it (a secret's key)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a table" if isinstance(value, dict) else "a list" \
+        if isinstance(value, list) else type(value).__name__
+
+
 def _format_errors(exc: ValidationError) -> str:
+    """One line per key: the key (no union tags), the value given where it is no secret,
+    and what is allowed (``run.prune: must be true or false (without quotes), got "yes"``)."""
     names = tuple(plugins())
-    lines = []
+    by_key: dict[str, list[str]] = {}
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
         # drop pydantic's union tag ("target.contentstack.api_key" -> "target.api_key")
         if len(loc) >= 2 and loc[0] in ("source", "target") and loc[1] in names:
             loc.pop(1)
+        loc = [part for part in loc if not _UNION_MEMBER.match(part)]
         key = ".".join(loc) or "(file)"
         msg = err["msg"]
-        if err["type"] == "extra_forbidden":
+        kind = err["type"]
+        if kind == "extra_forbidden":
             msg = "unknown key (check its spelling against the README's job file section)"
-        elif err["type"] == "union_tag_invalid":
+        elif kind == "union_tag_invalid":
             msg = f"unknown connector; use one of: {', '.join(names)}"
-        elif err["type"] == "union_tag_not_found":
+        elif kind == "union_tag_not_found":
             msg = "missing 'connector' key"
-        elif err["type"] == "value_error":
+        elif kind == "value_error":
             msg = msg.removeprefix("Value error, ")
-        lines.append(f"  {key}: {msg}")
+        elif kind in _TYPE_ERRORS:
+            # a string where text is due may be a secret's key: say its type, not its value
+            given = _kind(err["input"]) if kind == "string_type" else _shown(err["input"])
+            msg = f"{_TYPE_ERRORS[kind]}, got {given}"
+        elif kind in ("literal_error", "enum"):
+            msg = f"{msg.replace('Input should be', 'must be')}, got {_shown(err['input'])}"
+        if msg not in by_key.setdefault(key, []):
+            by_key[key].append(msg)
+    lines = [f"  {key}: {'; or '.join(msgs)}" for key, msgs in by_key.items()]
     return "invalid job file:\n" + "\n".join(lines)
 
 
@@ -274,14 +344,13 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
     """
     env = os.environ if env is None else env
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(job_text(path, path.read_bytes()))
     except FileNotFoundError:
         raise ConfigError(f"job file {path} not found") from None
     except IsADirectoryError:
         raise ConfigError(f"job file {path} is a folder; give the path of a .toml file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"job file {path} cannot be read: {reason}") from None
+    except OSError as exc:
+        raise ConfigError(f"job file {path} cannot be read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
     _refuse_read_only_target(raw)  # before ${VAR}s: a missing token is not the problem
@@ -324,6 +393,29 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
     check_field_templates(job)
     check_local_paths(job)
     return job
+
+
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def job_text(path: Path, data: bytes) -> str:
+    """The job file's bytes as text. TOML is UTF-8 (toml.io, "Spec": "A TOML file must be a
+    valid UTF-8 encoded Unicode document"); a UTF-8 byte order mark (Windows Notepad writes
+    one) is dropped. ConfigError, one line saying how to save the file, for UTF-16 (a BOM or
+    NUL bytes) and for bytes that are not UTF-8 (Latin-1, Windows-1252), naming the line."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if data.startswith(_UTF16_BOMS) or b"\x00" in data[:64]:
+        raise ConfigError(f"job file {path} is UTF-16 text; TOML must be UTF-8: save it as "
+                          "UTF-8 (in Notepad: Save as > Encoding > UTF-8)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"job file {path} is not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
+            "(Latin-1 or Windows-1252?); TOML must be UTF-8: save it as UTF-8 (e.g. iconv -f "
+            "latin1 -t utf-8)") from None
 
 
 def check_field_templates(job: JobConfig) -> None:

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from connectors.settings import BaseUrl, Rate
 
@@ -63,7 +70,7 @@ class PublishConfig(BaseModel):
 
     environments: tuple[str, ...] = ()
     locales: tuple[str, ...] = ()
-    enabled: bool = True
+    enabled: StrictBool = True
     """``publish = false`` is read as ``enabled = false`` (publish nothing)."""
 
     @field_validator("environments", "locales")
@@ -99,18 +106,23 @@ class ContentstackConfig(BaseModel):
     requests_per_second: Rate = None
     """Pacing override; default 10 (the documented CMA limit)."""
     publish: PublishConfig | None = None
-    """Target only. A table: publish every migrated asset there. Unset (or ``true``): publish
-    where the source has each asset published (a Contentstack source's ``publish_details``;
-    nothing for other sources). ``false``: publish nothing."""
+    """Target only. A table: publish every migrated asset there. Unset: publish where the
+    source has each asset published (a Contentstack source's ``publish_details``; nothing for
+    other sources). ``false``: publish nothing. ``true`` is refused: it reads as "publish
+    everything" but says nowhere."""
 
     @field_validator("publish", mode="before")
     @classmethod
     def _publish_switch(cls, value: object) -> object:
-        if value is True:
-            return None
         if value is False:
             return {"enabled": False}
-        return value
+        if isinstance(value, dict) or value is None:
+            return value
+        shown = "true" if value is True else f'"{value}"' if isinstance(value, str) else value
+        raise ValueError(
+            f"got {shown}; give a table (publish = {{environments = [\"production\"], "
+            "locales = [\"en-us\"]}), false to publish nothing, or leave it out to publish "
+            "where the source has each asset published")
 
     @field_validator("api_key", "branch")
     @classmethod

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, StrictBool, field_validator
 
 from connectors.contentstack.config import CDA_HOSTS, Region, v3_base
 from connectors.settings import BaseUrl, Rate, Token
@@ -42,7 +42,7 @@ class ContentstackDeliveryConfig(BaseModel):
     delivery_token: Token
     environment: str
     locale: str | None = None
-    include_fallback: bool = False
+    include_fallback: StrictBool = False
     branch: str = "main"
     region: Region = "na"
     base_url: BaseUrl = None

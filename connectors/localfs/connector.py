@@ -21,7 +21,7 @@ import anyio
 import anyio.to_thread
 import structlog
 from anyio import AsyncFile
-from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, StrictBool, field_validator
 
 from connectors.base import (
     METADATA_FIELDS,
@@ -95,7 +95,7 @@ class LocalConfig(BaseModel):
     """Root folder. As a source it must exist; as a target it is created on the first write."""
     manifest: str = DEFAULT_MANIFEST
     """File name (at the root) of the metadata manifest."""
-    include_system_files: bool = False
+    include_system_files: StrictBool = False
     """As a source: also migrate operating-system clutter (``.DS_Store``, ``Thumbs.db``,
     ``desktop.ini``, ``._*`` AppleDouble files...); by default they are skipped, each listed in
     the plan with its reason and counted as excluded."""

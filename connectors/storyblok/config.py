@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from connectors.settings import BaseUrl, Rate, Token
 
@@ -45,9 +53,9 @@ class StoryblokConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     connector: Literal["storyblok"]
-    space_id: int
+    space_id: StrictInt
     token: Token
-    oauth: bool = False
+    oauth: StrictBool = False
     region: Region = "eu"
     base_url: BaseUrl = None
     asset_token: SecretStr | None = None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from connectors.settings import BaseUrl, Token, positive_rate
+from connectors.settings import BaseUrl, PositiveRate, Token
 
 API_HOST = "https://api.webflow.com"
 """The Data API's only host; the API lives under ``/v2`` (§3.1)."""
@@ -37,7 +37,7 @@ class WebflowConfig(BaseModel):
     site_id: str
     token: Token
     base_url: BaseUrl = None
-    rate_limit_per_minute: Annotated[float, AfterValidator(positive_rate)] = DEFAULT_RATE_PER_MINUTE
+    rate_limit_per_minute: PositiveRate = DEFAULT_RATE_PER_MINUTE
     locales: dict[str, str] | Literal["site"] = {}
     """Locale code -> Webflow ``localeId``; a list of ids reads each under its own id;
     ``"site"``: the site's secondary locales by tag, read from the site."""
@@ -63,14 +63,14 @@ class WebflowConfig(BaseModel):
     @field_validator("locales", mode="before")
     @classmethod
     def _list_is_ids(cls, value: Any) -> Any:
-        if isinstance(value, list | tuple):
-            return {str(v).strip(): str(v).strip() for v in value if str(v).strip()}
-        if isinstance(value, str) and value.strip() != "site":
-            raise ValueError(
-                'locales must be "site" (the site\'s locales, by tag), a table '
-                '{de = "<localeId>"} or a list of locale ids'
-            )
-        return value.strip() if isinstance(value, str) else value
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return {v.strip(): v.strip() for v in value if v.strip()}
+        if isinstance(value, dict) or (isinstance(value, str) and value.strip() == "site"):
+            return value.strip() if isinstance(value, str) else value
+        raise ValueError(
+            'locales must be "site" (the site\'s locales, by tag), a table {de = "<localeId>"} '
+            f"or a list of locale ids (text), got {value!r}"
+        )
 
     @model_validator(mode="after")
     def _rate_within_plans(self) -> WebflowConfig:

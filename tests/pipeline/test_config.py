@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from connectors.contentstack import ContentstackConfig
 from connectors.errors import ConfigError
 from connectors.localfs import LocalConfig
-from pipeline.config import load_job
+from pipeline.config import job_model, load_job
+from pipeline.registry import plugins
 
 GOOD = """
 [source]
@@ -143,3 +147,121 @@ def test_full_listing_every_is_a_whole_number_in_range(tmp_path: Path, value: st
     text = GOOD.replace("concurrency = 4", f"concurrency = 4\nfull_listing_every = {value}")
     with pytest.raises(ConfigError, match=r"run\.full_listing_every"):
         load_job(write(tmp_path, text), env={"CS_TOKEN": "x"})
+
+
+# --- strict values: a job file's value is taken as written or refused, never coerced --------
+
+
+def _job_models() -> list[type[BaseModel]]:
+    """Every pydantic model a job file is validated with (pipeline, mappings, connectors)."""
+    seen: list[type[BaseModel]] = []
+
+    def walk(model: type[BaseModel]) -> None:
+        if model in seen:
+            return
+        seen.append(model)
+        for info in model.model_fields.values():
+            for arg in _leaves(info.annotation):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    walk(arg)
+
+    walk(job_model())
+    for plugin in plugins().values():
+        walk(plugin.config)
+    return seen
+
+
+def _leaves(annotation: object) -> list[object]:
+    args = typing.get_args(annotation)
+    return [annotation] if not args else [x for a in args for x in _leaves(a)]
+
+
+_COERCIBLE: dict[type, object] = {bool: "yes", int: True, float: True}
+"""A value pydantic's lax mode would turn into each type (``"yes"`` -> True, True -> 1)."""
+
+
+_NO_SCALARS = {"JobConfig", "MappingConfig", "LocaleRules", "ContentoConfig"}
+"""Models with no bool, int or float key of their own."""
+
+
+@pytest.mark.parametrize("model", _job_models(), ids=lambda m: m.__name__)
+def test_no_job_file_key_coerces_a_value_of_another_type(model: type[BaseModel]) -> None:
+    """Every bool, int and float key of every job-file model refuses a value of another
+    TOML type (``prune = "yes"``, ``concurrency = true``) instead of coercing it."""
+    checked = 0
+    for info in model.model_fields.values():
+        leaves = _leaves(info.annotation)
+        for kind in [t for t in leaves if t in _COERCIBLE]:
+            value = _COERCIBLE[kind]
+            if type(value) in leaves:  # the union takes that type as it is (str | bool)
+                continue
+            annotation: Any = (typing.Annotated[info.annotation, *info.metadata]
+                               if info.metadata else info.annotation)
+            with pytest.raises(ValidationError):
+                TypeAdapter(annotation).validate_python(value)
+            checked += 1
+    assert checked or model.__name__ in _NO_SCALARS, model.__name__
+
+
+@pytest.mark.parametrize(("section", "line", "message"), [
+    ("run", 'prune = "yes"', 'run.prune: must be true or false (without quotes), got "yes"'),
+    ("run", "concurrency = true",
+     "run.concurrency: must be a whole number (without quotes), got true"),
+    ("run", "max_deletes = 2.5", "run.max_deletes: must be a whole number"),
+    ("mapping.tags", 'keep = "yes"', 'mapping.tags.keep: must be true or false'),
+    ("mapping.filters", "only_referenced = 1", "mapping.filters.only_referenced: must be true"),
+    ("mapping.fields", "title = 5", "mapping.fields.title: got 5; give a template in quotes"),
+    ("mapping.fields", "title = true", "mapping.fields.title: got true; give a template"),
+    ("target", "publish = true", "target.publish: got true; give a table"),
+    ("target", 'publish = "yes"', 'target.publish: got "yes"; give a table'),
+    ("target", "requests_per_second = true", "target.requests_per_second: must be a number"),
+    ("mapping", 'folder_overflow = "nah"',
+     "mapping.folder_overflow: must be 'collapse', 'truncate' or 'fail', got \"nah\""),
+])
+def test_a_value_of_the_wrong_type_is_one_line_naming_key_value_and_what_is_allowed(
+    tmp_path: Path, section: str, line: str, message: str
+) -> None:
+    key = line.split(" =")[0]
+    good = "\n".join(x for x in GOOD.splitlines() if not x.startswith(f"{key} ="))
+    text = good.replace(f"[{section}]\n", f"[{section}]\n{line}\n") \
+        if f"[{section}]\n" in good else good + f"\n[{section}]\n{line}\n"
+    with pytest.raises(ConfigError) as err:
+        load_job(write(tmp_path, text), env={"CS_TOKEN": "s3cret"})
+    lines = str(err.value).splitlines()
+    assert lines[0] == "invalid job file:"
+    assert len(lines) == 2, lines  # one line for the key, not one per member of a union
+    assert message in lines[1]
+
+
+def test_a_secret_of_the_wrong_type_is_named_by_its_type_not_its_value(tmp_path: Path) -> None:
+    text = GOOD.replace('management_token = "${CS_TOKEN}"', "management_token = 987654321")
+    with pytest.raises(ConfigError) as err:
+        load_job(write(tmp_path, text), env={})
+    assert "target.management_token: must be text in quotes, got a number" in str(err.value)
+    assert "987654321" not in str(err.value)
+
+
+# --- the job file's encoding ------------------------------------------------------------------
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "job.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert load_job(path, env={"CS_TOKEN": "s3cret"}).run.concurrency == 4
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (GOOD.encode("utf-16"), "is UTF-16 text; TOML must be UTF-8: save it as UTF-8"),
+    (GOOD.encode("utf-16-le"), "is UTF-16 text; TOML must be UTF-8"),
+    (GOOD.replace('branch = "main"', 'branch = "h\u00e9"').encode("latin-1"),
+     "is not UTF-8 text: byte 0xe9 on line 11 (Latin-1 or Windows-1252?)"),
+], ids=["utf-16 with BOM", "utf-16 without BOM", "latin-1"])
+def test_a_job_file_not_in_utf8_is_one_line_saying_how_to_save_it(
+    tmp_path: Path, data: bytes, says: str
+) -> None:
+    path = tmp_path / "job.toml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as err:
+        load_job(path, env={"CS_TOKEN": "s3cret"})
+    assert says in str(err.value)
+    assert len(str(err.value).splitlines()) == 1

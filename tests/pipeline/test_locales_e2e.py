@@ -234,7 +234,7 @@ async def test_webflow_source_reads_alt_texts_under_the_site_tags(tmp_path: Path
 
 
 @pytest.mark.parametrize(("mapping", "says"), [
-    ('missing = "keep"\n', "mapping.locales.missing: Input should be 'drop' or 'fold'"),
+    ('missing = "keep"\n', "mapping.locales.missing: must be 'drop' or 'fold', got \"keep\""),
     ('codes = {de = "x", fr = "X"}\n', "mapping.locales.codes: codes.fr: de and fr "
                                        "both map to X"),
     ('default = "en"\ncodes = {en = "en-US"}\n', "codes.en: en is the default locale"),
