@@ -228,6 +228,33 @@ def refuse_own_output(job: JobConfig, config: Path, option: str, out: Path | Non
                               "for an asset or overwrite one. Give a path outside it.")
 
 
+PLAN_SUFFIXES: Mapping[str, str] = {".txt": "table", ".json": "json", ".md": "markdown",
+                                     ".markdown": "markdown", ".html": "html", ".htm": "html"}
+REPORT_SUFFIXES: Mapping[str, str] = {".json": "json", ".html": "html", ".htm": "html"}
+VERIFY_SUFFIXES: Mapping[str, str] = {".txt": "table", ".json": "json"}
+MAP_SUFFIXES: Mapping[str, str] = {".csv": "csv", ".json": "json", ".jsonl": "jsonl"}
+
+
+def format_of(given: str | None, out: Path | None, suffixes: Mapping[str, str], default: str,
+              *, option: str, format_option: str) -> str:
+    """The output format: ``given`` (the format option), else the one ``out``'s suffix names
+    (case ignored: ``plan.htm`` is HTML, ``map.json`` JSON), else ``default``. A suffix that
+    names no format keeps ``default`` and says so on stderr, listing the suffixes known, so a
+    file is never written in a format its name does not suggest without a word."""
+    if given is not None:
+        return given
+    if out is None:
+        return default
+    suffix = out.suffix.lower()
+    if suffix in suffixes:
+        return suffixes[suffix]
+    if suffix:
+        known = ", ".join(f"{s} ({f})" for s, f in suffixes.items())
+        sys.stderr.write(f"warning: {option} {out}: {suffix!r} names no format, so it is "
+                         f"written as {default}; name it {known}, or give {format_option}\n")
+    return default
+
+
 def render_plan(plan: Plan, fmt: str, thumbnails: Mapping[str, str] | None = None) -> str:
     if fmt == "html":
         return plan_html(plan, thumbnails=thumbnails)
@@ -256,9 +283,10 @@ def _route_scopes(job: JobConfig) -> str:
 @cli.command("plan")
 @job_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "html"]),
-              default="table", show_default=True,
+              default=None,
               help="table for a terminal, JSON for tools, Markdown or HTML (one "
-                   "self-contained page) for a review")
+                   "self-contained page) for a review; default: from --out's suffix (.txt "
+                   ".json .md .html .htm), else table")
 @click.option("--out", type=OUT_FILE, default=None, metavar="FILE",
               help="write the plan to FILE instead of stdout")
 @click.option("--prune", is_flag=True, default=False,
@@ -269,10 +297,11 @@ def _route_scopes(job: JobConfig) -> str:
                    "the source, paced as a run is; 0: none)")
 @global_options
 @click.pass_context
-def cmd_plan(ctx: click.Context, config: Path, fmt: str, out: Path | None, prune: bool,
-             thumbnails: int, log_format: str | None, verbose: bool) -> int:
+def cmd_plan(ctx: click.Context, config: Path, fmt: str | None, out: Path | None,
+             prune: bool, thumbnails: int, log_format: str | None, verbose: bool) -> int:
     """Dry-run diff: what migrate/sync would do; touches nothing."""
     _configure(ctx, log_format, verbose)
+    fmt = format_of(fmt, out, PLAN_SUFFIXES, "table", option="--out", format_option="--format")
     job = load_job(config)
     refuse_own_output(job, config, "--out", out)
     thumbs: dict[str, str] = {}
@@ -362,7 +391,8 @@ def _run_command(name: str, text: str) -> None:
                   help="only retry the items that failed last time")
     @click.option("--report", type=OUT_FILE, default=None, metavar="FILE",
                   help="also write the run report to FILE (JSON; HTML when FILE ends in "
-                       ".html or .htm)")
+                       ".html or .htm; another suffix than .json is written as JSON, "
+                       "with a warning)")
     @click.option("--report-format", type=click.Choice(["json", "html"]), default=None,
                   help="the --report file's format, whatever its name ends in")
     @temporal_options
@@ -397,10 +427,10 @@ _run_command("sync", "Mirror only what changed since the last run.")
 
 
 def report_format_of(report: Path, report_format: str | None) -> str:
-    """``--report-format``, else ``html`` for a FILE ending in .html/.htm, else ``json``."""
-    if report_format is not None:
-        return report_format
-    return "html" if report.suffix.lower() in (".html", ".htm") else "json"
+    """``--report-format``, else ``html`` for a FILE ending in .html/.htm, else ``json``
+    (:func:`format_of`: a suffix other than .json says so)."""
+    return format_of(report_format, report, REPORT_SUFFIXES, "json", option="--report",
+                     format_option="--report-format")
 
 
 def render_report(summary: RunSummary, fmt: str) -> str:
@@ -559,9 +589,9 @@ MAP_FORMATS = ("csv", "json", "jsonl", "storyblok-manifest", "contentstack-mappe
 
 @cli.command("export-map")
 @job_option
-@click.option("--format", "fmt", type=click.Choice(MAP_FORMATS), default="csv",
-              show_default=True,
-              help="csv or json (one row per folder/asset), jsonl (the live map's lines, with "
+@click.option("--format", "fmt", type=click.Choice(MAP_FORMATS), default=None,
+              help="default: from --out's suffix (.csv .json .jsonl), else csv. csv or json "
+                   "(one row per folder/asset), jsonl (the live map's lines, with "
                    "URL variants), storyblok-manifest (the Storyblok CLI's asset "
                    "manifest.jsonl), contentstack-mapper (csdx cm:stacks:import's "
                    "mapper/assets/*.json; --out names the import's data folder)")
@@ -570,12 +600,13 @@ MAP_FORMATS = ("csv", "json", "jsonl", "storyblok-manifest", "contentstack-mappe
                    "instead of stdout")
 @global_options
 @click.pass_context
-def cmd_export_map(ctx: click.Context, config: Path, fmt: str, out: Path | None,
+def cmd_export_map(ctx: click.Context, config: Path, fmt: str | None, out: Path | None,
                    log_format: str | None, verbose: bool) -> int:
     """Source -> target id/url map for rewriting content (needs no credentials)."""
     from pipeline import idmap
 
     _configure(ctx, log_format, verbose)
+    fmt = format_of(fmt, out, MAP_SUFFIXES, "csv", option="--out", format_option="--format")
     out = _check_map_out(ctx, fmt, out)
     job = load_job(config, secrets=False)
     refuse_own_output(job, config, "--out", out)
@@ -641,19 +672,21 @@ def _check_map_out(ctx: click.Context, fmt: str, out: Path | None) -> Path | Non
 @job_option
 @click.option("--deep", is_flag=True, default=False,
               help="also download both sides of every mapped asset and compare the bytes")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="table for people, JSON for tools")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default=None,
+              help="table for people, JSON for tools; default: from --out's suffix (.txt "
+                   ".json), else table")
 @click.option("--out", type=OUT_FILE, default=None, metavar="FILE",
               help="write the report to FILE instead of stdout")
 @global_options
 @click.pass_context
-def cmd_verify(ctx: click.Context, config: Path, deep: bool, fmt: str, out: Path | None,
-               log_format: str | None, verbose: bool) -> int:
+def cmd_verify(ctx: click.Context, config: Path, deep: bool, fmt: str | None,
+               out: Path | None, log_format: str | None, verbose: bool) -> int:
     """Compare source and target for every migrated asset; read-only. Exit 1 on any
     missing, extra or different asset."""
     from pipeline.verify import verify_job
 
     _configure(ctx, log_format, verbose)
+    fmt = format_of(fmt, out, VERIFY_SUFFIXES, "table", option="--out", format_option="--format")
     job = load_job(config)
     refuse_own_output(job, config, "--out", out)
     store = read_state(job, config)

@@ -47,3 +47,57 @@ def test_plan_json_to_a_file_has_the_documented_shape(tmp_path: Path) -> None:
     md = tmp_path / "plan.md"
     assert main(["plan", "-c", str(job), "--format", "markdown", "--out", str(md)]) == 0
     assert md.read_text().startswith("# assetferry plan")
+
+
+def _local_job(tmp_path: Path) -> Path:
+    root, _ = library(tmp_path)
+    job = tmp_path / "job.toml"
+    job.write_text(f'[source]\nconnector = "local"\npath = "{root}"\n\n'
+                   f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n')
+    return job
+
+
+@pytest.mark.parametrize(("name", "starts"), [
+    ("plan.htm", "<!DOCTYPE html>"), ("plan.HTML", "<!DOCTYPE html>"), ("plan.json", "{"),
+    ("plan.md", "# assetferry plan"), ("plan.txt", "OP "), ("plan", "OP "),
+])
+def test_plan_out_takes_its_format_from_the_suffix(tmp_path: Path, name: str, starts: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / name
+    assert main(["plan", "-c", str(_local_job(tmp_path)), "--out", str(out),
+                 "--thumbnails", "0"]) == 0
+    assert out.read_text().lstrip().startswith(starts), out.read_text()[:80]
+    assert "names no format" not in capsys.readouterr().err
+
+
+def test_an_out_suffix_that_names_no_format_says_which_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = str(_local_job(tmp_path))
+    assert main(["plan", "-c", job, "--out", str(tmp_path / "plan.pdf")]) == 0
+    err = capsys.readouterr().err
+    assert "--out" in err
+    assert "'.pdf' names no format, so it is written as table" in err
+    assert ".htm (html)" in err
+    assert "--format" in err
+    # the format option wins over the suffix, with no warning
+    assert main(["plan", "-c", job, "--format", "json", "--out",
+                 str(tmp_path / "plan.pdf")]) == 0
+    assert json.loads((tmp_path / "plan.pdf").read_text())["summary"]
+    assert "names no format" not in capsys.readouterr().err
+
+
+def test_report_verify_and_export_map_take_their_format_from_the_suffix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = str(_local_job(tmp_path))
+    assert main(["migrate", "-c", job, "--report", str(tmp_path / "run.htm")]) == 0
+    assert (tmp_path / "run.htm").read_text().lstrip().startswith("<!DOCTYPE html>")
+    assert main(["migrate", "-c", job, "--report", str(tmp_path / "run.log")]) == 0
+    assert json.loads((tmp_path / "run.log").read_text())["counts"]
+    assert "'.log' names no format, so it is written as json" in capsys.readouterr().err
+    assert main(["verify", "-c", job, "--out", str(tmp_path / "verify.json")]) == 0
+    assert "summary" in json.loads((tmp_path / "verify.json").read_text())
+    assert main(["export-map", "-c", job, "--out", str(tmp_path / "map.json")]) == 0
+    assert isinstance(json.loads((tmp_path / "map.json").read_text()), list)
+    assert main(["export-map", "-c", job, "--out", str(tmp_path / "map.jsonl")]) == 0
+    first = (tmp_path / "map.jsonl").read_text().splitlines()[0]
+    assert isinstance(json.loads(first), dict)
