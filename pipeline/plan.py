@@ -47,6 +47,7 @@ from mappings.fields import (
 )
 from mappings.filters import Exclusion, FilterRules, check
 from mappings.folders import (
+    CollapsedPath,
     FolderOverflow,
     FolderRules,
     NameRules,
@@ -396,6 +397,9 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
 
     by_target: dict[FolderPath, list[str]] = defaultdict(list)
     warnings_by_target: dict[FolderPath, list[str]] = defaultdict(list)
+    stays: dict[FolderPath, str] = {}
+    """Target folders an earlier run made that keep their place against the tree: the
+    reason goes on the folder's line (a skip line's warnings are not shown)."""
     for f in inp.source_folders:
         path = source_paths[f.source_id]
         if path not in tree.placements:  # unconfirmed, and nothing placed in or below it
@@ -408,13 +412,17 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
                      *filter(None, [f.unconfirmed]))
             seen.extend(w for w in notes if w not in seen)
             if path in kept and path[:-1] not in kept:
-                seen.append(
-                    f"renamed or moved in the source since the last run (it would now be "
-                    f"{'/'.join(kept[path][1])!r}); the target cannot rename or move "
-                    f"folders, so it stays {'/'.join(placed)!r} (rename it there by hand)")
+                stays[placed] = (
+                    f"stays {'/'.join(placed)!r}: renamed or moved in the source, or "
+                    "[mapping] folder_root / folder_rules changed since the last run (it "
+                    f"would now be {'/'.join(kept[path][1])!r}); assetferry never renames or "
+                    "moves a folder it made, so its assets stay in it (move them by hand, or "
+                    "delete the folder there and run again)")
+                seen.append(stays[placed])
     needed = tree.target_folders()
     if kept:
-        wanted = {p[:depth] for p in map(place, folder_paths) if p
+        at_root = {()} if any(not folder_of(a) for a in listed) else set()
+        wanted = {p[:depth] for p in map(place, folder_paths | at_root) if p
                   for depth in range(1, len(p) + 1)}
         needed = sorted(wanted, key=lambda p: (len(p), p))
     folder_actions = []
@@ -422,9 +430,10 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         have = existing_paths.get(path)
         warnings = warnings_by_target.get(path, [])
         if have is not None:
-            folder_actions.append(FolderAction(Op.SKIP, path, tuple(by_target[path]),
-                                               "already in the target", tuple(warnings),
-                                               have.source_id))
+            folder_actions.append(FolderAction(
+                Op.SKIP, path, tuple(by_target[path]),
+                f"already in the target; {stays[path]}" if path in stays
+                else "already in the target", tuple(warnings), have.source_id))
         else:
             folder_actions.append(FolderAction(Op.CREATE, path, tuple(by_target[path]),
                                                "not in the target", tuple(warnings)))
@@ -713,6 +722,9 @@ def _asset_action(
         keys = _RuleKeys(inp.field_rules.key if inp.field_rules is not None else "",
                          inp.locale_rules.key())
     rules = keys.fields
+    if collapsed is not None and inp.folder_rules.collapsed_path is not CollapsedPath.NAME:
+        # the collapsed levels go into a field: a changed collapsed_path updates the asset
+        rules += f"|path:{inp.folder_rules.collapsed_path.value}"
     if asset.meta.locales and keys.locales:  # changed locale rules: update it
         rules += f"|locales:{keys.locales}"
     hashed = source_hash(asset, rules)
@@ -786,20 +798,25 @@ def _asset_action(
                       and meta_hash(replace(asset, folder_path=old_folder)) == old_meta)
         if moved_only:
             base = replace(base, meta_changed=False)
+        # the source folder is the same: the [mapping] folder rules place it elsewhere now
+        by_rules = old_folder is not None and old_folder == asset.folder_path
+        why_moved = ("[mapping] folder rules (folder_root, folder_rules, folder_overflow) "
+                     "changed since the last run" if by_rules else "moved in the source")
+        kept_in = ""
         if current.folder_path != folder:
+            was, now = "/".join(current.folder_path) or "(root)", "/".join(folder) or "(root)"
             if inp.capabilities.move:
-                base = replace(base, move_from=current.folder_path, warnings=(*base.warnings, (
-                    f"moved in the source: from {'/'.join(current.folder_path) or '(root)'!r} "
-                    f"to {'/'.join(folder) or '(root)'!r} in the target")))
+                base = replace(base, move_from=current.folder_path, warnings=(
+                    *base.warnings, f"{why_moved}: from {was!r} to {now!r} in the target"))
             else:
+                kept_in = (f"; stays in {was!r}, not {now!r} ({why_moved}): the target "
+                           "cannot move assets between folders (move it there by hand, or "
+                           "delete it there and run again)")
                 base = replace(base, target_folder=current.folder_path, warnings=(
-                    *base.warnings,
-                    f"moved in the source to {'/'.join(folder) or '(root)'!r}; the target "
-                    "cannot move assets between folders, so it stays in "
-                    f"{'/'.join(current.folder_path) or '(root)'!r} (move it there by hand)"))
+                    *base.warnings, kept_in.removeprefix("; ")))
         if old_content == new_content and (old_meta == new_meta or moved_only):
             if base.move_from is not None:
-                return _with(base, Op.UPDATE, "moved to another folder in the source")
+                return _with(base, Op.UPDATE, f"moved to another folder: {why_moved}")
             if moved_only and current.folder_path != folder:
                 return _with(base, Op.UPDATE, "moved to another folder in the source; the "
                              "target cannot move assets (nothing is sent, the ledger notes it)")
@@ -810,7 +827,7 @@ def _asset_action(
                 return replace(_with(base, Op.UPDATE, "unchanged, but not yet published "
                                      f"there: publish to {base.publish and base.publish.text()}"),
                                publish_only=True, meta_changed=False)
-            return _with(base, Op.SKIP, "unchanged since the last run")
+            return _with(base, Op.SKIP, f"unchanged since the last run{kept_in}")
         if old_content != new_content:
             if inp.capabilities.replace:
                 return _with(base, Op.REPLACE, "the file changed in the source")

@@ -204,7 +204,7 @@ def test_job_file_rules_in_file_order(tmp_path: Path) -> None:
      "unknown placeholder {nope}"),
     ('[mapping.folder_rules]\n"/" = "y"', "mapping.folder_rules", "the pattern is empty"),
     ('[mapping.folder_rules]\n"a" = "b/../c"', "mapping.folder_rules", "'..'"),
-    ('folder_rules = "a"', "mapping.folder_rules", "dictionary"),
+    ('folder_rules = "a"', "mapping.folder_rules", "must be a table"),
 ])
 def test_bad_rules_are_exit_2_naming_the_key(tmp_path: Path, mapping: str, key: str,
                                              words: str) -> None:
@@ -247,6 +247,7 @@ def test_a_rule_added_after_a_run_keeps_the_folders_it_made_and_says_so() -> Non
     (line,) = [f for f in plan.folders if "f1" in f.source_ids]
     assert line.target_path == ("Photos",)
     assert line.op is Op.SKIP
-    assert any("cannot rename or move folders" in w for w in line.warnings)
+    assert any("never renames or moves a folder it made" in w for w in line.warnings)
+    assert "stays 'Photos'" in line.reason
     (action,) = plan.assets
     assert action.target_folder == ("Photos",)

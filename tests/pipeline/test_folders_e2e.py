@@ -12,6 +12,7 @@ from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
 from pipeline.config import load_job
 from pipeline.plan import Op
+from pipeline.report import plan_table
 from pipeline.run import execute_job, plan_job
 from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, sha
 
@@ -60,3 +61,93 @@ async def test_forty_levels_with_one_file_become_one_contentstack_folder(
     again = await plan_job(job, transports=transports)
     assert {f.op for f in again.folders} == {Op.SKIP}
     assert {a.op for a in again.assets} == {Op.SKIP}
+
+
+def _job(tmp_path: Path, source: Path, target: str, mapping: str = "") -> Path:
+    path = tmp_path / "job.toml"
+    path.write_text(f'[source]\nconnector = "local"\npath = "{source}"\n\n[target]\n{target}\n'
+                    f"{mapping}\n[run]\nstate = \"{tmp_path / 'state.db'}\"\n", encoding="utf-8")
+    return path
+
+
+def _two_files(tmp_path: Path) -> Path:
+    source = tmp_path / "library"
+    (source / "Photos").mkdir(parents=True)
+    (source / "Photos" / "a.txt").write_bytes(b"in a folder")
+    (source / "c.txt").write_bytes(b"at the root")
+    return source
+
+
+async def test_folder_rules_added_after_a_run_say_which_assets_keep_their_old_folder(
+        tmp_path: Path) -> None:
+    """A local target cannot move assets and assetferry never moves a folder it made: a
+    folder_root and a folder rule added after a run leave them where they are, and the
+    plan's lines say so and why (they were silent skips)."""
+    source, dest = _two_files(tmp_path), tmp_path / "out"
+    target = f'connector = "local"\npath = "{dest}"\n'
+    summary = await execute_job(load_job(_job(tmp_path, source, target), env={}), "migrate")
+    assert summary.exit_code() == 0, summary.text()
+    job = load_job(_job(tmp_path, source, target, '[mapping]\nfolder_root = "migrated"\n'
+                        '[mapping.folder_rules]\n"Photos" = "Pics"\n'), env={})
+
+    plan = await plan_job(job)
+    (folder,) = [f for f in plan.folders if f.source_ids == ("Photos",)]
+    assert folder.op is Op.SKIP
+    assert "stays 'Photos'" in folder.reason
+    assert "would now be 'migrated/Pics'" in folder.reason
+    by_id = {a.source_id: a for a in plan.assets}
+    assert by_id["c.txt"].op is Op.SKIP
+    assert "stays in '(root)', not 'migrated'" in by_id["c.txt"].reason
+    assert "folder_root" in by_id["c.txt"].reason
+    assert "cannot move assets" in by_id["c.txt"].reason
+    assert by_id["Photos/a.txt"].target_folder == ("Photos",)
+    table = plan_table(plan)
+    assert "stays in '(root)'" in table
+    assert "stays 'Photos'" in table
+
+
+async def test_folder_root_added_after_a_run_moves_assets_where_the_target_can(
+        tmp_path: Path, emu: ContentstackEmulator) -> None:
+    source = _two_files(tmp_path)
+    target = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
+              f'management_token = "{CS_TOKEN}"\nbase_url = "{BASE}"\n'
+              "requests_per_second = 1000\n")
+    transports = {"target": in_process_transport(emu.app)}
+    job = load_job(_job(tmp_path, source, target), env={})
+    assert (await execute_job(job, "migrate", transports=transports)).exit_code() == 0
+    job = load_job(_job(tmp_path, source, target, '[mapping]\nfolder_root = "migrated"\n'),
+                   env={})
+
+    plan = await plan_job(job, transports=transports)
+    root_asset = next(a for a in plan.assets if a.source_id == "c.txt")
+    assert root_asset.op is Op.UPDATE
+    assert root_asset.reason == ("moved to another folder: [mapping] folder rules "
+                                 "(folder_root, folder_rules, folder_overflow) changed since "
+                                 "the last run")
+    summary = await execute_job(job, "migrate", transports=transports)
+    assert summary.exit_code() == 0, summary.text()
+    assert (("migrated",), "c.txt", sha(b"at the root")) in cs_inventory(emu)
+
+
+async def test_a_changed_collapsed_path_updates_the_assets_it_carries(
+        tmp_path: Path, emu: ContentstackEmulator) -> None:
+    """collapsed_path = "tag" then "description": the source folder path moves from the tag
+    to the description on the next run (it was a silent skip: the rule was not in the hash)."""
+    source = tmp_path / "library"
+    bottom = source.joinpath(*LEVELS[:8])
+    bottom.mkdir(parents=True)
+    (bottom / "deep.txt").write_bytes(b"deep")
+    target = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
+              f'management_token = "{CS_TOKEN}"\nbase_url = "{BASE}"\n'
+              "requests_per_second = 1000\n")
+    transports = {"target": in_process_transport(emu.app)}
+    job = load_job(_job(tmp_path, source, target, '[mapping]\ncollapsed_path = "tag"\n'), env={})
+    assert (await execute_job(job, "migrate", transports=transports)).exit_code() == 0
+    job = load_job(_job(tmp_path, source, target,
+                        '[mapping]\ncollapsed_path = "description"\n'), env={})
+    (action,) = (await plan_job(job, transports=transports)).assets
+    assert action.op is Op.UPDATE
+    assert (await execute_job(job, "migrate", transports=transports)).exit_code() == 0
+    (record,) = emu.assets.values()
+    assert "/".join(LEVELS[:8]) in record["description"]
+    assert "/".join(LEVELS[:8]) not in record["tags"]
