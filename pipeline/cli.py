@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 import structlog
 
-from connectors.base import Source, Target
+from connectors.base import Capabilities, Source, Target
 from connectors.errors import ConfigError, FatalError
 from connectors.http import observe_waits
 from pipeline import logs
@@ -727,7 +727,7 @@ def cmd_mappings_show(ctx: click.Context, config: Path, fmt: str, log_format: st
             if not isinstance(target, Target):  # load_job refuses read-only targets
                 raise ConfigError(f"target.connector: {job.target.connector} is read-only")
             resolve_field_rules(job, target)  # ConfigError naming the key, as plan does
-            return TargetInfo(job.target.connector, target.limits)
+            return TargetInfo(job.target.connector, target.limits, Capabilities.of(target))
         finally:
             await target.aclose()
 

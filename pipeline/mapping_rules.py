@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from connectors.base import Limits
+from connectors.base import Capabilities, Limits
 from mappings.fields import DEFAULT, JOB_FILE, SOURCE_FIELDS, EffectiveRules, FieldRule
 from mappings.folders import CollapsedPath, FolderRename
 from mappings.locales import describe
@@ -31,6 +31,9 @@ class TargetInfo:
 
     connector: str
     limits: Limits
+    capabilities: Capabilities | None = None
+    """What the target can do to an asset it holds (move, replace, delete), from the
+    Protocols its connector implements; ``None``: not known (nothing is claimed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +200,27 @@ def folders_section(job: JobConfig, target: TargetInfo) -> Section:
             "" if limits.max_folders is None
             else "over it, the folders holding fewest assets fold into their parents"),
         Row("target names", _name_rules(limits), DEFAULT),
-        Row("create-only", "folders are never renamed, moved or deleted", DEFAULT,
-            "a folder an earlier run made stays where it is; the plan says so"),
+        Row("existing folders", "assetferry creates folders, never renames, moves or "
+            "deletes one", DEFAULT, "a folder an earlier run made stays where it is when "
+            "the rules change; the plan says so"),
+        *_asset_rows(target.capabilities),
     ]
     return Section("Folders", "[mapping] folder_*", tuple(rows))
+
+
+def _asset_rows(caps: Capabilities | None) -> list[Row]:
+    """What happens to a migrated asset whose place or file changes, as this target can."""
+    if caps is None:
+        return []
+    return [
+        Row("moved assets", "moved to their new folder" if caps.move else
+            "stay in their folder: the target cannot move assets", DEFAULT,
+            "an asset moved in the source, or placed elsewhere by changed rules"),
+        Row("changed files", "replaced in place" if caps.replace else
+            "not replaced: the target cannot replace a file (unsupported)", DEFAULT),
+        Row("prune", "deletes assets gone from the source (sync --prune)" if caps.delete
+            else "not possible: the target cannot delete assets", DEFAULT),
+    ]
 
 
 def _collapsed_note(mode: CollapsedPath, limits: Limits) -> str:

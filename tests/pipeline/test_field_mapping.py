@@ -46,6 +46,8 @@ def write_job(tmp_path: Path, mapping: str, *, target: str = "contentstack") -> 
                          "requests_per_second = 1000\n"),
         "webflow": ('connector = "webflow"\nsite_id = "65427cf400e02b306eaa04a0"\n'
                     'token = "${WF_TOKEN}"\n'),
+        "storyblok": ('connector = "storyblok"\nspace_id = 1\ntoken = "${SB_TOKEN}"\n'),
+        "local": f'connector = "local"\npath = "{tmp_path / "out"}"\n',
     }
     path = tmp_path / "job.toml"
     path.write_text(
@@ -214,3 +216,29 @@ def test_mappings_show_has_no_publishing_section_for_a_target_that_does_not_publ
     titles = [s["title"] for s in json.loads(capsys.readouterr().out)["sections"]]
     assert "Filters" in titles
     assert "Publishing" not in titles
+
+
+@pytest.mark.parametrize(("target", "moved", "changed", "prune"), [
+    ("contentstack", "moved to their new folder", "replaced in place",
+     "deletes assets gone from the source (sync --prune)"),
+    ("storyblok", "moved to their new folder", "replaced in place",
+     "deletes assets gone from the source (sync --prune)"),
+    ("local", "stay in their folder: the target cannot move assets", "replaced in place",
+     "deletes assets gone from the source (sync --prune)"),
+    ("webflow", "stay in their folder: the target cannot move assets",
+     "not replaced: the target cannot replace a file (unsupported)",
+     "deletes assets gone from the source (sync --prune)"),
+])
+def test_mappings_show_says_what_each_target_can_do_to_a_migrated_asset(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, moved: str,
+        changed: str, prune: str) -> None:
+    """It said "create-only" for every target; what a target can do comes from the
+    Protocols its connector implements."""
+    assert main(["mappings", "show", "-c", str(write_job(tmp_path, "", target=target)),
+                 "--format", "json"]) == 0
+    sections = {s["title"]: s for s in json.loads(capsys.readouterr().out)["sections"]}
+    rows = {r["key"]: r["rule"] for r in sections["Folders"]["rows"]}
+    assert "create-only" not in rows
+    assert rows["existing folders"].startswith("assetferry creates folders, never renames")
+    assert (rows["moved assets"], rows["changed files"], rows["prune"]) == (moved, changed,
+                                                                            prune)
