@@ -328,6 +328,11 @@ class Limits:
     """Text fields a locale override can carry in the target (``None``: the text fields of
     ``metadata_fields``). Webflow localizes only ``altText`` (facts §3.10); Storyblok keeps
     ``<field>__i18n__<lang>`` for alt, title, copyright and description (§2.10)."""
+    version_is_file: bool = False
+    """The listed :attr:`Asset.version` changes only when the file does (a local folder keeps
+    metadata in its manifest), so drift it shows is an edited file: ``source-wins`` sends the
+    file again, not only the metadata (where it may be either, as Contentstack's
+    ``_version``, a same-size drift is taken as a metadata edit)."""
     requests_per_second: float | None = None
     requests_per_upload: int = 1
     """Paced API calls one upload takes (for the plan's estimate; storage POSTs don't count)."""

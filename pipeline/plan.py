@@ -321,7 +321,9 @@ def target_drift(marker: str | None, current: Asset,
     """How the target asset ``current`` (as the target lists it now) differs from what we
     wrote (``marker``, from :func:`write_marker`), or ``None`` when it is what we wrote.
 
-    Exact where the write's answer named a version and the listing names one; else a size
+    Exact where the write's answer named a version and the listing names one (a listed
+    version that extends the recorded one, ``a:b`` then ``a:b:c:d``, is the recorded one
+    told in more detail); else a size
     differing from the one we wrote; else an ``updated_at`` later than our write by more
     than ``tolerance``. A row written before markers existed (``None``) shows no drift.
     """
@@ -334,7 +336,10 @@ def target_drift(marker: str | None, current: Asset,
         return None
     version, size = data.get("version"), data.get("size")
     if version is not None and current.version is not None:
-        if str(version) != current.version:
+        # a marker written before the connector's version told more (a local target's
+        # "size:mtime" before ":inode:ctime" was added) is compared on the parts it has
+        if str(version) != current.version \
+                and not current.version.startswith(f"{version}:"):
             return f"its version is {current.version}, we wrote version {version}"
         return None
     if size is not None and current.size is not None and size != current.size:
@@ -930,9 +935,9 @@ def _drift_action(base: AssetAction, drifted: str, current: Asset, inp: PlanInpu
                    move_from=current.folder_path
                    if inp.capabilities.move and current.folder_path != base.target_folder
                    else None)
-    bytes_differ = file_changed or (current.size is not None and base.asset is not None
-                                    and base.asset.size is not None
-                                    and current.size != base.asset.size)
+    bytes_differ = file_changed or inp.limits.version_is_file or (
+        current.size is not None and base.asset is not None and base.asset.size is not None
+        and current.size != base.asset.size)
     if (bytes_differ or not inp.capabilities.update_metadata) and inp.capabilities.replace:
         return _with(base, Op.REPLACE, why)
     if not bytes_differ and inp.capabilities.update_metadata:

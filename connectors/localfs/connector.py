@@ -158,6 +158,8 @@ class _FileInfo:
     size: int
     mtime_ns: int
     birth: float | None
+    ino: int
+    ctime_ns: int
     content_type: str
     width: int | None
     height: int | None
@@ -237,6 +239,7 @@ class LocalFolderConnector:
             reserved_names=frozenset(reserved),
             reserved_prefixes=(TMP_PREFIX,),
             metadata_fields=METADATA_FIELDS,
+            version_is_file=True,  # size:mtime:inode:ctime; metadata is in the manifest
         )
 
     # --- reading ------------------------------------------------------------------------------
@@ -495,6 +498,8 @@ class LocalFolderConnector:
                     size=st.st_size,
                     mtime_ns=st.st_mtime_ns,
                     birth=getattr(st, "st_birthtime", None),
+                    ino=st.st_ino,
+                    ctime_ns=st.st_ctime_ns,
                     content_type=content_type,
                     width=width,
                     height=height,
@@ -520,7 +525,8 @@ class LocalFolderConnector:
             height=info.height,
             created_at=datetime.fromtimestamp(info.birth, tz=UTC) if info.birth else None,
             updated_at=datetime.fromtimestamp(info.mtime_ns / 1e9, tz=UTC),
-            version=f"{info.size}:{info.mtime_ns}",
+            version=(_target_version(info.size, info.mtime_ns, info.ino, info.ctime_ns)
+                     if self._role == "target" else f"{info.size}:{info.mtime_ns}"),
             url=None,
             extra=dict(entry.extra) if entry else {},
         )
@@ -574,7 +580,8 @@ class LocalFolderConnector:
             "local.uploaded", source_id=request.source_id, target_id=rel, bytes=staged.size,
             existed=not created,
         )
-        return TargetRef(target_id=rel, url=final.as_uri())
+        return TargetRef(target_id=rel, url=final.as_uri(),
+                         version=await anyio.to_thread.run_sync(_version_of, final))
 
     def _place_new(self, final: Path, staged: StagedFile, rel: str) -> bool:
         """Put the file at ``final`` without clobbering; False if an identical one was there."""
@@ -648,7 +655,8 @@ class LocalFolderConnector:
             ),
         )
         log.info("local.replaced", source_id=request.source_id, target_id=rel, bytes=staged.size)
-        return TargetRef(target_id=rel, url=final.as_uri())
+        return TargetRef(target_id=rel, url=final.as_uri(),
+                         version=await anyio.to_thread.run_sync(_version_of, final))
 
     async def update_metadata(self, target_id: str, meta: AssetMeta) -> None:
         """Set the manifest metadata of ``target_id``. NotFoundError if the file is gone."""
@@ -709,7 +717,8 @@ class LocalFolderConnector:
                 return False
 
         if await anyio.to_thread.run_sync(matches):
-            return TargetRef(target_id="/".join(parts), url=final.as_uri())
+            return TargetRef(target_id="/".join(parts), url=final.as_uri(),
+                             version=await anyio.to_thread.run_sync(_version_of, final))
         return None
 
     # --- names and paths ----------------------------------------------------------------------
@@ -758,6 +767,25 @@ async def _chunks(file: AsyncFile[bytes], rel: str) -> AsyncGenerator[bytes, Non
         if not chunk:
             return
         yield chunk
+
+
+def _target_version(size: int, mtime_ns: int, ino: int, ctime_ns: int) -> str:
+    """A local target file's change marker: ``size:mtime_ns:inode:ctime_ns``. Any write to
+    the file changes its ctime, which no tool can set back (``touch -d``, ``cp -p`` and
+    ``rsync -t`` restore the mtime only), and an editor that saves by renaming a new file
+    over it changes the inode: a same-size edit is drift, not an unchanged file (the ledger
+    compares it with the marker of our own write, :attr:`TargetRef.version`). A chmod or
+    chown changes the ctime too, and counts as an edit. A source keeps ``size:mtime_ns``."""
+    return f"{size}:{mtime_ns}:{ino}:{ctime_ns}"
+
+
+def _version_of(path: Path) -> str | None:
+    """:func:`_target_version` of the file at ``path`` now, ``None`` if it can't be read."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _target_version(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def _path_max(root: Path) -> int:

@@ -540,7 +540,8 @@ async def test_replace_overwrites_in_place(root: Path, tmp_path: Path) -> None:
         stage_bytes(tmp_path, b"v2", "text/plain"),
         MemoryJournal(),
     )
-    assert new_ref == ref
+    assert (new_ref.target_id, new_ref.url) == (ref.target_id, ref.url)
+    assert new_ref.version != ref.version  # the marker of the new file
     assert (root / "a.txt").read_bytes() == b"v2"
     [asset] = await assets_of(connector(root))
     assert (asset.size, asset.meta.title) == (2, "v2")

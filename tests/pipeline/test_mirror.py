@@ -5,6 +5,7 @@ and a run with nothing changed making listing requests only."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -330,3 +331,32 @@ async def test_a_move_webflow_cannot_make_is_reported_and_sends_nothing(
         assert {a.op for a in again[0].assets} == {Op.SKIP}, "reported once, then quiet"
     finally:
         wf.close()
+
+
+async def test_a_same_size_edit_in_a_local_target_is_drift_even_with_its_time_set_back(
+        tmp_path: Path) -> None:
+    """A local target's marker is size, mtime, inode and ctime: an edit of the same size
+    whose mtime is put back (``touch -d``, ``cp -p``) is seen by sync as drift; it was
+    unchanged for sync while ``verify --deep`` saw different bytes."""
+    src, dest = tmp_path / "lib", tmp_path / "out"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"original")
+    job = load(tmp_path, f'connector = "local"\npath = "{src}"',
+               f'connector = "local"\npath = "{dest}"')
+    assert (await sync(job, {})).exit_code() == 0
+    copy = dest / "a.txt"
+    before = copy.stat()
+    copy.write_bytes(b"EDITED!!")  # same size
+    os.utime(copy, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    summary = await sync(job, {})
+    (outcome,) = summary.assets()
+    assert outcome.op is Op.CONFLICT, summary.text()
+    assert "changed in the target since assetferry wrote it" in outcome.reason
+    assert copy.read_bytes() == b"EDITED!!"  # on_conflict = "skip" leaves it
+
+    summary = await sync(with_run(job, on_conflict="source-wins"), {})
+    assert summary.exit_code() == 0, summary.text()
+    assert copy.read_bytes() == b"original"
+    (outcome,) = (await sync(job, {})).assets()
+    assert outcome.op is Op.SKIP, outcome.reason  # our own write is no drift
