@@ -10,9 +10,10 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -439,17 +440,42 @@ def render_report(summary: RunSummary, fmt: str) -> str:
     return json.dumps(summary.to_dict(), indent=2, ensure_ascii=False)
 
 
+async def _until_signalled(summary: RunSummary,
+                           run: Callable[[], Awaitable[RunSummary]]) -> None:
+    """Await ``run``; SIGINT (Ctrl-C) or SIGTERM (``kill``, a scheduler's stop) cancels it
+    like an interruption: the run records its state and summary as interrupted and returns,
+    so the caller still writes the report and prints the summary, and the exit code is
+    130 / 143 (128 + the signal's number, the shell's convention)."""
+    import anyio  # only a run needs it: the other commands start faster without
+
+    async with anyio.create_task_group() as tg:
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    summary.interrupted = True
+                    summary.signal = signal.Signals(signum).name
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        await run()
+        tg.cancel_scope.cancel()
+
+
 def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
             prune: bool | None, console: Console, report_format: str | None = None) -> int:
     """Run a job with ``console`` showing it; write the report (JSON, or HTML: see
     :func:`report_format_of`); return the exit code."""
     job = load_job(config)
     refuse_own_output(job, config, "--report", report)
+    summary = RunSummary(route="", mode=mode, run_id=None)
     try:
         with observe_waits(console.waiting):
-            summary = run_async(lambda: execute_job(
+            run_async(lambda: _until_signalled(summary, lambda: execute_job(
                 job, mode, retry_failed=retry_failed, prune=prune,
-                progress=console.item_done, on_plan=console.started))
+                progress=console.item_done, on_plan=console.started, summary=summary)))
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the signal watch began
+        summary.interrupted = True
     finally:
         console.stop()
     written = report is None or write_output(

@@ -129,7 +129,7 @@ def _closing_lines(summary: RunSummary, where: Where) -> list[str]:
     if saved:
         lines.append(f"id map: assetferry export-map -c {where.job} --out map.csv")
         lines.append(f"state:  {where.state} (assetferry status -c {where.job})")
-    if summary.exit_code() in (2, 130):
+    if summary.exit_code() in (2, 130, 143):
         if summary.input_error:
             lines.append("fix what the error above names, then run the same command again"
                          + (" (the state is saved: it resumes)" if saved else ""))

@@ -123,7 +123,8 @@ def run_html(summary: RunSummary, *, generated: datetime | None = None) -> str:
                      f"target id {m['target_id']}", (), (), m["source_id"]) for m in data["map"])
     counts = data["counts"]
     figures = "".join(_figure(key, label, counts[key]) for key, label in RUN_COUNT_KEYS)
-    status = ("interrupted: state saved; run the same command again to resume"
+    status = (f"interrupted ({summary.signal}): state saved; run the same command again to "
+              "resume"
               if summary.interrupted else f"stopped: {data['fatal']}" if data["fatal"]
               else "finished")
     held = data["prune_held_back"]

@@ -233,6 +233,8 @@ class RunSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    signal: str = "SIGINT"
+    """What interrupted the run (``SIGINT``: Ctrl-C, exit 130; ``SIGTERM``: exit 143)."""
     fatal: str | None = None
     held_deletes: int = 0
     """Deletions prune held back (over run.max_deletes, unconfirmed, or items failed)."""
@@ -292,7 +294,7 @@ class RunSummary:
 
     def exit_code(self) -> int:
         if self.interrupted:
-            return 130
+            return 143 if self.signal == "SIGTERM" else 130
         if self.fatal is not None:
             return 2
         return 1 if self.failed() or self.not_migrated() or self.held_deletes else 0
@@ -305,6 +307,7 @@ class RunSummary:
             "seconds": round(self.seconds, 2),
             "counts": self.counts(),
             "exit_code": self.exit_code(),
+            "interrupted": self.signal if self.interrupted else None,
             "fatal": self.fatal,
             "listing": self.listing,
             "prune_held_back": {"deletions": self.held_deletes, "reason": self.prune_note}
@@ -370,7 +373,8 @@ class RunSummary:
             lines.append(f"  ... and {len(excluded) - EXCLUDED_SHOWN} more excluded "
                          "(all are listed in the --report file and the plan)")
         if self.interrupted:
-            lines.append("interrupted: state saved; run the same command again to resume")
+            lines.append(f"interrupted ({self.signal}): state saved; run the same command "
+                         "again to resume")
         return "\n".join(lines)
 
 

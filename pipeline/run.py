@@ -425,11 +425,15 @@ async def execute_job(
     prune: bool | None = None,
     progress: Callable[[Outcome], None] | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    summary: RunSummary | None = None,
 ) -> RunSummary:
-    """migrate or sync: plan with the same code as ``plan``, then carry it out."""
+    """migrate or sync: plan with the same code as ``plan``, then carry it out.
+
+    ``summary``: the caller's (empty) summary to fill, so a run cancelled by a signal, which
+    re-raises the cancellation, still leaves its finished summary with the caller."""
     started = time.monotonic()
     store: StateStore | None = None
-    summary = RunSummary(route="", mode=mode, run_id=None)
+    summary = summary if summary is not None else RunSummary(route="", mode=mode, run_id=None)
     run_id: int | None = None
     seen: list[Outcome] = []  # as they come, so an interrupted run reports what it did
 

@@ -78,24 +78,39 @@ def test_killed_runs_resume_to_exactly_once(tmp_path: Path, emulator: str,
     assert sorted(digest for _, _, digest in inventory) == expected, "bytes identical"
 
 
-def test_ctrl_c_exits_130_saves_state_and_resumes(tmp_path: Path, emulator: str) -> None:
+@pytest.mark.parametrize(("signum", "code", "report_name"), [
+    (signal.SIGINT, 130, "run.json"), (signal.SIGTERM, 143, "run.html")])
+def test_ctrl_c_exits_130_saves_state_writes_the_report_and_resumes(
+        tmp_path: Path, emulator: str, signum: int, code: int, report_name: str) -> None:
+    """Ctrl-C (SIGINT, 130) or SIGTERM (143): the state, the summary and the --report file
+    (JSON or HTML) are all written, saying the run was interrupted and how to resume."""
     root, files = library(tmp_path)
     # slow enough to interrupt half way even on a loaded machine (64 assets at 3 requests/s
     # take 20 s; at 8/s a starved poll loop sometimes saw the run finish before Ctrl-C)
     job = cs_job_file(tmp_path, root, emulator, rate=3, concurrency=1)
     env = {**os.environ, "CS_TOKEN": EMU_TOKEN}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "migrate", "-c", str(job)],
+        [sys.executable, "-m", "pipeline.cli", "migrate", "-c", str(job), "--report",
+         str(tmp_path / report_name)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     # interrupt once the run is under way (a fixed sleep raced the start on a loaded machine)
     deadline = time.monotonic() + 60
     while not target_inventory(emulator) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-2000:]
-    assert "resume" in (out + err)
+    assert proc.returncode == code, err[-2000:]
+    name = signal.Signals(signum).name
+    assert f"interrupted ({name}): state saved; run the same command again to resume" in out
+    report = (tmp_path / report_name).read_text(encoding="utf-8")
+    if report_name.endswith(".json"):
+        data = json.loads(report)
+        assert (data["exit_code"], data["interrupted"]) == (code, name)
+        assert data["counts"]["created"] > 0
+    else:
+        assert f"interrupted ({name}): state saved" in report
+        assert f'data-key="exit_code" data-value="{code}"' in report
     status = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "status", "-c", str(job), "--format", "json"],
         env=env, capture_output=True, text=True, timeout=60, check=True,
