@@ -85,9 +85,10 @@ def test_ctrl_c_exits_130_saves_state_writes_the_report_and_resumes(
     """Ctrl-C (SIGINT, 130) or SIGTERM (143): the state, the summary and the --report file
     (JSON or HTML) are all written, saying the run was interrupted and how to resume."""
     root, files = library(tmp_path)
-    # slow enough to interrupt half way even on a loaded machine (64 assets at 3 requests/s
-    # take 20 s; at 8/s a starved poll loop sometimes saw the run finish before Ctrl-C)
-    job = cs_job_file(tmp_path, root, emulator, rate=3, concurrency=1)
+    # slow enough to interrupt half way even on a loaded machine (64 assets at 1 request/s
+    # take a minute; at 3/s a starved poll loop once saw the run finish before Ctrl-C, and
+    # the interrupt comes after the first asset, so the slow rate costs no test time)
+    job = cs_job_file(tmp_path, root, emulator, rate=1, concurrency=1)
     env = {**os.environ, "CS_TOKEN": EMU_TOKEN}
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "migrate", "-c", str(job), "--report",
