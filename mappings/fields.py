@@ -626,6 +626,10 @@ def size_problem(size: int | None, content_type: str, limits: Limits) -> str | N
     ``limits.min_file_size``. Sizes use
     1024-based units; when both round to the same figure, exact bytes are shown.
     """
+    if size is not None and size < 0:  # a broken record: item-level, whatever the target
+        return (f"the source lists this file as {size:,} bytes, which no file can be (a "
+                "broken record in the source); fix or re-upload the asset there, then run "
+                "again")
     if size is not None and size < limits.min_file_size:
         least = f"{limits.min_file_size:,} byte" + ("s" if limits.min_file_size != 1 else "")
         return f"file is {size:,} bytes; the target accepts files of at least {least}"

@@ -108,8 +108,8 @@ def parse_size(value: str | int | None, uid: str) -> int | None:
                 f"Contentstack asset {uid} has file_size {value[:40]!r}, not a number of bytes"
             )
         size = int(text)
-    if size < 0:
-        raise MalformedResponseError(f"Contentstack asset {uid} has a negative file_size")
+    # a negative size is kept: that one asset is refused by the plan, with the reason
+    # (mappings.fields.size_problem), and the rest of the listing goes on
     return size
 
 

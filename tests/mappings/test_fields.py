@@ -303,3 +303,12 @@ def test_random_filenames_fit_the_limits_and_stay_distinct(seed: int) -> None:
     keys = [rules.key(n) for n in placed]
     assert len(keys) == len(set(keys))  # no two files merge as the target compares names
     assert not {rules.key(t) for t in taken} & set(keys)  # nor take a folder's name
+
+
+@pytest.mark.parametrize("limits", [Limits(), Limits(min_file_size=1), CONTENTSTACK_LIKE])
+def test_a_negative_size_is_a_broken_source_record_whatever_the_target(limits: Limits) -> None:
+    """One item-level message on every target (a Storyblok or Webflow source's -5 read "file
+    is -5 bytes; the target accepts files of at least 0 bytes")."""
+    assert size_problem(-5, "image/png", limits) == (
+        "the source lists this file as -5 bytes, which no file can be (a broken record in the "
+        "source); fix or re-upload the asset there, then run again")
