@@ -435,6 +435,26 @@ def parse_root(text: str) -> FolderPath:
     return _levels(text, "the path")
 
 
+def root_problem(root: FolderPath, limits: Limits) -> str | None:
+    """Why ``folder_root`` (parsed) cannot exist in a target with ``limits``, or ``None``.
+
+    Deeper than the target's folder depth (Contentstack: 5 levels, CMA "Limitations" of
+    folders, facts §1.4), or a path longer in UTF-8 bytes than the target's path limit (a
+    local folder: PATH_MAX less the root's own path). A root exactly as deep as the limit is
+    allowed (deeper source levels collapse into its last level). Every asset would go under
+    such a root, so this is a bad job, not one unsupported folder.
+    """
+    depth = limits.max_folder_depth
+    if depth is not None and len(root) > depth:
+        return (f"{len(root)} levels deep; the target allows at most {depth} folder levels "
+                f"(every asset goes under folder_root): give a root of at most {depth} levels")
+    longest = limits.max_path_bytes
+    if longest is not None and path_bytes(root) > longest:
+        return (f"{path_bytes(root):,} bytes long; the target allows paths of at most "
+                f"{longest:,} bytes below its root: give a shorter folder_root")
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FolderRename:
     """One ``[mapping.folder_rules]`` entry: a glob over source folder paths -> a new path.

@@ -42,6 +42,7 @@ from pipeline.report import (
     plan_table,
 )
 from pipeline.run import (
+    check_folder_root,
     crash_message,
     execute_job,
     own_files,
@@ -753,6 +754,7 @@ def cmd_mappings_show(ctx: click.Context, config: Path, fmt: str, log_format: st
             if not isinstance(target, Target):  # load_job refuses read-only targets
                 raise ConfigError(f"target.connector: {job.target.connector} is read-only")
             resolve_field_rules(job, target)  # ConfigError naming the key, as plan does
+            check_folder_root(job, target)
             return TargetInfo(job.target.connector, target.limits, Capabilities.of(target))
         finally:
             await target.aclose()

@@ -34,6 +34,7 @@ from connectors.errors import AuthError, ConfigError, FatalError, SyncError
 from mappings.fields import EffectiveRules, FieldRuleError
 from mappings.filters import KEY as FILTERS_KEY
 from mappings.filters import FilterRules, needs_references
+from mappings.folders import parse_root, root_problem
 from mappings.locales import rule_problems
 from pipeline.checkpoint import Checkpointer
 from pipeline.config import JobConfig
@@ -141,6 +142,15 @@ def resolve_field_rules(job: JobConfig, target: Target) -> EffectiveRules:
         raise ConfigError(f"invalid job file for target {target.name}:\n  {exc}") from None
 
 
+def check_folder_root(job: JobConfig, target: Target) -> None:
+    """ConfigError (exit 2) naming the key and the target's limit when ``folder_root``
+    cannot exist in the target (:func:`mappings.folders.root_problem`)."""
+    problem = root_problem(parse_root(job.mapping.folder_root), target.limits)
+    if problem is not None:
+        raise ConfigError(f"invalid job file for target {target.name}:\n  mapping.folder_root: "
+                          f"{problem}")
+
+
 def _check_locale_rules(job: JobConfig, target: Target) -> None:
     """ConfigError (exit 2) when ``[mapping.locales] codes`` names a locale the target does
     not have (:func:`mappings.locales.rule_problems`)."""
@@ -193,6 +203,7 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
     """List both sides (the source since ``since`` where it can filter by update time)
     and plan; confirms each deletion by a direct read of the source."""
     _check_locale_rules(job, target)  # before any listing: a bad job file is found at once
+    check_folder_root(job, target)
     rules = job.mapping.filters.rules()
     check_filters(rules, source)
     field_rules = resolve_field_rules(job, target)

@@ -242,3 +242,34 @@ def test_mappings_show_says_what_each_target_can_do_to_a_migrated_asset(
     assert rows["existing folders"].startswith("assetferry creates folders, never renames")
     assert (rows["moved assets"], rows["changed files"], rows["prune"]) == (moved, changed,
                                                                             prune)
+
+
+@pytest.mark.parametrize("command", [["plan"], ["migrate"], ["mappings", "show"]])
+def test_a_folder_root_deeper_than_the_target_allows_is_exit_2_naming_the_limit(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was one unsupported plan line per asset (300 levels into Contentstack's 5); now
+    the job is refused before any request (the emulator's host does not even resolve)."""
+    monkeypatch.setenv("CS_TOKEN", CS_TOKEN)
+    root = "/".join(f"l{i}" for i in range(300))
+    path = write_job(tmp_path, f'[mapping]\nfolder_root = "{root}"\n')
+    assert main([*command, "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "mapping.folder_root: 300 levels deep; the target allows at most 5 folder levels" \
+        in err
+    assert not (tmp_path / "state.db").exists()
+
+
+def test_a_folder_root_longer_than_a_local_target_s_paths_is_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = "/".join(["x" * 200] * 30)  # 6,029 bytes: over Linux's PATH_MAX of 4,096
+    path = write_job(tmp_path, f'[mapping]\nfolder_root = "{root}"\n', target="local")
+    assert main(["plan", "-c", str(path)]) == 2
+    assert "mapping.folder_root: 6,029 bytes long; the target allows paths of at most" \
+        in capsys.readouterr().err
+
+
+def test_a_folder_root_as_deep_as_the_limit_is_allowed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_job(tmp_path, '[mapping]\nfolder_root = "a/b/c/d/e"\n')
+    assert main(["mappings", "show", "-c", str(path)]) == 0
