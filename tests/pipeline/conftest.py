@@ -1,4 +1,5 @@
-"""Fixtures for end-to-end tests that need an emulator in its own process."""
+"""Fixtures for end-to-end tests: the Storyblok and Contentstack emulators in process, and
+emulators in their own process."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import free_port
+from connectors.storyblok.emulator import StoryblokEmulator
+from tests.pipeline import helpers
 
 
 @contextmanager
@@ -53,3 +57,31 @@ def sb_emulator() -> Iterator[str]:
     # the space test_storyblok_kill.py's jobs name
     with emulator_process("storyblok", 1000, "--space-id", "288868932106293") as url:
         yield url
+
+
+@pytest.fixture
+def sb(request: pytest.FixtureRequest) -> Iterator[StoryblokEmulator]:
+    """A Storyblok emulator in process, unpaced, for the test module's ``SB_SPACE`` and
+    ``SB_TOKEN`` (each module names its own, so no two share a space or a token)."""
+    e = StoryblokEmulator(space_id=request.module.SB_SPACE, token=request.module.SB_TOKEN,
+                          rate_limit=None)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def cs(request: pytest.FixtureRequest) -> Iterator[ContentstackEmulator]:
+    """A Contentstack emulator in process, unpaced, with the module's ``CS_KEY`` and
+    ``CS_TOKEN`` (:mod:`tests.pipeline.helpers`' by default)."""
+    e = ContentstackEmulator(api_key=getattr(request.module, "CS_KEY", helpers.CS_KEY),
+                             management_token=getattr(request.module, "CS_TOKEN",
+                                                      helpers.CS_TOKEN),
+                             rate_limit=None)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def emu(cs: ContentstackEmulator) -> ContentstackEmulator:
+    """:func:`cs` under the name the Contentstack-only modules use."""
+    return cs

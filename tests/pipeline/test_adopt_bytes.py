@@ -3,11 +3,7 @@ size as a source asset is taken for its copy only once the bytes compare equal, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-import structlog
 
 from connectors.emulation import in_process_transport
 from connectors.storyblok.emulator import StoryblokEmulator
@@ -20,20 +16,6 @@ SB_SPACE = 288868932106294
 SB_TOKEN = "sb-adopt-token-7c2a"
 SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
               'base_url = "http://sb.emulator"\nrequests_per_second = 1000\n')
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-
-
-@pytest.fixture
-def sb() -> Iterator[StoryblokEmulator]:
-    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
-    yield e
-    e.close()
 
 
 def job_file(tmp_path: Path, source: str, dest: Path) -> Path:

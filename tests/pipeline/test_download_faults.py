@@ -8,7 +8,6 @@ the run closed in the state DB, never a traceback or a run left "running".
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from pipeline.samples import SampleFile, sample_library
 from state.store import ItemStatus, RunStatus, StateStore
 from tests.pipeline.helpers import (
     CS_KEY,
-    CS_TOKEN,
     cs_inventory,
     cs_to_local_job,
     library,
@@ -50,20 +48,6 @@ CT_SITE = "s_01jDSh2WkN8Kp6SvRA8Ne5CJ69"
 CT_TOKEN = "contento-emulator-token"  # the demo seeding's (connectors/contento/demo.py)
 CS_DELIVERY = "cs-delivery-token"  # likewise (connectors/contentstack_delivery/demo.py)
 Inventory = list[tuple[tuple[str, ...], str, str]]
-
-
-@pytest.fixture
-def cs() -> Iterator[ContentstackEmulator]:
-    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
-    yield e
-    e.close()
-
-
-@pytest.fixture
-def sb() -> Iterator[StoryblokEmulator]:
-    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
-    yield e
-    e.close()
 
 
 def on(emu: ContentstackEmulator | StoryblokEmulator, side: str) -> dict[str, AsyncBaseTransport]:

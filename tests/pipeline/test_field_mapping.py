@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,6 @@ FILES = [
                alt="A red sky over the sea", tags=("sea", "sky")),
     SampleFile((), "logo.png", PNG + b"x", "image/png", title="Logo", tags=("brand",)),
 ]
-
-
-@pytest.fixture
-def emu() -> Iterator[ContentstackEmulator]:
-    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
-    yield e
-    e.close()
 
 
 def write_job(tmp_path: Path, mapping: str, *, target: str = "contentstack") -> Path:

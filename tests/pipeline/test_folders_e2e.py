@@ -3,7 +3,6 @@ file at the bottom, migrated into (the emulator of) Contentstack, depth 5 and 30
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,6 @@ from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, sha
 
 BASE = "http://cs.emulator"
 LEVELS = tuple(f"level {i:02d}" for i in range(1, 41))
-
-
-@pytest.fixture
-def emu() -> Iterator[ContentstackEmulator]:
-    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
-    yield e
-    e.close()
 
 
 @pytest.mark.parametrize("collapsed_path", ["name", "tag"])

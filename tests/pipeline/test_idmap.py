@@ -75,13 +75,6 @@ def ledger(state: Path, kind: str = "asset") -> dict[str, str | None]:
 
 
 @pytest.fixture
-def cs() -> Iterator[ContentstackEmulator]:
-    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
-    yield e
-    e.close()
-
-
-@pytest.fixture
 def sb_pair() -> Iterator[tuple[StoryblokEmulator, StoryblokEmulator]]:
     old = StoryblokEmulator(space_id=SB_OLD, token=SB_TOKEN, rate_limit=None)
     new = StoryblokEmulator(space_id=SB_NEW, token=SB_TOKEN, rate_limit=None)

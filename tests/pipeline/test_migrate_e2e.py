@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,13 +27,6 @@ from tests.pipeline.helpers import (
 )
 
 BASE = "http://cs.emulator"
-
-
-@pytest.fixture
-def emu() -> Iterator[ContentstackEmulator]:
-    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
-    yield e
-    e.close()
 
 
 def transports(emu: ContentstackEmulator, side: str = "target") -> dict[str, AsyncBaseTransport]:

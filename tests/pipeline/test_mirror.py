@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
@@ -55,20 +53,6 @@ class Recorder(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-@pytest.fixture
-def sb() -> Iterator[StoryblokEmulator]:
-    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
-    yield e
-    e.close()
-
-
-@pytest.fixture
-def cs() -> Iterator[ContentstackEmulator]:
-    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
-    yield e
-    e.close()
 
 
 def load(tmp_path: Path, source: str, target: str, run: str = "") -> JobConfig:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,13 +32,6 @@ SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOK
               f'base_url = "{SB}"\nrequests_per_second = 1000\n')
 ALL = Capabilities(target=True, replace=True, update_metadata=True, delete=True,
                    find_asset=True)
-
-
-@pytest.fixture
-def sb() -> Iterator[StoryblokEmulator]:
-    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
-    yield e
-    e.close()
 
 
 def job(tmp_path: Path, source: str, target: str, *, name: str = "job") -> Path:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from connectors.contentstack.emulator import ContentstackEmulator
@@ -32,28 +30,6 @@ SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOK
               f'base_url = "{SB}"\nrequests_per_second = 1000\n')
 CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
               f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """``main`` configures structlog for the captured stderr of its test; undo it after."""
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
-
-
-@pytest.fixture
-def sb() -> Iterator[StoryblokEmulator]:
-    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
-    yield e
-    e.close()
-
-
-@pytest.fixture
-def cs() -> Iterator[ContentstackEmulator]:
-    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
-    yield e
-    e.close()
 
 
 def job_file(tmp_path: Path, source: str, target: str, run: str = "") -> Path:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import structlog
 
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
@@ -28,13 +27,6 @@ from tests.pipeline.helpers import CS_KEY, CS_TOKEN, EMU_TOKEN, cs_job_file, run
 CS = "http://cs.emulator"
 SOURCE_KEY = "blt5ource000000001"
 PUBLISH = 'publish = {environments = ["production"], locales = ["en-us", "de-de"]}\n'
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture

@@ -88,20 +88,6 @@ def cs_demo() -> Iterator[ContentstackDeliveryDemo]:
     demo.close()
 
 
-@pytest.fixture
-def cs() -> Iterator[ContentstackEmulator]:
-    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
-    yield e
-    e.close()
-
-
-@pytest.fixture
-def sb() -> Iterator[StoryblokEmulator]:
-    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
-    yield e
-    e.close()
-
-
 def cs_name(name: str) -> str:
     return re.sub(r"\s", "_", name)
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
@@ -22,20 +19,6 @@ SB_SPACE = 288868932106293
 SB_TOKEN = "sb-e2e-token-41c9"
 SB = "http://sb.emulator"
 CS = "http://cs.emulator"
-
-
-@pytest.fixture
-def sb() -> Iterator[StoryblokEmulator]:
-    e = StoryblokEmulator(space_id=SB_SPACE, token=SB_TOKEN, rate_limit=None)
-    yield e
-    e.close()
-
-
-@pytest.fixture
-def cs() -> Iterator[ContentstackEmulator]:
-    e = ContentstackEmulator(api_key=CS_KEY, management_token=CS_TOKEN, rate_limit=None)
-    yield e
-    e.close()
 
 
 SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
