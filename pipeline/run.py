@@ -391,8 +391,11 @@ def own_files(job: JobConfig) -> dict[Path, str]:
     return own
 
 
-async def _open_pair(job: JobConfig, stack: AsyncExitStack,
-                     transports: Transports | None) -> tuple[Source, Target]:
+async def open_pair(job: JobConfig, stack: AsyncExitStack,
+                    transports: Transports | None) -> tuple[Source, Target]:
+    """Open the job's source and target (``transports`` routes a side's HTTP in process),
+    closed when ``stack`` closes; both skip assetferry's own files. Raises ConfigError when
+    the target is a read-only connector."""
     transports = transports or {}
     source = open_connector(job.source, transport=transports.get("source"),
                             own_files=own_files(job))
@@ -418,7 +421,7 @@ async def plan_job(job: JobConfig, *, transports: Transports | None = None,
     a few images through it for thumbnails).
     """
     async with AsyncExitStack() as stack:
-        source, target = await _open_pair(job, stack, transports)
+        source, target = await open_pair(job, stack, transports)
         route = job.route(source.scope, target.scope)
         records = _read_records(job, route)
         plan = await build_plan(job, source, target, route, records, prune=prune)
@@ -455,7 +458,7 @@ async def execute_job(
 
     try:
         async with AsyncExitStack() as stack:
-            source, target = await _open_pair(job, stack, transports)
+            source, target = await open_pair(job, stack, transports)
             route = job.route(source.scope, target.scope)
             summary.route = route
             records = _read_records(job, route)

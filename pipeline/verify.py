@@ -41,7 +41,7 @@ from connectors.base import Asset, Source
 from connectors.errors import FatalError
 from pipeline.config import JobConfig
 from pipeline.report import one_line
-from pipeline.run import Listing, Transports, _open_pair, list_all, unwrap_groups
+from pipeline.run import Listing, Transports, list_all, open_pair, unwrap_groups
 from pipeline.stages import item_reason, stream_sha256
 from state.store import PRUNED_NOTE, ItemRecord, ItemStatus, StateStore
 
@@ -285,7 +285,7 @@ async def verify_job(job: JobConfig, store: StateStore, *, deep: bool = False,
     Raises FatalError when a side cannot be listed (bad credentials, a listing that fails).
     """
     async with AsyncExitStack() as stack:
-        source, target = await _open_pair(job, stack, transports)
+        source, target = await open_pair(job, stack, transports)
         route = job.route(source.scope, target.scope)
         records = store.items(route)
         listings: dict[str, Listing] = {}

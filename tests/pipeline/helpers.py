@@ -129,12 +129,14 @@ def route_in_process(monkeypatch: Any, sides: Mapping[str, Any]) -> None:
     """Make every run in this test (``cli.main`` included) reach the given ASGI apps by side
     (``"source"`` / ``"target"``) in-process, whatever host the job file names."""
     import pipeline.run as run_module
+    import pipeline.verify as verify_module
     from connectors.emulation import in_process_transport
 
     transports = {side: in_process_transport(app) for side, app in sides.items()}
-    real_open_pair = run_module._open_pair
+    real_open_pair = run_module.open_pair
 
     async def open_pair(job: Any, stack: Any, given: Any) -> Any:
         return await real_open_pair(job, stack, {**(given or {}), **transports})
 
-    monkeypatch.setattr(run_module, "_open_pair", open_pair)
+    monkeypatch.setattr(run_module, "open_pair", open_pair)
+    monkeypatch.setattr(verify_module, "open_pair", open_pair)  # imported by name there
