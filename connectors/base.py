@@ -263,8 +263,10 @@ class FieldSpec:
     characters (code points), ``None`` where the vendor documents none. ``forbidden_chars``:
     characters the target cannot hold in one value (Contentstack's upload sends tags
     comma-joined in one form field, so a tag cannot hold ``,``). ``localized``: the target
-    keeps per-locale values of it. ``doc``: the vendor documentation the declaration
-    comes from (shown by ``assetferry mappings show``).
+    keeps per-locale values of it (the only declaration of it: :attr:`Limits.locale_fields`
+    is read from it; a canonical text field may be localized only, with no default value in
+    ``metadata_fields``, as Storyblok's description). ``doc``: the vendor documentation the
+    declaration comes from (shown by ``assetferry mappings show``).
     """
 
     name: str
@@ -324,10 +326,6 @@ class Limits:
     """Content types the target takes (``None``: any); others are ``unsupported``."""
     locales: frozenset[str] | None = None
     """Locale codes the target can hold overrides for (``None``: any)."""
-    locale_fields: frozenset[str] | None = None
-    """Text fields a locale override can carry in the target (``None``: the text fields of
-    ``metadata_fields``). Webflow localizes only ``altText`` (facts §3.10); Storyblok keeps
-    ``<field>__i18n__<lang>`` for alt, title, copyright and description (§2.10)."""
     version_is_file: bool = False
     """The listed :attr:`Asset.version` changes only when the file does (a local folder keeps
     metadata in its manifest), so drift it shows is an edited file: ``source-wins`` sends the
@@ -362,6 +360,15 @@ class Limits:
             if name not in METADATA_FIELDS:
                 out.setdefault(name, spec)
         return out
+
+    @property
+    def locale_fields(self) -> frozenset[str] | None:
+        """Text fields a locale override can carry in the target: those ``field_specs``
+        declare :attr:`FieldSpec.localized` (the one place a target says it), or ``None``
+        when none does (then the text fields of ``metadata_fields``). Webflow localizes only
+        ``altText`` (facts §3.10); Storyblok keeps ``<field>__i18n__<lang>`` for alt, title,
+        copyright and description (§2.10)."""
+        return frozenset(s.name for s in self.field_specs if s.localized) or None
 
     def max_size_for(self, content_type: str) -> int | None:
         kind = "image" if content_type.startswith("image/") else "document"

@@ -96,6 +96,9 @@ FIELD_SPECS: tuple[FieldSpec, ...] = (
               doc="MAPI asset: alt, meta_data alt__i18n__ (facts §2.6)"),
     FieldSpec("copyright", localized=True,
               doc="MAPI asset: copyright, meta_data copyright__i18n__ (facts §2.6)"),
+    # per locale only: meta_data description__i18n__<lang>, no default description field
+    FieldSpec("description", localized=True,
+              doc="MAPI asset: meta_data description__i18n__ only (facts §2.10)"),
     FieldSpec("focus", "focus", doc="MAPI asset: focus, images only (facts §2.6)"),
     FieldSpec("tags", "tags", doc="MAPI asset: internal_tag_ids (facts §2.6)"),
     FieldSpec("source", doc="MAPI asset: source, meta_data source (facts §2.6)"),
@@ -288,7 +291,6 @@ class StoryblokConnector:
             max_file_size=MAX_FILE_SIZE,
             min_file_size=MIN_FILE_SIZE,
             metadata_fields=METADATA_FIELDS,
-            locale_fields=frozenset(_LOCALE_FIELDS.values()),  # <field>__i18n__<lang>
             field_specs=FIELD_SPECS,
             forbidden_name_chars="/\\",
             filename_rewrites_inner_dots=True,  # Storyblok parameterizes names (facts §2.5)

@@ -161,7 +161,6 @@ class WebflowConnector:
             max_name_length=MAX_NAME_LENGTH,
             accepted_content_types=ACCEPTED_TYPES,
             locales=None if locale_ids is None else frozenset(locale_ids),
-            locale_fields=frozenset({"alt_text"}),  # altText is localizable, displayName not
             requests_per_second=config.requests_per_second,
             # create asset, metadata PATCH, one PATCH per mapped locale (storage is unpaced)
             requests_per_upload=2 + len(locale_ids or ()),

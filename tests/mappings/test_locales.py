@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from connectors.base import METADATA_FIELDS, AssetMeta, Limits, LocalizedText
+from connectors.base import METADATA_FIELDS, AssetMeta, FieldSpec, Limits, LocalizedText
 from connectors.contentstack.connector import LIMITS as CONTENTSTACK
 from connectors.localfs.connector import LocalConfig, LocalFolderConnector
 from connectors.storyblok.config import StoryblokConfig
@@ -237,3 +238,16 @@ def test_describe_lists_the_effective_rules(targets: dict[str, Limits]) -> None:
 
 def test_metadata_fields_constant_still_includes_locales() -> None:
     assert "locales" in METADATA_FIELDS
+
+
+def test_the_localized_fields_are_declared_once_on_the_field_specs() -> None:
+    """``Limits.locale_fields`` is read from :attr:`FieldSpec.localized` (the two said the
+    same thing and could disagree); no spec localized: the text fields the target keeps."""
+    webflow_like = Limits(metadata_fields=frozenset({"alt_text", "title", "locales"}),
+                          field_specs=(FieldSpec("alt_text", localized=True),))
+    assert webflow_like.locale_fields == frozenset({"alt_text"})
+    assert localizable_fields(webflow_like) == {"alt_text"}
+    plain = Limits(metadata_fields=frozenset({"alt_text", "title", "locales"}))
+    assert plain.locale_fields is None
+    assert localizable_fields(plain) == {"alt_text", "title"}
+    assert "locale_fields" not in {f.name for f in dataclasses.fields(Limits)}
