@@ -19,6 +19,17 @@ EMU_TOKEN = "cs-emulator-token"  # what `assetferry emulate contentstack` accept
 CS_TOKEN = "cs-e2e-token-7f3a9c"  # distinctive, so the secrets test can grep for it
 
 
+def job_toml(tmp_path: Path, source: str, target: str, *, mapping: str = "", run: str = "",
+             name: str = "job", state: str = "state.db") -> Path:
+    """Write ``tmp_path/<name>.toml``: the ``[source]`` and ``[target]`` sections (TOML
+    lines), ``mapping`` tables, and ``[run]`` with the state DB ``tmp_path/<state>`` and
+    the ``run`` lines."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f"[source]\n{source}\n[target]\n{target}\n{mapping}\n"
+                    f'[run]\nstate = "{tmp_path / state}"\n{run}', encoding="utf-8")
+    return path
+
+
 def library(tmp_path: Path, files: list[SampleFile] | None = None) -> tuple[Path, list[SampleFile]]:
     files = files if files is not None else list(sample_library())
     root = tmp_path / "library"

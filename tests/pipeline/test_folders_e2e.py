@@ -13,7 +13,7 @@ from pipeline.config import load_job
 from pipeline.plan import Op
 from pipeline.report import plan_table
 from pipeline.run import execute_job, plan_job
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, sha
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, job_toml, sha
 
 BASE = "http://cs.emulator"
 LEVELS = tuple(f"level {i:02d}" for i in range(1, 41))
@@ -56,10 +56,8 @@ async def test_forty_levels_with_one_file_become_one_contentstack_folder(
 
 
 def _job(tmp_path: Path, source: Path, target: str, mapping: str = "") -> Path:
-    path = tmp_path / "job.toml"
-    path.write_text(f'[source]\nconnector = "local"\npath = "{source}"\n\n[target]\n{target}\n'
-                    f"{mapping}\n[run]\nstate = \"{tmp_path / 'state.db'}\"\n", encoding="utf-8")
-    return path
+    return job_toml(tmp_path, f'connector = "local"\npath = "{source}"\n', target,
+                    mapping=mapping)
 
 
 def _two_files(tmp_path: Path) -> Path:

@@ -22,7 +22,7 @@ from pipeline.report import RunSummary
 from pipeline.run import Transports, execute_job
 from pipeline.verify import verify_job
 from state.store import ItemStatus, StateStore
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN, job_toml
 
 SB_SPACE = 288868932106301
 SB_TOKEN = "sb-mirror-token-9e2b"
@@ -56,10 +56,7 @@ class Recorder(httpx.AsyncBaseTransport):
 
 
 def load(tmp_path: Path, source: str, target: str, run: str = "") -> JobConfig:
-    path = tmp_path / "job.toml"
-    path.write_text(f"[source]\n{source}\n[target]\n{target}\n"
-                    f'[run]\nstate = "{tmp_path / "state.db"}"\n{run}', encoding="utf-8")
-    return load_job(path, env={})
+    return load_job(job_toml(tmp_path, source, target, run=run), env={})
 
 
 def with_run(job: JobConfig, **run: Any) -> JobConfig:

@@ -24,6 +24,7 @@ from pipeline.plan import Op, Plan, PlanInput, make_plan
 from pipeline.report import plan_summary, plan_table
 from pipeline.run import execute_job, plan_job
 from pipeline.samples import sample_library, write_local_library
+from tests.pipeline.helpers import job_toml
 
 SB_SPACE = 288868932106293
 SB_TOKEN = "sb-names-token-5d1e"
@@ -35,10 +36,7 @@ ALL = Capabilities(target=True, replace=True, update_metadata=True, delete=True,
 
 
 def job(tmp_path: Path, source: str, target: str, *, name: str = "job") -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f"[source]\n{source}\n[target]\n{target}\n"
-                    f'[run]\nstate = "{tmp_path / name}.db"\n', encoding="utf-8")
-    return path
+    return job_toml(tmp_path, source, target, name=name, state=f"{name}.db")
 
 
 def local(path: Path, extra: str = "") -> str:

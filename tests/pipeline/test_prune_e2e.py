@@ -20,7 +20,7 @@ from pipeline.report import map_rows
 from pipeline.run import execute_job, plan_job
 from state.store import StateStore
 from tests.connectors.editing import EditBetweenPages
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, local_inventory, sha
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN, job_toml, local_inventory, sha
 
 SB_SPACE = 288868932106293
 SB_TOKEN = "sb-prune-token-5d1e"
@@ -33,10 +33,7 @@ CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
 
 
 def job_file(tmp_path: Path, source: str, target: str, run: str = "") -> Path:
-    path = tmp_path / "job.toml"
-    path.write_text(f"[source]\n{source}\n[target]\n{target}\n"
-                    f'[run]\nstate = "{tmp_path / "state.db"}"\n{run}', encoding="utf-8")
-    return path
+    return job_toml(tmp_path, source, target, run=run)
 
 
 async def test_reupload_under_a_new_id_takes_over_the_target_asset(

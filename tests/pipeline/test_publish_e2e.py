@@ -22,7 +22,7 @@ from pipeline.config import load_job
 from pipeline.plan import Op
 from pipeline.report import plan_json, plan_table
 from pipeline.run import execute_job, plan_job
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, EMU_TOKEN, cs_job_file, run_migrate
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN, EMU_TOKEN, cs_job_file, job_toml, run_migrate
 
 CS = "http://cs.emulator"
 SOURCE_KEY = "blt5ource000000001"
@@ -44,10 +44,7 @@ def cs_section(key: str = CS_KEY, extra: str = "") -> str:
 
 
 def job_file(tmp_path: Path, source: str, target: str) -> Path:
-    path = tmp_path / "job.toml"
-    path.write_text(f"[source]\n{source}\n[target]\n{target}\n"
-                    f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
-    return path
+    return job_toml(tmp_path, source, target)
 
 
 def local_library(tmp_path: Path) -> str:

@@ -13,7 +13,7 @@ from connectors.storyblok.emulator import StoryblokEmulator
 from pipeline.config import load_job
 from pipeline.run import execute_job
 from pipeline.samples import SampleFile, sample_library
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, local_inventory, sha
+from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, job_toml, local_inventory, sha
 
 SB_SPACE = 288868932106293
 SB_TOKEN = "sb-e2e-token-41c9"
@@ -28,10 +28,7 @@ CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
 
 
 def job(tmp_path: Path, source: str, target: str, name: str = "job") -> Path:
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f"[source]\n{source}\n[target]\n{target}\n"
-                    f'[run]\nstate = "{tmp_path / name}.db"\n', encoding="utf-8")
-    return path
+    return job_toml(tmp_path, source, target, name=name, state=f"{name}.db")
 
 
 def sb_tree(emu: StoryblokEmulator) -> dict[int, tuple[str, ...]]:
