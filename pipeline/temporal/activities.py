@@ -37,11 +37,11 @@ from pipeline.config import JobConfig, load_job
 from pipeline.plan import AssetAction, FolderAction, Op
 from pipeline.report import RunSummary
 from pipeline.run import (
-    _open_pair,
     _read_records,
     crash_message,
     finish_summary,
     ledger_writer,
+    open_pair,
     plan_for_run,
     planned_work,
     run_item_set,
@@ -125,7 +125,7 @@ class Resources:
             job = load_job(Path(job_path))
             stack = AsyncExitStack()
             try:
-                source, target = await _open_pair(job, stack, None)
+                source, target = await open_pair(job, stack, None)
                 store = StateStore(job.run.state)
                 stack.callback(store.close)
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="assetferry-"))
