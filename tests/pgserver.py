@@ -104,6 +104,20 @@ class PgServer:
             conn.execute(f'CREATE DATABASE "{name}"')  # a name we made: no quoting issue
         return self.url(name)
 
+    def new_schema(self, url: str) -> str:
+        """Create an empty schema in the database of ``url`` (made by `new_database`); returns
+        a URL whose connections use it (``search_path``): a fresh ledger for one test at a
+        tenth of the cost of a new database."""
+        import psycopg
+
+        self._made += 1
+        name = f"s_{self._made}_{secrets.token_hex(3)}"
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=USER,
+                             password=self.password, dbname=url.rsplit("/", 1)[1],
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')  # a name we made: no quoting issue
+        return f"{url}?options=-csearch_path%3D{name}"
+
     def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*self.prefix, str(self.bin_dir / "pg_ctl"), *args],
                               capture_output=True, text=True, timeout=60, check=False)

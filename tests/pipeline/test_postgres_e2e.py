@@ -29,7 +29,8 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_migrate_rerun_and_status_with_the_ledger_on_postgresql(
-        tmp_path: Path, emulator: str, pg_server: PgServer, pg_url: str) -> None:
+        tmp_path: Path, emulator: str, pg_server: PgServer, pg_url: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     root, files = library(tmp_path, list(sample_library())[:8])
     url = pg_url.replace(f":{pg_server.password}@", ":${AF_PG_PASSWORD}@")
     assert pg_server.password not in url
@@ -59,11 +60,12 @@ def test_migrate_rerun_and_status_with_the_ledger_on_postgresql(
     assert [counts[k] for k in ("created", "replaced", "updated", "deleted", "folders_created",
                                 "failed")] == [0] * 6, counts  # the re-run planned nothing
 
-    status = _cli("status", "-c", str(job), "--format", "json",
-                  env={"AF_PG_PASSWORD": pg_server.password})  # no CS token needed
-    outputs.append(status.stdout + status.stderr)
-    assert status.returncode == 0, status.stderr[-3000:]
-    data = json.loads(status.stdout)
+    monkeypatch.setenv("AF_PG_PASSWORD", pg_server.password)  # and no CS token: not needed
+    monkeypatch.delenv("CS_TOKEN", raising=False)
+    assert main(["status", "-c", str(job), "--format", "json"]) == 0
+    status_out, status_err = capsys.readouterr()
+    outputs.append(status_out + status_err)
+    data = json.loads(status_out)
     assert data["counts"]["done"] == len(files)
     assert data["state"].endswith(pg_url.rsplit("/", 1)[1])
     assert ":***@" in data["state"]

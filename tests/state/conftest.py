@@ -12,11 +12,12 @@ from tests.pgserver import PgServer
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The state database of one test: a SQLite file path (not created yet) or the URL of a
-    fresh, empty PostgreSQL database (the test skips, saying why, where there is no server)."""
+    fresh, empty PostgreSQL schema in the module's database (the test skips, saying why,
+    where there is no server)."""
     if request.param == "sqlite":
         return str(tmp_path / "state" / "ckpt.db")
     server: PgServer = request.getfixturevalue("pg_server")
-    return server.new_database()
+    return server.new_schema(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

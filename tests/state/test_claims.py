@@ -139,7 +139,7 @@ rng = random.Random(me)
 shared = [("asset", f"s{i}") for i in range(12)]
 got = {}
 with StateStore(url) as store:
-    for n in range(10):
+    for n in range(6):
         mine = store.claim(route, rng.sample(shared, 4), me, lease=timedelta(minutes=5))
         rows = store.items(route, kind="asset")
         # read-modify-write under the claim: a second holder would lose an update
@@ -173,7 +173,7 @@ def test_processes_hammering_claim_and_write_on_one_route_lose_nothing(db: str) 
         held.update(json.loads(out))
     with StateStore(db) as store:
         rows = store.items(ROUTE, kind="asset")
-        assert {sid for _, sid in rows} == {f"{w}-{n}" for w in workers for n in range(10)} \
+        assert {sid for _, sid in rows} == {f"{w}-{n}" for w in workers for n in range(6)} \
             | set(held)
         assert sum(held.values()) > 0
         for sid, times in held.items():
