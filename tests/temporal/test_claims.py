@@ -1,0 +1,98 @@
+"""An asset activity retried while its first attempt still runs (a worker cut off from the
+server, not dead) waits for the first attempt's claim in the ledger, then finds the asset
+done: one upload, never two. Without the claim, the retry finds only the first attempt's
+intent, looks for the asset in the target before the upload has landed, and sends it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from connectors.contentstack.demo import ContentstackDemo
+from connectors.emulation import LoopbackServer
+from connectors.plugin import EmulatorSettings
+from pipeline.config import load_job
+from pipeline.plan import Op
+from pipeline.run import plan_job
+from pipeline.temporal.activities import Activities, run_owner
+from pipeline.temporal.shared import ItemInput, RunRef
+from state.store import ItemStatus, StateStore
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not hasattr(StateStore, "claim"),
+                       reason="this StateStore has no item claims (StateStore.claim) yet"),
+]
+
+
+class SlowUploads:
+    """ASGI middleware: an upload (POST /v3/assets) reaches the emulator only after 2 s, so
+    it is in flight while the retry looks for the asset."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST" \
+                and scope.get("path") == "/v3/assets":
+            await asyncio.sleep(2)
+        await self.app(scope, receive, send)
+
+
+def in_flight(store: StateStore, route: str, source_id: str) -> bool:
+    rec = store.item(route, "asset", source_id)
+    return rec is not None and rec.status is ItemStatus.IN_FLIGHT
+
+
+def environment(attempt: int) -> ActivityEnvironment:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=attempt, workflow_id="wf-claims",
+                                   activity_id="asset-1",
+                                   heartbeat_timeout=timedelta(seconds=1))
+    return env
+
+
+async def test_a_retry_while_the_first_attempt_runs_uploads_nothing_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "movie.bin").write_bytes(b"x" * 200_000)
+    demo = ContentstackDemo(EmulatorSettings(unlimited=True))
+    for name, value in demo.env.items():
+        monkeypatch.setenv(name, value)
+    with LoopbackServer(SlowUploads(demo.app)) as server:
+        job_path = tmp_path / "job.toml"
+        job_path.write_text(
+            '[source]\nconnector = "local"\npath = "./library"\n\n'
+            f"[target]\n{demo.job_section(server.url)}\n"
+            '[run]\nstate = "state.db"\n', encoding="utf-8")
+        job = load_job(job_path)
+        plan = await plan_job(job)
+        (action,) = [a for a in plan.assets if a.op is Op.CREATE]
+        store = StateStore(job.run.state)
+        owner = run_owner("wf-claims")
+        run_id = store.start_run(plan.route, "migrate", owner=owner)
+        inp = ItemInput(RunRef(str(job_path), plan.route, run_id, owner), action, [([], "")])
+        first_worker, second_worker = Activities(), Activities()
+        try:
+            first = asyncio.ensure_future(environment(1).run(first_worker.asset, inp))
+            while not in_flight(store, plan.route, action.source_id):
+                await asyncio.sleep(0.05)  # the first attempt's upload has started
+            second = await environment(2).run(second_worker.asset, inp)
+            done = await first
+        finally:
+            await first_worker.resources.aclose()
+            await second_worker.resources.aclose()
+            store.close()
+    uploads = [a["filename"] for a in demo.emulator.assets.values()]
+    demo.close()
+    assert uploads == ["movie.bin"]
+    assert done.status is ItemStatus.DONE
+    assert second.status is ItemStatus.DONE
+    assert second.target_id == done.target_id
