@@ -24,7 +24,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import anyio
 import structlog
@@ -289,29 +289,14 @@ class Activities:
         return result
 
 
-@runtime_checkable
-class _Claims(Protocol):
-    """The ledger's item claims (``StateStore.claim`` / ``release``)."""
-
-    def claim(self, route: str, keys: Sequence[tuple[str, str]], owner: str, *,
-              lease: timedelta) -> list[tuple[str, str]]: ...
-
-    def release(self, route: str, keys: Sequence[tuple[str, str]], owner: str) -> None: ...
-
-
 def _claim(store: StateStore, route: str, key: tuple[str, str], owner: str,
            lease: timedelta) -> bool:
-    """Claim (or renew) ``key`` for ``owner``: whether it is held. A state store without
-    claims (before they were added) holds every key: the intent-then-reconcile protocol
-    alone then keeps a retried asset from being uploaded twice."""
-    if not isinstance(store, _Claims):
-        return True
+    """Claim (or renew) ``key`` for ``owner`` in the ledger: whether it is held."""
     return bool(store.claim(route, [key], owner, lease=lease))
 
 
 def _release(store: StateStore, route: str, key: tuple[str, str], owner: str) -> None:
-    if isinstance(store, _Claims):
-        store.release(route, [key], owner)
+    store.release(route, [key], owner)
 
 
 @asynccontextmanager

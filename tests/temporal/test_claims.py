@@ -25,11 +25,7 @@ from pipeline.temporal.activities import Activities, run_owner
 from pipeline.temporal.shared import ItemInput, RunRef
 from state.store import ItemStatus, StateStore
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not hasattr(StateStore, "claim"),
-                       reason="this StateStore has no item claims (StateStore.claim) yet"),
-]
+pytestmark = pytest.mark.slow
 
 
 class SlowUploads:
