@@ -164,17 +164,24 @@ async def test_next_run_repairs_a_map_cut_short(tmp_path: Path, cs: Contentstack
 
 
 @pytest.mark.slow
-def test_map_of_a_sigkilled_run_holds_exactly_the_completed_items(
+def test_map_of_a_sigkilled_run_holds_only_completed_items_and_is_repaired(
         tmp_path: Path, emulator: str) -> None:
+    """After a SIGKILL the map names only items the ledger holds as done, with their target
+    ids; the last committed batch may be missing (the kill can fall between the commit and
+    the append, as pipeline/idmap.py says), and the next run appends it first."""
     root, _ = library(tmp_path, files())
     job = cs_job_file(tmp_path, root, emulator, concurrency=2)
     state, map_path = tmp_path / "state.db", tmp_path / "state.map.jsonl"
+    before: dict[str, str | None] = {}
     for point in ("asset.done:4", "upload.after:3"):
         killed = run_migrate(job, {"CS_TOKEN": EMU_TOKEN}, point)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
         done = ledger(state)
         assert done, "the kill came after some assets were done"
-        assert last_lines(read_map(map_path)) == done
+        mapped = last_lines(read_map(map_path)) if map_path.exists() else {}
+        assert mapped.items() <= done.items(), "a map line for an item not done"
+        assert before.items() <= mapped.items(), "the next run did not repair the map"
+        before = done
     final = run_migrate(job, {"CS_TOKEN": EMU_TOKEN})
     assert final.returncode == 0, final.stderr[-2000:]
     assert last_lines(read_map(map_path)) == ledger(state)
