@@ -76,15 +76,15 @@ def test_pacer_slows_down_on_429_and_recovers_on_success() -> None:
     request = httpx.Request("GET", "https://api.example.com/")
     for _ in range(3):
         pacer.observe(httpx.Response(429, request=request))
-    assert pacer.rate == pytest.approx(6.0 * 0.97 * 0.85**3)
+    assert pacer.rate == pytest.approx(6.0 * Pacer.MARGIN * 0.85**3)
     slowest = pacer.rate
     for _ in range(200):
         pacer.observe(httpx.Response(200, request=request))
     assert slowest is not None
-    assert pacer.rate == pytest.approx(6.0 * 0.97), "never above the configured rate"
+    assert pacer.rate == pytest.approx(6.0 * Pacer.MARGIN), "never above the configured rate"
     for _ in range(100):
         pacer.observe(httpx.Response(429, request=request))
-    assert pacer.rate == pytest.approx(0.6 * 0.97), "never below a tenth of it"
+    assert pacer.rate == pytest.approx(0.6 * Pacer.MARGIN), "never below a tenth of it"
 
 
 async def test_credentials_only_go_to_the_api_host_and_never_with_downloads() -> None:
@@ -132,10 +132,11 @@ async def test_a_429_that_names_its_limit_caps_the_pacer() -> None:
     async with client(httpx.MockTransport(handle), requests_per_second=6.0,
                       rate_hint=named_rate_limit) as api:
         await api.request("GET", "things")
-        assert api.pacer.rate == pytest.approx(3.0 * 0.97)
+        assert api.pacer.rate == pytest.approx(3.0 * Pacer.MARGIN)
         for _ in range(4):
             await api.request("GET", "things")
-        assert api.pacer.rate == pytest.approx(3.0 * 0.97), "never climbs above the named limit"
+        assert api.pacer.rate == pytest.approx(3.0 * Pacer.MARGIN), (
+            "never climbs above the named limit")
 
 
 # -- downloads: streaming failures, content coding, redirects (issue 6, section 2) --------
@@ -365,4 +366,4 @@ def test_pacer_reports_a_long_wait_for_the_rate_limit() -> None:
 
     anyio.run(two)
     assert seen
-    assert seen[0][:2] == ("Slow", "rate limit (0.485 requests/s)")
+    assert seen[0][:2] == ("Slow", f"rate limit ({0.5 * Pacer.MARGIN:.3g} requests/s)")

@@ -87,6 +87,49 @@ def test_a_fresh_pacer_never_exceeds_the_rate_in_any_window(
     assert _count_window(starts) <= DOCUMENTED
 
 
+def test_answers_after_a_round_trip_invent_no_other_clients(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: each answer arrives 160 ms after its request started, and the server (a
+    sliding window of 1 s, counting each request when it arrives) reports what it counted
+    then. Those are all ours: the pacer must keep the documented pace, not read its own
+    requests of the round trip as someone else's (it fell to about 7 of 10 per second).
+    Virtual clock: the assertion counts starts, it times nothing."""
+    clock = [100.0]
+    monkeypatch.setattr("connectors.http.time.monotonic", lambda: clock[0])
+
+    async def fake_sleep(seconds: float) -> None:
+        clock[0] += max(seconds, 0.0)
+
+    monkeypatch.setattr("connectors.http.anyio.sleep", fake_sleep)
+    pacer = Pacer(DOCUMENTED)
+    latency = 0.16
+    starts: list[float] = []
+    due: list[tuple[float, float]] = []  # (answer time, start) of requests in flight
+    request = httpx.Request("POST", "http://api.test/v3/assets")
+
+    def deliver() -> None:
+        for answered, sent in [d for d in due if d[0] <= clock[0]]:
+            due.remove((answered, sent))
+            counted = sum(1 for t in starts if sent - 1.0 < t <= sent)
+            pacer.observe(httpx.Response(201, request=request, headers={
+                "X-RateLimit-Limit": "10",
+                "X-RateLimit-Remaining": str(max(0, 10 - counted))}), sent=sent)
+
+    async def run() -> None:
+        for i in range(200):
+            deliver()
+            await pacer.wait()
+            starts.append(clock[0])
+            due.append((clock[0] + latency, clock[0]))
+            if i == 0:  # the first request goes alone: the others wait for its answer
+                clock[0] += latency
+
+    anyio.run(run)
+    assert _count_window(starts) <= DOCUMENTED
+    per_second = (len(starts) - 1) / (starts[-1] - starts[0])
+    assert per_second >= 0.95 * DOCUMENTED, per_second
+
+
 @pytest.mark.slow
 @pytest.mark.real_waits
 async def test_plan_then_migrate_right_after_another_client_meets_no_429(
