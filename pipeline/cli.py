@@ -16,49 +16,29 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import structlog
 
-from connectors.base import Capabilities, Source, Target
 from connectors.errors import ConfigError, FatalError
-from connectors.http import observe_waits
 from pipeline import logs
 from pipeline.aio import run_async
-from pipeline.config import JobConfig, load_job, local_folders
-from pipeline.console import Console, LogConsole, RichConsole, Where
-from pipeline.html_report import plan_html, run_html
-from pipeline.mapping_rules import TargetInfo, effective_sections, render_json, render_table
-from pipeline.plan import Plan
-from pipeline.registry import emulated, plugin_for, writable
-from pipeline.report import (
-    RunSummary,
-    map_csv,
-    map_rows,
-    one_line,
-    plan_json,
-    plan_markdown,
-    plan_table,
-)
-from pipeline.run import (
-    check_folder_root,
-    crash_message,
-    execute_job,
-    own_files,
-    plan_job,
-    read_state,
-    resolve_field_rules,
-)
-from pipeline.thumbnails import DEFAULT_THUMBNAILS, candidates, fetch_thumbnails
-from state.store import (
-    RunRecord,
-    RunStatus,
-    StateError,
-    StateStore,
-    display_url,
-    run_is_live,
-)
+
+# Start-up (issue 12): a command imports what it runs, in its own body, so ``--help``,
+# ``status`` or ``migrate`` do not load the HTML report, the thumbnails (Pillow), the mapping
+# tables or the run machinery they never use.
+if TYPE_CHECKING:
+    from connectors.base import Source
+    from pipeline.config import JobConfig
+    from pipeline.console import Console
+    from pipeline.plan import Plan
+    from pipeline.report import RunSummary
+    from state.store import RunRecord, StateStore
+
+DEFAULT_THUMBNAILS = 40
+"""``plan --thumbnails`` default (:data:`pipeline.thumbnails.DEFAULT_THUMBNAILS`, which a test
+holds equal: the option's default is read when this module loads, the module is not)."""
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -125,6 +105,13 @@ class SpaceId(click.ParamType):  # type: ignore[type-arg]
         if not text.isdigit() or not 0 < int(text) < 2**53:
             self.fail(f"{text!r} is not a space id (a positive integer)", param, ctx)
         return int(text)
+
+
+def _registry() -> Any:
+    """:mod:`pipeline.registry`, imported when a command's choices are read."""
+    from pipeline import registry
+
+    return registry
 
 
 JOB_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
@@ -217,6 +204,9 @@ def refuse_own_output(job: JobConfig, config: Path, option: str, out: Path | Non
     """ConfigError (exit 2) when ``out`` would overwrite the job's own files (the job file,
     the state database and its sidecars, the live id map) or land inside a local source or
     target folder (it would become, or replace, an asset). Checked before anything runs."""
+    from pipeline.config import local_folders
+    from pipeline.run import own_files
+
     if out is None:
         return
     path = Path(out).resolve()
@@ -258,6 +248,9 @@ def format_of(given: str | None, out: Path | None, suffixes: Mapping[str, str], 
 
 
 def render_plan(plan: Plan, fmt: str, thumbnails: Mapping[str, str] | None = None) -> str:
+    from pipeline.html_report import plan_html
+    from pipeline.report import plan_json, plan_markdown, plan_table
+
     if fmt == "html":
         return plan_html(plan, thumbnails=thumbnails)
     if fmt == "json":
@@ -302,6 +295,10 @@ def _route_scopes(job: JobConfig) -> str:
 def cmd_plan(ctx: click.Context, config: Path, fmt: str | None, out: Path | None,
              prune: bool, thumbnails: int, log_format: str | None, verbose: bool) -> int:
     """Dry-run diff: what migrate/sync would do; touches nothing."""
+    from pipeline.config import load_job
+    from pipeline.run import plan_job
+    from pipeline.thumbnails import candidates, fetch_thumbnails
+
     _configure(ctx, log_format, verbose)
     fmt = format_of(fmt, out, PLAN_SUFFIXES, "table", option="--out", format_option="--format")
     job = load_job(config)
@@ -340,6 +337,7 @@ def run_on_temporal(config: Path, mode: str, address: str, task_queue: str, *,
     """Start the run as a Temporal workflow, print its id, follow it to its end and return
     its exit code; Ctrl-C detaches (exit 130) and the run goes on."""
     from pipeline import temporal as temporal_pkg
+    from pipeline.config import load_job
 
     temporal_pkg.require()
     from pipeline.temporal import client as tclient
@@ -404,6 +402,8 @@ def _run_command(name: str, text: str) -> None:
                 report_format: str | None, log_format: str | None, verbose: bool,
                 temporal: str | None, task_queue: str, heartbeat_timeout: float,
                 prune: bool | None = None) -> int:
+        from pipeline.console import LogConsole, RichConsole
+
         g = _configure(ctx, log_format, verbose)
         if report_format is not None and report is None:
             raise click.BadParameter("give the file to write with --report FILE",
@@ -437,6 +437,8 @@ def report_format_of(report: Path, report_format: str | None) -> str:
 
 def render_report(summary: RunSummary, fmt: str) -> str:
     if fmt == "html":
+        from pipeline.html_report import run_html
+
         return run_html(summary)
     return json.dumps(summary.to_dict(), indent=2, ensure_ascii=False)
 
@@ -467,6 +469,13 @@ def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
             prune: bool | None, console: Console, report_format: str | None = None) -> int:
     """Run a job with ``console`` showing it; write the report (JSON, or HTML: see
     :func:`report_format_of`); return the exit code."""
+    from connectors.http import observe_waits
+    from pipeline.config import load_job
+    from pipeline.console import Where
+    from pipeline.report import RunSummary
+    from pipeline.run import execute_job
+    from state.store import display_url
+
     job = load_job(config)
     refuse_own_output(job, config, "--report", report)
     summary = RunSummary(route="", mode=mode, run_id=None)
@@ -503,6 +512,10 @@ def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
 def cmd_status(ctx: click.Context, config: Path, fmt: str, log_format: str | None,
                verbose: bool) -> int:
     """What the state DB says about this job (needs no credentials)."""
+    from pipeline.config import load_job
+    from pipeline.run import read_state
+    from state.store import display_url
+
     _configure(ctx, log_format, verbose)
     job = load_job(config, secrets=False)
     route = _route_scopes(job)
@@ -558,12 +571,16 @@ def status_data(store: StateStore, route: str) -> dict[str, Any]:
 def _process_gone(run: RunRecord) -> bool:
     """A RUNNING run whose process is gone (killed): the run lock's own liveness test
     (`state.store.run_is_live`); the next run marks it interrupted and resumes."""
+    from state.store import RunStatus, run_is_live
+
     return run.status is RunStatus.RUNNING and not run_is_live(
         run.owner, run.heartbeat_at or run.started_at)
 
 
 def _run_status(run: RunRecord) -> str:
     """The run's status as it is now: ``running`` only while its process runs."""
+    from state.store import RunStatus
+
     return RunStatus.INTERRUPTED.value if _process_gone(run) else run.status.value
 
 
@@ -576,6 +593,8 @@ def _run_counts(counts: Any) -> str:
 
 
 def status_text(data: dict[str, Any]) -> str:
+    from pipeline.report import one_line
+
     lines = [f"job {data['route']}", f"state {data['state']}"]
     counts = data["counts"]
     if not data["runs"] and not any(counts.values()):
@@ -631,6 +650,9 @@ def cmd_export_map(ctx: click.Context, config: Path, fmt: str | None, out: Path 
                    log_format: str | None, verbose: bool) -> int:
     """Source -> target id/url map for rewriting content (needs no credentials)."""
     from pipeline import idmap
+    from pipeline.config import load_job
+    from pipeline.report import map_csv, map_rows
+    from pipeline.run import read_state
 
     _configure(ctx, log_format, verbose)
     fmt = format_of(fmt, out, MAP_SUFFIXES, "csv", option="--out", format_option="--format")
@@ -710,6 +732,8 @@ def cmd_verify(ctx: click.Context, config: Path, deep: bool, fmt: str | None,
                out: Path | None, log_format: str | None, verbose: bool) -> int:
     """Compare source and target for every migrated asset; read-only. Exit 1 on any
     missing, extra or different asset."""
+    from pipeline.config import load_job
+    from pipeline.run import read_state
     from pipeline.verify import verify_job
 
     _configure(ctx, log_format, verbose)
@@ -743,7 +767,11 @@ def cmd_mappings_show(ctx: click.Context, config: Path, fmt: str, log_format: st
     """The effective mapping rules (defaults + job file) per field, for the job's target.
 
     Needs no credentials and contacts no CMS."""
+    from connectors.base import Capabilities, Target
+    from pipeline.config import load_job
+    from pipeline.mapping_rules import TargetInfo, effective_sections, render_json, render_table
     from pipeline.registry import open_connector
+    from pipeline.run import check_folder_root, resolve_field_rules
 
     _configure(ctx, log_format, verbose)
     job = load_job(config, secrets=False)
@@ -767,7 +795,7 @@ def cmd_mappings_show(ctx: click.Context, config: Path, fmt: str, log_format: st
 
 
 @cli.command("emulate")
-@click.argument("cms", type=RegistryChoice(emulated))
+@click.argument("cms", type=RegistryChoice(lambda: _registry().emulated()))
 @click.option("--port", type=click.IntRange(1, 65535), default=8123, show_default=True,
               help="TCP port on 127.0.0.1 to serve on")
 @click.option("--seed", type=click.Choice(["empty", "demo"]), default="empty",
@@ -787,7 +815,7 @@ def cmd_emulate(ctx: click.Context, cms: str, port: int, seed: str, rate_limit: 
     from pipeline.demo import serve_emulator
 
     _configure(ctx, log_format, verbose)
-    if space_id is not None and not plugin_for(cms).emulated_spaces:
+    if space_id is not None and not _registry().plugin_for(cms).emulated_spaces:
         raise click.BadParameter(f"the {cms} emulator has no spaces",
                                  param_hint="'--space-id'")
     with socket.socket() as probe:  # uvicorn would only log the bind error and exit 1
@@ -827,11 +855,13 @@ def cmd_worker(ctx: click.Context, address: str, task_queue: str, log_format: st
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("demo-output"), show_default=True,
               help="where the sample library, job file, state and reports go")
-@click.option("--from", "origin", type=RegistryChoice(lambda: ["local", *emulated()]),
+@click.option("--from", "origin",
+              type=RegistryChoice(lambda: ["local", *_registry().emulated()]),
               default="storyblok", show_default=True,
               help="migrate a seeded emulator or a local folder")
 @click.option("--to", "destination", default="contentstack", show_default=True,
-              type=RegistryChoice(lambda: [n for n in emulated() if n in writable()]),
+              type=RegistryChoice(lambda: [n for n in _registry().emulated()
+                                           if n in _registry().writable()]),
               help="the emulated target")
 @click.option("--temporal", is_flag=True, default=False,
               help="migrate on a Temporal dev server and two worker processes started and "
@@ -863,7 +893,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:  # usage errors, bad option values: exit 2
         exc.show()
         return EXIT_FATAL
-    except (FatalError, StateError) as exc:
+    except FatalError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_FATAL
     except (KeyboardInterrupt, click.Abort):
@@ -871,6 +901,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "from their state DB)\n")
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a bug gets a clear line, the traceback goes to -v
+        from pipeline.run import crash_message
+        from state.store import StateError
+
+        if isinstance(exc, StateError):
+            sys.stderr.write(f"error: {exc}\n")
+            return EXIT_FATAL
         structlog.get_logger(__name__).debug("cli.crashed", exc_info=exc)
         sys.stderr.write(f"error: {crash_message(exc, run_closed=False)}\n")
         return EXIT_FATAL

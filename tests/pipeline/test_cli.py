@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,28 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for command in ("plan", "migrate", "sync", "status", "export-map", "emulate", "demo"):
         assert command in out
+
+
+def test_the_command_line_loads_only_what_a_command_runs() -> None:
+    """Issue 12 (start-up): ``assetferry --help`` (and the parsing every command does first)
+    imports neither the state store (SQLAlchemy), the wire models (pydantic), HTTP, the
+    planner nor the HTML report and thumbnails (Pillow); each command imports its own.
+    A fresh interpreter: this process has them all loaded already."""
+    heavy = ("sqlalchemy", "pydantic", "httpx", "PIL", "state.store", "pipeline.plan",
+             "pipeline.run", "pipeline.html_report", "pipeline.thumbnails",
+             "pipeline.mapping_rules", "connectors.http")
+    probe = ("import sys; from pipeline.cli import main; main(['--help']); "
+             f"print([m for m in {heavy!r} if m in sys.modules])")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]", out
+
+
+def test_the_thumbnails_default_is_the_one_the_plan_option_shows() -> None:
+    from pipeline import cli, thumbnails
+
+    assert cli.DEFAULT_THUMBNAILS == thumbnails.DEFAULT_THUMBNAILS
 
 
 def test_bad_job_file_exits_2_with_the_key_named(tmp_path: Path,
