@@ -25,18 +25,25 @@ BASE = "http://cs.emulator"
 DOCUMENTED = 10.0  # Contentstack CMA requests per second (cms-api-facts.md)
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """A virtual clock for the pacer: ``clock[0]`` is its monotonic time, and its sleeps
+    advance it instead of waiting (the assertions count starts, they time nothing)."""
+    now = [100.0]
+    monkeypatch.setattr("connectors.http.time.monotonic", lambda: now[0])
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += max(seconds, 0.0)
+
+    monkeypatch.setattr("connectors.http.anyio.sleep", fake_sleep)
+    return now
+
+
 def test_a_fresh_pacer_leaves_what_an_earlier_process_used_of_the_window(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        clock: list[float]) -> None:
     """An earlier process used 7 of the 10 requests of this second; the first answer says so
     (``X-RateLimit-Remaining: 2``), later answers arrive two requests late (in flight): at
     most 3 of ours start in the first second (virtual clock: no timing in the assertion)."""
-    clock = [1000.0]
-    monkeypatch.setattr("connectors.http.time.monotonic", lambda: clock[0])
-
-    async def fake_sleep(seconds: float) -> None:
-        clock[0] += max(seconds, 0.0)
-
-    monkeypatch.setattr("connectors.http.anyio.sleep", fake_sleep)
     pacer = Pacer(DOCUMENTED)
     starts: list[float] = []
     request = httpx.Request("GET", "http://api.test/v3/assets")
@@ -64,15 +71,7 @@ def _count_window(starts: list[float], window: float = 1.0) -> int:
     return max(sum(1 for u in starts if t <= u < t + window) for t in starts)
 
 
-def test_a_fresh_pacer_never_exceeds_the_rate_in_any_window(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = [50.0]
-    monkeypatch.setattr("connectors.http.time.monotonic", lambda: clock[0])
-
-    async def fake_sleep(seconds: float) -> None:
-        clock[0] += max(seconds, 0.0)
-
-    monkeypatch.setattr("connectors.http.anyio.sleep", fake_sleep)
+def test_a_fresh_pacer_never_exceeds_the_rate_in_any_window(clock: list[float]) -> None:
     pacer = Pacer(DOCUMENTED)
     starts: list[float] = []
     request = httpx.Request("GET", "http://api.test/")
@@ -87,20 +86,12 @@ def test_a_fresh_pacer_never_exceeds_the_rate_in_any_window(
     assert _count_window(starts) <= DOCUMENTED
 
 
-def test_answers_after_a_round_trip_invent_no_other_clients(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_answers_after_a_round_trip_invent_no_other_clients(clock: list[float]) -> None:
     """Issue 12: each answer arrives 160 ms after its request started, and the server (a
     sliding window of 1 s, counting each request when it arrives) reports what it counted
     then. Those are all ours: the pacer must keep the documented pace, not read its own
     requests of the round trip as someone else's (it fell to about 7 of 10 per second).
     Virtual clock: the assertion counts starts, it times nothing."""
-    clock = [100.0]
-    monkeypatch.setattr("connectors.http.time.monotonic", lambda: clock[0])
-
-    async def fake_sleep(seconds: float) -> None:
-        clock[0] += max(seconds, 0.0)
-
-    monkeypatch.setattr("connectors.http.anyio.sleep", fake_sleep)
     pacer = Pacer(DOCUMENTED)
     latency = 0.16
     starts: list[float] = []
@@ -194,16 +185,8 @@ async def test_contentstack_to_local_plan_estimates_the_source_side(tmp_path: Pa
         emu.close()
 
 
-def test_a_quota_over_a_longer_window_does_not_slow_the_pacer(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_quota_over_a_longer_window_does_not_slow_the_pacer(clock: list[float]) -> None:
     """``X-RateLimit-Limit: 5000`` with 1000 used is an hourly quota, not this second's count."""
-    clock = [10.0]
-    monkeypatch.setattr("connectors.http.time.monotonic", lambda: clock[0])
-
-    async def fake_sleep(seconds: float) -> None:
-        clock[0] += max(seconds, 0.0)
-
-    monkeypatch.setattr("connectors.http.anyio.sleep", fake_sleep)
     pacer = Pacer(DOCUMENTED)
     starts: list[float] = []
     request = httpx.Request("GET", "http://api.test/")
