@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,3 +31,26 @@ def sqlite_db(tmp_path: Path) -> Path:
 def engine_url(db: str | Path) -> str:
     """A SQLAlchemy URL for `db` (a SQLite path or already a URL), to look behind the store."""
     return str(db) if "://" in str(db) else f"sqlite:///{db}"
+
+
+def at_once(work: Callable[[int, threading.Barrier], None], n: int, *,
+            timeout: float = 60) -> list[BaseException]:
+    """Run ``work(i, barrier)`` for i in 0..n-1 in n threads that share one barrier (each
+    calls ``barrier.wait()`` where the n must meet); the exceptions they raised (an empty list
+    when none did). A failing thread aborts the barrier so the others do not hang."""
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def body(i: int) -> None:
+        try:
+            work(i, barrier)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=body, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return errors

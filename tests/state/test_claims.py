@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text, update
 
 from state.models import ItemClaim
 from state.store import ItemStatus, StateStore
-from tests.state.conftest import engine_url
+from tests.state.conftest import at_once, engine_url
 
 ROUTE = "contentstack:blt1->storyblok:42"
 REPO = Path(__file__).resolve().parents[2]
@@ -99,28 +99,17 @@ def test_threads_claiming_overlapping_keys_never_both_get_one(db: str) -> None:
     stores = [StateStore(db), StateStore(db)]
     wanted = keys(*(str(i) for i in range(10)))
     results: dict[tuple[int, int], list[tuple[str, str]]] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
 
-    def claimer(n: int) -> None:
-        try:
-            for round_ in range(15):
-                start.wait(timeout=30)
-                order = wanted if n == 0 else wanted[::-1]  # opposite orders: no deadlock
-                results[n, round_] = stores[n].claim(ROUTE, order, f"w{n}", lease=LEASE)
-                start.wait(timeout=30)
-                stores[n].release(ROUTE, wanted, f"w{n}")
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            errors.append(exc)
-            start.abort()
+    def claimer(n: int, start: threading.Barrier) -> None:
+        for round_ in range(15):
+            start.wait(timeout=30)
+            order = wanted if n == 0 else wanted[::-1]  # opposite orders: no deadlock
+            results[n, round_] = stores[n].claim(ROUTE, order, f"w{n}", lease=LEASE)
+            start.wait(timeout=30)
+            stores[n].release(ROUTE, wanted, f"w{n}")
 
-    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(2)]
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
-        assert errors == []
+        assert at_once(claimer, 2, timeout=120) == []
         for round_ in range(15):
             a, b = set(results[0, round_]), set(results[1, round_])
             assert not a & b, f"round {round_}: both hold {sorted(a & b)}"
