@@ -1,4 +1,5 @@
-"""migrate --temporal end to end: a dev server, two worker processes, one SIGKILLed mid-run.
+"""migrate --temporal end to end: a dev server, two worker processes, one SIGKILLed mid-run,
+the shared ledger a SQLite file or a PostgreSQL database.
 
 Every asset lands in the target exactly once (uploads counted per filename by the emulator),
 the target's documented rate limit is never exceeded (the emulator's 429 count, and the most
@@ -67,14 +68,31 @@ def write_library(root: Path) -> list[str]:
     return names
 
 
-def write_job(tmp: Path, target_section: str) -> Path:
+def write_job(tmp: Path, target_section: str, state: str = "state/assetferry.db") -> Path:
     job = tmp / "job.toml"
     job.write_text(
         '[source]\nconnector = "local"\npath = "./library"\n\n'
         f"[target]\n{target_section}\n"
         '[mapping]\nfolder_overflow = "collapse"\n\n'
-        '[run]\nstate = "state/assetferry.db"\nconcurrency = 4\n', encoding="utf-8")
+        f'[run]\nstate = "{state}"\nconcurrency = 4\n', encoding="utf-8")
     return job
+
+
+PG_PASSWORD_VAR = "ASSETFERRY_TEST_PG_PASSWORD"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest) -> tuple[str, dict[str, str]]:
+    """Where the workers share the ledger: ``[run] state`` and the environment it needs. A
+    SQLite file (workers on one machine) or a fresh database on the session's throw-away
+    PostgreSQL server (workers on many machines; skips, saying why, without one), its
+    password from ``${VAR}`` as a user would write it."""
+    if request.param == "sqlite":
+        return "state/assetferry.db", {}
+    server = request.getfixturevalue("pg_server")
+    url = server.new_database("temporal")
+    return (url.replace(f":{server.password}@", f":${{{PG_PASSWORD_VAR}}}@"),
+            {PG_PASSWORD_VAR: server.password})
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120
@@ -83,9 +101,11 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120
                           text=True, timeout=timeout, env=env or client_env(), check=False)
 
 
-def client_env() -> dict[str, str]:
-    """The client's environment: no Contentstack token (only the workers have it)."""
-    return {k: v for k, v in os.environ.items() if k != "CONTENTSTACK_MANAGEMENT_TOKEN"}
+def client_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The client's environment: no Contentstack token (only the workers have it), plus
+    ``extra`` (the ledger's password, which status needs too)."""
+    env = {k: v for k, v in os.environ.items() if k != "CONTENTSTACK_MANAGEMENT_TOKEN"}
+    return {**env, **(extra or {})}
 
 
 async def histories(address: str) -> str:
@@ -101,7 +121,9 @@ async def histories(address: str) -> str:
 
 
 def test_two_workers_one_killed_every_asset_once_under_the_rate_limit(
-        tmp_path: Path, temporal_server: DevServer) -> None:
+        tmp_path: Path, temporal_server: DevServer,
+        ledger: tuple[str, dict[str, str]]) -> None:
+    state, ledger_env = ledger
     names = write_library(tmp_path / "library")
     demo = ContentstackDemo(EmulatorSettings())  # the documented 10 requests/s
     emu = demo.emulator
@@ -109,14 +131,16 @@ def test_two_workers_one_killed_every_asset_once_under_the_rate_limit(
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
     queue = "test-kill"
     with LoopbackServer(requests) as server:
-        job = write_job(tmp_path, demo.job_section(server.url))
-        workers = [start_worker(temporal_server.address, queue, env=dict(demo.env), log=log)
+        job = write_job(tmp_path, demo.job_section(server.url), state)
+        workers = [start_worker(temporal_server.address, queue, env={**demo.env, **ledger_env},
+                                log=log)
                    for log in logs]
         try:
             run = subprocess.Popen(
                 [sys.executable, "-m", "pipeline.cli", "migrate", "-c", str(job), "--temporal",
                  temporal_server.address, "--task-queue", queue, "--heartbeat-timeout", "3"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=client_env())
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env=client_env(ledger_env))
             deadline = time.monotonic() + 60
             while len(emu.assets) < 6 or not any(map(uploading, logs)):
                 assert run.poll() is None, run.communicate()
@@ -139,13 +163,17 @@ def test_two_workers_one_killed_every_asset_once_under_the_rate_limit(
         assert emu.limiter.rejected == 0  # no 429: the rate limit was never exceeded
         assert requests.max_per_second() <= DOCUMENTED_RATE
 
-        status = cli("status", "-c", str(job))
+        status = cli("status", "-c", str(job), env=client_env(ledger_env))
         assert status.returncode == 0, status.stderr
         assert f"{ASSETS} done" in status.stdout
 
         text = asyncio.run(histories(temporal_server.address))
         assert "assetferry.asset" in text  # the histories were read
         assert TOKEN not in text
+        for password in ledger_env.values():  # the ledger was the PostgreSQL database
+            assert not (tmp_path / "state").exists()
+            assert password not in text
+            assert password not in out + err + status.stdout + worker_logs
     demo.close()
 
 
