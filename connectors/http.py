@@ -149,6 +149,9 @@ _HISTORY: dict[str, deque[float]] = {}
 """Recent request starts per rate-limit key (API, host and a digest of the credentials), kept
 for the process: ``plan`` then ``migrate`` in one process (the demo) are two clients on one
 limit, and the second must count the first's last starts."""
+_TIMED: dict[str, dict[float, float | None]] = {}
+"""Round trip (seconds) of each of those starts that was ours, per key: ``None`` while the
+answer is awaited. Starts without an entry are others' (read from the headers)."""
 
 
 def pacing_key(api: str, base_url: str, credentials: Mapping[str, pydantic.SecretStr]) -> str:
@@ -165,13 +168,17 @@ class Pacer:
     (``X-RateLimit-Limit`` / ``X-RateLimit-Remaining``) say how much of the current window an
     earlier process (the ``plan`` before this ``migrate``) or another integration already
     used; then starts are spaced at the interval, released one at a time in real time (tasks
-    that wake late on a loaded machine do not leave together), and no stretch of (1 + slack)
-    windows holds more starts than the limit allows in one, so arrival jitter up to the slack
-    stays under the server's count. The slack is the measured spread of recent round trips
-    (2% to 10% of the window): on a quiet link the pace is the limit's 98%, not 91%. A
-    response whose headers report fewer requests left than our own recent starts account for
-    fills the rest of the window with the others' (``X-RateLimit-Remaining: 0``: nothing
-    starts for a window).
+    that wake late on a loaded machine do not leave together), and no request starts sooner
+    than one window plus that start's lateness after the start ``limit`` requests before it
+    (any earlier one too), so arrival jitter stays under the server's count. The lateness of
+    a start is a time, not a share of the window: its round trip less the fastest recent one
+    (how much later than the others it can have reached the server's count), plus
+    :attr:`JITTER_FLOOR`; a start still awaiting its answer counts :attr:`SLACK` of the
+    window. Only the requests that really were late cost pace: at 3 requests/s a 20 ms late
+    wake of the server no longer lets a fourth request into its second (issue 12), and a
+    quiet link keeps the pace at the limit's 99%. A response whose headers report fewer
+    requests left than our own recent starts account for fills the rest of the window with
+    the others' (``X-RateLimit-Remaining: 0``: nothing starts for a window).
 
     Adaptive: a 429 lowers the rate by 15% (never below a tenth of the documented rate) and
     each success wins back 3%, so a job file that claims a higher plan than the
@@ -186,11 +193,15 @@ class Pacer:
     keeps arrival jitter under the server's count; a wider margin here (97%) only cost pace
     (issue 12: the share of the rate-limit ideal)."""
     SLACK = 0.1
-    """At most (and until enough answers have been timed), the window our own count spans is
-    this much longer than the server's, so that arrival jitter never puts one request too
-    many into one of the server's windows."""
+    """Lateness, as a share of the window, of a start still awaiting its answer or made
+    before enough answers were timed (see :meth:`_lateness`); and the most by which the
+    count of our starts the server saw (:meth:`_count_others`) looks back beyond its window."""
     MIN_SLACK = 0.02
-    """At least this much longer: jitter is never nil."""
+    """The least by which that count looks back beyond the window: jitter is never nil."""
+    JITTER_FLOOR = 0.01
+    """Seconds added to every start's measured lateness: what a round trip cannot show (the
+    return path's own jitter). Whatever the limit's size (3/s, 10/s, 60/min), jitter is a
+    time; under the spacing's 1% margin it costs no pace."""
     TIMED = 32
     """How many recent round trips the jitter is measured over."""
     PROBE_WAIT = 10.0
@@ -214,6 +225,8 @@ class Pacer:
         self._starts: deque[float] = (_HISTORY.setdefault(key, deque()) if key
                                       else deque())
         """Starts (ours, and others' the headers revealed), monotonic seconds."""
+        self._timed: dict[float, float | None] = _TIMED.setdefault(key, {}) if key else {}
+        """Round trip of each of our starts (``None`` in flight); see :data:`_TIMED`."""
         self._probe: anyio.Event | None = None
         self._cold = True
         self._round_trips: deque[float] = deque(maxlen=self.TIMED)
@@ -233,14 +246,26 @@ class Pacer:
             return start
         if self._starts:  # another client on this limit may have started since
             start = max(start, self._starts[-1] + 1.0 / self._rate)
-        span = self._window * (1 + self._slack())
         while self._starts and self._starts[0] <= now - self.KEEP * self._window:
-            self._starts.popleft()
-        recent = sorted(t for t in self._starts if t > start - span)
+            self._timed.pop(self._starts.popleft(), None)
+        recent = sorted(self._starts)
         cap = self._cap(self._rate)
-        if len(recent) >= cap:
-            start = max(start, recent[len(recent) - cap] + span)
+        for t in recent[:max(0, len(recent) - cap + 1)]:  # `cap` starts since t, this one too
+            start = max(start, t + self._window + self._lateness(t))
         return start
+
+    def _lateness(self, start: float) -> float:
+        """Seconds by which the request started at ``start`` may have reached the server's
+        count later than a prompt one: its round trip less the fastest of the recent ones,
+        plus :attr:`JITTER_FLOOR`. Still in flight, or before enough answers were timed:
+        :attr:`SLACK` of the window. Others' starts (read from the headers, stamped when
+        the answer came, so never early): the floor."""
+        if start not in self._timed:
+            return self.JITTER_FLOOR
+        trip = self._timed[start]
+        if trip is None or len(self._round_trips) < self.TIMED // 4:
+            return max(self.JITTER_FLOOR, self.SLACK * self._window)
+        return max(0.0, trip - min(self._round_trips)) + self.JITTER_FLOOR
 
     def _slack(self) -> float:
         """How much longer than the server's window our count spans, as a share of it: the
@@ -253,12 +278,14 @@ class Pacer:
         spread = (max(self._round_trips) - min(self._round_trips)) / self._window
         return min(self.SLACK, max(self.MIN_SLACK, spread))
 
-    async def wait(self) -> None:
+    async def wait(self) -> float:
+        """Wait until the next request may start; return its start (``time.monotonic()``),
+        to pass to :meth:`observe` as ``sent``."""
         async with self._lock:  # one at a time: each start is measured after the last one
             while True:
                 now = time.monotonic()
                 start = self._earliest(now)
-                if start <= now:
+                if start <= now + 1e-6:  # a microsecond: rounding must not spin
                     break
                 _notify(self.api, f"rate limit ({self._rate:.3g} requests/s)" if self._rate
                         else "the server asked for a pause", start - now)
@@ -272,9 +299,11 @@ class Pacer:
                 now = time.monotonic()
             self._next = now + (1.0 / self._rate if self._rate else 0.0)
             self._starts.append(now)
+            self._timed[now] = None
             if self._cold:
                 self._cold = False
                 self._probe = anyio.Event()
+            return now
 
     def hold(self, seconds: float) -> None:
         """No request starts for ``seconds`` (the server asked us to slow down)."""
@@ -323,8 +352,12 @@ class Pacer:
         in the server's count from others'."""
         if self._probe is not None:
             self._probe.set()
-        if sent is not None and response.status_code != 429:
-            self._round_trips.append(time.monotonic() - sent)
+        if sent is not None:
+            trip = time.monotonic() - sent
+            if sent in self._timed:  # a 429's lateness counts too: it may have been late
+                self._timed[sent] = trip
+            if response.status_code != 429:
+                self._round_trips.append(trip)
         remaining = response.headers.get("x-ratelimit-remaining")
         counted = response.status_code != 429 and self._count_others(response, sent)
         if (not counted and remaining is not None and remaining.strip() == "0"
@@ -628,8 +661,7 @@ class ApiClient:
         first = time.monotonic()
         while True:
             attempt += 1
-            await self._pacer.wait()
-            sent = time.monotonic()
+            sent = await self._pacer.wait()
             try:
                 response = await self._client.request(
                     method,
