@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from urllib.parse import quote
 
 from pydantic import (
     BaseModel,
@@ -226,12 +227,24 @@ class JobConfig(BaseModel):
         return f"{self.source.connector}:{source_scope}->{self.target.connector}:{target_scope}"
 
 
+_URL_SAFE = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*")
+
+
+def url_part(value: str) -> str:
+    """``value`` fit to stand in a URL's user name or password (RFC 3986 §3.2.1): as it is
+    when it holds only characters allowed there (it may already be percent-encoded, as the
+    README says), else percent-encoded whole, so a ``@ : / ? # %`` in a password from
+    ``${VAR}`` can never move the host (the password's tail sent to DNS, shown as a host)."""
+    return value if _URL_SAFE.fullmatch(value) else quote(value, safe="")
+
+
 def expand_env(value: Any, env: Mapping[str, str], where: str = "", *,
-               required: bool = True) -> Any:
+               required: bool = True, encode: Callable[[str], str] | None = None) -> Any:
     """Replace ``${VAR}`` in every string; a missing variable is a ConfigError naming the key.
 
     With ``required=False`` (commands that only read the state DB), a missing variable is
-    left as the literal ``${VAR}``: nothing that needs it will be called.
+    left as the literal ``${VAR}``: nothing that needs it will be called. ``encode`` is
+    applied to each variable's value (``url_part`` for the state URL).
     """
     if isinstance(value, dict):
         return {k: expand_env(v, env, f"{where}.{k}" if where else k, required=required)
@@ -250,7 +263,7 @@ def expand_env(value: Any, env: Mapping[str, str], where: str = "", *,
                     f"{where}: environment variable {name} is not set. "
                     f"Export it (export {name}=...) in the shell that runs assetferry."
                 )
-            return env[name]
+            return env[name] if encode is None else encode(env[name])
 
         return _VAR.sub(sub, value)
     return value
@@ -357,9 +370,10 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
     run = raw.get("run")
     state = run.get("state") if isinstance(run, dict) else None
     raw = expand_env(raw, env, required=secrets)
-    if not secrets and isinstance(state, str):
-        # status/export-map read the state DB: a server's password in its URL is needed
-        raw["run"]["state"] = expand_env(state, env, "run.state")
+    if isinstance(state, str):
+        # status/export-map read the state DB too: a server's password in its URL is needed
+        raw["run"]["state"] = expand_env(state, env, "run.state",
+                                         encode=url_part if "://" in state else None)
     base = path.resolve().parent
     known = plugins()
     for side in ("source", "target"):

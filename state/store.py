@@ -186,8 +186,11 @@ def _to_url(url: str) -> URL:
             parsed = make_url(url)
         else:
             parsed = URL.create("sqlite", database=str(Path(url).expanduser().resolve()))
-    except ArgumentError as exc:
-        raise StateError(f"state database {url!r} is not a valid URL ({exc}). {_FIX}") from None
+    except (ArgumentError, ValueError):
+        raise StateError(
+            f"state database {display_url(url)} is not a valid URL: percent-encode any "
+            f"@ : / % in its user name and password (a password from ${{VAR}} is encoded "
+            f"for you). {_FIX}") from None
     db = parsed.database
     if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith(
         "file:"
@@ -318,10 +321,12 @@ def display_url(url: str) -> str:
     replaced by ``***``; a path, or a string that is not a URL, unchanged."""
     if "://" not in url:
         return url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(a state database URL that does not parse)"
+    scheme, _, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")  # a password may hold '@' ':' '/' unencoded
+    user, has_password, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
 
 
 def _scrub(text: str, secret: str | None) -> str:
