@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -205,6 +206,10 @@ class ContentstackConnector:
         self._folders: dict[str, Folder] | None = None
         self._folders_lock = anyio.Lock()
         self._environment_names: dict[str, str] | None = None
+        # the job's [target] requests_per_second is the rate its pacer keeps; the plan's
+        # estimate and a Temporal domain's share read it here (they read the documented 10/s)
+        self._limits = (replace(LIMITS, requests_per_second=config.requests_per_second)
+                        if config.requests_per_second else LIMITS)
 
     @property
     def scope(self) -> str:
@@ -212,7 +217,7 @@ class ContentstackConnector:
 
     @property
     def limits(self) -> Limits:
-        return LIMITS
+        return self._limits
 
     @property
     def publish_rule(self) -> PublishRule:

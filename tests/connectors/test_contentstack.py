@@ -688,3 +688,13 @@ async def test_5xx_on_listing_exhausts_retries_as_retryable(fake_conn: Any) -> N
         with pytest.raises(RetryableError):
             await _drain(conn)
     assert len(fake.requests) == 6
+
+
+def test_limits_carry_the_jobs_rate_when_it_sets_one() -> None:
+    """``[target] requests_per_second`` below the documented 10/s is what the plan's estimate
+    and a Temporal domain's share read (they read 10/s, so two workers went over a 2/s job
+    rate: found by the README-only tester); unset, the documented limit."""
+    unset = ContentstackConnector(make_config(requests_per_second=None))
+    assert unset.limits.requests_per_second == 10
+    slow = ContentstackConnector(make_config(requests_per_second=2))
+    assert slow.limits.requests_per_second == 2

@@ -92,3 +92,23 @@ async def test_a_retry_while_the_first_attempt_runs_uploads_nothing_twice(
     assert done.status is ItemStatus.DONE
     assert second.status is ItemStatus.DONE
     assert second.target_id == done.target_id
+
+
+def test_a_domain_shares_the_jobs_rate_not_only_the_documented_one(tmp_path: Path) -> None:
+    """The task queue's activity rate is half the rate the job's target keeps: the job's
+    ``requests_per_second = 2`` gives 1 asset a second across every worker (it gave 5, half
+    the documented 10, and two workers pacing 2/s each met 429s)."""
+    from connectors.contentstack import ContentstackConfig, ContentstackConnector
+    from pipeline.config import load_job
+    from pipeline.temporal.client import domain_for
+
+    (tmp_path / "lib").mkdir()
+    job_path = tmp_path / "job.toml"
+    job_path.write_text(
+        '[source]\nconnector = "local"\npath = "lib"\n\n[target]\nconnector = "contentstack"\n'
+        'api_key = "blt1"\nmanagement_token = "${T}"\nrequests_per_second = 2\n',
+        encoding="utf-8")
+    job = load_job(job_path, env={"T": "x"})
+    assert isinstance(job.target, ContentstackConfig)
+    target = ContentstackConnector(job.target)
+    assert domain_for(job, target, "q").activities_per_second == 1.0
