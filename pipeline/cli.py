@@ -319,6 +319,15 @@ TEMPORAL_HELP = ("HOST:PORT of a Temporal server: run on its workers (assetferry
                  "instead of in this process; needs pip install 'assetferry[temporal]'")
 
 
+def _task_queue(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """A task queue name: not empty, no spaces or control characters (the server refuses an
+    empty one with an RPC error; a space is most often a typo that no worker will poll)."""
+    if not value or any(c.isspace() or not c.isprintable() for c in value):
+        raise click.BadParameter(f"{value!r} is not a task queue name: use letters, digits "
+                                 "and . - _ / (the same name on the workers and migrate)")
+    return value
+
+
 def temporal_options(func: F) -> F:
     """``--temporal HOST:PORT`` and ``--task-queue Q`` (see README: Running at scale)."""
     func = click.option("--heartbeat-timeout", type=click.FloatRange(min=1), default=30.0,
@@ -326,7 +335,8 @@ def temporal_options(func: F) -> F:
                         help="with --temporal: an asset whose worker is silent this long "
                              "(killed, cut off) is retried on another worker")(func)
     func = click.option("--task-queue", default="assetferry", show_default=True,
-                        metavar="Q", help="with --temporal: the workers' task queue")(func)
+                        metavar="Q", callback=_task_queue,
+                        help="with --temporal: the workers' task queue")(func)
     return click.option("--temporal", default=None, metavar="HOST:PORT",
                         help=TEMPORAL_HELP)(func)
 
@@ -833,6 +843,7 @@ def cmd_emulate(ctx: click.Context, cms: str, port: int, seed: str, rate_limit: 
 @click.option("--temporal", "address", required=True, metavar="HOST:PORT",
               help="the Temporal server's gRPC address")
 @click.option("--task-queue", default="assetferry", show_default=True, metavar="Q",
+              callback=_task_queue,
               help="the control task queue to poll (migrate|sync --task-queue)")
 @global_options
 @click.pass_context
