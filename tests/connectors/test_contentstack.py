@@ -353,7 +353,7 @@ async def test_connector_declares_capabilities_scope_and_limits() -> None:
         assert conn.limits.max_folders == 300
         assert conn.limits.max_file_size == 100 * 1024 * 1024
         assert conn.limits.metadata_fields == frozenset({"title", "description", "tags"})
-        assert conn.limits.requests_per_second == 10
+        assert conn.limits.requests_per_second == 1000  # the job's; unset: 10 (test below)
         # whitespace: rewritten in filenames only, folder names keep their spaces
         assert " " not in conn.limits.forbidden_name_chars
         assert conn.limits.filename_rewrites_whitespace is True

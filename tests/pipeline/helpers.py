@@ -53,10 +53,12 @@ def local_to_cs_job(tmp_path: Path, base_url: str, *, source: Path, token_var: s
     return load_job(path, env=env if env is not None else {token_var: CS_TOKEN})
 
 
-def cs_to_local_job(tmp_path: Path, base_url: str, *, dest: Path) -> JobConfig:
+def cs_to_local_job(tmp_path: Path, base_url: str, *, dest: Path,
+                    requests_per_second: float = 1000) -> JobConfig:
     text = (
         f'[source]\nconnector = "contentstack"\napi_key = "{CS_KEY}"\n'
-        f'management_token = "{CS_TOKEN}"\nbase_url = "{base_url}"\nrequests_per_second = 1000\n\n'
+        f'management_token = "{CS_TOKEN}"\nbase_url = "{base_url}"\n'
+        f'requests_per_second = {requests_per_second}\n\n'
         f'[target]\nconnector = "local"\npath = "{dest}"\n\n'
         f'[run]\nstate = "{tmp_path / "back.db"}"\n'
     )
