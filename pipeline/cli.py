@@ -418,6 +418,13 @@ def _run_command(name: str, text: str) -> None:
         if report_format is not None and report is None:
             raise click.BadParameter("give the file to write with --report FILE",
                                      param_hint="'--report-format'")
+        if temporal is None:
+            source = ctx.get_parameter_source
+            for option in ("task_queue", "heartbeat_timeout"):
+                if source(option) is click.core.ParameterSource.COMMANDLINE:
+                    raise click.BadParameter(
+                        "it only applies to a run on Temporal: add --temporal HOST:PORT, or "
+                        "leave it out to run here", param_hint=f"'--{option.replace('_', '-')}'")
         if temporal is not None:
             return run_on_temporal(config, name, temporal, task_queue,
                                    retry_failed=retry_failed, prune=prune, report=report,

@@ -341,6 +341,11 @@ def _format_errors(exc: ValidationError) -> str:
             msg = f"{_TYPE_ERRORS[kind]}, got {given}"
         elif kind in ("literal_error", "enum"):
             msg = f"{msg.replace('Input should be', 'must be')}, got {_shown(err['input'])}"
+        elif msg.startswith("Input should "):  # ranges and lengths: "greater than or equal..."
+            # a string may be a secret (a token too short): say its type, not its value
+            given = _kind(err["input"]) if isinstance(err["input"], str) else _shown(
+                err["input"])
+            msg = f"{msg.replace('Input should', 'must', 1)}, got {given}"
         if msg not in by_key.setdefault(key, []):
             by_key[key].append(msg)
     lines = [f"  {key}: {'; or '.join(msgs)}" for key, msgs in by_key.items()]

@@ -149,6 +149,20 @@ def test_full_listing_every_is_a_whole_number_in_range(tmp_path: Path, value: st
         load_job(write(tmp_path, text), env={"CS_TOKEN": "x"})
 
 
+@pytest.mark.parametrize(("line", "says"), [
+    ("concurrency = 0", "run.concurrency: must be greater than or equal to 1, got 0"),
+    ("concurrency = -3", "run.concurrency: must be greater than or equal to 1, got -3"),
+])
+def test_a_value_out_of_range_says_so_in_words(tmp_path: Path, line: str, says: str) -> None:
+    """Found by a tester: pydantic's own "Input should be greater than or equal to 1", with no
+    value, where every other message says "must be ..., got ..."."""
+    text = GOOD.replace("concurrency = 4", line)
+    with pytest.raises(ConfigError) as err:
+        load_job(write(tmp_path, text), env={"CS_TOKEN": "x"})
+    assert says in str(err.value)
+    assert "Input should" not in str(err.value)
+
+
 # --- strict values: a job file's value is taken as written or refused, never coerced --------
 
 

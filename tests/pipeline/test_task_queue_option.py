@@ -25,3 +25,14 @@ def test_a_task_queue_no_worker_could_poll_is_refused(
     (tmp_path / "job.toml").write_text("", encoding="utf-8")
     assert cli.main([*argv, "--task-queue", queue]) == 2
     assert "is not a task queue name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--task-queue", "q"], ["--heartbeat-timeout", "5"]])
+def test_a_temporal_option_without_temporal_is_refused(
+        option: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """It was accepted and the run went on in-process, the option ignored."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job.toml").write_text("", encoding="utf-8")
+    assert cli.main(["migrate", "-c", "job.toml", *option]) == 2
+    assert "only applies to a run on Temporal" in capsys.readouterr().err
