@@ -220,6 +220,23 @@ def refuse_own_output(job: JobConfig, config: Path, option: str, out: Path | Non
                               "for an asset or overwrite one. Give a path outside it.")
 
 
+def read_state(job: JobConfig, config: Path) -> StateStore:
+    """The job's existing state DB, for commands that only read it (status, export-map,
+    verify); imports no run machinery (start-up, issue 12).
+
+    Raises StateError when a SQLite file is not there: a mistyped ``[run] state`` or a job
+    that never ran must not look like an empty ledger.
+    """
+    from state.store import StateError, StateStore
+
+    url = job.run.state
+    if url.strip() and "://" not in url and not Path(url).exists():
+        raise StateError(
+            f"no state database at {url} (has this job run yet? check [run] state in "
+            f"{config}; migrate creates it)")
+    return StateStore(url)
+
+
 PLAN_SUFFIXES: Mapping[str, str] = {".txt": "table", ".json": "json", ".md": "markdown",
                                      ".markdown": "markdown", ".html": "html", ".htm": "html"}
 REPORT_SUFFIXES: Mapping[str, str] = {".json": "json", ".html": "html", ".htm": "html"}
@@ -530,7 +547,6 @@ def cmd_status(ctx: click.Context, config: Path, fmt: str, log_format: str | Non
                verbose: bool) -> int:
     """What the state DB says about this job (needs no credentials)."""
     from pipeline.config import load_job
-    from pipeline.run import read_state
     from state.store import display_url
 
     _configure(ctx, log_format, verbose)
@@ -610,7 +626,7 @@ def _run_counts(counts: Any) -> str:
 
 
 def status_text(data: dict[str, Any]) -> str:
-    from pipeline.report import one_line
+    from pipeline.text import one_line
 
     lines = [f"job {data['route']}", f"state {data['state']}"]
     counts = data["counts"]
@@ -669,7 +685,6 @@ def cmd_export_map(ctx: click.Context, config: Path, fmt: str | None, out: Path 
     from pipeline import idmap
     from pipeline.config import load_job
     from pipeline.report import map_csv, map_rows
-    from pipeline.run import read_state
 
     _configure(ctx, log_format, verbose)
     fmt = format_of(fmt, out, MAP_SUFFIXES, "csv", option="--out", format_option="--format")
@@ -750,7 +765,6 @@ def cmd_verify(ctx: click.Context, config: Path, deep: bool, fmt: str | None,
     """Compare source and target for every migrated asset; read-only. Exit 1 on any
     missing, extra or different asset."""
     from pipeline.config import load_job
-    from pipeline.run import read_state
     from pipeline.verify import verify_job
 
     _configure(ctx, log_format, verbose)

@@ -43,8 +43,9 @@ from rich.text import Text
 
 from connectors.http import human_seconds
 from pipeline.plan import Op, Plan
-from pipeline.report import RunSummary, one_line
+from pipeline.report import RunSummary
 from pipeline.stages import Outcome
+from pipeline.text import one_line
 from state.store import ItemStatus
 
 log = structlog.get_logger(__name__)

@@ -10,7 +10,7 @@ Safety with hostile names (``<script>``, quotes, bidi controls, 5000 characters)
 rendered on the server goes through :func:`html.escape`; the item list is embedded as JSON in a
 ``<script type="application/json">`` block with ``<``, ``>`` and ``&`` written as ``\\u003c``
 escapes (so no name can close the block) and shown by the script through ``textContent`` only;
-control and bidi characters are shown escaped (:func:`pipeline.report.one_line`, as in the text
+control and bidi characters are shown escaped (:func:`pipeline.text.one_line`, as in the text
 table) and each name is bidi-isolated, so a right-to-left name cannot reorder its row.
 
 The item list is rendered by the script page by page (500 rows, "show more"), so a plan of
@@ -28,7 +28,8 @@ from html import escape
 from typing import Any
 
 from pipeline.plan import Op, Plan
-from pipeline.report import RunSummary, one_line, plan_items, plan_summary, plan_summary_text
+from pipeline.report import RunSummary, plan_items, plan_summary, plan_summary_text
+from pipeline.text import one_line
 
 PAGE_ROWS = 500
 """Rows the page shows at first and adds per "show more"."""

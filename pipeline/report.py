@@ -12,21 +12,12 @@ from typing import Any
 
 from pipeline.plan import Op, Plan
 from pipeline.stages import Outcome
+from pipeline.text import one_line
 from state.store import ItemRecord, ItemStatus
 
 NOT_MIGRATED = frozenset({Op.UNSUPPORTED, Op.CONFLICT})
 EXCLUDED_SHOWN = 20
 """Excluded entries listed one per line in the run summary text (all go to --report)."""
-
-
-def one_line(text: str) -> str:
-    """A name or reason on one line: control characters (a newline in a file name) escaped.
-
-    Keeps tables and line-per-item logs aligned whatever the file names hold.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def plan_items(plan: Plan) -> list[dict[str, Any]]:

@@ -119,20 +119,6 @@ def open_state(job: JobConfig, *, create: bool) -> StateStore | None:
     return StateStore(url)
 
 
-def read_state(job: JobConfig, config: Path) -> StateStore:
-    """The job's existing state DB, for commands that only read it (status, export-map).
-
-    Raises StateError when a SQLite file is not there: a mistyped ``[run] state`` or a job
-    that never ran must not look like an empty ledger.
-    """
-    url = job.run.state
-    if url.strip() and "://" not in url and not Path(url).exists():
-        raise StateError(
-            f"no state database at {url} (has this job run yet? check [run] state in "
-            f"{config}; migrate creates it)")
-    return StateStore(url)
-
-
 def resolve_field_rules(job: JobConfig, target: Target) -> EffectiveRules:
     """The job's field rules against the target's declared fields; ConfigError (exit 2)
     naming the key when a rule names a field the target does not have."""

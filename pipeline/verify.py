@@ -40,9 +40,9 @@ import structlog
 from connectors.base import Asset, Source
 from connectors.errors import FatalError
 from pipeline.config import JobConfig
-from pipeline.report import one_line
 from pipeline.run import Listing, Transports, list_all, open_pair, unwrap_groups
 from pipeline.stages import item_reason, stream_sha256
+from pipeline.text import one_line
 from state.store import PRUNED_NOTE, ItemRecord, ItemStatus, StateStore
 
 log = structlog.get_logger(__name__)

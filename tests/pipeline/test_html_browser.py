@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from pipeline.html_report import plan_html, run_html
-from pipeline.report import one_line, plan_items, plan_summary
+from pipeline.report import plan_items, plan_summary
+from pipeline.text import one_line
 from pipeline.thumbnails import thumbnail_uri
 from tests.pipeline.html_pages import (
     HOSTILE,

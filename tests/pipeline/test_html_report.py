@@ -15,8 +15,9 @@ from connectors.errors import SyncError
 from pipeline.cli import main
 from pipeline.html_report import plan_html, run_html
 from pipeline.plan import Op
-from pipeline.report import one_line, plan_items, plan_summary
+from pipeline.report import plan_items, plan_summary
 from pipeline.samples import SampleFile
+from pipeline.text import one_line
 from pipeline.thumbnails import MAX_SOURCE_BYTES, candidates, fetch_thumbnails, thumbnail_uri
 from tests.pipeline.helpers import library
 from tests.pipeline.html_pages import (

@@ -85,3 +85,53 @@ def test_status_reads_no_secret_and_says_when_nothing_ran(tmp_path: Path,
     assert "no state database at" in err
     assert "has this job run yet? check [run] state" in err
     assert "STATUS_TEST_TOKEN" not in err, "reading the state needs no credentials"
+
+
+STATUS_NEVER_IMPORTS = ("pipeline.run", "pipeline.checkpoint", "pipeline.plan",
+                        "pipeline.stages", "rich", "pygments",
+                        "sqlalchemy.dialects.postgresql")
+"""What ``status`` has no use for (issue 12, start-up): the run machinery, Rich (structlog
+imports it for tracebacks we never render with it), the PostgreSQL dialect on SQLite."""
+
+
+@pytest.mark.slow
+def test_status_imports_no_run_machinery(tmp_path: Path) -> None:
+    """Import boundary of ``status`` in a fresh interpreter (this one has everything loaded):
+    each module listed costs every ``status`` start-up time and none is used."""
+    import subprocess
+    import sys
+
+    job = tmp_path / "job.toml"
+    job.write_text(f'[source]\nconnector = "local"\npath = "{tmp_path / "src"}"\n\n'
+                   f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n'
+                   f'[run]\nstate = "{tmp_path / "state.db"}"\n')
+    (tmp_path / "src").mkdir()
+    StateStore(str(tmp_path / "state.db")).close()
+    probe = ("import sys; from pipeline.cli import main; rc = main(sys.argv[1:]); "
+             f"print('LOADED', [m for m in {STATUS_NEVER_IMPORTS!r} if m in sys.modules]); "
+             "sys.exit(rc)")
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-c", probe, "status", "-c", str(job)], cwd=root,
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "no run recorded yet" in run.stdout
+    assert run.stdout.strip().splitlines()[-1] == "LOADED []", run.stdout
+
+
+def test_ledger_counts_put_every_folder_under_folders_whatever_its_status(
+        tmp_path: Path) -> None:
+    """The counts come from the (route, status) index minus the folders' rows: a folder that
+    failed, or a pruned one, is a folder, never a failed or deleted asset."""
+    store = StateStore(str(tmp_path / "s.db"))
+    folder = ItemRecord(route=ROUTE, kind="folder", source_id="f1", status=ItemStatus.FAILED)
+    store.write([folder,
+                 ItemRecord(route=ROUTE, kind="folder", source_id="f2",
+                            status=ItemStatus.SKIPPED, last_error=PRUNED_NOTE),
+                 asset(1, ItemStatus.SKIPPED, last_error=PRUNED_NOTE),
+                 asset(2, ItemStatus.SKIPPED), asset(3, ItemStatus.FAILED),
+                 ItemRecord(route="other", kind="asset", source_id="9",
+                            status=ItemStatus.FAILED)])
+    counts = store.ledger_counts(ROUTE)
+    store.close()
+    assert counts == {"pending": 0, "in_flight": 0, "done": 0, "failed": 1, "skipped": 1,
+                      "deleted": 1, "folders": 2}
