@@ -4,6 +4,13 @@ Every item ends done, skipped (with a reason) or failed (with a reason); any exc
 item raises fails that item and the run goes on; only a FatalError cancels the run. Intent
 before side effect: an upload's IN_FLIGHT record is durable before any byte is sent; its DONE
 record is posted, not awaited, and so shares the next group commit.
+
+Group commit (issue 12): the feeder of :func:`run_assets` writes the intents of the next
+``concurrency`` uploads in one commit before handing them to the loaders, so the loaders never
+wait for the state DB and a run makes about one synced commit per ``concurrency`` assets,
+the DONE records riding along. A kill after that commit leaves intents of uploads that never
+started: the next run reconciles them like any other (the plan looks for each in the target
+listing, the loader with ``find_asset``) and uploads what it does not find.
 """
 
 from __future__ import annotations
@@ -281,6 +288,15 @@ def _sha256_of(path: Path) -> str:
     return sha.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An upload whose intent the feeder has committed (group commit): the ledger row as it
+    was before (``before``: it decides whether the upload resumes) and the intent written."""
+
+    before: ItemRecord
+    intent: ItemRecord
+
+
 class AssetLoader:
     """Carries out asset actions; one instance shared by all loader tasks."""
 
@@ -294,11 +310,26 @@ class AssetLoader:
         self.tmpdir = tmpdir
         self.digests = staged_digests(target)
 
-    async def run(self, action: AssetAction) -> Outcome:
-        key = ("asset", action.source_id)
+    def prepare(self, action: AssetAction) -> Prepared | None:
+        """The intent to commit before ``action`` is handed to a loader, for an action that
+        goes straight to an upload (a CREATE or REPLACE with nothing to compare or move
+        first, into a folder that exists); ``None`` for the others, which write their own
+        records as they go."""
+        if (action.op not in (Op.CREATE, Op.REPLACE) or action.adopt_from is not None
+                or action.move_from is not None or action.asset is None
+                or action.target_folder is None
+                or self.folder_ids.get(action.target_folder) is None):
+            return None
         rec = replace(_record(self.ckpt, "asset", action.source_id, action.path), route=self.route)
+        return Prepared(rec, self._intent(action, rec))
+
+    async def run(self, action: AssetAction, prepared: Prepared | None = None) -> Outcome:
+        """Carry out ``action``; ``prepared``: its intent, already committed by the feeder."""
+        key = ("asset", action.source_id)
+        rec = prepared.before if prepared is not None else replace(
+            _record(self.ckpt, "asset", action.source_id, action.path), route=self.route)
         try:
-            return await self._dispatch(action, rec)
+            return await self._dispatch(action, rec, prepared)
         except FatalError:
             raise
         except Exception as exc:
@@ -311,7 +342,8 @@ class AssetLoader:
         return Outcome("asset", action.source_id, action.path, action.op, ItemStatus.FAILED, reason,
                        gone=action.asset is None)
 
-    async def _dispatch(self, action: AssetAction, rec: ItemRecord) -> Outcome:
+    async def _dispatch(self, action: AssetAction, rec: ItemRecord,
+                        prepared: Prepared | None = None) -> Outcome:
         op = action.op
         if action.adopt_from is not None:
             return await self._adopt_if_equal(action, rec)
@@ -356,7 +388,7 @@ class AssetLoader:
                 assert isinstance(self.target, SupportsUpdateMetadata)  # noqa: S101
                 await self.target.update_metadata(action.target_id, action.meta)
             return await self._done(action, rec, TargetRef(action.target_id, action.target_url), 0)
-        return await self._upload(action, rec)
+        return await self._upload(action, rec, prepared=prepared)
 
     async def _move(self, action: AssetAction) -> None:
         """Move the target asset into the action's target folder (the source asset moved)."""
@@ -405,19 +437,30 @@ class AssetLoader:
         """SHA-256 (hex) of the target's copy of an asset, streamed, never stored."""
         return (await stream_sha256(self.target, asset))[0]
 
+    def _intent(self, action: AssetAction, rec: ItemRecord) -> ItemRecord:
+        """The IN_FLIGHT record written before the upload of ``action`` (``rec``: its ledger
+        row before it); a resumed upload keeps its journal."""
+        assert action.asset is not None  # noqa: S101
+        resuming = rec.status is ItemStatus.IN_FLIGHT or action.reconcile
+        return replace(rec, status=ItemStatus.IN_FLIGHT, intent=action.op.value,
+                       attempts=rec.attempts + 1, path=action.path,
+                       source_url=action.asset.url, last_error=None,
+                       journal=rec.journal if resuming else {})
+
     async def _upload(self, action: AssetAction, rec: ItemRecord,
-                      staged: StagedFile | None = None) -> Outcome:
+                      staged: StagedFile | None = None, *,
+                      prepared: Prepared | None = None) -> Outcome:
         assert action.asset is not None  # noqa: S101
         assert action.target_folder is not None  # noqa: S101
         folder_id = self.folder_ids.get(action.target_folder)
         if folder_id is None:
             raise ItemError(f"its target folder {'/'.join(action.target_folder)!r} was not created")
         resuming = rec.status is ItemStatus.IN_FLIGHT or action.reconcile
-        intent = replace(rec, status=ItemStatus.IN_FLIGHT, intent=action.op.value,
-                         attempts=rec.attempts + 1, path=action.path,
-                         source_url=action.asset.url, last_error=None,
-                         journal=rec.journal if resuming else {})
-        await self.ckpt.commit(intent)
+        if prepared is not None:
+            intent = prepared.intent  # committed by the feeder with the next uploads' intents
+        else:
+            intent = self._intent(action, rec)
+            await self.ckpt.commit(intent)
         request = UploadRequest(action.source_id, action.filename, folder_id or None,
                                 action.target_folder, action.asset.content_type, action.meta)
         staged = staged or await self._stage(action.asset)
@@ -526,22 +569,46 @@ class AssetLoader:
 
 async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, concurrency: int,
                      progress: Progress | None = None) -> list[Outcome]:
-    """Feed actions to ``concurrency`` loaders through small bounded streams."""
+    """Feed actions to ``concurrency`` loaders through small bounded streams.
+
+    The feeder commits the intents of the next ``concurrency`` uploads in one group commit
+    (:meth:`AssetLoader.prepare`) before any of them is handed over, so every upload starts
+    with its intent durable and the loaders never wait for the state DB."""
     buffer = max(2, concurrency * 2)
-    todo_send, todo_recv = anyio.create_memory_object_stream[AssetAction](buffer)
+    group = max(1, concurrency)
+    todo_send, todo_recv = anyio.create_memory_object_stream[_Work](buffer)
     done_send, done_recv = anyio.create_memory_object_stream[Outcome](buffer)
     outcomes: list[Outcome] = []
 
     async def feed() -> None:
+        chunk: list[tuple[AssetAction, Prepared]] = []
+
+        async def hand_over() -> None:
+            if not chunk:
+                return
+            await loader.ckpt.commit_many([p.intent for _, p in chunk])
+            crash_point("intents.committed")
+            for work in chunk:
+                await todo_send.send(work)
+            chunk.clear()
+
         async with todo_send:
             for action in actions:
-                await todo_send.send(action)
+                prepared = loader.prepare(action)
+                if prepared is None:
+                    await hand_over()  # in the plan's order
+                    await todo_send.send((action, None))
+                    continue
+                chunk.append((action, prepared))
+                if len(chunk) >= group:
+                    await hand_over()
+            await hand_over()
 
-    async def load(inp: MemoryObjectReceiveStream[AssetAction],
+    async def load(inp: MemoryObjectReceiveStream[_Work],
                    out: MemoryObjectSendStream[Outcome]) -> None:
         async with inp, out:
-            async for action in inp:
-                await out.send(await loader.run(action))
+            async for action, prepared in inp:
+                await out.send(await loader.run(action, prepared))
 
     async def collect() -> None:
         async with done_recv:
@@ -557,3 +624,6 @@ async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, con
                 tg.start_soon(load, todo_recv.clone(), done_send.clone())
         tg.start_soon(collect)
     return outcomes
+
+
+_Work = tuple[AssetAction, Prepared | None]

@@ -30,6 +30,7 @@ No secrets: no column holds credentials, and URLs are shown with the password ma
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -410,8 +411,9 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _dialect_insert(dialect: str) -> Callable[[type[Base]], Any] | None:
-    """The INSERT with ON CONFLICT of SQLite or PostgreSQL; None for other backends.
+def _dialect_insert(dialect: str) -> Callable[[Any], Any] | None:
+    """The INSERT with ON CONFLICT of SQLite or PostgreSQL (of an entity or a table); None for
+    other backends.
 
     Each dialect's module is imported here, when its database is in use: the PostgreSQL
     dialect costs a SQLite user's every command start-up time (issue 12)."""
@@ -426,12 +428,17 @@ def _dialect_insert(dialect: str) -> Callable[[type[Base]], Any] | None:
     return None
 
 
+@functools.cache
 def _upsert_statement(dialect: str) -> Executable | None:
-    """INSERT .. ON CONFLICT (key) DO UPDATE for SQLite and PostgreSQL; None elsewhere."""
+    """INSERT .. ON CONFLICT (key) DO UPDATE for SQLite and PostgreSQL; None elsewhere.
+
+    On the table (Core), not the ORM entity: a ledger write is one executemany of plain
+    rows, without the ORM's bulk-insert bookkeeping, and the statement is built once per
+    dialect (the group commit writes one batch every few uploads: issue 12)."""
     insert = _dialect_insert(dialect)
     if insert is None:
         return None
-    stmt = insert(ItemState)
+    stmt = insert(ItemState.__table__)
     key = [c.name for c in ItemState.__table__.primary_key]
     others = [c.name for c in ItemState.__table__.columns if c.name not in key]
     update: Executable = stmt.on_conflict_do_update(
@@ -738,7 +745,7 @@ class StateStore:
                     # locks in one order, so they queue instead of deadlocking (SQLite has
                     # one writer at a time: the batch goes as given)
                     values = [rows[key] for key in sorted(rows)]
-                s.execute(upsert, values)
+                s.connection().execute(upsert, values)
             else:
                 for row in rows.values():
                     s.merge(ItemState(**row))

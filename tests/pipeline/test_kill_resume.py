@@ -58,7 +58,9 @@ def target_inventory(url: str) -> list[tuple[str, str, str]]:
     [
         ("folder.created:3",),                       # during folder creation
         ("upload.before:4", "upload.after:9"),       # mid upload: before and after the POST
-        ("upload.after:2", "asset.done:7", "asset.done:15"),  # between uploads, repeatedly
+        # between uploads, repeatedly; and right after a group commit of intents, before
+        # any of those uploads started (issue 12: intents ahead of their uploads)
+        ("upload.after:2", "intents.committed:3", "asset.done:7", "asset.done:15"),
     ],
 )
 def test_killed_runs_resume_to_exactly_once(tmp_path: Path, emulator: str,
