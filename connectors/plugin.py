@@ -17,16 +17,19 @@ all come from that list (rclone's ``fs.Register`` in each backend's ``init()``).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-import httpx
 from pydantic import BaseModel
 
-from connectors.base import Source
-from connectors.emulation import ASGIApp
+if TYPE_CHECKING:
+    import httpx
+
+    from connectors.base import Source
+    from connectors.emulation import ASGIApp
 
 Role = Literal["source", "target"]
 
@@ -56,6 +59,31 @@ class ConnectorSettings(Protocol):
 
     @property
     def connector(self) -> str: ...
+
+
+@runtime_checkable
+class ScopedSettings(Protocol):
+    """A config model that names its connector's scope itself
+    (:attr:`connectors.base.Source.scope`, which returns the same): ``status`` and
+    ``export-map`` then read the job's route without opening the connector, so they load no
+    HTTP client (start-up, issue 12). Every built-in config is one; for a third-party one
+    that is not, the connector is opened to ask."""
+
+    def scope(self) -> str: ...
+
+
+def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A package's module ``__getattr__`` (PEP 562) that imports each name of ``names``
+    (name -> module) on first use: a connector package exposes its connector class without
+    importing it (and its HTTP client) when only its config model is needed."""
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    return __getattr__
 
 
 class EmulatedCMS(Protocol):

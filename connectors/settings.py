@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import httpx
 from pydantic import AfterValidator, SecretStr, StrictFloat
 
 
@@ -17,6 +16,8 @@ def http_base_url(value: str | None) -> str | None:
     """A ``base_url`` setting checked and normalised (no trailing slash); ValueError if bad."""
     if value is None:
         return None
+    import httpx  # here: a job file without a base_url loads no HTTP library (issue 12)
+
     try:
         url = httpx.URL(value.strip())
     except httpx.InvalidURL:

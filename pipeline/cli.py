@@ -278,7 +278,14 @@ def render_plan(plan: Plan, fmt: str, thumbnails: Mapping[str, str] | None = Non
 
 
 def _route_scopes(job: JobConfig) -> str:
+    """The job's route (its key in the state DB): from the config models' scopes where they
+    name them (:class:`connectors.plugin.ScopedSettings`, every built-in), so reading the
+    ledger loads no connector or HTTP client; otherwise from the opened connectors."""
+    from connectors.plugin import ScopedSettings
     from pipeline.registry import open_connector
+
+    if isinstance(job.source, ScopedSettings) and isinstance(job.target, ScopedSettings):
+        return job.route(job.source.scope(), job.target.scope())
 
     async def scopes() -> str:
         source = open_connector(job.source)

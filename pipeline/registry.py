@@ -14,13 +14,17 @@ from collections.abc import Mapping
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import structlog
 
-from connectors.base import Source
 from connectors.errors import ConfigError
 from connectors.plugin import ConnectorPlugin, ConnectorSettings, ExcludesOwnFiles, Role
+
+if TYPE_CHECKING:
+    import httpx
+
+    from connectors.base import Source
 
 log = structlog.get_logger(__name__)
 

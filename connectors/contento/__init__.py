@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+from connectors.contento.config import READ_ONLY, ContentoConfig
+from connectors.plugin import ConnectorPlugin, EmulatedCMS, EmulatorSettings, Role, lazy_exports
 
-from connectors.base import Source
-from connectors.contento.config import ContentoConfig
-from connectors.contento.connector import READ_ONLY, ContentoConnector
-from connectors.plugin import ConnectorPlugin, EmulatedCMS, EmulatorSettings, Role
+if TYPE_CHECKING:
+    import httpx
+
+    from connectors.base import Source
+    from connectors.contento.connector import ContentoConnector
 
 
-def _open(config: Any, *, role: Role, transport: httpx.AsyncBaseTransport | None) -> Source:
+def _open(config: Any, *, role: Role,
+          transport: httpx.AsyncBaseTransport | None) -> Source:
+    from connectors.contento.connector import ContentoConnector  # imported when opened
+
     return ContentoConnector(config, transport=transport)
 
 
@@ -25,5 +30,10 @@ def _emulator(settings: EmulatorSettings) -> EmulatedCMS:
 PLUGIN = ConnectorPlugin(name="contento", title="Contento", config=ContentoConfig, open=_open,
                          writable=False, read_only_reason=READ_ONLY, emulator=_emulator,
                          unit="requests/minute")
+
+# the connector class on first use: a job file's config model loads no connector code
+__getattr__ = lazy_exports(__name__, {
+    "ContentoConnector": "connectors.contento.connector",
+})
 
 __all__ = ["PLUGIN", "READ_ONLY", "ContentoConfig", "ContentoConnector"]

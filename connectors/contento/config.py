@@ -39,6 +39,13 @@ def folder_path(value: str) -> tuple[str, ...]:
     return parts
 
 
+READ_ONLY = (
+    "Contento's Content API is read-only (no upload, update or delete endpoint exists), "
+    "so it can only be a [source]"
+)
+"""Why it cannot be a target (said when a job file names it as one)."""
+
+
 class ContentoConfig(BaseModel):
     """One Contento site, read through the Content API with an account API key."""
 
@@ -72,6 +79,12 @@ class ContentoConfig(BaseModel):
                 raise ValueError(f"{folder_id!r} is not a Contento folder id (af_...)")
             out[key] = "/".join(folder_path(path))
         return out
+
+    def scope(self) -> str:
+        """Which site the connector points at (:attr:`connectors.base.Source.scope`,
+        part of the job's route in the state DB), from the settings alone: ``status`` and
+        ``export-map`` read the route without opening the connector."""
+        return self.site_id
 
     def api_base(self) -> str:
         """The versioned base URL ending in ``/v1/``, e.g. ``https://app.contento.io/api/v1/``."""

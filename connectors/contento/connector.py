@@ -44,10 +44,6 @@ from connectors.pagination import CursorPaginator
 
 log = structlog.get_logger(__name__)
 
-READ_ONLY = (
-    "Contento's Content API is read-only (no upload, update or delete endpoint exists), "
-    "so it can only be a [source]"
-)
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:[.,][0-9]+)?)\s*([KMGTP]?i?B|bytes?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 0, "b": 0, "byte": 0, "bytes": 0, "kb": 1, "kib": 1, "mb": 2, "mib": 2,
@@ -132,7 +128,7 @@ class ContentoConnector:
 
     @property
     def scope(self) -> str:
-        return self._config.site_id
+        return self._config.scope()
 
     # -- reading -------------------------------------------------------------------------
 

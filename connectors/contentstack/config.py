@@ -154,6 +154,12 @@ class ContentstackConfig(BaseModel):
             )
         return self
 
+    def scope(self) -> str:
+        """Which stack and branch the connector points at (:attr:`connectors.base.Source.scope`,
+        part of the job's route in the state DB), from the settings alone: ``status`` and
+        ``export-map`` read the route without opening the connector."""
+        return f"{self.api_key}@{self.branch}"
+
     def api_base(self) -> str:
         """The CMA base URL ending in ``/v3/``, e.g. ``https://eu-api.contentstack.com/v3/``."""
         return v3_base(self.base_url or CMA_HOSTS[self.region])

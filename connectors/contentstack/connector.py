@@ -213,7 +213,7 @@ class ContentstackConnector:
 
     @property
     def scope(self) -> str:
-        return f"{self._config.api_key}@{self._config.branch}"
+        return self._config.scope()
 
     @property
     def limits(self) -> Limits:

@@ -32,6 +32,13 @@ DEFAULT_REQUESTS_PER_SECOND = 10.0
 like the management API's documented 10 requests per second."""
 
 
+READ_ONLY = (
+    "the Contentstack Delivery API is read-only (a delivery token can only read published "
+    "content); to write to a stack use connector = \"contentstack\" with a management token"
+)
+"""Why it cannot be a target (said when a job file names it as one)."""
+
+
 class ContentstackDeliveryConfig(BaseModel):
     """One stack, branch and environment (and optionally locale), read with a delivery token."""
 
@@ -63,6 +70,14 @@ class ContentstackDeliveryConfig(BaseModel):
         if value is not None and not value.strip():
             raise ValueError("must not be empty (leave it out for the master locale)")
         return value.strip().lower() if value is not None else None
+
+    def scope(self) -> str:
+        """Which stack, branch, environment and locale the connector points at
+        (:attr:`connectors.base.Source.scope`, part of the job's route in the state DB), from
+        the settings alone: ``status`` and ``export-map`` read the route without opening the
+        connector."""
+        locale = f"/{self.locale}" if self.locale else ""
+        return f"{self.api_key}@{self.branch}:{self.environment}{locale}"
 
     def api_base(self) -> str:
         """The CDA base URL ending in ``/v3/``, e.g. ``https://eu-cdn.contentstack.com/v3/``."""

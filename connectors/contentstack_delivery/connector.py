@@ -38,10 +38,6 @@ from connectors.pagination import OffsetPaginator, iter_listing
 
 log = structlog.get_logger(__name__)
 
-READ_ONLY = (
-    "the Contentstack Delivery API is read-only (a delivery token can only read published "
-    "content); to write to a stack use connector = \"contentstack\" with a management token"
-)
 
 FLAT_NOTE = (
     "at the root: the Contentstack Delivery API exposes no asset folders (use the "
@@ -63,8 +59,7 @@ class ContentstackDeliveryConnector:
 
     @property
     def scope(self) -> str:
-        locale = f"/{self._config.locale}" if self._config.locale else ""
-        return f"{self._config.api_key}@{self._config.branch}:{self._config.environment}{locale}"
+        return self._config.scope()
 
     async def iter_folders(self) -> AsyncIterator[Folder]:
         """None: the Delivery API exposes no asset folders (the assets land at the root)."""

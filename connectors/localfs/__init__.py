@@ -25,21 +25,34 @@ manifest file), ``files`` (atomic writes, hashing, content type and other file h
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+from connectors.localfs.config import LocalConfig
+from connectors.plugin import ConnectorPlugin, Role, lazy_exports
 
-from connectors.base import Source
-from connectors.localfs.connector import LocalConfig, LocalFolderConnector
-from connectors.localfs.files import CHUNK_SIZE, TMP_PREFIX
-from connectors.plugin import ConnectorPlugin, Role
+if TYPE_CHECKING:
+    import httpx
+
+    from connectors.base import Source
+    from connectors.localfs.connector import LocalFolderConnector
+    from connectors.localfs.files import CHUNK_SIZE, TMP_PREFIX
 
 
-def _open(config: Any, *, role: Role, transport: httpx.AsyncBaseTransport | None) -> Source:
+def _open(config: Any, *, role: Role,
+          transport: httpx.AsyncBaseTransport | None) -> Source:
+    from connectors.localfs.connector import LocalFolderConnector  # imported when opened
+
     return LocalFolderConnector(config, role=role)
 
 
 PLUGIN = ConnectorPlugin(name="local", title="local folder", config=LocalConfig, open=_open,
                          writable=True, path_keys=("path",))
+
+# the connector class on first use: a job file's config model loads no connector code
+__getattr__ = lazy_exports(__name__, {
+    "LocalFolderConnector": "connectors.localfs.connector",
+    "CHUNK_SIZE": "connectors.localfs.files",
+    "TMP_PREFIX": "connectors.localfs.files",
+})
 
 __all__ = ["CHUNK_SIZE", "PLUGIN", "TMP_PREFIX", "LocalConfig", "LocalFolderConnector"]

@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,6 @@ import anyio
 import anyio.to_thread
 import structlog
 from anyio import AsyncFile
-from pydantic import BaseModel, ConfigDict, PrivateAttr, StrictBool, field_validator
 
 from connectors.base import (
     METADATA_FIELDS,
@@ -42,6 +41,7 @@ from connectors.base import (
     system_file_reason,
 )
 from connectors.errors import ConfigError, FatalError, ItemError, NotFoundError
+from connectors.localfs.config import DEFAULT_MANIFEST, FORBIDDEN_NAME_CHARS, LocalConfig
 from connectors.localfs.files import (
     CHUNK_SIZE,
     TMP_PREFIX,
@@ -59,9 +59,6 @@ log = structlog.get_logger(__name__)
 
 LIST_BATCH = 256
 """Files stat'ed (and image headers read) per worker-thread call while listing."""
-FORBIDDEN_NAME_CHARS = "/\\\x00"
-"""What a name we write may not hold: the separators of POSIX and Windows, and NUL (so a
-folder written here can be copied to either); the plan renames such a name first."""
 PLATFORM_FORBIDDEN_CHARS = "/\x00" + ("\\" if sys.platform == "win32" else "")
 """What a name that exists on this file system cannot hold (POSIX: ``/`` and NUL only, so
 ``back\\slash.txt`` is an ordinary name there): ids of files found here are read with it."""
@@ -79,49 +76,6 @@ TEMP_NAME_BYTES = len(TMP_PREFIX) + 16 + 1
 """A temp file's name (prefix + 16 hex digits) and its "/": kept free in every path."""
 CASE_INSENSITIVE_PLATFORMS = frozenset({"darwin", "win32"})
 """Where the default file system (APFS, NTFS) ignores case in names."""
-
-
-DEFAULT_MANIFEST = ".assetferry.json"
-"""The metadata manifest's default name; one in a source subfolder is a local target's."""
-
-
-class LocalConfig(BaseModel):
-    """``[source]`` / ``[target]`` of a job that reads or writes a local folder."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    connector: Literal["local"]
-    path: Path
-    """Root folder. As a source it must exist; as a target it is created on the first write."""
-    manifest: str = DEFAULT_MANIFEST
-    """File name (at the root) of the metadata manifest."""
-    include_system_files: StrictBool = False
-    """As a source: also migrate operating-system clutter (``.DS_Store``, ``Thumbs.db``,
-    ``desktop.ini``, ``._*`` AppleDouble files...); by default they are skipped, each listed in
-    the plan with its reason and counted as excluded."""
-
-    @field_validator("manifest")
-    @classmethod
-    def _plain_file_name(cls, value: str) -> str:
-        if not value or value in (".", "..") or any(c in value for c in FORBIDDEN_NAME_CHARS):
-            raise ValueError("must be a plain file name (no folders), e.g. '.assetferry.json'")
-        return value
-
-    _own_files: dict[Path, str] = PrivateAttr(default_factory=dict)
-
-    @property
-    def own_files(self) -> Mapping[Path, str]:
-        """assetferry's own files (resolved path -> reason) a source listing skips: set by
-        the pipeline (:meth:`with_own_files`), never by the job file."""
-        return self._own_files
-
-    def with_own_files(self, files: Mapping[Path, str]) -> LocalConfig:
-        """A copy that skips ``files`` (the job's state database and its SQLite sidecars,
-        given by the pipeline) as excluded entries with their reason. Paths are resolved."""
-        copy = self.model_copy()
-        copy._own_files = {**self._own_files, **{p.resolve(): r for p, r in files.items()}}
-        return copy
-
 
 
 # --- scan results -------------------------------------------------------------------------------
@@ -213,7 +167,7 @@ class LocalFolderConnector:
 
     @property
     def scope(self) -> str:
-        return str(self._root)
+        return self._config.scope()
 
     @property
     def limits(self) -> Limits:

@@ -87,6 +87,12 @@ class StoryblokConfig(BaseModel):
         """Requests per second the connector paces MAPI calls at."""
         return self.requests_per_second or DEFAULT_RATE
 
+    def scope(self) -> str:
+        """Which space the connector points at (:attr:`connectors.base.Source.scope`,
+        part of the job's route in the state DB), from the settings alone: ``status`` and
+        ``export-map`` read the route without opening the connector."""
+        return str(self.space_id)
+
     def host(self) -> str:
         """Root of the MAPI host, e.g. ``https://mapi.storyblok.com``."""
         return self.base_url or MAPI_HOSTS[self.region]

@@ -301,7 +301,7 @@ class StoryblokConnector:
 
     @property
     def scope(self) -> str:
-        return str(self._config.space_id)
+        return self._config.scope()
 
     @property
     def limits(self) -> Limits:

@@ -87,6 +87,12 @@ class WebflowConfig(BaseModel):
     def requests_per_second(self) -> float:
         return self.rate_limit_per_minute / 60.0
 
+    def scope(self) -> str:
+        """Which site the connector points at (:attr:`connectors.base.Source.scope`,
+        part of the job's route in the state DB), from the settings alone: ``status`` and
+        ``export-map`` read the route without opening the connector."""
+        return self.site_id
+
     def api_base(self) -> str:
         """E.g. ``https://api.webflow.com/v2/``."""
         return f"{self.base_url or API_HOST}/v2/"

@@ -183,7 +183,7 @@ class WebflowConnector:
 
     @property
     def scope(self) -> str:
-        return self._config.site_id
+        return self._config.scope()
 
     @property
     def limits(self) -> Limits:

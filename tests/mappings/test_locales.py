@@ -10,7 +10,7 @@ from pydantic import SecretStr, ValidationError
 
 from connectors.base import METADATA_FIELDS, AssetMeta, FieldSpec, Limits, LocalizedText
 from connectors.contentstack.connector import LIMITS as CONTENTSTACK
-from connectors.localfs.connector import LocalConfig, LocalFolderConnector
+from connectors.localfs import LocalConfig, LocalFolderConnector
 from connectors.storyblok.config import StoryblokConfig
 from connectors.storyblok.connector import StoryblokConnector
 from connectors.webflow.config import WebflowConfig
