@@ -15,6 +15,8 @@ Prints one Markdown table. Never part of the test suite; nothing is asserted.
 - scale: local -> local migrate, then ``plan`` and ``status`` on its ledger, at 1k, 10k,
   100k assets (100k not with --quick; ``--scale N ...`` for other sizes): seconds, per-asset
   cost against the first size's run, peak RSS.
+- startup: the fixed cost every command pays: ``--help``, ``status`` and ``plan`` on an empty
+  local -> local job, median wall time of 5 fresh processes, beside a bare ``python -c pass``.
 - mirror: a no-op ``sync`` over N assets already in the Contentstack emulator: requests made
   against the listing alone (what ``plan`` requests).
 - temporal: one job on Temporal across 1, 2 and 4 worker processes against the in-process run,
@@ -27,6 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -149,6 +153,27 @@ def bench_scale(counts: list[int], tmp: Path) -> None:
         shutil.rmtree(work)
 
 
+def bench_startup(tmp: Path, runs: int = 5) -> None:
+    lib = tmp / "lib"
+    lib.mkdir()
+    job = job_file(tmp, local(lib), local(tmp / "out"))
+    assetferry("migrate", "-c", str(job))  # an empty ledger for status to read
+    floor = []
+    for _ in range(runs):
+        start = time.monotonic()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        floor.append(time.monotonic() - start)
+    bare = statistics.median(floor)
+    for args in (("--help",), ("status", "-c", str(job)), ("plan", "-c", str(job))):
+        timed = [assetferry(*args) for _ in range(runs)]
+        seconds = statistics.median(t.seconds for t in timed)
+        rss = statistics.median(t.max_rss_mib for t in timed)
+        row(f"start-up, {args[0]}" + (" (empty local → local job)" if len(args) > 1 else ""),
+            f"{seconds:.2f} s, peak RSS {rss:.0f} MiB (median of {runs})",
+            f"bare python -c pass: {bare:.2f} s", f"{seconds / bare:.1f}x",
+            "fixed cost of every command: as low as it goes")
+
+
 def bench_mirror(count: int, tmp: Path) -> None:
     lib = tmp / "lib"
     write_library(lib, count)
@@ -176,7 +201,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer assets, no 1 GB / 100k")
     parser.add_argument("--only", nargs="*", default=None,
-                        choices=["rate", "overhead", "memory", "scale", "mirror", "temporal"])
+                        choices=["rate", "overhead", "memory", "scale", "startup", "mirror",
+                                 "temporal"])
     parser.add_argument("--scale", nargs="+", type=int, default=None, metavar="N",
                         help="library sizes of the scale benchmark (default: 1000 10000 "
                              "100000, with --quick 1000 10000); the first is the baseline")
@@ -195,6 +221,7 @@ def main() -> None:
         [10 << 20, 100 << 20] + ([] if q else [1 << 30]), t)))
     plan.append(("scale", lambda t: bench_scale(
         args.scale or [1000, 10_000] + ([] if q else [100_000]), t)))
+    plan.append(("startup", lambda t: bench_startup(t)))
     plan.append(("mirror", lambda t: bench_mirror(1000 if q else 10_000, t)))
     plan.append(("temporal", lambda t: bench_temporal(t, q)))
     started = time.monotonic()
