@@ -114,6 +114,24 @@ class AssetMeta:
         return hashlib.sha256(raw).hexdigest()[:16]
 
 
+class _SharedEmpty(dict[str, str]):
+    """An empty ``dict`` that refuses to be changed, so one can be shared by many objects."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("a shared empty mapping (NO_STRINGS) cannot be changed: make a dict")
+
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+
+NO_STRINGS: Mapping[str, str] = _SharedEmpty()
+"""An empty ``str -> str`` mapping shared by every asset without checksums or extra fields
+(a local folder of 100,000 files lists 100,000 of each; a ``dict``, so it serialises as
+one, e.g. in a Temporal payload)."""
+
+
 _NO_META_FINGERPRINT = "dbc7a456ebaa8f72"
 """``AssetMeta().fingerprint()`` (pinned in the tests: every ledger holds it)."""
 

@@ -136,7 +136,7 @@ class NameRules:
 
     def is_reserved(self, name: str) -> bool:
         """A name the target refuses (:attr:`Limits.reserved_names`, reserved prefixes)."""
-        if any(name.startswith(p) for p in self.reserved_prefixes):
+        if name.startswith(self.reserved_prefixes):  # a tuple: any of them
             return True
         key = self.key(name)
         return key in self.reserved or key.split(".", 1)[0] in self.reserved

@@ -13,13 +13,17 @@ replaced), whose ledger row is retired.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from operator import attrgetter
+from typing import Any
 
 from connectors.base import (
     Asset,
@@ -252,6 +256,24 @@ def source_hash(asset: Asset, rules: str = "") -> str:
 
 def asset_path(asset: Asset) -> str:
     return "/".join((*asset.folder_path, asset.filename))
+
+
+@contextmanager
+def bulk_allocation() -> Iterator[None]:
+    """Pause the cyclic garbage collector (if on) while a plan is listed, built and rendered.
+
+    Those steps make several objects per asset, nearly none in a reference cycle, and keep
+    them: with 100,000 assets every full collection walks millions of live objects for
+    nothing (a sixth of ``plan``'s CPU time at 100,000 assets). Reference counting still
+    frees everything dropped; the collector resumes on leaving.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 DRIFT_TOLERANCE = timedelta(minutes=2)
@@ -540,14 +562,24 @@ def check_plan(plan: Plan) -> None:
     Raises PlanInvariantError (a bug report: nothing has run yet) naming the actions.
     """
     problems: list[str] = []
-    by_asset: dict[str, list[AssetAction]] = defaultdict(list)
-    by_name: dict[tuple[FolderPath, str], list[AssetAction]] = defaultdict(list)
+    # the first action per target asset and per target name; a list only for a second one
+    # (a plan of 100,000 actions makes no list per action)
+    first_asset: dict[str, AssetAction] = {}
+    first_name: dict[tuple[FolderPath, str], AssetAction] = {}
+    by_asset: dict[str, list[AssetAction]] = {}
+    by_name: dict[tuple[FolderPath, str], list[AssetAction]] = {}
+    placing = (Op.CREATE, Op.UPDATE, Op.REPLACE)
     for a in plan.assets:
         if a.target_id:
-            by_asset[a.target_id].append(a)
-        placed = a.op in (Op.CREATE, Op.UPDATE, Op.REPLACE) or (a.op is Op.SKIP and a.target_id)
+            seen = first_asset.setdefault(a.target_id, a)
+            if seen is not a:
+                by_asset.setdefault(a.target_id, [seen]).append(a)
+        placed = a.op in placing or (a.op is Op.SKIP and a.target_id)
         if placed and a.target_folder is not None and a.filename:
-            by_name[(a.target_folder, a.filename)].append(a)
+            key = (a.target_folder, a.filename)
+            seen = first_name.setdefault(key, a)
+            if seen is not a:
+                by_name.setdefault(key, [seen]).append(a)
     for target_id, touching in by_asset.items():
         if len(touching) > 1:
             problems.append(f"target asset {target_id}: " + _touching(touching))
@@ -832,7 +864,7 @@ def _asset_action(
                 return replace(_with(base, Op.UPDATE, "unchanged, but not yet published "
                                      f"there: publish to {base.publish and base.publish.text()}"),
                                publish_only=True, meta_changed=False)
-            return _with(base, Op.SKIP, f"unchanged since the last run{kept_in}")
+            return _with(base, Op.SKIP, f"{UNCHANGED}{kept_in}" if kept_in else UNCHANGED)
         if old_content != new_content:
             if inp.capabilities.replace:
                 return _with(base, Op.REPLACE, "the file changed in the source")
@@ -947,6 +979,10 @@ def _drift_action(base: AssetAction, drifted: str, current: Asset, inp: PlanInpu
                          "cannot be written over it; left as it is"), drift=True)
 
 
+UNCHANGED = "unchanged since the last run"
+"""The reason of an asset that is the same as when we last wrote it (one string shared by
+every such action)."""
+
 PUBLISH_OWED = "publish_target_id"
 """Journal key of a ledger row whose asset was uploaded but not yet published: its target id."""
 PUBLISH_HASH = "publish_hash"
@@ -1012,12 +1048,27 @@ def same_size(asset: Asset, size: int | None) -> bool:
     return True
 
 
+_ACTION_FIELDS = tuple(f.name for f in fields(AssetAction))
+_ACTION_AT = {name: i for i, name in enumerate(_ACTION_FIELDS)}
+_action_values = attrgetter(*_ACTION_FIELDS)
+
+
+def _evolve(action: AssetAction, **changes: Any) -> AssetAction:
+    """``dataclasses.replace`` for an :class:`AssetAction` (no ``__post_init__`` or
+    ``InitVar`` to honour), several times faster: the plan copies its action two or three
+    times for each of 100,000 assets."""
+    values = list(_action_values(action))
+    for name, value in changes.items():
+        values[_ACTION_AT[name]] = value
+    return AssetAction(*values)
+
+
 def _with(action: AssetAction, op: Op, reason: str, *, reconcile: bool = False) -> AssetAction:
-    return replace(action, op=op, reason=reason, reconcile=reconcile or action.reconcile)
+    return _evolve(action, op=op, reason=reason, reconcile=reconcile or action.reconcile)
 
 
 def _target(action: AssetAction, current: Asset) -> AssetAction:
-    return replace(action, target_id=current.source_id, target_url=current.url,
+    return _evolve(action, target_id=current.source_id, target_url=current.url,
                    target_size=current.size, target_version=current.version)
 
 
@@ -1038,11 +1089,10 @@ def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: s
     ``inp.direct_reads`` to say the source item is gone; over ``inp.max_deletes`` deletions,
     none is made (held back, with a note).
     """
-    gone = [
-        r for (kind, sid), r in sorted(inp.records.items())
-        if kind == "asset" and sid not in present and r.status is ItemStatus.DONE
-        and r.target_id and r.target_id in target_by_id
-    ]
+    gone = [r for _, r in sorted(  # the few gone rows sorted, not the whole ledger
+        (key, r) for key, r in inp.records.items()
+        if key[0] == "asset" and key[1] not in present and r.status is ItemStatus.DONE
+        and r.target_id and r.target_id in target_by_id)]
     out: list[AssetAction] = []
     doomed: list[ItemRecord] = []
     for r in gone:

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +21,19 @@ EXCLUDED_SHOWN = 20
 
 
 def plan_items(plan: Plan) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = [
+    """One dict per folder and asset action (the JSON plan's ``items``)."""
+    return list(iter_plan_items(plan))
+
+
+def iter_plan_items(plan: Plan) -> Iterator[dict[str, Any]]:
+    """:func:`plan_items` one at a time (the table and Markdown plans of 100,000 assets
+    never hold them all)."""
+    yield from (
         {"op": f.op.value, "kind": "folder", "source_id": ",".join(f.source_ids) or None,
          "path": f.path, "reason": f.reason, "warnings": list(f.warnings)}
         for f in plan.folders
-    ]
-    items.extend(
+    )
+    yield from (
         {"op": a.op.value, "kind": "asset", "source_id": a.source_id, "path": a.path,
          "reason": a.reason, "warnings": list(a.warnings),
          "target_path": "/".join((*a.target_folder, a.filename)) if a.target_folder is not None
@@ -37,7 +44,6 @@ def plan_items(plan: Plan) -> list[dict[str, Any]]:
          **({"notes": list(a.asset.notes)} if a.asset is not None and a.asset.notes else {})}
         for a in plan.assets
     )
-    return items
 
 
 def _source_bytes(plan: Plan) -> tuple[int, int]:
@@ -185,10 +191,9 @@ def plan_summary_text(plan: Plan, summary: dict[str, Any] | None = None) -> str:
 
 
 def plan_table(plan: Plan, *, width: int = 100) -> str:
-    rows = plan_items(plan)
     out = io.StringIO()
     out.write(f"{'OP':<12} {'KIND':<7} PATH / REASON\n")
-    for r in rows:
+    for r in iter_plan_items(plan):
         out.write(f"{r['op']:<12} {r['kind']:<7} {one_line(r['path'])}\n")
         out.write(f"{'':<20} {one_line(r['reason'])}\n")
         for w in r["warnings"] if r["op"] != Op.SKIP.value else ():
@@ -209,7 +214,7 @@ def plan_markdown(plan: Plan) -> str:
     line = plan_summary_text(plan).replace("\n", "\n\n")
     out.write(f"# assetferry plan: `{plan.route}`\n\n{line}\n\n")
     out.write("| op | kind | path | reason | warnings | notes |\n|---|---|---|---|---|---|\n")
-    for r in plan_items(plan):
+    for r in iter_plan_items(plan):
         warnings = r["warnings"] if r["op"] != Op.SKIP.value else ()
         out.write(f"| {r['op']} | {r['kind']} | {cell(r['path'])} | {cell(r['reason'])} | "
                   f"{cell('; '.join(warnings))} | {cell('; '.join(r.get('notes', ())))} |\n")

@@ -493,6 +493,12 @@ _RECORD_COLUMNS = tuple(
     else _ITEMS.c[f.name] for f in fields(ItemRecord) if f.name != "route")
 """The ``items`` columns in `ItemRecord`'s field order (``route`` aside: the caller's)."""
 _JOURNAL_AT = [c.name for c in _RECORD_COLUMNS].index("journal")
+_SOURCE_ID_AT = [c.name for c in _RECORD_COLUMNS].index("source_id")
+_SAME_AS_SOURCE_ID = tuple([c.name for c in _RECORD_COLUMNS].index(name)
+                           for name in ("path", "target_id", "target_path"))
+"""Columns that often hold the source id's text (a local folder's ids are its paths)."""
+_TARGET_PATH_AT = [c.name for c in _RECORD_COLUMNS].index("target_path")
+_TARGET_ID_AT = [c.name for c in _RECORD_COLUMNS].index("target_id")
 
 
 def _journal(raw: Any) -> dict[str, str]:
@@ -693,19 +699,27 @@ class StateStore:
 
         One Core select whose rows become `ItemRecord` directly (no ORM object, identity map
         or change tracking per row: ``plan`` reads 100,000 of them), sharing one ``route``
-        string and one string per kind.
+        string, one string per kind, and the source id's string with a path or target id that
+        holds the same text (a local folder's ids are its paths).
         """
         query = select(*_RECORD_COLUMNS).where(_ITEMS.c.route == route)
         if kind is not None:
             query = query.where(_ITEMS.c.kind == kind)
         kinds: dict[str, str] = {}
         out: dict[tuple[str, str], ItemRecord] = {}
-        journal = _JOURNAL_AT
+        journal, sid_at, same = _JOURNAL_AT, _SOURCE_ID_AT, _SAME_AS_SOURCE_ID
+        target_path, target_id = _TARGET_PATH_AT, _TARGET_ID_AT
         with self._transaction() as s:
             for row in s.connection().execute(query):
                 values = list(row)
                 values[0] = kinds.setdefault(values[0], values[0])
                 values[journal] = _journal(values[journal])
+                sid = values[sid_at]
+                for at in same:
+                    if values[at] == sid:
+                        values[at] = sid
+                if values[target_path] == values[target_id]:
+                    values[target_path] = values[target_id]
                 rec = ItemRecord(route, *values)
                 out[rec.kind, rec.source_id] = rec
         return out

@@ -24,6 +24,7 @@ from anyio import AsyncFile
 
 from connectors.base import (
     METADATA_FIELDS,
+    NO_STRINGS,
     Asset,
     AssetMeta,
     Folder,
@@ -474,7 +475,7 @@ class LocalFolderConnector:
             content_type=info.content_type,
             size=info.size,
             meta=entry.meta() if entry else NO_META,
-            checksums={},
+            checksums=NO_STRINGS,
             width=info.width,
             height=info.height,
             created_at=datetime.fromtimestamp(info.birth, tz=UTC) if info.birth else None,
@@ -482,7 +483,7 @@ class LocalFolderConnector:
             version=(_target_version(info.size, info.mtime_ns, info.ino, info.ctime_ns)
                      if self._role == "target" else f"{info.size}:{info.mtime_ns}"),
             url=None,
-            extra=dict(entry.extra) if entry else {},
+            extra=dict(entry.extra) if entry and entry.extra else NO_STRINGS,
         )
 
     # --- writing ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import io
 import json
@@ -17,6 +18,7 @@ from PIL import Image
 
 from connectors import localfs
 from connectors.base import (
+    NO_STRINGS,
     Asset,
     AssetMeta,
     Capabilities,
@@ -94,6 +96,20 @@ def root(tmp_path: Path) -> Path:
     path = tmp_path / "root"
     path.mkdir()
     return path
+
+
+async def test_files_without_checksums_or_extra_share_one_empty_mapping(root: Path) -> None:
+    """A listing of 100,000 plain files holds no empty dict per file: they share
+    :data:`NO_STRINGS`, which refuses changes and serialises as an empty object."""
+    (root / "a.txt").write_bytes(b"a")
+    (root / "b.txt").write_bytes(b"b")
+    first, second = await assets_of(connector(root))
+    assert first.checksums is second.checksums is NO_STRINGS
+    assert first.extra is second.extra is NO_STRINGS
+    assert json.dumps(dataclasses.asdict(first)["extra"]) == "{}"
+    with pytest.raises(TypeError, match="cannot be changed"):
+        first.extra["source"] = "x"  # type: ignore[index]
+    assert first.extra == {}
 
 
 # --- metadata round trip ------------------------------------------------------------------------

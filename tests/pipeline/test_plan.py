@@ -11,6 +11,7 @@ from connectors.contentstack.connector import LIMITS as CONTENTSTACK
 from mappings.folders import FolderOverflow
 from pipeline import plan as plan_module
 from pipeline.plan import Op, PlanInput, make_plan, source_hash
+from pipeline.report import plan_items, plan_table
 from state.store import ItemRecord, ItemStatus
 
 LIMITS = Limits(max_folder_depth=2, max_folders=10, max_file_size=1000,
@@ -139,6 +140,60 @@ def test_unchanged_changed_file_and_changed_metadata() -> None:
     op, reason = plan_of([grown], target, {("asset", "a"): done(a, "t1")}, caps=no_replace)["a"]
     assert op is Op.UNSUPPORTED
     assert "cannot replace" in reason
+
+
+def test_a_mixed_plan_gives_each_asset_its_action_and_renders_every_line() -> None:
+    """New, unchanged, changed file, changed metadata, gone (prune off) and excluded assets
+    in one plan: each action's op, reason and target fields, and the table lists every one
+    (the plan of 100,000 assets builds and renders these without per-asset copies)."""
+    old = asset("u", "u.png", title="t")
+    changed_meta = asset("m", "m.png", title="new")
+    changed_file = asset("f", "f.png", size=11)
+    skipped = replace(asset("x", "x.fifo"), skipped="a FIFO, not a regular file or folder")
+    gone = ItemRecord(route="r", kind="asset", source_id="g", status=ItemStatus.DONE,
+                      target_id="tg", path="g.png", source_hash="0:0")
+    records = {("asset", "u"): done(old, "tu"),
+               ("asset", "m"): done(asset("m", "m.png", title="old"), "tm"),
+               ("asset", "f"): done(asset("f", "f.png"), "tf"), ("asset", "g"): gone}
+    target = [asset("tu", "u.png"), asset("tm", "m.png"), asset("tf", "f.png"),
+              asset("tg", "g.png")]
+    inp = PlanInput([], [asset("n", "n.png"), old, changed_meta, changed_file, skipped], [],
+                    target, records, LIMITS, ALL, FolderOverflow.COLLAPSE)
+    plan = make_plan("r", inp)
+    got = {a.source_id: (a.op, a.reason, a.target_id, a.target_size) for a in plan.assets}
+    assert got == {
+        "n": (Op.CREATE, "not in the target", None, None),
+        "u": (Op.SKIP, "unchanged since the last run", "tu", 10),
+        "m": (Op.UPDATE, "metadata changed in the source", "tm", 10),
+        "f": (Op.REPLACE, "the file changed in the source", "tf", 10),
+        "x": (Op.SKIP, "a FIFO, not a regular file or folder", None, None),
+        "g": (Op.SKIP, "gone from the source; kept (prune is off)", "tg", None),
+    }
+    unchanged = next(a for a in plan.assets if a.source_id == "u")
+    assert unchanged.target_url == "https://cdn/tu"
+    assert unchanged.source_hash == source_hash(old)
+    assert (unchanged.target_folder, unchanged.filename, unchanged.record) == (
+        (), "u.png", records[("asset", "u")])
+    table = plan_table(plan)
+    for a in plan.assets:
+        assert f"{a.op.value:<12} asset   {a.path}\n{'':<20} {a.reason}\n" in table
+    assert "6 source entries" not in table  # the gone row is no source entry
+    assert "5 source entries (4 assets, 1 excluded); 1 gone from the source" in table
+    assert [i["source_id"] for i in plan_items(plan)] == [a.source_id for a in plan.assets]
+
+
+def test_action_copies_keep_every_other_field() -> None:
+    """The plan's copy of an action (``_evolve``) equals ``dataclasses.replace``: every field
+    copied, the changed ones set (a field added to ``AssetAction`` is carried too)."""
+    a = asset("a", "a.png")
+    base = plan_module.AssetAction(
+        Op.CREATE, "a", "a.png", "why", ("w",), a, ("x",), "a.png", target_id="t",
+        reconcile=True, source_hash="h", dropped=("title",), move_from=("y",),
+        target_size=3, excluded_by="source", publish_only=True)
+    assert plan_module._evolve(base, op=Op.SKIP, reason="r") == replace(
+        base, op=Op.SKIP, reason="r")
+    assert plan_module._evolve(base) == base
+    assert plan_module._with(base, Op.UPDATE, "u") == replace(base, op=Op.UPDATE, reason="u")
 
 
 def test_migrated_but_deleted_in_the_target_is_created_again() -> None:

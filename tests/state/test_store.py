@@ -153,6 +153,24 @@ def test_items_round_trip_every_field(store: StateStore) -> None:
     assert dict(got.journal) == {"upload_url": "https://s3.example/put", "step": "uploaded"}
 
 
+def test_items_share_the_source_ids_string_with_equal_paths_and_ids(store: StateStore) -> None:
+    """A local folder's ids are its paths: ``plan`` reads 100,000 rows, and a path, target id
+    or target path with the source id's text is that one string, not three copies; a
+    different value stays itself."""
+    same = asset("d/a.txt", path="d/a.txt", target_id="d/a.txt", target_path="d/a.txt",
+                 target_url="file:///out/d/a.txt")
+    other = asset("7", path="d/b.txt", target_id="blt9", target_path="x/b.txt")
+    store.write([same, other])
+    rows = store.items(ROUTE)
+    got = rows[("asset", "d/a.txt")]
+    assert got.path is got.source_id
+    assert got.target_id is got.source_id
+    assert got.target_path is got.source_id
+    assert got == ItemRecord(**{**_fields(same), "updated_at": got.updated_at})
+    kept = rows[("asset", "7")]
+    assert (kept.path, kept.target_id, kept.target_path) == ("d/b.txt", "blt9", "x/b.txt")
+
+
 def _fields(rec: ItemRecord) -> dict[str, Any]:
     return {name: getattr(rec, name) for name in ItemRecord.__slots__}
 
