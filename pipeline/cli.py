@@ -372,53 +372,131 @@ def run_on_temporal(config: Path, mode: str, address: str, task_queue: str, *,
                     retry_failed: bool, prune: bool | None, report: Path | None,
                     report_format: str | None, heartbeat_timeout: float = 30.0) -> int:
     """Start the run as a Temporal workflow, print its id, follow it to its end and return
-    its exit code; Ctrl-C detaches (exit 130) and the run goes on."""
+    its exit code. SIGINT (Ctrl-C) or SIGTERM detaches (exit 130 / 143): the run goes on on
+    the workers, and the client says so, with how to follow and stop it, and writes what
+    ``--report`` can hold then (its progress); a run no worker has started yet is ended
+    instead (terminated: nothing of it happened), so it does not block the job."""
+    import asyncio
+
     from pipeline import temporal as temporal_pkg
     from pipeline.config import load_job
 
     temporal_pkg.require()
     from pipeline.temporal import client as tclient
+    from pipeline.temporal.shared import Progress
 
     config = config.resolve()
-    job = load_job(config, secrets=False)
+    job = load_job(config, secrets=False, ledger=False)  # the workers open the ledger
     refuse_own_output(job, config, "--report", report)
-    handle_id: list[str] = []
+    if report is not None and report_format_of(report, report_format) != "json":
+        raise click.BadParameter("a run on Temporal writes its report as JSON only; give a "
+                                 ".json file (or --report-format json)", param_hint="'--report'")
+    seen: list[Progress] = []
+    started: list[str] = []  # the workflow id, once started
 
-    async def go() -> dict[str, Any]:
+    async def go() -> tuple[str, Any]:
+        stop = asyncio.Event()
+        caught: list[int] = []
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            caught.append(signum)
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
         client = await tclient.connect(address)
+        if not await tclient.has_pollers(client, task_queue):
+            sys.stderr.write(
+                f"warning: no worker polls task queue {task_queue} on {address}: the run "
+                "waits until one does (start `assetferry worker --temporal "
+                f"{address} --task-queue {task_queue}` with the job's credentials in its "
+                "environment); Ctrl-C before one starts it ends the run\n")
+        if stop.is_set():
+            return "not started", caught[0]
         handle = await tclient.start(client, config, mode, task_queue=task_queue,
                                      retry_failed=retry_failed, prune=prune,
-                                     heartbeat_seconds=heartbeat_timeout)
-        handle_id.append(handle.id)
+                                     heartbeat_seconds=heartbeat_timeout, address=address)
+        started.append(handle.id)
         sys.stderr.write(f"started workflow {handle.id} on {address} (task queue "
                          f"{task_queue}); Ctrl-C detaches, the run goes on\n")
         sys.stderr.flush()
-        return await tclient.follow(handle)
+        following = asyncio.ensure_future(tclient.follow(handle, seen=seen))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([following, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if following.done():
+            return "done", following.result()
+        following.cancel()
+        if not await tclient.worker_started(handle):
+            why = signal.Signals(caught[0]).name
+            await handle.terminate(reason=f"the client was stopped ({why}) before any "
+                                          "worker started the run")
+            return "ended", caught[0]
+        return "detached", caught[0]
 
     try:
-        result = run_async(go)
-    except KeyboardInterrupt:
-        if not handle_id:
+        how, result = run_async(go)
+    except KeyboardInterrupt:  # before the signal handlers were in place
+        if not started:
             raise
+        how, result = "detached", signal.SIGINT
+    finally:
         gc.collect()  # drop the Temporal client now, not while the interpreter exits
-        sys.stderr.write(f"detached: workflow {handle_id[0]} goes on on the workers; "
-                         f"assetferry status -c {config} reads its ledger\n")
-        return EXIT_INTERRUPTED
-    gc.collect()  # drop the Temporal client now, not while the interpreter exits
+    if how != "done":
+        return _temporal_stopped(how, signal.Signals(result), config, mode, address,
+                                 task_queue, started[0] if started else None,
+                                 seen[-1] if seen else None, report)
     sys.stdout.write(str(result.get("text", "")) + "\n")
     if report is not None:
-        text = (json.dumps({k: v for k, v in result.items() if k != "text"}, indent=2,
-                           ensure_ascii=False)
-                if report_format_of(report, report_format) == "json" else None)
-        if text is None:
-            sys.stderr.write("error: --report: a run on Temporal writes its report as JSON "
-                             "only; give a .json file\n")
-            return EXIT_FATAL
+        text = json.dumps({k: v for k, v in result.items() if k != "text"}, indent=2,
+                          ensure_ascii=False)
         if not write_output(text, report, option="--report", what="the run report",
                             quiet=True, fallback=False):
             return EXIT_FATAL
     code = result.get("exit_code", EXIT_FATAL)
     return code if isinstance(code, int) else EXIT_FATAL
+
+
+def _temporal_stopped(how: str, signum: signal.Signals, config: Path, mode: str,
+                      address: str, task_queue: str, workflow_id: str | None,
+                      progress: Any, report: Path | None) -> int:
+    """Say what a signal to the Temporal client did (``how``: ``not started``, ``ended``: the
+    workflow was terminated before any worker ran it, ``detached``: the run goes on) and
+    write the ``--report`` it can: the workflow, and the progress last seen. Returns 130 for
+    SIGINT, 143 for SIGTERM (128 + the signal's number)."""
+    from dataclasses import asdict
+
+    from pipeline.temporal import follow_hint
+
+    code = 128 + int(signum)
+    name = signum.name
+    if how == "not started":
+        note = f"interrupted ({name}) before the run was started on Temporal; nothing was done"
+    elif how == "ended":
+        note = (f"interrupted ({name}): no worker had started workflow {workflow_id} yet (none "
+                f"polls task queue {task_queue} on {address}?), so it was ended (terminated) "
+                "and nothing was done; start a worker (`assetferry worker --temporal "
+                f"{address} --task-queue {task_queue}`) and run `assetferry {mode} -c {config} "
+                f"--temporal {address} --task-queue {task_queue}` again")
+    else:
+        note = (f"detached ({name}): workflow {workflow_id} goes on on the workers; "
+                f"{follow_hint(workflow_id or '?', config, address)}")
+    sys.stderr.write(note + "\n")
+    if report is not None:
+        body = {"route": getattr(progress, "route", None) or None, "mode": mode,
+                "run_id": getattr(progress, "run_id", None), "exit_code": code,
+                "interrupted": name, "fatal": None,
+                "temporal": {"address": address, "task_queue": task_queue,
+                             "workflow_id": workflow_id,
+                             "client": "detached" if how == "detached" else how,
+                             "progress": asdict(progress) if progress is not None else None},
+                "note": note}
+        if not write_output(json.dumps(body, indent=2, ensure_ascii=False), report,
+                            option="--report", what="the run report", quiet=True,
+                            fallback=False):
+            return EXIT_FATAL
+    return code
 
 
 def _run_command(name: str, text: str) -> None:
@@ -572,11 +650,43 @@ def cmd_status(ctx: click.Context, config: Path, fmt: str, log_format: str | Non
     if fmt == "json":
         _write(json.dumps(data, indent=2, ensure_ascii=False), None)
     else:
-        _write(status_text(data), None)
+        _write(status_text(data, config), None)
     return EXIT_OK
 
 
 FAILED_SHOWN = 50
+
+
+def _last_run_hints(last: dict[str, Any], config: Path | str) -> list[str]:
+    """What to do about the last run, as commands that work now: a live run (in another
+    process, or on Temporal) is followed or stopped, never started again (that meets the run
+    lock, or the running workflow: exit 2); a gone or stopped one is resumed."""
+    from pipeline.temporal import SERVER, cancel_hint, follow_hint
+    from state.store import STALE_AFTER
+
+    again = f"`assetferry {last['mode']} -c {config}` again (with the same options)"
+    workflow = last.get("workflow_id")
+    if last["status"] == "running":
+        if workflow:
+            return [follow_hint(workflow, config)]
+        return [f"running now (process {last.get('owner') or '?'}): `assetferry status -c "
+                f"{config}` again shows how far it got; Ctrl-C or kill in its terminal stops "
+                f"it (state saved), then run {again} to resume"]
+    if last["process_gone"]:
+        if workflow:
+            stale = int(STALE_AFTER.total_seconds())
+            return [f"no worker has written for its Temporal workflow {workflow} in "
+                    f"{stale} s (the workers stopped or were killed): start one "
+                    f"(`assetferry worker --temporal {SERVER} [--task-queue Q]`, with the "
+                    "job's credentials in its environment) and the run goes on; or "
+                    f"{cancel_hint(workflow)}, then run {again} to resume"]
+        return [f"its process is gone (killed?): the run was interrupted; run {again} to "
+                "resume"]
+    if last["pending"]:
+        return [f"run {again} to do the pending ones"]
+    return []
+
+
 LEDGER_KEYS = ("done", "failed", "in_flight", "skipped", "deleted")
 
 
@@ -584,8 +694,11 @@ def status_data(store: StateStore, route: str) -> dict[str, Any]:
     """What ``status`` shows, from SQL aggregates only (cheap at 100,000 ledger rows).
 
     ``last_run.pending``: what the last run planned and did not reach (killed, interrupted,
-    stopped); ``runs[].counts``: the figures each finished run recorded.
+    stopped); ``last_run.workflow_id``: the Temporal workflow carrying the run out (None for
+    an in-process run); ``runs[].counts``: the figures each finished run recorded.
     """
+    from pipeline.temporal import workflow_of
+
     counts = store.ledger_counts(route)
     runs = store.runs(route)
     last: dict[str, Any] | None = None
@@ -595,7 +708,8 @@ def status_data(store: StateStore, route: str) -> dict[str, Any]:
         planned = run.summary.get("planned")
         reached = sum(touched[k] for k in LEDGER_KEYS)  # in flight: started, not pending
         last = {"id": run.id, "mode": run.mode, "status": _run_status(run),
-                "process_gone": _process_gone(run),
+                "process_gone": _process_gone(run), "owner": run.owner,
+                "workflow_id": workflow_of(run.owner),
                 "planned": planned, **{k: touched[k] for k in LEDGER_KEYS},
                 "pending": max(0, planned - reached) if isinstance(planned, int) else None}
     return {
@@ -635,7 +749,10 @@ def _run_counts(counts: Any) -> str:
     return ", ".join(f"{counts.get(k, 0)} {k.replace('_', ' ')}" for k in keys)
 
 
-def status_text(data: dict[str, Any]) -> str:
+def status_text(data: dict[str, Any], config: Path | str = "JOB.toml") -> str:
+    """``status``'s text from :func:`status_data`; ``config``: the job file, for the commands
+    it suggests (each one works in the run's situation: a run going on in another process or
+    on Temporal is followed, not started again)."""
     from pipeline.text import one_line
 
     lines = [f"job {data['route']}", f"state {data['state']}"]
@@ -654,11 +771,7 @@ def status_text(data: dict[str, Any]) -> str:
             + (f"{planned} planned, " if planned is not None else "")
             + ", ".join(f"{last[k]} {k.replace('_', ' ')}" for k in LEDGER_KEYS)
             + (f", {last['pending']} pending" if last["pending"] is not None else ""))
-        if last["process_gone"]:
-            lines.append("  its process is gone (killed?): the run was interrupted; run the "
-                         "same command again to resume")
-        elif last["pending"]:
-            lines.append("  run the same command again to do the pending ones")
+        lines.extend(f"  {hint}" for hint in _last_run_hints(last, config))
     failed = data["failed"]
     if failed:
         more = counts["failed"] - len(failed)

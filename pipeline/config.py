@@ -238,6 +238,24 @@ def url_part(value: str) -> str:
     return value if _URL_SAFE.fullmatch(value) else quote(value, safe="")
 
 
+class MissingVariableError(ConfigError):
+    """A ``${VAR}`` of the job file names an unset (or empty) environment variable: ``name``,
+    and ``key``, the job-file key that references it."""
+
+    def __init__(self, message: str, *, name: str, key: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.key = key
+
+
+class JobFileError(ConfigError):
+    """The job file at ``path`` is missing, a folder, or unreadable."""
+
+    def __init__(self, message: str, *, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 def expand_env(value: Any, env: Mapping[str, str], where: str = "", *,
                required: bool = True, encode: Callable[[str], str] | None = None) -> Any:
     """Replace ``${VAR}`` in every string; a missing variable is a ConfigError naming the key.
@@ -259,10 +277,10 @@ def expand_env(value: Any, env: Mapping[str, str], where: str = "", *,
                 if not required:
                     return match.group(0)
                 # never suggest writing the value into the file: secrets live in the env
-                raise ConfigError(
+                raise MissingVariableError(
                     f"{where}: environment variable {name} is not set. "
-                    f"Export it (export {name}=...) in the shell that runs assetferry."
-                )
+                    f"Export it (export {name}=...) in the shell that runs assetferry.",
+                    name=name, key=where)
             return env[name] if encode is None else encode(env[name])
 
         return _VAR.sub(sub, value)
@@ -353,22 +371,26 @@ def _format_errors(exc: ValidationError) -> str:
 
 
 def load_job(path: Path, env: Mapping[str, str] | None = None, *,
-             secrets: bool = True) -> JobConfig:
+             secrets: bool = True, ledger: bool = True) -> JobConfig:
     """Read, expand and validate a job file. Relative paths are taken from the file's folder.
 
     ``secrets=False``: environment variables may be missing (``status``, ``export-map`` read
-    only the state DB); the job must not be used to open a connection then.
+    only the state DB); the job must not be used to open a connection then. ``ledger=False``
+    as well: the ``[run] state`` URL's may be missing too (``migrate --temporal``'s client,
+    which never opens the ledger: its workers do); the state DB must not be opened then.
     Raises ConfigError naming the file or the key.
     """
     env = os.environ if env is None else env
     try:
         raw = tomllib.loads(job_text(path, path.read_bytes()))
     except FileNotFoundError:
-        raise ConfigError(f"job file {path} not found") from None
+        raise JobFileError(f"job file {path} not found", path=path) from None
     except IsADirectoryError:
-        raise ConfigError(f"job file {path} is a folder; give the path of a .toml file") from None
+        raise JobFileError(f"job file {path} is a folder; give the path of a .toml file",
+                           path=path) from None
     except OSError as exc:
-        raise ConfigError(f"job file {path} cannot be read: {exc.strerror or exc}") from None
+        raise JobFileError(f"job file {path} cannot be read: {exc.strerror or exc}",
+                           path=path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
     _refuse_read_only_target(raw)  # before ${VAR}s: a missing token is not the problem
@@ -377,7 +399,7 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
     raw = expand_env(raw, env, required=secrets)
     if isinstance(state, str):
         # status/export-map read the state DB too: a server's password in its URL is needed
-        raw["run"]["state"] = expand_env(state, env, "run.state",
+        raw["run"]["state"] = expand_env(state, env, "run.state", required=ledger or secrets,
                                          encode=url_part if "://" in state else None)
     base = path.resolve().parent
     known = plugins()
@@ -396,8 +418,12 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
         run["state"] = str(base / RunConfig().state)
     elif run is None:
         raw["run"] = {"state": str(base / RunConfig().state)}
-    if isinstance(run, dict) and isinstance(run.get("map_file"), str) \
-            and run["map_file"].strip():
+    if isinstance(run, dict) and isinstance(run.get("map_file"), str):
+        if not run["map_file"].strip():
+            raise ConfigError(
+                "run.map_file: empty; leave the key out for the default (beside a SQLite "
+                "state file, none for a server state database) or give a file path such as "
+                "\"maps/ids.jsonl\"")
         run["map_file"] = str(base / Path(run["map_file"]).expanduser())
     # anything else under "run" (run = "x") is left for validation to name
     try:
@@ -411,6 +437,7 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
                           "Contentstack target by default)")
     check_field_templates(job)
     check_local_paths(job)
+    check_run_paths(job, path)
     return job
 
 
@@ -484,6 +511,55 @@ def check_local_paths(job: JobConfig) -> None:
                 f"target into itself. Point {tkey} at a folder outside {skey} (and {skey} "
                 f"outside {tkey}), e.g. a sibling folder."
             )
+
+
+def check_run_paths(job: JobConfig, path: Path) -> None:
+    """Refuse ``[run]`` paths that would destroy each other or the job file: the SQLite state
+    database on the job file, ``map_file`` on the job file or on the state database (or one
+    of its sidecars), a folder where a file goes. Checked when the job is loaded, before
+    anything is written; ConfigError naming the key and what to do."""
+    job_file = path.resolve()
+    state = _sqlite_file(job.run.state)
+
+    def is_state(p: Path) -> bool:  # the database or a sidecar (-wal, -shm, -journal)
+        return state is not None and (p == state or (p.parent == state.parent and p.name
+                                                     .startswith(state.name + "-")))
+
+    if state is not None and state.is_dir():
+        raise ConfigError(f"run.state: {state} is a folder; give a file path in it, such "
+                          "as \"state/assetferry.db\"")
+    if is_state(job_file):
+        raise ConfigError(f"run.state: {state} is the job file (or one of the database's own "
+                          "files); give another file path, such as \"state/assetferry.db\"")
+    if not job.run.map_file:
+        return
+    live_map = Path(job.run.map_file).expanduser().resolve()
+    if live_map.is_dir():
+        raise ConfigError(f"run.map_file: {live_map} is a folder; give a file path in it, "
+                          "such as \"maps/ids.jsonl\"")
+    if live_map == job_file:
+        raise ConfigError(f"run.map_file: {live_map} is the job file; writing the map there "
+                          "would destroy it. Give another file path, such as "
+                          "\"maps/ids.jsonl\"")
+    if is_state(live_map):
+        raise ConfigError(f"run.map_file: {live_map} is the state database (run.state) or "
+                          "one of its own files; writing the map there would destroy the "
+                          "ledger. Give another file path, such as \"maps/ids.jsonl\"")
+
+
+def _sqlite_file(state: str) -> Path | None:
+    """The SQLite file of ``[run] state`` (resolved), or None (a server database, or a URL
+    the state store will name); SQLAlchemy is imported only for a ``sqlite://`` URL."""
+    if not state.strip():
+        return None
+    if "://" not in state:
+        return Path(state).expanduser().resolve()
+    if not state.startswith("sqlite"):
+        return None
+    from state.store import sqlite_files
+
+    files = sqlite_files(state)
+    return files[0] if files else None
 
 
 def local_folders(job: JobConfig) -> list[tuple[str, Path]]:

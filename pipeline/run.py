@@ -456,7 +456,7 @@ async def execute_job(
             try:
                 run_id = store.start_run(route, mode, planned=planned_work(plan, records))
             except RunLockedError as exc:
-                raise FatalError(str(exc)) from None
+                raise FatalError(run_locked_message(exc)) from None
             summary.run_id = run_id
             with structlog.contextvars.bound_contextvars(run_id=run_id, route=route):
                 summary.outcomes = await _carry_out(job, plan, source, target, store, run_id,
@@ -515,6 +515,18 @@ async def plan_for_run(job: JobConfig, mode: str, source: Source, target: Target
             "was written ([run] on_conflict = \"fail\"): look at them in the target, "
             "then set on_conflict to \"skip\" or \"source-wins\" for a run")
     return plan, listing
+
+
+def run_locked_message(exc: RunLockedError, config: object = "JOB.toml") -> str:
+    """The run lock's refusal, saying who runs the job: a run going on on Temporal is named
+    by its workflow, with how to follow and stop it (:func:`pipeline.temporal.follow_hint`),
+    since starting it again in-process only meets the lock again."""
+    from pipeline.temporal import follow_hint, workflow_of
+
+    workflow = workflow_of(exc.owner)
+    if workflow is None:
+        return str(exc)
+    return f"this job is being run by its workflow on Temporal; {follow_hint(workflow, config)}"
 
 
 def crash_message(exc: BaseException, *, run_closed: bool = True) -> str:

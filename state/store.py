@@ -151,7 +151,15 @@ _WRITE = "assetferry_write"  # connection execution option: begin with BEGIN IMM
 
 
 class RunLockedError(Exception):
-    """Another process is running this route (or took over the run we were writing for)."""
+    """Another process is running this route (or took over the run we were writing for).
+
+    ``owner``: the running run's owner in the ledger (``host:pid``, or what a caller that
+    passed its own ``owner`` to :meth:`StateStore.start_run` wrote), when known, so the
+    caller can say who runs it and how to follow it."""
+
+    def __init__(self, message: str, owner: str | None = None) -> None:
+        super().__init__(message)
+        self.owner = owner
 
 
 class StateError(Exception):
@@ -620,8 +628,8 @@ class StateStore:
                     raise RunLockedError(
                         f"route {route!r} is being run by another process (run {run.id}, "
                         f"heartbeat {age} s ago); wait for it to finish, or retry after "
-                        f"{int(STALE_AFTER.total_seconds())} s if that process is gone"
-                    )
+                        f"{int(STALE_AFTER.total_seconds())} s if that process is gone",
+                        owner=run.owner)
             for run in running:
                 run.status = RunStatus.INTERRUPTED
                 run.finished_at = run.heartbeat_at or run.started_at

@@ -33,7 +33,7 @@ from temporalio.exceptions import ApplicationError
 
 from connectors.base import FolderPath, Source, Target
 from connectors.errors import AuthError, ConfigError, FatalError
-from pipeline.config import JobConfig, load_job
+from pipeline.config import JobConfig, JobFileError, MissingVariableError, load_job
 from pipeline.plan import AssetAction, FolderAction, Op
 from pipeline.report import RunSummary
 from pipeline.run import (
@@ -48,6 +48,7 @@ from pipeline.run import (
     unwrap_groups,
 )
 from pipeline.stages import Outcome, create_folders
+from pipeline.temporal import run_owner
 from pipeline.temporal.shared import (
     PARTITION_SIZE,
     FinishInput,
@@ -66,10 +67,37 @@ FATAL = "FatalError"
 never retried."""
 
 
-def run_owner(workflow_id: str) -> str:
-    """The ledger's owner of a run carried out by a workflow: a host part that is no
-    machine's, so the run lock goes by its heartbeat (``state.store.run_is_live``)."""
-    return f"temporal:{workflow_id}"
+def worker_identity() -> str:
+    """This worker process as the server and the messages name it: ``assetferry@HOST:PID``."""
+    return f"assetferry@{socket.gethostname()}:{os.getpid()}"
+
+
+def on_worker(exc: FatalError | StateError) -> FatalError | StateError:
+    """``exc`` (raised while this worker read the job file, resolved its ``${VAR}``s or
+    opened the connectors or the ledger) with a message saying that the fault is on this
+    worker, which one, and what to set there: the client shows it, and its own input was
+    fine (the client reads neither the credentials nor the workers' disks). Same kind, so
+    an input error stays one (exit 2)."""
+    host = socket.gethostname()
+    head = f"on worker {worker_identity()}"
+    if str(exc).startswith("on worker "):
+        return exc
+    if isinstance(exc, MissingVariableError):
+        return ConfigError(
+            f"{head}: {exc.key}: environment variable {exc.name} is not set in that worker's "
+            f"environment (the workers, not the client, resolve the job file's ${{VAR}}s): "
+            f"set it (export {exc.name}=...) where `assetferry worker` runs on {host} and "
+            "restart that worker")
+    if isinstance(exc, JobFileError):
+        return ConfigError(
+            f"{head}: {exc} on {host} (each worker reads the job file from its own disk, at "
+            f"the path the client gave: put the job file at {exc.path} on {host}, the same "
+            "path on every worker's machine)")
+    text = f"{head} (host {host}, with that worker's environment): {exc}"
+    for kind in (StateError, AuthError, ConfigError):
+        if isinstance(exc, kind):
+            return kind(text)
+    return FatalError(text)
 
 
 def remote(action: AssetAction) -> bool:
@@ -122,13 +150,16 @@ class Resources:
             found = self.opened.get(job_path)
             if found is not None:
                 return found
-            job = load_job(Path(job_path))
             stack = AsyncExitStack()
             try:
+                job = load_job(Path(job_path))
                 source, target = await open_pair(job, stack, None)
                 store = StateStore(job.run.state)
                 stack.callback(store.close)
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="assetferry-"))
+            except (FatalError, StateError) as exc:
+                await stack.aclose()
+                raise on_worker(exc) from None
             except BaseException:
                 await stack.aclose()
                 raise
@@ -202,6 +233,8 @@ class Activities:
                         opened.source, opened.target, ckpt, route, {}, local, opened.tmpdir,
                         concurrency=1)
         except (FatalError, StateError) as exc:
+            if isinstance(exc, StateError | AuthError):  # the worker's ledger, its credentials
+                exc = on_worker(exc)
             return Planned(route=route, fatal=str(exc),
                            input_error=isinstance(exc, ConfigError | AuthError | StateError))
         work = [a for a in plan.assets if remote(a) and a.op is not Op.DELETE]
@@ -278,7 +311,7 @@ class Activities:
             try:
                 store = StateStore(load_job(Path(inp.run.job_path), secrets=False).run.state)
             except (FatalError, StateError) as exc:
-                summary.fatal = summary.fatal or str(exc)
+                summary.fatal = summary.fatal or str(on_worker(exc))
         try:
             finish_summary(store, inp.run.run_id or None, summary,
                            time.monotonic() - inp.seconds)

@@ -25,6 +25,7 @@ from connectors.base import Target
 from connectors.errors import ConfigError, FatalError
 from pipeline.config import JobConfig, load_job
 from pipeline.registry import open_connector
+from pipeline.temporal import follow_hint
 from pipeline.temporal.shared import MEMO_DOMAIN, WORKFLOW_NAME, Domain, Progress, RunInput
 
 RATE_SHARE = 0.5
@@ -102,10 +103,12 @@ def workflow_id(route: str) -> str:
 
 async def start(client: Client, config: Path, mode: str, *, task_queue: str,
                 retry_failed: bool = False, prune: bool | None = None,
-                heartbeat_seconds: float = 10.0) -> WorkflowHandle[Any, Any]:
+                heartbeat_seconds: float = 10.0, address: str | None = None
+                ) -> WorkflowHandle[Any, Any]:
     """Start the run of the job file ``config`` (an absolute path: each worker reads it);
-    FatalError (exit 2) when one of this job runs already."""
-    job = load_job(config, secrets=False)
+    FatalError (exit 2) when one of this job runs already (``address``: the server's, for
+    the commands that message suggests)."""
+    job = load_job(config, secrets=False, ledger=False)
     route, domain = await _route_and_domain(job, task_queue)
     wid = workflow_id(route)
     inp = RunInput(str(config), mode, domain, retry_failed=retry_failed, prune=prune,
@@ -120,9 +123,8 @@ async def start(client: Client, config: Path, mode: str, *, task_queue: str,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL)
     except WorkflowAlreadyStartedError:
         raise FatalError(
-            f"this job ({route}) is already running on Temporal as workflow {wid}; wait for "
-            f"it to end (assetferry status -c {config} shows its progress) or cancel it "
-            f"(temporal workflow cancel --workflow-id {wid})") from None
+            f"this job ({route}) is already running on Temporal: wait for it to end, or stop "
+            f"it; {follow_hint(wid, config, address)}") from None
 
 
 def progress_line(p: Progress) -> str:
@@ -138,10 +140,41 @@ def _say(line: str) -> None:
     sys.stderr.flush()
 
 
+async def has_pollers(client: Client, task_queue: str) -> bool:
+    """Whether any worker polled the workflow task queue ``task_queue`` lately (the server
+    keeps its pollers of the last minutes: ``DescribeTaskQueue``). A run started on a queue
+    no worker polls waits, and only a terminate ends it (a cancel needs a worker to run the
+    workflow's code)."""
+    from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    try:
+        answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+    except RPCError:  # not allowed to look (a restricted namespace): assume one polls
+        return True
+    return bool(answer.pollers)
+
+
+async def worker_started(handle: WorkflowHandle[Any, Any]) -> bool:
+    """Whether a worker has run any of the workflow's code (a workflow task started in its
+    history): before that, nothing of the run has happened, in the ledger or the target."""
+    from temporalio.api.enums.v1 import EventType
+
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            return True
+    return False
+
+
 async def follow(handle: WorkflowHandle[Any, Any], say: Callable[[str], None] = _say,
-                 every: float = 1.0) -> dict[str, Any]:
+                 every: float = 1.0, seen: list[Progress] | None = None) -> dict[str, Any]:
     """Print the run's progress as it changes until it ends; its result (the run report
-    as JSON plus ``text``)."""
+    as JSON plus ``text``). ``seen``: gets the latest progress appended (what a client that
+    detaches reports)."""
     result = asyncio.ensure_future(handle.result())
     last = ""
     try:
@@ -150,6 +183,9 @@ async def follow(handle: WorkflowHandle[Any, Any], say: Callable[[str], None] = 
                 p = await handle.query("progress", result_type=Progress)
             except RPCError:
                 p = None  # not started on a worker yet
+            if p is not None and seen is not None:
+                seen.append(p)
+                del seen[:-1]
             line = progress_line(p) if p is not None else "waiting for a worker"
             if line != last:
                 say(line)

@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import signal
-import socket
 import sys
 from dataclasses import dataclass, field
 
@@ -25,7 +23,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from pipeline.temporal.activities import Activities
+from pipeline.temporal.activities import Activities, worker_identity
 from pipeline.temporal.shared import MEMO_DOMAIN, WORKFLOW_NAME, Domain
 from pipeline.temporal.workflows import PartitionWorkflow, RunWorkflow
 
@@ -45,7 +43,7 @@ DISCOVER_SECONDS = 2.0
 
 
 def identity() -> str:
-    return f"assetferry@{socket.gethostname()}:{os.getpid()}"
+    return worker_identity()
 
 
 def domain_of(memo: object) -> Domain | None:

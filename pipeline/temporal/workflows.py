@@ -23,7 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.report import RunSummary
     from pipeline.run import hold_back_deletes
     from pipeline.stages import Outcome
-    from pipeline.temporal.activities import FATAL, Activities, run_owner
+    from pipeline.temporal import run_owner
+    from pipeline.temporal.activities import FATAL, Activities
     from pipeline.temporal.shared import (
         PARTITION_WORKFLOW_NAME,
         WORKFLOW_NAME,

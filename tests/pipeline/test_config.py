@@ -279,3 +279,32 @@ def test_a_job_file_not_in_utf8_is_one_line_saying_how_to_save_it(
         load_job(path, env={"CS_TOKEN": "s3cret"})
     assert says in str(err.value)
     assert len(str(err.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize(("run", "says"), [
+    ('map_file = ""', "run.map_file: empty; leave the key out for the default"),
+    ('map_file = "state/x.db"', "is the state database (run.state)"),
+    ('map_file = "state/x.db-wal"', "is the state database (run.state) or one of its own"),
+    ('map_file = "job.toml"', "is the job file; writing the map there would destroy it"),
+    ('map_file = "maps"', "is a folder; give a file path in it"),
+    ('state = "job.toml"\nmap_file = "m.jsonl"', "run.state: "),
+    ('state = "maps"\nmap_file = "m.jsonl"', "is a folder; give a file path in it"),
+])
+def test_run_paths_that_would_destroy_each_other_are_refused(tmp_path: Path, run: str,
+                                                             says: str) -> None:
+    """[run] map_file on the state database, the job file or a folder, an empty one, a
+    state database on the job file or a folder: exit 2 before anything is written, saying
+    what to give instead."""
+    (tmp_path / "maps").mkdir()
+    text = GOOD.replace('state = "state/x.db"', run if run.startswith("state") else
+                        f'state = "state/x.db"\n{run}')
+    with pytest.raises(ConfigError) as err:
+        load_job(write(tmp_path, text), env={"CS_TOKEN": "t"})
+    assert says in str(err.value)
+    assert "Give another file path" in str(err.value) or "give" in str(err.value)
+
+
+def test_a_map_file_of_its_own_is_accepted(tmp_path: Path) -> None:
+    text = GOOD.replace('state = "state/x.db"', 'state = "state/x.db"\nmap_file = "maps/a.jsonl"')
+    job = load_job(write(tmp_path, text), env={"CS_TOKEN": "t"})
+    assert job.run.map_file == str(tmp_path / "maps" / "a.jsonl")

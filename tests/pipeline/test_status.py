@@ -139,3 +139,69 @@ def test_ledger_counts_put_every_folder_under_folders_whatever_its_status(
     store.close()
     assert counts == {"pending": 0, "in_flight": 0, "done": 0, "failed": 1, "skipped": 1,
                       "deleted": 1, "folders": 2}
+
+
+def _status_of(store: StateStore, config: str = "job.toml") -> str:
+    return status_text({"route": ROUTE, "state": "s.db", **status_data(store, ROUTE)}, config)
+
+
+def test_status_suggests_only_commands_that_work_in_the_runs_situation(tmp_path: Path) -> None:
+    """A run going on (here, or on Temporal) is followed, never started again: "run the same
+    command again" would meet the run lock or the running workflow (exit 2). A run whose
+    workers are gone says how to bring one back or end the workflow; a stopped one names
+    the command to resume with."""
+    store = StateStore(str(tmp_path / "s.db"))
+    run = store.start_run(ROUTE, "migrate", planned=3, owner="temporal:assetferry-0123")
+    text = _status_of(store)
+    assert "it runs on Temporal as workflow assetferry-0123: follow it with `assetferry " \
+           "status -c job.toml`" in text
+    assert "`temporal workflow cancel --workflow-id assetferry-0123 --address HOST:PORT`" \
+        in text
+    assert "`temporal workflow terminate --workflow-id assetferry-0123" in text
+    assert "same command again" not in text
+    assert status_data(store, ROUTE)["last_run"]["workflow_id"] == "assetferry-0123"
+
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # its workers stopped writing long ago
+        conn.execute("UPDATE runs SET heartbeat_at = '2026-01-01 00:00:00', started_at = "
+                     "'2026-01-01 00:00:00' WHERE id = ?", (run,))
+    conn.close()
+    text = _status_of(store)
+    assert "no worker has written for its Temporal workflow assetferry-0123" in text
+    assert "`assetferry worker --temporal HOST:PORT" in text
+    assert "then run `assetferry migrate -c job.toml` again (with the same options) to " \
+           "resume" in text
+
+    store.finish_run(run, RunStatus.INTERRUPTED, {})
+    here = store.start_run(ROUTE, "sync", planned=2)  # this process: live
+    text = _status_of(store)
+    assert "running now (process " in text
+    assert "`assetferry status -c job.toml` again shows how far it got" in text
+    store.finish_run(here, RunStatus.INTERRUPTED, {})
+    text = _status_of(store)
+    assert "run `assetferry sync -c job.toml` again (with the same options) to do the " \
+           "pending ones" in text
+    store.close()
+
+
+async def test_an_in_process_run_meeting_a_run_on_temporal_names_its_workflow(
+        tmp_path: Path) -> None:
+    from pipeline.config import load_job
+    from pipeline.run import execute_job
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.txt").write_text("a")
+    config = tmp_path / "job.toml"
+    config.write_text(f'[source]\nconnector = "local"\npath = "{tmp_path / "lib"}"\n\n'
+                      f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n\n'
+                      f'[run]\nstate = "{tmp_path / "s.db"}"\n', encoding="utf-8")
+    job = load_job(config, env={})
+    route = f"local:{tmp_path / 'lib'}->local:{tmp_path / 'out'}"
+    store = StateStore(job.run.state)
+    store.start_run(route, "migrate", owner="temporal:assetferry-4567")
+    store.close()
+    summary = await execute_job(job, "migrate")
+    assert summary.exit_code() == 2
+    assert summary.fatal is not None
+    assert "being run by its workflow on Temporal; it runs on Temporal as workflow " \
+           "assetferry-4567" in summary.fatal
+    assert "temporal workflow cancel --workflow-id assetferry-4567" in summary.fatal

@@ -21,7 +21,8 @@ from connectors.plugin import EmulatorSettings
 from pipeline.config import load_job
 from pipeline.plan import Op
 from pipeline.run import plan_job
-from pipeline.temporal.activities import Activities, run_owner
+from pipeline.temporal import run_owner
+from pipeline.temporal.activities import Activities
 from pipeline.temporal.shared import ItemInput, RunRef
 from state.store import ItemStatus, StateStore
 

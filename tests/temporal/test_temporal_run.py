@@ -10,6 +10,7 @@ API requests it saw in any one second), no credential is in the workflows' histo
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -179,31 +180,56 @@ def test_two_workers_one_killed_every_asset_once_under_the_rate_limit(
 
 def test_a_second_run_of_the_job_while_one_runs_is_refused(
         tmp_path: Path, temporal_server: DevServer) -> None:
-    """No worker polls this queue, so the first run waits; the second start says so."""
+    """No worker polls this queue, so the first run waits, and the client says so before it
+    starts it; the second start is refused with commands that work then (a terminate: a
+    cancel never takes effect without a worker). SIGTERM of the first client ends the
+    waiting workflow (nothing of it ran), says so and writes its --report, so the job is not
+    left blocked. The client needs neither the token nor the ledger's password: the ledger
+    is the workers' (this one's password variable is set nowhere)."""
     write_library(tmp_path / "library")
     job = write_job(tmp_path, ContentstackDemo(EmulatorSettings()).job_section(
-        "http://127.0.0.1:9"))
+        "http://127.0.0.1:9"),
+        state="postgresql+psycopg://af:${ASSETFERRY_UNSET_PG_PASSWORD}@127.0.0.1:9/af")
+    report = tmp_path / "report.json"
     args = ("migrate", "-c", str(job), "--temporal", temporal_server.address,
             "--task-queue", "nobody-polls")
-    first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=client_env())
+    env = {k: v for k, v in client_env().items() if k != "ASSETFERRY_UNSET_PG_PASSWORD"}
+    first = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args, "--report",
+                              str(report)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert first.stderr is not None
-        started = first.stderr.readline()  # the first line: it started its workflow
+        warned = first.stderr.readline()
+        assert "warning: no worker polls task queue nobody-polls" in warned, \
+            warned + first.stderr.read()
+        started = first.stderr.readline()
         assert "started workflow assetferry-" in started, started + first.stderr.read()
-        second = cli(*args)
+        wid = started.split("started workflow ")[1].split()[0]
+        second = cli(*args, env=env)
         assert second.returncode == 2, second.stderr
-        assert "already running on Temporal as workflow assetferry-" in second.stderr
+        assert f"already running on Temporal: wait for it to end, or stop it; it runs on " \
+               f"Temporal as workflow {wid}" in second.stderr
+        assert f"temporal workflow terminate --workflow-id {wid} --address " \
+               f"{temporal_server.address}" in second.stderr
     finally:
-        first.send_signal(signal.SIGINT)  # Ctrl-C detaches
+        first.send_signal(signal.SIGTERM)
         _, err = first.communicate(timeout=30)
-    assert first.returncode == 130, err
-    assert "detached: workflow assetferry-" in err
-    wid = started.split("started workflow ")[1].split()[0]
-    subprocess.run([str(temporal_server.binary), "workflow", "terminate", "--workflow-id", wid,
-                    "--address", temporal_server.address, "--reason", "test"],
-                   capture_output=True, check=False, timeout=30)
+    assert first.returncode == 143, err
+    assert f"no worker had started workflow {wid} yet" in err
+    assert "it was ended (terminated)" in err
+    body = json.loads(report.read_text(encoding="utf-8"))
+    assert body["interrupted"] == "SIGTERM"
+    assert body["temporal"]["workflow_id"] == wid
+    assert body["temporal"]["client"] == "ended"
+
+    async def ended() -> str:
+        from temporalio.client import Client
+
+        client = await Client.connect(temporal_server.address)
+        status = (await client.get_workflow_handle(wid).describe()).status
+        return status.name if status is not None else "?"
+
+    assert asyncio.run(ended()) == "TERMINATED"
 
 
 @pytest.mark.parametrize(("address", "says"), [

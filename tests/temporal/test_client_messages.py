@@ -1,0 +1,125 @@
+"""What the Temporal client says and does when the fault or the stop is not the run's own:
+a worker's missing job file or ``${VAR}`` named as the worker's; a detach that says how to
+follow and stop the run and writes what ``--report`` can hold; ``status`` during a run on
+Temporal naming its workflow, never suggesting a command that would exit 2. (A run no
+worker picks up: test_temporal_run.py's second-run test.)
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from connectors.contentstack.demo import ContentstackDemo
+from connectors.emulation import LoopbackServer
+from connectors.plugin import EmulatorSettings
+from pipeline.temporal.activities import Activities
+from pipeline.temporal.devserver import DevServer, start_worker, stop_worker
+from pipeline.temporal.shared import Domain, RunInput
+from tests.temporal.test_temporal_run import client_env, write_job, write_library
+
+pytestmark = pytest.mark.slow
+
+DOMAIN = Domain("q.contentstack-x", None, 1)
+
+
+async def test_a_workers_missing_variable_or_job_file_is_named_as_the_workers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan activity (on a worker) reads the job file and resolves its ${VAR}s: what it
+    misses is that worker's to fix, and the message says which worker and what to set."""
+    monkeypatch.delenv("CONTENTSTACK_MANAGEMENT_TOKEN", raising=False)
+    write_library(tmp_path / "library")
+    job = write_job(tmp_path, ContentstackDemo(EmulatorSettings()).job_section(
+        "http://127.0.0.1:9"))
+    worker = Activities()
+    try:
+        planned = await ActivityEnvironment().run(
+            worker.plan, RunInput(str(job), "migrate", DOMAIN))
+        assert planned.fatal is not None
+        assert planned.input_error
+        assert planned.fatal.startswith("on worker assetferry@"), planned.fatal
+        assert "CONTENTSTACK_MANAGEMENT_TOKEN is not set in that worker's environment" \
+            in planned.fatal
+        assert "where `assetferry worker` runs on" in planned.fatal
+
+        gone = tmp_path / "elsewhere" / "job.toml"
+        planned = await ActivityEnvironment().run(
+            worker.plan, RunInput(str(gone), "migrate", DOMAIN))
+        assert planned.fatal is not None
+        assert planned.input_error
+        assert planned.fatal.startswith("on worker assetferry@"), planned.fatal
+        assert f"put the job file at {gone} on" in planned.fatal
+    finally:
+        await worker.resources.aclose()
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> str:
+    """stderr lines of ``proc`` up to the first holding ``text``."""
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        line = proc.stderr.readline()
+        assert line, f"the client ended before saying {text!r}: {seen}"
+        assert time.monotonic() < deadline, seen
+        seen += line
+    return seen
+
+
+def test_status_and_a_detach_during_a_run_on_temporal(
+        tmp_path: Path, temporal_server: DevServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """While a worker carries out the run: ``status`` names the workflow and how to follow
+    and stop it (not "run the same command again", which would exit 2), and Ctrl-C of the
+    client detaches saying so and writes the report it can (the workflow, its progress)."""
+    from pipeline.cli import main
+
+    write_library(tmp_path / "library")
+    demo = ContentstackDemo(EmulatorSettings())
+    queue = "test-detach"
+    with LoopbackServer(demo.app) as server:
+        # 2 requests/s: the domain's share is 1 asset/s, so the run outlasts the test's steps
+        job = write_job(tmp_path, demo.job_section(server.url) + "requests_per_second = 2\n")
+        worker = start_worker(temporal_server.address, queue, env=dict(demo.env),
+                              log=tmp_path / "worker.log")
+        report = tmp_path / "detached.json"
+        run = _start(["migrate", "-c", str(job), "--temporal", temporal_server.address,
+                      "--task-queue", queue, "--report", str(report)], client_env())
+        try:
+            err = _wait_for(run, ": assets: ")
+            wid = err.split("started workflow ")[1].split()[0]
+            assert main(["status", "-c", str(job)]) == 0
+            status = capsys.readouterr().out
+            assert f"it runs on Temporal as workflow {wid}" in status, status
+            assert f"temporal workflow cancel --workflow-id {wid}" in status
+            assert "same command again" not in status
+            run.send_signal(signal.SIGINT)
+            _, rest = run.communicate(timeout=30)
+        finally:
+            if run.poll() is None:
+                run.kill()
+            subprocess.run([str(temporal_server.binary), "workflow", "terminate",
+                            "--workflow-id", wid, "--address", temporal_server.address,
+                            "--reason", "test"], capture_output=True, check=False, timeout=30)
+            stop_worker(worker)
+    demo.close()
+    assert run.returncode == 130, err + rest
+    assert f"detached (SIGINT): workflow {wid} goes on on the workers" in rest
+    assert f"temporal workflow cancel --workflow-id {wid} --address " \
+           f"{temporal_server.address}" in rest
+    body = json.loads(report.read_text(encoding="utf-8"))
+    assert body["interrupted"] == "SIGINT"
+    assert body["temporal"]["workflow_id"] == wid
+    assert body["temporal"]["client"] == "detached"
+    assert body["temporal"]["progress"]["planned"] == 32
