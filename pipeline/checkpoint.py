@@ -51,40 +51,62 @@ class Checkpointer:
         self.commits = 0
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """The writer task: runs until :meth:`close` and everything sent is written."""
-        task_status.started()
-        async with self._recv:
-            ended = False
-            while not ended:
-                try:
-                    first = await self._recv.receive()
-                except anyio.EndOfStream:
-                    return
-                entries = [first]
-                ended = self._drain(entries)
-                if not ended and not _awaited(entries):
-                    # posted records only: wait for a commit to ride with (group commit)
-                    with anyio.move_on_after(LINGER):
-                        while len(entries) < self._batch and not _awaited(entries):
-                            try:
-                                entries.append(await self._recv.receive())
-                            except anyio.EndOfStream:
-                                ended = True
-                                break
-                            ended = self._drain(entries)
-                            if ended:
-                                break
-                batch = [rec for rec, _ in entries]
-                await anyio.to_thread.run_sync(self._write, batch)
-                self.commits += 1
-                for _, done in entries:
-                    if done is not None:
-                        done.set()
+        """The writer task: runs until :meth:`close` and everything sent is written.
 
-    def _drain(self, entries: list[_Entry]) -> bool:
-        """Add what is already sent (up to a batch) to ``entries``; True when the stream
-        has ended."""
-        while len(entries) < self._batch:
+        Cancelled (Ctrl-C, SIGTERM), it still writes what was posted before it stops, the
+        records it was lingering with included: an item whose result was posted has been
+        reported done, so the ledger must say so too (the interrupted run's summary and the
+        ledger agree)."""
+        task_status.started()
+        entries: list[_Entry] = []
+        async with self._recv:
+            try:
+                await self._write_until_closed(entries)
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    self._drain(entries, everything=True)
+                    if entries:  # (a batch cancelled mid-write is written again: upserts)
+                        await anyio.to_thread.run_sync(self._write, [r for r, _ in entries])
+                        for _, done in entries:
+                            if done is not None:
+                                done.set()
+                raise
+
+    async def _write_until_closed(self, entries: list[_Entry]) -> None:
+        """The writer's loop; ``entries``: the records taken off the stream and not yet
+        written (what a cancelled writer still owes the ledger)."""
+        ended = False
+        while not ended:
+            try:
+                first = await self._recv.receive()
+            except anyio.EndOfStream:
+                return
+            entries.append(first)
+            ended = self._drain(entries)
+            if not ended and not _awaited(entries):
+                # posted records only: wait for a commit to ride with (group commit)
+                with anyio.move_on_after(LINGER):
+                    while len(entries) < self._batch and not _awaited(entries):
+                        try:
+                            entries.append(await self._recv.receive())
+                        except anyio.EndOfStream:
+                            ended = True
+                            break
+                        ended = self._drain(entries)
+                        if ended:
+                            break
+            batch = [rec for rec, _ in entries]
+            await anyio.to_thread.run_sync(self._write, batch)
+            self.commits += 1
+            for _, done in entries:
+                if done is not None:
+                    done.set()
+            entries.clear()
+
+    def _drain(self, entries: list[_Entry], *, everything: bool = False) -> bool:
+        """Add what is already sent (up to a batch; ``everything``: all of it) to
+        ``entries``; True when the stream has ended."""
+        while everything or len(entries) < self._batch:
             try:
                 entries.append(self._recv.receive_nowait())
             except anyio.WouldBlock:

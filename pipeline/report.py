@@ -61,6 +61,16 @@ def _source_bytes(plan: Plan) -> tuple[int, int]:
     return total, estimated
 
 
+def listed_entries(plan: Plan) -> tuple[int, int]:
+    """``(entries, excluded)`` of ``plan``'s source listing (:attr:`RunSummary.listed`)."""
+    entries = excluded = 0
+    for a in plan.assets:
+        if a.asset is not None:
+            entries += 1
+            excluded += bool(a.asset.skipped)
+    return entries, excluded
+
+
 def plan_summary(plan: Plan) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     for f in plan.folders:
@@ -238,6 +248,10 @@ class RunSummary:
     input_error: bool = False
     """The fatal error names an input to fix (job file, manifest, credentials, state DB
     location): running again unchanged would fail the same way."""
+    listed: tuple[int, int] | None = None
+    """``(entries, excluded)`` of the plan's source listing: what the summary's "N source
+    entries (A assets, E excluded)" counts, also when an interrupted run reached only some
+    of them (None: counted from the outcomes, which then cover the whole listing)."""
     listing: dict[str, str] | None = None
     """How the source was listed: ``kind`` (``full`` | ``incremental``), ``started_at`` (our
     UTC clock when listing began: the next sync's watermark once this run completed) and
@@ -277,7 +291,8 @@ class RunSummary:
             "skipped": sum(1 for o in assets if o.status is ItemStatus.SKIPPED
                            and o.op not in NOT_MIGRATED and not o.excluded and not o.gone),
             "excluded": len(self.excluded()),
-            "source_entries": sum(1 for o in assets if not o.gone),
+            "source_entries": (self.listed[0] if self.listed is not None
+                               else sum(1 for o in assets if not o.gone)),
             "gone_from_source": sum(1 for o in assets if o.gone),
             "not_migrated": len(self.not_migrated()),
             "failed": sum(1 for o in assets if o.status is ItemStatus.FAILED),
@@ -287,6 +302,10 @@ class RunSummary:
                                   and o.status is ItemStatus.FAILED),
             "bytes": sum(o.bytes for o in assets),
         }
+
+    def _listed_excluded(self) -> int:
+        """Entries of the listing the source or a filter left out (the plan's count)."""
+        return self.listed[1] if self.listed is not None else len(self.excluded())
 
     def exit_code(self) -> int:
         if self.interrupted:
@@ -340,7 +359,7 @@ class RunSummary:
         c = self.counts()
         lines = [
             f"{self.mode} {self.route}: "
-            f"{source_text(c['source_entries'], c['excluded'], self.gone())}; "
+            f"{source_text(c['source_entries'], self._listed_excluded(), self.gone())}; "
             f"in {self.seconds:.1f} s: "
             f"{c['created']} created, {c['replaced']} replaced, {c['updated']} updated, "
             f"{c['adopted']} adopted, {c['deleted']} deleted, {c['skipped']} skipped, "

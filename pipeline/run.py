@@ -41,7 +41,7 @@ from pipeline.config import JobConfig
 from pipeline.idmap import MapWriter, default_map_path
 from pipeline.plan import AssetAction, Op, Plan, PlanInput, make_plan
 from pipeline.registry import open_connector
-from pipeline.report import RunSummary
+from pipeline.report import RunSummary, listed_entries
 from pipeline.stages import AssetLoader, Outcome, create_folders, ledger_note, run_assets
 from state.store import (
     ItemRecord,
@@ -452,6 +452,7 @@ async def execute_job(
                 job, mode, source, target, route, records, retry_failed=retry_failed,
                 prune=prune, on_plan=on_plan)
             summary.held_deletes, summary.prune_note = plan.held_deletes, plan.prune_note
+            summary.listed = listed_entries(plan)
             store = StateStore(job.run.state)
             try:
                 run_id = store.start_run(route, mode, planned=planned_work(plan, records))

@@ -608,14 +608,16 @@ async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, con
                    out: MemoryObjectSendStream[Outcome]) -> None:
         async with inp, out:
             async for action, prepared in inp:
-                await out.send(await loader.run(action, prepared))
+                outcome = await loader.run(action, prepared)
+                # reported at once, with no await since its ledger record was posted: an
+                # interruption cannot fall between the two (the summary and the ledger agree)
+                if progress is not None:
+                    progress(outcome)
+                await out.send(outcome)
 
     async def collect() -> None:
         async with done_recv:
-            async for outcome in done_recv:
-                outcomes.append(outcome)
-                if progress is not None:
-                    progress(outcome)
+            outcomes.extend([outcome async for outcome in done_recv])
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(feed)

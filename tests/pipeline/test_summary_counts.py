@@ -59,3 +59,63 @@ async def test_sync_counts_source_entries_apart_from_assets_gone_from_the_source
     assert ("5 source entries (3 assets, 2 excluded); 2 gone from the source: "
             "kept (prune is off)") in first
     assert "3 skipped" in first
+
+
+async def test_a_cancelled_ledger_writer_still_writes_what_was_posted(tmp_path: Path) -> None:
+    """A result posted (not awaited) just before Ctrl-C is written before the writer stops:
+    it was reported done, so the ledger says done too."""
+    import anyio
+
+    from pipeline.checkpoint import Checkpointer
+    from state.store import ItemRecord, ItemStatus, StateStore
+
+    store = StateStore(str(tmp_path / "s.db"))
+    run_id = store.start_run("r", "migrate")
+    ckpt = Checkpointer(store, run_id, {})
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            await tg.start(ckpt.run)
+            for i in range(5):
+                await ckpt.post(ItemRecord(route="r", kind="asset", source_id=str(i),
+                                           status=ItemStatus.DONE, path=f"{i}.txt"))
+            scope.cancel()  # before the writer took them off the stream
+    assert len(store.items("r")) == 5
+    store.close()
+
+
+@pytest.mark.slow
+async def test_an_interrupted_run_counts_the_listing_and_what_the_ledger_holds(
+        tmp_path: Path) -> None:
+    """Ctrl-C mid-run: the summary's source entries are the listing's (not the assets the run
+    reached), and its "created" is what the ledger holds as done."""
+    import anyio
+
+    from pipeline.report import RunSummary
+    from state.store import ItemStatus, StateStore
+
+    src, dest = tmp_path / "lib", tmp_path / "mirror"
+    src.mkdir()
+    for n in range(40):
+        (src / f"file{n:02d}.txt").write_bytes(b"x" * (n + 1))
+    (src / ".DS_Store").write_bytes(b"finder")
+    job = load_job(_job(tmp_path, src, dest), env={})
+    summary = RunSummary(route="", mode="migrate", run_id=None)
+    reached = 0
+    async with anyio.create_task_group() as tg:
+        def progress(_: object) -> None:
+            nonlocal reached
+            reached += 1
+            if reached == 10:  # as the signal watch does on Ctrl-C
+                summary.interrupted = True
+                tg.cancel_scope.cancel()
+
+        await execute_job(job, "migrate", progress=progress, summary=summary)
+    counts = summary.counts()
+    assert summary.exit_code() == 130
+    assert counts["source_entries"] == 41, "the listing, not the assets reached"
+    assert "41 source entries (40 assets, 1 excluded)" in summary.text()
+    store = StateStore(job.run.state)
+    done = sum(1 for r in store.items(summary.route).values() if r.status is ItemStatus.DONE)
+    store.close()
+    assert 0 < counts["created"] < 40
+    assert counts["created"] == done, summary.text()
