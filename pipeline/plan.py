@@ -422,6 +422,18 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
                 return hit[0] + placed[len(hit[1]):]
         return placed
 
+    def tree_notes(path: FolderPath) -> tuple[str, ...]:
+        """The tree's notes on where ``path`` goes (``moved to 'Pics' by the folder rule
+        'Photos'``, a collapse...), or, where an earlier run's folder keeps the assets
+        instead, that they stay there: the folder line and its assets' lines agree."""
+        placed, planned = place(path), tree.target_path(path)
+        if placed == planned or placed is None or planned is None:
+            return tree.warnings_for(path)
+        return (f"stays in {'/'.join(placed)!r}, not {'/'.join(planned)!r}: the folder an "
+                "earlier run made is kept ([mapping] folder_root / folder_rules changed, or "
+                "the folder moved in the source; assetferry never renames or moves a folder "
+                "it made)",)
+
     by_target: dict[FolderPath, list[str]] = defaultdict(list)
     warnings_by_target: dict[FolderPath, list[str]] = defaultdict(list)
     stays: dict[FolderPath, str] = {}
@@ -435,10 +447,12 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         if placed is not None:
             by_target[placed].append(f.source_id)
             seen = warnings_by_target[placed]
-            notes = (*tree.warnings_for(path), *filter(None, [twin_notes.get(f.source_id)]),
+            top_kept = path in kept and path[:-1] not in kept  # its own "stays" note below
+            notes = (*(tree_notes(path) if not top_kept else ()),
+                     *filter(None, [twin_notes.get(f.source_id)]),
                      *filter(None, [f.unconfirmed]))
             seen.extend(w for w in notes if w not in seen)
-            if path in kept and path[:-1] not in kept:
+            if top_kept:
                 stays[placed] = (
                     f"stays {'/'.join(placed)!r}: renamed or moved in the source, or "
                     "[mapping] folder_root / folder_rules changed since the last run (it "
@@ -519,7 +533,7 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
                      inp.locale_rules.key())  # once per plan, not per asset
     mapper = _MetaMapper(inp)
     actions = [
-        _asset_action(asset, folder, final_names, tree.warnings_for(folder_of(asset)),
+        _asset_action(asset, folder, final_names, tree_notes(folder_of(asset)),
                       tree.error_for(folder_of(asset)), inp, target_index, target_by_id,
                       live_owner, owned, tree.collapsed.get(folder_of(asset)), keys, mapper)
         for asset, folder in placed_assets

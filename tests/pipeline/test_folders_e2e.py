@@ -96,6 +96,32 @@ async def test_folder_rules_added_after_a_run_say_which_assets_keep_their_old_fo
     assert "stays 'Photos'" in table
 
 
+async def test_assets_of_a_kept_folder_say_they_stay_as_its_line_does(tmp_path: Path) -> None:
+    """A rule added after a run keeps the folder it made (its line: "stays 'Photos'"); the
+    assets the run writes there, new or changed, say they stay too, not "moved to 'Pics' by
+    the folder rule" (they were written to 'Photos')."""
+    source, dest = _two_files(tmp_path), tmp_path / "out"
+    target = f'connector = "local"\npath = "{dest}"\n'
+    assert (await execute_job(load_job(_job(tmp_path, source, target), env={}),
+                              "migrate")).exit_code() == 0
+    (source / "Photos" / "a.txt").write_bytes(b"changed")
+    (source / "Photos" / "new.txt").write_bytes(b"new")
+    job = load_job(_job(tmp_path, source, target, '[mapping.folder_rules]\n"Photos" = "Pics"\n'),
+                   env={})
+    plan = await plan_job(job)
+    (folder,) = [f for f in plan.folders if f.source_ids == ("Photos",)]
+    assert "stays 'Photos'" in folder.reason
+    by_id = {a.source_id: a for a in plan.assets}
+    for sid in ("Photos/a.txt", "Photos/new.txt"):
+        assert by_id[sid].target_folder == ("Photos",)
+        assert not [w for w in by_id[sid].warnings if "moved to" in w], by_id[sid].warnings
+        assert any("stays in 'Photos', not 'Pics'" in w for w in by_id[sid].warnings)
+    summary = await execute_job(job, "migrate")
+    assert summary.exit_code() == 0, summary.text()
+    assert (dest / "Photos" / "new.txt").read_bytes() == b"new"
+    assert not (dest / "Pics").exists()
+
+
 async def test_folder_root_added_after_a_run_moves_assets_where_the_target_can(
         tmp_path: Path, emu: ContentstackEmulator) -> None:
     source = _two_files(tmp_path)
