@@ -77,12 +77,12 @@ LIMITS = Limits(
     default_max_assets=10_000,  # per stack, raisable by support (asset limitations page)
     metadata_fields=frozenset({"title", "description", "tags"}),
     field_specs=(
-        FieldSpec("title", doc="CMA upload/update: asset[title] (facts §1.5, §1.6)"),
-        FieldSpec("description", doc="CMA upload/update: asset[description] (facts §1.5)"),
+        FieldSpec("title", doc="CMA Assets: Upload asset, Update asset: asset[title]"),
+        FieldSpec("description", doc="CMA Assets: Upload asset, Update asset: asset[description]"),
         # the upload sends every tag in one comma-joined asset[tags] field (facts §1.5), so a
         # tag holding a comma would come back as two tags
         FieldSpec("tags", "tags", forbidden_chars=",",
-                  doc="CMA upload: asset[tags], comma-joined (facts §1.5)"),
+                  doc="CMA Assets: Upload asset: asset[tags], comma-joined"),
     ),
     forbidden_name_chars=FORBIDDEN_NAME_CHARS,
     filename_rewrites_whitespace=True,

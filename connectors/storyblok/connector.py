@@ -91,17 +91,18 @@ METADATA_FIELDS: frozenset[str] = frozenset(
 )
 FIELD_SPECS: tuple[FieldSpec, ...] = (
     FieldSpec("title", localized=True,
-              doc="MAPI asset: title, meta_data title__i18n__ (facts §2.6)"),
+              doc="Management API, Assets: Update an asset: title, meta_data title__i18n__"),
     FieldSpec("alt_text", localized=True,
-              doc="MAPI asset: alt, meta_data alt__i18n__ (facts §2.6)"),
+              doc="Management API, Assets: Update an asset: alt, meta_data alt__i18n__"),
     FieldSpec("copyright", localized=True,
-              doc="MAPI asset: copyright, meta_data copyright__i18n__ (facts §2.6)"),
+              doc="Management API, Assets: Update an asset: copyright, meta_data "
+                  "copyright__i18n__"),
     # per locale only: meta_data description__i18n__<lang>, no default description field
     FieldSpec("description", localized=True,
-              doc="MAPI asset: meta_data description__i18n__ only (facts §2.10)"),
-    FieldSpec("focus", "focus", doc="MAPI asset: focus, images only (facts §2.6)"),
-    FieldSpec("tags", "tags", doc="MAPI asset: internal_tag_ids (facts §2.6)"),
-    FieldSpec("source", doc="MAPI asset: source, meta_data source (facts §2.6)"),
+              doc="Management API, Assets: Update an asset: meta_data description__i18n__ only"),
+    FieldSpec("focus", "focus", doc="Management API, Assets: Update an asset: focus, images only"),
+    FieldSpec("tags", "tags", doc="Management API, Assets: Update an asset: internal_tag_ids"),
+    FieldSpec("source", doc="Management API, Assets: Update an asset: source, meta_data source"),
 )
 """What a Storyblok asset stores; ``source`` travels in :attr:`AssetMeta.extra`."""
 MAX_FILE_SIZE = 5_242_879_999

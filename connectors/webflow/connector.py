@@ -156,7 +156,8 @@ class WebflowConnector:
             metadata_fields=METADATA_FIELDS,
             field_specs=(FieldSpec(
                 "alt_text", localized=True,
-                doc="Data API PATCH /v2/assets/{id}: altText, per localeId (facts §3.6)"),),
+                doc="Data API v2, Assets: Update Asset (PATCH /v2/assets/{id}): altText, "
+                    "per localeId"),),
             forbidden_name_chars="/\\",
             max_name_length=MAX_NAME_LENGTH,
             accepted_content_types=ACCEPTED_TYPES,

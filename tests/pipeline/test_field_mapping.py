@@ -265,3 +265,16 @@ def test_a_folder_root_as_deep_as_the_limit_is_allowed(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_job(tmp_path, '[mapping]\nfolder_root = "a/b/c/d/e"\n')
     assert main(["mappings", "show", "-c", str(path)]) == 0
+
+
+@pytest.mark.parametrize("target", ["contentstack", "storyblok", "webflow", "local"])
+def test_mappings_show_cites_vendor_docs_not_our_notes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str) -> None:
+    """User text cites the vendor's documentation ("CMA Assets: Upload asset"), never our
+    internal notes ("facts §1.5", which no user has)."""
+    job = str(write_job(tmp_path, "", target=target))
+    for fmt in ("table", "json"):
+        assert main(["mappings", "show", "-c", job, "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert "facts" not in out
+        assert "§" not in out
