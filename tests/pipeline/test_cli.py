@@ -36,12 +36,6 @@ def test_the_command_line_loads_only_what_a_command_runs() -> None:
     assert out.strip().splitlines()[-1] == "[]", out
 
 
-def test_the_thumbnails_default_is_the_one_the_plan_option_shows() -> None:
-    from pipeline import cli, thumbnails
-
-    assert cli.DEFAULT_THUMBNAILS == thumbnails.DEFAULT_THUMBNAILS
-
-
 def test_bad_job_file_exits_2_with_the_key_named(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     job = tmp_path / "job.toml"

@@ -209,7 +209,7 @@ def test_the_demo_meets_no_429(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     for name in ("CONTENTSTACK_MANAGEMENT_TOKEN", "STORYBLOK_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     with contextlib.redirect_stdout(io.StringIO()):
-        assert demo.run_demo(tmp_path / "demo") == 0
+        assert demo.run_demo(tmp_path / "demo", thumbnails=0) == 0
     target = made[0]
     emulator = getattr(target, "emulator")  # noqa: B009 - the demo wrapper's emulator
     assert emulator.requests > 0

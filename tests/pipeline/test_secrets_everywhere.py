@@ -16,7 +16,7 @@ import pytest
 from connectors.plugin import DemoFile, EmulatedCMS, EmulatorSettings
 from pipeline import cli
 from pipeline.registry import plugin_for
-from tests.pipeline.helpers import route_in_process
+from tests.pipeline.helpers import job_toml, route_in_process
 
 CMS = ("contentstack", "storyblok", "webflow", "contento", "contentstack-delivery")
 WRITABLE = tuple(name for name in CMS if plugin_for(name).writable)
@@ -59,10 +59,7 @@ def _job_with(tmp_path: Path, cms: EmulatedCMS, side: str, other: str,
     route_in_process(monkeypatch, {side: cms.app})
     tables = {side: cms.job_section(f"http://{side}.emulator"),
               "target" if side == "source" else "source": other}
-    job = tmp_path / "job.toml"
-    job.write_text(f"[source]\n{tables['source']}\n\n[target]\n{tables['target']}\n\n"
-                   f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
-    return job
+    return job_toml(tmp_path, tables["source"], tables["target"])
 
 
 def _local(path: Path) -> str:
