@@ -48,12 +48,13 @@ def workflow_of(owner: str | None) -> str | None:
 
 def cancel_hint(workflow_id: str, address: str | None = None) -> str:
     """How to stop a run on Temporal, as commands that work whether or not a worker runs it:
-    a cancel takes effect only when a worker runs the workflow's code (it records the run as
-    interrupted); with no worker polling its task queue only a terminate ends it."""
+    a cancel takes effect only when a worker runs the workflow's code; with no worker
+    polling its task queue only a terminate ends it. Either way the ledger's run shows as
+    interrupted once its heartbeat is stale, and the next run resumes it."""
     where = f"--workflow-id {workflow_id} --address {address or SERVER}"
-    return (f"cancel it with `temporal workflow cancel {where}` (the run is recorded as "
-            "interrupted; this takes effect only while a worker polls its task queue: without "
-            f"one, end it with `temporal workflow terminate {where}`)")
+    return (f"cancel it with `temporal workflow cancel {where}` (this takes effect only "
+            "while a worker polls its task queue: without one, end it with `temporal workflow "
+            f"terminate {where}`; the next run resumes what it left)")
 
 
 def follow_hint(workflow_id: str, config: object, address: str | None = None) -> str:
