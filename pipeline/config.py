@@ -525,9 +525,7 @@ def check_run_paths(job: JobConfig, path: Path) -> None:
         return state is not None and (p == state or (p.parent == state.parent and p.name
                                                      .startswith(state.name + "-")))
 
-    if state is not None and state.is_dir():
-        raise ConfigError(f"run.state: {state} is a folder; give a file path in it, such "
-                          "as \"state/assetferry.db\"")
+    # (a folder as the state database: the state store names it, before anything is written)
     if is_state(job_file):
         raise ConfigError(f"run.state: {state} is the job file (or one of the database's own "
                           "files); give another file path, such as \"state/assetferry.db\"")

@@ -288,7 +288,6 @@ def test_a_job_file_not_in_utf8_is_one_line_saying_how_to_save_it(
     ('map_file = "job.toml"', "is the job file; writing the map there would destroy it"),
     ('map_file = "maps"', "is a folder; give a file path in it"),
     ('state = "job.toml"\nmap_file = "m.jsonl"', "run.state: "),
-    ('state = "maps"\nmap_file = "m.jsonl"', "is a folder; give a file path in it"),
 ])
 def test_run_paths_that_would_destroy_each_other_are_refused(tmp_path: Path, run: str,
                                                              says: str) -> None:

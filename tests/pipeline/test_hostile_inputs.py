@@ -342,7 +342,7 @@ def test_status_of_a_killed_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     text = capsys.readouterr().out
     assert f"last run {run_id} (migrate, interrupted (its process is gone))" in text, text
     assert "running" not in text, text
-    assert "run the same command again to resume" in text
+    assert f"run `assetferry migrate -c {job}` again (with the same options) to resume" in text
     assert main(["status", "-c", job, "--format", "json"]) == 0
     last = json.loads(capsys.readouterr().out)["last_run"]
     assert (last["status"], last["process_gone"]) == ("interrupted", True)
