@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -183,6 +183,9 @@ async def follow(handle: WorkflowHandle[Any, Any], say: Callable[[str], None] = 
                 p = await handle.query("progress", result_type=Progress)
             except RPCError:
                 p = None  # not started on a worker yet
+            except WorkflowQueryFailedError:  # a worker too busy to answer in time (the
+                await asyncio.wait([result], timeout=every)  # SDK's deadlock guard): the
+                continue  # run goes on; ask again
             if p is not None and seen is not None:
                 seen.append(p)
                 del seen[:-1]

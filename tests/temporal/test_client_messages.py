@@ -123,3 +123,38 @@ def test_status_and_a_detach_during_a_run_on_temporal(
     assert body["temporal"]["workflow_id"] == wid
     assert body["temporal"]["client"] == "detached"
     assert body["temporal"]["progress"]["planned"] == 32
+
+
+async def test_a_progress_query_a_busy_worker_fails_does_not_end_the_client() -> None:
+    """Under load the SDK's deadlock guard fails a query ("workflow didn't yield within 2
+    second(s)"): the run goes on, so following it must too (it ended the client with
+    "unexpected error WorkflowQueryFailedError", exit 2, while the run went on)."""
+    import asyncio
+    from typing import Any
+
+    from temporalio.client import WorkflowQueryFailedError
+
+    from pipeline.temporal.client import follow
+    from pipeline.temporal.shared import Progress
+
+    class Handle:
+        def __init__(self) -> None:
+            self.queries = 0
+            self.done = asyncio.Event()
+
+        async def result(self) -> dict[str, Any]:
+            await self.done.wait()
+            return {"exit_code": 0, "text": "done"}
+
+        async def query(self, _: str, result_type: type[Progress]) -> Progress:
+            self.queries += 1
+            if self.queries == 1:
+                raise WorkflowQueryFailedError("Potential deadlock detected")
+            self.done.set()
+            return result_type(phase="assets", planned=2, done=1)
+
+    said: list[str] = []
+    handle = Handle()
+    result = await follow(handle, say=said.append, every=0.01)  # type: ignore[arg-type]
+    assert result["exit_code"] == 0
+    assert handle.queries >= 2
