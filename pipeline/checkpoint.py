@@ -49,64 +49,65 @@ class Checkpointer:
         self._recv: MemoryObjectReceiveStream[_Entry]
         self._send, self._recv = anyio.create_memory_object_stream[_Entry](batch)
         self.commits = 0
+        self._owed: dict[Key, ItemRecord] = {}
+        """Records sent and not yet written, the newest per key: what a cancelled writer
+        still writes (a record handed to the writer's waiting ``receive`` is lost when the
+        writer is cancelled at that moment, so the stream cannot tell)."""
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """The writer task: runs until :meth:`close` and everything sent is written.
 
-        Cancelled (Ctrl-C, SIGTERM), it still writes what was posted before it stops, the
-        records it was lingering with included: an item whose result was posted has been
-        reported done, so the ledger must say so too (the interrupted run's summary and the
-        ledger agree)."""
+        Cancelled (Ctrl-C, SIGTERM), it still writes every record sent before it stops: an
+        item whose result was posted has been reported done, so the ledger must say so too
+        (the interrupted run's summary and the ledger agree)."""
         task_status.started()
-        entries: list[_Entry] = []
+        try:
+            await self._write_until_closed()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                owed = list(self._owed.values())  # (a batch cancelled mid-write: again)
+                if owed:
+                    await anyio.to_thread.run_sync(self._write, owed)
+                    self._owed.clear()
+            raise
+
+    async def _write_until_closed(self) -> None:
         async with self._recv:
-            try:
-                await self._write_until_closed(entries)
-            except anyio.get_cancelled_exc_class():
-                with anyio.CancelScope(shield=True):
-                    self._drain(entries, everything=True)
-                    if entries:  # (a batch cancelled mid-write is written again: upserts)
-                        await anyio.to_thread.run_sync(self._write, [r for r, _ in entries])
-                        for _, done in entries:
-                            if done is not None:
-                                done.set()
-                raise
+            ended = False
+            while not ended:
+                try:
+                    first = await self._recv.receive()
+                except anyio.EndOfStream:
+                    return
+                entries = [first]
+                ended = self._drain(entries)
+                if not ended and not _awaited(entries):
+                    # posted records only: wait for a commit to ride with (group commit)
+                    with anyio.move_on_after(LINGER):
+                        while len(entries) < self._batch and not _awaited(entries):
+                            try:
+                                entries.append(await self._recv.receive())
+                            except anyio.EndOfStream:
+                                ended = True
+                                break
+                            ended = self._drain(entries)
+                            if ended:
+                                break
+                batch = [rec for rec, _ in entries]
+                await anyio.to_thread.run_sync(self._write, batch)
+                for rec in batch:
+                    key = (rec.kind, rec.source_id)
+                    if self._owed.get(key) is rec:  # not sent again meanwhile
+                        del self._owed[key]
+                self.commits += 1
+                for _, done in entries:
+                    if done is not None:
+                        done.set()
 
-    async def _write_until_closed(self, entries: list[_Entry]) -> None:
-        """The writer's loop; ``entries``: the records taken off the stream and not yet
-        written (what a cancelled writer still owes the ledger)."""
-        ended = False
-        while not ended:
-            try:
-                first = await self._recv.receive()
-            except anyio.EndOfStream:
-                return
-            entries.append(first)
-            ended = self._drain(entries)
-            if not ended and not _awaited(entries):
-                # posted records only: wait for a commit to ride with (group commit)
-                with anyio.move_on_after(LINGER):
-                    while len(entries) < self._batch and not _awaited(entries):
-                        try:
-                            entries.append(await self._recv.receive())
-                        except anyio.EndOfStream:
-                            ended = True
-                            break
-                        ended = self._drain(entries)
-                        if ended:
-                            break
-            batch = [rec for rec, _ in entries]
-            await anyio.to_thread.run_sync(self._write, batch)
-            self.commits += 1
-            for _, done in entries:
-                if done is not None:
-                    done.set()
-            entries.clear()
-
-    def _drain(self, entries: list[_Entry], *, everything: bool = False) -> bool:
-        """Add what is already sent (up to a batch; ``everything``: all of it) to
-        ``entries``; True when the stream has ended."""
-        while everything or len(entries) < self._batch:
+    def _drain(self, entries: list[_Entry]) -> bool:
+        """Add what is already sent (up to a batch) to ``entries``; True when the stream
+        has ended."""
+        while len(entries) < self._batch:
             try:
                 entries.append(self._recv.receive_nowait())
             except anyio.WouldBlock:
@@ -125,10 +126,16 @@ class Checkpointer:
         self.records[(record.kind, record.source_id)] = record
         return record
 
+    async def _send_owed(self, record: ItemRecord, done: anyio.Event | None) -> None:
+        """Send ``record`` to the writer and count it owed once sent (no await between: a
+        record whose send was cancelled is not owed, its item not reported)."""
+        await self._send.send((record, done))
+        self._owed[(record.kind, record.source_id)] = record
+
     async def commit(self, record: ItemRecord) -> None:
         """Write ``record`` and return once it is durable."""
         done = anyio.Event()
-        await self._send.send((self._remember(record), done))
+        await self._send_owed(self._remember(record), done)
         await done.wait()
 
     async def commit_many(self, records: Sequence[ItemRecord]) -> None:
@@ -138,13 +145,13 @@ class Checkpointer:
             return
         *ahead, last = records
         for record in ahead:
-            await self._send.send((self._remember(record), None))
+            await self._send_owed(self._remember(record), None)
         await self.commit(last)
 
     async def post(self, record: ItemRecord) -> None:
         """Write ``record`` with the next commit (at most :data:`LINGER` s from now); does
         not wait."""
-        await self._send.send((self._remember(record), None))
+        await self._send_owed(self._remember(record), None)
 
     async def close(self) -> None:
         await self._send.aclose()
