@@ -52,7 +52,9 @@ def environment(attempt: int) -> ActivityEnvironment:
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, attempt=attempt, workflow_id="wf-claims",
                                    activity_id="asset-1",
-                                   heartbeat_timeout=timedelta(seconds=1))
+                                   # a lease of 6 s (renewed every 1 s): a 2 s lease expired
+                                   # once under load 12 while a renewal waited for a thread
+                                   heartbeat_timeout=timedelta(seconds=3))
     return env
 
 
