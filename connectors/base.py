@@ -411,6 +411,18 @@ SYSTEM_FILES: Mapping[str, str] = {
 """Operating-system clutter by exact name (Windows' names compared case-insensitively)."""
 
 
+def _casefolded(names: Mapping[str, str]) -> dict[str, str]:
+    """``names`` keyed by their casefolded name (the first of names that fold alike wins)."""
+    out: dict[str, str] = {}
+    for name, what in names.items():
+        out.setdefault(name.casefold(), what)
+    return out
+
+
+_SYSTEM_FILES_FOLDED = _casefolded(SYSTEM_FILES)
+"""One lookup per listed name, not a pass over every system file name."""
+
+
 def system_file_reason(name: str) -> str | None:
     """Why ``name`` is operating-system clutter rather than an asset, or ``None``.
 
@@ -420,8 +432,7 @@ def system_file_reason(name: str) -> str | None:
     """
     what = SYSTEM_FILES.get(name)
     if what is None:
-        folded = name.casefold()
-        what = next((v for k, v in SYSTEM_FILES.items() if k.casefold() == folded), None)
+        what = _SYSTEM_FILES_FOLDED.get(name.casefold())
     if what is None and name.startswith("._") and len(name) > 2:
         what = "macOS AppleDouble resource fork"
     if what is None:

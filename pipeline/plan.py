@@ -815,25 +815,35 @@ def _asset_action(
     record = inp.records.get(("asset", asset.source_id))
     if publication:
         hashed += f":{publication.key()}"
+    not_failed = inp.retry_failed_only and (
+        record is None or record.status is not ItemStatus.FAILED)
+    owed = (record.journal.get(PUBLISH_OWED) if record is not None and publication else None)
+    publish_owed = bool(not not_failed and owed and owed in target_by_id and record is not None
+                        and record.journal.get(PUBLISH_HASH) == hashed)
+    # the target asset of a row we completed goes into the action as it is built (one
+    # action made, not a copy with the target's fields for each of 100,000 assets)
+    current = (target_by_id.get(record.target_id) if record is not None and record.target_id
+               and record.status is ItemStatus.DONE and not not_failed and not publish_owed
+               else None)
     base = AssetAction(
         Op.CREATE, asset.source_id, path, "", tuple(warnings), asset, folder, filename,
         meta, record=record, source_hash=hashed, dropped=dropped,
         publish=publication,
+        target_id=None if current is None else current.source_id,
+        target_url=None if current is None else current.url,
+        target_size=None if current is None else current.size,
+        target_version=None if current is None else current.version,
     )
-    if inp.retry_failed_only and (record is None or record.status is not ItemStatus.FAILED):
+    if not_failed:
         return _with(base, Op.SKIP, "not a failed item (--retry-failed)")
-    owed = (record.journal.get(PUBLISH_OWED) if record is not None and publication else None)
-    if (owed and owed in target_by_id and record is not None
-            and record.journal.get(PUBLISH_HASH) == base.source_hash):
+    if publish_owed and owed is not None and record is not None:
         why = f" ({record.last_error})" if record.last_error else ""
         return replace(_with(_target(base, target_by_id[owed]), Op.UPDATE,
                              f"uploaded by an earlier run but not published{why}: publish "
                              "again (nothing is uploaded)"), publish_only=True, meta_changed=False)
     if record is not None and record.status is ItemStatus.DONE and record.target_id:
-        current = target_by_id.get(record.target_id)
         if current is None:
             return _with(base, Op.CREATE, "was migrated but is missing from the target")
-        base = _target(base, current)
         old_content, old_meta, old_publish = _hash_parts(record.source_hash)
         new_content, new_meta, new_publish = _hash_parts(base.source_hash)
         drifted = target_drift(record.target_marker, current, inp.drift_tolerance)

@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -220,7 +220,7 @@ class LocalFolderConnector:
         entries = await self._manifest.entries()
         async for item in self._walk(with_files=True):
             if isinstance(item, _FileAt):
-                yield self._asset(item, entries.get(item.rel))
+                yield self._asset(item, entries.listing(item.rel))
             elif isinstance(item, _Skip):
                 yield _skipped_asset(item)
 
@@ -462,7 +462,8 @@ class LocalFolderConnector:
             )
         return infos, vanished
 
-    def _asset(self, found: _FileAt, entry: Entry | None) -> Asset:
+    def _asset(self, found: _FileAt,
+               entry: tuple[AssetMeta, Mapping[str, str]] | None) -> Asset:
         info = found.info
         folder_id = self._folder_ids.get(found.parts)
         if folder_id is None:  # one string per folder, not one per file
@@ -474,7 +475,7 @@ class LocalFolderConnector:
             folder_id=folder_id or None,
             content_type=info.content_type,
             size=info.size,
-            meta=entry.meta() if entry else NO_META,
+            meta=entry[0] if entry else NO_META,
             checksums=NO_STRINGS,
             width=info.width,
             height=info.height,
@@ -483,7 +484,7 @@ class LocalFolderConnector:
             version=(_target_version(info.size, info.mtime_ns, info.ino, info.ctime_ns)
                      if self._role == "target" else f"{info.size}:{info.mtime_ns}"),
             url=None,
-            extra=dict(entry.extra) if entry and entry.extra else NO_STRINGS,
+            extra=dict(entry[1]) if entry and entry[1] else NO_STRINGS,
         )
 
     # --- writing ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
 )
 
-from connectors.base import AssetMeta, LocalizedText
+from connectors.base import NO_STRINGS, AssetMeta, LocalizedText
 from connectors.errors import ConfigError
 from connectors.localfs.files import atomic_write, fsync_dir, os_error
 
@@ -128,6 +128,53 @@ class _ManifestFile(BaseModel):
     assets: dict[str, Entry] = Field(default_factory=dict)
 
 
+_Stored = Entry | str
+"""A manifest entry as the manifest holds it: an :class:`Entry`, or for an entry that holds
+only its ``source_id`` (what a migrate writes for an asset without metadata) that id's
+string: a local target of 100,000 such files holds no 100,000 model objects."""
+
+
+def _entry(stored: _Stored) -> Entry:
+    return Entry(source_id=stored) if isinstance(stored, str) else stored
+
+
+def _plain_source_id(raw: object) -> str | None:
+    """The ``source_id`` of an entry read from the file that holds nothing else, else None."""
+    if type(raw) is dict and len(raw) == 1:
+        value = raw.get("source_id")
+        if type(value) is str:
+            return value
+    return None
+
+
+class EntryView(Mapping[str, Entry]):
+    """The manifest's entries, read-only, each an :class:`Entry` when looked up."""
+
+    __slots__ = ("_stored",)
+
+    def __init__(self, stored: Mapping[str, _Stored]) -> None:
+        self._stored = stored
+
+    def __getitem__(self, key: str) -> Entry:
+        return _entry(self._stored[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stored)
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    def listing(self, key: str) -> tuple[AssetMeta, Mapping[str, str]] | None:
+        """What a listing reads of entry ``key`` (its metadata and extra fields), without
+        making an :class:`Entry` for one that holds only its source id; None: no entry."""
+        stored = self._stored.get(key)
+        if stored is None:
+            return None
+        if isinstance(stored, str):
+            return NO_META, NO_STRINGS
+        return stored.meta(), stored.extra
+
+
 MAX_PROBLEMS = 100
 """Problems listed one per line; a manifest broken everywhere is summarised past this."""
 
@@ -202,7 +249,7 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.journal = journal_path(path)
-        self._entries: dict[str, Entry] | None = None
+        self._entries: dict[str, _Stored] | None = None
         self._lock = anyio.Lock()
         self._pending: list[bytes] = []
         self._changes = 0
@@ -213,8 +260,11 @@ class Manifest:
         self._journal_valid: int | None = None
         """Bytes of the journal that parsed (a torn tail beyond is cut before appending)."""
 
-    async def entries(self) -> dict[str, Entry]:
+    async def entries(self) -> EntryView:
         """All entries. Raises ConfigError when the file is unreadable or malformed."""
+        return EntryView(await self._stored())
+
+    async def _stored(self) -> dict[str, _Stored]:
         if self._entries is None:
             async with self._lock:
                 if self._entries is None:
@@ -222,15 +272,16 @@ class Manifest:
         return self._entries
 
     async def get(self, key: str) -> Entry | None:
-        return (await self.entries()).get(key)
+        stored = (await self._stored()).get(key)
+        return None if stored is None else _entry(stored)
 
     async def put(self, key: str, entry: Entry) -> None:
-        (await self.entries())[key] = entry
+        (await self._stored())[key] = entry
         line = {"put": key, "entry": entry.model_dump(mode="json", exclude_defaults=True)}
         await self._commit(line)
 
     async def remove(self, key: str) -> None:
-        entries = await self.entries()
+        entries = await self._stored()
         if entries.pop(key, None) is not None:
             await self._commit({"remove": key})
 
@@ -277,7 +328,7 @@ class Manifest:
             raise os_error(exc, f"writing the metadata manifest journal {self.journal}") from None
         self._journal_lines += len(lines)
 
-    def _compact(self, snapshot: dict[str, Entry]) -> None:
+    def _compact(self, snapshot: dict[str, _Stored]) -> None:
         """Rewrite the manifest whole (atomically), then drop the journal it now holds."""
         self._write(snapshot)
         try:
@@ -290,13 +341,13 @@ class Manifest:
         self._journal_valid = 0
         self._file_entries = len(snapshot)
 
-    def _read(self) -> dict[str, Entry]:
+    def _read(self) -> dict[str, _Stored]:
         entries = self._read_file()
         self._file_entries = len(entries)
         self._replay(entries)
         return entries
 
-    def _read_file(self) -> dict[str, Entry]:
+    def _read_file(self) -> dict[str, _Stored]:
         how_to_fix = (
             "fix it by hand (it must be JSON like "
             '{"version": 1, "assets": {"<relative path>": {"title": "..."}}}) '
@@ -316,6 +367,9 @@ class Manifest:
             raise ConfigError(
                 f"metadata manifest {self.path} is not valid JSON ({exc}); {how_to_fix}"
             ) from None
+        fast = self._read_plain(data)
+        if fast is not None:
+            return fast
         try:
             manifest = _ManifestFile.model_validate(data, context={"reading": True})
         except ValidationError as exc:
@@ -330,7 +384,28 @@ class Manifest:
             ) from None
         return dict(manifest.assets)
 
-    def _replay(self, entries: dict[str, Entry]) -> None:
+    @staticmethod
+    def _read_plain(data: object) -> dict[str, _Stored] | None:
+        """The entries of a well-formed manifest, an entry holding only its source id kept
+        as that string (no model object each); None when anything is off, for the whole
+        file's validation to name every problem."""
+        if type(data) is not dict or not set(data) <= {"version", "assets"} \
+                or type(data.get("version")) is not int or data["version"] != 1:
+            return None
+        assets = data.get("assets", {})
+        if type(assets) is not dict:
+            return None
+        out: dict[str, _Stored] = {}
+        try:
+            for key, raw in assets.items():
+                plain = _plain_source_id(raw)
+                out[key] = plain if plain is not None else Entry.model_validate(
+                    raw, context={"reading": True})
+        except ValidationError:
+            return None
+        return out
+
+    def _replay(self, entries: dict[str, _Stored]) -> None:
         """Apply the journal's changes to ``entries`` (in order); a torn last line is left
         out. Raises ConfigError on a broken line before the last."""
         try:
@@ -366,12 +441,13 @@ class Manifest:
             self._journal_lines += 1
         self._journal_valid = valid
 
-    def _write(self, snapshot: dict[str, Entry]) -> None:
+    def _write(self, snapshot: dict[str, _Stored]) -> None:
         document = {
             "version": 1,
             "assets": {
-                key: snapshot[key].model_dump(mode="json", exclude_defaults=True)
-                for key in sorted(snapshot)
+                key: {"source_id": stored} if isinstance(stored, str)
+                else stored.model_dump(mode="json", exclude_defaults=True)
+                for key, stored in sorted(snapshot.items())
             },
         }
         body = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"

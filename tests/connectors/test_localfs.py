@@ -6,6 +6,7 @@ import dataclasses
 import errno
 import io
 import json
+import mimetypes
 import os
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from PIL import Image
 from connectors import localfs
 from connectors.base import (
     NO_STRINGS,
+    SYSTEM_FILES,
     Asset,
     AssetMeta,
     Capabilities,
@@ -26,6 +28,7 @@ from connectors.base import (
     LocalizedText,
     StagedFile,
     UploadRequest,
+    system_file_reason,
 )
 from connectors.errors import ConfigError, FatalError, ItemError, NotFoundError
 from connectors.localfs import LocalConfig, LocalFolderConnector
@@ -110,6 +113,34 @@ async def test_files_without_checksums_or_extra_share_one_empty_mapping(root: Pa
     with pytest.raises(TypeError, match="cannot be changed"):
         first.extra["source"] = "x"  # type: ignore[index]
     assert first.extra == {}
+
+
+CONTENT_TYPE_NAMES = ["a.png", "b.png", "c.PNG", "x.tar.gz", "y.tar.gz", "y.tgz", "z.TGZ",
+                      ".bashrc", "bashrc", ".hidden.jpg", "..x.svg", "a.b.c.pdf", "a..png",
+                      "trailing.", "s.svgz", "report.final.PDF", "a:b.png", "data:x.png",
+                      "e.Z", "noext"]
+
+
+@pytest.mark.parametrize("names", [CONTENT_TYPE_NAMES, CONTENT_TYPE_NAMES[::-1]])
+def test_content_type_is_asked_once_per_suffixes_with_the_same_answer(
+        names: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listing asks ``mimetypes`` once per suffixes (``photo.tar.gz`` -> ``.tar.gz``);
+    every name, in either order, gets what ``mimetypes`` says about that very name."""
+    monkeypatch.setattr(localfs.files, "_TYPE_BY_SUFFIXES", {})
+    for name in names:
+        guessed = mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+        assert localfs.files.guess_content_type(name) == guessed, name
+
+
+def test_system_files_are_told_by_their_name_in_any_case() -> None:
+    """One lookup per listed name finds each system file name in any case (Windows')."""
+    for name, what in SYSTEM_FILES.items():
+        for variant in (name, name.upper(), name.lower(), name.swapcase()):
+            assert system_file_reason(variant) == (
+                f"operating-system file ({what}); set include_system_files = true to "
+                "migrate it"), variant
+    assert system_file_reason("thumbs.db.png") is None
+    assert system_file_reason("._photo.png") is not None
 
 
 # --- metadata round trip ------------------------------------------------------------------------
@@ -660,7 +691,7 @@ async def test_concurrent_uploads_are_all_recorded(
     real_write = localfs.manifest.Manifest._write
 
     def slow_disk(
-        self: localfs.manifest.Manifest, snapshot: dict[str, localfs.manifest.Entry]
+        self: localfs.manifest.Manifest, snapshot: dict[str, localfs.manifest.Entry | str]
     ) -> None:
         # Older (smaller) snapshots take longer: unserialized writes would land out of order.
         time.sleep((20 - len(snapshot)) * 0.001)

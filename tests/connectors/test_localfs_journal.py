@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
@@ -24,7 +25,7 @@ from tests.connectors.test_localfs import assets_of, request
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def titles(entries: dict[str, Entry]) -> dict[str, str | None]:
+def titles(entries: Mapping[str, Entry]) -> dict[str, str | None]:
     return {key: entry.title for key, entry in sorted(entries.items())}
 
 
@@ -178,3 +179,43 @@ def test_a_killed_writer_loses_no_change_that_returned(tmp_path: Path, kill_afte
             continue  # the change in flight may have removed it
         removed = i % 3 == 1 and i + 1 <= acked
         assert (f"f{i}.txt" in found) is not removed, (i, acked)
+
+
+async def test_entries_holding_only_a_source_id_read_and_write_as_before(tmp_path: Path) -> None:
+    """An entry with nothing but its source id is kept as that string (a target of 100,000
+    files holds no model object each); it still reads as the same :class:`Entry`, lists with
+    no metadata, and is written back unchanged beside full entries."""
+    path = tmp_path / ".assetferry.json"
+    path.write_text(json.dumps({"version": 1, "assets": {
+        "a.txt": {"source_id": "src/a.txt"},
+        "b.txt": {"source_id": "src/b.txt", "title": "B", "extra": {"k": "v"}},
+        "c.txt": {}}}), "utf-8")
+    m = Manifest(path)
+    entries = await m.entries()
+    assert entries["a.txt"] == Entry(source_id="src/a.txt")
+    assert entries["b.txt"] == Entry(source_id="src/b.txt", title="B", extra={"k": "v"})
+    assert await m.get("a.txt") == Entry(source_id="src/a.txt")
+    assert await m.get("missing") is None
+    assert isinstance(m._entries and m._entries["a.txt"], str)  # the compact form
+    assert entries.listing("a.txt") == (AssetMeta(), {})
+    assert entries.listing("b.txt") == (AssetMeta(title="B"), {"k": "v"})
+    assert entries.listing("missing") is None
+    await m.put("d.txt", Entry(source_id="src/d.txt"))
+    await m.close()
+    assert json.loads(path.read_text("utf-8")) == {"version": 1, "assets": {
+        "a.txt": {"source_id": "src/a.txt"},
+        "b.txt": {"source_id": "src/b.txt", "title": "B", "extra": {"k": "v"}},
+        "c.txt": {}, "d.txt": {"source_id": "src/d.txt"}}}
+
+
+async def test_a_manifest_with_a_bad_entry_names_it_as_before(tmp_path: Path) -> None:
+    """The quick read of plain entries leaves every problem to the whole file's check."""
+    path = tmp_path / ".assetferry.json"
+    path.write_text(json.dumps({"version": 1, "assets": {
+        "a.txt": {"source_id": "src/a.txt"}, "b.txt": {"source_id": 7},
+        "c.txt": {"colour": "red"}}}), "utf-8")
+    with pytest.raises(ConfigError) as err:
+        await Manifest(path).entries()
+    assert "has 2 problems" in str(err.value)
+    assert "asset 'b.txt', key 'source_id': should be a string" in str(err.value)
+    assert "asset 'c.txt', key 'colour': unknown key" in str(err.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -11,7 +12,7 @@ from connectors.contentstack.connector import LIMITS as CONTENTSTACK
 from mappings.folders import FolderOverflow
 from pipeline import plan as plan_module
 from pipeline.plan import Op, PlanInput, make_plan, source_hash
-from pipeline.report import plan_items, plan_table
+from pipeline.report import plan_items, plan_json, plan_summary, plan_table
 from state.store import ItemRecord, ItemStatus
 
 LIMITS = Limits(max_folder_depth=2, max_folders=10, max_file_size=1000,
@@ -180,6 +181,24 @@ def test_a_mixed_plan_gives_each_asset_its_action_and_renders_every_line() -> No
     assert "6 source entries" not in table  # the gone row is no source entry
     assert "5 source entries (4 assets, 1 excluded); 1 gone from the source" in table
     assert [i["source_id"] for i in plan_items(plan)] == [a.source_id for a in plan.assets]
+
+
+def test_the_json_plan_is_what_the_standard_encoder_writes() -> None:
+    """``plan_json`` writes its items one by one: the same bytes as ``json.dumps(...,
+    indent=2, ensure_ascii=False)``, for names with quotes, backslashes, control and
+    non-ASCII characters, warnings, notes and no items at all."""
+    odd = replace(asset("q", 'say "hi"\\ \u00e9\u6f22\n\x07.png', ("f\u00f6",), title="t"),
+                  notes=("from \"x\"", "y"))
+    big = asset("b", "big.png", size=5000)
+    plans = [make_plan("r", PlanInput([], [], [], [], {}, LIMITS, ALL,
+                                      FolderOverflow.COLLAPSE)),
+             make_plan("r", PlanInput([], [odd, big, asset("n", "n.png")], [], [], {}, LIMITS,
+                                      ALL, FolderOverflow.COLLAPSE))]
+    assert any(i["warnings"] for i in plan_items(plans[1]))
+    for plan in plans:
+        assert plan_json(plan) == json.dumps(
+            {"summary": plan_summary(plan), "items": plan_items(plan)}, indent=2,
+            ensure_ascii=False)
 
 
 def test_action_copies_keep_every_other_field() -> None:
