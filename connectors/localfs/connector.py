@@ -514,36 +514,59 @@ class LocalFolderConnector:
     ) -> TargetRef:
         """Write ``staged`` as a new file; its metadata goes to the manifest.
 
-        Raises ItemError on a name that is unsafe or would land outside the root, and when a
-        different file of that name already exists (an identical one is taken as ours).
+        Returns once the file, its name in its folder and its manifest entry are durable
+        (fsynced: the file by itself, the folder and the manifest's journal once for each
+        group of concurrent uploads, :meth:`Manifest.put`). Raises ItemError on a name that is
+        unsafe or would land outside the root, and when a different file of that name already
+        exists (an identical one is taken as ours).
         """
         del journal  # one atomic step: nothing to resume between
         parts = self._asset_parts(request.folder_id, request.filename)
         rel = "/".join(parts)
-        final = await anyio.to_thread.run_sync(self._inside, parts)
         await self._manifest.entries()  # a corrupt manifest stops us before any write
-        created = await anyio.to_thread.run_sync(self._place_new, final, staged, rel)
-        previous = None if created else await self._manifest.get(rel)
-        await self._manifest.put(
-            rel,
-            Entry.of(
-                request.meta,
-                source_id=request.source_id,
-                extra=previous.extra if previous else {},
-            ),
-        )
-        log.info(
+        final, created, version = await anyio.to_thread.run_sync(
+            self._write_new, parts, staged, rel, request)
+        # the pipeline logs each upload (load.done); an identical file found there is news
+        (log.debug if created else log.info)(
             "local.uploaded", source_id=request.source_id, target_id=rel, bytes=staged.size,
             existed=not created,
         )
-        return TargetRef(target_id=rel, url=final.as_uri(),
-                         version=await anyio.to_thread.run_sync(_version_of, final))
+        return TargetRef(target_id=rel, url=final.as_uri(), version=version)
+
+    def _write_new(
+        self, parts: tuple[str, ...], staged: StagedFile, rel: str, request: UploadRequest
+    ) -> tuple[Path, bool, str | None]:
+        """One worker-thread call: check the path, place the file, read its version marker,
+        record it in the manifest (with its folder fsynced, in the manifest's group commit).
+        Returns ``(path, created, version)``."""
+        final = self._inside(parts)
+        created = self._place_new(final, staged, rel)
+        version = _version_of(final)
+        previous = None if created else self._manifest.get_sync(rel)
+        self._manifest.put_sync(
+            rel,
+            Entry.of(request.meta, source_id=request.source_id,
+                     extra=previous.extra if previous else {}),
+            # an identical file found there may be one a killed run linked but never made
+            # durable: its folder is fsynced too
+            durable_dirs=(final.parent,),
+        )
+        return final, created, version
 
     def _place_new(self, final: Path, staged: StagedFile, rel: str) -> bool:
-        """Put the file at ``final`` without clobbering; False if an identical one was there."""
+        """Put the file at ``final`` without clobbering; False if an identical one was there.
+
+        The file's bytes are fsynced before its name appears; the folder is not fsynced here
+        (the caller hands it to :meth:`Manifest.put` as a ``durable_dirs``)."""
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = atomic_write(final, copy_staged(staged), replace=False)
+            try:
+                tmp = atomic_write(final, copy_staged(staged), replace=False)
+            except FileNotFoundError as exc:
+                if exc.filename == str(staged.path):
+                    raise
+                # its folder is missing (created on the first write into it)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                tmp = atomic_write(final, copy_staged(staged), replace=False)
         except FileNotFoundError as exc:
             if exc.filename == str(staged.path):
                 raise ItemError(f"staged file for {rel} vanished before upload") from None
@@ -572,7 +595,6 @@ class LocalFolderConnector:
                         f"{rel} already exists with different content; not overwriting it"
                     ) from None
                 tmp.replace(final)
-            fsync_dir(final.parent)
             return True
         except OSError as exc:
             raise os_error(exc, f"writing {rel}") from None
@@ -589,30 +611,29 @@ class LocalFolderConnector:
         del journal
         parts = _existing_rel(target_id)
         rel = "/".join(parts)
-        final = await anyio.to_thread.run_sync(self._inside, parts)
         await self._manifest.entries()  # a corrupt manifest stops us before any write
 
-        def overwrite() -> None:
+        def overwrite() -> tuple[Path, str | None]:
+            final = self._inside(parts)
             if not final.is_file():
                 raise NotFoundError(f"{rel} no longer exists; it can't be replaced")
-            atomic_write(final, copy_staged(staged))
+            try:
+                atomic_write(final, copy_staged(staged), sync_dir=False)  # with the manifest's
+            except OSError as exc:
+                raise os_error(exc, f"replacing {rel}") from None
+            version = _version_of(final)
+            previous = self._manifest.get_sync(rel)
+            self._manifest.put_sync(
+                rel,
+                Entry.of(request.meta, source_id=request.source_id,
+                         extra=previous.extra if previous else {}),
+                durable_dirs=(final.parent,),
+            )
+            return final, version
 
-        try:
-            await anyio.to_thread.run_sync(overwrite)
-        except OSError as exc:
-            raise os_error(exc, f"replacing {rel}") from None
-        previous = await self._manifest.get(rel)
-        await self._manifest.put(
-            rel,
-            Entry.of(
-                request.meta,
-                source_id=request.source_id,
-                extra=previous.extra if previous else {},
-            ),
-        )
+        final, version = await anyio.to_thread.run_sync(overwrite)
         log.info("local.replaced", source_id=request.source_id, target_id=rel, bytes=staged.size)
-        return TargetRef(target_id=rel, url=final.as_uri(),
-                         version=await anyio.to_thread.run_sync(_version_of, final))
+        return TargetRef(target_id=rel, url=final.as_uri(), version=version)
 
     async def update_metadata(self, target_id: str, meta: AssetMeta) -> None:
         """Set the manifest metadata of ``target_id``. NotFoundError if the file is gone."""

@@ -52,13 +52,17 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(
-    final: Path, fill: Callable[[IO[bytes]], object], *, replace: bool = True
+    final: Path, fill: Callable[[IO[bytes]], object], *, replace: bool = True,
+    sync_dir: bool = True,
 ) -> Path:
     """Write a temp file next to ``final`` with ``fill(file)``, fsync it, move it into place.
 
     With ``replace=False`` the temp file is left in place and returned (the caller links or
-    renames it); otherwise it replaces ``final`` and ``final`` is returned. On any error the
-    temp file is removed.
+    renames it); otherwise it replaces ``final`` and ``final`` is returned, and the rename is
+    made durable (the folder fsynced) unless ``sync_dir=False``: then the caller must fsync
+    ``final.parent`` before it reports the write done (a group of writes shares one folder
+    fsync: :meth:`connectors.localfs.manifest.Manifest.put`'s ``durable_dirs``). On any error
+    the temp file is removed.
     """
     tmp = final.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
     try:
@@ -72,7 +76,8 @@ def atomic_write(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(final.parent)
+    if sync_dir:
+        fsync_dir(final.parent)
     return final
 
 

@@ -6,10 +6,12 @@ asset's path relative to the root; the format is described in ``connectors.local
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -241,19 +243,30 @@ class Manifest:
     journal's removal replays changes the manifest already holds (each line sets a key's
     final value, so replaying is harmless).
 
-    Writers are serialized by a lock and grouped: while one append is in its worker thread,
-    later changes queue up and the next append carries all of them. ``put``/``remove`` return
-    only once their change is on disk.
+    Writers are grouped (group commit): a change is made under a lock, and the writer that
+    finds no append in progress appends every change queued so far, with one fsync; writers
+    arriving meanwhile wait for the next append, which carries all of them. ``put``/``remove``
+    return only once their change is on disk; when the append carrying a change fails, every
+    writer of that group gets its error. The ``*_sync`` methods do the same from a worker
+    thread (the connector writes a file and records it in one thread call, no second one).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.journal = journal_path(path)
         self._entries: dict[str, _Stored] | None = None
-        self._lock = anyio.Lock()
+        self._load_lock = anyio.Lock()
+        self._cond = threading.Condition()
+        """Guards everything below and the entries (their changes and snapshots)."""
         self._pending: list[bytes] = []
+        self._pending_dirs: set[Path] = set()
+        """Folders the pending changes need fsynced before they are appended."""
         self._changes = 0
+        """Changes made so far; the ``n``-th is on disk once ``_written >= n``."""
         self._written = 0
+        self._failed: list[tuple[int, int, BaseException]] = []
+        """The changes (first, last) of each append that failed, and its error."""
+        self._flushing = False
         self._journal_lines = 0
         self._file_entries = 0
         """Entries in the manifest file as last read or written."""
@@ -266,7 +279,7 @@ class Manifest:
 
     async def _stored(self) -> dict[str, _Stored]:
         if self._entries is None:
-            async with self._lock:
+            async with self._load_lock:
                 if self._entries is None:
                     self._entries = await anyio.to_thread.run_sync(self._read)
         return self._entries
@@ -275,44 +288,112 @@ class Manifest:
         stored = (await self._stored()).get(key)
         return None if stored is None else _entry(stored)
 
-    async def put(self, key: str, entry: Entry) -> None:
-        (await self._stored())[key] = entry
+    def get_sync(self, key: str) -> Entry | None:
+        """``key``'s entry, from a worker thread, after :meth:`entries` has loaded them."""
+        assert self._entries is not None  # noqa: S101 - entries() ran first
+        stored = self._entries.get(key)
+        return None if stored is None else _entry(stored)
+
+    async def put(self, key: str, entry: Entry, *, durable_dirs: Iterable[Path] = ()) -> None:
+        """Set ``key``'s entry; returns once the change is on disk.
+
+        ``durable_dirs``: folders holding a rename or link this change describes (a file
+        just written): each is fsynced before the change is appended, in the same group as
+        the other changes of that append, so a group of uploads into one folder costs one
+        folder fsync and one journal fsync, not one each. Raises what writing raises
+        (ItemError, FatalError for a full or read-only disk).
+        """
+        await self._stored()
+        await anyio.to_thread.run_sync(self.put_sync, key, entry, tuple(durable_dirs))
+
+    def put_sync(self, key: str, entry: Entry, durable_dirs: Iterable[Path] = ()) -> None:
+        """:meth:`put` from a worker thread, after :meth:`entries` has loaded the entries."""
         line = {"put": key, "entry": entry.model_dump(mode="json", exclude_defaults=True)}
-        await self._commit(line)
+        self._commit(line, durable_dirs, lambda entries: entries.__setitem__(key, entry))
 
     async def remove(self, key: str) -> None:
         entries = await self._stored()
-        if entries.pop(key, None) is not None:
-            await self._commit({"remove": key})
+        if key in entries:
+            await anyio.to_thread.run_sync(
+                self._commit, {"remove": key}, (), lambda e: e.pop(key, None))
 
     async def close(self) -> None:
         """Fold the journal into the manifest (one JSON file again) when this instance
         changed anything; a no-op otherwise (a source never writes its folder)."""
         if self._entries is None or not self._changes:
             return
-        async with self._lock:
-            if self._journal_lines or self._pending:
-                self._pending.clear()
-                await anyio.to_thread.run_sync(self._compact, dict(self._entries))
+        await anyio.to_thread.run_sync(self._close)
 
-    async def _commit(self, change: dict[str, Any]) -> None:
-        self._pending.append(json.dumps(change, ensure_ascii=False).encode("utf-8") + b"\n")
-        self._changes += 1
-        wanted = self._changes
-        async with self._lock:
-            if self._written >= wanted:
-                return  # an append that started after our change already carried it
+    def _close(self) -> None:
+        with self._cond:
+            while self._flushing:
+                self._cond.wait()
+            if not (self._journal_lines or self._pending):
+                return
+            assert self._entries is not None  # noqa: S101 - it changed
+            self._pending.clear()
+            folders, self._pending_dirs = self._pending_dirs, set()
+            self._flushing = True
+            snapshot, upto = dict(self._entries), self._changes
+        done = False
+        try:
+            self._compact(snapshot, folders)
+            done = True
+        finally:
+            with self._cond:
+                self._flushing = False
+                if done:  # the rewrite holds every change made so far
+                    self._written = max(self._written, upto)
+                self._cond.notify_all()
+
+    def _commit(self, change: dict[str, Any], dirs: Iterable[Path],
+                apply: Callable[[dict[str, _Stored]], object]) -> None:
+        """Make ``change`` (``apply`` it to the entries, queue its journal line), then return
+        once an append carried it; the writer that finds none in progress appends."""
+        line = json.dumps(change, ensure_ascii=False).encode("utf-8") + b"\n"
+        with self._cond:
             assert self._entries is not None  # noqa: S101 - entries() ran before any change
-            upto = self._changes
-            lines, self._pending = self._pending, []
-            if self._journal_lines + len(lines) >= max(COMPACT_AFTER, self._file_entries):
-                await anyio.to_thread.run_sync(self._compact, dict(self._entries))
-            else:
-                await anyio.to_thread.run_sync(self._append, lines)
-            self._written = upto
+            apply(self._entries)
+            self._pending.append(line)
+            self._pending_dirs.update(dirs)
+            self._changes += 1
+            wanted = self._changes
+            while self._written < wanted:
+                if self._flushing:
+                    self._cond.wait()
+                    continue
+                first, upto = self._written + 1, self._changes
+                lines, self._pending = self._pending, []
+                folders, self._pending_dirs = self._pending_dirs, set()
+                compact = self._journal_lines + len(lines) >= max(COMPACT_AFTER,
+                                                                  self._file_entries)
+                snapshot = dict(self._entries) if compact else None
+                self._flushing = True
+                self._cond.release()
+                error: BaseException | None = None
+                try:
+                    if snapshot is not None:
+                        self._compact(snapshot, folders)
+                    else:
+                        self._append(lines, folders)
+                except BaseException as exc:  # noqa: BLE001 - re-raised, and to its group
+                    error = exc
+                finally:
+                    self._cond.acquire()
+                    self._flushing = False
+                    if error is not None:
+                        self._failed.append((first, upto, error))
+                    self._written = upto
+                    self._cond.notify_all()
+            for first, last, failure in self._failed:
+                if first <= wanted <= last:  # the append that carried our change failed
+                    raise copy.copy(failure).with_traceback(None)
 
-    def _append(self, lines: list[bytes]) -> None:
-        """Append ``lines`` to the journal and fsync it (cutting a torn tail first)."""
+    def _append(self, lines: list[bytes], folders: Collection[Path] = ()) -> None:
+        """fsync ``folders``, then append ``lines`` to the journal and fsync it (cutting a
+        torn tail first)."""
+        for folder in folders:
+            fsync_dir(folder)
         try:
             fresh = not self.journal.exists()
             with self.journal.open("ab") as out:
@@ -328,8 +409,11 @@ class Manifest:
             raise os_error(exc, f"writing the metadata manifest journal {self.journal}") from None
         self._journal_lines += len(lines)
 
-    def _compact(self, snapshot: dict[str, _Stored]) -> None:
-        """Rewrite the manifest whole (atomically), then drop the journal it now holds."""
+    def _compact(self, snapshot: dict[str, _Stored], folders: Collection[Path] = ()) -> None:
+        """fsync ``folders``, rewrite the manifest whole (atomically), then drop the journal
+        it now holds."""
+        for folder in folders:
+            fsync_dir(folder)
         self._write(snapshot)
         try:
             self.journal.unlink(missing_ok=True)
