@@ -346,7 +346,7 @@ class ContentstackConnector:
             content_type=request.content_type or staged.content_type,
             fields=_form_fields(request.meta, request.folder_id),
         )
-        log.info(
+        log.debug(  # the item's line is the pipeline's load.done (one line per item)
             "contentstack.uploaded",
             source_id=request.source_id,
             target_id=record.uid,
@@ -366,7 +366,7 @@ class ContentstackConnector:
             fields=_form_fields(request.meta, request.folder_id),
             replace_uid=target_id,
         )
-        log.info("contentstack.replaced", target_id=record.uid, bytes=staged.size)
+        log.debug("contentstack.replaced", target_id=record.uid, bytes=staged.size)
         return _ref(record)
 
     async def update_metadata(self, target_id: str, meta: AssetMeta) -> None:

@@ -632,8 +632,8 @@ class StoryblokConnector:
         await self._put_meta(asset_id, request.meta, dims, merge=existing is not None)
         if url is None:
             url = public_url((await self._client.get_asset(asset_id)).filename)
-        log.info("storyblok.uploaded", target_id=str(asset_id), bytes=staged.size,
-                 replaced=existing is not None)
+        log.debug("storyblok.uploaded", target_id=str(asset_id), bytes=staged.size,
+                  replaced=existing is not None)
         return TargetRef(str(asset_id), url)
 
     async def _sign(

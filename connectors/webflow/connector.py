@@ -420,7 +420,7 @@ class WebflowConnector:
             await journal.record("stored", {"asset_id": asset_id, "stored": "1",
                                             "url": url or ""})
         await self._patch(asset_id, request.meta, display_name=request.filename)
-        log.info("webflow.uploaded", target_id=asset_id, bytes=staged.size)
+        log.debug("webflow.uploaded", target_id=asset_id, bytes=staged.size)
         return TargetRef(asset_id, url)
 
     # -- metadata ------------------------------------------------------------------------

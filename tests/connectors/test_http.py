@@ -7,6 +7,7 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import httpx
@@ -367,3 +368,45 @@ def test_pacer_reports_a_long_wait_for_the_rate_limit() -> None:
     anyio.run(two)
     assert seen
     assert seen[0][:2] == ("Slow", f"rate limit ({0.5 * Pacer.MARGIN:.3g} requests/s)")
+
+
+@pytest.mark.parametrize(("size", "buffered"), [(1000, True), (5000, False)])
+async def test_a_small_multipart_body_is_sent_as_one_buffer_a_large_one_streams(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int,
+        buffered: bool) -> None:
+    """A small upload leaves as one buffer (one socket write, not one per multipart piece:
+    issue 12); above BUFFERED_BODY it streams, so memory stays flat. The bytes are the
+    same either way, and a retry sends the whole file again."""
+    from connectors import http as http_module
+
+    monkeypatch.setattr(http_module, "BUFFERED_BODY", 4096)
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    seen: list[tuple[bool, bytes]] = []
+
+    class Inspecting(httpx.AsyncBaseTransport):
+        """Sees the request's body as the connection would (MockTransport reads it first)."""
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            one_buffer = isinstance(request.stream, httpx.ByteStream)
+            seen.append((one_buffer, await request.aread()))
+            if len(seen) == 1:
+                return httpx.Response(503, json={"error": "try again"})
+            return httpx.Response(200, json={"ok": True})
+
+    async with client(Inspecting()) as api:  # type: ignore[arg-type]
+        response = await api.request(
+            "PUT", "files/1", data={"title": "t"},
+            files=lambda: {"file": ("f.bin", path.open("rb"), "application/octet-stream")})
+    assert response.json() == {"ok": True}
+    assert [one for one, _ in seen] == [buffered, buffered]
+    assert all(path.read_bytes() in body for _, body in seen)
+
+
+def test_sniffio_is_installed_so_httpcore_finds_it_without_a_search() -> None:
+    """httpcore imports sniffio for every lock it makes (several per request); when it is
+    absent, each import searches sys.path in vain (about a fifth of the per-request CPU in the
+    overhead benchmark, issue 12). A dependency of ours for that reason alone."""
+    import importlib.util
+
+    assert importlib.util.find_spec("sniffio") is not None, "pip install sniffio (pyproject)"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.localfs import LocalConfig, LocalFolderConnector
 from pipeline.plan import AssetAction, Op, Plan
 from pipeline.report import plan_markdown, plan_summary, plan_table
@@ -53,3 +54,24 @@ async def test_a_skipped_local_file_is_warned_about_once(tmp_path: Path) -> None
     assert "ok.txt" in [a.filename for a in assets]
     skipped = [e for e in logs if e["event"] == "local.skipped"]
     assert len(skipped) == 1, skipped
+
+
+async def test_a_migrate_logs_one_info_line_per_uploaded_asset(tmp_path: Path,
+                                                               cs: ContentstackEmulator) -> None:
+    """The item's line is the pipeline's ``load.done``; the connector's own "uploaded" line
+    is debug (README: one log line per item; issue 12: each line costs a write)."""
+    from itertools import islice
+
+    from connectors.emulation import in_process_transport
+    from pipeline.run import execute_job
+    from pipeline.samples import sample_library
+    from tests.pipeline.helpers import library, local_to_cs_job
+
+    root, files = library(tmp_path, list(islice(sample_library(), 6)))
+    job = local_to_cs_job(tmp_path, "http://cs.emulator", source=root)
+    with capture_logs() as logs:
+        summary = await execute_job(job, "migrate",
+                                    transports={"target": in_process_transport(cs.app)})
+    assert summary.exit_code() == 0, summary.text()
+    per_asset = [e["event"] for e in logs if e["log_level"] == "info" and "bytes" in e]
+    assert sorted(per_asset) == ["load.done"] * len(files), per_asset
