@@ -610,6 +610,7 @@ class ApiClient:
         self.api = api
         self._rate_hint = rate_hint
         self.base_url = httpx.URL(base_url.rstrip("/") + "/")
+        self._joined: dict[str, httpx.URL] = {}
         self._credentials = dict(credentials or {})
         self._retry = retry or RetryPolicy()
         self._pacer = Pacer(requests_per_second, window=rate_window, api=api,
@@ -632,7 +633,14 @@ class ApiClient:
         """An API URL; ``path`` is relative to the base URL unless it is absolute."""
         if path.startswith(("http://", "https://")):
             return httpx.URL(path)
-        return self.base_url.join(path.lstrip("/"))
+        url = self._joined.get(path)
+        if url is None:
+            # joining parses and normalises the URL (3% of an upload's CPU): the few paths
+            # every request uses ("assets", "assets/folders") are joined once
+            url = self.base_url.join(path.lstrip("/"))
+            if len(self._joined) < 256:
+                self._joined[path] = url
+        return url
 
     def _is_api_host(self, url: httpx.URL) -> bool:
         return (url.scheme, url.host, url.port) == (
