@@ -61,11 +61,16 @@ def first(events: list[Event], event: Event, after: int = -1) -> int:
     raise AssertionError(f"{event} not found after #{after} in {events}")
 
 
+def target_at(root: Path) -> LocalFolderConnector:
+    """A local folder target at ``root``."""
+    return LocalFolderConnector(LocalConfig(connector="local", path=root), role="target")
+
+
 async def test_an_upload_returns_once_file_folder_and_journal_are_synced_in_that_order(
     tmp_path: Path, events: list[Event]
 ) -> None:
     root = tmp_path / "root"
-    target = LocalFolderConnector(LocalConfig(connector="local", path=root), role="target")
+    target = target_at(root)
     await target.create_folder(None, "dst")
     for name, folder in (("a.txt", "dst"), ("top.txt", None)):
         ref = await target.upload(request(name, folder),
@@ -92,7 +97,7 @@ async def test_an_identical_file_found_in_place_gets_its_folder_synced(
     root = tmp_path / "root"
     (root / "dst").mkdir(parents=True)
     (root / "dst" / "a.txt").write_bytes(b"same")
-    target = LocalFolderConnector(LocalConfig(connector="local", path=root), role="target")
+    target = target_at(root)
     await target.upload(request("a.txt", "dst"), stage_bytes(tmp_path, b"same", "text/plain"),
                         MemoryJournal())
     first(events, ("fsync", (root / "dst").stat().st_ino))
@@ -103,7 +108,7 @@ async def test_replace_syncs_the_folder_of_its_rename_before_returning(
     tmp_path: Path, events: list[Event]
 ) -> None:
     root = tmp_path / "root"
-    target = LocalFolderConnector(LocalConfig(connector="local", path=root), role="target")
+    target = target_at(root)
     await target.create_folder(None, "dst")
     ref = await target.upload(request("a.txt", "dst"), stage_bytes(tmp_path, b"1", "text/plain"),
                               MemoryJournal())
@@ -124,7 +129,7 @@ async def test_uploads_running_together_share_one_folder_and_one_journal_fsync(
     """The first upload's journal append is held until four more have written their files:
     the next append carries all four, with one fsync of their folder (was one each)."""
     root = tmp_path / "root"
-    target = LocalFolderConnector(LocalConfig(connector="local", path=root), role="target")
+    target = target_at(root)
     await target.create_folder(None, "dst")
     manifest: Manifest = target._manifest
     release = threading.Event()
