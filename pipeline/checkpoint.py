@@ -22,7 +22,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipeline.crashpoints import crash_point
-from state.store import ItemRecord, StateStore
+from state.store import ItemRecord, ItemStatus, StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +118,9 @@ class Checkpointer:
 
     def _write(self, batch: list[ItemRecord]) -> None:
         self.store.write(batch, run_id=self.run_id)
+        if any(r.kind == "asset" and r.status is ItemStatus.DONE for r in batch):
+            # committed, the id map not yet appended: the kill the map's repair is for
+            crash_point("asset.done.committed")
         if self.on_written is not None:
             self.on_written(batch)
 

@@ -168,12 +168,17 @@ def test_map_of_a_sigkilled_run_holds_only_completed_items_and_is_repaired(
         tmp_path: Path, emulator: str) -> None:
     """After a SIGKILL the map names only items the ledger holds as done, with their target
     ids; the last committed batch may be missing (the kill can fall between the commit and
-    the append, as pipeline/idmap.py says), and the next run appends it first."""
-    root, _ = library(tmp_path, files())
+    the append, as pipeline/idmap.py says), and the next run appends it first.
+
+    The first kill falls exactly there (``asset.done.committed``: right after the first
+    commit holding an asset's done record), whatever the group commit's schedule; the second
+    run, with files added so that it has uploads of its own, dies after its first upload."""
+    first, added = files()[:5], files()[5:]
+    root, _ = library(tmp_path, first)
     job = cs_job_file(tmp_path, root, emulator, concurrency=2)
     state, map_path = tmp_path / "state.db", tmp_path / "state.map.jsonl"
     before: dict[str, str | None] = {}
-    for point in ("asset.done:4", "upload.after:3"):
+    for point in ("asset.done.committed:1", "upload.after:1"):
         killed = run_migrate(job, {"CS_TOKEN": EMU_TOKEN}, point)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
         done = ledger(state)
@@ -181,6 +186,11 @@ def test_map_of_a_sigkilled_run_holds_only_completed_items_and_is_repaired(
         mapped = last_lines(read_map(map_path)) if map_path.exists() else {}
         assert mapped.items() <= done.items(), "a map line for an item not done"
         assert before.items() <= mapped.items(), "the next run did not repair the map"
+        if not before:
+            assert mapped.items() < done.items(), "the kill was meant to cut the map short"
+            for f in added:  # new files only: the others keep their mtime (unchanged)
+                root.joinpath(*f.folder).mkdir(parents=True, exist_ok=True)
+                root.joinpath(*f.folder, f.name).write_bytes(f.data)
         before = done
     final = run_migrate(job, {"CS_TOKEN": EMU_TOKEN})
     assert final.returncode == 0, final.stderr[-2000:]
