@@ -586,6 +586,34 @@ def _has_request(exc: httpx.RequestError) -> bool:
     return True
 
 
+class TlsOnDemand(httpx.AsyncBaseTransport):
+    """httpx's own transport, with the TLS context (verifying, the system's CA bundle read and
+    parsed: 50-100 ms of CPU) built on the first ``https://`` request rather than with the
+    client: a run against an ``http://`` API (an emulator, a proxy on loopback) never pays
+    it, and one that needs it pays it once (issue 12: start-up CPU). ``http://`` requests go
+    through a transport of their own, which never negotiates TLS."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._plain: httpx.AsyncHTTPTransport | None = None
+        self._tls: httpx.AsyncHTTPTransport | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "https":
+            if self._tls is None:
+                self._tls = httpx.AsyncHTTPTransport(limits=self._limits)
+            return await self._tls.handle_async_request(request)
+        if self._plain is None:
+            # plain HTTP: no certificate is ever checked, so no CA bundle to load
+            self._plain = httpx.AsyncHTTPTransport(limits=self._limits, verify=False)
+        return await self._plain.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for transport in (self._plain, self._tls):
+            if transport is not None:
+                await transport.aclose()
+
+
 class ApiClient:
     """One connector's HTTP client. Use as ``async with`` or call :meth:`aclose`."""
 
@@ -617,11 +645,12 @@ class ApiClient:
                             key=pacing_key(api, base_url, self._credentials))
         self._error_text = error_text
         self._classify = classify
+        limits = httpx.Limits(max_connections=16, max_keepalive_connections=8)
         self._client = httpx.AsyncClient(
             headers=dict(headers or {}),
             timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
-            transport=transport,
+            limits=limits,
+            transport=transport if transport is not None else TlsOnDemand(limits),
             follow_redirects=False,
         )
 

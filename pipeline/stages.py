@@ -6,9 +6,10 @@ before side effect: an upload's IN_FLIGHT record is durable before any byte is s
 record is posted, not awaited, and so shares the next group commit.
 
 Group commit (issue 12): the feeder of :func:`run_assets` writes the intents of the next
-``concurrency`` uploads in one commit before handing them to the loaders, so the loaders never
-wait for the state DB and a run makes about one synced commit per ``concurrency`` assets,
-the DONE records riding along. A kill after that commit leaves intents of uploads that never
+uploads in one commit before handing them to the loaders (a look-ahead of
+:data:`INTENTS_AHEAD` per loader, topped up when half is taken), so the loaders never wait for
+the state DB and a run makes about one synced commit per ``4 x concurrency`` assets, the DONE
+records riding along. A kill after that commit leaves intents of uploads that never
 started: the next run reconciles them like any other (the plan looks for each in the target
 listing, the loader with ``find_asset``) and uploads what it does not find.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import anyio
 import structlog
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from connectors.base import (
     DIGESTS,
@@ -567,47 +569,99 @@ class AssetLoader:
                        gone=action.asset is None)
 
 
+_Work = tuple[AssetAction, Prepared | None]
+
+INTENTS_AHEAD = 8
+"""Per loader, at most this many uploads wait with their intent committed (the look-ahead of
+the group commit). The feeder tops the queue up when half of it is taken, in one commit, so
+a commit is written every ``4 x concurrency`` uploads or so and its latency (an fsync) is
+hidden behind the uploads still queued; a kill leaves at most ``8 x concurrency`` intents of
+uploads that never started, each looked up once by the next run."""
+
+
+class _Handover:
+    """The work handed from the feeder to the loaders: at most ``cap`` items waiting (a
+    non-upload item may exceed it by one)."""
+
+    def __init__(self, cap: int) -> None:
+        self._items: deque[_Work] = deque()
+        self._cap = cap
+        self._closed = False
+        self._changed = anyio.Condition()
+
+    async def room(self, low: int) -> int:
+        """Wait until at most ``low`` items wait; the free slots then."""
+        async with self._changed:
+            while len(self._items) > low:
+                await self._changed.wait()
+            return self._cap - len(self._items)
+
+    async def put(self, work: Sequence[_Work]) -> None:
+        async with self._changed:
+            self._items.extend(work)
+            self._changed.notify_all()
+
+    async def close(self) -> None:
+        async with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    async def take(self) -> _Work | None:
+        """The next item, waiting for one; ``None`` once closed and empty."""
+        async with self._changed:
+            while not self._items and not self._closed:
+                await self._changed.wait()
+            if not self._items:
+                return None
+            work = self._items.popleft()
+            self._changed.notify_all()
+            return work
+
+
 async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, concurrency: int,
                      progress: Progress | None = None) -> list[Outcome]:
-    """Feed actions to ``concurrency`` loaders through small bounded streams.
+    """Carry out ``actions`` on ``concurrency`` loaders, in the plan's order.
 
-    The feeder commits the intents of the next ``concurrency`` uploads in one group commit
+    The feeder commits the intents of the uploads about to start in one group commit
     (:meth:`AssetLoader.prepare`) before any of them is handed over, so every upload starts
-    with its intent durable and the loaders never wait for the state DB."""
-    buffer = max(2, concurrency * 2)
-    group = max(1, concurrency)
-    todo_send, todo_recv = anyio.create_memory_object_stream[_Work](buffer)
-    done_send, done_recv = anyio.create_memory_object_stream[Outcome](buffer)
+    with its intent durable and the loaders do not wait for the state DB: it keeps up to
+    :data:`INTENTS_AHEAD` uploads per loader queued, topping up when half are taken."""
+    cap = max(2, INTENTS_AHEAD * concurrency)
+    handover = _Handover(cap)
+    done_send, done_recv = anyio.create_memory_object_stream[Outcome](max(2, concurrency * 2))
     outcomes: list[Outcome] = []
 
     async def feed() -> None:
-        chunk: list[tuple[AssetAction, Prepared]] = []
+        todo = iter(actions)
+        try:
+            while True:
+                free = await handover.room(cap // 2)
+                chunk: list[_Work] = []
+                other: _Work | None = None
+                for action in todo:
+                    prepared = loader.prepare(action)
+                    if prepared is None:
+                        other = (action, None)  # after the uploads before it: the plan's order
+                        break
+                    chunk.append((action, prepared))
+                    if len(chunk) >= free:
+                        break
+                if chunk:
+                    await loader.ckpt.commit_many(
+                        [p.intent for _, p in chunk if p is not None])
+                    crash_point("intents.committed")
+                    await handover.put(chunk)
+                if other is not None:
+                    await handover.put([other])
+                elif not chunk:
+                    return
+        finally:
+            await handover.close()
 
-        async def hand_over() -> None:
-            if not chunk:
-                return
-            await loader.ckpt.commit_many([p.intent for _, p in chunk])
-            crash_point("intents.committed")
-            for work in chunk:
-                await todo_send.send(work)
-            chunk.clear()
-
-        async with todo_send:
-            for action in actions:
-                prepared = loader.prepare(action)
-                if prepared is None:
-                    await hand_over()  # in the plan's order
-                    await todo_send.send((action, None))
-                    continue
-                chunk.append((action, prepared))
-                if len(chunk) >= group:
-                    await hand_over()
-            await hand_over()
-
-    async def load(inp: MemoryObjectReceiveStream[_Work],
-                   out: MemoryObjectSendStream[Outcome]) -> None:
-        async with inp, out:
-            async for action, prepared in inp:
+    async def load(out: MemoryObjectSendStream[Outcome]) -> None:
+        async with out:
+            while (work := await handover.take()) is not None:
+                action, prepared = work
                 outcome = await loader.run(action, prepared)
                 # reported at once, with no await since its ledger record was posted: an
                 # interruption cannot fall between the two (the summary and the ledger agree)
@@ -621,11 +675,9 @@ async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, con
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(feed)
-        async with todo_recv, done_send:
+        async with done_send:
             for _ in range(concurrency):
-                tg.start_soon(load, todo_recv.clone(), done_send.clone())
+                tg.start_soon(load, done_send.clone())
         tg.start_soon(collect)
     return outcomes
 
-
-_Work = tuple[AssetAction, Prepared | None]

@@ -410,3 +410,33 @@ def test_sniffio_is_installed_so_httpcore_finds_it_without_a_search() -> None:
     import importlib.util
 
     assert importlib.util.find_spec("sniffio") is not None, "pip install sniffio (pyproject)"
+
+
+async def test_the_tls_context_is_built_on_the_first_https_request_not_with_the_client(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the CA bundle costs 50-100 ms of CPU per client (issue 12: start-up): a client
+    of an http:// API never reads it; the first https:// request does, once."""
+    import ssl
+
+    from connectors.emulation import free_port
+    from connectors.http import TlsOnDemand
+
+    loads: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def spy(self: ssl.SSLContext, *args: object, **kw: object) -> None:
+        loads.append(args or kw)
+        real(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", spy)
+    api = ApiClient(api="Test", base_url="http://127.0.0.1:9/v1")
+    await api.aclose()
+    assert loads == []
+    port = free_port()  # nothing listens there: the request fails after the TLS set-up
+    transport = TlsOnDemand(httpx.Limits())
+    for _ in range(2):
+        with pytest.raises(httpx.ConnectError):
+            await transport.handle_async_request(
+                httpx.Request("GET", f"https://127.0.0.1:{port}/"))
+    await transport.aclose()
+    assert len(loads) == 1
