@@ -526,9 +526,15 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         r.target_id: sid for (kind, sid), r in inp.records.items()
         if kind == "asset" and sid in present and r.status is ItemStatus.DONE and r.target_id
     }
-    # target assets a ledger row of ours names (a gone source asset's copy included)
-    owned = frozenset(r.target_id for (kind, _), r in inp.records.items()
-                      if kind == "asset" and r.status is ItemStatus.DONE and r.target_id)
+    # target assets a ledger row of ours names (a gone source asset's copy included); a gone
+    # asset's copy edited in the target since we wrote it (drift) is not ours to replace
+    # unless on_conflict = "source-wins": a new source asset may only adopt it (equal bytes)
+    owned = frozenset(r.target_id for (kind, sid), r in inp.records.items()
+                      if kind == "asset" and r.status is ItemStatus.DONE and r.target_id
+                      and (sid in present or inp.on_conflict == "source-wins"
+                           or r.target_id not in target_by_id
+                           or target_drift(r.target_marker, target_by_id[r.target_id],
+                                           inp.drift_tolerance) is None))
     keys = _RuleKeys(inp.field_rules.key if inp.field_rules is not None else "",
                      inp.locale_rules.key())  # once per plan, not per asset
     mapper = _MetaMapper(inp)
@@ -1136,6 +1142,23 @@ def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: s
                 target_id=r.target_id, target_url=r.target_url, record=r))
         else:
             doomed.append(r)
+    if inp.prune and inp.capabilities.delete:
+        # a copy edited in the target since we wrote it (drift) is deleted only under
+        # on_conflict = "source-wins"; else it is held back as a conflict, like any drift
+        drifted = {r.source_id: why for r in doomed if (why := target_drift(
+            r.target_marker, target_by_id[r.target_id or ""], inp.drift_tolerance)) is not None}
+    else:
+        drifted = {}
+    if inp.on_conflict != "source-wins" and drifted:
+        out.extend(AssetAction(
+            Op.CONFLICT, r.source_id, r.path,
+            "gone from the source, but changed in the target since assetferry wrote "
+            f"it ({drifted[r.source_id]}): not deleted ([run] on_conflict = "
+            f"\"{inp.on_conflict}\"; delete it in the target by hand, or set "
+            "on_conflict to \"source-wins\" for a run to delete it)",
+            target_id=r.target_id, target_url=r.target_url, record=r, drift=True)
+            for r in doomed if r.source_id in drifted)
+        doomed = [r for r in doomed if r.source_id not in drifted]
     held = 0
     note: str | None = None
     to_confirm: list[str] = []
@@ -1158,6 +1181,10 @@ def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: s
                         "was listed?)",)
         elif read is False:
             op, reason = Op.DELETE, "gone from the source, confirmed by a direct read (prune)"
+            if r.source_id in drifted:
+                reason += (f"; it changed in the target since assetferry wrote it "
+                           f"({drifted[r.source_id]}), deleted anyway ([run] on_conflict = "
+                           "\"source-wins\")")
         else:
             why = read if isinstance(read, str) else "not read yet"
             op, reason = Op.SKIP, ("gone from the source listing; not deleted: a direct read "
