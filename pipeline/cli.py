@@ -742,9 +742,16 @@ def _run_status(run: RunRecord) -> str:
     return RunStatus.INTERRUPTED.value if _process_gone(run) else run.status.value
 
 
-def _run_counts(counts: Any) -> str:
+def _run_counts(run: dict[str, Any]) -> str:
+    """A run's recorded figures; without them, why (from its status, not from the missing
+    figures alone: a live run writes its figures at its end)."""
+    counts = run["counts"]
     if not isinstance(counts, dict):
-        return "no figures recorded (the process was killed)"
+        if run["status"] == "running":
+            return "running now: its figures are recorded at its end"
+        if run.get("process_gone"):
+            return "no figures recorded (its process is gone: killed)"
+        return "no figures recorded (it ended before writing them: killed or stopped)"
     keys = ("created", "updated", "replaced", "adopted", "skipped", "deleted", "not_migrated",
             "failed")
     return ", ".join(f"{counts.get(k, 0)} {k.replace('_', ' ')}" for k in keys)
@@ -783,7 +790,7 @@ def status_text(data: dict[str, Any], config: Path | str = "JOB.toml") -> str:
                          f"the first {FAILED_SHOWN})")
     lines.append("runs (newest first):")
     lines.extend(f"  {r['id']} {r['mode']} {r['status']} {r['started_at']}: "
-                 f"{_run_counts(r['counts'])}" for r in data["runs"])
+                 f"{_run_counts(r)}" for r in data["runs"])
     return "\n".join(lines)
 
 

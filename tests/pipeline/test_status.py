@@ -41,7 +41,27 @@ def test_a_killed_run_shows_what_it_planned_and_did_not_reach(tmp_path: Path) ->
     text = status_text({"route": ROUTE, "state": "s.db", **data})
     assert "10 planned, 4 done, 1 failed, 0 in flight, 0 skipped, 0 deleted, 5 pending" in text
     assert "500 from the API\\nretry later" in text, "a newline in a reason stays on one line"
-    assert "no figures recorded (the process was killed)" in text
+    assert "no figures recorded" not in text, "a live run is not called killed"
+    assert f"  {run} migrate running " in text
+    assert "running now: its figures are recorded at its end" in text
+
+
+def test_only_a_dead_run_without_figures_says_killed(tmp_path: Path) -> None:
+    """The runs list infers nothing from missing figures: a live run (here, or on Temporal)
+    says it is running; one whose process is gone says killed."""
+    store = StateStore(str(tmp_path / "s.db"))
+    temporal = store.start_run(ROUTE, "migrate", owner="temporal:assetferry-0123")
+    text = _status_of(store)
+    assert "killed" not in text
+    assert f"  {temporal} migrate running " in text
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # its workers stopped writing long ago
+        conn.execute("UPDATE runs SET heartbeat_at = '2026-01-01 00:00:00', started_at = "
+                     "'2026-01-01 00:00:00' WHERE id = ?", (temporal,))
+    conn.close()
+    text = _status_of(store)
+    assert f"  {temporal} migrate interrupted " in text
+    assert "no figures recorded (its process is gone: killed)" in text
+    store.close()
 
 
 @pytest.mark.slow
