@@ -528,6 +528,23 @@ class SupportsFindAsset(Protocol):
 
 
 @runtime_checkable
+class SupportsWriteCheck(Protocol):
+    async def check_writable(self) -> None:
+        """Raise :class:`connectors.errors.ConfigError` when the target cannot be written
+        (read-only, no permission), saying what to do; what ``plan`` checks before a run."""
+        ...
+
+
+@runtime_checkable
+class SupportsTempReclaim(Protocol):
+    async def reclaim_temp_files(self) -> tuple[int, int]:
+        """Remove partial temp files killed runs left in the target (only those no live
+        writer can own), after the target was listed, in a run (never a dry run). Returns
+        ``(files, bytes)`` removed."""
+        ...
+
+
+@runtime_checkable
 class SupportsAssetExists(Protocol):
     async def asset_exists(self, source_id: str) -> bool:
         """Whether the asset ``source_id`` is still in this connector, by a direct read of

@@ -28,6 +28,8 @@ from connectors.base import (
     SupportsEnvironmentNames,
     SupportsPublish,
     SupportsReferences,
+    SupportsTempReclaim,
+    SupportsWriteCheck,
     Target,
 )
 from connectors.errors import AuthError, ConfigError, FatalError, SyncError
@@ -409,6 +411,8 @@ async def plan_job(job: JobConfig, *, transports: Transports | None = None,
     async with AsyncExitStack() as stack:
         source, target = await open_pair(job, stack, transports)
         route = job.route(source.scope, target.scope)
+        if isinstance(target, SupportsWriteCheck):  # a read-only target shows now, exit 2
+            await target.check_writable()
         records = _read_records(job, route)
         plan = await build_plan(job, source, target, route, records, prune=prune)
         if with_source is not None:
@@ -460,6 +464,8 @@ async def execute_job(
                 raise FatalError(run_locked_message(exc)) from None
             summary.run_id = run_id
             with structlog.contextvars.bound_contextvars(run_id=run_id, route=route):
+                if isinstance(target, SupportsTempReclaim):  # a killed run's partial files
+                    await target.reclaim_temp_files()
                 summary.outcomes = await _carry_out(job, plan, source, target, store, run_id,
                                                     records, collect, summary)
     except FatalError as exc:

@@ -10,6 +10,8 @@ import errno
 import os
 import stat
 import sys
+import tempfile
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from connectors.errors import ConfigError, FatalError, ItemError, NotFoundError
 from connectors.localfs.config import DEFAULT_MANIFEST, FORBIDDEN_NAME_CHARS, LocalConfig
 from connectors.localfs.files import (
     CHUNK_SIZE,
+    TEMP_NAME_MAX,
     TMP_PREFIX,
     atomic_write,
     copy_staged,
@@ -52,7 +55,9 @@ from connectors.localfs.files import (
     fsync_dir,
     guess_content_type,
     os_error,
+    reclaimable,
     same_file,
+    what_to_do,
 )
 from connectors.localfs.manifest import JOURNAL_SUFFIX, NO_META, Entry, Manifest
 
@@ -73,8 +78,8 @@ WINDOWS_RESERVED_NAMES = frozenset(
 """Device names Windows refuses as a file or folder name, with any extension (``CON.txt``)."""
 DEFAULT_PATH_MAX = 4096
 """PATH_MAX of Linux, when the file system can't be asked (macOS: 1024, asked)."""
-TEMP_NAME_BYTES = len(TMP_PREFIX) + 16 + 1
-"""A temp file's name (prefix + 16 hex digits) and its "/": kept free in every path."""
+TEMP_NAME_BYTES = TEMP_NAME_MAX + 1
+"""A temp file's name (:data:`TEMP_NAME_MAX`) and its "/": kept free in every path."""
 CASE_INSENSITIVE_PLATFORMS = frozenset({"darwin", "win32"})
 """Where the default file system (APFS, NTFS) ignores case in names."""
 
@@ -152,6 +157,7 @@ class LocalFolderConnector:
         # own files by folder, so a listing checks a name without building a path per entry
         self._own_by_folder: dict[Path, dict[str, str]] = {}
         self._folder_ids: dict[tuple[str, ...], str] = {}
+        self._temps: list[Path] = []  # our temp files the target's listing passed by
         for path, reason in config.own_files.items():
             self._own_by_folder.setdefault(path.parent, {})[path.name] = reason
 
@@ -353,6 +359,8 @@ class LocalFolderConnector:
             if (not parts and name in (self._config.manifest,
                                         self._config.manifest + JOURNAL_SUFFIX)) \
                     or name.startswith(TMP_PREFIX):
+                if self._role == "target" and name.startswith(TMP_PREFIX):
+                    self._temps.append(directory / name)
                 continue
             own = self._own_reason(real, parts, name)
             if own is not None:
@@ -488,6 +496,54 @@ class LocalFolderConnector:
         )
 
     # --- writing ------------------------------------------------------------------------------
+
+    async def check_writable(self) -> None:
+        """Raise ConfigError when files cannot be written under the root (what ``plan``
+        checks, so a read-only or forbidden target shows before a run, exit 2): a probe
+        folder is made and removed at once in the root, or in its nearest existing parent
+        when the root is not made yet (nothing is left behind)."""
+        def probe() -> None:
+            where = next((p for p in (self._root, *self._root.parents) if p.exists()),
+                         self._root)
+            try:
+                Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "probe-", dir=where)).rmdir()
+            except OSError as exc:
+                raise ConfigError(
+                    f"local target folder {self._root}: cannot write in {where} "
+                    f"({exc.strerror or exc}); {what_to_do(exc)}"
+                ) from None
+
+        await anyio.to_thread.run_sync(probe)
+
+    async def reclaim_temp_files(self) -> tuple[int, int]:
+        """Remove the temp files of killed runs that the target's listing passed by.
+
+        Only those no live writer can own (:func:`connectors.localfs.files.reclaimable`:
+        a dead pid on this host, else untouched for an hour), so a run of another job into
+        the same folder keeps its own. Call after listing the target, in a run (never in a
+        dry run). Returns ``(files, bytes)`` removed."""
+        temps, self._temps = self._temps, []
+
+        def remove() -> tuple[int, int]:
+            files = size = 0
+            now = time.time()
+            for path in temps:
+                found = reclaimable(path, now)
+                if found is None:
+                    continue
+                try:
+                    path.unlink()
+                except OSError as exc:
+                    log.warning("local.temp_not_removed", path=str(path),
+                                error=exc.strerror or str(exc))
+                    continue
+                files, size = files + 1, size + found
+            return files, size
+
+        files, size = await anyio.to_thread.run_sync(remove)
+        if files:
+            log.info("local.temp_reclaimed", files=files, bytes=size)
+        return files, size
 
     async def create_folder(self, parent_id: str | None, name: str) -> Folder:
         """Create (or reuse) folder ``name`` under ``parent_id``. ItemError on a bad name."""

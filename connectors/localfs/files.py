@@ -12,6 +12,8 @@ import hashlib
 import mimetypes
 import os
 import secrets
+import socket
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -31,14 +33,79 @@ _IMAGE_FORMATS = {
     "image/webp": "WEBP",
 }
 _DISK_FATAL = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+_WHAT_TO_DO = {
+    errno.ENOSPC: "free space on that disk and run again",
+    errno.EDQUOT: "free space within your disk quota (or have it raised) and run again",
+    errno.EROFS: "the folder is on a read-only file system: mount it writable or choose "
+                 "another `path` in the job file",
+    errno.EACCES: "fix the folder's permissions for the user running assetferry (or choose "
+                  "another `path` in the job file)",
+    errno.EPERM: "fix the folder's permissions for the user running assetferry (or choose "
+                 "another `path` in the job file)",
+}
+STALE_TEMP_AFTER = 3600.0
+"""Seconds since its last write after which a temp file no live writer of ours can own is
+removed: one of a run on another host, or of a version whose names carry no pid (a live
+upload writes its temp file continuously from a staged local copy, in seconds)."""
+HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+"""This host in temp-file names (8 hex digits of its name's SHA-256)."""
+TEMP_NAME_MAX = len(TMP_PREFIX) + 8 + 1 + 10 + 1 + 16
+"""The longest temp-file name: prefix, host tag, ``-``, pid (at most 10 digits), ``-``, 16 hex
+digits."""
+
+
+def what_to_do(exc: OSError) -> str:
+    """The advice that matches ``exc.errno`` (no space, read-only, permission denied)."""
+    return _WHAT_TO_DO.get(exc.errno or 0, "check the folder and run again")
 
 
 def os_error(exc: OSError, doing: str) -> SyncError:
-    """A file-system error as our error type: a full or read-only disk stops the run."""
+    """A file-system error as our error type, with the advice its errno calls for: a full
+    disk (ENOSPC, EDQUOT) or a read-only file system (EROFS) stops the run; anything else
+    (permission denied on one folder, a vanished file) fails the item."""
     reason = exc.strerror or str(exc)
     if exc.errno in _DISK_FATAL:
-        return FatalError(f"{doing} failed: {reason}; free space or fix the target folder")
+        return FatalError(f"{doing} failed: {reason}; {what_to_do(exc)}")
+    if exc.errno in _WHAT_TO_DO:
+        return ItemError(f"{doing} failed: {reason}; {what_to_do(exc)}")
     return ItemError(f"{doing} failed: {reason}")
+
+
+def temp_name() -> str:
+    """A fresh temp-file name: ``TMP_PREFIX`` + host tag + pid + 16 random hex digits, so a
+    later run can tell whether its writer still lives (:func:`reclaimable`)."""
+    return f"{TMP_PREFIX}{HOST_TAG}-{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists (another user's)
+        return True
+    return True
+
+
+def reclaimable(path: Path, now: float) -> int | None:
+    """The size in bytes of temp file ``path`` when no live writer can own it, else None.
+
+    Ours (this host's tag) with a pid that no longer runs: reclaimable at once (a reused pid
+    keeps it, safely). Another host's, or a name without a pid (an older version): only when
+    not written for :data:`STALE_TEMP_AFTER` seconds. Never one of this process."""
+    rest = path.name[len(TMP_PREFIX):].split("-")
+    try:
+        info = path.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    if len(rest) == 3 and rest[0] == HOST_TAG and rest[1].isdigit():
+        pid = int(rest[1])
+        if pid == os.getpid() or _pid_alive(pid):
+            return None
+        return info.st_size
+    return info.st_size if now - info.st_mtime > STALE_TEMP_AFTER else None
 
 
 def fsync_dir(path: Path) -> None:
@@ -64,7 +131,7 @@ def atomic_write(
     fsync: :meth:`connectors.localfs.manifest.Manifest.put`'s ``durable_dirs``). On any error
     the temp file is removed.
     """
-    tmp = final.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+    tmp = final.parent / temp_name()
     try:
         with tmp.open("xb") as out:
             fill(out)

@@ -31,7 +31,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from connectors.base import FolderPath, Source, Target
+from connectors.base import FolderPath, Source, SupportsTempReclaim, Target
 from connectors.errors import AuthError, ConfigError, FatalError
 from pipeline.config import JobConfig, JobFileError, MissingVariableError, load_job
 from pipeline.plan import AssetAction, FolderAction, Op
@@ -225,6 +225,8 @@ class Activities:
                     retry_failed=inp.retry_failed, prune=inp.prune)
             run_id = await anyio.to_thread.run_sync(
                 _open_run, opened.store, route, inp.mode, planned_work(plan, records), owner)
+            if isinstance(opened.target, SupportsTempReclaim):  # a killed run's partial files
+                await opened.target.reclaim_temp_files()
             local = [a for a in plan.assets if not remote(a)]
             outcomes: list[Outcome] = []
             if local:
