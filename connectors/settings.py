@@ -7,13 +7,72 @@ Each is an ``Annotated`` type for a pydantic field, so a connector's config decl
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from pathlib import PurePath
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, SecretStr, StrictFloat
+from pydantic import AfterValidator, BaseModel, SecretStr, StrictFloat, field_validator
+
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?[^/?#]*@")
+"""A URL's scheme and user information (``scheme://user:password@``), to mask."""
+
+
+def masked_url(value: str) -> str:
+    """``value`` with any user information (a user name or password) shown as ``***@``."""
+    return _USERINFO.sub(lambda m: f"{m.group(1) or ''}***@", value.strip())
+
+
+def nul_at(value: Any, where: str = "") -> str | None:
+    """Where a NUL character hides in a job-file value (``""``: the value itself, else the
+    sub-key or index, e.g. ``[2]`` or ``.rename``), or None. Text with a NUL cannot be a
+    file path (the OS refuses it: "embedded null byte") nor sent in a header. A nested
+    :class:`JobSection` is not entered: it checked its own keys, naming them."""
+    if isinstance(value, JobSection):
+        return None
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str | PurePath):
+        return where if "\x00" in str(value) else None
+    if isinstance(value, BaseModel):
+        value = dict(value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return f"{where} (a key)" if where else "(a key)"
+            found = nul_at(item, f"{where}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple | set | frozenset):
+        for i, item in enumerate(value):
+            found = nul_at(item, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+class JobSection(BaseModel):
+    """Base of every job-file model (a connector's ``[source]``/``[target]`` settings, the
+    ``[mapping]`` and ``[run]`` tables): checks shared by every key, once.
+
+    A NUL character (``"\\u0000"``) in any text value (a path, a URL, a name, a template,
+    a token) is refused, naming the key: ``source.path: contains a NUL character``. The
+    value is never echoed (it may be a secret)."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        where = nul_at(value)
+        if where is not None:
+            inside = f" in {where.lstrip('.')}" if where else ""
+            raise ValueError(f"contains a NUL character{inside}; remove it (a \\u0000 "
+                             "escape or a stray byte in the job file or in a ${VAR})")
+        return value
 
 
 def http_base_url(value: str | None) -> str | None:
-    """A ``base_url`` setting checked and normalised (no trailing slash); ValueError if bad."""
+    """A ``base_url`` setting checked and normalised (no trailing slash); ValueError if bad:
+    not http(s), no host, or user information (``user:password@``: credentials belong in the
+    token keys). The message masks user information as ``***@``."""
     if value is None:
         return None
     import httpx  # here: a job file without a base_url loads no HTTP library (issue 12)
@@ -21,9 +80,15 @@ def http_base_url(value: str | None) -> str | None:
     try:
         url = httpx.URL(value.strip())
     except httpx.InvalidURL:
-        raise ValueError(f"{value!r} is not a URL") from None
+        raise ValueError(f"{masked_url(value)!r} is not a URL") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"must be an http:// or https:// URL with a host, got {value!r}")
+        raise ValueError("must be an http:// or https:// URL with a host, got "
+                         f"{masked_url(value)!r}")
+    if url.userinfo:
+        # a password in the URL would be sent (Basic auth) and then blamed on the token
+        raise ValueError(f"must not hold a user name or password (got {masked_url(value)!r}); "
+                         "put credentials in the connector's token keys (README: The job "
+                         "file) and give the URL without them")
     return str(url).rstrip("/")
 
 

@@ -137,18 +137,11 @@ class OutFile(click.Path):
 
 
 def _unwritable(path: Path) -> str | None:
-    """Why ``path`` (a file that need not exist yet) could not be written, or None."""
-    folder = path.absolute().parent
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is None:  # pragma: no cover - the root always exists
-        return f"no folder of {folder} exists"
-    if not existing.is_dir():
-        return f"{existing} is a file, not a folder"
-    if not os.access(existing, os.W_OK | os.X_OK):
-        if existing == folder:
-            return f"its folder {folder} is not writable"
-        return f"its folder {folder} does not exist and {existing} is not writable"
-    return None
+    """Why ``path`` (a file that need not exist yet) could not be written, or None: the one
+    check of :func:`state.paths.unwritable` (also ``[run] state``'s and ``map_file``'s)."""
+    from state.paths import unwritable
+
+    return unwritable(path)
 
 
 OUT_FILE = OutFile()
@@ -205,7 +198,6 @@ def refuse_own_output(job: JobConfig, config: Path, option: str, out: Path | Non
     """ConfigError (exit 2) when ``out`` would overwrite the job's own files (the job file,
     the state database and its sidecars, the live id map) or land inside a local source or
     target folder (it would become, or replace, an asset). Checked before anything runs."""
-    from pipeline.config import local_folders
     from pipeline.run import own_files
 
     if out is None:
@@ -215,10 +207,36 @@ def refuse_own_output(job: JobConfig, config: Path, option: str, out: Path | Non
     if path in own:
         raise ConfigError(f"{option} {out} is {own[path]}; writing there would destroy it. "
                           "Give another file path.")
+    _refuse_in_local_folder(job, option, out)
+
+
+def _refuse_in_local_folder(job: JobConfig, what: str, path: Path | str) -> None:
+    """ConfigError when the file ``path`` (named ``what``: ``--out``, ``run.map_file``) is
+    inside a local source or target folder of ``job``: it would be listed as an asset (and
+    migrated, pruned or overwritten as one)."""
+    from pipeline.config import local_folders
+
+    resolved = Path(path).resolve()
     for key, folder in local_folders(job):
-        if path == folder or folder in path.parents:
-            raise ConfigError(f"{option} {out} is inside {key} ({folder}); it would be taken "
+        if resolved == folder or folder in resolved.parents:
+            raise ConfigError(f"{what} {path} is inside {key} ({folder}); it would be taken "
                               "for an asset or overwrite one. Give a path outside it.")
+
+
+def refuse_bad_map(job: JobConfig) -> None:
+    """ConfigError (exit 2) before a plan or run starts when ``[run] map_file`` cannot be
+    written (the same check as ``--out``) or lies inside a local source or target folder;
+    without it the run would go on with no live id map (only a ``map.unavailable``
+    warning), or list the map as an asset."""
+    if not job.run.map_file:
+        return
+    path = Path(job.run.map_file)
+    _refuse_in_local_folder(job, "run.map_file", path)
+    problem = _unwritable(path)
+    if problem is not None:
+        raise ConfigError(f"run.map_file {path} cannot be written: {problem}; give a file "
+                          "path in a folder you can write to (or leave the key out for the "
+                          "default, beside the state database)")
 
 
 def read_state(job: JobConfig, config: Path) -> StateStore:
@@ -329,6 +347,7 @@ def cmd_plan(ctx: click.Context, config: Path, fmt: str | None, out: Path | None
     fmt = format_of(fmt, out, PLAN_SUFFIXES, "table", option="--out", format_option="--format")
     job = load_job(config)
     refuse_own_output(job, config, "--out", out)
+    refuse_bad_map(job)
     thumbs: dict[str, str] = {}
 
     async def read_thumbnails(source: Source, plan: Plan) -> None:
@@ -601,6 +620,7 @@ def run_job(config: Path, mode: str, *, retry_failed: bool, report: Path | None,
 
     job = load_job(config)
     refuse_own_output(job, config, "--report", report)
+    refuse_bad_map(job)
     summary = RunSummary(route="", mode=mode, run_id=None)
     try:
         with observe_waits(console.waiting):

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import quote
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -31,6 +30,7 @@ from pydantic import (
 
 from connectors.errors import ConfigError
 from connectors.plugin import ConnectorSettings
+from connectors.settings import JobSection
 from mappings.fields import FieldRuleError, FieldRules, TagRules
 from mappings.filters import FilterRules, parse_since, parse_size, path_glob, type_glob
 from mappings.folders import (
@@ -52,7 +52,7 @@ else:
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class FiltersConfig(BaseModel):
+class FiltersConfig(JobSection):
     """``[mapping.filters]``: which source assets the job migrates (``mappings.filters``).
 
     Checked when the job file loads: a bad glob, size or date is exit 2 naming its key.
@@ -116,7 +116,7 @@ def _shown(value: object) -> str:
     return str(value)
 
 
-class TagsConfig(BaseModel):
+class TagsConfig(JobSection):
     """``[mapping.tags]``: keep, drop, rename and add tags (:class:`mappings.fields.TagRules`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -127,7 +127,7 @@ class TagsConfig(BaseModel):
     add: list[str] = Field(default_factory=list)
 
 
-class MappingConfig(BaseModel):
+class MappingConfig(JobSection):
     model_config = ConfigDict(frozen=True, extra="forbid")
     folder_overflow: FolderOverflow = FolderOverflow.COLLAPSE
     locales: LocaleRules = LocaleRules()
@@ -182,7 +182,7 @@ class MappingConfig(BaseModel):
 _IN_MEMORY = re.compile(r"^sqlite(\+\w+)?://(/(:memory:)?)?$")
 
 
-class RunConfig(BaseModel):
+class RunConfig(JobSection):
     model_config = ConfigDict(frozen=True, extra="forbid")
     state: str = "state/assetferry.db"
     """A file path (relative to the job file) or any SQLAlchemy URL."""
@@ -213,7 +213,7 @@ class RunConfig(BaseModel):
     state file (``state/assetferry.map.jsonl``), none for a server state DB."""
 
 
-class JobConfig(BaseModel):
+class JobConfig(JobSection):
     model_config = ConfigDict(frozen=True, extra="forbid")
     source: ConnectorConfig
     target: ConnectorConfig
@@ -240,12 +240,18 @@ def url_part(value: str) -> str:
 
 class MissingVariableError(ConfigError):
     """A ``${VAR}`` of the job file names an unset (or empty) environment variable: ``name``,
-    and ``key``, the job-file key that references it."""
+    ``key``, the job-file key that references it, and ``empty``: set, but to ``""``."""
 
-    def __init__(self, message: str, *, name: str, key: str) -> None:
+    def __init__(self, message: str, *, name: str, key: str, empty: bool = False) -> None:
         super().__init__(message)
         self.name = name
         self.key = key
+        self.empty = empty
+
+    @property
+    def state(self) -> str:
+        """``"is set but empty"`` or ``"is not set"``, for a message."""
+        return "is set but empty" if self.empty else "is not set"
 
 
 class JobFileError(ConfigError):
@@ -277,10 +283,12 @@ def expand_env(value: Any, env: Mapping[str, str], where: str = "", *,
                 if not required:
                     return match.group(0)
                 # never suggest writing the value into the file: secrets live in the env
+                empty = name in env
                 raise MissingVariableError(
-                    f"{where}: environment variable {name} is not set. "
-                    f"Export it (export {name}=...) in the shell that runs assetferry.",
-                    name=name, key=where)
+                    f"{where}: environment variable {name} "
+                    f"{'is set but empty' if empty else 'is not set'}. Export it with its "
+                    f"value (export {name}=...) in the shell that runs assetferry.",
+                    name=name, key=where, empty=empty)
             return env[name] if encode is None else encode(env[name])
 
         return _VAR.sub(sub, value)
@@ -424,7 +432,8 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
                 "run.map_file: empty; leave the key out for the default (beside a SQLite "
                 "state file, none for a server state database) or give a file path such as "
                 "\"maps/ids.jsonl\"")
-        run["map_file"] = str(base / Path(run["map_file"]).expanduser())
+        if "\x00" not in run["map_file"]:  # else validation names it (no path has a NUL)
+            run["map_file"] = str(base / Path(run["map_file"]).expanduser())
     # anything else under "run" (run = "x") is left for validation to name
     try:
         job = job_model().model_validate(raw)

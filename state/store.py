@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import socket
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
@@ -80,6 +79,7 @@ from state.models import (
     RunStatus,
     SchemaVersion,
 )
+from state.paths import unwritable
 
 __all__ = [
     "EXCLUDED_NOTE_PREFIX",
@@ -267,17 +267,10 @@ def check_location(url: str) -> None:
         return
     path = Path(url).expanduser().resolve()
     _not_a_folder(path)
-    blocker = next((p for p in path.parents if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise StateError(f"state database {path}: {blocker} is a file, not a folder. {_FIX}")
-    if blocker is not None:
-        try:
-            Path(tempfile.mkdtemp(prefix=".assetferry-probe-", dir=blocker)).rmdir()
-        except OSError as exc:
-            raise StateError(
-                f"state database {path}: its folder {path.parent} cannot be created or "
-                f"written ({exc.strerror or exc}), so migrate would fail there. {_FIX}"
-            ) from None
+    problem = unwritable(path)
+    if problem is not None:
+        fails = "" if problem.endswith("not a folder") else ", so migrate would fail there"
+        raise StateError(f"state database {path}: {problem}{fails}. {_FIX}")
 
 
 def _engine_error(where: str, exc: Exception) -> StateError:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
-from connectors.settings import BaseUrl, Rate, Token
+from connectors.settings import BaseUrl, JobSection, Rate, Token
 
 DEFAULT_API_ROOT = "https://app.contento.io/api"
 """The API root; every path lives under ``/v1`` (seed 002)."""
@@ -46,7 +46,7 @@ READ_ONLY = (
 """Why it cannot be a target (said when a job file names it as one)."""
 
 
-class ContentoConfig(BaseModel):
+class ContentoConfig(JobSection):
     """One Contento site, read through the Content API with an account API key."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

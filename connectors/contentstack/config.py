@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     SecretStr,
     StrictBool,
@@ -24,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from connectors.settings import BaseUrl, Rate
+from connectors.settings import BaseUrl, JobSection, Rate
 
 Region = Literal["na", "eu", "au", "azure-na", "azure-eu", "gcp-na", "gcp-eu"]
 
@@ -62,7 +61,7 @@ DEFAULT_REQUESTS_PER_SECOND = 10.0
 """Documented CMA limit: 10 reads/s and 10 writes/s per organization (facts §1.7)."""
 
 
-class PublishConfig(BaseModel):
+class PublishConfig(JobSection):
     """``[target] publish = {environments = [...], locales = [...]}``: publish every migrated
     asset to each environment (by name) in each locale (by code), CMA "Publish an asset"."""
 
@@ -90,7 +89,7 @@ class PublishConfig(BaseModel):
         return self
 
 
-class ContentstackConfig(BaseModel):
+class ContentstackConfig(JobSection):
     """One stack and branch, with exactly one kind of token."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, field_validator
+from pydantic import ConfigDict, StrictBool, field_validator
 
 from connectors.contentstack.config import CDA_HOSTS, Region, v3_base
-from connectors.settings import BaseUrl, Rate, Token
+from connectors.settings import BaseUrl, JobSection, Rate, Token
 
 DEFAULT_REQUESTS_PER_SECOND = 10.0
 """The CDA's own limit is not documented (its answers are CDN-cached, facts §1.7); we pace
@@ -39,7 +39,7 @@ READ_ONLY = (
 """Why it cannot be a target (said when a job file names it as one)."""
 
 
-class ContentstackDeliveryConfig(BaseModel):
+class ContentstackDeliveryConfig(JobSection):
     """One stack, branch and environment (and optionally locale), read with a delivery token."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

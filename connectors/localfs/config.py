@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, StrictBool, field_validator
+from pydantic import ConfigDict, PrivateAttr, StrictBool, field_validator
+
+from connectors.settings import JobSection
 
 FORBIDDEN_NAME_CHARS = "/\\\x00"
 """What a name we write may not hold: the separators of POSIX and Windows, and NUL (so a
@@ -20,7 +22,7 @@ DEFAULT_MANIFEST = ".assetferry.json"
 """The metadata manifest's default name; one in a source subfolder is a local target's."""
 
 
-class LocalConfig(BaseModel):
+class LocalConfig(JobSection):
     """``[source]`` / ``[target]`` of a job that reads or writes a local folder."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     SecretStr,
     StrictBool,
@@ -14,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from connectors.settings import BaseUrl, Rate, Token
+from connectors.settings import BaseUrl, JobSection, Rate, Token
 
 Region = Literal["eu", "us", "ca", "ap", "cn"]
 
@@ -42,7 +41,7 @@ MAX_RATE = 6.0
 MAX_SPACE_ID = 2**53 - 1
 
 
-class StoryblokConfig(BaseModel):
+class StoryblokConfig(JobSection):
     """``[source]`` / ``[target]`` table of a job file for a Storyblok space.
 
     ``token`` is a personal access token (sent raw as ``Authorization``) or, with

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import ConfigDict, field_validator, model_validator
 
-from connectors.settings import BaseUrl, PositiveRate, Token
+from connectors.settings import BaseUrl, JobSection, PositiveRate, Token
 
 API_HOST = "https://api.webflow.com"
 """The Data API's only host; the API lives under ``/v2`` (§3.1)."""
@@ -17,7 +17,7 @@ MAX_RATE_PER_MINUTE = 120
 _OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 
 
-class WebflowConfig(BaseModel):
+class WebflowConfig(JobSection):
     """``[source]`` / ``[target]`` table of a job file for one Webflow site.
 
     ``token`` is a site token, workspace token or OAuth token with ``assets:read`` (and

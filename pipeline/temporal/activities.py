@@ -84,7 +84,7 @@ def on_worker(exc: FatalError | StateError) -> FatalError | StateError:
         return exc
     if isinstance(exc, MissingVariableError):
         return ConfigError(
-            f"{head}: {exc.key}: environment variable {exc.name} is not set in that worker's "
+            f"{head}: {exc.key}: environment variable {exc.name} {exc.state} in that worker's "
             f"environment (the workers, not the client, resolve the job file's ${{VAR}}s): "
             f"set it (export {exc.name}=...) where `assetferry worker` runs on {host} and "
             "restart that worker")

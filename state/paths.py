@@ -1,0 +1,32 @@
+"""Whether a file assetferry will write can be written there: one check, shared by the state
+database (``[run] state``), the live id map (``[run] map_file``) and the output options
+(``--out``, ``--report``). Standard library only, so a command's option check imports no
+database machinery."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+
+def unwritable(path: Path) -> str | None:
+    """Why the file ``path`` (it need not exist yet, nor its folders) could not be written, or
+    None.
+
+    Its nearest existing folder must be a folder (not a file) and let us make a folder in it:
+    a probe folder (``.assetferry-probe-*``) is made and removed at once, so nothing is left
+    behind, and ``/proc/nope/x`` or a read-only mount fails here even as root (whom every
+    permission-bit test lets through). The reason reads after the path: ``"its folder /a/b
+    cannot be created or written (Permission denied)"``, ``"/a is a file, not a folder"``.
+    """
+    folder = path.absolute().parent
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None:  # pragma: no cover - the root always exists
+        return f"no folder of {folder} exists"
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        Path(tempfile.mkdtemp(prefix=".assetferry-probe-", dir=existing)).rmdir()
+    except OSError as exc:
+        return f"its folder {folder} cannot be created or written ({exc.strerror or exc})"
+    return None
