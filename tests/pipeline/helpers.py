@@ -19,6 +19,20 @@ EMU_TOKEN = "cs-emulator-token"  # what `assetferry emulate contentstack` accept
 CS_TOKEN = "cs-e2e-token-7f3a9c"  # distinctive, so the secrets test can grep for it
 
 
+CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
+              f'management_token = "{CS_TOKEN}"\nbase_url = "http://cs.emulator"\n'
+              'requests_per_second = 1000\n')
+"""A ``[target]``/``[source]`` section for the Contentstack emulator routed in-process at
+``http://cs.emulator`` (see `route_in_process`), unpaced."""
+
+
+def sb_section(space_id: int, token: str) -> str:
+    """A section for the Storyblok emulator routed in-process at ``http://sb.emulator``,
+    unpaced."""
+    return (f'connector = "storyblok"\nspace_id = {space_id}\ntoken = "{token}"\n'
+            'base_url = "http://sb.emulator"\nrequests_per_second = 1000\n')
+
+
 def job_toml(tmp_path: Path, source: str, target: str, *, mapping: str = "", run: str = "",
              name: str = "job", state: str = "state.db") -> Path:
     """Write ``tmp_path/<name>.toml``: the ``[source]`` and ``[target]`` sections (TOML

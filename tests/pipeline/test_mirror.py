@@ -22,16 +22,13 @@ from pipeline.report import RunSummary
 from pipeline.run import Transports, execute_job
 from pipeline.verify import verify_job
 from state.store import ItemStatus, StateStore
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, job_toml
+from tests.pipeline.helpers import CS_KEY, CS_SECTION, CS_TOKEN, job_toml, sb_section
 
 SB_SPACE = 288868932106301
 SB_TOKEN = "sb-mirror-token-9e2b"
 SB = "http://sb.emulator"
 CS = "http://cs.emulator"
-SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
-              f'base_url = "{SB}"\nrequests_per_second = 1000\n')
-CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-              f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
+SB_SECTION = sb_section(SB_SPACE, SB_TOKEN)
 WF_SITE = "6390c49674a71f84b51a08d9"
 WF_TOKEN = "wf-mirror-token-3c8e"
 WF_SECTION = (f'connector = "webflow"\nsite_id = "{WF_SITE}"\ntoken = "{WF_TOKEN}"\n'

@@ -19,16 +19,13 @@ from pipeline.cli import main
 from pipeline.config import load_job
 from pipeline.plan import Op
 from pipeline.run import execute_job, plan_job
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, job_toml
+from tests.pipeline.helpers import CS_KEY, CS_SECTION, CS_TOKEN, job_toml, sb_section
 
 SB_SPACE = 288868932106377
 SB_TOKEN = "sb-prune-drift-token-7a1c"
 SB = "http://sb.emulator"
 CS = "http://cs.emulator"
-SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
-              f'base_url = "{SB}"\nrequests_per_second = 1000\n')
-CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-              f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
+SB_SECTION = sb_section(SB_SPACE, SB_TOKEN)
 CS_HEADERS = {"api_key": CS_KEY, "authorization": CS_TOKEN}
 
 

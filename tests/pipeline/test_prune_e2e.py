@@ -20,16 +20,19 @@ from pipeline.report import map_rows
 from pipeline.run import execute_job, plan_job
 from state.store import StateStore
 from tests.connectors.editing import EditBetweenPages
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, job_toml, local_inventory, sha
+from tests.pipeline.helpers import (
+    CS_SECTION,
+    job_toml,
+    local_inventory,
+    sb_section,
+    sha,
+)
 
 SB_SPACE = 288868932106293
 SB_TOKEN = "sb-prune-token-5d1e"
 SB = "http://sb.emulator"
 CS = "http://cs.emulator"
-SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
-              f'base_url = "{SB}"\nrequests_per_second = 1000\n')
-CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-              f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
+SB_SECTION = sb_section(SB_SPACE, SB_TOKEN)
 
 
 def job_file(tmp_path: Path, source: str, target: str, run: str = "") -> Path:

@@ -13,7 +13,14 @@ from connectors.storyblok.emulator import StoryblokEmulator
 from pipeline.config import load_job
 from pipeline.run import execute_job
 from pipeline.samples import SampleFile, sample_library
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, job_toml, local_inventory, sha
+from tests.pipeline.helpers import (
+    CS_SECTION,
+    cs_inventory,
+    job_toml,
+    local_inventory,
+    sb_section,
+    sha,
+)
 
 SB_SPACE = 288868932106293
 SB_TOKEN = "sb-e2e-token-41c9"
@@ -21,10 +28,7 @@ SB = "http://sb.emulator"
 CS = "http://cs.emulator"
 
 
-SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
-              f'base_url = "{SB}"\nrequests_per_second = 1000\n')
-CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-              f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
+SB_SECTION = sb_section(SB_SPACE, SB_TOKEN)
 
 
 def job(tmp_path: Path, source: str, target: str, name: str = "job") -> Path:
