@@ -62,13 +62,19 @@ def test_a_nul_in_any_text_value_is_exit_2_naming_the_key(
     assert "Traceback" not in err
 
 
+def one_sided_job(tmp_path: Path, side: str, section: str) -> Path:
+    """Write ``tmp_path/job.toml`` with ``section`` as ``[side]`` and a local folder on the
+    other side."""
+    other = "target" if side == "source" else "source"
+    path = tmp_path / "job.toml"
+    path.write_text(f'[{side}]\n{section}[{other}]\nconnector = "local"\npath = "./x"\n')
+    return path
+
+
 @pytest.mark.parametrize(("side", "connector", "body"), _EVERY)
 def test_a_nul_in_a_secret_is_named_not_echoed(tmp_path: Path, side: str, connector: str,
                                                body: str) -> None:
-    other = "target" if side == "source" else "source"
-    text = (f'[{side}]\nconnector = "{connector}"\n{body}\n'
-            f'[{other}]\nconnector = "local"\npath = "./x"\n')
-    (tmp_path / "job.toml").write_text(text)
+    one_sided_job(tmp_path, side, f'connector = "{connector}"\n{body}\n')
     with pytest.raises(ConfigError) as err:
         load_job(tmp_path / "job.toml", env={"TOKEN": "SUPER\x00SECRET"})
     assert "contains a NUL character" in str(err.value)
@@ -81,10 +87,7 @@ def test_a_nul_in_a_secret_is_named_not_echoed(tmp_path: Path, side: str, connec
                                  "https://SUPERSECRET@api.example.com/v1"])
 def test_a_base_url_with_user_information_is_refused_without_echoing_it(
         tmp_path: Path, side: str, connector: str, body: str, url: str) -> None:
-    other = "target" if side == "source" else "source"
-    text = (f'[{side}]\nconnector = "{connector}"\n{body}\nbase_url = "{url}"\n'
-            f'[{other}]\nconnector = "local"\npath = "./x"\n')
-    (tmp_path / "job.toml").write_text(text)
+    one_sided_job(tmp_path, side, f'connector = "{connector}"\n{body}\nbase_url = "{url}"\n')
     with pytest.raises(ConfigError) as err:
         load_job(tmp_path / "job.toml", env={"TOKEN": "t"})
     message = str(err.value)

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.cli import main, status_data, status_text
 from state.store import PRUNED_NOTE, ItemRecord, ItemStatus, RunStatus, StateStore
+from tests.pipeline.helpers import job_toml
 
 ROUTE = "local:/a->local:/b"
 
@@ -210,10 +211,8 @@ async def test_an_in_process_run_meeting_a_run_on_temporal_names_its_workflow(
 
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "a.txt").write_text("a")
-    config = tmp_path / "job.toml"
-    config.write_text(f'[source]\nconnector = "local"\npath = "{tmp_path / "lib"}"\n\n'
-                      f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n\n'
-                      f'[run]\nstate = "{tmp_path / "s.db"}"\n', encoding="utf-8")
+    config = job_toml(tmp_path, f'connector = "local"\npath = "{tmp_path / "lib"}"\n',
+                      f'connector = "local"\npath = "{tmp_path / "out"}"\n', state="s.db")
     job = load_job(config, env={})
     route = f"local:{tmp_path / 'lib'}->local:{tmp_path / 'out'}"
     store = StateStore(job.run.state)
