@@ -559,6 +559,27 @@ class SupportsAssetExists(Protocol):
 
 
 @runtime_checkable
+class SupportsReadAsset(Protocol):
+    async def read_asset(self, asset_id: str) -> Asset | None:
+        """The asset ``asset_id`` of this connector as it is now, by a direct read of that one
+        item (one request: Contentstack ``GET /v3/assets/{uid}``, Storyblok ``GET
+        assets/{id}``, Webflow ``GET /v2/assets/{id}``; a local folder: a stat of the file
+        and its manifest entry), never by a listing; ``None`` when it is gone (a 404, a
+        soft-deleted asset, no such file).
+
+        Its change markers (``version``, ``size``, ``updated_at``) and ``meta`` are what a
+        listing would show, so :func:`pipeline.plan.target_drift` reads it as it reads the
+        listing; the pipeline asks it of the target right before a destructive write (a
+        delete, a replace, a metadata overwrite) to see an edit made there since the plan.
+        Fields a direct read cannot tell without more requests may be left out: the folder
+        path is ``()`` where the folder listing is not at hand, per-locale texts a separate
+        request would read are empty. Raises :class:`connectors.errors.SyncError` when the
+        answer can't be had (the caller then does not write).
+        """
+        ...
+
+
+@runtime_checkable
 class SupportsChangedSince(Protocol):
     def iter_assets_changed_since(self, since: datetime) -> AsyncIterator[Asset]:
         """The assets created or changed (file, metadata, folder) at or after ``since`` (an
@@ -689,6 +710,7 @@ class Capabilities:
     changed_since: bool = False
     references: bool = False
     publish: bool = False
+    read_asset: bool = False
 
     @classmethod
     def of(cls, connector: object) -> Capabilities:
@@ -703,4 +725,5 @@ class Capabilities:
             changed_since=isinstance(connector, SupportsChangedSince),
             references=isinstance(connector, SupportsReferences),
             publish=isinstance(connector, SupportsPublish),
+            read_asset=isinstance(connector, SupportsReadAsset),
         )

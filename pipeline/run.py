@@ -644,12 +644,14 @@ async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
                 others = [a for a in plan.assets if a.op is not Op.DELETE]
                 outcomes.extend(await run_item_set(
                     source, target, ckpt, plan.route, folder_ids, others, Path(tmp),
-                    concurrency=job.run.concurrency, progress=progress))
+                    concurrency=job.run.concurrency, progress=progress,
+                    on_conflict=job.run.on_conflict))
                 deletes = hold_back_deletes(
                     deletes, sum(1 for o in outcomes if o.status is ItemStatus.FAILED), summary)
                 outcomes.extend(await run_item_set(
                     source, target, ckpt, plan.route, folder_ids, deletes, Path(tmp),
-                    concurrency=job.run.concurrency, progress=progress))
+                    concurrency=job.run.concurrency, progress=progress,
+                    on_conflict=job.run.on_conflict))
             finally:
                 beat.cancel()
     return outcomes
@@ -675,13 +677,17 @@ async def ledger_writer(store: StateStore, run_id: int,
 async def run_item_set(source: Source, target: Target, ckpt: Checkpointer, route: str,
                        folder_ids: dict[FolderPath, str], actions: Sequence[AssetAction],
                        tmpdir: Path, *, concurrency: int,
-                       progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+                       progress: Callable[[Outcome], None] | None = None,
+                       on_conflict: str = "skip") -> list[Outcome]:
     """Carry out one set of asset actions (a whole run's, or a partition's on a Temporal
     worker) through the intent-then-reconcile protocol of :class:`AssetLoader`: at most
     ``concurrency`` at once, their ledger rows written through ``ckpt``, files staged in
     ``tmpdir``. ``folder_ids``: target folder ids by target path (the folders step's).
-    Raises FatalError (credentials, a job taken over); an item's error fails that item."""
-    loader = AssetLoader(source, target, ckpt, route, folder_ids, tmpdir)
+    ``on_conflict``: ``[run] on_conflict``, for a target asset edited there since the plan.
+    Raises FatalError (credentials, a job taken over, such an edit under ``"fail"``); an
+    item's error fails that item."""
+    loader = AssetLoader(source, target, ckpt, route, folder_ids, tmpdir,
+                         on_conflict=on_conflict)
     return await run_assets(loader, actions, concurrency=concurrency, progress=progress)
 
 

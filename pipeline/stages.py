@@ -40,6 +40,7 @@ from connectors.base import (
     SupportsLocalPath,
     SupportsMove,
     SupportsPublish,
+    SupportsReadAsset,
     SupportsReplace,
     SupportsUpdateMetadata,
     Target,
@@ -56,6 +57,7 @@ from pipeline.plan import (
     AssetAction,
     FolderAction,
     Op,
+    target_drift,
     write_marker,
 )
 from state.store import EXCLUDED_NOTE_PREFIX, PRUNED_NOTE, ItemRecord, ItemStatus
@@ -86,6 +88,11 @@ class Outcome:
 
 
 Progress = Callable[[Outcome], None]
+
+
+class DriftError(FatalError):
+    """``[run] on_conflict = "fail"`` met a target asset edited there since assetferry wrote
+    it, seen right before a destructive write (after the plan): the run stops there."""
 
 
 def item_reason(exc: Exception) -> str:
@@ -303,7 +310,10 @@ class AssetLoader:
     """Carries out asset actions; one instance shared by all loader tasks."""
 
     def __init__(self, source: Source, target: Target, ckpt: Checkpointer, route: str,
-                 folder_ids: dict[FolderPath, str], tmpdir: Path) -> None:
+                 folder_ids: dict[FolderPath, str], tmpdir: Path, *,
+                 on_conflict: str = "skip") -> None:
+        """``on_conflict``: ``[run] on_conflict``, for a target asset edited there since
+        the plan (:meth:`_edited_in_target`)."""
         self.source = source
         self.target = target
         self.ckpt = ckpt
@@ -311,6 +321,8 @@ class AssetLoader:
         self.folder_ids = folder_ids
         self.tmpdir = tmpdir
         self.digests = staged_digests(target)
+        self.on_conflict = on_conflict
+        self._owners: dict[str, ItemRecord] | None = None
 
     def prepare(self, action: AssetAction) -> Prepared | None:
         """The intent to commit before ``action`` is handed to a loader, for an action that
@@ -373,6 +385,12 @@ class AssetLoader:
             await self.ckpt.post(replace(rec, status=ItemStatus.SKIPPED, last_error=action.reason,
                                          source_hash=rec.source_hash, path=action.path))
             return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
+        if _overwrites(action) and (op is not Op.REPLACE or action.move_from is not None):
+            # read the target asset right before the write (a replace of one that is not
+            # moved first: once its file is staged, in _upload)
+            conflict = await self._edited_in_target(action, rec)
+            if conflict is not None:
+                return conflict
         if op is Op.DELETE:
             assert isinstance(self.target, SupportsDelete)  # noqa: S101 - the plan checked
             assert action.target_id  # noqa: S101
@@ -391,6 +409,58 @@ class AssetLoader:
                 await self.target.update_metadata(action.target_id, action.meta)
             return await self._done(action, rec, TargetRef(action.target_id, action.target_url), 0)
         return await self._upload(action, rec, prepared=prepared)
+
+    async def _edited_in_target(self, action: AssetAction, rec: ItemRecord) -> Outcome | None:
+        """Whether the target asset ``action`` is about to delete, replace or overwrite the
+        metadata of was edited there since assetferry wrote it: read now, one direct read
+        (:class:`SupportsReadAsset`), compared with the ledger's marker of our write
+        (:func:`pipeline.plan.target_drift`), as the plan compared the listing. The plan's
+        check may be minutes old when a long run reaches the item.
+
+        ``None``: write (no edit seen; or ``on_conflict = "source-wins"``, a target that
+        cannot read one asset, a row with no marker, an asset gone since: no read needed or
+        possible). An edit under ``"skip"``: a drift CONFLICT outcome, the ledger row left
+        as it was before this item (so the drift stays seen). Raises :class:`DriftError`
+        under ``"fail"``, and what the read raises (the item fails, nothing written).
+        """
+        if (self.on_conflict == "source-wins" or not action.target_id or action.reconcile
+                or not isinstance(self.target, SupportsReadAsset)):
+            return None
+        marker = self._marker_of(action, rec)
+        if not marker:
+            return None
+        current = await self.target.read_asset(action.target_id)
+        drifted = None if current is None else target_drift(marker, current)
+        if drifted is None:
+            return None
+        if self.ckpt.records.get(("asset", action.source_id), rec) != rec:
+            await self.ckpt.commit(rec)  # its intent (a replace's) must not outlive it
+        what = (f"changed in the target since assetferry wrote it ({drifted}; seen right "
+                f"before the {_WRITES[action.op]}, after the plan)")
+        log.warning("load.drift", source_id=action.source_id, target_id=action.target_id,
+                    op=action.op.value, drift=drifted)
+        if self.on_conflict == "fail":
+            raise DriftError(
+                f"{action.path}: {what}; the run stopped ([run] on_conflict = \"fail\"): "
+                "look at it in the target, then set on_conflict to \"skip\" or "
+                "\"source-wins\" for a run")
+        gone = "gone from the source, but " if action.op is Op.DELETE else ""
+        reason = (f"{gone}{what}: left as it is ([run] on_conflict = \"{self.on_conflict}\"; "
+                  "set it to \"source-wins\" to write the source's version over it)")
+        return Outcome("asset", action.source_id, action.path, Op.CONFLICT, ItemStatus.SKIPPED,
+                       reason, action.target_id, action.target_url, gone=action.asset is None)
+
+    def _marker_of(self, action: AssetAction, rec: ItemRecord) -> str | None:
+        """The ledger's marker of our last write of ``action``'s target asset: its own row's,
+        or, for an asset taking over a gone source asset's copy, the gone one's row's."""
+        if rec.status is ItemStatus.DONE and rec.target_id == action.target_id:
+            return rec.target_marker
+        if self._owners is None:  # once, and only for a takeover
+            self._owners = {r.target_id: r for (kind, _), r in self.ckpt.records.items()
+                            if kind == "asset" and r.target_id
+                            and r.status is ItemStatus.DONE}
+        owner = self._owners.get(action.target_id or "")
+        return owner.target_marker if owner is not None else None
 
     async def _move(self, action: AssetAction) -> None:
         """Move the target asset into the action's target folder (the source asset moved)."""
@@ -473,6 +543,10 @@ class AssetLoader:
                     log.info("load.reconciled", source_id=action.source_id,
                              target_id=found.target_id)
                     return await self._done(action, rec, found, 0, written=staged.size)
+            if action.op is Op.REPLACE and action.move_from is None and not resuming:
+                conflict = await self._edited_in_target(action, rec)
+                if conflict is not None:
+                    return conflict
             crash_point("upload.before")
             ref = await self._send(action, request, staged)
             crash_point("upload.after")
@@ -567,6 +641,17 @@ class AssetLoader:
                        excluded=action.excluded_by is not None,
                        excluded_by=action.excluded_by,
                        gone=action.asset is None)
+
+
+_WRITES = {Op.DELETE: "deletion", Op.REPLACE: "replacement of its file",
+           Op.UPDATE: "update of its metadata"}
+
+
+def _overwrites(action: AssetAction) -> bool:
+    """Whether ``action`` deletes or writes over a target asset that is already there (a
+    delete, a replace, a metadata update; not a create, a move alone or a publish)."""
+    return action.op in (Op.DELETE, Op.REPLACE) or (
+        action.op is Op.UPDATE and action.meta_changed and not action.publish_only)
 
 
 _Work = tuple[AssetAction, Prepared | None]

@@ -49,6 +49,7 @@ from connectors.base import (
     SupportsFindAsset,
     SupportsMove,
     SupportsPublish,
+    SupportsReadAsset,
     SupportsReferences,
     SupportsReplace,
     SupportsUpdateMetadata,
@@ -460,6 +461,19 @@ class ContentstackConnector:
             return False
         return not record.is_dir and record.content_type != FOLDER_CONTENT_TYPE
 
+    async def read_asset(self, asset_id: str) -> Asset | None:
+        """The asset as ``GET /v3/assets/{uid}`` shows it now (CMA "Get a single asset": its
+        ``_version``, ``file_size``, ``updated_at``), one request; ``None`` on a 404 or a
+        folder under that uid. Its folder path is the listing's when the folders were listed
+        in this process, else ``()``. Raises SyncError when Contentstack can't be asked."""
+        try:
+            record = await self._client.get(asset_id)
+        except NotFoundError:
+            return None
+        if record.is_dir or record.content_type == FOLDER_CONTENT_TYPE:
+            return None
+        return self._to_asset(record, self._folders or {}, direct=True)
+
     async def reference_count(self, source_id: str) -> int:
         """Entries referencing the asset, by ``GET /v3/assets/{uid}/references`` (one entry
         counted once per locale, as the API lists them)."""
@@ -472,11 +486,14 @@ class ContentstackConnector:
             self._environment_names = {e.uid: e.name for e in listed.environments if e.uid}
         return self._environment_names
 
-    def _to_asset(self, record: WireAsset, folders: Mapping[str, Folder]) -> Asset:
+    def _to_asset(self, record: WireAsset, folders: Mapping[str, Folder], *,
+                  direct: bool = False) -> Asset:
+        """``direct``: a direct read, whose folder may be missing from ``folders`` (then
+        its path is left ``()``)."""
         if not record.filename:
             raise MalformedResponseError(f"Contentstack asset {record.uid} has no filename")
         folder_path: FolderPath = ()
-        if record.parent_uid is not None:
+        if record.parent_uid is not None and (not direct or record.parent_uid in folders):
             folder_path = folders[record.parent_uid].path
         width, height = dimensions(record.dimension)
         extra = {"permanent_url": record.permanent_url} if record.permanent_url else {}
@@ -530,6 +547,7 @@ _update: type[SupportsUpdateMetadata] = ContentstackConnector
 _delete: type[SupportsDelete] = ContentstackConnector
 _find: type[SupportsFindAsset] = ContentstackConnector
 _exists: type[SupportsAssetExists] = ContentstackConnector
+_read: type[SupportsReadAsset] = ContentstackConnector
 _move: type[SupportsMove] = ContentstackConnector
 _changed: type[SupportsChangedSince] = ContentstackConnector
 _references: type[SupportsReferences] = ContentstackConnector

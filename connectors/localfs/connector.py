@@ -35,6 +35,7 @@ from connectors.base import (
     SupportsAssetExists,
     SupportsDelete,
     SupportsFindAsset,
+    SupportsReadAsset,
     SupportsReplace,
     SupportsUpdateMetadata,
     Target,
@@ -736,6 +737,23 @@ class LocalFolderConnector:
         path = await anyio.to_thread.run_sync(self._inside, _existing_rel(source_id))
         return await anyio.to_thread.run_sync(path.is_file)
 
+    async def read_asset(self, asset_id: str) -> Asset | None:
+        """The file ``asset_id`` (a path under the root) as a listing would show it now: a
+        stat (its version ``size:mtime:inode:ctime`` as a target) and its manifest entry
+        (as this connector read it, with its own changes since); ``None`` when it is no
+        longer a file. Raises ItemError on an id that is unsafe or resolves outside the
+        root, ConfigError on a corrupt manifest."""
+        parts = _existing_rel(asset_id)
+        final = await anyio.to_thread.run_sync(self._inside, parts)
+        if not await anyio.to_thread.run_sync(final.is_file):
+            return None
+        entries = await self._manifest.entries()
+        infos, _ = await anyio.to_thread.run_sync(self._stat_sync, parts[:-1], [parts[-1]])
+        if not infos:
+            return None
+        found = _FileAt(parts[:-1], infos[0])
+        return self._asset(found, entries.listing(found.rel))
+
     async def find_asset(
         self, folder_id: str | None, filename: str, size: int
     ) -> TargetRef | None:
@@ -909,3 +927,4 @@ _update: type[SupportsUpdateMetadata] = LocalFolderConnector
 _delete: type[SupportsDelete] = LocalFolderConnector
 _find: type[SupportsFindAsset] = LocalFolderConnector
 _exists: type[SupportsAssetExists] = LocalFolderConnector
+_read: type[SupportsReadAsset] = LocalFolderConnector

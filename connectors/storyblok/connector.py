@@ -70,6 +70,7 @@ from connectors.base import (
     SupportsDelete,
     SupportsFindAsset,
     SupportsMove,
+    SupportsReadAsset,
     SupportsReplace,
     SupportsUpdateMetadata,
     Target,
@@ -454,16 +455,33 @@ class StoryblokConnector:
             return False
         return not wire.deleted_at
 
-    async def _to_asset(self, wire: WireAsset, folders: Mapping[int, Folder]) -> Asset:
+    async def read_asset(self, asset_id: str) -> Asset | None:
+        """The asset as ``GET assets/{id}`` shows it now (MAPI "Retrieve one asset": its
+        ``content_length``, ``updated_at``), one request; ``None`` on a 404 or a
+        soft-deleted asset. Its folder path is the listing's when the folders were listed in
+        this process, else ``()``; its tags are those the answer names (no tag listing is
+        read for it). Raises SyncError when Storyblok can't be asked."""
+        try:
+            wire = await self._client.get_asset(_parse_id(asset_id))
+        except NotFoundError:
+            return None
+        if wire.deleted_at:
+            return None
+        return await self._to_asset(wire, self._folders or {}, direct=True)
+
+    async def _to_asset(self, wire: WireAsset, folders: Mapping[int, Folder], *,
+                        direct: bool = False) -> Asset:
+        """``direct``: a direct read (no folder or tag listing is read for it; a folder
+        missing from ``folders`` leaves its path ``()``)."""
         key = _folder_key(wire.asset_folder_id)
         folder_path: FolderPath = ()
         if key is not None:
             folder = folders.get(key)
-            if folder is None:
+            if folder is None and not direct:
                 raise MalformedResponseError(
                     f"Storyblok asset {wire.id} is in folder {key}, which is not listed"
                 )
-            folder_path = folder.path
+            folder_path = folder.path if folder is not None else ()
         url = public_url(wire.filename)
         name = _text(wire.short_filename) or name_from_url(url) or str(wire.id)
         dims = dims_from_url(url)
@@ -479,7 +497,8 @@ class StoryblokConnector:
             title=_text(wire.title) or _text(meta_data.get("title")),
             alt_text=_text(wire.alt) or _text(meta_data.get("alt")),
             copyright=_text(wire.copyright) or _text(meta_data.get("copyright")),
-            tags=await self._tag_names(wire),
+            tags=(tuple(t.name for t in wire.internal_tags_list or ()) if direct
+                  else await self._tag_names(wire)),
             focus=focus_to_canonical(wire.focus, dims),
             locales=_locales(meta_data),
         )
@@ -801,6 +820,7 @@ _update_metadata: type[SupportsUpdateMetadata] = StoryblokConnector
 _delete: type[SupportsDelete] = StoryblokConnector
 _find_asset: type[SupportsFindAsset] = StoryblokConnector
 _asset_exists: type[SupportsAssetExists] = StoryblokConnector
+_read_asset: type[SupportsReadAsset] = StoryblokConnector
 _move: type[SupportsMove] = StoryblokConnector
 _changed_since: type[SupportsChangedSince] = StoryblokConnector
 

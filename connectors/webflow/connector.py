@@ -56,6 +56,7 @@ from connectors.base import (
     StagedFile,
     SupportsDelete,
     SupportsFindAsset,
+    SupportsReadAsset,
     SupportsUpdateMetadata,
     Target,
     TargetRef,
@@ -332,15 +333,17 @@ class WebflowConnector:
                 yield self._to_asset(wire, folders, alts)
 
     def _to_asset(self, wire: WireAsset, folders: Mapping[str, Folder],
-                  alts: Mapping[str, str]) -> Asset:
+                  alts: Mapping[str, str], *, direct: bool = False) -> Asset:
+        """``direct``: a direct read, whose folder may be missing from ``folders`` (then
+        its path is left ``()``)."""
         folder_id = wire.folder_id or self._members.get(wire.id)
         folder_path: FolderPath = ()
         if folder_id is not None:
             folder = folders.get(folder_id)
-            if folder is None:
+            if folder is None and not direct:
                 raise MalformedResponseError(
                     f"Webflow asset {wire.id} is in folder {folder_id}, which is not listed")
-            folder_path = folder.path
+            folder_path = folder.path if folder is not None else ()
         name = file_name(wire)
         extra = {"display_name": wire.display_name} if wire.display_name else {}
         if wire.variants:
@@ -384,6 +387,17 @@ class WebflowConnector:
         except NotFoundError:
             return False
         return True
+
+    async def read_asset(self, asset_id: str) -> Asset | None:
+        """The asset as ``GET /v2/assets/{id}`` shows it now (its ``size``,
+        ``lastUpdated``), one request; ``None`` on a 404. Its folder path is the listing's
+        when the folders were listed in this process, else ``()``; no per-locale alt text
+        is read for it. Raises SyncError when Webflow can't be asked."""
+        try:
+            wire = await self._client.get_asset(asset_id)
+        except NotFoundError:
+            return None
+        return self._to_asset(wire, self._folders or {}, {}, direct=True)
 
     # -- uploads -------------------------------------------------------------------------
 
@@ -473,3 +487,4 @@ _target: type[Target] = WebflowConnector
 _update_metadata: type[SupportsUpdateMetadata] = WebflowConnector
 _delete: type[SupportsDelete] = WebflowConnector
 _find_asset: type[SupportsFindAsset] = WebflowConnector
+_read_asset: type[SupportsReadAsset] = WebflowConnector

@@ -233,7 +233,7 @@ class Activities:
                 async with ledger_writer(opened.store, run_id, records) as ckpt:
                     outcomes = await run_item_set(
                         opened.source, opened.target, ckpt, route, {}, local, opened.tmpdir,
-                        concurrency=1)
+                        concurrency=1, on_conflict=job.run.on_conflict)
         except (FatalError, StateError) as exc:
             if isinstance(exc, StateError | AuthError):  # the worker's ledger, its credentials
                 exc = on_worker(exc)
@@ -295,7 +295,8 @@ class Activities:
                     with unwrap_groups():
                         outcomes = await run_item_set(
                             opened.source, opened.target, ckpt, run.route, folder_ids,
-                            [action], opened.tmpdir, concurrency=1)
+                            [action], opened.tmpdir, concurrency=1,
+                            on_conflict=opened.job.run.on_conflict)
             except (FatalError, RunLockedError) as exc:
                 raise _fatal(exc) from None
         return outcomes[0]

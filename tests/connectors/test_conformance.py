@@ -21,6 +21,7 @@ from connectors.base import (
     LocalizedText,
     SupportsDelete,
     SupportsFindAsset,
+    SupportsReadAsset,
     SupportsReplace,
     SupportsUpdateMetadata,
     Target,
@@ -232,3 +233,29 @@ async def test_update_metadata_and_delete(make: Factory, tmp_path: Path) -> None
         await deleter.delete(ref.target_id)
         assert await listed(conn) == {}
         await deleter.delete(ref.target_id)  # gone already: fine
+
+
+async def test_read_asset_shows_what_the_listing_shows(make: Factory, tmp_path: Path) -> None:
+    """A direct read of one asset tells its change markers (version, size, update time) as
+    the listing does: the pipeline compares it with the ledger's marker before a destructive
+    write, as the plan compares the listing."""
+    async with make(tmp_path) as conn:
+        if not Capabilities.of(conn).read_asset:
+            pytest.skip(f"{conn.name} cannot read one asset")
+        assert isinstance(conn, SupportsReadAsset)
+        reader: SupportsReadAsset = conn
+        folder = await conn.create_folder(None, "Docs")
+        ref = await conn.upload(UploadRequest("s", "r.txt", folder.source_id, folder.path,
+                                              "text/plain", AssetMeta(title="r", alt_text="r")),
+                                stage_bytes(tmp_path, b"read me", "text/plain"),
+                                MemoryJournal())
+        [asset] = (await listed(conn)).values()
+        got = await reader.read_asset(ref.target_id)
+        assert got is not None
+        assert (got.source_id, got.filename, got.size, got.version, got.updated_at) == (
+            asset.source_id, asset.filename, asset.size, asset.version, asset.updated_at)
+        assert got.folder_path == ("Docs",), "folders listed in this process: its path"
+        assert (got.meta.title, got.meta.alt_text) == (asset.meta.title, asset.meta.alt_text)
+        if isinstance(conn, SupportsDelete):
+            await conn.delete(ref.target_id)
+            assert await reader.read_asset(ref.target_id) is None, "gone: None"

@@ -346,7 +346,7 @@ async def test_connector_declares_capabilities_scope_and_limits() -> None:
         assert Capabilities.of(conn) == Capabilities(
             target=True, replace=True, update_metadata=True, delete=True, find_asset=True,
             asset_exists=True, move=True, changed_since=True, references=True,
-            publish=True,
+            publish=True, read_asset=True,
         )
         assert conn.scope == f"{API_KEY}@develop"
         assert conn.limits.max_folder_depth == 5

@@ -347,7 +347,7 @@ def test_claims_every_capability(root: Path) -> None:
     caps = Capabilities.of(connector(root))
     assert caps == Capabilities(
         target=True, replace=True, update_metadata=True, delete=True, find_asset=True,
-        asset_exists=True,
+        asset_exists=True, read_asset=True,
     )
     limits = connector(root).limits
     assert limits.forbidden_name_chars == "/\\\x00"

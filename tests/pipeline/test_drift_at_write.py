@@ -1,0 +1,263 @@
+"""An edit made in the target after the plan's drift check, before our write reaches the
+item (a long run), is drift too: right before a deletion (prune), a replacement of the file
+or an update of the metadata, the target asset is read directly (one request) and compared
+with the ledger's marker of our write, and a mismatch follows `[run] on_conflict` as the
+plan's drift does (skip: kept, a conflict; fail: the run stops; source-wins: written).
+
+Each target kind (Contentstack, Storyblok, Webflow emulators in process; a local folder) is
+edited from the `on_plan` hook, between the plan and its execution."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from connectors.contentstack.emulator import ContentstackEmulator
+from connectors.emulation import in_process_transport
+from connectors.storyblok.emulator import StoryblokEmulator
+from connectors.webflow.emulator import WebflowEmulator
+from pipeline.config import JobConfig, load_job
+from pipeline.plan import Op, Plan
+from pipeline.report import RunSummary
+from pipeline.run import execute_job, plan_job
+from tests.pipeline.helpers import CS_SECTION, job_toml, sb_section
+
+SB_SPACE = 288868932106411
+SB_TOKEN = "sb-drift-at-write-token-3e9d"
+WF_SITE = "6390c49674a71f84b51a08e1"
+WF_TOKEN = "wf-drift-at-write-token-81c2"
+WF_SECTION = (f'connector = "webflow"\nsite_id = "{WF_SITE}"\ntoken = "{WF_TOKEN}"\n'
+              'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n')
+LATER = "2099-01-01T00:00:00.000Z"
+"""An update time long after our write: an edit made in the target (Storyblok and Webflow
+name no version; their drift is told by size, then by update time)."""
+
+
+@pytest.fixture
+def wf() -> Iterator[WebflowEmulator]:
+    e = WebflowEmulator(site_id=WF_SITE, token=WF_TOKEN, rate_limit_per_minute=None)
+    yield e
+    e.close()
+
+
+@dataclass
+class Side:
+    """One target kind: its job section, transport, and how an editor changes asset ``name``
+    there (``edit``) and what shows the edit is still there (``edited``)."""
+
+    section: str
+    transport: httpx.AsyncBaseTransport | None
+    edit: Callable[[str], None]
+    edited: Callable[[str], bool]
+    exists: Callable[[str], bool]
+
+
+def contentstack(cs: ContentstackEmulator) -> Side:
+    def record(name: str) -> dict[str, Any]:
+        [found] = [r for r in cs.assets.values() if r["filename"] == name]
+        return found
+
+    def edit(name: str) -> None:  # what a PUT of a title does: a new _version
+        r = record(name)
+        r.update(title="Edited in Contentstack", _version=r["_version"] + 1, updated_at=LATER)
+
+    return Side(CS_SECTION, in_process_transport(cs.app), edit,
+                lambda name: record(name)["title"] == "Edited in Contentstack",
+                lambda name: any(r["filename"] == name for r in cs.assets.values()))
+
+
+def storyblok(sb: StoryblokEmulator) -> Side:
+    def record(name: str) -> dict[str, Any]:
+        [found] = [a for a in sb.assets.values()
+                   if a["short_filename"] == name and not a["deleted_at"]]
+        return found
+
+    def edit(name: str) -> None:
+        record(name).update(alt="Edited in Storyblok", updated_at=LATER)
+
+    return Side(sb_section(SB_SPACE, SB_TOKEN), in_process_transport(sb.app), edit,
+                lambda name: record(name)["alt"] == "Edited in Storyblok",
+                lambda name: any(a["short_filename"] == name and not a["deleted_at"]
+                                 for a in sb.assets.values()))
+
+
+def webflow(wf: WebflowEmulator) -> Side:
+    def record(name: str) -> dict[str, Any]:
+        [found] = [r for r in wf.assets.values() if r["originalFileName"] == name]
+        return found
+
+    def edit(name: str) -> None:
+        record(name).update(altText="Edited in Webflow", lastUpdated=LATER)
+
+    return Side(WF_SECTION, in_process_transport(wf.app), edit,
+                lambda name: record(name)["altText"] == "Edited in Webflow",
+                lambda name: any(r["originalFileName"] == name for r in wf.assets.values()))
+
+
+def local(tmp_path: Path) -> Side:
+    out = tmp_path / "out"
+
+    def edit(name: str) -> None:
+        with (out / "A" / name).open("a") as f:
+            f.write("edited in the target\n")
+
+    return Side(f'connector = "local"\npath = "{out}"\n', None, edit,
+                lambda name: (out / "A" / name).read_text().endswith("edited in the target\n"),
+                lambda name: (out / "A" / name).exists())
+
+
+def write_library(root: Path) -> None:
+    (root / "A").mkdir(parents=True, exist_ok=True)
+    (root / "A" / "x.txt").write_text("one\n")
+    (root / "A" / "y.txt").write_text("two\n")
+    write_manifest(root)
+
+
+def write_manifest(root: Path, alt: str = "Sea") -> None:
+    (root / ".assetferry.json").write_text(json.dumps({"version": 1, "assets": {
+        "A/x.txt": {"alt_text": alt, "title": "X"}, "A/y.txt": {"title": "Y"}}}))
+
+
+def change_file(root: Path) -> None:
+    (root / "A" / "x.txt").write_text("one, longer\n")
+
+
+CHANGES: dict[str, tuple[Op, Callable[[Path], None]]] = {
+    "file": (Op.REPLACE, change_file),
+    "metadata": (Op.UPDATE, lambda root: write_manifest(root, alt="Sea at dusk")),
+    "gone": (Op.DELETE, lambda root: (root / "A" / "x.txt").unlink()),
+}
+
+
+@pytest.fixture(params=["contentstack", "storyblok", "webflow", "local"])
+def side(request: pytest.FixtureRequest, tmp_path: Path) -> Side:
+    kind = request.param
+    if kind == "contentstack":
+        return contentstack(request.getfixturevalue("cs"))
+    if kind == "storyblok":
+        return storyblok(request.getfixturevalue("sb"))
+    if kind == "webflow":
+        return webflow(request.getfixturevalue("wf"))
+    return local(tmp_path)
+
+
+def job_for(tmp_path: Path, side: Side, run: str = "") -> tuple[JobConfig, dict[str, Any]]:
+    root = tmp_path / "lib"
+    write_library(root)
+    job = load_job(job_toml(tmp_path, f'connector = "local"\npath = "{root}"\n', side.section,
+                            run=run), env={})
+    return job, ({"target": side.transport} if side.transport is not None else {})
+
+
+async def run_edited_after_plan(job: JobConfig, transports: dict[str, Any], side: Side,
+                                op: Op) -> RunSummary:
+    """A sync --prune whose plan finds x.txt undrifted (``op`` on it) and whose target copy
+    is then edited before the run reaches it."""
+    seen: list[Plan] = []
+
+    def edit_after_plan(plan: Plan) -> None:
+        [action] = [a for a in plan.assets if a.path == "A/x.txt"]
+        assert (action.op, action.drift) == (op, False), action.reason
+        seen.append(plan)
+        side.edit("x.txt")
+
+    summary = await execute_job(job, "sync", transports=transports, prune=True,
+                                on_plan=edit_after_plan)
+    assert seen, summary.text()
+    return summary
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+async def test_an_edit_after_the_plan_is_not_overwritten_or_deleted(
+        tmp_path: Path, side: Side, change: str) -> None:
+    op, apply = CHANGES[change]
+    if side.section == WF_SECTION and op is Op.REPLACE:
+        pytest.skip("Webflow cannot replace a file (no replace endpoint, facts §3)")
+    job, transports = job_for(tmp_path, side)
+    first = await execute_job(job, "sync", transports=transports)
+    assert first.exit_code() == 0, first.text()
+    apply(tmp_path / "lib")
+
+    summary = await run_edited_after_plan(job, transports, side, op)
+    [outcome] = [o for o in summary.assets() if o.path == "A/x.txt"]
+    assert outcome.op is Op.CONFLICT, (outcome.op, outcome.reason)
+    assert "after the plan" in outcome.reason, outcome.reason
+    assert summary.exit_code() == 1, summary.text()
+    assert side.exists("x.txt")
+    assert side.edited("x.txt"), "the target's edit is kept"
+    assert side.exists("y.txt")
+
+    # the ledger still holds our write's marker: the next plan sees the drift itself (not
+    # an interrupted replace to send again)
+    again = await plan_job(job, transports=transports, prune=True)
+    [action] = [a for a in again.assets if a.path == "A/x.txt"]
+    assert (action.op, action.drift) == (Op.CONFLICT, True), action.reason
+
+
+async def test_on_conflict_fail_stops_the_run_at_an_edit_after_the_plan(
+        tmp_path: Path) -> None:
+    side = local(tmp_path)
+    job, transports = job_for(tmp_path, side, run='on_conflict = "fail"\n')
+    assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
+    (tmp_path / "lib" / "A" / "x.txt").unlink()
+    summary = await run_edited_after_plan(job, transports, side, Op.DELETE)
+    assert summary.exit_code() == 2, summary.text()
+    assert "after the plan" in (summary.fatal or ""), summary.fatal
+    assert side.edited("x.txt")
+
+
+async def test_source_wins_writes_over_an_edit_after_the_plan(tmp_path: Path) -> None:
+    side = local(tmp_path)
+    job, transports = job_for(tmp_path, side, run='on_conflict = "source-wins"\n')
+    assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
+    CHANGES["file"][1](tmp_path / "lib")
+    summary = await run_edited_after_plan(job, transports, side, Op.REPLACE)
+    assert summary.exit_code() == 0, summary.text()
+    assert (tmp_path / "out" / "A" / "x.txt").read_text() == "one, longer\n"
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.seen: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_one_direct_read_per_destructive_write_and_none_otherwise(
+        tmp_path: Path, cs: ContentstackEmulator) -> None:
+    """Contentstack: a replace costs one `GET /v3/assets/{uid}` before it; a create and a
+    sync with nothing to do read no single asset."""
+    target = Recorder(in_process_transport(cs.app))
+    side = contentstack(cs)
+    job, _ = job_for(tmp_path, side)
+    transports = {"target": target}
+    assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
+
+    def single_reads() -> list[str]:
+        return [r.url.path for r in target.seen if r.method == "GET"
+                and r.url.path.startswith("/v3/assets/blt")]
+
+    assert single_reads() == [], "a create reads nothing first"
+    target.seen.clear()
+    assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
+    assert single_reads() == [], "a sync with nothing to do: listing requests only"
+    CHANGES["file"][1](tmp_path / "lib")
+    (tmp_path / "lib" / "A" / "z.txt").write_text("new\n")
+    target.seen.clear()
+    summary = await execute_job(job, "sync", transports=transports)
+    assert summary.exit_code() == 0, summary.text()
+    assert (summary.counts()["replaced"], summary.counts()["created"]) == (1, 1)
+    [uid] = [u for u, r in cs.assets.items() if r["filename"] == "x.txt"]
+    assert single_reads() == [f"/v3/assets/{uid}"]
