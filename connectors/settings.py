@@ -11,7 +11,14 @@ import re
 from pathlib import PurePath
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, SecretStr, StrictFloat, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    SecretStr,
+    StrictFloat,
+    field_validator,
+    model_validator,
+)
 
 _USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?[^/?#]*@")
 """A URL's scheme and user information (``scheme://user:password@``), to mask."""
@@ -38,7 +45,8 @@ def nul_at(value: Any, where: str = "") -> str | None:
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str) and "\x00" in key:
-                return f"{where} (a key)" if where else "(a key)"
+                return f"the key {shown_key(key)}" + (f" of {where.lstrip('.')}"
+                                                      if where else "")
             found = nul_at(item, f"{where}.{key}")
             if found is not None:
                 return found
@@ -50,6 +58,21 @@ def nul_at(value: Any, where: str = "") -> str | None:
     return None
 
 
+def shown_key(key: str) -> str:
+    """A job-file key as a message may show it: quoted, a NUL or any other control
+    character escaped (``'ta\\x00gs'``), never the raw byte (it would cut or garble the
+    line in a terminal or a log)."""
+    return repr(key)
+
+
+def _nul_problem(where: str) -> str:
+    """The message for a NUL found at ``where`` (:func:`nul_at`'s answer)."""
+    where = where.lstrip(".").strip()
+    inside = f" in {where}" if where else ""
+    return (f"contains a NUL character{inside}; remove it (a \\u0000 escape or a stray byte "
+            "in the job file or in a ${VAR})")
+
+
 class JobSection(BaseModel):
     """Base of every job-file model (a connector's ``[source]``/``[target]`` settings, the
     ``[mapping]`` and ``[run]`` tables): checks shared by every key, once.
@@ -58,14 +81,24 @@ class JobSection(BaseModel):
     a token) is refused, naming the key: ``source.path: contains a NUL character``. The
     value is never echoed (it may be a secret)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_key(cls, data: Any) -> Any:
+        """A key of the section itself with a NUL (``"ke\\u0000ep" = true``) is refused as
+        a NUL, by the same words as one in a value, before pydantic would call it an
+        unknown key and show its raw byte."""
+        if isinstance(data, dict):
+            for key in data:
+                if isinstance(key, str) and "\x00" in key:
+                    raise ValueError(_nul_problem(f"the key {shown_key(key)}"))
+        return data
+
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
         where = nul_at(value)
         if where is not None:
-            inside = f" in {where.lstrip('.')}" if where else ""
-            raise ValueError(f"contains a NUL character{inside}; remove it (a \\u0000 "
-                             "escape or a stray byte in the job file or in a ${VAR})")
+            raise ValueError(_nul_problem(where))
         return value
 
 

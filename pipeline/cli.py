@@ -337,9 +337,11 @@ def _route_scopes(job: JobConfig) -> str:
 @click.pass_context
 def cmd_plan(ctx: click.Context, config: Path, fmt: str | None, out: Path | None,
              prune: bool, thumbnails: int, log_format: str | None, verbose: bool) -> int:
-    """Dry-run diff: what migrate/sync would do; touches nothing."""
+    """Dry-run diff: what migrate/sync would do; touches nothing. Exit 1 when it would hold
+    items back (a conflict, an unsupported asset, deletions held back), as the run would."""
     from pipeline.config import load_job
     from pipeline.plan import bulk_allocation
+    from pipeline.report import plan_exit_code
     from pipeline.run import plan_job
     from pipeline.thumbnails import candidates, fetch_thumbnails
 
@@ -359,7 +361,7 @@ def cmd_plan(ctx: click.Context, config: Path, fmt: str | None, out: Path | None
         text = render_plan(plan, fmt, thumbs)
     if not write_output(text, out, option="--out", what="the plan"):
         return EXIT_FATAL
-    return EXIT_OK
+    return plan_exit_code(plan)
 
 
 TEMPORAL_HELP = ("HOST:PORT of a Temporal server: run on its workers (assetferry worker) "
@@ -408,6 +410,7 @@ def run_on_temporal(config: Path, mode: str, address: str, task_queue: str, *,
     config = config.resolve()
     job = load_job(config, secrets=False, ledger=False)  # the workers open the ledger
     refuse_own_output(job, config, "--report", report)
+    refuse_bad_map(job)  # the checks of an in-process run, before a workflow starts
     if report is not None and report_format_of(report, report_format) != "json":
         raise click.BadParameter("a run on Temporal writes its report as JSON only; give a "
                                  ".json file (or --report-format json)", param_hint="'--report'")

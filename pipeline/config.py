@@ -30,7 +30,7 @@ from pydantic import (
 
 from connectors.errors import ConfigError
 from connectors.plugin import ConnectorSettings
-from connectors.settings import JobSection
+from connectors.settings import JobSection, shown_key
 from mappings.fields import FieldRuleError, FieldRules, TagRules
 from mappings.filters import FilterRules, parse_since, parse_size, path_glob, type_glob
 from mappings.folders import (
@@ -349,7 +349,9 @@ def _format_errors(exc: ValidationError) -> str:
         # drop pydantic's union tag ("target.contentstack.api_key" -> "target.api_key")
         if len(loc) >= 2 and loc[0] in ("source", "target") and loc[1] in names:
             loc.pop(1)
-        loc = [part for part in loc if not _UNION_MEMBER.match(part)]
+        # a key is shown escaped: a raw control byte (NUL...) would cut or garble the line
+        loc = [part if part.isprintable() else shown_key(part) for part in loc
+               if not _UNION_MEMBER.match(part)]
         key = ".".join(loc) or "(file)"
         msg = err["msg"]
         kind = err["type"]

@@ -130,7 +130,10 @@ def _closing_lines(summary: RunSummary, where: Where) -> list[str]:
     if saved:
         lines.append(f"id map: assetferry export-map -c {where.job} --out map.csv")
         lines.append(f"state:  {where.state} (assetferry status -c {where.job})")
-    if summary.exit_code() in (2, 130, 143):
+    if summary.locked:  # nothing ran: the other run is the one to wait for
+        lines.append(f"another run of this job is going on: wait for it to end (assetferry "
+                     f"status -c {where.job} shows it), then run the same command again")
+    elif summary.exit_code() in (2, 130, 143):
         if summary.input_error:
             lines.append("fix what the error above names, then run the same command again"
                          + (" (the state is saved: it resumes)" if saved else ""))
@@ -250,9 +253,12 @@ class RichConsole:
 
     def finished(self, summary: RunSummary, where: Where) -> None:
         self.stop()
-        self._out.print(Text(f"{summary.mode} {one_line(summary.route)}", style="bold"),
-                        soft_wrap=True)
-        self._out.print(summary_table(summary, self.tally.waits))
+        if summary.locked:  # refused by the run lock: no figures to show
+            self._out.print(Text(summary.text()), soft_wrap=True)
+        else:
+            self._out.print(Text(f"{summary.mode} {one_line(summary.route)}", style="bold"),
+                            soft_wrap=True)
+            self._out.print(summary_table(summary, self.tally.waits))
         for line in _closing_lines(summary, where):
             self._out.print(Text(line))
 

@@ -71,6 +71,16 @@ def listed_entries(plan: Plan) -> tuple[int, int]:
     return entries, excluded
 
 
+def plan_exit_code(plan: Plan) -> int:
+    """``plan``'s exit code, the one a run carrying it out would end with (as
+    :meth:`RunSummary.exit_code` counts it): 1 when it would hold items back — an asset
+    ``conflict`` or ``unsupported`` (not migrated), or prune deletions held back — so a
+    reviewer's script or CI step stops on them before ``migrate``; else 0. Excluded entries
+    and folders that cannot be created (their assets still go) do not count."""
+    held = plan.held_deletes or any(a.op in NOT_MIGRATED for a in plan.assets)
+    return 1 if held else 0
+
+
 def plan_summary(plan: Plan) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     for f in plan.folders:
@@ -287,6 +297,9 @@ class RunSummary:
     """``(entries, excluded)`` of the plan's source listing: what the summary's "N source
     entries (A assets, E excluded)" counts, also when an interrupted run reached only some
     of them (None: counted from the outcomes, which then cover the whole listing)."""
+    locked: bool = False
+    """The run was refused by the run lock (another run of the job holds it; ``fatal``
+    says which): nothing ran, so the summary is that line and what to do, no figures."""
     listing: dict[str, str] | None = None
     """How the source was listed: ``kind`` (``full`` | ``incremental``), ``started_at`` (our
     UTC clock when listing began: the next sync's watermark once this run completed) and
@@ -359,6 +372,7 @@ class RunSummary:
             "exit_code": self.exit_code(),
             "interrupted": self.signal if self.interrupted else None,
             "fatal": self.fatal,
+            "locked": self.locked,
             "listing": self.listing,
             "prune_held_back": {"deletions": self.held_deletes, "reason": self.prune_note}
             if self.held_deletes else None,
@@ -391,6 +405,8 @@ class RunSummary:
         return out
 
     def text(self) -> str:
+        if self.locked:
+            return f"{self.mode} {self.route}: not started: {self.fatal}"
         c = self.counts()
         lines = [
             f"{self.mode} {self.route}: "

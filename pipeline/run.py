@@ -454,13 +454,13 @@ async def execute_job(
             records = _read_records(job, route)
             plan, summary.listing = await plan_for_run(
                 job, mode, source, target, route, records, retry_failed=retry_failed,
-                prune=prune, on_plan=on_plan)
+                prune=prune, on_plan=counting(summary, on_plan))
             summary.held_deletes, summary.prune_note = plan.held_deletes, plan.prune_note
-            summary.listed = listed_entries(plan)
             store = StateStore(job.run.state)
             try:
                 run_id = store.start_run(route, mode, planned=planned_work(plan, records))
             except RunLockedError as exc:
+                summary.locked = True
                 raise FatalError(run_locked_message(exc)) from None
             summary.run_id = run_id
             with structlog.contextvars.bound_contextvars(run_id=run_id, route=route):
@@ -490,6 +490,20 @@ async def execute_job(
     summary.outcomes = summary.outcomes or seen
     finish_summary(store, run_id, summary, started)
     return summary
+
+
+def counting(summary: RunSummary, on_plan: Callable[[Plan], None] | None = None
+             ) -> Callable[[Plan], None]:
+    """An ``on_plan`` for :func:`plan_for_run` that first counts the plan's source listing
+    into ``summary.listed`` (then calls ``on_plan``), so every run that got as far as a plan
+    counts the whole listing in its source entries: one stopped by ``[run] on_conflict =
+    "fail"``, refused by the run lock, or interrupted, as much as one that finished."""
+    def planned(plan: Plan) -> None:
+        summary.listed = listed_entries(plan)
+        if on_plan is not None:
+            on_plan(plan)
+
+    return planned
 
 
 async def plan_for_run(job: JobConfig, mode: str, source: Source, target: Target, route: str,

@@ -55,6 +55,7 @@ from connectors.localfs.files import (
     dimensions,
     fsync_dir,
     guess_content_type,
+    is_temp_name,
     os_error,
     reclaimable,
     same_file,
@@ -78,6 +79,9 @@ WINDOWS_RESERVED_NAMES = frozenset(
 )
 """Device names Windows refuses as a file or folder name, with any extension (``CON.txt``)."""
 DEFAULT_PATH_MAX = 4096
+RESERVED_PREFIX_REASON = (f"its name starts with {TMP_PREFIX}, the prefix reserved for "
+                          "assetferry's temp files: rename it to migrate it")
+"""Why an entry of a user's named with our temp files' prefix is left out (never deleted)."""
 """PATH_MAX of Linux, when the file system can't be asked (macOS: 1024, asked)."""
 TEMP_NAME_BYTES = TEMP_NAME_MAX + 1
 """A temp file's name (:data:`TEMP_NAME_MAX`) and its "/": kept free in every path."""
@@ -359,9 +363,12 @@ class LocalFolderConnector:
             name = item.name
             if (not parts and name in (self._config.manifest,
                                         self._config.manifest + JOURNAL_SUFFIX)) \
-                    or name.startswith(TMP_PREFIX):
-                if self._role == "target" and name.startswith(TMP_PREFIX):
+                    or is_temp_name(name):
+                if self._role == "target" and is_temp_name(name):
                     self._temps.append(directory / name)
+                continue
+            if name.startswith(TMP_PREFIX):  # a user's file with our reserved prefix
+                skipped.append(_Skip(parts, printable(name), RESERVED_PREFIX_REASON))
                 continue
             own = self._own_reason(real, parts, name)
             if own is not None:

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import mimetypes
 import os
+import re
 import secrets
 import socket
 import stat
@@ -26,6 +27,9 @@ CHUNK_SIZE = 64 * 1024
 """Bytes per chunk when streaming a file out."""
 TMP_PREFIX = ".assetferry-tmp-"
 """Name prefix of our in-flight temp files; listings skip them, uploads may not use it."""
+_TEMP_NAME = re.compile(r"(?:[0-9a-f]{8}-[0-9]{1,10}-)?[0-9a-f]{16}")
+"""What follows :data:`TMP_PREFIX` in a name we made: host tag, pid and 16 hex digits
+(:func:`temp_name`), or the 16 hex digits alone (versions before names carried a pid)."""
 _IMAGE_FORMATS = {
     "image/png": "PNG",
     "image/jpeg": "JPEG",
@@ -77,6 +81,13 @@ def temp_name() -> str:
     return f"{TMP_PREFIX}{HOST_TAG}-{os.getpid()}-{secrets.token_hex(8)}"
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is exactly of our temp files' format (:func:`temp_name`, or the older
+    one without host and pid): only such a file may be reclaimed or passed over silently. A
+    file of a user's that merely starts with :data:`TMP_PREFIX` is not ours: never deleted."""
+    return name.startswith(TMP_PREFIX) and _TEMP_NAME.fullmatch(name[len(TMP_PREFIX):]) is not None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -92,7 +103,10 @@ def reclaimable(path: Path, now: float) -> int | None:
 
     Ours (this host's tag) with a pid that no longer runs: reclaimable at once (a reused pid
     keeps it, safely). Another host's, or a name without a pid (an older version): only when
-    not written for :data:`STALE_TEMP_AFTER` seconds. Never one of this process."""
+    not written for :data:`STALE_TEMP_AFTER` seconds. Never one of this process, never a
+    name that is not of our format (:func:`is_temp_name`: a user's file)."""
+    if not is_temp_name(path.name):
+        return None
     rest = path.name[len(TMP_PREFIX):].split("-")
     try:
         info = path.stat(follow_symlinks=False)

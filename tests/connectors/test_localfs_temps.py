@@ -67,6 +67,32 @@ async def test_a_run_reclaims_only_temp_files_no_live_writer_owns(tmp_path: Path
     await target.aclose()
 
 
+async def test_a_users_file_with_the_reserved_prefix_is_never_reclaimed(tmp_path: Path) -> None:
+    """Only names of our exact format are ours: a user's ``.assetferry-tmp-notes.txt`` (or a
+    name one character off ours) older than the hour stays; a local source lists it as an
+    excluded entry that says why, not silently."""
+    root = tmp_path / "out"
+    root.mkdir()
+    stale = STALE_TEMP_AFTER + 60
+    users = [temp(root, "notes.txt", 7, age=stale),
+             temp(root, "5" * 15, 7, age=stale),  # 15 hex digits: not ours
+             temp(root, f"{HOST_TAG}-{dead_pid()}-{'6' * 16}.bak", 7, age=stale)]
+    ours = temp(root, "5" * 16, 300, age=stale)
+    target = target_at(root)
+    assert all([a.skipped async for a in target.iter_assets()])
+    assert await target.reclaim_temp_files() == (1, 300)
+    assert not ours.exists()
+    assert all(p.exists() for p in users), "a user's file is never deleted"
+    await target.aclose()
+
+    source = LocalFolderConnector(LocalConfig(connector="local", path=root), role="source")
+    listed = [a async for a in source.iter_assets()]
+    assert sorted(a.filename for a in listed) == sorted(p.name for p in users)
+    assert all(a.skipped is not None and "reserved for assetferry's temp files" in a.skipped
+               for a in listed), [a.skipped for a in listed]
+    await source.aclose()
+
+
 def test_temp_names_carry_this_host_and_pid() -> None:
     name = temp_name()
     assert name.startswith(f"{TMP_PREFIX}{HOST_TAG}-{os.getpid()}-")

@@ -4,6 +4,7 @@ that cannot be written or lies in a local folder, an environment variable set bu
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,25 @@ def test_a_nul_in_any_text_value_is_exit_2_naming_the_key(
     assert f"{key}: contains a NUL character" in err
     assert "unexpected error" not in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("where", "line", "key", "shown"), [
+    ("mapping", 'tags = { "ke\\u0000ep" = true }', "mapping.tags", "'ke\\x00ep'"),
+    ("mapping", 'tags = { rename = { "s\\u0000ea" = "ocean" } }', "mapping.tags.rename",
+     "'s\\x00ea'"),
+    ("run", '"concur\\u0000rency" = 3', "run", "'concur\\x00rency'"),
+    ("target", '"mani\\u0000fest" = "m.json"', "target", "'mani\\x00fest'"),
+])
+def test_a_nul_in_a_key_is_refused_like_one_in_a_value_shown_escaped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, line: str, key: str,
+        shown: str) -> None:
+    path = _local_job(tmp_path, **{where: line})
+    code = main(["plan", "-c", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{key}: contains a NUL character in the key {shown}" in err, err
+    assert "\x00" not in err, "never the raw byte"
+    assert "unknown key" not in err, err
 
 
 def one_sided_job(tmp_path: Path, side: str, section: str) -> Path:
@@ -124,6 +144,22 @@ def test_an_unwritable_map_file_is_exit_2_at_start(
         assert "run.map_file" in err
         assert "cannot be written" in err
         assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("temporalio") is None,
+                    reason="--temporal needs the Temporal SDK (the dev extra installs it)")
+@pytest.mark.parametrize("place", ["/proc/nope/m.jsonl", "blocker/m.jsonl", "out/m.jsonl"])
+def test_migrate_on_temporal_checks_the_map_file_before_it_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], place: str) -> None:
+    """The client refuses what an in-process run refuses, before it contacts the server
+    (none listens at port 9): an unwritable map file, or one inside a local folder."""
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    path = _local_job(tmp_path, run=f'map_file = "{place}"')
+    code = main(["migrate", "-c", str(path), "--temporal", "127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "run.map_file" in err, err
+    assert "Temporal server" not in err, "checked before the server is contacted"
 
 
 def test_an_environment_variable_set_but_empty_says_so(tmp_path: Path) -> None:
