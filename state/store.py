@@ -34,7 +34,9 @@ import functools
 import hashlib
 import json
 import os
+import random
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
@@ -395,12 +397,52 @@ def _damaged(where: str, exc: DBAPIError) -> StateError:
     )
 
 
+_SQLITE_BUSY = 5
+"""SQLite's primary result code SQLITE_BUSY (extended codes keep it in their low byte)."""
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """Whether a stdlib ``sqlite3`` error is SQLITE_BUSY ("database is locked")."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == _SQLITE_BUSY
+    return "database is locked" in str(exc)
+
+
+def _enable_wal(cursor: Any, *, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while the database is busy, for up to ``timeout``
+    seconds.
+
+    SQLite does not apply the busy handler (``busy_timeout``) to this switch: it reads the
+    file's header in a read transaction and then upgrades it to the write lock it needs to
+    mark the file WAL, and a lock upgrade from inside a read transaction fails with
+    SQLITE_BUSY at once instead of waiting, because two such upgraders would deadlock
+    (SQLite docs: "sqlite3_busy_handler": "the busy handler is not invoked" when that could
+    deadlock; "Write-Ahead Logging", "Activating And Configuring WAL Mode"). So processes or
+    threads opening one fresh database file at once (workers started together) made all but
+    one fail in milliseconds with "database is locked", although ``busy_timeout`` said 15 s.
+    Each retry starts from no lock, so one of them wins, and the others then find the file
+    already WAL (no write needed). A file already WAL needs no lock upgrade at all.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.002
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except Exception as exc:  # the DBAPI's OperationalError
+            if not _is_busy(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause * (0.5 + random.random()))  # jitter, so retries spread
+        pause = min(pause * 2, 0.1)
+
+
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
