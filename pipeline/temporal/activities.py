@@ -38,6 +38,7 @@ from pipeline.plan import AssetAction, FolderAction, Op
 from pipeline.report import RunSummary
 from pipeline.run import (
     _read_records,
+    counting,
     crash_message,
     finish_summary,
     ledger_writer,
@@ -45,6 +46,7 @@ from pipeline.run import (
     plan_for_run,
     planned_work,
     run_item_set,
+    run_locked_message,
     unwrap_groups,
 )
 from pipeline.stages import Outcome, create_folders
@@ -58,10 +60,20 @@ from pipeline.temporal.shared import (
     RunInput,
     RunRef,
 )
-from state.store import ItemStatus, RunLockedError, RunStatus, StateError, StateStore
+from state.store import (
+    PRUNED_NOTE,
+    ItemRecord,
+    ItemStatus,
+    RunLockedError,
+    RunStatus,
+    StateError,
+    StateStore,
+)
 
 log = structlog.get_logger(__name__)
 
+CANCELLED = "cancelled"
+"""What interrupted a run whose workflow was cancelled (its summary's ``interrupted``)."""
 FATAL = "FatalError"
 """ApplicationError type of an error that ends the run (credentials, a job taken over):
 never retried."""
@@ -177,14 +189,37 @@ class Resources:
 
 def _open_run(store: StateStore, route: str, mode: str, planned: int, owner: str) -> int:
     """The run's id in the ledger: the RUNNING run this workflow opened already (a retried
-    plan activity), else a new one. FatalError when another process runs the route."""
+    plan activity), else a new one. RunLockedError when another process runs the route."""
     latest = store.runs(route, limit=1)
     if latest and latest[0].status is RunStatus.RUNNING and latest[0].owner == owner:
         return latest[0].id
-    try:
-        return store.start_run(route, mode, planned=planned, owner=owner)
-    except RunLockedError as exc:
-        raise FatalError(str(exc)) from None
+    return store.start_run(route, mode, planned=planned, owner=owner)
+
+
+def reached(actions: Sequence[AssetAction], records: dict[tuple[str, str], ItemRecord],
+            run_id: int) -> list[Outcome]:
+    """The outcomes of ``actions`` as the ledger ``records`` hold them for run ``run_id``:
+    done, failed, or deleted by prune (what a cancelled run did without hearing back, so its
+    figures agree with the ledger). An action this run did not finish has none."""
+    out = []
+    for a in actions:
+        rec = records.get(("asset", a.source_id))
+        if rec is None or rec.last_run_id != run_id:
+            continue
+        gone = a.asset is None
+        if a.op is Op.DELETE and rec.status is ItemStatus.SKIPPED \
+                and rec.last_error == PRUNED_NOTE:
+            out.append(Outcome("asset", a.source_id, a.path, a.op, ItemStatus.DONE, "deleted",
+                               gone=gone))
+        elif rec.status is ItemStatus.DONE and a.op is not Op.DELETE:
+            sent = a.asset.size or 0 if a.asset is not None and a.op in (
+                Op.CREATE, Op.REPLACE) else 0
+            out.append(Outcome("asset", a.source_id, a.path, a.op, ItemStatus.DONE, a.reason,
+                               rec.target_id, rec.target_url, sent, gone=gone))
+        elif rec.status is ItemStatus.FAILED:
+            out.append(Outcome("asset", a.source_id, a.path, a.op, ItemStatus.FAILED,
+                               rec.last_error or "failed", gone=gone))
+    return out
 
 
 def _first_application_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -215,6 +250,7 @@ class Activities:
         out the actions that call no target (skips, conflicts, unsupported) at once."""
         owner = run_owner(activity.info().workflow_id or "")
         route = ""
+        box = RunSummary(route="", mode=inp.mode, run_id=None)  # counts the listing
         try:
             opened = await self.resources.get(inp.job_path)
             job, route = opened.job, opened.route
@@ -222,9 +258,15 @@ class Activities:
             with unwrap_groups():
                 plan, listing = await plan_for_run(
                     job, inp.mode, opened.source, opened.target, route, records,
-                    retry_failed=inp.retry_failed, prune=inp.prune)
-            run_id = await anyio.to_thread.run_sync(
-                _open_run, opened.store, route, inp.mode, planned_work(plan, records), owner)
+                    retry_failed=inp.retry_failed, prune=inp.prune, on_plan=counting(box))
+            try:
+                run_id = await anyio.to_thread.run_sync(
+                    _open_run, opened.store, route, inp.mode, planned_work(plan, records),
+                    owner)
+            except RunLockedError as exc:
+                return Planned(route=route, fatal=run_locked_message(exc, inp.job_path),
+                               input_error=True, locked=True,
+                               listed=list(box.listed) if box.listed else None)
             if isinstance(opened.target, SupportsTempReclaim):  # a killed run's partial files
                 await opened.target.reclaim_temp_files()
             local = [a for a in plan.assets if not remote(a)]
@@ -238,7 +280,8 @@ class Activities:
             if isinstance(exc, StateError | AuthError):  # the worker's ledger, its credentials
                 exc = on_worker(exc)
             return Planned(route=route, fatal=str(exc),
-                           input_error=isinstance(exc, ConfigError | AuthError | StateError))
+                           input_error=isinstance(exc, ConfigError | AuthError | StateError),
+                           listed=list(box.listed) if box.listed else None)
         work = [a for a in plan.assets if remote(a) and a.op is not Op.DELETE]
         log.info("temporal.planned", route=route, run_id=run_id, assets=len(work),
                  local=len(local))
@@ -246,7 +289,8 @@ class Activities:
                        partitions=partitions(work),
                        deletes=[a for a in plan.assets if a.op is Op.DELETE],
                        listing=listing, held_deletes=plan.held_deletes,
-                       prune_note=plan.prune_note, outcomes=outcomes)
+                       prune_note=plan.prune_note, outcomes=outcomes,
+                       listed=list(box.listed) if box.listed else None)
 
     @activity.defn(name="assetferry.folders")
     async def folders(self, run: RunRef, folder_actions: list[FolderAction]) -> FoldersDone:
@@ -304,15 +348,22 @@ class Activities:
     @activity.defn(name="assetferry.finish")
     async def finish(self, inp: FinishInput) -> dict[str, Any]:
         """Close the run in the ledger with its figures; the run report as JSON, plus its
-        text (``"text"``) for the client."""
+        text (``"text"``) for the client. A cancelled run (``inp.interrupted``) is closed as
+        interrupted, the outcomes of its ``pending`` actions read from the ledger."""
         summary = RunSummary(route=inp.run.route, mode=inp.mode, run_id=inp.run.run_id or None,
                              outcomes=list(inp.outcomes), fatal=inp.fatal,
                              held_deletes=inp.held_deletes, prune_note=inp.prune_note,
-                             listing=inp.listing)
+                             listing=inp.listing, interrupted=inp.interrupted,
+                             signal=CANCELLED, locked=inp.locked,
+                             listed=(inp.listed[0], inp.listed[1]) if inp.listed else None)
         store: StateStore | None = None
         if inp.run.run_id:
             try:
                 store = StateStore(load_job(Path(inp.run.job_path), secrets=False).run.state)
+                if inp.pending:
+                    records = await anyio.to_thread.run_sync(store.items, inp.run.route,
+                                                             "asset")
+                    summary.outcomes.extend(reached(inp.pending, records, inp.run.run_id))
             except (FatalError, StateError) as exc:
                 summary.fatal = summary.fatal or str(on_worker(exc))
         try:

@@ -73,6 +73,11 @@ class Planned:
     input_error: bool = False
     outcomes: list[Outcome] = field(default_factory=list)
     """Of the actions that call no target (skips, conflicts), carried out at once."""
+    listed: list[int] | None = None
+    """``[entries, excluded]`` of the source listing (:attr:`RunSummary.listed`), also when
+    the run stopped right after the plan (``on_conflict = "fail"``)."""
+    locked: bool = False
+    """The run lock refused the run (another run of the job holds it): nothing ran."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,13 @@ class FinishInput:
     prune_note: str | None
     seconds: float
     fatal: str | None = None
+    interrupted: bool = False
+    """The workflow was cancelled: the run is closed as interrupted."""
+    pending: list[AssetAction] = field(default_factory=list)
+    """Of a cancelled run, the actions it did not hear back about: their outcomes are read
+    from the ledger (what this run wrote there)."""
+    listed: list[int] | None = None
+    locked: bool = False
 
 
 @dataclass(slots=True)

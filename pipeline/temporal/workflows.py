@@ -6,6 +6,11 @@ activity (one writer, parents first), then one :class:`PartitionWorkflow` child 
 whose assets are activities on the target's rate-limit domain queue (``Domain``: the server
 starts at most its rate of them per second across every worker), then the prune's deletions
 (held back when anything failed, as in-process), then the finish activity.
+
+A cancelled run (``temporal workflow cancel``, a client's ``cancel()``) still runs the finish
+activity: the run is closed in the ledger as interrupted, its figures those the ledger holds
+(the actions it had not heard back from are looked up there), as an interrupted in-process
+run's are, and the workflow completes with that summary (exit code 130).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from pipeline.plan import AssetAction
@@ -55,6 +61,19 @@ CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attem
                             non_retryable_error_types=[FATAL])
 
 
+async def _all_ended(*steps: Any) -> list[Any]:
+    """``asyncio.gather`` of ``steps`` that, cancelled, waits for every step to end (each
+    waits for its activity or child workflow to end its cancellation) before it raises:
+    so the finish step reads a ledger nothing of the run still writes to."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except asyncio.CancelledError:
+        if tasks:
+            await asyncio.wait(tasks)
+        raise
+
+
 def _cause(exc: BaseException) -> str:
     """The innermost message of an activity or child workflow failure."""
     while isinstance(exc, ActivityError | ChildWorkflowError) and exc.cause is not None:
@@ -91,14 +110,16 @@ class PartitionWorkflow:
                 task_queue=inp.domain.task_queue,
                 start_to_close_timeout=ASSET_TIMEOUT,
                 heartbeat_timeout=timedelta(seconds=inp.heartbeat_seconds),
-                retry_policy=ASSET_RETRY)
+                retry_policy=ASSET_RETRY,
+                # cancelled, an asset in flight ends (its ledger records written) first
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
             self.done += 1
             self.failed += outcome.status is ItemStatus.FAILED
             if self.done % PROGRESS_EVERY == 0:  # the run's progress, a signal each N assets
                 await self._report(inp.index)
             return outcome
 
-        return list(await asyncio.gather(*(one(a) for a in inp.actions)))
+        return list(await _all_ended(*(one(a) for a in inp.actions)))
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -126,25 +147,45 @@ class RunWorkflow:
         started = workflow.time()
         info = workflow.info()
         progress = self._progress
-        planned: Planned = await workflow.execute_activity_method(
+        interrupted = False
+        planning = asyncio.ensure_future(workflow.execute_activity_method(
             Activities.plan, inp, start_to_close_timeout=PLAN_TIMEOUT,
-            retry_policy=CONTROL_RETRY)
+            retry_policy=CONTROL_RETRY))
+        try:
+            planned: Planned = await asyncio.shield(planning)
+        except asyncio.CancelledError:
+            # the plan activity opens the run in the ledger: let it end, then close the run
+            interrupted = True
+            planned = await planning
         progress.route, progress.run_id = planned.route, planned.run_id
         ref = RunRef(inp.job_path, planned.route, planned.run_id or 0, run_owner(info.workflow_id))
         outcomes: list[Outcome] = list(planned.outcomes)
         summary = RunSummary(route=planned.route, mode=inp.mode, run_id=planned.run_id,
                              held_deletes=planned.held_deletes, prune_note=planned.prune_note)
         fatal = planned.fatal
-        if fatal is None:
+        if fatal is None and not interrupted:
             try:
-                outcomes.extend(await self._carry_out(inp, planned, ref, summary))
+                await self._carry_out(inp, planned, ref, summary, outcomes)
+            except asyncio.CancelledError:
+                interrupted = True
             except (ActivityError, ChildWorkflowError) as exc:
-                fatal = _cause(exc)
+                if is_cancelled_exception(exc):
+                    interrupted = True
+                else:
+                    fatal = _cause(exc)
+        pending: list[AssetAction] = []
+        if interrupted and fatal is None:  # what it did not hear back about: in the ledger
+            heard = {o.source_id for o in outcomes if o.kind == "asset"}
+            pending = [a for part in (*planned.partitions, planned.deletes) for a in part
+                       if a.source_id not in heard]
         progress.phase = "finishing"
         result: dict[str, Any] = await workflow.execute_activity_method(
             Activities.finish,
             FinishInput(ref, inp.mode, outcomes, planned.listing, summary.held_deletes,
-                        summary.prune_note, workflow.time() - started, fatal),
+                        summary.prune_note, workflow.time() - started, fatal,
+                        interrupted=interrupted, pending=pending,
+                        listed=list(planned.listed) if planned.listed else None,
+                        locked=planned.locked),
             start_to_close_timeout=timedelta(minutes=10), retry_policy=CONTROL_RETRY)
         if planned.input_error:
             result["input_error"] = True
@@ -152,13 +193,15 @@ class RunWorkflow:
         return result
 
     async def _carry_out(self, inp: RunInput, planned: Planned, ref: RunRef,
-                         summary: RunSummary) -> list[Outcome]:
+                         summary: RunSummary, outcomes: list[Outcome]) -> None:
+        """Folders, partitions, deletions; each step's outcomes go into ``outcomes`` as it
+        ends, so a cancelled run knows what it heard back about."""
         progress = self._progress
         progress.phase = "folders"
         folders = await workflow.execute_activity_method(
             Activities.folders, args=[ref, planned.folders],
             start_to_close_timeout=PLAN_TIMEOUT, retry_policy=CONTROL_RETRY)
-        outcomes = list(folders.outcomes)
+        outcomes.extend(folders.outcomes)
         progress.planned = sum(len(p) for p in planned.partitions) + len(planned.deletes)
         progress.partitions = len(planned.partitions)
         progress.phase = "assets"
@@ -174,14 +217,12 @@ class RunWorkflow:
             progress.partitions_done += 1
             self.partition_progress(
                 index, len(done), sum(1 for o in done if o.status is ItemStatus.FAILED))
+            outcomes.extend(done)
             return done
 
-        for done in await asyncio.gather(*(partition(i, p)
-                                           for i, p in enumerate(planned.partitions))):
-            outcomes.extend(done)
+        await _all_ended(*(partition(i, p) for i, p in enumerate(planned.partitions)))
         failed = sum(1 for o in outcomes if o.status is ItemStatus.FAILED)
         deletes = hold_back_deletes(planned.deletes, failed, summary)
         if deletes:
             progress.phase = "deletes"
-            outcomes.extend(await partition(len(planned.partitions), deletes))
-        return outcomes
+            await partition(len(planned.partitions), deletes)
