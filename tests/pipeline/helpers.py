@@ -33,6 +33,28 @@ def sb_section(space_id: int, token: str) -> str:
             'base_url = "http://sb.emulator"\nrequests_per_second = 1000\n')
 
 
+def wf_section(site_id: str, token: str, locales: str = "") -> str:
+    """A section for the Webflow emulator routed in-process at ``http://wf.emulator``,
+    unpaced; ``locales``: the ``locales`` value as TOML (``'"site"'``, an inline table), or
+    none."""
+    return (f'connector = "webflow"\nsite_id = "{site_id}"\ntoken = "{token}"\n'
+            'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n'
+            + (f"locales = {locales}\n" if locales else ""))
+
+
+def local_job(tmp_path: Path, run: str = "") -> Path:
+    """``tmp_path/job.toml``: local ``lib`` (``A/x.bin``, ``y.bin``) -> local ``out``, the
+    state in ``s.db``, plus the ``run`` lines of ``[run]``."""
+    (tmp_path / "lib" / "A").mkdir(parents=True)
+    (tmp_path / "lib" / "A" / "x.bin").write_text("one\n")
+    (tmp_path / "lib" / "y.bin").write_text("two\n")
+    path = tmp_path / "job.toml"
+    path.write_text('[source]\nconnector = "local"\npath = "./lib"\n'
+                    '[target]\nconnector = "local"\npath = "./out"\n'
+                    f'[run]\nstate = "s.db"\n{run}')
+    return path
+
+
 def job_toml(tmp_path: Path, source: str, target: str, *, mapping: str = "", run: str = "",
              name: str = "job", state: str = "state.db") -> Path:
     """Write ``tmp_path/<name>.toml``: the ``[source]`` and ``[target]`` sections (TOML

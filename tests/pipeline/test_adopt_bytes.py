@@ -11,11 +11,11 @@ from pipeline.config import load_job
 from pipeline.report import map_rows
 from pipeline.run import execute_job
 from state.store import StateStore
+from tests.pipeline.helpers import sb_section
 
 SB_SPACE = 288868932106294
 SB_TOKEN = "sb-adopt-token-7c2a"
-SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
-              'base_url = "http://sb.emulator"\nrequests_per_second = 1000\n')
+SB_SECTION = sb_section(SB_SPACE, SB_TOKEN)
 
 
 def job_file(tmp_path: Path, source: str, dest: Path) -> Path:

@@ -37,6 +37,7 @@ from tests.pipeline.helpers import (
     library,
     local_inventory,
     local_to_cs_job,
+    sb_section,
     sha,
 )
 
@@ -86,8 +87,7 @@ def sb_to_local(tmp_path: Path, sb: StoryblokEmulator) -> tuple[JobConfig, Path,
     dest = tmp_path / "out"
     path = tmp_path / "sb.toml"
     path.write_text(
-        f'[source]\nconnector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
-        f'base_url = "{SB}"\nrequests_per_second = 1000\n\n'
+        f'[source]\n{sb_section(SB_SPACE, SB_TOKEN)}\n'
         f'[target]\nconnector = "local"\npath = "{dest}"\n\n'
         f'[run]\nstate = "{tmp_path / "sb.db"}"\n', encoding="utf-8")
     return load_job(path, env={}), dest, sorted((f.folder, f.name, sha(f.data)) for f in files)

@@ -19,7 +19,7 @@ from pipeline.report import plan_items, plan_summary
 from pipeline.samples import SampleFile
 from pipeline.text import one_line
 from pipeline.thumbnails import MAX_SOURCE_BYTES, candidates, fetch_thumbnails, thumbnail_uri
-from tests.pipeline.helpers import library
+from tests.pipeline.helpers import library, sb_section
 from tests.pipeline.html_pages import (
     HOSTILE,
     figure_value,
@@ -202,9 +202,8 @@ async def test_thumbnails_through_a_cms_source_cost_n_downloads(tmp_path: Path) 
     try:
         seed(sb, list(sample_library()))
         job = tmp_path / "job.toml"
-        job.write_text('[source]\nconnector = "storyblok"\nspace_id = 288868932106293\n'
-                       'token = "sb-t"\nbase_url = "http://sb.emulator"\n'
-                       f'requests_per_second = 1000\n\n[target]\nconnector = "local"\n'
+        job.write_text(f'[source]\n{sb_section(288868932106293, "sb-t")}\n'
+                       '[target]\nconnector = "local"\n'
                        f'path = "{tmp_path / "out"}"\n', encoding="utf-8")
         config = load_job(job, env={})
         plain = Counting(in_process_transport(sb.app))

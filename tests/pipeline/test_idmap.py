@@ -24,18 +24,22 @@ from pipeline.idmap import default_map_path, url_forms
 from pipeline.run import execute_job
 from pipeline.samples import SampleFile, sample_library
 from state.store import ItemStatus, StateStore
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, EMU_TOKEN, cs_job_file, library, run_migrate
+from tests.pipeline.helpers import (
+    CS_SECTION,
+    EMU_TOKEN,
+    cs_job_file,
+    library,
+    run_migrate,
+)
+from tests.pipeline.helpers import sb_section as storyblok_section
 
 SB_OLD, SB_NEW = 288868932106293, 288868932106294
 SB_TOKEN = "sb-map-token"
 SB, CS = "http://sb.emulator", "http://cs.emulator"
-CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-              f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
 
 
 def sb_section(space: int) -> str:
-    return (f'connector = "storyblok"\nspace_id = {space}\ntoken = "{SB_TOKEN}"\n'
-            f'base_url = "{SB}"\nrequests_per_second = 1000\n')
+    return storyblok_section(space, SB_TOKEN)
 
 
 def files() -> list[SampleFile]:

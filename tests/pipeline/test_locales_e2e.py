@@ -22,7 +22,7 @@ from pipeline.cli import main
 from pipeline.config import load_job
 from pipeline.plan import Op, Plan
 from pipeline.run import execute_job, plan_job
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN
+from tests.pipeline.helpers import CS_KEY, CS_SECTION, CS_TOKEN, sb_section, wf_section
 
 SPACE = 288868932106293
 SITE = "6390c49674a71f84b51a08d8"
@@ -30,16 +30,10 @@ WF_TOKEN = "wf-locales-token-1c9e"
 DE, FR = "65427cf400e02b306eaa04a0", "65427cf400e02b306eaa04a1"
 PNG = b"\x89PNG\r\n\x1a\n"
 
-SB_SECTION = (f'connector = "storyblok"\nspace_id = {SPACE}\ntoken = "sb-t"\n'
-              'base_url = "http://sb.emulator"\nrequests_per_second = 1000\n')
-WF_BASE = (f'connector = "webflow"\nsite_id = "{SITE}"\ntoken = "{WF_TOKEN}"\n'
-           'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n')
-WF_SECTION = WF_BASE + f'locales = {{de-DE = "{DE}", fr-FR = "{FR}"}}\n'
-WF_SITE_SECTION = WF_BASE + 'locales = "site"\n'
+SB_SECTION = sb_section(SPACE, "sb-t")
+WF_SECTION = wf_section(SITE, WF_TOKEN, f'{{de-DE = "{DE}", fr-FR = "{FR}"}}')
+WF_SITE_SECTION = wf_section(SITE, WF_TOKEN, '"site"')
 """The site's locales, read with Get Site: the job file names no locale id."""
-CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-              f'management_token = "{CS_TOKEN}"\nbase_url = "http://cs.emulator"\n'
-              'requests_per_second = 1000\n')
 
 # filename -> locale ("" = en, the default) -> field -> value
 SPACE_TEXT: dict[str, dict[str, dict[str, str]]] = {
@@ -240,7 +234,7 @@ async def test_webflow_source_reads_alt_texts_under_the_site_tags(tmp_path: Path
     ('default = "en"\ncodes = {en = "en-US"}\n', "codes.en: en is the default locale"),
     ('fold = true\n', "mapping.locales.fold: unknown key"),
 ])
-@pytest.mark.parametrize("target", [WF_SECTION, WF_BASE + 'locales = "all"\n'])
+@pytest.mark.parametrize("target", [WF_SECTION, wf_section(SITE, WF_TOKEN, '"all"')])
 def test_bad_locale_rules_are_refused_when_the_job_loads(tmp_path: Path, mapping: str,
                                                          says: str, target: str) -> None:
     with pytest.raises(ConfigError) as info:

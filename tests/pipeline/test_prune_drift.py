@@ -19,7 +19,7 @@ from pipeline.cli import main
 from pipeline.config import load_job
 from pipeline.plan import Op
 from pipeline.run import execute_job, plan_job
-from tests.pipeline.helpers import CS_KEY, CS_SECTION, CS_TOKEN, job_toml, sb_section
+from tests.pipeline.helpers import CS_KEY, CS_SECTION, CS_TOKEN, job_toml, local_job, sb_section
 
 SB_SPACE = 288868932106377
 SB_TOKEN = "sb-prune-drift-token-7a1c"
@@ -27,17 +27,6 @@ SB = "http://sb.emulator"
 CS = "http://cs.emulator"
 SB_SECTION = sb_section(SB_SPACE, SB_TOKEN)
 CS_HEADERS = {"api_key": CS_KEY, "authorization": CS_TOKEN}
-
-
-def local_job(tmp_path: Path, run: str = "") -> Path:
-    (tmp_path / "lib" / "A").mkdir(parents=True)
-    (tmp_path / "lib" / "A" / "x.bin").write_text("one\n")
-    (tmp_path / "lib" / "y.bin").write_text("two\n")
-    path = tmp_path / "job.toml"
-    path.write_text('[source]\nconnector = "local"\npath = "./lib"\n'
-                    '[target]\nconnector = "local"\npath = "./out"\n'
-                    f'[run]\nstate = "s.db"\n{run}')
-    return path
 
 
 def test_prune_holds_back_a_drifted_local_copy(

@@ -27,7 +27,15 @@ from pipeline.report import plan_items, plan_summary
 from pipeline.run import execute_job, plan_job
 from pipeline.samples import SampleFile, sample_library
 from state.store import ItemStatus
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_paths, local_inventory, sha
+from tests.pipeline.helpers import (
+    CS_KEY,
+    CS_SECTION,
+    cs_paths,
+    local_inventory,
+    sb_section,
+    sha,
+    wf_section,
+)
 
 CT_SITE = "s_01jDSh2WkN8Kp6SvRA8Ne5CJ69"
 CT_TOKEN = "contento-emulator-token"  # the demo seeding's (connectors/contento/demo.py)
@@ -35,11 +43,7 @@ CS_DELIVERY = "cs-delivery-token"  # likewise (connectors/contentstack_delivery/
 SB_SPACE = 288868932106293
 SB_TOKEN = "sb-e2e-token-41c9"
 
-CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-              f'management_token = "{CS_TOKEN}"\nbase_url = "http://cs.emulator"\n'
-              "requests_per_second = 1000\n")
-SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
-              'base_url = "http://sb.emulator"\nrequests_per_second = 1000\n')
+SB_SECTION = sb_section(SB_SPACE, SB_TOKEN)
 DELIVERY_SECTION = (f'connector = "contentstack-delivery"\napi_key = "{CS_KEY}"\n'
                     'delivery_token = "${CS_DELIVERY}"\nenvironment = "production"\n'
                     'base_url = "http://cdn.emulator"\nrequests_per_second = 1000\n')
@@ -265,8 +269,7 @@ async def test_contento_to_webflow_item_by_item(tmp_path: Path, ct_demo: Content
     try:
         files = files_subset()
         ct_demo.seed(files)
-        section = (f'connector = "webflow"\nsite_id = "{site}"\ntoken = "{token}"\n'
-                   'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n')
+        section = wf_section(site, token)
         job = load_job(write_job(tmp_path, contento_section(ct_demo.folders), section), env=ENV)
         transports = {"source": in_process_transport(ct_demo.emulator.app),
                       "target": in_process_transport(wf.app)}

@@ -12,19 +12,7 @@ import pytest
 
 from pipeline.cli import main
 from state.store import RunStatus, StateStore
-
-
-def local_job(tmp_path: Path, run: str = "") -> Path:
-    """local -> local, three files in two folders."""
-    (tmp_path / "lib" / "A").mkdir(parents=True)
-    (tmp_path / "lib" / "A" / "x.bin").write_text("one\n")
-    (tmp_path / "lib" / "y.bin").write_text("two\n")
-    (tmp_path / "lib" / "z.bin").write_text("three\n")
-    path = tmp_path / "job.toml"
-    path.write_text('[source]\nconnector = "local"\npath = "./lib"\n'
-                    '[target]\nconnector = "local"\npath = "./out"\n'
-                    f'[run]\nstate = "s.db"\n{run}')
-    return path
+from tests.pipeline.helpers import local_job
 
 
 def test_a_run_refused_by_the_run_lock_says_who_holds_it_and_to_wait(
@@ -56,14 +44,14 @@ def test_a_run_stopped_by_on_conflict_fail_counts_its_listing(
     job = local_job(tmp_path, 'on_conflict = "fail"\n')
     assert main(["migrate", "-c", str(job)]) == 0
     (tmp_path / "out" / "y.bin").write_text("edited in the target, longer\n")
-    (tmp_path / "lib" / "z.bin").write_text("three, changed\n")  # an update to carry
+    (tmp_path / "lib" / "A" / "x.bin").write_text("one, changed\n")  # an update to carry
     report = tmp_path / "run.json"
     capsys.readouterr()
     assert main(["sync", "-c", str(job), "--report", str(report)]) == 2
     out = capsys.readouterr().out
-    assert "3 source entries" in out, out
-    assert json.loads(report.read_text())["counts"]["source_entries"] == 3
-    assert (tmp_path / "out" / "z.bin").read_text() == "three\n", "nothing written"
+    assert "2 source entries" in out, out
+    assert json.loads(report.read_text())["counts"]["source_entries"] == 2
+    assert (tmp_path / "out" / "A" / "x.bin").read_text() == "one\n", "nothing written"
 
 
 def test_plan_exits_1_when_the_run_would_hold_items_back(

@@ -33,7 +33,7 @@ from pipeline.verify import (
     verify_job,
 )
 from state.store import StateStore
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, library
+from tests.pipeline.helpers import CS_KEY, CS_SECTION, CS_TOKEN, library, sb_section, wf_section
 
 SB_SPACE = 288868932106293
 SB_TOKEN = "sb-verify-token"
@@ -42,14 +42,9 @@ WF_LOCALE = "65427cf400e02b306eaa04a0"
 WF_TOKEN = "wf-verify-token"
 CS, SB, WF = "http://cs.emulator", "http://sb.emulator", "http://wf.emulator"
 SECTIONS = {
-    "contentstack": (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-                     f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\n'
-                     "requests_per_second = 1000\n"),
-    "storyblok": (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
-                  f'base_url = "{SB}"\nrequests_per_second = 1000\n'),
-    "webflow": (f'connector = "webflow"\nsite_id = "{WF_SITE}"\ntoken = "{WF_TOKEN}"\n'
-                f'base_url = "{WF}"\nrate_limit_per_minute = 600000\n'
-                f'locales = {{de = "{WF_LOCALE}"}}\n'),
+    "contentstack": CS_SECTION,
+    "storyblok": sb_section(SB_SPACE, SB_TOKEN),
+    "webflow": wf_section(WF_SITE, WF_TOKEN, f'{{de = "{WF_LOCALE}"}}'),
 }
 
 

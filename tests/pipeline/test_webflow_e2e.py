@@ -21,7 +21,17 @@ from pipeline.plan import Op
 from pipeline.report import plan_summary
 from pipeline.run import execute_job, plan_job
 from pipeline.samples import SampleFile, sample_library
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, library, local_inventory, sha
+from tests.pipeline.helpers import (
+    CS_KEY,
+    CS_SECTION,
+    CS_TOKEN,
+    cs_inventory,
+    library,
+    local_inventory,
+    sb_section,
+    sha,
+    wf_section,
+)
 
 SITE = "6390c49674a71f84b51a08d8"
 LOCALE = "65427cf400e02b306eaa04a0"
@@ -29,13 +39,8 @@ TOKEN = "wf-e2e-token-5d21"
 WF = "http://wf.emulator"
 SB = "http://sb.emulator"
 CS = "http://cs.emulator"
-WF_SECTION = (f'connector = "webflow"\nsite_id = "{SITE}"\ntoken = "{TOKEN}"\n'
-              f'base_url = "{WF}"\nrate_limit_per_minute = 600000\n'
-              f'locales = {{de = "{LOCALE}"}}\n')
-SB_SECTION = (f'connector = "storyblok"\nspace_id = 288868932106293\ntoken = "sb-t"\n'
-              f'base_url = "{SB}"\nrequests_per_second = 1000\n')
-CS_SECTION = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-              f'management_token = "{CS_TOKEN}"\nbase_url = "{CS}"\nrequests_per_second = 1000\n')
+WF_SECTION = wf_section(SITE, TOKEN, f'{{de = "{LOCALE}"}}')
+SB_SECTION = sb_section(288868932106293, "sb-t")
 
 
 @pytest.fixture
