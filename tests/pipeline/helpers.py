@@ -42,6 +42,24 @@ def wf_section(site_id: str, token: str, locales: str = "") -> str:
             + (f"locales = {locales}\n" if locales else ""))
 
 
+def ct_section(site_id: str, token: str, folders: Mapping[str, str] | None = None) -> str:
+    """A section for the Contento emulator routed in-process at
+    ``http://contento.emulator/api``, unpaced, with ``[source.folders]`` (folder id -> path)
+    when given (it must then end the source section)."""
+    table = "".join(f'"{fid}" = "{path}"\n' for fid, path in (folders or {}).items())
+    return (f'connector = "contento"\nsite_id = "{site_id}"\ntoken = "{token}"\n'
+            'base_url = "http://contento.emulator/api"\nrequests_per_second = 1000\n'
+            + (f"\n[source.folders]\n{table}" if table else ""))
+
+
+def delivery_section(token: str) -> str:
+    """A section for the Contentstack Delivery API emulator routed in-process at
+    ``http://cdn.emulator`` (environment ``production``), unpaced."""
+    return (f'connector = "contentstack-delivery"\napi_key = "{CS_KEY}"\n'
+            f'delivery_token = "{token}"\nenvironment = "production"\n'
+            'base_url = "http://cdn.emulator"\nrequests_per_second = 1000\n')
+
+
 def local_job(tmp_path: Path, run: str = "") -> Path:
     """``tmp_path/job.toml``: local ``lib`` (``A/x.bin``, ``y.bin``) -> local ``out``, the
     state in ``s.db``, plus the ``run`` lines of ``[run]``."""

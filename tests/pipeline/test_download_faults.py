@@ -31,9 +31,10 @@ from pipeline.run import execute_job
 from pipeline.samples import SampleFile, sample_library
 from state.store import ItemStatus, RunStatus, StateStore
 from tests.pipeline.helpers import (
-    CS_KEY,
     cs_inventory,
     cs_to_local_job,
+    ct_section,
+    delivery_section,
     library,
     local_inventory,
     local_to_cs_job,
@@ -311,13 +312,10 @@ async def test_read_only_sources_take_gzip_and_redirects_from_their_file_hosts(
     dest = tmp_path / "out"
     if kind == "contento":
         demo = ContentoDemo(settings)
-        section = (f'connector = "contento"\nsite_id = "{CT_SITE}"\ntoken = "{CT_TOKEN}"\n'
-                   'base_url = "http://contento.emulator/api"\nrequests_per_second = 1000\n')
+        section = ct_section(CT_SITE, CT_TOKEN)
     else:
         demo = ContentstackDeliveryDemo(settings)
-        section = (f'connector = "contentstack-delivery"\napi_key = "{CS_KEY}"\n'
-                   f'delivery_token = "{CS_DELIVERY}"\nenvironment = "production"\n'
-                   'base_url = "http://cdn.emulator"\nrequests_per_second = 1000\n')
+        section = delivery_section(CS_DELIVERY)
     try:
         demo.seed(files)
         emu = demo.emulator

@@ -26,14 +26,13 @@ from pipeline.config import JobConfig, load_job
 from pipeline.plan import Op, Plan
 from pipeline.report import RunSummary
 from pipeline.run import execute_job, plan_job
-from tests.pipeline.helpers import CS_SECTION, job_toml, sb_section
+from tests.pipeline.helpers import CS_SECTION, job_toml, sb_section, wf_section
 
 SB_SPACE = 288868932106411
 SB_TOKEN = "sb-drift-at-write-token-3e9d"
 WF_SITE = "6390c49674a71f84b51a08e1"
 WF_TOKEN = "wf-drift-at-write-token-81c2"
-WF_SECTION = (f'connector = "webflow"\nsite_id = "{WF_SITE}"\ntoken = "{WF_TOKEN}"\n'
-              'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n')
+WF_SECTION = wf_section(WF_SITE, WF_TOKEN)
 LATER = "2099-01-01T00:00:00.000Z"
 """An update time long after our write: an edit made in the target (Storyblok and Webflow
 name no version; their drift is told by size, then by update time)."""

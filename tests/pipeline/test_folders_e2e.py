@@ -13,9 +13,8 @@ from pipeline.config import load_job
 from pipeline.plan import Op
 from pipeline.report import plan_table
 from pipeline.run import execute_job, plan_job
-from tests.pipeline.helpers import CS_KEY, CS_TOKEN, cs_inventory, job_toml, sha
+from tests.pipeline.helpers import CS_SECTION, cs_inventory, job_toml, sha
 
-BASE = "http://cs.emulator"
 LEVELS = tuple(f"level {i:02d}" for i in range(1, 41))
 
 
@@ -29,12 +28,10 @@ async def test_forty_levels_with_one_file_become_one_contentstack_folder(
     job_file = tmp_path / "job.toml"
     job_file.write_text(
         f'[source]\nconnector = "local"\npath = "{source}"\n\n'
-        f'[target]\nconnector = "contentstack"\napi_key = "{CS_KEY}"\n'
-        f'management_token = "${{E2E_CS}}"\nbase_url = "{BASE}"\n'
-        "requests_per_second = 1000\n\n"
+        f'[target]\n{CS_SECTION}\n'
         f'[mapping]\ncollapsed_path = "{collapsed_path}"\n\n'
         f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
-    job = load_job(job_file, env={"E2E_CS": CS_TOKEN})
+    job = load_job(job_file, env={})
     transports = {"target": in_process_transport(emu.app)}
 
     plan = await plan_job(job, transports=transports)
@@ -125,9 +122,7 @@ async def test_assets_of_a_kept_folder_say_they_stay_as_its_line_does(tmp_path: 
 async def test_folder_root_added_after_a_run_moves_assets_where_the_target_can(
         tmp_path: Path, emu: ContentstackEmulator) -> None:
     source = _two_files(tmp_path)
-    target = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-              f'management_token = "{CS_TOKEN}"\nbase_url = "{BASE}"\n'
-              "requests_per_second = 1000\n")
+    target = CS_SECTION
     transports = {"target": in_process_transport(emu.app)}
     job = load_job(_job(tmp_path, source, target), env={})
     assert (await execute_job(job, "migrate", transports=transports)).exit_code() == 0
@@ -153,9 +148,7 @@ async def test_a_changed_collapsed_path_updates_the_assets_it_carries(
     bottom = source.joinpath(*LEVELS[:8])
     bottom.mkdir(parents=True)
     (bottom / "deep.txt").write_bytes(b"deep")
-    target = (f'connector = "contentstack"\napi_key = "{CS_KEY}"\n'
-              f'management_token = "{CS_TOKEN}"\nbase_url = "{BASE}"\n'
-              "requests_per_second = 1000\n")
+    target = CS_SECTION
     transports = {"target": in_process_transport(emu.app)}
     job = load_job(_job(tmp_path, source, target, '[mapping]\ncollapsed_path = "tag"\n'), env={})
     assert (await execute_job(job, "migrate", transports=transports)).exit_code() == 0

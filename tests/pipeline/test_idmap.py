@@ -35,7 +35,6 @@ from tests.pipeline.helpers import sb_section as storyblok_section
 
 SB_OLD, SB_NEW = 288868932106293, 288868932106294
 SB_TOKEN = "sb-map-token"
-SB, CS = "http://sb.emulator", "http://cs.emulator"
 
 
 def sb_section(space: int) -> str:

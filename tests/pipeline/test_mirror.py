@@ -22,7 +22,7 @@ from pipeline.report import RunSummary
 from pipeline.run import Transports, execute_job
 from pipeline.verify import verify_job
 from state.store import ItemStatus, StateStore
-from tests.pipeline.helpers import CS_KEY, CS_SECTION, CS_TOKEN, job_toml, sb_section
+from tests.pipeline.helpers import CS_KEY, CS_SECTION, CS_TOKEN, job_toml, sb_section, wf_section
 
 SB_SPACE = 288868932106301
 SB_TOKEN = "sb-mirror-token-9e2b"
@@ -31,8 +31,7 @@ CS = "http://cs.emulator"
 SB_SECTION = sb_section(SB_SPACE, SB_TOKEN)
 WF_SITE = "6390c49674a71f84b51a08d9"
 WF_TOKEN = "wf-mirror-token-3c8e"
-WF_SECTION = (f'connector = "webflow"\nsite_id = "{WF_SITE}"\ntoken = "{WF_TOKEN}"\n'
-              'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n')
+WF_SECTION = wf_section(WF_SITE, WF_TOKEN)
 CS_HEADERS = {"api_key": CS_KEY, "authorization": CS_TOKEN}
 SB_HEADERS = {"authorization": SB_TOKEN}
 

@@ -24,13 +24,11 @@ from pipeline.plan import Op, Plan, PlanInput, make_plan
 from pipeline.report import plan_summary, plan_table
 from pipeline.run import execute_job, plan_job
 from pipeline.samples import sample_library, write_local_library
-from tests.pipeline.helpers import job_toml
+from tests.pipeline.helpers import ct_section, job_toml, sb_section
 
 SB_SPACE = 288868932106293
 SB_TOKEN = "sb-names-token-5d1e"
-SB = "http://sb.emulator"
-SB_SECTION = (f'connector = "storyblok"\nspace_id = {SB_SPACE}\ntoken = "{SB_TOKEN}"\n'
-              f'base_url = "{SB}"\nrequests_per_second = 1000\n')
+SB_SECTION = sb_section(SB_SPACE, SB_TOKEN)
 ALL = Capabilities(target=True, replace=True, update_metadata=True, delete=True,
                    find_asset=True)
 
@@ -208,9 +206,7 @@ async def test_a_literal_percent_20_in_a_contento_name_lands_as_percent_20(
     ct.add_asset("100%20sure.png", png())
     ct.add_asset("two words.png", png())
     dest = tmp_path / "out"
-    source = ('connector = "contento"\nsite_id = "s_01jDSh2WkN8Kp6SvRA8Ne5CJ69"\n'
-              'token = "ct-names-token"\nbase_url = "http://contento.emulator/api"\n'
-              "requests_per_second = 1000\n")
+    source = ct_section("s_01jDSh2WkN8Kp6SvRA8Ne5CJ69", "ct-names-token")
     config = load_job(job(tmp_path, source, local(dest)), env={})
     try:
         summary = await execute_job(config, "migrate",

@@ -28,9 +28,10 @@ from pipeline.run import execute_job, plan_job
 from pipeline.samples import SampleFile, sample_library
 from state.store import ItemStatus
 from tests.pipeline.helpers import (
-    CS_KEY,
     CS_SECTION,
     cs_paths,
+    ct_section,
+    delivery_section,
     local_inventory,
     sb_section,
     sha,
@@ -44,16 +45,11 @@ SB_SPACE = 288868932106293
 SB_TOKEN = "sb-e2e-token-41c9"
 
 SB_SECTION = sb_section(SB_SPACE, SB_TOKEN)
-DELIVERY_SECTION = (f'connector = "contentstack-delivery"\napi_key = "{CS_KEY}"\n'
-                    'delivery_token = "${CS_DELIVERY}"\nenvironment = "production"\n'
-                    'base_url = "http://cdn.emulator"\nrequests_per_second = 1000\n')
+DELIVERY_SECTION = delivery_section("${CS_DELIVERY}")
 
 
 def contento_section(folders: dict[str, str]) -> str:
-    table = "".join(f'"{fid}" = "{path}"\n' for fid, path in folders.items())
-    return (f'connector = "contento"\nsite_id = "{CT_SITE}"\ntoken = "${{CONTENTO_TOKEN}}"\n'
-            'base_url = "http://contento.emulator/api"\nrequests_per_second = 1000\n'
-            + (f"\n[source.folders]\n{table}" if table else ""))
+    return ct_section(CT_SITE, "${CONTENTO_TOKEN}", folders)
 
 
 def write_job(tmp_path: Path, source: str, target: str) -> Path:

@@ -40,7 +40,7 @@ SB_TOKEN = "sb-verify-token"
 WF_SITE = "6390c49674a71f84b51a08d8"
 WF_LOCALE = "65427cf400e02b306eaa04a0"
 WF_TOKEN = "wf-verify-token"
-CS, SB, WF = "http://cs.emulator", "http://sb.emulator", "http://wf.emulator"
+CS = "http://cs.emulator"
 SECTIONS = {
     "contentstack": CS_SECTION,
     "storyblok": sb_section(SB_SPACE, SB_TOKEN),

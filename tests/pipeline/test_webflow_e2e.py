@@ -37,8 +37,6 @@ SITE = "6390c49674a71f84b51a08d8"
 LOCALE = "65427cf400e02b306eaa04a0"
 TOKEN = "wf-e2e-token-5d21"
 WF = "http://wf.emulator"
-SB = "http://sb.emulator"
-CS = "http://cs.emulator"
 WF_SECTION = wf_section(SITE, TOKEN, f'{{de = "{LOCALE}"}}')
 SB_SECTION = sb_section(288868932106293, "sb-t")
 
