@@ -198,9 +198,14 @@ class RunWorkflow:
         ends, so a cancelled run knows what it heard back about."""
         progress = self._progress
         progress.phase = "folders"
-        folders = await workflow.execute_activity_method(
+        making = asyncio.ensure_future(workflow.execute_activity_method(
             Activities.folders, args=[ref, planned.folders],
-            start_to_close_timeout=PLAN_TIMEOUT, retry_policy=CONTROL_RETRY)
+            start_to_close_timeout=PLAN_TIMEOUT, retry_policy=CONTROL_RETRY))
+        try:
+            folders = await asyncio.shield(making)
+        except asyncio.CancelledError:  # the folders it makes are in the ledger: count them
+            outcomes.extend((await making).outcomes)
+            raise
         outcomes.extend(folders.outcomes)
         progress.planned = sum(len(p) for p in planned.partitions) + len(planned.deletes)
         progress.partitions = len(planned.partitions)
