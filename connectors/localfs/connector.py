@@ -231,7 +231,8 @@ class LocalFolderConnector:
         entries = await self._manifest.entries()
         async for item in self._walk(with_files=True):
             if isinstance(item, _FileAt):
-                yield self._asset(item, entries.listing(item.rel))
+                rel = item.rel
+                yield self._asset(item, entries.listing(rel), rel)
             elif isinstance(item, _Skip):
                 yield _skipped_asset(item)
 
@@ -281,7 +282,7 @@ class LocalFolderConnector:
         """Depth-first, entries sorted by name: parents come first, paths in sorted order."""
         if not await anyio.to_thread.run_sync(self._root_exists):
             return
-        top = await self._scan(())
+        top = await self._scan((), dirs_only=not with_files)
         if with_files:
             for skip in top.skipped:
                 yield skip
@@ -305,7 +306,7 @@ class LocalFolderConnector:
                     yield found
                 batch = []
                 child = (*parts, entry.name)
-                scan = await self._scan(child)
+                scan = await self._scan(child, dirs_only=not with_files)
                 if scan.vanished or scan.real in ancestors:
                     reason = (
                         "folder vanished while listing" if scan.vanished
@@ -338,13 +339,17 @@ class LocalFolderConnector:
             self._reported.add((path, reason))
             say("local.skipped", path=path, reason=reason)
 
-    async def _scan(self, parts: tuple[str, ...]) -> _Scan:
-        scan = await anyio.to_thread.run_sync(self._scan_sync, parts)
+    async def _scan(self, parts: tuple[str, ...], *, dirs_only: bool = False) -> _Scan:
+        scan = await anyio.to_thread.run_sync(self._scan_sync, parts, dirs_only)
         for skip in scan.skipped:
             self._skipped_once("/".join((*parts, skip.name)), skip.reason, log.info)
         return scan
 
-    def _scan_sync(self, parts: tuple[str, ...]) -> _Scan:
+    def _scan_sync(self, parts: tuple[str, ...], dirs_only: bool = False) -> _Scan:
+        """The entries of the folder ``parts``, sorted by name, and those left out (with
+        why). ``dirs_only``: the folders only (a plain file is passed by unchecked: the
+        listing of folders walks every folder of 100,000 files, the assets' walk checks
+        them)."""
         directory = self._root.joinpath(*parts)
         entries: list[_DirEntry] = []
         skipped: list[_Skip] = []
@@ -370,6 +375,12 @@ class LocalFolderConnector:
             if name.startswith(TMP_PREFIX):  # a user's file with our reserved prefix
                 skipped.append(_Skip(parts, printable(name), RESERVED_PREFIX_REASON))
                 continue
+            if dirs_only:
+                try:
+                    if not item.is_dir(follow_symlinks=False) and not item.is_symlink():
+                        continue
+                except OSError:
+                    pass  # checked below like any entry: an unreadable one is reported
             own = self._own_reason(real, parts, name)
             if own is not None:
                 skipped.append(_Skip(parts, printable(name), own))
@@ -479,13 +490,13 @@ class LocalFolderConnector:
         return infos, vanished
 
     def _asset(self, found: _FileAt,
-               entry: tuple[AssetMeta, Mapping[str, str]] | None) -> Asset:
+               entry: tuple[AssetMeta, Mapping[str, str]] | None, rel: str) -> Asset:
         info = found.info
         folder_id = self._folder_ids.get(found.parts)
         if folder_id is None:  # one string per folder, not one per file
             folder_id = self._folder_ids[found.parts] = "/".join(found.parts)
         return Asset(
-            source_id=found.rel,
+            source_id=rel,
             filename=info.name,
             folder_path=found.parts,
             folder_id=folder_id or None,
@@ -759,7 +770,8 @@ class LocalFolderConnector:
         if not infos:
             return None
         found = _FileAt(parts[:-1], infos[0])
-        return self._asset(found, entries.listing(found.rel))
+        rel = found.rel
+        return self._asset(found, entries.listing(rel), rel)
 
     async def find_asset(
         self, folder_id: str | None, filename: str, size: int

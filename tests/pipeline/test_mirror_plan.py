@@ -3,6 +3,7 @@ an incremental listing that never prunes."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -126,3 +127,21 @@ def test_a_move_is_an_update_that_sends_no_metadata() -> None:
     [action] = make_plan("r", inp).assets
     assert (action.op, action.move_from, action.target_folder) == (Op.UPDATE, ("A",), ("B",))
     assert not action.meta_changed
+
+
+def test_drift_of_a_version_told_by_its_marker_text_or_parsed() -> None:
+    """A marker ending with the listed version is read without parsing it; every other
+    marker (other key order, a version the listing extends, odd characters) is parsed, and
+    each gives the same verdict as the full rules."""
+    odd = 'a"b\\c é'
+    assert target_drift(write_marker(10, odd, NOW), listed("t", version=odd)) is None
+    assert target_drift(write_marker(10, odd, NOW), listed("t", version='a"b')) is not None
+    assert target_drift(write_marker(10, "1:2", NOW), listed("t", version="1:2:3:4")) is None
+    assert target_drift(write_marker(10, "1:2", NOW), listed("t", version="1:3")) is not None
+    unsorted = json.dumps({"version": "3", "size": 10})
+    assert target_drift(unsorted, listed("t", version="3")) is None
+    assert target_drift(unsorted, listed("t", version="4")) is not None
+    # a key that merely ends like the version's is not the version
+    other = json.dumps({"size": 10, "x\"version": "4"})
+    assert target_drift(other, listed("t", version="4", size=12)) is not None
+    assert target_drift(write_marker(10, "4", NOW), listed("t", version="4", size=12)) is None
