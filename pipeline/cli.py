@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -161,20 +161,31 @@ def cli(ctx: click.Context, log_format: str | None, verbose: bool) -> None:
     ctx.obj = Globals(log_format or "text", verbose)
 
 
-def _write(text: str, out: Path | None = None, *, quiet: bool = False) -> None:
-    """``text`` to stdout or to the file ``out`` (folders made). Raises OSError."""
+def _write(text: str | Callable[[], Iterable[str]], out: Path | None = None, *,
+           quiet: bool = False) -> None:
+    """``text`` to stdout (ending with a newline) or to the file ``out`` (folders made, UTF-8).
+    ``text`` may be a function giving it in parts, written as they come. Raises OSError."""
+    parts: Iterable[str] = (text,) if isinstance(text, str) else text()
     if out is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        last = ""
+        for part in parts:
+            sys.stdout.write(part)
+            last = part or last
+        if not last.endswith("\n"):
+            sys.stdout.write("\n")
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        with out.open("w", encoding="utf-8") as file:
+            for part in parts:
+                file.write(part)
         if not quiet:
             sys.stderr.write(f"wrote {out}\n")
 
 
-def write_output(text: str, out: Path | None, *, option: str, what: str,
-                 quiet: bool = False, fallback: bool = True) -> bool:
+def write_output(text: str | Callable[[], Iterable[str]], out: Path | None, *, option: str,
+                 what: str, quiet: bool = False, fallback: bool = True) -> bool:
     """Write a command's output ``text`` to ``out`` (stdout when None); never raises OSError.
+    ``text`` may be a function giving it in parts (called again for the fallback).
 
     When ``out`` cannot be written (it was checked before the run, but folders change), the
     error names ``option``, the path and the reason on stderr, and with ``fallback`` the text
@@ -284,16 +295,23 @@ def format_of(given: str | None, out: Path | None, suffixes: Mapping[str, str], 
 
 
 def render_plan(plan: Plan, fmt: str, thumbnails: Mapping[str, str] | None = None) -> str:
+    return "".join(render_plan_parts(plan, fmt, thumbnails))
+
+
+def render_plan_parts(plan: Plan, fmt: str,
+                      thumbnails: Mapping[str, str] | None = None) -> Iterator[str]:
+    """The plan in ``fmt`` (table, json, markdown, html), in parts to write as they come
+    (a plan of 100,000 assets is never held whole as text; the HTML page is one part)."""
     from pipeline.html_report import plan_html
-    from pipeline.report import plan_json, plan_markdown, plan_table
+    from pipeline.report import plan_json_parts, plan_markdown_parts, plan_table_parts
 
     if fmt == "html":
-        return plan_html(plan, thumbnails=thumbnails)
+        return iter((plan_html(plan, thumbnails=thumbnails),))
     if fmt == "json":
-        return plan_json(plan)
+        return plan_json_parts(plan)
     if fmt == "markdown":
-        return plan_markdown(plan)
-    return plan_table(plan)
+        return plan_markdown_parts(plan)
+    return plan_table_parts(plan)
 
 
 def _route_scopes(job: JobConfig) -> str:
@@ -358,9 +376,10 @@ def cmd_plan(ctx: click.Context, config: Path, fmt: str | None, out: Path | None
     with bulk_allocation():  # no cyclic GC passes over 100,000 assets' objects
         plan = run_async(lambda: plan_job(job, prune=prune or None, with_source=read_thumbnails
                                           if fmt == "html" and thumbnails else None))
-        text = render_plan(plan, fmt, thumbs)
-    if not write_output(text, out, option="--out", what="the plan"):
-        return EXIT_FATAL
+        # written as it is rendered, the objects' memory reused for the text's
+        if not write_output(lambda: render_plan_parts(plan, fmt, thumbs), out, option="--out",
+                            what="the plan"):
+            return EXIT_FATAL
     return plan_exit_code(plan)
 
 

@@ -499,11 +499,8 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     )
 
     rules = NameRules.of(inp.limits)
-    target_index: dict[tuple[FolderPath, str], list[Asset]] = defaultdict(list)
-    target_by_id: dict[str, Asset] = {}
-    for t in inp.target_assets:
-        target_index[(t.folder_path, rules.key(t.filename))].append(t)
-        target_by_id[t.source_id] = t
+    target_index = _NameIndex(inp.target_assets, rules)
+    target_by_id = {t.source_id: t for t in inp.target_assets}
 
     # filenames per target folder, compared as the target compares them; where files and
     # folders share names (a file system), a file never takes a folder's name there
@@ -512,10 +509,16 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         for path in {*tree.target_folders(), *existing_paths}:
             folder_names[path[:-1]].add(path[-1])
     names_by_folder: dict[FolderPath, list[tuple[str, str]]] = defaultdict(list)
-    placed_assets: list[tuple[Asset, FolderPath | None]] = []
+    placement: dict[FolderPath, FolderPath | None] = {}  # per source folder, not per asset
+
+    def place_once(asset: Asset) -> FolderPath | None:
+        path = folder_of(asset)
+        if path not in placement:
+            placement[path] = place(path)
+        return placement[path]
+
     for asset in listed:
-        folder = place(folder_of(asset))
-        placed_assets.append((asset, folder))
+        folder = place_once(asset)
         if folder is not None:
             names_by_folder[folder].append(
                 (asset.source_id, target_filename(asset.filename, inp.limits))
@@ -560,18 +563,18 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     actions = [
         _asset_action(asset, folder, final_names, (told := about(asset))[0], told[1], inp,
                       target_index, target_by_id, live_owner, owned, told[2], keys, mapper)
-        for asset, folder in placed_assets
+        for asset in listed for folder in (place_once(asset),)
     ]
-    actions = [replace(a, warnings=(*a.warnings, *verdicts[a.source_id].notes))
-               if a.source_id in verdicts and verdicts[a.source_id].notes else a
-               for a in actions]
+    if any(v.notes for v in verdicts.values()):
+        actions = [replace(a, warnings=(*a.warnings, *verdicts[a.source_id].notes))
+                   if a.source_id in verdicts and verdicts[a.source_id].notes else a
+                   for a in actions]
     actions.extend(
         _excluded_action(a, filtered.get(a.source_id), inp, target_by_id)
         for a in inp.source_assets if a.skipped or a.source_id in filtered
     )
     actions = _warn_over_asset_count(actions, inp)
-    claimed = {a.target_id: a for a in actions if a.target_id}
-    prune = _prune_actions(inp, target_by_id, present, claimed)
+    prune = _prune_actions(inp, target_by_id, present, actions)
     actions.extend(prune.actions)
     source_limits = inp.source_limits or Limits()
     plan = Plan(route, tuple(folder_actions), tuple(actions), inp.limits.requests_per_second,
@@ -603,7 +606,7 @@ def check_plan(plan: Plan) -> None:
     # the first action per target asset and per target name; a list only for a second one
     # (a plan of 100,000 actions makes no list per action)
     first_asset: dict[str, AssetAction] = {}
-    first_name: dict[tuple[FolderPath, str], AssetAction] = {}
+    first_name: dict[FolderPath, dict[str, AssetAction]] = {}  # no key tuple per action
     by_asset: dict[str, list[AssetAction]] = {}
     by_name: dict[tuple[FolderPath, str], list[AssetAction]] = {}
     placing = (Op.CREATE, Op.UPDATE, Op.REPLACE)
@@ -614,10 +617,12 @@ def check_plan(plan: Plan) -> None:
                 by_asset.setdefault(a.target_id, [seen]).append(a)
         placed = a.op in placing or (a.op is Op.SKIP and a.target_id)
         if placed and a.target_folder is not None and a.filename:
-            key = (a.target_folder, a.filename)
-            seen = first_name.setdefault(key, a)
+            names = first_name.get(a.target_folder)
+            if names is None:
+                names = first_name[a.target_folder] = {}
+            seen = names.setdefault(a.filename, a)
             if seen is not a:
-                by_name.setdefault(key, [seen]).append(a)
+                by_name.setdefault((a.target_folder, a.filename), [seen]).append(a)
     for target_id, touching in by_asset.items():
         if len(touching) > 1:
             problems.append(f"target asset {target_id}: " + _touching(touching))
@@ -723,6 +728,29 @@ def _kept_folders(inp: PlanInput, tree: TreeMap, source_paths: Mapping[str, Fold
     return out
 
 
+class _NameIndex:
+    """The target's assets by folder and name (compared as the target compares names),
+    built at the first look-up: a re-run whose every asset is unchanged looks up none, and
+    holds no index of 100,000 names."""
+
+    __slots__ = ("_assets", "_by_name", "_rules")
+
+    def __init__(self, assets: Sequence[Asset], rules: NameRules) -> None:
+        self._assets = assets
+        self._rules = rules
+        self._by_name: dict[tuple[FolderPath, str], list[Asset]] | None = None
+
+    def get(self, folder: FolderPath, filename: str) -> list[Asset]:
+        """The target assets named ``filename`` in ``folder`` (listing order)."""
+        if self._by_name is None:
+            key = self._rules.key
+            index: dict[tuple[FolderPath, str], list[Asset]] = defaultdict(list)
+            for t in self._assets:
+                index[(t.folder_path, key(t.filename))].append(t)
+            self._by_name = dict(index)
+        return self._by_name.get((folder, self._rules.key(filename)), [])
+
+
 class _MetaMapper:
     """The locale and field rules of one plan applied to an asset's metadata
     (:func:`mappings.locales.fit_locales`, then :func:`mappings.fields.map_meta`).
@@ -789,7 +817,7 @@ def _asset_action(
     tree_warnings: tuple[str, ...],
     tree_error: str | None,
     inp: PlanInput,
-    target_index: Mapping[tuple[FolderPath, str], list[Asset]],
+    target_index: _NameIndex,
     target_by_id: Mapping[str, Asset],
     live_owner: Mapping[str, str],
     owned: frozenset[str] = frozenset(),
@@ -798,6 +826,8 @@ def _asset_action(
     mapper: _MetaMapper | None = None,
 ) -> AssetAction:
     path = asset_path(asset)
+    if path == asset.source_id:  # a local folder's ids are its paths: one string, not two
+        path = asset.source_id
     if keys is None:
         keys = _RuleKeys(inp.field_rules.key if inp.field_rules is not None else "",
                          inp.locale_rules.key())
@@ -950,7 +980,7 @@ def _asset_action(
         return _with(_target(base, target_by_id[record.target_id or ""]), Op.REPLACE,
                      "an earlier run was interrupted while replacing this file: replace again",
                      reconcile=True)
-    candidates = target_index.get((folder, NameRules.of(inp.limits).key(filename)), [])
+    candidates = target_index.get(folder, filename)
     in_flight = record is not None and record.status is ItemStatus.IN_FLIGHT
     # a target asset that another listed source asset owns is never adopted a second time,
     # and an entry the target's own listing leaves out (assetferry's state database in a local
@@ -1149,7 +1179,7 @@ class _Prune:
 
 
 def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: set[str],
-                   claimed: Mapping[str, AssetAction]) -> _Prune:
+                   actions: Sequence[AssetAction]) -> _Prune:
     """Assets we migrated whose source is gone: retire, delete, hold back or report.
 
     A gone asset whose target asset a listed source asset took over (same path: adopted
@@ -1161,6 +1191,9 @@ def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: s
         (key, r) for key, r in inp.records.items()
         if key[0] == "asset" and key[1] not in present and r.status is ItemStatus.DONE
         and r.target_id and r.target_id in target_by_id)]
+    # the listed asset (the last, if several) whose action names a gone row's target asset
+    wanted = {r.target_id for r in gone}
+    claimed = {a.target_id: a for a in actions if a.target_id in wanted} if wanted else {}
     out: list[AssetAction] = []
     doomed: list[ItemRecord] = []
     for r in gone:

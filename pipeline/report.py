@@ -33,17 +33,18 @@ def iter_plan_items(plan: Plan) -> Iterator[dict[str, Any]]:
          "path": f.path, "reason": f.reason, "warnings": list(f.warnings)}
         for f in plan.folders
     )
-    yield from (
-        {"op": a.op.value, "kind": "asset", "source_id": a.source_id, "path": a.path,
-         "reason": a.reason, "warnings": list(a.warnings),
-         "target_path": "/".join((*a.target_folder, a.filename)) if a.target_folder is not None
-         and a.filename else None,
-         **({"excluded_by": a.excluded_by} if a.excluded_by else {}),
-         **({"publish": a.publish.text()} if a.publish is not None and a.publish_requests
-            else {}),
-         **({"notes": list(a.asset.notes)} if a.asset is not None and a.asset.notes else {})}
-        for a in plan.assets
-    )
+    for a in plan.assets:
+        item = {"op": a.op.value, "kind": "asset", "source_id": a.source_id, "path": a.path,
+                "reason": a.reason, "warnings": list(a.warnings),
+                "target_path": "/".join((*a.target_folder, a.filename))
+                if a.target_folder is not None and a.filename else None}
+        if a.excluded_by:
+            item["excluded_by"] = a.excluded_by
+        if a.publish is not None and a.publish_requests:
+            item["publish"] = a.publish.text()
+        if a.asset is not None and a.asset.notes:
+            item["notes"] = list(a.asset.notes)
+        yield item
 
 
 def _source_bytes(plan: Plan) -> tuple[int, int]:
@@ -85,17 +86,34 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     counts: Counter[str] = Counter()
     for f in plan.folders:
         counts[f"folders_{f.op.value}"] += 1
-    for a in plan.assets:
-        counts[a.op.value] += 1
-    excluded = sum(1 for a in plan.assets if a.asset is not None and a.asset.skipped)
-    by_rule = Counter(a.excluded_by or "source" for a in plan.assets
-                      if a.asset is not None and a.asset.skipped)
-    entries = sum(1 for a in plan.assets if a.asset is not None)
-    # a skipped item's warnings were reported when it was migrated: not again on every plan
-    warnings = sum(len(a.warnings) for a in plan.assets if a.op is not Op.SKIP)
+    by_rule: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    ops: Counter[Op] = Counter()
+    entries = gone = warnings = to_publish = drift = 0
+    skip = Op.SKIP
+    for a in plan.assets:  # one pass over 100,000 actions, not one per figure
+        op = a.op
+        ops[op] += 1
+        if a.asset is None:
+            gone += 1
+        else:
+            entries += 1
+            if a.asset.skipped:
+                by_rule[a.excluded_by or "source"] += 1
+        # a skipped item's warnings were reported when it was migrated: not again every plan
+        if op is not skip and a.warnings:
+            warnings += len(a.warnings)
+        if a.dropped:
+            dropped.update(a.dropped)
+        if a.publish is not None and a.publish_requests:
+            to_publish += 1
+        if a.drift:
+            drift += 1
+    for op, n in ops.items():
+        counts[op.value] += n
+    excluded = by_rule.total()
     warnings += sum(len(f.warnings) for f in plan.folders if f.op is not Op.SKIP)
     total_bytes, estimated_sizes = _source_bytes(plan)
-    dropped = Counter(name for a in plan.assets for name in a.dropped)
     return {
         "route": plan.route,
         **{op.value: counts.get(op.value, 0) for op in Op},
@@ -106,37 +124,43 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "excluded_by_rule": dict(sorted(by_rule.items())),
         "source_entries": entries,
         "source_assets": entries - excluded,
-        "gone_from_source": sum(1 for a in plan.assets if a.asset is None),
+        "gone_from_source": gone,
         "warnings": warnings,
         "bytes": total_bytes,
         "bytes_estimated": estimated_sizes,
         "dropped_fields": dict(sorted(dropped.items())),
-        "to_publish": sum(1 for a in plan.assets if a.publish_requests),
+        "to_publish": to_publish,
         "estimated_requests": plan.estimated_requests,
         "estimated_source_requests": plan.estimated_source_requests,
         "estimated_seconds": plan.estimated_seconds,
         "listing": plan.listing,
-        "drift": sum(1 for a in plan.assets if a.drift),
+        "drift": drift,
     }
 
 
 def plan_json(plan: Plan) -> str:
     """``{"summary": ..., "items": [...]}`` as ``json.dumps(..., indent=2,
-    ensure_ascii=False)`` writes it, byte for byte; the items are written one by one with the
+    ensure_ascii=False)`` writes it, byte for byte (:func:`plan_json_parts` joined)."""
+    return "".join(plan_json_parts(plan))
+
+
+def plan_json_parts(plan: Plan) -> Iterator[str]:
+    """:func:`plan_json` in parts, one per item (the command writes them as they come: the
+    JSON plan of 100,000 assets is never held whole). The items are written with the
     standard library's C string encoder (its indented mode is pure Python: seconds for
-    100,000 items)."""
+    100,000 items); an item holding a value that writer does not lay out is written by the
+    standard encoder, at the same indent."""
     head = json.dumps({"summary": plan_summary(plan)}, indent=2, ensure_ascii=False)
-    out = [head[:-2], ',\n  "items": [']
+    yield head[:-2] + ',\n  "items": ['
     empty = True
     for item in iter_plan_items(plan):
         text = _item_json(item)
-        if text is None:  # a value this writer does not lay out: the standard encoder
-            return json.dumps({"summary": plan_summary(plan), "items": plan_items(plan)},
-                              indent=2, ensure_ascii=False)
-        out.append(text if empty else "," + text)
+        if text is None:
+            text = "\n    " + json.dumps(item, indent=2, ensure_ascii=False).replace(
+                "\n", "\n    ")  # a string's own newlines are escaped: only the layout's
+        yield text if empty else "," + text
         empty = False
-    out.append("]\n}" if empty else "\n  ]\n}")
-    return "".join(out)
+    yield "]\n}" if empty else "\n  ]\n}"
 
 
 _encode = json.encoder.encode_basestring  # what ensure_ascii=False writes strings with
@@ -246,34 +270,40 @@ def plan_summary_text(plan: Plan, summary: dict[str, Any] | None = None) -> str:
 
 
 def plan_table(plan: Plan, *, width: int = 100) -> str:
-    out = io.StringIO()
-    out.write(f"{'OP':<12} {'KIND':<7} PATH / REASON\n")
+    return "".join(plan_table_parts(plan))
+
+
+def plan_table_parts(plan: Plan) -> Iterator[str]:
+    """:func:`plan_table` in parts, one per item (see :func:`plan_json_parts`)."""
+    yield f"{'OP':<12} {'KIND':<7} PATH / REASON\n"
     for r in iter_plan_items(plan):
-        out.write(f"{r['op']:<12} {r['kind']:<7} {one_line(r['path'])}\n")
-        out.write(f"{'':<20} {one_line(r['reason'])}\n")
-        for w in r["warnings"] if r["op"] != Op.SKIP.value else ():
-            out.write(f"{'':<20} ! {one_line(w)}\n")
-        for n in r.get("notes", ()):
-            out.write(f"{'':<20} i {one_line(n)}\n")
+        out = [f"{r['op']:<12} {r['kind']:<7} {one_line(r['path'])}\n",
+               f"{'':<20} {one_line(r['reason'])}\n"]
+        out.extend(f"{'':<20} ! {one_line(w)}\n"
+                   for w in (r["warnings"] if r["op"] != Op.SKIP.value else ()))
+        out.extend(f"{'':<20} i {one_line(n)}\n" for n in r.get("notes", ()))
         if r.get("publish"):
-            out.write(f"{'':<20} i publish to {one_line(r['publish'])}\n")
-    out.write("\n" + plan_summary_text(plan) + "\n")
-    return out.getvalue()
+            out.append(f"{'':<20} i publish to {one_line(r['publish'])}\n")
+        yield "".join(out)
+    yield "\n" + plan_summary_text(plan) + "\n"
 
 
 def plan_markdown(plan: Plan) -> str:
+    return "".join(plan_markdown_parts(plan))
+
+
+def plan_markdown_parts(plan: Plan) -> Iterator[str]:
+    """:func:`plan_markdown` in parts, one per item (see :func:`plan_json_parts`)."""
     def cell(text: str) -> str:
         return one_line(text).replace("|", "\\|")
 
-    out = io.StringIO()
     line = plan_summary_text(plan).replace("\n", "\n\n")
-    out.write(f"# assetferry plan: `{plan.route}`\n\n{line}\n\n")
-    out.write("| op | kind | path | reason | warnings | notes |\n|---|---|---|---|---|---|\n")
+    yield f"# assetferry plan: `{plan.route}`\n\n{line}\n\n"
+    yield "| op | kind | path | reason | warnings | notes |\n|---|---|---|---|---|---|\n"
     for r in iter_plan_items(plan):
         warnings = r["warnings"] if r["op"] != Op.SKIP.value else ()
-        out.write(f"| {r['op']} | {r['kind']} | {cell(r['path'])} | {cell(r['reason'])} | "
-                  f"{cell('; '.join(warnings))} | {cell('; '.join(r.get('notes', ())))} |\n")
-    return out.getvalue()
+        yield (f"| {r['op']} | {r['kind']} | {cell(r['path'])} | {cell(r['reason'])} | "
+               f"{cell('; '.join(warnings))} | {cell('; '.join(r.get('notes', ())))} |\n")
 
 
 @dataclass

@@ -413,7 +413,7 @@ async def plan_job(job: JobConfig, *, transports: Transports | None = None,
         route = job.route(source.scope, target.scope)
         if isinstance(target, SupportsWriteCheck):  # a read-only target shows now, exit 2
             await target.check_writable()
-        records = _read_records(job, route)
+        records = _read_records(job, route, times=False)
         plan = await build_plan(job, source, target, route, records, prune=prune)
         if with_source is not None:
             await with_source(source, plan)
@@ -599,12 +599,15 @@ def _read_runs(job: JobConfig, route: str, every: int) -> list[RunRecord]:
         store.close()
 
 
-def _read_records(job: JobConfig, route: str) -> dict[tuple[str, str], ItemRecord]:
+def _read_records(job: JobConfig, route: str, *,
+                  times: bool = True) -> dict[tuple[str, str], ItemRecord]:
+    """The route's ledger rows (none without a state DB); ``times=False``: without their
+    ``updated_at`` (:meth:`StateStore.items`), for a plan, which never reads it."""
     store = open_state(job, create=False)
     if store is None:
         return {}
     try:
-        return store.items(route)
+        return store.items(route, times=times)
     finally:
         store.close()
 

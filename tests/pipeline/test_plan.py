@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from functools import partial
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,8 @@ from connectors.base import Asset, AssetMeta, Capabilities, Folder, Limits, Loca
 from connectors.contentstack.connector import LIMITS as CONTENTSTACK
 from mappings.folders import FolderOverflow
 from pipeline import plan as plan_module
+from pipeline import report as report_module
+from pipeline.cli import render_plan, render_plan_parts, write_output
 from pipeline.plan import Op, PlanInput, make_plan, source_hash
 from pipeline.report import plan_items, plan_json, plan_summary, plan_table
 from state.store import ItemRecord, ItemStatus
@@ -199,6 +203,35 @@ def test_the_json_plan_is_what_the_standard_encoder_writes() -> None:
         assert plan_json(plan) == json.dumps(
             {"summary": plan_summary(plan), "items": plan_items(plan)}, indent=2,
             ensure_ascii=False)
+
+
+def test_a_json_item_the_fast_writer_cannot_lay_out_is_laid_out_the_same(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The JSON plan is written item by item: an item holding a value the C string writer
+    does not lay out (a number, an object) is written by the standard encoder at the same
+    indent, so the whole is still what ``json.dumps`` writes (it was re-encoded whole)."""
+    plan = make_plan("r", PlanInput([], [asset("n", "n.png"), asset("m", "m.png")], [], [],
+                                    {}, LIMITS, ALL, FolderOverflow.COLLAPSE))
+    items = [*plan_items(plan)]
+    items[1] = {**items[1], "size": 3, "extra": {"k": ["v", 1, None]}, "empty": {}}
+    monkeypatch.setattr(report_module, "iter_plan_items", lambda _plan: iter(items))
+    assert plan_json(plan) == json.dumps({"summary": plan_summary(plan), "items": items},
+                                         indent=2, ensure_ascii=False)
+
+
+def test_the_plan_command_writes_the_rendered_plan_in_parts(tmp_path: Path) -> None:
+    """``plan`` writes the text as it is rendered (never held whole): stdout and ``--out``
+    hold exactly what :func:`render_plan` gives, in every format."""
+    plan = make_plan("r", PlanInput([], [asset("n", "n.png"), asset("m", "m.png")], [], [],
+                                    {}, LIMITS, ALL, FolderOverflow.COLLAPSE))
+    for fmt in ("table", "json", "markdown"):
+        text = render_plan(plan, fmt)
+        out = tmp_path / f"plan.{fmt}"
+        assert write_output(partial(render_plan_parts, plan, fmt), out, option="--out",
+                            what="the plan", quiet=True)
+        assert out.read_text(encoding="utf-8") == text
+    assert render_plan(plan, "json") == plan_json(plan)
+    assert render_plan(plan, "table") == plan_table(plan)
 
 
 def test_action_copies_keep_every_other_field() -> None:

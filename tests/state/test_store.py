@@ -171,6 +171,26 @@ def test_items_share_the_source_ids_string_with_equal_paths_and_ids(store: State
     assert (kept.path, kept.target_id, kept.target_path) == ("d/b.txt", "blt9", "x/b.txt")
 
 
+def test_items_without_times_are_the_same_rows_but_updated_at(store: StateStore) -> None:
+    """What ``plan`` reads (``times=False``): every field as :meth:`StateStore.items` gives
+    it but ``updated_at`` (None); a row without a journal shares one empty journal, still
+    equal to a new one and written back as one."""
+    full = asset("a1", ItemStatus.DONE, path="d/a.txt", source_hash="h:m", target_id="t1",
+                 journal={"step": "uploaded"}, intent="create", last_error="e",
+                 target_marker='{"size": 1}')
+    bare = asset("a2", path="d/b.txt")
+    store.write([full, bare, ItemRecord(route=ROUTE, kind="folder", source_id="f1",
+                                        status=ItemStatus.DONE, path="d")])
+    timed, untimed = store.items(ROUTE), store.items(ROUTE, times=False)
+    assert timed.keys() == untimed.keys()
+    for key, rec in timed.items():
+        assert rec.updated_at is not None
+        assert untimed[key] == ItemRecord(**{**_fields(rec), "updated_at": None})
+    assert untimed[("asset", "a2")].journal == {}
+    store.write([untimed[("asset", "a2")]])  # a shared empty journal is written as {}
+    assert store.items(ROUTE)[("asset", "a2")].journal == {}
+
+
 def _fields(rec: ItemRecord) -> dict[str, Any]:
     return {name: getattr(rec, name) for name in ItemRecord.__slots__}
 
