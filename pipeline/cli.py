@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pipeline.console import Console
     from pipeline.plan import Plan
     from pipeline.report import RunSummary
+    from state.reader import LedgerView
     from state.store import RunRecord, StateStore
 
 DEFAULT_THUMBNAILS = 40
@@ -251,20 +252,28 @@ def refuse_bad_map(job: JobConfig) -> None:
 
 
 def read_state(job: JobConfig, config: Path) -> StateStore:
-    """The job's existing state DB, for commands that only read it (status, export-map,
-    verify); imports no run machinery (start-up, issue 12).
+    """The job's existing state DB, read-only, for commands that only read it (export-map,
+    verify): it never waits for a run writing the ledger; imports no run machinery
+    (start-up, issue 12).
 
     Raises StateError when a SQLite file is not there: a mistyped ``[run] state`` or a job
     that never ran must not look like an empty ledger.
     """
-    from state.store import StateError, StateStore
+    from state.store import StateStore
+
+    _state_exists(job, config)
+    return StateStore(job.run.state, read_only=True)
+
+
+def _state_exists(job: JobConfig, config: Path) -> None:
+    """StateError when the job's SQLite state file is not there (see :func:`read_state`)."""
+    from state.records import StateError
 
     url = job.run.state
     if url.strip() and "://" not in url and not Path(url).exists():
         raise StateError(
             f"no state database at {url} (has this job run yet? check [run] state in "
             f"{config}; migrate creates it)")
-    return StateStore(url)
 
 
 PLAN_SUFFIXES: Mapping[str, str] = {".txt": "table", ".json": "json", ".md": "markdown",
@@ -678,12 +687,15 @@ def cmd_status(ctx: click.Context, config: Path, fmt: str, log_format: str | Non
                verbose: bool) -> int:
     """What the state DB says about this job (needs no credentials)."""
     from pipeline.config import load_job
-    from state.store import display_url
+    from state.reader import open_ledger
+    from state.records import display_url
 
     _configure(ctx, log_format, verbose)
     job = load_job(config, secrets=False)
     route = _route_scopes(job)
-    store = read_state(job, config)
+    _state_exists(job, config)
+    # read-only: never waits for a run writing the ledger; a SQLite file without SQLAlchemy
+    store = open_ledger(job.run.state)
     data: dict[str, Any] = {"route": route, "state": display_url(job.run.state), "counts": {},
                             "last_run": None, "failed": [], "runs": []}
     try:
@@ -705,7 +717,7 @@ def _last_run_hints(last: dict[str, Any], config: Path | str) -> list[str]:
     process, or on Temporal) is followed or stopped, never started again (that meets the run
     lock, or the running workflow: exit 2); a gone or stopped one is resumed."""
     from pipeline.temporal import SERVER, cancel_hint, follow_hint
-    from state.store import STALE_AFTER
+    from state.records import STALE_AFTER
 
     again = f"`assetferry {last['mode']} -c {config}` again (with the same options)"
     workflow = last.get("workflow_id")
@@ -733,7 +745,7 @@ def _last_run_hints(last: dict[str, Any], config: Path | str) -> list[str]:
 LEDGER_KEYS = ("done", "failed", "in_flight", "skipped", "deleted")
 
 
-def status_data(store: StateStore, route: str) -> dict[str, Any]:
+def status_data(store: LedgerView, route: str) -> dict[str, Any]:
     """What ``status`` shows, from SQL aggregates only (cheap at 100,000 ledger rows).
 
     ``last_run.pending``: what the last run planned and did not reach (killed, interrupted,
@@ -771,7 +783,7 @@ def status_data(store: StateStore, route: str) -> dict[str, Any]:
 def _process_gone(run: RunRecord) -> bool:
     """A RUNNING run whose process is gone (killed): the run lock's own liveness test
     (`state.store.run_is_live`); the next run marks it interrupted and resumes."""
-    from state.store import RunStatus, run_is_live
+    from state.records import RunStatus, run_is_live
 
     return run.status is RunStatus.RUNNING and not run_is_live(
         run.owner, run.heartbeat_at or run.started_at)
@@ -779,7 +791,7 @@ def _process_gone(run: RunRecord) -> bool:
 
 def _run_status(run: RunRecord) -> str:
     """The run's status as it is now: ``running`` only while its process runs."""
-    from state.store import RunStatus
+    from state.records import RunStatus
 
     return RunStatus.INTERRUPTED.value if _process_gone(run) else run.status.value
 
@@ -1108,7 +1120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a bug gets a clear line, the traceback goes to -v
         from pipeline.run import crash_message
-        from state.store import StateError
+        from state.records import StateError
 
         if isinstance(exc, StateError):
             sys.stderr.write(f"error: {exc}\n")

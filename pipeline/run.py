@@ -112,13 +112,14 @@ async def list_all(connector: Source, side: str, *, since: datetime | None = Non
 
 
 def open_state(job: JobConfig, *, create: bool) -> StateStore | None:
-    """The job's state DB; ``None`` when ``create`` is False and a SQLite file is not there
+    """The job's state DB; with ``create`` False, read-only (it never waits for a run that
+    is writing the ledger, and creates nothing), and ``None`` when a SQLite file is not there
     yet (after checking a run could create it: StateError if not)."""
     url = job.run.state
     if not create and "://" not in url and not Path(url).exists():
         check_location(url)
         return None
-    return StateStore(url)
+    return StateStore(url, read_only=not create)
 
 
 def resolve_field_rules(job: JobConfig, target: Target) -> EffectiveRules:

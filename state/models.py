@@ -1,14 +1,13 @@
 """What the checkpoint stores: statuses, the records the pipeline sees, and the tables.
 
-The pipeline only handles `ItemRecord` / `RunRecord` (frozen, detached from any session);
-the ORM classes `Run`, `ItemState` and `SchemaVersion` stay inside `state`.
+The pipeline only handles `ItemRecord` / `RunRecord` (frozen, detached from any session;
+defined in `state.records`, without SQLAlchemy, and re-exported here); the ORM classes `Run`,
+`ItemState` and `SchemaVersion` stay inside `state`.
 There is deliberately no column for credentials: secrets live in the environment only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -16,6 +15,11 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Dialect, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from state.records import ItemRecord, ItemStatus, RunRecord, RunStatus
+
+__all__ = ["ADDED_COLUMNS", "ADDED_INDEXES", "SCHEMA_VERSION", "Base", "ItemClaim", "ItemRecord",
+           "ItemState", "ItemStatus", "Run", "RunRecord", "RunStatus", "SchemaVersion"]
 
 SCHEMA_VERSION = 1
 """Bump on every incompatible change to the tables below (and add a migration in `store`).
@@ -30,61 +34,6 @@ ADDED_INDEXES: tuple[tuple[str, str], ...] = (("items", "ix_items_route_last_run
 """Indexes added since their table first shipped: ``(table, index name)``. The store creates
 each one missing from a file written before it (``CREATE INDEX``: the schema version stays;
 an older assetferry ignores it)."""
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    DONE = "done"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-
-
-class ItemStatus(StrEnum):
-    PENDING = "pending"
-    IN_FLIGHT = "in_flight"
-    DONE = "done"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True, slots=True)
-class ItemRecord:
-    """One folder or asset of a route; `(route, kind, source_id)` is the key."""
-
-    route: str
-    kind: str  # "asset" | "folder"
-    source_id: str
-    status: ItemStatus
-    path: str = ""  # source path, "a/b/photo.jpg"
-    source_url: str | None = None
-    source_hash: str | None = None  # fingerprint of the source item when last done
-    target_id: str | None = None
-    target_url: str | None = None
-    target_path: str | None = None
-    attempts: int = 0
-    last_error: str | None = None
-    journal: Mapping[str, str] = field(default_factory=dict)  # multi-step upload notes
-    intent: str | None = None  # "create" | "replace" | "update" | "delete" while IN_FLIGHT
-    last_run_id: int | None = None
-    updated_at: datetime | None = None  # tz-aware UTC, set by the store
-    target_marker: str | None = None
-    """What the target held right after our last write of it (JSON: ``size`` in bytes,
-    ``version`` where the write's answer named one, ``at`` = our UTC clock after the write),
-    so a later listing can tell an edit made in the target since (drift)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    id: int
-    route: str
-    mode: str
-    status: RunStatus
-    started_at: datetime
-    finished_at: datetime | None
-    heartbeat_at: datetime | None
-    summary: Mapping[str, Any]
-    owner: str | None = None  # "host:pid" of the process that runs (ran) it
 
 
 class UTCDateTime(TypeDecorator[datetime]):

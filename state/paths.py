@@ -30,3 +30,14 @@ def unwritable(path: Path) -> str | None:
     except OSError as exc:
         return f"its folder {folder} cannot be created or written ({exc.strerror or exc})"
     return None
+
+
+def not_a_folder(path: Path) -> None:
+    """Raise `state.records.StateError` when the SQLite state file ``path`` is a directory."""
+    from state.records import StateError
+
+    if path.is_dir():
+        raise StateError(
+            f"state database {path} is a directory, not a state file: name a file, e.g. "
+            f"[run] state = \"{path / 'assetferry.db'}\"."
+        )

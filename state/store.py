@@ -8,8 +8,9 @@ Durability. On SQLite the store sets `journal_mode=WAL` and `synchronous=FULL`: 
 `NORMAL` survives a crash of the process but may lose the last commits on power loss or an OS
 crash, and an intent (`IN_FLIGHT`) that is lost after its upload started is exactly the
 duplicate we promise never to make. FULL costs one fsync per `write()`, which the pipeline
-amortises by batching. `busy_timeout` lets a second process (say `assetferry status` during a
-run) wait for the lock instead of failing with "database is locked", and write transactions
+amortises by batching. `busy_timeout` lets a second writer (another worker's store) wait for
+the lock instead of failing with "database is locked" (readers, ``read_only=True`` and
+`state.reader`, take no lock a writer holds: WAL), and write transactions
 start with `BEGIN IMMEDIATE` so that a read-then-write (the run lock in `start_run`) can't be
 overtaken by another writer in between.
 
@@ -33,14 +34,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import random
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -74,15 +73,28 @@ from state.models import (
     SCHEMA_VERSION,
     Base,
     ItemClaim,
-    ItemRecord,
     ItemState,
-    ItemStatus,
     Run,
-    RunRecord,
-    RunStatus,
     SchemaVersion,
 )
-from state.paths import unwritable
+from state.paths import not_a_folder, unwritable
+from state.records import (
+    BUSY_TIMEOUT_MS,
+    EXCLUDED_NOTE_PREFIX,
+    PRUNED_NOTE,
+    STALE_AFTER,
+    ItemRecord,
+    ItemStatus,
+    RunLockedError,
+    RunRecord,
+    RunStatus,
+    StateError,
+    StateSchemaError,
+    display_url,
+    run_is_live,
+    this_owner,
+    utcnow,
+)
 
 __all__ = [
     "EXCLUDED_NOTE_PREFIX",
@@ -103,83 +115,8 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-PRUNED_NOTE = "deleted from the target (pruned)"
-"""``last_error`` of a ledger row whose target asset a prune deleted (status SKIPPED)."""
-
-EXCLUDED_NOTE_PREFIX = "excluded by "
-"""Start of ``last_error`` of a DONE ledger row whose source asset the source or a filter rule
-now leaves out (``excluded by mapping.filters.exclude: ...``): its target copy stays, and
-prune never deletes it."""
-
-STALE_AFTER = timedelta(seconds=60)
-"""A RUNNING run whose heartbeat is older than this is taken as dead (resumable, not live)."""
-
-
-def _this_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_alive(owner: str | None) -> bool | None:
-    """Whether the run's process still exists: known on its own host, ``None`` elsewhere.
-
-    On the same host the answer is exact (a killed run is resumable at once; a live one with
-    a slow upload is never taken over). From another host only the heartbeat can tell.
-    """
-    if not owner:
-        return None
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def run_is_live(owner: str | None, heartbeat: datetime, now: datetime | None = None) -> bool:
-    """Whether a RUNNING run's process still runs: the run lock's test, and ``status``'s.
-
-    Its process exists (same host), or, from another host, its heartbeat is younger than
-    `STALE_AFTER`. A run that is not live is interrupted: the next run takes over and resumes.
-    """
-    alive = _owner_alive(owner)
-    return alive is True or (alive is None and (now or _utcnow()) - heartbeat < STALE_AFTER)
-
-
-BUSY_TIMEOUT_MS = 15_000
+_utcnow, _this_owner = utcnow, this_owner
 _WRITE = "assetferry_write"  # connection execution option: begin with BEGIN IMMEDIATE
-
-
-class RunLockedError(Exception):
-    """Another process is running this route (or took over the run we were writing for).
-
-    ``owner``: the running run's owner in the ledger (``host:pid``, or what a caller that
-    passed its own ``owner`` to :meth:`StateStore.start_run` wrote), when known, so the
-    caller can say who runs it and how to follow it."""
-
-    def __init__(self, message: str, owner: str | None = None) -> None:
-        super().__init__(message)
-        self.owner = owner
-
-
-class StateError(Exception):
-    """The state database can't be opened, read or written; the message says what to do.
-
-    Raised instead of the driver's or the file system's error, so a bad ``[run] state`` (a
-    path under a file, an unknown URL scheme, a driver that is not installed, a damaged file)
-    is a message for the user, never a traceback.
-    """
-
-
-class StateSchemaError(StateError):
-    """The state database has a schema this version of assetferry can't read."""
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 _FIX = "Set [run] state in the job file to a file path or a SQLAlchemy URL."
@@ -206,7 +143,7 @@ def _to_url(url: str) -> URL:
     if parsed.get_backend_name() == "sqlite" and db and db != ":memory:" and not db.startswith(
         "file:"
     ):
-        _not_a_folder(Path(db))
+        not_a_folder(Path(db))
         folder = Path(db).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -247,15 +184,6 @@ def sqlite_files(url: str) -> list[Path]:
     return [path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDECARS)]
 
 
-def _not_a_folder(path: Path) -> None:
-    """Raise StateError when the SQLite file ``path`` is a directory."""
-    if path.is_dir():
-        raise StateError(
-            f"state database {path} is a directory, not a state file: name a file, e.g. "
-            f"[run] state = \"{path / 'assetferry.db'}\"."
-        )
-
-
 def check_location(url: str) -> None:
     """For a SQLite path that does not exist yet: raise StateError if it never could.
 
@@ -269,7 +197,7 @@ def check_location(url: str) -> None:
     if "://" in url:
         return
     path = Path(url).expanduser().resolve()
-    _not_a_folder(path)
+    not_a_folder(path)
     problem = unwritable(path)
     if problem is not None:
         fails = "" if problem.endswith("not a folder") else ", so migrate would fail there"
@@ -318,19 +246,6 @@ DRIVER_PACKAGES = {
 """The PyPI package of each DBAPI module SQLAlchemy's dialects import (SQLAlchemy 2.0 docs,
 Dialects: each ``dialect+driver`` names its DBAPI); the module name is not always the
 package's (``mysql://`` imports ``MySQLdb``, from the package ``mysqlclient``)."""
-
-
-def display_url(url: str) -> str:
-    """``url`` as it may be shown (status, reports, logs): a server URL with its password
-    replaced by ``***``; a path, or a string that is not a URL, unchanged."""
-    if "://" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    userinfo, _, host = rest.rpartition("@")  # a password may hold '@' ':' '/' unencoded
-    user, has_password, _ = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
 
 
 def _scrub(text: str, secret: str | None) -> str:
@@ -450,6 +365,18 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _sqlite_connect_read_only(dbapi_conn: Any, _record: Any) -> None:
+    """A read-only store's connection: no journal-mode switch (it may need a write lock),
+    and ``query_only``: SQLite refuses any write on it."""
+    dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _sqlite_begin)
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA query_only=ON")
+    finally:
+        cursor.close()
+
+
 def _sqlite_begin(conn: Connection) -> None:
     immediate = conn.get_execution_options().get(_WRITE, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -536,9 +463,6 @@ _RECORD_COLUMNS = tuple(
     type_coerce(_ITEMS.c.journal, Text).label("journal") if f.name == "journal"
     else _ITEMS.c[f.name] for f in fields(ItemRecord) if f.name != "route")
 """The ``items`` columns in `ItemRecord`'s field order (``route`` aside: the caller's)."""
-_UNTIMED_COLUMNS = tuple(null().label(c.name) if c.name == "updated_at" else c
-                         for c in _RECORD_COLUMNS)
-"""`_RECORD_COLUMNS` with a NULL in place of ``updated_at``."""
 _JOURNAL_AT = [c.name for c in _RECORD_COLUMNS].index("journal")
 _SOURCE_ID_AT = [c.name for c in _RECORD_COLUMNS].index("source_id")
 _SAME_AS_SOURCE_ID = tuple([c.name for c in _RECORD_COLUMNS].index(name)
@@ -565,27 +489,42 @@ dict)."""
 class StateStore:
     """The checkpoint of every route kept in one database.
 
+    ``read_only``: for commands that only read (``status`` on a server database,
+    ``export-map``, ``verify``, ``plan``): the store creates and upgrades nothing and never
+    begins a write transaction, so it never waits for a run that is writing (SQLite in WAL
+    mode and PostgreSQL let readers read beside the writer); on SQLite it does not switch
+    the journal mode either, and ``PRAGMA query_only`` refuses any write; on PostgreSQL its
+    transactions are ``READ ONLY``. A file written before a table or column existed is read
+    as it is (a missing table as empty, a missing ``ADDED_COLUMNS`` column as NULL); the
+    next writing store adds them. The writing methods must not be called on it.
+
     Raises `StateSchemaError` when the database was written by a newer (or unknown) schema.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         parsed = _to_url(url)
         self._where = parsed.render_as_string(hide_password=True)
         self._secret = parsed.password if isinstance(parsed.password, str) else None
         self._sqlite = parsed.get_backend_name() == "sqlite"
+        self._read_only = read_only
+        self._absent: set[str] = set()  # tables the database lacks (read-only: not created)
+        self._record_columns: tuple[Any, ...] = _RECORD_COLUMNS
         try:
-            self._engine = self._create_engine(parsed)
+            self._engine = self._create_engine(parsed, read_only=read_only)
         except (NoSuchModuleError, ImportError) as exc:
             raise _engine_error(self._where, exc) from None
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         try:
-            self._init_schema()
+            if read_only:
+                self._check_schema()
+            else:
+                self._init_schema()
         except BaseException:
             self._engine.dispose()
             raise
 
     @staticmethod
-    def _create_engine(parsed: URL) -> Engine:
+    def _create_engine(parsed: URL, *, read_only: bool = False) -> Engine:
         engine: Engine
         if parsed.get_backend_name() == "sqlite":
             memory = parsed.database in (None, "", ":memory:")
@@ -595,13 +534,50 @@ class StateStore:
                 poolclass=StaticPool if memory else None,
                 connect_args={"check_same_thread": False} if memory else {},
             )
-            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "connect",
+                         _sqlite_connect_read_only if read_only else _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
         else:
             # short connect timeout: an unreachable server is an error in seconds, not minutes
-            args = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
+            postgres = parsed.get_backend_name() == "postgresql"
+            args = {"connect_timeout": 10} if postgres else {}
             engine = create_engine(parsed, pool_pre_ping=True, connect_args=args)
+            if read_only and postgres:  # SET TRANSACTION READ ONLY, by the dialect
+                engine = engine.execution_options(postgresql_readonly=True)
         return engine
+
+    def _check_schema(self) -> None:
+        """A read-only store's look at the schema: the version (StateSchemaError for another
+        one), the tables and ``ADDED_COLUMNS`` the database lacks (read as empty and NULL);
+        nothing is created or added."""
+        with self._transaction() as s:
+            conn = s.connection()
+            inspector = inspect(conn)
+            tables = set(inspector.get_table_names())
+            self._absent = {t for t in Base.metadata.tables if t not in tables}
+            if "schema_version" in tables:
+                self._check_version(s.scalar(
+                    select(SchemaVersion.version).where(SchemaVersion.id == 1)))
+            if "items" in tables:
+                have = {c["name"] for c in inspector.get_columns("items")}
+                self._record_columns = tuple(
+                    c if c.name in have or c.name not in {n for t, n in ADDED_COLUMNS
+                                                          if t == "items"}
+                    else null().label(c.name) for c in _RECORD_COLUMNS)
+
+    def _check_version(self, found: int | None) -> None:
+        """StateSchemaError when the database's schema version is not this one's."""
+        if found is not None and found != SCHEMA_VERSION:
+            newer = "a newer" if found > SCHEMA_VERSION else "an older, unsupported"
+            raise StateSchemaError(
+                f"state database {self._where} has schema version {found}, written by "
+                f"{newer} assetferry; this one reads version {SCHEMA_VERSION}. Upgrade "
+                "assetferry or point [run] state at another file."
+            )
+
+    def _lacks(self, *tables: str) -> bool:
+        """Whether a read-only store's database lacks one of ``tables`` (it reads as empty)."""
+        return any(t in self._absent for t in tables)
 
     def _init_schema(self) -> None:
         with self._transaction(write=True) as s:
@@ -612,13 +588,7 @@ class StateStore:
                 s.execute(select(func.pg_advisory_xact_lock(_lock_key("schema"))))
             Base.metadata.create_all(conn, tables=[Base.metadata.tables["schema_version"]])
             found = s.scalar(select(SchemaVersion.version).where(SchemaVersion.id == 1))
-            if found is not None and found != SCHEMA_VERSION:
-                newer = "a newer" if found > SCHEMA_VERSION else "an older, unsupported"
-                raise StateSchemaError(
-                    f"state database {self._where} has schema version {found}, written by "
-                    f"{newer} assetferry; this one reads version {SCHEMA_VERSION}. Upgrade "
-                    "assetferry or point [run] state at another file."
-                )
+            self._check_version(found)
             Base.metadata.create_all(conn)
             _add_columns(conn)
             _add_indexes(conn)
@@ -729,6 +699,8 @@ class StateStore:
 
     def runs(self, route: str, limit: int = 10) -> list[RunRecord]:
         """The route's runs, newest first."""
+        if self._lacks("runs"):
+            return []
         with self._transaction() as s:
             rows = s.scalars(
                 select(Run)
@@ -740,6 +712,8 @@ class StateStore:
 
     def routes(self) -> list[str]:
         """Every route with a run or an item, sorted."""
+        if self._lacks("runs", "items"):
+            return []
         with self._transaction() as s:
             found = set(s.scalars(select(Run.route).distinct()))
             found.update(s.scalars(select(ItemState.route).distinct()))
@@ -759,12 +733,21 @@ class StateStore:
         string, one string per kind, and the source id's string with a path or target id that
         holds the same text (a local folder's ids are its paths).
         """
-        query = select(*(_RECORD_COLUMNS if times else _UNTIMED_COLUMNS)).where(
-            _ITEMS.c.route == route)
+        columns = self._record_columns
+        if not times:
+            columns = tuple(null().label(c.name) if c.name == "updated_at" else c
+                            for c in columns)
+        query = select(*columns).where(_ITEMS.c.route == route)
         if kind is not None:
             query = query.where(_ITEMS.c.kind == kind)
+        return {(rec.kind, rec.source_id): rec for rec in self._records(route, query)}
+
+    def _records(self, route: str, query: Executable) -> Iterator[ItemRecord]:
+        """The `ItemRecord` of each row of ``query`` (a select of ``self._record_columns``),
+        as they are read (none is held here: ``plan`` reads 100,000)."""
+        if self._lacks("items"):
+            return
         kinds: dict[str, str] = {}
-        out: dict[tuple[str, str], ItemRecord] = {}
         journal, sid_at, same = _JOURNAL_AT, _SOURCE_ID_AT, _SAME_AS_SOURCE_ID
         target_path, target_id = _TARGET_PATH_AT, _TARGET_ID_AT
         with self._transaction() as s:
@@ -778,13 +761,16 @@ class StateStore:
                         values[at] = sid
                 if values[target_path] == values[target_id]:
                     values[target_path] = values[target_id]
-                rec = ItemRecord(route, *values)
-                out[rec.kind, rec.source_id] = rec
-        return out
+                yield ItemRecord(route, *values)
 
     def item(self, route: str, kind: str, source_id: str) -> ItemRecord | None:
         """One item's ledger row as it is now (``None``: it has none yet): what a worker that
         just claimed the item starts from."""
+        if self._read_only:
+            found = list(self._records(route, select(*self._record_columns).where(
+                _ITEMS.c.route == route, _ITEMS.c.kind == kind,
+                _ITEMS.c.source_id == source_id)))
+            return found[0] if found else None
         with self._transaction() as s:
             row = s.get(ItemState, (route, kind, source_id))
             return row.record() if row is not None else None
@@ -825,6 +811,8 @@ class StateStore:
     def counts(self, route: str) -> dict[str, int]:
         """Assets by status (every status, zeros included) plus "folders": the folder count."""
         result = {status.value: 0 for status in ItemStatus}
+        if self._lacks("items"):
+            return result | {"folders": 0}
         with self._transaction() as s:
             rows = s.execute(
                 select(ItemState.status, func.count())
@@ -849,6 +837,8 @@ class StateStore:
         100,000 rows.
         """
         result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "folders": 0}
+        if self._lacks("items"):
+            return result
         with self._transaction() as s:
             # three index-only or near index-only reads instead of one pass over every row
             # (EXPLAIN on SQLite, 100,000 rows: 22 ms instead of 100 ms of CPU): statuses from
@@ -878,6 +868,8 @@ class StateStore:
         key = case((ItemState.kind == "folder", "folders"), (pruned, "deleted"),
                    else_=ItemState.status)
         result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "folders": 0}
+        if self._lacks("items"):
+            return result
         with self._transaction() as s:
             for name, n in s.execute(select(key, func.count()).where(*where).group_by(key)):
                 result[str(getattr(name, "value", name))] = n
@@ -885,15 +877,9 @@ class StateStore:
 
     def failed_items(self, route: str, limit: int = 50) -> list[ItemRecord]:
         """Up to ``limit`` failed assets of the route, by path (the rest are counted)."""
-        with self._transaction() as s:
-            rows = s.scalars(
-                select(ItemState)
-                .where(ItemState.route == route, ItemState.kind == "asset",
-                       ItemState.status == ItemStatus.FAILED)
-                .order_by(ItemState.path)
-                .limit(limit)
-            )
-            return [row.record() for row in rows]
+        return list(self._records(route, select(*self._record_columns).where(
+            _ITEMS.c.route == route, _ITEMS.c.kind == "asset",
+            _ITEMS.c.status == ItemStatus.FAILED).order_by(_ITEMS.c.path).limit(limit)))
 
     # claims
 
@@ -968,6 +954,8 @@ class StateStore:
     def claims(self, route: str) -> dict[tuple[str, str], tuple[str, datetime]]:
         """The route's claims, expired ones included: ``(kind, source_id)`` to
         ``(owner, expires_at)`` (UTC). For status and tests."""
+        if self._lacks("claims"):
+            return {}
         with self._transaction() as s:
             rows = s.execute(
                 select(ItemClaim.kind, ItemClaim.source_id, ItemClaim.owner,

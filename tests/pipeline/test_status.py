@@ -112,10 +112,11 @@ STATUS_NEVER_IMPORTS = ("pipeline.run", "pipeline.checkpoint", "pipeline.plan",
                         "pipeline.stages", "rich", "pygments",
                         "sqlalchemy.dialects.postgresql", "httpx", "connectors.http",
                         "connectors.localfs.connector", "connectors.contentstack.connector",
-                        "PIL")
+                        "PIL", "sqlalchemy")
 """What ``status`` has no use for (issue 12, start-up): the run machinery, Rich (structlog
-imports it for tracebacks we never render with it), the PostgreSQL dialect on SQLite, the
-connectors and their HTTP client (the route comes from the config models' scopes)."""
+imports it for tracebacks we never render with it), SQLAlchemy on a SQLite file (read with
+``sqlite3``: ``state.reader``), the connectors and their HTTP client (the route comes from the
+config models' scopes)."""
 
 
 @pytest.mark.slow
@@ -224,3 +225,35 @@ async def test_an_in_process_run_meeting_a_run_on_temporal_names_its_workflow(
     assert "being run by its workflow on Temporal; it runs on Temporal as workflow " \
            "assetferry-4567" in summary.fatal
     assert "temporal workflow cancel --workflow-id assetferry-4567" in summary.fatal
+
+
+def test_status_and_export_map_answer_while_a_run_holds_the_write_lock(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A run in the middle of a commit holds SQLite's write lock (its change not committed
+    yet): ``status`` and ``export-map`` read the last committed ledger at once. On the code
+    before, each opened the store through a write transaction of its own, waited out the
+    15 s busy timeout and exited 2 ("stayed locked by another process")."""
+    from pipeline.cli import _route_scopes
+    from pipeline.config import load_job
+
+    for side in ("src", "dst"):
+        (tmp_path / side).mkdir()
+    job = job_toml(tmp_path, f'connector = "local"\npath = "{tmp_path / "src"}"',
+                   f'connector = "local"\npath = "{tmp_path / "dst"}"')
+    route = _route_scopes(load_job(job, secrets=False))
+    with StateStore(str(tmp_path / "state.db")) as store:
+        run = store.start_run(route, "migrate", planned=1)
+        store.write([ItemRecord(route=route, kind="asset", source_id="a.png", path="a.png",
+                                status=ItemStatus.DONE, target_id="a.png",
+                                target_path="a.png")], run_id=run)
+        store.finish_run(run, RunStatus.DONE, {"counts": {"created": 1}})
+    writer = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE items SET status = 'failed'")
+        assert main(["status", "-c", str(job)]) == 0
+        assert "ledger: 1 done, 0 failed" in capsys.readouterr().out
+        assert main(["export-map", "-c", str(job), "--format", "json"]) == 0
+        assert '"target_id": "a.png"' in capsys.readouterr().out
+    finally:
+        writer.close()
