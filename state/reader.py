@@ -113,7 +113,7 @@ class SqliteLedger:
                 f"state database {self._where} stayed locked by another process for "
                 f"{BUSY_TIMEOUT_MS // 1000} s ({reason}); try again when it has finished.")
         return StateError(
-            f"state database {self._where} cannot be read ({reason}): it is damaged, not an "
+            f"state database {self._where} cannot be used ({reason}): it is damaged, not an "
             "assetferry state file, or not readable. Restore it from a backup, or move it "
             "aside to start over: the next plan then adopts the assets already in the target "
             "(same folder, name and bytes) instead of uploading them again.")

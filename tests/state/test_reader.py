@@ -165,7 +165,7 @@ def test_the_readers_refuse_a_newer_schema_and_read_this_one(sqlite_db: Path) ->
 def test_the_stdlib_reader_names_a_file_that_is_no_database(sqlite_db: Path) -> None:
     sqlite_db.parent.mkdir(parents=True)
     sqlite_db.write_bytes(b"not a database, just text" * 100)
-    with pytest.raises(StateError, match=r"cannot be read .*not an assetferry state file"):
+    with pytest.raises(StateError, match=r"cannot be used .*not an assetferry state file"):
         open_ledger(str(sqlite_db))
     with pytest.raises(StateError, match="is a directory"):
         open_ledger(str(sqlite_db.parent))
