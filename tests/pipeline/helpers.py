@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from connectors.contentstack.emulator import ContentstackEmulator
 from pipeline.config import JobConfig, load_job
 from pipeline.samples import SampleFile, sample_library, write_local_library
@@ -40,6 +42,21 @@ def wf_section(site_id: str, token: str, locales: str = "") -> str:
     return (f'connector = "webflow"\nsite_id = "{site_id}"\ntoken = "{token}"\n'
             'base_url = "http://wf.emulator"\nrate_limit_per_minute = 600000\n'
             + (f"locales = {locales}\n" if locales else ""))
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """An httpx transport: pass requests on to ``inner`` and note each one (method, path, query)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.seen: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def ct_section(site_id: str, token: str, folders: Mapping[str, str] | None = None) -> str:

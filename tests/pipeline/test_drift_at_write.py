@@ -26,7 +26,7 @@ from pipeline.config import JobConfig, load_job
 from pipeline.plan import Op, Plan
 from pipeline.report import RunSummary
 from pipeline.run import execute_job, plan_job
-from tests.pipeline.helpers import CS_SECTION, job_toml, sb_section, wf_section
+from tests.pipeline.helpers import CS_SECTION, Recorder, job_toml, sb_section, wf_section
 
 SB_SPACE = 288868932106411
 SB_TOKEN = "sb-drift-at-write-token-3e9d"
@@ -219,19 +219,6 @@ async def test_source_wins_writes_over_an_edit_after_the_plan(tmp_path: Path) ->
     summary = await run_edited_after_plan(job, transports, side, Op.REPLACE)
     assert summary.exit_code() == 0, summary.text()
     assert (tmp_path / "out" / "A" / "x.txt").read_text() == "one, longer\n"
-
-
-class Recorder(httpx.AsyncBaseTransport):
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.seen: list[httpx.Request] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def test_one_direct_read_per_destructive_write_and_none_otherwise(

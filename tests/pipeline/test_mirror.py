@@ -22,7 +22,15 @@ from pipeline.report import RunSummary
 from pipeline.run import Transports, execute_job
 from pipeline.verify import verify_job
 from state.store import ItemStatus, StateStore
-from tests.pipeline.helpers import CS_KEY, CS_SECTION, CS_TOKEN, job_toml, sb_section, wf_section
+from tests.pipeline.helpers import (
+    CS_KEY,
+    CS_SECTION,
+    CS_TOKEN,
+    Recorder,
+    job_toml,
+    sb_section,
+    wf_section,
+)
 
 SB_SPACE = 288868932106301
 SB_TOKEN = "sb-mirror-token-9e2b"
@@ -34,21 +42,6 @@ WF_TOKEN = "wf-mirror-token-3c8e"
 WF_SECTION = wf_section(WF_SITE, WF_TOKEN)
 CS_HEADERS = {"api_key": CS_KEY, "authorization": CS_TOKEN}
 SB_HEADERS = {"authorization": SB_TOKEN}
-
-
-class Recorder(httpx.AsyncBaseTransport):
-    """Pass requests on to ``inner`` and note each one (method, path, query)."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.seen: list[httpx.Request] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def load(tmp_path: Path, source: str, target: str, run: str = "") -> JobConfig:
