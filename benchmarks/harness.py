@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -62,16 +62,19 @@ class Timed:
     max_rss_mib: float
     code: int
     out: str
+    cpu_seconds: float = float("nan")
+    """User + system CPU of the assetferry process, start-up included."""
 
 
 RSS = ("import resource, sys, time; t = time.monotonic(); from pipeline.cli import main; "
-       "rc = main(sys.argv[1:]); print('BENCH', time.monotonic() - t, resource.getrusage("
-       "resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+       "rc = main(sys.argv[1:]); u = resource.getrusage(resource.RUSAGE_SELF); "
+       "print('BENCH', time.monotonic() - t, u.ru_maxrss, u.ru_utime + u.ru_stime, "
+       "file=sys.stderr); sys.exit(rc)")
 
 
 def assetferry(*args: str, env: dict[str, str] | None = None, timeout: float = 3600) -> Timed:
     """Run ``assetferry ARGS`` in a fresh process: wall time (process start to exit), peak
-    RSS (MiB) and exit code."""
+    RSS (MiB), CPU seconds and exit code."""
     start = time.monotonic()
     run = subprocess.run([sys.executable, "-c", RSS, *args], cwd=ROOT, capture_output=True,
                          text=True, timeout=timeout, check=False,
@@ -79,10 +82,23 @@ def assetferry(*args: str, env: dict[str, str] | None = None, timeout: float = 3
     seconds = time.monotonic() - start
     line = [x for x in run.stderr.splitlines() if x.startswith("BENCH")]
     rss = int(line[-1].split()[2]) / 1024 if line else float("nan")
+    cpu = float(line[-1].split()[3]) if line else float("nan")
     if run.returncode not in (0, 1):
         raise RuntimeError(f"assetferry {' '.join(args)} exited {run.returncode}:\n"
                            f"{run.stdout[-1500:]}\n{run.stderr[-1500:]}")
-    return Timed(seconds, rss, run.returncode, run.stdout)
+    return Timed(seconds, rss, run.returncode, run.stdout, cpu)
+
+
+class Served(NamedTuple):
+    """One request an emulator served (benchmarks/serve.py), times in seconds since the
+    emulator started."""
+
+    start: float
+    method: str
+    path: str
+    status: int
+    end: float
+    """When its response ended."""
 
 
 @dataclass
@@ -92,14 +108,14 @@ class Emulator:
     env: dict[str, str]
     job: str
 
-    def stats(self) -> list[tuple[float, str, str, int]]:
+    def stats(self) -> list[Served]:
         data = httpx.get(self.url + "/__bench__/stats", timeout=30).json()
-        return [tuple(r) for r in data["requests"]]
+        return [Served(*r) for r in data["requests"]]
 
     def reset(self) -> None:
         httpx.post(self.url + "/__bench__/reset", timeout=30)
 
-    def api(self) -> list[tuple[float, str, str, int]]:
+    def api(self) -> list[Served]:
         """Requests to the rate-limited API so far."""
         return [r for r in self.stats() if r[2].startswith(API_PREFIX.get(self.cms, "/"))]
 
@@ -131,6 +147,14 @@ def emulator(cms: str, *, latency: float = 0.0, unlimited: bool = False,
         proc.wait(timeout=30)
 
 
-def span(requests: list[tuple[float, str, str, int]]) -> float:
+def span(requests: list[Served]) -> float:
     """Seconds from the first request's start to the last one's."""
     return requests[-1][0] - requests[0][0] if len(requests) > 1 else 0.0
+
+
+def busy_span(requests: list[Served]) -> float:
+    """Seconds from the first request's start to the last response's end: the span in which
+    the server was handed those requests."""
+    if not requests:
+        return 0.0
+    return max(r.end for r in requests) - min(r.start for r in requests)

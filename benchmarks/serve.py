@@ -4,7 +4,8 @@
 
 Prints one JSON line once serving: ``{"url", "env", "job"}`` (the job file table for this
 emulator, rate keys left to the connector's documented default). ``GET /__bench__/stats``
-answers the requests served so far (each ``[seconds since start, method, path, status]``),
+answers the requests served so far (each ``[seconds since start, method, path, status,
+seconds since start when the response ended]``),
 ``POST /__bench__/reset`` forgets them. Nothing here is part of assetferry.
 """
 
@@ -31,11 +32,12 @@ RATE_KEYS = re.compile(r"^(requests_per_second|rate_limit_per_minute) = .*\n", r
 
 
 class Recorder:
-    """ASGI middleware: logs every request's start, method, path and status."""
+    """ASGI middleware: logs every request's start, method, path, status and end (its
+    response's last byte handed to the server)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.log: list[tuple[float, str, str, int]] = []
+        self.log: list[tuple[float, str, str, int, float]] = []
         self.t0 = time.monotonic()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -62,7 +64,8 @@ class Recorder:
         try:
             await self.app(scope, receive, watch)
         finally:
-            self.log.append((started, scope.get("method", ""), path, status[0]))
+            self.log.append((started, scope.get("method", ""), path, status[0],
+                             time.monotonic() - self.t0))
 
 
 def main() -> None:

@@ -19,7 +19,16 @@ from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.harness import LIMIT, assetferry, emulator, job_file, local, span, write_big
+from benchmarks.harness import (
+    LIMIT,
+    Served,
+    assetferry,
+    emulator,
+    job_file,
+    local,
+    span,
+    write_big,
+)
 from pipeline.temporal.devserver import DevServer, start_worker, stop_worker
 
 Row = Callable[..., None]
@@ -96,7 +105,7 @@ def bench_temporal(tmp: Path, row: Row, *, quick: bool) -> None:
         small = tmp / "small"
         assets = 40 if quick else 100
         _small_library(small, assets)
-        runs: list[tuple[str, list[tuple[float, str, str, int]], float]] = []
+        runs: list[tuple[str, list[Served], float]] = []
         with emulator("contentstack") as emu:
             work = tmp / "rate-inproc"
             work.mkdir()
