@@ -107,6 +107,16 @@ class Emulator:
     url: str
     env: dict[str, str]
     job: str
+    pid: int = 0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the emulator's process has used so far (Linux ``/proc``; NaN
+        elsewhere)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stats(self) -> list[Served]:
         data = httpx.get(self.url + "/__bench__/stats", timeout=30).json()
@@ -141,7 +151,7 @@ def emulator(cms: str, *, latency: float = 0.0, unlimited: bool = False,
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError(f"{cms} emulator did not start") from None
                 time.sleep(0.2)
-        yield Emulator(cms, info["url"], info["env"], info["job"])
+        yield Emulator(cms, info["url"], info["env"], info["job"], proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
