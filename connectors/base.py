@@ -471,10 +471,13 @@ class Source(Protocol):
 
 @runtime_checkable
 class SupportsLocalPath(Protocol):
-    async def local_path(self, asset: Asset) -> Path | None:
+    def local_path(self, asset: Asset) -> Path | None:
         """The asset's bytes as a local file the pipeline may read in place (never write or
         delete), or ``None`` when they must be streamed through ``open_asset``. Raises
-        ItemError when the file is gone or unsafe (as ``open_asset`` would)."""
+        ItemError when the file is gone or unsafe (as ``open_asset`` would).
+
+        Blocking (it may touch the file system): the pipeline calls it in a worker thread,
+        in the same hop as the file's size check and digests (one thread hop per file)."""
         ...
 
 

@@ -8,18 +8,20 @@ Group commit: a transaction is written when someone waits for it (a ``commit``),
 is full, when the block ends, or at the latest :data:`LINGER` seconds after the oldest posted
 record; posted records alone never force a synced transaction of their own, so an asset's
 DONE record rides with the next intents' commit instead of costing one (issue 12: with
-concurrency 4 the writer had made a commit for every intent and nearly every result).
+concurrency 4 the writer had made a commit for every intent and nearly every result). The
+records wait in a plain queue: handing one over never blocks, and a posted record wakes the
+writer task only when it was idle (a wake-up per record was a task switch per asset).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pipeline.crashpoints import crash_point
 from state.store import ItemRecord, ItemStatus, StateStore
@@ -45,21 +47,29 @@ class Checkpointer:
         self.run_id = run_id
         self.records: dict[Key, ItemRecord] = dict(records)
         self._batch = batch
-        self._send: MemoryObjectSendStream[_Entry]
-        self._recv: MemoryObjectReceiveStream[_Entry]
-        self._send, self._recv = anyio.create_memory_object_stream[_Entry](batch)
+        self._pending: deque[_Entry] = deque()
+        """Records handed to the writer and not yet taken into a transaction, in order."""
+        self._waiters = 0
+        """How many of the pending records someone waits for (``commit``)."""
+        self._wake = anyio.Event()
+        """Set when the writer must not linger: a record is waited for, a batch is full,
+        or the block ends, or the writer is idle. A record posted while the writer lingers
+        does not set it (no wake-up of the writer per posted record: issue 12, per-asset
+        CPU)."""
+        self._closed = False
+        self._idle = False
+        """The writer waits with nothing pending: the first record handed over wakes it."""
         self.commits = 0
         self._owed: dict[Key, ItemRecord] = {}
-        """Records sent and not yet written, the newest per key: what a cancelled writer
-        still writes (a record handed to the writer's waiting ``receive`` is lost when the
-        writer is cancelled at that moment, so the stream cannot tell)."""
+        """Records handed over and not yet written, the newest per key: what a cancelled
+        writer still writes (those pending and those of a transaction cut short)."""
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """The writer task: runs until :meth:`close` and everything sent is written.
+        """The writer task: runs until :meth:`close` and everything handed over is written.
 
-        Cancelled (Ctrl-C, SIGTERM), it still writes every record sent before it stops: an
-        item whose result was posted has been reported done, so the ledger must say so too
-        (the interrupted run's summary and the ledger agree)."""
+        Cancelled (Ctrl-C, SIGTERM), it still writes every record handed over before it
+        stops: an item whose result was posted has been reported done, so the ledger must
+        say so too (the interrupted run's summary and the ledger agree)."""
         task_status.started()
         try:
             await self._write_until_closed()
@@ -69,52 +79,42 @@ class Checkpointer:
                 if owed:
                     await anyio.to_thread.run_sync(self._write, owed)
                     self._owed.clear()
+                    self._pending.clear()
             raise
 
-    async def _write_until_closed(self) -> None:
-        async with self._recv:
-            ended = False
-            while not ended:
-                try:
-                    first = await self._recv.receive()
-                except anyio.EndOfStream:
-                    return
-                entries = [first]
-                ended = self._drain(entries)
-                if not ended and not _awaited(entries):
-                    # posted records only: wait for a commit to ride with (group commit)
-                    with anyio.move_on_after(LINGER):
-                        while len(entries) < self._batch and not _awaited(entries):
-                            try:
-                                entries.append(await self._recv.receive())
-                            except anyio.EndOfStream:
-                                ended = True
-                                break
-                            ended = self._drain(entries)
-                            if ended:
-                                break
-                batch = [rec for rec, _ in entries]
-                await anyio.to_thread.run_sync(self._write, batch)
-                for rec in batch:
-                    key = (rec.kind, rec.source_id)
-                    if self._owed.get(key) is rec:  # not sent again meanwhile
-                        del self._owed[key]
-                self.commits += 1
-                for _, done in entries:
-                    if done is not None:
-                        done.set()
+    def _urgent(self) -> bool:
+        return self._closed or self._waiters > 0 or len(self._pending) >= self._batch
 
-    def _drain(self, entries: list[_Entry]) -> bool:
-        """Add what is already sent (up to a batch) to ``entries``; True when the stream
-        has ended."""
-        while len(entries) < self._batch:
-            try:
-                entries.append(self._recv.receive_nowait())
-            except anyio.WouldBlock:
-                return False
-            except anyio.EndOfStream:
-                return True
-        return False
+    async def _write_until_closed(self) -> None:
+        while True:
+            if self._wake.is_set():
+                self._wake = anyio.Event()  # before looking: a later hand-over sets it
+            if not self._pending:
+                if self._closed:
+                    return
+                self._idle = True  # the next hand-over wakes it, to start the linger
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._idle = False
+                continue
+            if not self._urgent():
+                # posted records only: wait for a commit to ride with (group commit)
+                with anyio.move_on_after(LINGER):
+                    await self._wake.wait()
+            entries = [self._pending.popleft()
+                       for _ in range(min(self._batch, len(self._pending)))]
+            batch = [rec for rec, _ in entries]
+            await anyio.to_thread.run_sync(self._write, batch)
+            for rec in batch:
+                key = (rec.kind, rec.source_id)
+                if self._owed.get(key) is rec:  # not handed over again meanwhile
+                    del self._owed[key]
+            self.commits += 1
+            for _, done in entries:
+                if done is not None:
+                    self._waiters -= 1
+                    done.set()
 
     def _write(self, batch: list[ItemRecord]) -> None:
         self.store.write(batch, run_id=self.run_id)
@@ -125,20 +125,28 @@ class Checkpointer:
             self.on_written(batch)
 
     def _remember(self, record: ItemRecord) -> ItemRecord:
-        record = replace(record, last_run_id=self.run_id)
+        if record.last_run_id != self.run_id:
+            record = replace(record, last_run_id=self.run_id)
         self.records[(record.kind, record.source_id)] = record
         return record
 
-    async def _send_owed(self, record: ItemRecord, done: anyio.Event | None) -> None:
-        """Send ``record`` to the writer and count it owed once sent (no await between: a
-        record whose send was cancelled is not owed, its item not reported)."""
-        await self._send.send((record, done))
+    def _hand_over(self, record: ItemRecord, done: anyio.Event | None) -> None:
+        """Queue ``record`` for the writer and count it owed (no await: a record is either
+        handed over, and then written, or not at all)."""
+        if self._closed:
+            raise RuntimeError("the ledger writer is closed")
+        record = self._remember(record)
+        self._pending.append((record, done))
         self._owed[(record.kind, record.source_id)] = record
+        if done is not None:
+            self._waiters += 1
+        if self._idle or done is not None or len(self._pending) >= self._batch:
+            self._wake.set()
 
     async def commit(self, record: ItemRecord) -> None:
         """Write ``record`` and return once it is durable."""
         done = anyio.Event()
-        await self._send_owed(self._remember(record), done)
+        self._hand_over(record, done)
         await done.wait()
 
     async def commit_many(self, records: Sequence[ItemRecord]) -> None:
@@ -148,20 +156,17 @@ class Checkpointer:
             return
         *ahead, last = records
         for record in ahead:
-            await self._send_owed(self._remember(record), None)
+            self._hand_over(record, None)
         await self.commit(last)
 
     async def post(self, record: ItemRecord) -> None:
         """Write ``record`` with the next commit (at most :data:`LINGER` s from now); does
-        not wait."""
-        await self._send_owed(self._remember(record), None)
+        not wait (and does not wake the writer)."""
+        self._hand_over(record, None)
 
     async def close(self) -> None:
-        await self._send.aclose()
-
-
-def _awaited(entries: list[_Entry]) -> bool:
-    return any(done is not None for _, done in entries)
+        self._closed = True
+        self._wake.set()
 
 
 class RecordJournal:

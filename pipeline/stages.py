@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import anyio
 import structlog
-from anyio.streams.memory import MemoryObjectSendStream
 
 from connectors.base import (
     DIGESTS,
@@ -179,19 +179,26 @@ async def _create_folder(target: Target, parent_id: str | None, path: FolderPath
 
 
 async def stage(source: Source, asset: Asset, tmpdir: Path,
-                digests: frozenset[str] = DIGESTS) -> StagedFile:
+                digests: frozenset[str] = DIGESTS, *, in_place: bool | None = None
+                ) -> StagedFile:
     """The asset's bytes as a file to upload, its size checked against the listing's.
 
     A source that has the file locally (:class:`SupportsLocalPath`) hands it over to be read
     in place: no copy, and only the ``digests`` the target reads are computed (one pass, in
-    a worker thread; none at all for most targets). Otherwise the bytes stream to a temp
+    the same worker-thread hop as finding the file and checking its size; no digest at all
+    for most targets). Otherwise the bytes stream to a temp
     file in ``tmpdir`` while both digests are computed. Raises ItemError when the size
-    differs from the listing's.
+    differs from the listing's. ``in_place``: whether ``source`` is a
+    :class:`SupportsLocalPath` (``None``: look; a protocol check costs more than the rest).
     """
-    if isinstance(source, SupportsLocalPath):
-        local = await source.local_path(asset)
-        if local is not None:
-            return await anyio.to_thread.run_sync(_stage_in_place, local, asset, digests)
+    if in_place is None:
+        in_place = isinstance(source, SupportsLocalPath)
+    if in_place:
+        # one worker-thread hop for the path, its size check and the digests together
+        staged = await anyio.to_thread.run_sync(
+            _stage_local, cast(SupportsLocalPath, source), asset, digests)
+        if staged is not None:
+            return staged
     path = tmpdir / f"{uuid.uuid4().hex}.part"
     md5 = hashlib.md5(usedforsecurity=False)
     sha = hashlib.sha256()
@@ -254,6 +261,14 @@ def ledger_note(action: AssetAction, rec: ItemRecord) -> str | None:
 def _size_changed(size: int, listed: int) -> ItemError:
     return ItemError(f"the source sent {size} bytes but listed {listed}; "
                      "the file may have changed during the run: run again")
+
+
+def _stage_local(source: SupportsLocalPath, asset: Asset,
+                 digests: frozenset[str]) -> StagedFile | None:
+    """Blocking: ``source``'s local file of ``asset`` read in place (:func:`_stage_in_place`),
+    or ``None`` when the source has no local file for it."""
+    local = source.local_path(asset)
+    return None if local is None else _stage_in_place(local, asset, digests)
 
 
 def _stage_in_place(path: Path, asset: Asset, digests: frozenset[str]) -> StagedFile:
@@ -323,6 +338,7 @@ class AssetLoader:
         self.digests = staged_digests(target)
         self.on_conflict = on_conflict
         self._owners: dict[str, ItemRecord] | None = None
+        self._in_place = isinstance(source, SupportsLocalPath)
 
     def prepare(self, action: AssetAction) -> Prepared | None:
         """The intent to commit before ``action`` is handed to a loader, for an action that
@@ -557,7 +573,8 @@ class AssetLoader:
     async def _stage(self, asset: Asset) -> StagedFile:
         for attempt in range(1, UPLOAD_TRIES + 1):
             try:
-                return await stage(self.source, asset, self.tmpdir, self.digests)
+                return await stage(self.source, asset, self.tmpdir, self.digests,
+                                   in_place=self._in_place)
             except RetryableError:
                 if attempt == UPLOAD_TRIES:
                     raise
@@ -666,41 +683,50 @@ uploads that never started, each looked up once by the next run."""
 
 class _Handover:
     """The work handed from the feeder to the loaders: at most ``cap`` items waiting (a
-    non-upload item may exceed it by one)."""
+    non-upload item may exceed it by one). A plain queue and two events: taking work that
+    is there, or handing work over, costs no task switch (issue 12: a condition variable
+    woke the feeder at every take)."""
 
     def __init__(self, cap: int) -> None:
         self._items: deque[_Work] = deque()
         self._cap = cap
         self._closed = False
-        self._changed = anyio.Condition()
+        self._low = -1
+        """The feeder waits until at most this many items wait (-1: it is not waiting)."""
+        self._arrived = anyio.Event()
+        """Set when work is put or the handover closes; renewed once seen set."""
+        self._taken = anyio.Event()
+        """Set when a take brings the queue down to ``_low``."""
 
     async def room(self, low: int) -> int:
         """Wait until at most ``low`` items wait; the free slots then."""
-        async with self._changed:
-            while len(self._items) > low:
-                await self._changed.wait()
-            return self._cap - len(self._items)
+        while len(self._items) > low:
+            self._low = low
+            self._taken = anyio.Event()
+            await self._taken.wait()
+        self._low = -1
+        return self._cap - len(self._items)
 
-    async def put(self, work: Sequence[_Work]) -> None:
-        async with self._changed:
-            self._items.extend(work)
-            self._changed.notify_all()
+    def put(self, work: Sequence[_Work]) -> None:
+        self._items.extend(work)
+        self._arrived.set()
 
-    async def close(self) -> None:
-        async with self._changed:
-            self._closed = True
-            self._changed.notify_all()
+    def close(self) -> None:
+        self._closed = True
+        self._arrived.set()
 
     async def take(self) -> _Work | None:
         """The next item, waiting for one; ``None`` once closed and empty."""
-        async with self._changed:
-            while not self._items and not self._closed:
-                await self._changed.wait()
-            if not self._items:
+        while not self._items:
+            if self._closed:
                 return None
-            work = self._items.popleft()
-            self._changed.notify_all()
-            return work
+            if self._arrived.is_set():
+                self._arrived = anyio.Event()
+            await self._arrived.wait()
+        work = self._items.popleft()
+        if len(self._items) <= self._low:
+            self._taken.set()
+        return work
 
 
 async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, concurrency: int,
@@ -713,7 +739,6 @@ async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, con
     :data:`INTENTS_AHEAD` uploads per loader queued, topping up when half are taken."""
     cap = max(2, INTENTS_AHEAD * concurrency)
     handover = _Handover(cap)
-    done_send, done_recv = anyio.create_memory_object_stream[Outcome](max(2, concurrency * 2))
     outcomes: list[Outcome] = []
 
     async def feed() -> None:
@@ -735,34 +760,26 @@ async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, con
                     await loader.ckpt.commit_many(
                         [p.intent for _, p in chunk if p is not None])
                     crash_point("intents.committed")
-                    await handover.put(chunk)
+                    handover.put(chunk)
                 if other is not None:
-                    await handover.put([other])
+                    handover.put([other])
                 elif not chunk:
                     return
         finally:
-            await handover.close()
+            handover.close()
 
-    async def load(out: MemoryObjectSendStream[Outcome]) -> None:
-        async with out:
-            while (work := await handover.take()) is not None:
-                action, prepared = work
-                outcome = await loader.run(action, prepared)
-                # reported at once, with no await since its ledger record was posted: an
-                # interruption cannot fall between the two (the summary and the ledger agree)
-                if progress is not None:
-                    progress(outcome)
-                await out.send(outcome)
-
-    async def collect() -> None:
-        async with done_recv:
-            outcomes.extend([outcome async for outcome in done_recv])
+    async def load() -> None:
+        while (work := await handover.take()) is not None:
+            action, prepared = work
+            outcome = await loader.run(action, prepared)
+            # reported at once, with no await since its ledger record was posted: an
+            # interruption cannot fall between the two (the summary and the ledger agree)
+            if progress is not None:
+                progress(outcome)
+            outcomes.append(outcome)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(feed)
-        async with done_send:
-            for _ in range(concurrency):
-                tg.start_soon(load, done_send.clone())
-        tg.start_soon(collect)
+        for _ in range(concurrency):
+            tg.start_soon(load)
     return outcomes
-

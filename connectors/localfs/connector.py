@@ -240,10 +240,11 @@ class LocalFolderConnector:
         """Stream the file in 64 KiB chunks. Raises ItemError if it is gone or unreadable."""
         return self._open(asset.source_id)
 
-    async def local_path(self, asset: Asset) -> Path | None:
+    def local_path(self, asset: Asset) -> Path | None:
         """The file itself, for the pipeline to read in place (no temp copy). Raises
-        ItemError when the id is unsafe or resolves outside the root."""
-        return await anyio.to_thread.run_sync(self._inside, _existing_rel(asset.source_id))
+        ItemError when the id is unsafe or resolves outside the root. Blocking (it resolves
+        symlinks): called in a worker thread (:class:`connectors.base.SupportsLocalPath`)."""
+        return self._inside(_existing_rel(asset.source_id))
 
     @asynccontextmanager
     async def _open(self, rel: str) -> AsyncIterator[AsyncIterator[bytes]]:

@@ -186,10 +186,10 @@ class OneBadAsset:
         result: AbstractAsyncContextManager[Any] = self._inner.open_asset(asset)
         return result
 
-    async def local_path(self, asset: Asset) -> Any:
+    def local_path(self, asset: Asset) -> Any:
         if asset.filename == self.bad:
             raise ValueError("invalid literal for int() with base 10: 'x'")
-        return await self._inner.local_path(asset)
+        return self._inner.local_path(asset)
 
 
 async def test_an_unexpected_exception_fails_only_its_item_and_the_run_closes(

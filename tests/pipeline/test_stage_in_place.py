@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
 
 from connectors.base import DIGESTS, Asset, staged_digests
@@ -55,3 +56,25 @@ async def test_a_file_changed_since_the_listing_is_an_item_error(tmp_path: Path)
     (tmp_path / "src" / "a.bin").unlink()
     with pytest.raises(ItemError, match="no longer exists"):
         await stage(source, asset, tmp_path, frozenset())
+
+
+async def test_a_local_file_costs_one_worker_thread_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding the file (its path resolved through symlinks), its size check and its digests
+    share one hop to a worker thread: each hop costs the event loop a hand-over and a wake-up
+    (issue 12: two hops per file were 6% of an upload's CPU)."""
+    source, asset = await one_asset(tmp_path / "src", b"hello")
+    hops: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counting(func: object, *args: object, **kw: object) -> object:
+        hops.append(func)
+        return await real(func, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    for digests in (frozenset(), DIGESTS):
+        hops.clear()
+        staged = await stage(source, asset, tmp_path, digests)
+        assert staged.size == 5
+        assert len(hops) == 1, hops
