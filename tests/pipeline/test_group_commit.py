@@ -140,3 +140,37 @@ async def test_migrate_commits_once_per_group_of_uploads(
             if r.kind == "asset":
                 first.setdefault(r.source_id, (i, r.status))
     assert {status for _, status in first.values()} == {ItemStatus.IN_FLIGHT}
+
+
+async def test_handing_a_record_over_is_no_task_switch(store: StateStore) -> None:
+    """Posting a record neither blocks nor yields to the event loop (issue 12: a memory
+    stream made every posted result a task switch and a wake-up of the writer): even in a
+    cancelled scope, where any await would raise, every record posted is written."""
+    run_id = store.start_run(ROUTE, "migrate")
+    ckpt = Checkpointer(store, run_id, {}, batch=8)
+    async with anyio.create_task_group() as tg:
+        await tg.start(ckpt.run)
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            for n in range(20):  # more than a batch: a full batch wakes the writer, no wait
+                await ckpt.post(rec(n))
+        assert not scope.cancelled_caught
+        await ckpt.close()
+    assert set(store.items(ROUTE)) == {("asset", f"s{n}") for n in range(20)}
+
+
+async def test_a_cancelled_writer_still_writes_every_record_handed_over(
+        store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while results wait for a commit to ride with: they are written before the
+    writer stops (the interrupted run's summary reported them done)."""
+    monkeypatch.setattr(checkpoint, "LINGER", 60.0, raising=False)
+    run_id = store.start_run(ROUTE, "migrate")
+    ckpt = Checkpointer(store, run_id, {})
+    async with anyio.create_task_group() as tg:
+        await tg.start(ckpt.run)
+        for n in range(3):
+            await ckpt.post(rec(n))
+        await anyio.sleep(0.05)  # the writer lingers, waiting for a commit
+        assert store.items(ROUTE) == {}
+        tg.cancel_scope.cancel()
+    assert set(store.items(ROUTE)) == {("asset", f"s{n}") for n in range(3)}
