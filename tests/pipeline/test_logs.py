@@ -47,7 +47,8 @@ def test_a_traceback_still_renders_through_consolerenderer() -> None:
     line = logs.ConsoleLines()(None, "debug", {"event": "run.crashed.traceback",
                                                "level": "debug", "exc_info": info})
     assert line.startswith("[debug    ] run.crashed.traceback")
-    assert "ValueError: boom" in line and "Traceback" in line
+    assert "ValueError: boom" in line
+    assert "Traceback" in line
 
 
 def test_the_configured_text_log_uses_it(capsys: pytest.CaptureFixture[str]) -> None:
