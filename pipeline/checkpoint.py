@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import anyio
+import anyio.lowlevel
 import structlog
 from anyio.abc import TaskStatus
 
@@ -131,8 +132,11 @@ class Checkpointer:
         return record
 
     def _hand_over(self, record: ItemRecord, done: anyio.Event | None) -> None:
-        """Queue ``record`` for the writer and count it owed (no await: a record is either
-        handed over, and then written, or not at all)."""
+        """Queue ``record`` for the writer and count it owed. Callers first raise the
+        cancellation of a cancelled scope (:func:`anyio.lowlevel.checkpoint_if_cancelled`,
+        which switches no task otherwise): a record handed over in a cancelled scope could
+        come after the cancelled writer's last write, and its item would be reported done
+        with no ledger row to say so."""
         if self._closed:
             raise RuntimeError("the ledger writer is closed")
         record = self._remember(record)
@@ -145,6 +149,7 @@ class Checkpointer:
 
     async def commit(self, record: ItemRecord) -> None:
         """Write ``record`` and return once it is durable."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
         done = anyio.Event()
         self._hand_over(record, done)
         await done.wait()
@@ -154,14 +159,19 @@ class Checkpointer:
         all when they fit a batch (the intents of the uploads about to start)."""
         if not records:
             return
+        await anyio.lowlevel.checkpoint_if_cancelled()
         *ahead, last = records
         for record in ahead:
             self._hand_over(record, None)
-        await self.commit(last)
+        done = anyio.Event()
+        self._hand_over(last, done)
+        await done.wait()
 
     async def post(self, record: ItemRecord) -> None:
         """Write ``record`` with the next commit (at most :data:`LINGER` s from now); does
-        not wait (and does not wake the writer)."""
+        not wait (and does not wake a lingering writer). Raises the cancellation of a
+        cancelled scope instead of handing it over (then its item is not reported)."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._hand_over(record, None)
 
     async def close(self) -> None:
