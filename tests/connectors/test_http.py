@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import io
 import re
+import shutil
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
@@ -440,3 +443,115 @@ async def test_the_tls_context_is_built_on_the_first_https_request_not_with_the_
                 httpx.Request("GET", f"https://127.0.0.1:{port}/"))
     await transport.aclose()
     assert len(loads) == 1
+
+
+class _Server:
+    """A loopback HTTP/1.1 server (optionally TLS) that answers every request ``201 {}`` on
+    a kept-alive connection and records each request's body."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                self.bodies.append(await reader.readexactly(length))
+                writer.write(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 2\r\n\r\n{}")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def _count_writes(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[str]]:
+    """Each write httpcore's anyio connection makes (its size), each socket look-up."""
+    from httpcore._backends.anyio import AnyIOStream
+
+    writes: list[int] = []
+    lookups: list[str] = []
+    real_write, real_info = AnyIOStream.write, AnyIOStream.get_extra_info
+
+    async def write(self: AnyIOStream, buffer: bytes, timeout: float | None = None) -> None:
+        writes.append(len(buffer))
+        await real_write(self, buffer, timeout)
+
+    def info(self: AnyIOStream, name: str) -> object:
+        lookups.append(name)
+        return real_info(self, name)
+
+    monkeypatch.setattr(AnyIOStream, "write", write)
+    monkeypatch.setattr(AnyIOStream, "get_extra_info", info)
+    return writes, lookups
+
+
+def _upload(size: int) -> Callable[[], object]:
+    return lambda: {"asset[upload]": ("a.txt", io.BytesIO(b"x" * size), "text/plain")}
+
+
+async def test_a_request_goes_out_in_one_write_and_its_socket_is_looked_up_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Head and body of a small upload leave in one write (httpcore writes them apart: two
+    system calls, and two wake-ups of the server, per request), and a kept-alive
+    connection's socket is looked up once, not before every request (issue 12). A body
+    larger than COALESCE_BYTES still goes out as it comes: nothing big is held back."""
+    from connectors.http import COALESCE_BYTES
+
+    writes, lookups = _count_writes(monkeypatch)
+    server = _Server()
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    async with ApiClient(api="Test", base_url=f"http://127.0.0.1:{port}/v1") as api:
+        for _ in range(4):
+            response = await api.request("POST", "assets", data={"asset[title]": "t"},
+                                         files=_upload(100), idempotent=False)
+            assert response.status_code == 201
+        assert len(writes) == 4, writes
+        assert lookups.count("socket") + lookups.count("is_readable") == 1, lookups
+        writes.clear()
+        await api.request("POST", "assets", files=_upload(3 * COALESCE_BYTES + 5),
+                          idempotent=False)
+        assert sum(writes) > 3 * COALESCE_BYTES
+        assert max(writes) > COALESCE_BYTES or len(writes) >= 2
+    listener.close()
+    await listener.wait_closed()
+    assert len(server.bodies) == 5
+    assert all(b"x" * 100 in body for body in server.bodies[:4])
+    assert b"x" * (3 * COALESCE_BYTES + 5) in server.bodies[4]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None,
+                    reason="needs the openssl command to make a test certificate")
+async def test_an_https_request_goes_through_the_coalescing_connection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same pool serves https: the TLS connection is wrapped too, verifies the server's
+    certificate (SSL_CERT_FILE, as httpx reads it) and sends each request in one write."""
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    openssl = shutil.which("openssl")
+    assert openssl is not None
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    writes, _ = _count_writes(monkeypatch)
+    server = _Server()
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=context)
+    port = listener.sockets[0].getsockname()[1]
+    async with ApiClient(api="Test", base_url=f"https://127.0.0.1:{port}/v1") as api:
+        for _ in range(2):
+            response = await api.request("POST", "assets", files=_upload(100),
+                                         idempotent=False)
+            assert response.json() == {}
+    listener.close()
+    await listener.wait_closed()
+    assert len(server.bodies) == 2
+    assert len(writes) == 2, writes
