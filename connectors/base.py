@@ -349,6 +349,11 @@ class Limits:
     metadata in its manifest), so drift it shows is an edited file: ``source-wins`` sends the
     file again, not only the metadata (where it may be either, as Contentstack's
     ``_version``, a same-size drift is taken as a metadata edit)."""
+    lists_written_meta: bool = False
+    """The listed :attr:`Asset.meta` is exactly the canonical metadata our last write set
+    (a local folder's manifest entry), so the ledger keeps its fingerprint and a hand edit
+    of it in the target is drift (where a target stores fewer fields or rewrites them, as
+    the CMSs do, the listing cannot be compared with what we sent)."""
     requests_per_second: float | None = None
     requests_per_upload: int = 1
     """Paced API calls one upload takes (for the plan's estimate; storage POSTs don't count)."""
@@ -511,6 +516,18 @@ class SupportsReplace(Protocol):
 @runtime_checkable
 class SupportsUpdateMetadata(Protocol):
     async def update_metadata(self, target_id: str, meta: AssetMeta) -> None: ...
+
+
+@runtime_checkable
+class SupportsProvenance(Protocol):
+    async def update_metadata_from(self, target_id: str, meta: AssetMeta,
+                                   source_id: str) -> None:
+        """Set the metadata of ``target_id`` and record it as the copy of the source asset
+        ``source_id``: the whole record an upload writes (a local folder's manifest entry:
+        metadata and ``source_id``), so an asset adopted after an interrupted upload, or
+        taken over by another source asset, names its source as an uploaded one does.
+        Raises like ``update_metadata``."""
+        ...
 
 
 @runtime_checkable

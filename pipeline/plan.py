@@ -333,10 +333,37 @@ class PlanInput:
     """See :data:`DRIFT_TOLERANCE`."""
 
 
-def write_marker(size: int | None, version: str | None, at: datetime) -> str:
-    """The ledger's record of what the target held right after our write (JSON)."""
-    return json.dumps({"size": size, "version": version, "at": at.isoformat()},
-                      sort_keys=True)
+def write_marker(size: int | None, version: str | None, at: datetime,
+                 meta: str | None = None) -> str:
+    """The ledger's record of what the target held right after our write (JSON); ``meta``:
+    :func:`written_meta` of the metadata it holds from us, for a target that lists what it
+    wrote (:attr:`Limits.lists_written_meta`), else ``None`` (not recorded)."""
+    data: dict[str, object] = {"size": size, "version": version, "at": at.isoformat()}
+    if meta is not None:
+        data["meta"] = meta
+    return json.dumps(data, sort_keys=True)
+
+
+def written_meta(meta: AssetMeta) -> str:
+    """The fingerprint of ``meta`` as a target that lists what it wrote keeps it: its
+    canonical fields (target-native ``extra`` fields are not listed back)."""
+    return (replace(meta, extra={}) if meta.extra else meta).fingerprint()
+
+
+def marker_meta(marker: str | None) -> str | None:
+    """The metadata fingerprint a marker of :func:`write_marker` holds, if any."""
+    if not marker or '"meta"' not in marker:
+        return None
+    try:
+        value = json.loads(marker).get("meta")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+META_EDITED = "its metadata was edited there"
+"""The drift of a target that lists what it wrote (a local folder's manifest) whose file is
+as we wrote it but whose metadata is not: ``source-wins`` sends the metadata, not the file."""
 
 
 def target_drift(marker: str | None, current: Asset,
@@ -371,12 +398,15 @@ def target_drift(marker: str | None, current: Asset,
         if str(version) != current.version \
                 and not current.version.startswith(f"{version}:"):
             return f"its version is {current.version}, we wrote version {version}"
-        return None
-    if size is not None and current.size is not None and size != current.size:
+    elif size is not None and current.size is not None and size != current.size:
         return f"its file is {current.size:,} bytes, we wrote {size:,}"
-    if at is not None and current.updated_at is not None and current.updated_at > at + tolerance:
+    elif (at is not None and current.updated_at is not None
+          and current.updated_at > at + tolerance):
         return (f"updated there at {current.updated_at.isoformat(timespec='seconds')}, after "
                 f"our write at {at.isoformat(timespec='seconds')}")
+    meta = data.get("meta")
+    if meta is not None and written_meta(current.meta) != meta:
+        return META_EDITED
     return None
 
 
@@ -1065,7 +1095,7 @@ def _drift_action(base: AssetAction, drifted: str, current: Asset, inp: PlanInpu
                    move_from=current.folder_path
                    if inp.capabilities.move and current.folder_path != base.target_folder
                    else None)
-    bytes_differ = file_changed or inp.limits.version_is_file or (
+    bytes_differ = file_changed or (inp.limits.version_is_file and drifted != META_EDITED) or (
         current.size is not None and base.asset is not None and base.asset.size is not None
         and current.size != base.asset.size)
     if (bytes_differ or not inp.capabilities.update_metadata) and inp.capabilities.replace:

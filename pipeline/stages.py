@@ -39,6 +39,7 @@ from connectors.base import (
     SupportsFindAsset,
     SupportsLocalPath,
     SupportsMove,
+    SupportsProvenance,
     SupportsPublish,
     SupportsReadAsset,
     SupportsReplace,
@@ -57,8 +58,10 @@ from pipeline.plan import (
     AssetAction,
     FolderAction,
     Op,
+    marker_meta,
     target_drift,
     write_marker,
+    written_meta,
 )
 from state.store import EXCLUDED_NOTE_PREFIX, PRUNED_NOTE, ItemRecord, ItemStatus
 
@@ -339,6 +342,9 @@ class AssetLoader:
         self.on_conflict = on_conflict
         self._owners: dict[str, ItemRecord] | None = None
         self._in_place = isinstance(source, SupportsLocalPath)
+        limits = target.limits
+        self._version_is_file = limits.version_is_file
+        self._lists_written_meta = limits.lists_written_meta
 
     def prepare(self, action: AssetAction) -> Prepared | None:
         """The intent to commit before ``action`` is handed to a loader, for an action that
@@ -420,7 +426,11 @@ class AssetLoader:
             await self._move(action)
         if op is Op.UPDATE:
             assert action.target_id  # noqa: S101
-            if action.meta_changed:
+            if action.meta_changed and isinstance(self.target, SupportsProvenance):
+                # the whole record: an asset adopted after a kill may have none yet
+                await self.target.update_metadata_from(action.target_id, action.meta,
+                                                       action.source_id)
+            elif action.meta_changed:
                 assert isinstance(self.target, SupportsUpdateMetadata)  # noqa: S101
                 await self.target.update_metadata(action.target_id, action.meta)
             return await self._done(action, rec, TargetRef(action.target_id, action.target_url), 0)
@@ -627,11 +637,14 @@ class AssetLoader:
                     size: int, *, written: int | None = None) -> Outcome:
         """Record the item done; ``size``: bytes sent, ``written``: the size of the file the
         target now holds from us (``None``: no file was written, the listed size stands)."""
-        untouched = action.op is Op.SKIP or (action.op is Op.UPDATE and not action.meta_changed
-                                             and action.move_from is None)
+        # a metadata update leaves a file whose version is the file's (a local target) as
+        # it was: its listed version still stands
+        untouched = action.op is Op.SKIP or (
+            action.op is Op.UPDATE and action.move_from is None
+            and (not action.meta_changed or self._version_is_file))
         marker = write_marker(written if written is not None else action.target_size,
                               ref.version or (action.target_version if untouched else None),
-                              datetime.now(UTC))
+                              datetime.now(UTC), self._meta_mark(action, rec, ref))
         if action.publish is not None and isinstance(self.target, SupportsPublish):
             await self._publish(action, rec, ref)
         done = replace(self.ckpt.records.get(("asset", action.source_id), rec),
@@ -650,6 +663,17 @@ class AssetLoader:
                  target_id=ref.target_id, bytes=size)
         return Outcome("asset", action.source_id, action.path, action.op, ItemStatus.DONE,
                        action.reason, ref.target_id, ref.url, size, gone=action.asset is None)
+
+    def _meta_mark(self, action: AssetAction, rec: ItemRecord, ref: TargetRef) -> str | None:
+        """:func:`pipeline.plan.written_meta` of what the target holds from us once
+        ``action`` is done, for a target that lists what it wrote (else ``None``): the
+        metadata just written, or, when none was, the last write's (same target asset)."""
+        if not self._lists_written_meta:
+            return None
+        if action.op in (Op.CREATE, Op.REPLACE) or (
+                action.op is Op.UPDATE and action.meta_changed and not action.publish_only):
+            return written_meta(action.meta)
+        return marker_meta(rec.target_marker) if rec.target_id == ref.target_id else None
 
     def _outcome(self, action: AssetAction, status: ItemStatus, reason: str,
                  rec: ItemRecord) -> Outcome:

@@ -35,6 +35,7 @@ from connectors.base import (
     SupportsAssetExists,
     SupportsDelete,
     SupportsFindAsset,
+    SupportsProvenance,
     SupportsReadAsset,
     SupportsReplace,
     SupportsUpdateMetadata,
@@ -206,6 +207,7 @@ class LocalFolderConnector:
             reserved_prefixes=(TMP_PREFIX,),
             metadata_fields=METADATA_FIELDS,
             version_is_file=True,  # size:mtime:inode:ctime; metadata is in the manifest
+            lists_written_meta=True,  # the manifest entry holds what we wrote
         )
 
     # --- reading ------------------------------------------------------------------------------
@@ -712,7 +714,19 @@ class LocalFolderConnector:
         return TargetRef(target_id=rel, url=final.as_uri(), version=version)
 
     async def update_metadata(self, target_id: str, meta: AssetMeta) -> None:
-        """Set the manifest metadata of ``target_id``. NotFoundError if the file is gone."""
+        """Set the manifest metadata of ``target_id`` (its recorded ``source_id`` kept).
+        NotFoundError if the file is gone."""
+        await self._set_metadata(target_id, meta, None)
+
+    async def update_metadata_from(self, target_id: str, meta: AssetMeta,
+                                   source_id: str) -> None:
+        """Write the whole manifest entry of ``target_id``: ``meta`` and ``source_id`` (a
+        file adopted after a kill between its link and its journal line has no entry at
+        all). NotFoundError if the file is gone."""
+        await self._set_metadata(target_id, meta, source_id)
+
+    async def _set_metadata(self, target_id: str, meta: AssetMeta,
+                            source_id: str | None) -> None:
         parts = _existing_rel(target_id)
         rel = "/".join(parts)
         final = await anyio.to_thread.run_sync(self._inside, parts)
@@ -723,7 +737,7 @@ class LocalFolderConnector:
             rel,
             Entry.of(
                 meta,
-                source_id=previous.source_id if previous else None,
+                source_id=source_id or (previous.source_id if previous else None),
                 extra=previous.extra if previous else {},
             ),
         )
@@ -948,3 +962,4 @@ _delete: type[SupportsDelete] = LocalFolderConnector
 _find: type[SupportsFindAsset] = LocalFolderConnector
 _exists: type[SupportsAssetExists] = LocalFolderConnector
 _read: type[SupportsReadAsset] = LocalFolderConnector
+_provenance: type[SupportsProvenance] = LocalFolderConnector

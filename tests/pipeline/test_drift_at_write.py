@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from pipeline.config import JobConfig, load_job
 from pipeline.plan import Op, Plan
 from pipeline.report import RunSummary
 from pipeline.run import execute_job, plan_job
+from state.store import ItemStatus, StateStore
 from tests.pipeline.helpers import CS_SECTION, Recorder, job_toml, sb_section, wf_section
 
 SB_SPACE = 288868932106411
@@ -247,3 +248,74 @@ async def test_one_direct_read_per_destructive_write_and_none_otherwise(
     assert (summary.counts()["replaced"], summary.counts()["created"]) == (1, 1)
     [uid] = [u for u, r in cs.assets.items() if r["filename"] == "x.txt"]
     assert single_reads() == [f"/v3/assets/{uid}"]
+
+
+# --- a local target's metadata manifest --------------------------------------------------
+
+
+def target_manifest(tmp_path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((tmp_path / "out" / ".assetferry.json").read_text())
+    return data
+
+
+async def test_a_hand_edit_of_a_local_targets_manifest_is_drift(tmp_path: Path) -> None:
+    """The ledger keeps the fingerprint of the metadata we wrote into the manifest: a hand
+    edit of its entry is drift (kept under "skip", the file not sent again under
+    "source-wins", only its metadata), where it used to be overwritten by the next update."""
+    side = local(tmp_path)
+    job, transports = job_for(tmp_path, side)
+    assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
+    quiet = await execute_job(job, "sync", transports=transports)
+    assert quiet.exit_code() == 0, "what we wrote is not drift"
+    assert quiet.counts()["updated"] == 0, quiet.text()
+
+    manifest = target_manifest(tmp_path)
+    manifest["assets"]["A/x.txt"]["title"] = "Edited by hand"
+    (tmp_path / "out" / ".assetferry.json").write_text(json.dumps(manifest))
+    write_manifest(tmp_path / "lib", alt="Sea at dusk")  # and the source's changes too
+    plan = await plan_job(job, transports=transports)
+    [action] = [a for a in plan.assets if a.path == "A/x.txt"]
+    assert (action.op, action.drift) == (Op.CONFLICT, True), action.reason
+    assert "metadata was edited there" in action.reason
+    summary = await execute_job(job, "sync", transports=transports)
+    assert summary.exit_code() == 1, summary.text()
+    assert target_manifest(tmp_path)["assets"]["A/x.txt"]["title"] == "Edited by hand"
+
+    inode = (tmp_path / "out" / "A" / "x.txt").stat().st_ino
+    wins = job.model_copy(update={"run": job.run.model_copy(
+        update={"on_conflict": "source-wins"})})
+    won = await execute_job(wins, "sync", transports=transports)
+    assert won.exit_code() == 0, won.text()
+    assert (won.counts()["updated"], won.counts()["replaced"]) == (1, 0), won.text()
+    entry = target_manifest(tmp_path)["assets"]["A/x.txt"]
+    assert (entry["title"], entry["alt_text"]) == ("X", "Sea at dusk")
+    assert (tmp_path / "out" / "A" / "x.txt").stat().st_ino == inode, "the file stays"
+    after = await execute_job(job, "sync", transports=transports)
+    assert after.exit_code() == 0, after.text()
+
+
+async def test_a_file_adopted_after_a_kill_gets_its_whole_manifest_entry(
+        tmp_path: Path) -> None:
+    """A kill between a local file's link and its journal line leaves the file without a
+    manifest entry and its ledger row in flight; the next run adopts it and writes its whole
+    entry: metadata and source id."""
+    side = local(tmp_path)
+    job, transports = job_for(tmp_path, side)
+    first = await execute_job(job, "sync", transports=transports)
+    assert first.exit_code() == 0, first.text()
+    manifest = target_manifest(tmp_path)
+    assert manifest["assets"]["A/x.txt"]["source_id"] == "A/x.txt"
+    del manifest["assets"]["A/x.txt"]
+    (tmp_path / "out" / ".assetferry.json").write_text(json.dumps(manifest))
+    with StateStore(job.run.state) as store:
+        rec = store.item(first.route, "asset", "A/x.txt")
+        assert rec is not None
+        store.write([replace(rec, status=ItemStatus.IN_FLIGHT, intent="create",
+                             target_id=None, target_url=None, target_marker=None)])
+
+    summary = await execute_job(job, "sync", transports=transports)
+    assert summary.exit_code() == 0, summary.text()
+    [outcome] = [o for o in summary.assets() if o.path == "A/x.txt"]
+    assert "an interrupted run had created it" in outcome.reason, outcome.reason
+    entry = target_manifest(tmp_path)["assets"]["A/x.txt"]
+    assert (entry.get("source_id"), entry.get("title")) == ("A/x.txt", "X"), entry

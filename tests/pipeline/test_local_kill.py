@@ -55,6 +55,5 @@ def test_killed_local_runs_resume_to_every_file_once(tmp_path: Path) -> None:
         "/".join((*f.folder, f.name)): f.title for f in files
     }, "every file's metadata in the manifest, none lost to a kill"
     # a kill between a file's link and its journal line leaves the file without an entry:
-    # the resume adopts it and sets its metadata again, but cannot know its provenance (the
-    # ledger keeps it); any provenance written is the right one
-    assert all(e.source_id in (key, None) for key, e in entries.items())
+    # the resume adopts it and writes its whole entry, provenance included
+    assert all(e.source_id == key for key, e in entries.items())
