@@ -366,6 +366,21 @@ META_EDITED = "its metadata was edited there"
 as we wrote it but whose metadata is not: ``source-wins`` sends the metadata, not the file."""
 
 
+_META_KEY = '"meta": "'
+
+
+def _meta_drift(marker: str, current: Asset) -> str | None:
+    """:data:`META_EDITED` when ``marker`` (whose version is the listed one) holds a
+    metadata fingerprint other than the listed metadata's, else ``None``; read from the
+    marker's text (a 16-hex string) without parsing it."""
+    at = marker.find(_META_KEY)
+    if at < 0:
+        return None
+    start = at + len(_META_KEY)
+    recorded = marker[start:marker.find('"', start)]
+    return None if written_meta(current.meta) == recorded else META_EDITED
+
+
 def target_drift(marker: str | None, current: Asset,
                  tolerance: timedelta = DRIFT_TOLERANCE) -> str | None:
     """How the target asset ``current`` (as the target lists it now) differs from what we
@@ -385,7 +400,7 @@ def target_drift(marker: str | None, current: Asset,
         # other marker is parsed below
         tail = f"\"version\": {encode_basestring_ascii(current.version)}}}"
         if marker.endswith(tail) and marker[-len(tail) - 1:-len(tail)] in (" ", "{", ","):
-            return None
+            return _meta_drift(marker, current)
     try:
         data = json.loads(marker)
         at = datetime.fromisoformat(data["at"]) if data.get("at") else None
