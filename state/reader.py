@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from sys import intern
 from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -31,6 +32,7 @@ from urllib.parse import quote
 from state.paths import not_a_folder
 from state.records import (
     BUSY_TIMEOUT_MS,
+    NO_JOURNAL,
     PRUNED_NOTE,
     ItemRecord,
     ItemStatus,
@@ -206,6 +208,50 @@ class SqliteLedger:
             values["updated_at"] = _when(values["updated_at"])
             out.append(ItemRecord(route=route, **values))
         return out
+
+    def plan_records(self, route: str, kind: str | None = None) -> Iterator[ItemRecord]:
+        """The route's ledger rows (of one kind, if given) as `state.store.StateStore.items`
+        reads them with ``times=False`` (``updated_at`` left ``None``), one at a time as they
+        are read (none is held here: ``plan`` reads 100,000), in one snapshot.
+
+        Compact: one string per kind, intent and ``last_error`` text however many rows share
+        it; the source id interned (``sys.intern``: a local folder's listing interns its
+        paths, so a local source's, a local target's and the ledger's ids are one string)
+        and reused by a path or target id of the same text, the target id's string by an
+        equal target path; one shared empty journal (`NO_JOURNAL`). Raises StateError when
+        the file cannot be read.
+        """
+        if "items" not in self._columns:
+            return
+        columns = ", ".join("NULL" if c == "updated_at" else self._column("items", c)
+                            for c in _ITEM_COLUMNS)
+        sql = f"SELECT {columns} FROM items WHERE route = ?"  # noqa: S608 - our column names
+        args: tuple[str, ...] = (route,)
+        if kind is not None:
+            sql, args = sql + " AND kind = ?", (route, kind)
+        statuses: dict[str, ItemStatus] = {s.value: s for s in ItemStatus}
+        shared: dict[Any, Any] = {None: None}
+        empty = NO_JOURNAL
+        with self._read() as db:
+            rows = db.execute(sql, args)
+            try:
+                for (kind_, sid, status, path, source_url, source_hash, target_id, target_url,
+                     target_path, attempts, last_error, journal, intent, last_run_id, _,
+                     marker) in rows:
+                    sid = intern(sid)
+                    if target_path is not None and target_path == target_id:
+                        target_path = target_id
+                    yield ItemRecord(
+                        route, shared.setdefault(kind_, kind_), sid,
+                        statuses[status], sid if path == sid else path, source_url,
+                        source_hash, sid if target_id == sid else target_id, target_url,
+                        sid if target_path == sid else target_path, attempts,
+                        shared.setdefault(last_error, last_error),
+                        empty if journal is None or journal == "{}"
+                        else json.loads(journal) or empty,
+                        shared.setdefault(intent, intent), last_run_id, None, marker)
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
 
     def _column(self, table: str, name: str) -> str:
         """``name``, or ``NULL`` where a file written before that column lacks it."""

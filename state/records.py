@@ -24,6 +24,11 @@ EXCLUDED_NOTE_PREFIX = "excluded by "
 now leaves out (``excluded by mapping.filters.exclude: ...``): its target copy stays, and
 prune never deletes it."""
 
+NO_JOURNAL: Mapping[str, str] = {}
+"""The journal of every ledger row read with none (nearly all of 100,000): one shared empty
+dict, never written to (an `ItemRecord`'s journal is a read-only `Mapping`; a new journal is
+a new dict). Both readers of the ledger (`state.store`, `state.reader`) hand out this one."""
+
 STALE_AFTER = timedelta(seconds=60)
 """A RUNNING run whose heartbeat is older than this is taken as dead (resumable, not live)."""
 

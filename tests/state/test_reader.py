@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,56 @@ def test_the_stdlib_reader_reads_what_the_store_reads(sqlite_db: Path) -> None:
         assert view.runs(ROUTE)[1].summary == {"planned": 3, "counts": {"created": 1}}
 
 
+def _untimed(records: dict[tuple[str, str], ItemRecord]) -> dict[tuple[str, str], ItemRecord]:
+    return {key: replace(rec, updated_at=None) for key, rec in records.items()}
+
+
+def test_plans_ledger_read_is_the_stores_record_for_record(sqlite_db: Path) -> None:
+    """``plan``'s read (``items(route, times=False)``) of a SQLite file goes through the
+    stdlib reader: every field of every kind of row (statuses, a journal, ``null`` and ``{}``
+    journals, a pruned note, an intent, urls, a drift marker, attempts, run ids, folders,
+    another route, ids equal to paths or not) is what SQLAlchemy reads, ``updated_at`` aside
+    (None); of one kind alike; and the strings plan holds 100,000 of are shared."""
+    first, _ = ledger(str(sqlite_db))
+    full = ItemRecord(route=ROUTE, kind="asset", source_id="d/x.txt", status=ItemStatus.DONE,
+                      path="d/x.txt", source_url="file:///in/d/x.txt", source_hash="h:m",
+                      target_id="d/x.txt", target_url="file:///out/d/x.txt",
+                      target_path="d/x.txt", attempts=2, last_error=PRUNED_NOTE,
+                      journal={"step": "uploaded", "url": "u"}, intent="replace",
+                      target_marker='{"size": 1, "version": "v"}')
+    moved = replace(full, source_id="7", target_id="blt9", target_path="blt9",
+                    last_error=PRUNED_NOTE, journal={}, intent="replace", last_run_id=first)
+    with StateStore(str(sqlite_db)) as store:
+        store.write([full, moved])
+    with sqlite3.connect(sqlite_db) as conn:  # journals as older versions left them
+        conn.execute("UPDATE items SET journal = 'null' WHERE source_id = '11'")
+    conn.close()
+    with StateStore(str(sqlite_db), read_only=True) as store:
+        for route in (ROUTE, "other", "none"):
+            for kind in (None, "asset", "folder"):
+                timed = store.items(route, kind)  # SQLAlchemy's read
+                plan = store.items(route, kind, times=False)  # sqlite3's
+                assert list(plan) == list(timed)
+                assert plan == _untimed(timed), (route, kind)
+                for key, rec in plan.items():
+                    assert [getattr(rec, f) for f in ItemRecord.__slots__] == [
+                        getattr(_untimed(timed)[key], f) for f in ItemRecord.__slots__]
+                    assert type(rec.status) is ItemStatus
+        plan = store.items(ROUTE, times=False)
+    assert len(plan) == 12
+    x, seven = plan[("asset", "d/x.txt")], plan[("asset", "7")]
+    assert x.path is x.source_id
+    assert x.target_id is x.source_id
+    assert x.target_path is x.source_id
+    assert x.source_id is sys.intern("d/x.txt")
+    assert seven.target_path is seven.target_id
+    assert seven.last_error is plan[("asset", "2")].last_error
+    assert seven.journal is plan[("asset", "10")].journal
+    assert seven.journal is plan[("asset", "11")].journal
+    assert plan[("asset", "1")].journal == {"upload": "u1"}
+    assert seven.intent is x.intent
+
+
 def test_a_file_from_before_a_column_table_or_index_is_read_as_it_is(
         sqlite_db: Path) -> None:
     """A file written before ``items.target_marker``, the ``claims`` table and the last-run
@@ -142,6 +193,7 @@ def test_a_file_from_before_a_column_table_or_index_is_read_as_it_is(
         assert store.claims(ROUTE) == {}
         assert len(store.failed_items(ROUTE)) == 2
         assert store.item(ROUTE, "asset", "20") == records[("asset", "20")]
+        assert store.items(ROUTE, times=False) == _untimed(records)
     with SqliteLedger(sqlite_db) as view:
         assert [r.source_id for r in view.failed_items(ROUTE)] == ["20", "21"]
     assert schema() == before
