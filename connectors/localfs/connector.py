@@ -12,11 +12,12 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
+from sys import intern
 from typing import Any, Literal
 
 import anyio
@@ -62,7 +63,7 @@ from connectors.localfs.files import (
     same_file,
     what_to_do,
 )
-from connectors.localfs.manifest import JOURNAL_SUFFIX, NO_META, Entry, Manifest
+from connectors.localfs.manifest import JOURNAL_SUFFIX, NO_META, Entry, EntryView, Manifest
 
 log = structlog.get_logger(__name__)
 
@@ -116,19 +117,6 @@ class _Scan:
     entries: list[_DirEntry]
     skipped: list[_Skip]
     vanished: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _FileInfo:
-    name: str
-    size: int
-    mtime_ns: int
-    birth: float | None
-    ino: int
-    ctime_ns: int
-    content_type: str
-    width: int | None
-    height: int | None
 
 
 # --- the connector ----------------------------------------------------------------------------
@@ -231,10 +219,9 @@ class LocalFolderConnector:
         if not await anyio.to_thread.run_sync(self._root_exists):
             return
         entries = await self._manifest.entries()
-        async for item in self._walk(with_files=True):
-            if isinstance(item, _FileAt):
-                rel = item.rel
-                yield self._asset(item, entries.listing(rel), rel)
+        async for item in self._walk(with_files=True, entries=entries):
+            if isinstance(item, Asset):
+                yield item
             elif isinstance(item, _Skip):
                 yield _skipped_asset(item)
 
@@ -281,8 +268,11 @@ class LocalFolderConnector:
             f"local folder {self._root} does not exist; fix `path` in the job file"
         )
 
-    async def _walk(self, *, with_files: bool) -> AsyncIterator[Folder | _FileAt | _Skip]:
-        """Depth-first, entries sorted by name: parents come first, paths in sorted order."""
+    async def _walk(self, *, with_files: bool, entries: EntryView | None = None
+                    ) -> AsyncIterator[Folder | Asset | _Skip]:
+        """Depth-first, entries sorted by name: parents come first, paths in sorted order.
+        ``with_files``: each file as its `Asset` too, its metadata from the manifest's
+        ``entries``."""
         if not await anyio.to_thread.run_sync(self._root_exists):
             return
         top = await self._scan((), dirs_only=not with_files)
@@ -301,11 +291,11 @@ class LocalFolderConnector:
                     if with_files:
                         batch.append(entry.name)
                         if len(batch) >= LIST_BATCH:
-                            for found in await self._stat_batch(parts, batch):
+                            for found in await self._stat_batch(parts, batch, entries):
                                 yield found
                             batch = []
                     continue
-                for found in await self._stat_batch(parts, batch):
+                for found in await self._stat_batch(parts, batch, entries):
                     yield found
                 batch = []
                 child = (*parts, entry.name)
@@ -331,7 +321,7 @@ class LocalFolderConnector:
                 stack.append((child, ancestors | {scan.real}, iter(scan.entries)))
                 descended = True
                 break
-            for found in await self._stat_batch(parts, batch):
+            for found in await self._stat_batch(parts, batch, entries):
                 yield found
             if not descended:
                 stack.pop()
@@ -451,22 +441,35 @@ class LocalFolderConnector:
         return "symlink to something that is not a regular file or folder"
 
     async def _stat_batch(
-        self, parts: tuple[str, ...], names: list[str]
-    ) -> list[_FileAt | _Skip]:
-        if not names:
+        self, parts: tuple[str, ...], names: list[str], entries: EntryView | None
+    ) -> list[Asset | _Skip]:
+        if not names or entries is None:
             return []
-        infos, vanished = await anyio.to_thread.run_sync(self._stat_sync, parts, list(names))
-        found: list[_FileAt | _Skip] = [_FileAt(parts, info) for info in infos]
+        assets, vanished = await anyio.to_thread.run_sync(self._stat_sync, parts, list(names),
+                                                         entries)
+        found: list[Asset | _Skip] = list(assets)
         for name in vanished:
             log.warning("local.skipped", path="/".join((*parts, name)), reason="vanished")
             found.append(_Skip(parts, name, "file vanished while listing"))
         return found
 
     def _stat_sync(
-        self, parts: tuple[str, ...], names: list[str]
-    ) -> tuple[list[_FileInfo], list[str]]:
+        self, parts: tuple[str, ...], names: list[str], entries: EntryView
+    ) -> tuple[list[Asset], list[str]]:
+        """The `Asset` of each file ``names`` of folder ``parts`` (a stat, the content type,
+        an image's size, the manifest's ``entries``), built here in the worker thread, and
+        the names that vanished. Per file one path string (the folder's own once), the id
+        ``sys.intern``-ed (a local target's manifest interns its keys and the plan's ledger
+        read its ids, so the listings, the manifest and the ledger hold one string each) and
+        no object between the stat and the asset."""
         folder = str(self._root.joinpath(*parts))
-        infos: list[_FileInfo] = []
+        folder_id = self._folder_ids.get(parts)
+        if folder_id is None:  # one string per folder, not one per file
+            folder_id = self._folder_ids[parts] = "/".join(parts)
+        prefix = f"{folder_id}/" if parts else ""
+        target = self._role == "target"
+        listing = entries.listing
+        assets: list[Asset] = []
         vanished: list[str] = []
         for name in names:
             path = f"{folder}/{name}"
@@ -477,45 +480,29 @@ class LocalFolderConnector:
                 continue
             content_type = guess_content_type(name)
             width, height = dimensions(path, content_type)
-            infos.append(
-                _FileInfo(
-                    name=name,
-                    size=st.st_size,
-                    mtime_ns=st.st_mtime_ns,
-                    birth=getattr(st, "st_birthtime", None),
-                    ino=st.st_ino,
-                    ctime_ns=st.st_ctime_ns,
-                    content_type=content_type,
-                    width=width,
-                    height=height,
-                )
-            )
-        return infos, vanished
-
-    def _asset(self, found: _FileAt,
-               entry: tuple[AssetMeta, Mapping[str, str]] | None, rel: str) -> Asset:
-        info = found.info
-        folder_id = self._folder_ids.get(found.parts)
-        if folder_id is None:  # one string per folder, not one per file
-            folder_id = self._folder_ids[found.parts] = "/".join(found.parts)
-        return Asset(
-            source_id=rel,
-            filename=info.name,
-            folder_path=found.parts,
-            folder_id=folder_id or None,
-            content_type=info.content_type,
-            size=info.size,
-            meta=entry[0] if entry else NO_META,
-            checksums=NO_STRINGS,
-            width=info.width,
-            height=info.height,
-            created_at=datetime.fromtimestamp(info.birth, tz=UTC) if info.birth else None,
-            updated_at=datetime.fromtimestamp(info.mtime_ns / 1e9, tz=UTC),
-            version=(_target_version(info.size, info.mtime_ns, info.ino, info.ctime_ns)
-                     if self._role == "target" else f"{info.size}:{info.mtime_ns}"),
-            url=None,
-            extra=dict(entry[1]) if entry and entry[1] else NO_STRINGS,
-        )
+            rel = intern(prefix + name)
+            entry = listing(rel)
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+            birth = getattr(st, "st_birthtime", None)
+            assets.append(Asset(
+                source_id=rel,
+                filename=name,
+                folder_path=parts,
+                folder_id=folder_id or None,
+                content_type=content_type,
+                size=size,
+                meta=entry[0] if entry else NO_META,
+                checksums=NO_STRINGS,
+                width=width,
+                height=height,
+                created_at=datetime.fromtimestamp(birth, tz=UTC) if birth else None,
+                updated_at=datetime.fromtimestamp(mtime_ns / 1e9, tz=UTC),
+                version=(_target_version(size, mtime_ns, st.st_ino, st.st_ctime_ns)
+                         if target else f"{size}:{mtime_ns}"),
+                url=None,
+                extra=dict(entry[1]) if entry and entry[1] else NO_STRINGS,
+            ))
+        return assets, vanished
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -781,12 +768,9 @@ class LocalFolderConnector:
         if not await anyio.to_thread.run_sync(final.is_file):
             return None
         entries = await self._manifest.entries()
-        infos, _ = await anyio.to_thread.run_sync(self._stat_sync, parts[:-1], [parts[-1]])
-        if not infos:
-            return None
-        found = _FileAt(parts[:-1], infos[0])
-        rel = found.rel
-        return self._asset(found, entries.listing(rel), rel)
+        assets, _ = await anyio.to_thread.run_sync(self._stat_sync, parts[:-1], [parts[-1]],
+                                                   entries)
+        return assets[0] if assets else None
 
     async def find_asset(
         self, folder_id: str | None, filename: str, size: int
@@ -831,16 +815,6 @@ class LocalFolderConnector:
                 f"{'/'.join(parts)} resolves outside the folder {self._root}; refusing it"
             )
         return path
-
-
-@dataclass(frozen=True, slots=True)
-class _FileAt:
-    parts: tuple[str, ...]
-    info: _FileInfo
-
-    @property
-    def rel(self) -> str:
-        return "/".join((*self.parts, self.info.name))
 
 
 async def _chunks(file: AsyncFile[bytes], rel: str) -> AsyncGenerator[bytes, None]:

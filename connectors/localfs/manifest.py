@@ -13,6 +13,7 @@ import re
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
+from sys import intern
 from typing import Any, Literal
 
 import anyio
@@ -471,8 +472,10 @@ class Manifest:
     @staticmethod
     def _read_plain(data: object) -> dict[str, _Stored] | None:
         """The entries of a well-formed manifest, an entry holding only its source id kept
-        as that string (no model object each); None when anything is off, for the whole
-        file's validation to name every problem."""
+        as that string (no model object each; the key's own string when the two are equal,
+        as a local -> local migrate writes them), the keys ``sys.intern``-ed (a listing interns
+        its paths: one string each for the manifest and the listing); None when anything is
+        off, for the whole file's validation to name every problem."""
         if type(data) is not dict or not set(data) <= {"version", "assets"} \
                 or type(data.get("version")) is not int or data["version"] != 1:
             return None
@@ -481,10 +484,11 @@ class Manifest:
             return None
         out: dict[str, _Stored] = {}
         try:
-            for key, raw in assets.items():
+            for raw_key, raw in assets.items():
+                key = intern(raw_key)
                 plain = _plain_source_id(raw)
-                out[key] = plain if plain is not None else Entry.model_validate(
-                    raw, context={"reading": True})
+                out[key] = (key if plain == key else plain) if plain is not None \
+                    else Entry.model_validate(raw, context={"reading": True})
         except ValidationError:
             return None
         return out
@@ -511,7 +515,7 @@ class Manifest:
             try:
                 change = json.loads(line.decode("utf-8"))
                 if "put" in change:
-                    entries[str(change["put"])] = Entry.model_validate(change["entry"])
+                    entries[intern(str(change["put"]))] = Entry.model_validate(change["entry"])
                 else:
                     entries.pop(str(change["remove"]), None)
             except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:

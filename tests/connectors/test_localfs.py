@@ -8,8 +8,10 @@ import io
 import json
 import mimetypes
 import os
+import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -113,6 +115,36 @@ async def test_files_without_checksums_or_extra_share_one_empty_mapping(root: Pa
     with pytest.raises(TypeError, match="cannot be changed"):
         first.extra["source"] = "x"  # type: ignore[index]
     assert first.extra == {}
+
+
+async def test_a_listing_holds_one_string_per_path_with_its_manifest(root: Path) -> None:
+    """A local target's listing of 100,000 files: the asset's id is the manifest's key (an
+    entry holding only its source id, as a local -> local migrate writes it, keeps the key's
+    string, not a copy), one string per path for the manifest and the listing (interned, as
+    the plan's ledger read interns its ids); a file's folder id is one string per folder.
+    Each asset is as before: id, folder, version, metadata, times."""
+    (root / "d").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (root / "d" / name).write_bytes(b"x")
+    (root / ".assetferry.json").write_text(json.dumps({"version": 1, "assets": {
+        "d/a.txt": {"source_id": "d/a.txt"}, "d/b.txt": {"source_id": "elsewhere/b.txt"}}}))
+    conn = connector(root, role="target")
+    first, second = await assets_of(conn)
+    stored = await conn._manifest._stored()
+    keys = {key: key for key in stored}
+    assert first.source_id is keys["d/a.txt"]
+    assert stored["d/a.txt"] is keys["d/a.txt"]  # the plain entry's source id: the key
+    assert stored["d/b.txt"] == "elsewhere/b.txt"
+    assert second.source_id is keys["d/b.txt"]
+    assert first.source_id is sys.intern("d/a.txt")
+    assert first.folder_id is second.folder_id == "d"
+    assert first.folder_path is second.folder_path == ("d",)
+    st = (root / "d" / "a.txt").stat()
+    assert first.version == f"1:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+    assert first.updated_at == datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC)
+    assert first.meta is NO_META
+    assert (first.filename, first.size, first.content_type) == ("a.txt", 1, "text/plain")
+    assert await conn.read_asset("d/a.txt") == first  # one file, as its listing shows it
 
 
 CONTENT_TYPE_NAMES = ["a.png", "b.png", "c.PNG", "x.tar.gz", "y.tar.gz", "y.tgz", "z.TGZ",
