@@ -84,6 +84,11 @@ DEFAULT_PATH_MAX = 4096
 RESERVED_PREFIX_REASON = (f"its name starts with {TMP_PREFIX}, the prefix reserved for "
                           "assetferry's temp files: rename it to migrate it")
 """Why an entry of a user's named with our temp files' prefix is left out (never deleted)."""
+TEMP_NAME_REASON = (f"its name is in the format of assetferry's own temp files ({TMP_PREFIX} "
+                    "+ 16 hex digits: a reserved temp-file name, e.g. a partial file a killed "
+                    "run left when this folder was a target); rename it to migrate it")
+"""Why a source's entry named exactly like our temp files is left out: listed, never hidden
+(README: nothing a source finds is invisible)."""
 """PATH_MAX of Linux, when the file system can't be asked (macOS: 1024, asked)."""
 TEMP_NAME_BYTES = TEMP_NAME_MAX + 1
 """A temp file's name (:data:`TEMP_NAME_MAX`) and its "/": kept free in every path."""
@@ -359,11 +364,14 @@ class LocalFolderConnector:
             ) from None
         for item in found:
             name = item.name
-            if (not parts and name in (self._config.manifest,
-                                        self._config.manifest + JOURNAL_SUFFIX)) \
-                    or is_temp_name(name):
-                if self._role == "target" and is_temp_name(name):
+            if not parts and name in (self._config.manifest,
+                                      self._config.manifest + JOURNAL_SUFFIX):
+                continue
+            if is_temp_name(name):
+                if self._role == "target":  # ours: reclaimed when stale, never an asset
                     self._temps.append(directory / name)
+                else:
+                    skipped.append(_Skip(parts, printable(name), TEMP_NAME_REASON))
                 continue
             if name.startswith(TMP_PREFIX):  # a user's file with our reserved prefix
                 skipped.append(_Skip(parts, printable(name), RESERVED_PREFIX_REASON))

@@ -334,8 +334,19 @@ async def test_manifest_and_temp_files_are_not_listed(root: Path, tmp_path: Path
     (root / "sub" / ".assetferry-tmp-0123456789abcdef").write_bytes(b"half a fi")
     (root / ".assetferry-tmp-deadbeefdeadbeef").write_bytes(b"half")
     (root / "sub" / ".assetferry.json").write_text("{}")  # only the root's manifest is ours
-    ids = [a.source_id for a in await assets_of(connector(root))]
-    assert ids == ["keep.txt", "sub/.assetferry.json"]
+    listed = await assets_of(connector(root))
+    assert [a.source_id for a in listed if "tmp" not in a.source_id] == [
+        "keep.txt", "sub/.assetferry.json"]
+    # a source's file named exactly like our temp files is listed as excluded, saying why
+    # (README: nothing a source finds is invisible), never silently left out
+    excluded = {a.filename: a.skipped for a in listed if "tmp" in a.source_id}
+    assert set(excluded) == {".assetferry-tmp-0123456789abcdef",
+                             ".assetferry-tmp-deadbeefdeadbeef"}
+    assert all("reserved temp-file name" in (why or "") for why in excluded.values())
+    # a target's own temp files stay out of its listing (they are reclaimed, not assets)
+    target = connector(root, role="target")
+    assert [a.source_id for a in await assets_of(target)] == ["keep.txt",
+                                                            "sub/.assetferry.json"]
 
 
 async def test_missing_source_root_is_a_config_error(tmp_path: Path) -> None:
