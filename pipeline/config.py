@@ -6,8 +6,10 @@ never echo a secret's value.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -392,7 +394,7 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
     """
     env = os.environ if env is None else env
     try:
-        raw = tomllib.loads(job_text(path, path.read_bytes()))
+        raw = tomllib.loads(job_text(path, read_job_bytes(path)))
     except FileNotFoundError:
         raise JobFileError(f"job file {path} not found", path=path) from None
     except IsADirectoryError:
@@ -453,18 +455,67 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+JOB_FILE_MAX = 1024 * 1024
+"""Bytes a job file may have (1 MiB): a job file is a small TOML file; ``/dev/zero`` or a
+mistaken video would otherwise be read into memory without end."""
+
+
+def read_job_bytes(path: Path) -> bytes:
+    """The job file's bytes, at most :data:`JOB_FILE_MAX`.
+
+    Only a regular file (or a symlink to one) is read: a device (``/dev/zero``), FIFO or
+    socket is refused before it is read (a FIFO would block, a device never end), as is a
+    folder. Raises JobFileError naming the file and what to do; OSError (not found,
+    permission) for the caller to word."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO: no wait
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
+                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device file")
+            raise JobFileError(f"job file {path} is {kind}, not a regular file; give the path "
+                               "of a .toml file", path=path)
+        data = fh.read(JOB_FILE_MAX + 1)
+    if len(data) > JOB_FILE_MAX:
+        raise JobFileError(
+            f"job file {path} is too large (over {JOB_FILE_MAX // (1024 * 1024)} MiB); a job "
+            "file is a small TOML file: check that -c names the job file", path=path)
+    return data
+
+
+def _utf16_like(data: bytes) -> bool:
+    """Whether ``data`` (no BOM) has the NUL pattern of UTF-16 text: mostly-ASCII UTF-16 has a
+    NUL as every other byte (odd bytes in little-endian, even in big-endian) and the other
+    bytes not NUL. A stray NUL in UTF-8 text is not that pattern."""
+    sample = data[:64]
+    if len(sample) < 4:
+        return len(sample) == 2 and sample.count(0) == 1
+    for nuls, chars in ((sample[1::2], sample[0::2]), (sample[0::2], sample[1::2])):
+        if nuls.count(0) * 4 >= len(nuls) * 3 and chars.count(0) * 4 < len(chars):
+            return True
+    return False
 
 
 def job_text(path: Path, data: bytes) -> str:
     """The job file's bytes as text. TOML is UTF-8 (toml.io, "Spec": "A TOML file must be a
     valid UTF-8 encoded Unicode document"); a UTF-8 byte order mark (Windows Notepad writes
     one) is dropped. ConfigError, one line saying how to save the file, for UTF-16 (a BOM or
-    NUL bytes) and for bytes that are not UTF-8 (Latin-1, Windows-1252), naming the line."""
+    the NUL pattern of UTF-16 text), for a stray NUL byte (naming its line and column) and for
+    bytes that are not UTF-8 (Latin-1, Windows-1252), naming the line."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    if data.startswith(_UTF16_BOMS) or b"\x00" in data[:64]:
+    if data.startswith(_UTF16_BOMS) or _utf16_like(data):
         raise ConfigError(f"job file {path} is UTF-16 text; TOML must be UTF-8: save it as "
                           "UTF-8 (in Notepad: Save as > Encoding > UTF-8)")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line_start = data.rfind(b"\n", 0, nul) + 1
+        line = data[:nul].count(b"\n") + 1
+        col = len(data[line_start:nul].decode("utf-8", "replace")) + 1
+        raise ConfigError(f"job file {path} contains a NUL byte at line {line}, column {col}; "
+                          "a job file is text: remove it (no TOML value may hold a NUL)")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

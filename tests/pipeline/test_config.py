@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import typing
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,44 @@ def test_a_job_file_not_in_utf8_is_one_line_saying_how_to_save_it(
         load_job(path, env={"CS_TOKEN": "s3cret"})
     assert says in str(err.value)
     assert len(str(err.value).splitlines()) == 1
+
+
+def test_a_stray_nul_byte_in_a_utf8_job_file_is_named_by_line_and_column(
+    tmp_path: Path
+) -> None:
+    """A raw NUL in UTF-8 text is not UTF-16 (that is a BOM or a NUL every other byte): the
+    message names the NUL's line and column and says to remove it."""
+    path = tmp_path / "j.toml"
+    path.write_bytes(b'[source]\npath = "./li\x00b"\n')
+    with pytest.raises(ConfigError) as err:
+        load_job(path, env={})
+    assert "UTF-16" not in str(err.value)
+    assert f"job file {path} contains a NUL byte at line 2, column 13; " in str(err.value)
+    assert "remove it" in str(err.value)
+
+
+def test_a_job_file_over_the_size_cap_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "j.toml"
+    path.write_bytes(GOOD.encode() + b"#" * (1024 * 1024))
+    with pytest.raises(ConfigError, match=r"job file .*j\.toml is too large \(over 1 MiB\); "
+                                          r"a job file is a small TOML file"):
+        load_job(path, env={"CS_TOKEN": "s3cret"})
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero on this platform")
+def test_a_device_file_as_job_file_is_refused_unread() -> None:
+    """``-c /dev/zero`` read to the end would never end (and grow without bound)."""
+    with pytest.raises(ConfigError, match=r"job file /dev/zero is a device file, not a "
+                                          r"regular file; give the path of a \.toml file"):
+        load_job(Path("/dev/zero"), env={})
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+def test_a_fifo_as_job_file_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "j.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"is a FIFO \(named pipe\), not a regular file"):
+        load_job(fifo, env={})
 
 
 @pytest.mark.parametrize(("run", "says"), [
