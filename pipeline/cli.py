@@ -129,6 +129,12 @@ class OutFile(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Any:
+        from state.paths import names_a_folder
+
+        spelled = names_a_folder(os.fsdecode(value)) if isinstance(value, (str, bytes)) else None
+        if spelled is not None:  # Path("out/") would drop the "/" and write the file "out"
+            self.fail(f"{click.format_filename(str(value))!r} {spelled}; name a file in it, "
+                      "(a path such as folder/name.ext)", param, ctx)
         path = super().convert(value, param, ctx)
         problem = _unwritable(Path(os.fsdecode(path)))
         if problem is not None:

@@ -425,6 +425,7 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
     run = raw.get("run")
     if (isinstance(run, dict) and isinstance(run.get("state"), str) and "://" not in run["state"]
             and run["state"].strip()):  # an empty one stays empty: the state store names it
+        _refuse_folder_name("run.state", run["state"], "assetferry.db")
         run["state"] = str(base / run["state"])
     elif isinstance(run, dict) and "state" not in run:
         run["state"] = str(base / RunConfig().state)
@@ -436,6 +437,7 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
                 "run.map_file: empty; leave the key out for the default (beside a SQLite "
                 "state file, none for a server state database) or give a file path such as "
                 "\"maps/ids.jsonl\"")
+        _refuse_folder_name("run.map_file", run["map_file"], "ids.jsonl")
         if "\x00" not in run["map_file"]:  # else validation names it (no path has a NUL)
             run["map_file"] = str(base / Path(run["map_file"]).expanduser())
     # anything else under "run" (run = "x") is left for validation to name
@@ -573,6 +575,18 @@ def check_local_paths(job: JobConfig) -> None:
                 f"target into itself. Point {tkey} at a folder outside {skey} (and {skey} "
                 f"outside {tkey}), e.g. a sibling folder."
             )
+
+
+def _refuse_folder_name(key: str, text: str, example: str) -> None:
+    """ConfigError when the path ``text`` of ``key`` names a folder by its spelling
+    (``state = "nodir/"``): refused, never a file ``nodir`` made in its place."""
+    from state.paths import names_a_folder
+
+    why = names_a_folder(text)
+    if why is not None:
+        suggestion = text.rstrip("/" + os.sep) + "/" + example
+        raise ConfigError(f"{key}: {text!r} {why}; name a file in it, e.g. "
+                          f"{key.split('.')[-1]} = \"{suggestion}\"")
 
 
 def check_run_paths(job: JobConfig, path: Path) -> None:

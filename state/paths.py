@@ -5,8 +5,25 @@ database machinery."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
+
+
+def names_a_folder(text: str) -> str | None:
+    """Why the path as written (``"nodir/"``, ``"out/."``) names a folder where a file goes, or
+    None: it ends in a path separator (``/``, and ``\\`` on Windows) or its last part is ``.``
+    or ``..``. Checked on the text, before `pathlib.Path` drops a trailing ``/`` (``Path("nodir/")``
+    is ``nodir``: the file ``nodir`` would be created). The reason reads after the path."""
+    seps = "/" + os.sep + (os.altsep or "")
+    if text and text[-1] in seps:
+        return f"ends in {text[-1]!r}, so it names a folder, not a file"
+    last = text
+    for sep in seps:
+        last = last.rsplit(sep, 1)[-1]
+    if last in (".", ".."):
+        return f"ends in {last!r}, so it names a folder, not a file"
+    return None
 
 
 def unwritable(path: Path) -> str | None:

@@ -129,6 +129,10 @@ class Case:
     absent: tuple[str, ...] = ()  # words the output must not have (a hint that is not true)
 
 
+def _no_file(path: Path) -> None:
+    assert not path.exists(), f"{path} made from a path that names a folder"
+
+
 def nothing_written(tmp: Path) -> None:
     assert not (tmp / "out").exists(), "nothing may be migrated when the input is refused"
 
@@ -186,6 +190,25 @@ CASES = [
     Case("job file not UTF-8", lambda t: (t.joinpath("j.toml").write_bytes(b"\xff\xfe["),
                                           ["plan", "-c", str(t / "j.toml")])[1],
          2, r"j\.toml is UTF-16 text; TOML must be UTF-8: save it as UTF-8"),
+    Case("job file with a stray NUL byte",
+         lambda t: (t.joinpath("j.toml").write_bytes(b'[source]\npath = "./li\x00b"\n'),
+                    ["plan", "-c", str(t / "j.toml")])[1],
+         2, r"j\.toml contains a NUL byte at line 2, column 13; .*remove it",
+         absent=("UTF-16",)),
+    Case("-c /dev/zero", lambda t: ["plan", "-c", "/dev/zero"], 2,
+         r"job file /dev/zero is a device file, not a regular file"),
+    Case("state path ending in /", lambda t: ["migrate", "-c", write_job(t, state="nodir/")],
+         2, r"run\.state: 'nodir/' ends in '/', so it names a folder.*"
+            r'state = "nodir/assetferry\.db"',
+         after=lambda t: _no_file(t / "nodir")),
+    Case("map_file ending in /",
+         lambda t: ["plan", "-c", str(t / "job.toml")] if (t / "job.toml").write_text(
+             job_text(t, state="s.db") + 'map_file = "maps/"\n') else [],
+         2, r'run\.map_file: \'maps/\' ends in \'/\'.*map_file = "maps/ids\.jsonl"'),
+    Case("plan --out ending in /",
+         lambda t: ["plan", "-c", write_job(t, state="s.db"), "--out", str(t / "newdir") + "/"],
+         2, r"--out.*newdir/' ends in '/', so it names a folder",
+         after=lambda t: _no_file(t / "newdir")),
     Case("job file not TOML", lambda t: (t.joinpath("j.toml").write_text("[source\n"),
                                          ["plan", "-c", str(t / "j.toml")])[1],
          2, r"j\.toml is not valid TOML"),
