@@ -14,6 +14,9 @@ hold (title, alt text, tags, locales...) lives in a JSON manifest at the root::
 A target appends each metadata change to a journal beside the manifest (its name +
 ``.journal``, one JSON change a line, fsynced) and rewrites the manifest whole only now and
 then and when the run ends; readers replay the journal, so a killed run loses nothing.
+Several runs writing one folder at once hold an advisory lock (``flock`` on the manifest's
+name + ``.lock``) around each append and rewrite, and a rewrite merges what is on disk, so
+none loses another's entries.
 
 Every write is atomic: bytes go to a hidden temp file (``.assetferry-tmp-<random>``) in the
 destination folder, are fsynced, then renamed into place; a crash leaves at most a temp file,

@@ -63,7 +63,14 @@ from connectors.localfs.files import (
     same_file,
     what_to_do,
 )
-from connectors.localfs.manifest import JOURNAL_SUFFIX, NO_META, Entry, EntryView, Manifest
+from connectors.localfs.manifest import (
+    JOURNAL_SUFFIX,
+    LOCK_SUFFIX,
+    NO_META,
+    Entry,
+    EntryView,
+    Manifest,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -181,8 +188,9 @@ class LocalFolderConnector:
         folders share one namespace; case ignored on macOS and Windows (their default file
         systems), Windows' device names reserved there; the manifest's name and our temp-file
         prefix are reserved everywhere (and the manifest's change journal, its name +
-        ``.journal``)."""
-        reserved = {self._config.manifest, self._config.manifest + JOURNAL_SUFFIX}
+        ``.journal``, and its lock file, its name + ``.lock``)."""
+        reserved = {self._config.manifest, self._config.manifest + JOURNAL_SUFFIX,
+                    self._config.manifest + LOCK_SUFFIX}
         if sys.platform == "win32":
             reserved |= WINDOWS_RESERVED_NAMES
         # room for the root itself, the "/" after it, and a temp file beside any file
@@ -365,7 +373,8 @@ class LocalFolderConnector:
         for item in found:
             name = item.name
             if not parts and name in (self._config.manifest,
-                                      self._config.manifest + JOURNAL_SUFFIX):
+                                      self._config.manifest + JOURNAL_SUFFIX,
+                                      self._config.manifest + LOCK_SUFFIX):
                 continue
             if is_temp_name(name):
                 if self._role == "target":  # ours: reclaimed when stale, never an asset
@@ -429,7 +438,8 @@ class LocalFolderConnector:
         reason = own.get(name) if own else None
         if reason is not None:
             return reason
-        if parts and name in (DEFAULT_MANIFEST, DEFAULT_MANIFEST + JOURNAL_SUFFIX):
+        if parts and name in (DEFAULT_MANIFEST, DEFAULT_MANIFEST + JOURNAL_SUFFIX,
+                              DEFAULT_MANIFEST + LOCK_SUFFIX):
             return (f"assetferry's metadata manifest of a local folder it wrote ({name}): "
                     "metadata, not an asset")
         return None
@@ -807,7 +817,8 @@ class LocalFolderConnector:
     def _check_name(self, name: str, what: str, parent: tuple[str, ...]) -> str:
         name = _check_component(name, what)
         if not parent and name in (self._config.manifest,
-                                   self._config.manifest + JOURNAL_SUFFIX):
+                                   self._config.manifest + JOURNAL_SUFFIX,
+                                   self._config.manifest + LOCK_SUFFIX):
             raise ItemError(f"{what} {name!r} is reserved for the metadata manifest")
         return name
 

@@ -6,7 +6,9 @@ asset's path relative to the root; the format is described in ``connectors.local
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import json
 import os
 import re
@@ -227,9 +229,49 @@ manifest file had entries when last written if that is more (so whole-file rewri
 per change: each one at least doubles what the last one wrote, or follows as many changes)."""
 
 
+LOCK_SUFFIX = ".lock"
+"""The manifest's lock file is the manifest's name plus this (``.assetferry.json.lock``): an
+empty file whose advisory lock (``flock``) every writer of the folder holds while it appends to
+the journal or rewrites the manifest, so runs of several jobs into one folder keep each
+other's entries."""
+
+
 def journal_path(manifest: Path) -> Path:
     """Where the change journal of the manifest at ``manifest`` lives (beside it)."""
     return manifest.with_name(manifest.name + JOURNAL_SUFFIX)
+
+
+def lock_path(manifest: Path) -> Path:
+    """Where the lock file of the manifest at ``manifest`` lives (beside it)."""
+    return manifest.with_name(manifest.name + LOCK_SUFFIX)
+
+
+_Catchup = dict[str, "_Stored"] | list["_Apply"] | None
+"""What other writers wrote, found under the lock: the whole entries as on disk, or the
+changes appended since we last looked, or None (nothing)."""
+
+
+_Apply = Callable[[dict[str, _Stored]], object]
+"""A change as applied to the entries in memory."""
+
+_Signature = tuple[int, int, int] | None
+"""A file's inode, mtime (ns) and size; None when it is absent."""
+
+
+def _signature(path: Path) -> _Signature:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _set(entries: dict[str, _Stored], key: str, entry: Entry | None) -> None:
+    """Apply one journal change to ``entries``: set ``key``, or remove it (None)."""
+    if entry is None:
+        entries.pop(key, None)
+    else:
+        entries[key] = entry
 
 
 class Manifest:
@@ -244,6 +286,15 @@ class Manifest:
     journal's removal replays changes the manifest already holds (each line sets a key's
     final value, so replaying is harmless).
 
+    Several writers (runs of several jobs into one folder, each its own process) share the
+    files: every append and every rewrite holds the advisory lock of the lock file beside the
+    manifest (:func:`lock_path`, ``flock``). Under it a writer first catches up with what
+    others wrote (the journal lines appended since it last looked, or the whole manifest and
+    journal again when another writer rewrote the manifest), so its entries in memory hold
+    theirs and a rewrite folds in every writer's changes, not only its own: for one key the
+    last change in journal order wins. Reading takes the lock shared when the lock file exists
+    (a folder no writer has touched is never written by reading it).
+
     Writers are grouped (group commit): a change is made under a lock, and the writer that
     finds no append in progress appends every change queued so far, with one fsync; writers
     arriving meanwhile wait for the next append, which carries all of them. ``put``/``remove``
@@ -255,11 +306,12 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.journal = journal_path(path)
+        self.lock = lock_path(path)
         self._entries: dict[str, _Stored] | None = None
         self._load_lock = anyio.Lock()
         self._cond = threading.Condition()
         """Guards everything below and the entries (their changes and snapshots)."""
-        self._pending: list[bytes] = []
+        self._pending: list[tuple[bytes, _Apply]] = []
         self._pending_dirs: set[Path] = set()
         """Folders the pending changes need fsynced before they are appended."""
         self._changes = 0
@@ -272,7 +324,12 @@ class Manifest:
         self._file_entries = 0
         """Entries in the manifest file as last read or written."""
         self._journal_valid: int | None = None
-        """Bytes of the journal that parsed (a torn tail beyond is cut before appending)."""
+        """Bytes of the journal read (and parsed) so far; a torn tail beyond is cut before
+        appending."""
+        self._file_sig: _Signature = None
+        """The manifest file as last read or written (another writer's rewrite changes it)."""
+        self._journal_ino: int | None = None
+        """The journal file whose first ``_journal_valid`` bytes were read."""
 
     async def entries(self) -> EntryView:
         """All entries. Raises ConfigError when the file is unreadable or malformed."""
@@ -282,7 +339,7 @@ class Manifest:
         if self._entries is None:
             async with self._load_lock:
                 if self._entries is None:
-                    self._entries = await anyio.to_thread.run_sync(self._read)
+                    self._entries = await anyio.to_thread.run_sync(self._read_shared)
         return self._entries
 
     async def get(self, key: str) -> Entry | None:
@@ -332,30 +389,30 @@ class Manifest:
             if not (self._journal_lines or self._pending):
                 return
             assert self._entries is not None  # noqa: S101 - it changed
-            self._pending.clear()
+            batch, self._pending = self._pending, []
             folders, self._pending_dirs = self._pending_dirs, set()
             self._flushing = True
-            snapshot, upto = dict(self._entries), self._changes
+            upto = self._changes
         done = False
         try:
-            self._compact(snapshot, folders)
+            base = self._flush(batch, folders, compact=True)
             done = True
         finally:
             with self._cond:
                 self._flushing = False
                 if done:  # the rewrite holds every change made so far
                     self._written = max(self._written, upto)
+                    self._rebase(base, batch)
                 self._cond.notify_all()
 
-    def _commit(self, change: dict[str, Any], dirs: Iterable[Path],
-                apply: Callable[[dict[str, _Stored]], object]) -> None:
+    def _commit(self, change: dict[str, Any], dirs: Iterable[Path], apply: _Apply) -> None:
         """Make ``change`` (``apply`` it to the entries, queue its journal line), then return
         once an append carried it; the writer that finds none in progress appends."""
         line = json.dumps(change, ensure_ascii=False).encode("utf-8") + b"\n"
         with self._cond:
             assert self._entries is not None  # noqa: S101 - entries() ran before any change
             apply(self._entries)
-            self._pending.append(line)
+            self._pending.append((line, apply))
             self._pending_dirs.update(dirs)
             self._changes += 1
             wanted = self._changes
@@ -364,19 +421,16 @@ class Manifest:
                     self._cond.wait()
                     continue
                 first, upto = self._written + 1, self._changes
-                lines, self._pending = self._pending, []
+                batch, self._pending = self._pending, []
                 folders, self._pending_dirs = self._pending_dirs, set()
-                compact = self._journal_lines + len(lines) >= max(COMPACT_AFTER,
+                compact = self._journal_lines + len(batch) >= max(COMPACT_AFTER,
                                                                   self._file_entries)
-                snapshot = dict(self._entries) if compact else None
                 self._flushing = True
                 self._cond.release()
                 error: BaseException | None = None
+                base: _Catchup = None
                 try:
-                    if snapshot is not None:
-                        self._compact(snapshot, folders)
-                    else:
-                        self._append(lines, folders)
+                    base = self._flush(batch, folders, compact=compact)
                 except BaseException as exc:  # noqa: BLE001 - re-raised, and to its group
                     error = exc
                 finally:
@@ -384,38 +438,124 @@ class Manifest:
                     self._flushing = False
                     if error is not None:
                         self._failed.append((first, upto, error))
+                    else:
+                        self._rebase(base, batch)
                     self._written = upto
                     self._cond.notify_all()
             for first, last, failure in self._failed:
                 if first <= wanted <= last:  # the append that carried our change failed
                     raise copy.copy(failure).with_traceback(None)
 
+    def _rebase(self, base: _Catchup, batch: list[tuple[bytes, _Apply]]) -> None:
+        """Under ``_cond``, after a flush: take in what other writers wrote (``base``: the
+        entries as on disk, or the changes appended since we last looked), then apply again
+        our changes that came after them in journal order (the ``batch`` just written and
+        those queued meanwhile), so for one key the last change wins."""
+        if base is None or self._entries is None:
+            return
+        if isinstance(base, dict):
+            self._entries = base
+        else:
+            for apply in base:
+                apply(self._entries)
+        for _, apply in batch:
+            apply(self._entries)
+        for _, apply in self._pending:
+            apply(self._entries)
+
+    @contextlib.contextmanager
+    def _locked(self, *, shared: bool = False) -> Iterator[None]:
+        """Hold the advisory lock of the lock file (exclusive: created when absent; shared:
+        only when it exists, reading never writes the folder)."""
+        try:
+            if shared:
+                try:
+                    fd = os.open(self.lock, os.O_RDONLY)
+                except (FileNotFoundError, PermissionError):
+                    yield
+                    return
+            else:
+                fd = os.open(self.lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise os_error(exc, f"opening the metadata manifest lock {self.lock}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _flush(self, batch: list[tuple[bytes, _Apply]], folders: Collection[Path],
+               *, compact: bool) -> _Catchup:
+        """fsync ``folders``; then, holding the lock, catch up with other writers and append
+        ``batch`` to the journal (fsynced) or, with ``compact``, rewrite the manifest from
+        the entries on disk with ``batch`` applied and drop the journal. Returns what other
+        writers wrote (see :meth:`_rebase`)."""
+        for folder in folders:
+            fsync_dir(folder)
+        with self._locked():
+            if compact:
+                entries = self._read()  # every writer's changes, in journal order
+                for _, apply in batch:
+                    apply(entries)
+                self._compact(entries)
+                return entries
+            caught = self._catch_up()
+            self._append([line for line, _ in batch])
+            return caught
+
+    def _catch_up(self) -> _Catchup:
+        """Under the lock: what other writers wrote since we last looked. The whole entries
+        again when the manifest was rewritten or the journal replaced; else the changes
+        appended to the journal since (None: nothing)."""
+        if _signature(self.path) != self._file_sig:
+            return self._read()
+        try:
+            st = self.journal.stat()
+        except FileNotFoundError:
+            if self._journal_valid:
+                return self._read()  # dropped by hand: the manifest is all there is
+            self._journal_valid, self._journal_ino = 0, None
+            return None
+        except OSError as exc:
+            raise os_error(exc, f"reading the metadata manifest journal {self.journal}") \
+                from None
+        start = self._journal_valid or 0
+        if self._journal_ino not in (None, st.st_ino) or st.st_size < start:
+            return self._read()
+        self._journal_ino = st.st_ino
+        if st.st_size == start:
+            return None
+        changes: list[_Apply] = []
+        self._replay_from(start, lambda key, entry: changes.append(
+            lambda entries: _set(entries, key, entry)))
+        return changes
+
     def _append(self, lines: list[bytes], folders: Collection[Path] = ()) -> None:
         """fsync ``folders``, then append ``lines`` to the journal and fsync it (cutting a
-        torn tail first)."""
+        torn tail first); under the lock (:meth:`_flush` fsyncs the folders before taking
+        it)."""
         for folder in folders:
             fsync_dir(folder)
         try:
             fresh = not self.journal.exists()
             with self.journal.open("ab") as out:
                 if self._journal_valid is not None and out.tell() > self._journal_valid:
-                    out.truncate(self._journal_valid)
+                    out.truncate(self._journal_valid)  # a dead writer's torn line
                 out.write(b"".join(lines))
                 out.flush()
                 os.fsync(out.fileno())
                 self._journal_valid = out.tell()
+                self._journal_ino = os.fstat(out.fileno()).st_ino
             if fresh:
                 fsync_dir(self.journal.parent)
         except OSError as exc:
             raise os_error(exc, f"writing the metadata manifest journal {self.journal}") from None
         self._journal_lines += len(lines)
 
-    def _compact(self, snapshot: dict[str, _Stored], folders: Collection[Path] = ()) -> None:
-        """fsync ``folders``, rewrite the manifest whole (atomically), then drop the journal
-        it now holds."""
-        for folder in folders:
-            fsync_dir(folder)
-        self._write(snapshot)
+    def _compact(self, entries: dict[str, _Stored]) -> None:
+        """Rewrite the manifest whole (atomically) as ``entries``, then drop the journal it
+        now holds; under the lock."""
+        self._write(entries)
         try:
             self.journal.unlink(missing_ok=True)
             fsync_dir(self.journal.parent)
@@ -424,9 +564,16 @@ class Manifest:
                 from None
         self._journal_lines = 0
         self._journal_valid = 0
-        self._file_entries = len(snapshot)
+        self._journal_ino = None
+        self._file_entries = len(entries)
+        self._file_sig = _signature(self.path)
+
+    def _read_shared(self) -> dict[str, _Stored]:
+        with self._locked(shared=True):
+            return self._read()
 
     def _read(self) -> dict[str, _Stored]:
+        self._file_sig = _signature(self.path)
         entries = self._read_file()
         self._file_entries = len(entries)
         self._replay(entries)
@@ -496,16 +643,27 @@ class Manifest:
     def _replay(self, entries: dict[str, _Stored]) -> None:
         """Apply the journal's changes to ``entries`` (in order); a torn last line is left
         out. Raises ConfigError on a broken line before the last."""
+        self._journal_lines = 0
+        self._journal_valid, self._journal_ino = 0, None
+        self._replay_from(0, lambda key, entry: _set(entries, key, entry))
+
+    def _replay_from(self, start: int, change: Callable[[str, Entry | None], object]) -> None:
+        """Call ``change(key, entry)`` (None: removed) for each journal line from byte
+        ``start`` on, in order; a torn last line is left out (``_journal_valid`` ends before
+        it). Raises ConfigError on a broken line before the last."""
         try:
-            raw = self.journal.read_bytes()
+            with self.journal.open("rb") as file:
+                self._journal_ino = os.fstat(file.fileno()).st_ino
+                file.seek(start)
+                raw = file.read()
         except FileNotFoundError:
-            self._journal_valid = 0
+            self._journal_valid, self._journal_ino = 0, None
             return
         except OSError as exc:
             raise ConfigError(
                 f"cannot read the metadata manifest journal {self.journal}: {exc.strerror}"
             ) from None
-        valid = 0
+        valid = start
         lines = raw.split(b"\n")
         for number, line in enumerate(lines, 1):
             last = number == len(lines)
@@ -513,18 +671,21 @@ class Manifest:
                 valid += len(line) + (0 if last else 1)
                 continue
             try:
-                change = json.loads(line.decode("utf-8"))
-                if "put" in change:
-                    entries[intern(str(change["put"]))] = Entry.model_validate(change["entry"])
+                parsed = json.loads(line.decode("utf-8"))
+                if "put" in parsed:
+                    key = intern(str(parsed["put"]))
+                    entry: Entry | None = Entry.model_validate(parsed["entry"])
                 else:
-                    entries.pop(str(change["remove"]), None)
+                    key, entry = str(parsed["remove"]), None
             except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
                 if last or (number == len(lines) - 1 and not lines[-1]):
                     break  # torn by a kill mid-append: that change never returned
+                where = f"line {number}" + (f" after byte {start}" if start else "")
                 raise ConfigError(
-                    f"metadata manifest journal {self.journal} line {number} is damaged "
-                    f"({exc}); move the journal aside (its changes since the manifest was "
-                    "last rewritten are then lost) and run again") from None
+                    f"metadata manifest journal {self.journal} {where} is damaged ({exc}); "
+                    "move the journal aside (its changes since the manifest was last "
+                    "rewritten are then lost) and run again") from None
+            change(key, entry)
             valid += len(line) + (0 if last else 1)
             self._journal_lines += 1
         self._journal_valid = valid

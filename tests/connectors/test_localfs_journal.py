@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -219,3 +220,89 @@ async def test_a_manifest_with_a_bad_entry_names_it_as_before(tmp_path: Path) ->
     assert "has 2 problems" in str(err.value)
     assert "asset 'b.txt', key 'source_id': should be a string" in str(err.value)
     assert "asset 'c.txt', key 'colour': unknown key" in str(err.value)
+
+
+# --- several writers into one folder (runs of two jobs at once) -------------------------------
+
+
+async def test_two_writers_keep_each_others_journal_lines(tmp_path: Path) -> None:
+    """Each writer's append catches up with the other's lines first: none cuts them as a
+    torn tail, and its entries in memory hold them."""
+    path = tmp_path / "m.json"
+    one, two = Manifest(path), Manifest(path)
+    await one.entries()
+    await two.entries()  # both loaded before either wrote
+    await one.put("a.txt", Entry(title="a"))
+    await two.put("b.txt", Entry(title="b"))
+    await one.put("c.txt", Entry(title="c"))
+    assert titles(await Manifest(path).entries()) == {"a.txt": "a", "b.txt": "b", "c.txt": "c"}
+    assert one.get_sync("b.txt") == Entry(title="b")  # seen at its next append
+    await two.put("a.txt", Entry(title="a2"))  # one key: the last change in journal order
+    await one.close()
+    await two.close()
+    assert titles(await Manifest(path).entries()) == {
+        "a.txt": "a2", "b.txt": "b", "c.txt": "c"}
+
+
+async def test_a_rewrite_keeps_the_entries_of_another_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manifest, "COMPACT_AFTER", 3)
+    path = tmp_path / "m.json"
+    one, two = Manifest(path), Manifest(path)
+    await one.entries()
+    await two.entries()
+    for i in range(10):
+        await one.put(f"x{i}.bin", Entry(title=f"x{i}"))
+        await two.put(f"y{i}.bin", Entry(title=f"y{i}"))
+    await two.close()
+    await one.close()  # the last rewrite: from the file on disk, not only its own view
+    want = {f"{k}{i}.bin": f"{k}{i}" for k in "xy" for i in range(10)}
+    assert not journal_path(path).exists()
+    assert {key: raw["title"] for key, raw in
+            json.loads(path.read_text("utf-8"))["assets"].items()} == want
+
+
+def test_two_writers_in_threads_with_rewrites_lose_no_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tester's case: two jobs into one folder at once, each its own manifest in memory,
+    the journal folded in often; the final manifest holds every entry of both."""
+    monkeypatch.setattr(manifest, "COMPACT_AFTER", 5)
+    path = tmp_path / ".assetferry.json"
+    errors: list[BaseException] = []
+
+    async def job(prefix: str) -> None:
+        m = Manifest(path)
+        await m.entries()
+        async with anyio.create_task_group() as tg:  # several uploads at once (group commit)
+            for i in range(1, 101):
+                tg.start_soon(m.put, f"{prefix}{i}.bin", Entry(title=f"{prefix}{i}"))
+        await m.close()
+
+    def run(prefix: str) -> None:
+        try:
+            anyio.run(job, prefix)
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in "xy"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    doc = json.loads(path.read_text("utf-8"))["assets"]
+    assert {key: raw["title"] for key, raw in doc.items()} == {
+        f"{k}{i}.bin": f"{k}{i}" for k in "xy" for i in range(1, 101)}
+
+
+async def test_the_lock_file_is_reserved_and_never_listed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    target = LocalFolderConnector(LocalConfig(connector="local", path=root), role="target")
+    await target.upload(request("a.txt", meta=AssetMeta(title="A")),
+                        stage_bytes(tmp_path, b"a", "text/plain"), MemoryJournal())
+    assert manifest.lock_path(root / ".assetferry.json").exists()
+    assert ".assetferry.json.lock" in target.limits.reserved_names
+    assert [a.filename for a in await assets_of(target)] == ["a.txt"]
+    await target.aclose()

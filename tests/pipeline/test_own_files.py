@@ -27,7 +27,7 @@ def _job(tmp_path: Path, src: Path, dest: Path, state: str) -> Path:
 
 def _copied(dest: Path) -> list[str]:
     return sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")
-                  if p.is_file() and p.name != ".assetferry.json")
+                  if p.is_file() and not p.name.startswith(".assetferry.json"))
 
 
 @pytest.mark.slow
