@@ -392,10 +392,10 @@ class Manifest:
             batch, self._pending = self._pending, []
             folders, self._pending_dirs = self._pending_dirs, set()
             self._flushing = True
-            upto = self._changes
+            snapshot, upto = dict(self._entries), self._changes
         done = False
         try:
-            base = self._flush(batch, folders, compact=True)
+            base = self._flush(batch, folders, snapshot)
             done = True
         finally:
             with self._cond:
@@ -425,12 +425,13 @@ class Manifest:
                 folders, self._pending_dirs = self._pending_dirs, set()
                 compact = self._journal_lines + len(batch) >= max(COMPACT_AFTER,
                                                                   self._file_entries)
+                snapshot = dict(self._entries) if compact else None
                 self._flushing = True
                 self._cond.release()
                 error: BaseException | None = None
                 base: _Catchup = None
                 try:
-                    base = self._flush(batch, folders, compact=compact)
+                    base = self._flush(batch, folders, snapshot)
                 except BaseException as exc:  # noqa: BLE001 - re-raised, and to its group
                     error = exc
                 finally:
@@ -485,22 +486,27 @@ class Manifest:
             os.close(fd)  # releases the lock
 
     def _flush(self, batch: list[tuple[bytes, _Apply]], folders: Collection[Path],
-               *, compact: bool) -> _Catchup:
+               snapshot: dict[str, _Stored] | None) -> _Catchup:
         """fsync ``folders``; then, holding the lock, catch up with other writers and append
-        ``batch`` to the journal (fsynced) or, with ``compact``, rewrite the manifest from
-        the entries on disk with ``batch`` applied and drop the journal. Returns what other
-        writers wrote (see :meth:`_rebase`)."""
+        ``batch`` to the journal (fsynced) or, given the ``snapshot`` of our entries (``batch``
+        applied), rewrite the manifest and drop the journal: from the snapshot when nobody
+        else wrote since we last looked, else from their changes with ``batch`` applied
+        after them. Returns what other writers wrote (see :meth:`_rebase`)."""
         for folder in folders:
             fsync_dir(folder)
         with self._locked():
-            if compact:
-                entries = self._read()  # every writer's changes, in journal order
-                for _, apply in batch:
-                    apply(entries)
-                self._compact(entries)
-                return entries
             caught = self._catch_up()
-            self._append([line for line, _ in batch])
+            if snapshot is None:
+                self._append([line for line, _ in batch])
+                return caught
+            if isinstance(caught, dict):
+                snapshot = caught
+            elif caught:
+                for apply in caught:
+                    apply(snapshot)
+            for _, apply in batch:  # ours come after theirs in journal order
+                apply(snapshot)
+            self._compact(snapshot)
             return caught
 
     def _catch_up(self) -> _Catchup:

@@ -578,7 +578,8 @@ async def test_upload_refuses_to_overwrite_a_different_file(root: Path, tmp_path
     [asset] = await assets_of(connector(root))
     assert asset.meta.title == "now titled"
     await conn.aclose()
-    assert sorted(p.name for p in root.iterdir()) == [".assetferry.json", ".assetferry.json.lock", "a.txt"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".assetferry.json", ".assetferry.json.lock", "a.txt"]
 
 
 async def test_upload_without_hard_links_still_refuses_to_clobber(
@@ -636,7 +637,8 @@ async def test_replace_overwrites_in_place(root: Path, tmp_path: Path) -> None:
     [asset] = await assets_of(connector(root))
     assert (asset.size, asset.meta.title) == (2, "v2")
     await conn.aclose()
-    assert sorted(p.name for p in root.iterdir()) == [".assetferry.json", ".assetferry.json.lock", "a.txt"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".assetferry.json", ".assetferry.json.lock", "a.txt"]
 
     with pytest.raises(NotFoundError):
         await conn.replace(
