@@ -51,6 +51,7 @@ from connectors.errors import (
     RetryableError,
     SyncError,
 )
+from connectors.jsontext import UntrustedJSONError, checked_loads
 
 log = structlog.get_logger("connectors.http")
 
@@ -398,7 +399,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 def default_error_text(response: httpx.Response) -> str:
     """The API's own words from an error body, whatever its shape; never the whole body."""
     try:
-        body = response.json()
+        body = checked_loads(response.content)
     except ValueError:
         return response.text[:200].strip() or response.reason_phrase
     if isinstance(body, dict):
@@ -499,7 +500,12 @@ def raise_for_response(
 
 def decode_json(response: httpx.Response, *, api: str) -> Any:
     try:
-        return response.json()
+        return checked_loads(response.content)
+    except UntrustedJSONError as exc:
+        raise MalformedResponseError(
+            f"{api} answered {_where(response.request)} with a body that {exc}; the API or a "
+            "proxy sent a damaged response: try again later, and report it to the vendor if "
+            "it persists") from None
     except ValueError:
         snippet = response.text[:80].replace("\n", " ")
         raise MalformedResponseError(

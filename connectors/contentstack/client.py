@@ -35,6 +35,7 @@ from connectors.contentstack.wire import (
 )
 from connectors.errors import AuthError, ItemError, SyncError
 from connectors.http import ApiClient, Classifier, decode_model
+from connectors.jsontext import checked_loads
 
 API = "Contentstack"
 PAGE_SIZE = 100
@@ -48,7 +49,7 @@ def error_text(response: httpx.Response) -> str:
     """The API's message plus its per-field errors, e.g. ``Asset was not found. (uid: is not
     valid.)``; the body shape is ``{error_message, error_code, errors}`` (facts §1.8)."""
     try:
-        body = response.json()
+        body = checked_loads(response.content)
     except ValueError:
         return response.text[:200].strip() or response.reason_phrase
     if not isinstance(body, dict):

@@ -31,6 +31,7 @@ from pydantic import (
 
 from connectors.base import NO_STRINGS, AssetMeta, LocalizedText
 from connectors.errors import ConfigError
+from connectors.jsontext import UntrustedJSONError, checked_loads
 from connectors.localfs.files import atomic_write, fsync_dir, os_error
 
 _FOCUS = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*,\s*([0-9]*\.?[0-9]+)\s*$")
@@ -600,7 +601,9 @@ class Manifest:
                 f"cannot read the metadata manifest {self.path}: {exc.strerror}"
             ) from None
         try:
-            data = json.loads(raw.decode("utf-8"))
+            data = checked_loads(raw)
+        except UntrustedJSONError as exc:
+            raise ConfigError(f"metadata manifest {self.path} {exc}; {how_to_fix}") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ConfigError(
                 f"metadata manifest {self.path} is not valid JSON ({exc}); {how_to_fix}"
@@ -677,7 +680,7 @@ class Manifest:
                 valid += len(line) + (0 if last else 1)
                 continue
             try:
-                parsed = json.loads(line.decode("utf-8"))
+                parsed = checked_loads(line)
                 if "put" in parsed:
                     key = intern(str(parsed["put"]))
                     entry: Entry | None = Entry.model_validate(parsed["entry"])

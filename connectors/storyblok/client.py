@@ -28,6 +28,7 @@ from connectors.errors import (
     NotFoundError,
 )
 from connectors.http import ApiClient, decode_json, decode_model
+from connectors.jsontext import checked_loads
 from connectors.storyblok.config import StoryblokConfig
 from connectors.storyblok.wire import (
     AssetList,
@@ -65,7 +66,7 @@ def storyblok_error_text(response: httpx.Response) -> str:
     (``["This record could not be found"]``).
     """
     try:
-        body = response.json()
+        body = checked_loads(response.content)
     except ValueError:
         return response.text[:200].strip() or response.reason_phrase
     if isinstance(body, list):

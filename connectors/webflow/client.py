@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from connectors.errors import AuthError, ConfigError, NotFoundError
 from connectors.http import ApiClient, decode_model
+from connectors.jsontext import checked_loads
 from connectors.webflow.config import WebflowConfig
 from connectors.webflow.wire import (
     AssetList,
@@ -44,7 +45,7 @@ def webflow_error_text(response: httpx.Response) -> str:
     """``code: message`` from the documented body ``{code, message, externalReference,
     details}`` (§3.8), plus the first details; the raw text for anything else."""
     try:
-        body = response.json()
+        body = checked_loads(response.content)
     except ValueError:
         return _storage_text(response)
     if not isinstance(body, dict):

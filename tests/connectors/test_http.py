@@ -555,3 +555,22 @@ async def test_an_https_request_goes_through_the_coalescing_connection(
     await listener.wait_closed()
     assert len(server.bodies) == 2
     assert len(writes) == 2, writes
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b'{"assets": [{"title": "\\ud800"}]}', r"lone UTF-16 surrogate .* at \.assets\[0\]\.title"),
+    (b"[" * 100_000, r"damaged or too deeply nested JSON"),
+], ids=["lone surrogate", "nested 100,000 deep"])
+def test_a_damaged_json_body_is_a_malformed_response_naming_the_url(body: bytes,
+                                                                    says: str) -> None:
+    """An API body json.loads accepts but nothing downstream can use (a lone surrogate
+    cannot be encoded as UTF-8) or that json.loads cannot parse without RecursionError:
+    MalformedResponseError naming the URL, never an unexpected error."""
+    from connectors.errors import MalformedResponseError
+    from connectors.http import decode_json
+
+    response = httpx.Response(200, content=body,
+                              request=httpx.Request("GET", "http://127.0.0.1:1/v3/assets"))
+    with pytest.raises(MalformedResponseError, match=says) as err:
+        decode_json(response, api="Contentstack")
+    assert "/v3/assets" in str(err.value)

@@ -119,6 +119,20 @@ def manifest_typo(tmp: Path) -> list[str]:
     return ["plan", "-c", job]
 
 
+def manifest_with(title_json: str) -> Callable[[Path], list[str]]:
+    """A source manifest whose first asset's title is the raw JSON ``title_json``."""
+    def setup(tmp: Path) -> list[str]:
+        job = write_job(tmp)
+        manifest = tmp / "library" / ".assetferry.json"
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+        name = sorted(doc["assets"])[0]
+        doc["assets"][name]["title"] = "@@TITLE@@"
+        manifest.write_text(json.dumps(doc).replace('"@@TITLE@@"', title_json),
+                            encoding="utf-8")
+        return ["plan", "-c", job]
+    return setup
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -252,6 +266,13 @@ CASES = [
     Case("metadata manifest with an unknown key", manifest_typo, 2,
          r"metadata manifest .*\.assetferry\.json .*asset 'bild-03-größe\.png', key 'titel': "
          r"unknown key \(allowed: title, description"),
+    Case("metadata manifest title a lone surrogate", manifest_with('"\\ud800"'), 2,
+         r"metadata manifest .*\.assetferry\.json holds a lone UTF-16 surrogate .* at "
+         r"\.assets\['bild-.*'\]\.title; fix it by hand",
+         absent=("unexpected error", "UnicodeEncodeError")),
+    Case("metadata manifest title nested 100,000 deep", manifest_with("[" * 100_000), 2,
+         r"metadata manifest .*\.assetferry\.json is damaged or too deeply nested JSON",
+         absent=("unexpected error", "RecursionError")),
     Case("local target path is a file",
          lambda t: (t.joinpath("outfile").write_text(""),
                     ["migrate", "-c", write_job(t, target=(
