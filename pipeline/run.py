@@ -452,19 +452,26 @@ async def execute_job(
             source, target = await open_pair(job, stack, transports)
             route = job.route(source.scope, target.scope)
             summary.route = route
-            records = _read_records(job, route)
-            plan, summary.listing = await plan_for_run(
-                job, mode, source, target, route, records, retry_failed=retry_failed,
-                prune=prune, on_plan=counting(summary, on_plan))
-            summary.held_deletes, summary.prune_note = plan.held_deletes, plan.prune_note
+            # the run lock first: the ledger and the listing the plan rests on are read
+            # under it, so a run of the job that ends meanwhile can't leave this one a
+            # plan built on the ledger as it was before (each asset sent twice)
             store = StateStore(job.run.state)
             try:
-                run_id = store.start_run(route, mode, planned=planned_work(plan, records))
+                run_id = store.start_run(route, mode)
             except RunLockedError as exc:
                 summary.locked = True
                 raise FatalError(run_locked_message(exc)) from None
-            summary.run_id = run_id
             with structlog.contextvars.bound_contextvars(run_id=run_id, route=route):
+                async with run_heartbeat(store, run_id):
+                    records = _read_records(job, route)
+                    plan, summary.listing = await plan_for_run(
+                        job, mode, source, target, route, records, retry_failed=retry_failed,
+                        prune=prune, on_plan=counting(summary, on_plan))
+                summary.held_deletes, summary.prune_note = plan.held_deletes, plan.prune_note
+                store.set_planned(run_id, planned_work(plan, records))
+                # the summary names the run once it carries something out: one stopped in
+                # its listing or plan is closed as failed, but has nothing to resume
+                summary.run_id = run_id
                 if isinstance(target, SupportsTempReclaim):  # a killed run's partial files
                     await target.reclaim_temp_files()
                 summary.outcomes = await _carry_out(job, plan, source, target, store, run_id,
@@ -478,7 +485,7 @@ async def execute_job(
         summary.input_error = True
         log.error("run.state_error", error=str(exc))
     except Exception as exc:
-        summary.fatal = crash_message(exc, run_closed=run_id is not None)
+        summary.fatal = crash_message(exc, run_closed=summary.run_id is not None)
         log.error("run.crashed", error=summary.fatal)
         log.debug("run.crashed.traceback", exc_info=exc)
     except anyio.get_cancelled_exc_class():
@@ -754,6 +761,21 @@ def _closing(id_map: MapWriter | None) -> Iterator[None]:
 
 
 HEARTBEAT_SECONDS = 20.0
+
+
+@asynccontextmanager
+async def run_heartbeat(store: StateStore, run_id: int) -> AsyncIterator[None]:
+    """Keep run ``run_id``'s heartbeat fresh for the block (a long listing and plan, under
+    the run lock, commit nothing); a take-over by another process ends the block with
+    FatalError."""
+    with unwrap_groups():
+        async with anyio.create_task_group() as tg:
+            beat = anyio.CancelScope()
+            tg.start_soon(_heartbeat, store, run_id, beat)
+            try:
+                yield
+            finally:
+                beat.cancel()
 
 
 async def _heartbeat(store: StateStore, run_id: int, scope: anyio.CancelScope) -> None:

@@ -664,6 +664,15 @@ class StateStore:
             s.flush()
             return new.id
 
+    def set_planned(self, run_id: int, planned: int) -> None:
+        """Record how many asset actions run ``run_id``'s plan carries out (``planned`` of
+        `start_run`), for a run that took the run lock before it listed and planned."""
+        with self._transaction(write=True) as s:
+            run = s.get(Run, run_id, with_for_update={"key_share": True})
+            if run is None:
+                raise LookupError(f"no run {run_id} in the state database")
+            run.summary = {**(run.summary or {}), "planned": planned}
+
     def heartbeat(self, run_id: int) -> None:
         """Mark the run alive. Raises `RunLockedError` if another process took it over."""
         with self._transaction(write=True) as s:

@@ -45,6 +45,7 @@ from pipeline.run import (
     open_pair,
     plan_for_run,
     planned_work,
+    run_heartbeat,
     run_item_set,
     run_locked_message,
     unwrap_groups,
@@ -187,13 +188,13 @@ class Resources:
             self.opened.clear()
 
 
-def _open_run(store: StateStore, route: str, mode: str, planned: int, owner: str) -> int:
+def _open_run(store: StateStore, route: str, mode: str, owner: str) -> int:
     """The run's id in the ledger: the RUNNING run this workflow opened already (a retried
     plan activity), else a new one. RunLockedError when another process runs the route."""
     latest = store.runs(route, limit=1)
     if latest and latest[0].status is RunStatus.RUNNING and latest[0].owner == owner:
         return latest[0].id
-    return store.start_run(route, mode, planned=planned, owner=owner)
+    return store.start_run(route, mode, owner=owner)
 
 
 def reached(actions: Sequence[AssetAction], records: dict[tuple[str, str], ItemRecord],
@@ -250,23 +251,26 @@ class Activities:
         out the actions that call no target (skips, conflicts, unsupported) at once."""
         owner = run_owner(activity.info().workflow_id or "")
         route = ""
+        run_id: int | None = None
         box = RunSummary(route="", mode=inp.mode, run_id=None)  # counts the listing
         try:
             opened = await self.resources.get(inp.job_path)
             job, route = opened.job, opened.route
-            records = await anyio.to_thread.run_sync(_read_records, job, route)
-            with unwrap_groups():
-                plan, listing = await plan_for_run(
-                    job, inp.mode, opened.source, opened.target, route, records,
-                    retry_failed=inp.retry_failed, prune=inp.prune, on_plan=counting(box))
+            # the run lock before the ledger and the listing are read (as in process)
             try:
                 run_id = await anyio.to_thread.run_sync(
-                    _open_run, opened.store, route, inp.mode, planned_work(plan, records),
-                    owner)
+                    _open_run, opened.store, route, inp.mode, owner)
             except RunLockedError as exc:
                 return Planned(route=route, fatal=run_locked_message(exc, inp.job_path),
-                               input_error=True, locked=True,
-                               listed=list(box.listed) if box.listed else None)
+                               input_error=True, locked=True)
+            async with run_heartbeat(opened.store, run_id):
+                records = await anyio.to_thread.run_sync(_read_records, job, route)
+                with unwrap_groups():
+                    plan, listing = await plan_for_run(
+                        job, inp.mode, opened.source, opened.target, route, records,
+                        retry_failed=inp.retry_failed, prune=inp.prune, on_plan=counting(box))
+            await anyio.to_thread.run_sync(opened.store.set_planned, run_id,
+                                           planned_work(plan, records))
             if isinstance(opened.target, SupportsTempReclaim):  # a killed run's partial files
                 await opened.target.reclaim_temp_files()
             local = [a for a in plan.assets if not remote(a)]
@@ -279,7 +283,7 @@ class Activities:
         except (FatalError, StateError) as exc:
             if isinstance(exc, StateError | AuthError):  # the worker's ledger, its credentials
                 exc = on_worker(exc)
-            return Planned(route=route, fatal=str(exc),
+            return Planned(route=route, run_id=run_id, fatal=str(exc),  # closed by finish
                            input_error=isinstance(exc, ConfigError | AuthError | StateError),
                            listed=list(box.listed) if box.listed else None)
         work = [a for a in plan.assets if remote(a) and a.op is not Op.DELETE]
