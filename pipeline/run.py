@@ -470,7 +470,7 @@ async def execute_job(
                 summary.held_deletes, summary.prune_note = plan.held_deletes, plan.prune_note
                 store.set_planned(run_id, planned_work(plan, records))
                 # the summary names the run once it carries something out: one stopped in
-                # its listing or plan is closed as failed, but has nothing to resume
+                # its listing or plan leaves no run (abandon_unplanned)
                 summary.run_id = run_id
                 if isinstance(target, SupportsTempReclaim):  # a killed run's partial files
                     await target.reclaim_temp_files()
@@ -491,13 +491,28 @@ async def execute_job(
     except anyio.get_cancelled_exc_class():
         summary.interrupted = True
         summary.outcomes = summary.outcomes or seen
-        finish_summary(store, run_id, summary, started)
+        abandon_unplanned(store, run_id, summary)
+        finish_summary(store, summary.run_id, summary, started)
         raise
     except KeyboardInterrupt:
         summary.interrupted = True
     summary.outcomes = summary.outcomes or seen
-    finish_summary(store, run_id, summary, started)
+    abandon_unplanned(store, run_id, summary)
+    finish_summary(store, summary.run_id, summary, started)
     return summary
+
+
+def abandon_unplanned(store: StateStore | None, run_id: int | None,
+                      summary: RunSummary) -> None:
+    """Release the run lock of run ``run_id`` when it stopped before its plan was made
+    (``summary.run_id`` still None: nothing carried out), leaving no run behind, as a run
+    that never started; a failure to is logged (the lock then goes stale with this process)."""
+    if store is None or run_id is None or summary.run_id is not None:
+        return
+    try:
+        store.abandon_run(run_id)
+    except Exception as exc:  # noqa: BLE001 - keep the run's own error for the user
+        log.error("run.abandon_failed", run_id=run_id, error=f"{type(exc).__name__}: {exc}")
 
 
 def counting(summary: RunSummary, on_plan: Callable[[Plan], None] | None = None
@@ -597,12 +612,14 @@ def writes_ledger(a: AssetAction, records: Mapping[tuple[str, str], ItemRecord])
 
 
 def _read_runs(job: JobConfig, route: str, every: int) -> list[RunRecord]:
-    """The route's last ``every`` runs, newest first (none without a state DB)."""
+    """The route's last ``every`` ended runs, newest first (none without a state DB): not
+    the RUNNING one, the run asking, which holds the run lock while it lists."""
     store = open_state(job, create=False)
     if store is None:
         return []
     try:
-        return store.runs(route, limit=max(every, 1))
+        runs = store.runs(route, limit=max(every, 1) + 1)
+        return [r for r in runs if r.status is not RunStatus.RUNNING][:max(every, 1)]
     finally:
         store.close()
 

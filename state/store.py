@@ -673,6 +673,15 @@ class StateStore:
                 raise LookupError(f"no run {run_id} in the state database")
             run.summary = {**(run.summary or {}), "planned": planned}
 
+    def abandon_run(self, run_id: int) -> None:
+        """Remove run ``run_id`` while it is still RUNNING, releasing the run lock: for a run
+        stopped before it carried anything out (its listing or plan failed, or was
+        interrupted), which wrote no ledger row and so leaves no run behind."""
+        with self._transaction(write=True) as s:
+            run = s.get(Run, run_id, with_for_update={"key_share": True})
+            if run is not None and run.status is RunStatus.RUNNING:
+                s.delete(run)
+
     def heartbeat(self, run_id: int) -> None:
         """Mark the run alive. Raises `RunLockedError` if another process took it over."""
         with self._transaction(write=True) as s:

@@ -15,6 +15,7 @@ references from its own environment; no input or result carries a resolved secre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
@@ -252,6 +253,7 @@ class Activities:
         owner = run_owner(activity.info().workflow_id or "")
         route = ""
         run_id: int | None = None
+        planned_yet = False
         box = RunSummary(route="", mode=inp.mode, run_id=None)  # counts the listing
         try:
             opened = await self.resources.get(inp.job_path)
@@ -271,6 +273,7 @@ class Activities:
                         retry_failed=inp.retry_failed, prune=inp.prune, on_plan=counting(box))
             await anyio.to_thread.run_sync(opened.store.set_planned, run_id,
                                            planned_work(plan, records))
+            planned_yet = True
             if isinstance(opened.target, SupportsTempReclaim):  # a killed run's partial files
                 await opened.target.reclaim_temp_files()
             local = [a for a in plan.assets if not remote(a)]
@@ -283,6 +286,10 @@ class Activities:
         except (FatalError, StateError) as exc:
             if isinstance(exc, StateError | AuthError):  # the worker's ledger, its credentials
                 exc = on_worker(exc)
+            if run_id is not None and not planned_yet:  # stopped in its plan: no run
+                with contextlib.suppress(StateError):  # else its heartbeat goes stale
+                    await anyio.to_thread.run_sync(opened.store.abandon_run, run_id)
+                run_id = None
             return Planned(route=route, run_id=run_id, fatal=str(exc),  # closed by finish
                            input_error=isinstance(exc, ConfigError | AuthError | StateError),
                            listed=list(box.listed) if box.listed else None)

@@ -14,7 +14,7 @@ from connectors.emulation import Faults, in_process_transport
 from pipeline.plan import Op, Plan
 from pipeline.run import execute_job, plan_job
 from pipeline.samples import sample_library
-from state.store import ItemStatus
+from state.store import ItemStatus, StateStore
 from tests.pipeline.helpers import (
     CS_KEY,
     CS_TOKEN,
@@ -171,7 +171,10 @@ async def test_wrong_token_exits_2_and_writes_nothing(tmp_path: Path,
     assert "wrong-token" not in summary.fatal
     assert not emu.assets
     assert not emu.folders
-    assert not (tmp_path / "state.db").exists(), "nothing written, not even the state DB"
+    # the run lock is taken before the listing (which found the token wrong), so the state
+    # DB may exist now, but it holds no run and no ledger row
+    with StateStore(str(tmp_path / "state.db")) as store:
+        assert store.routes() == [], "nothing written, not even a run"
 
 
 async def test_vanished_file_fails_alone(tmp_path: Path, emu: ContentstackEmulator) -> None:
