@@ -284,7 +284,11 @@ class FieldSpec:
     keeps per-locale values of it (the only declaration of it: :attr:`Limits.locale_fields`
     is read from it; a canonical text field may be localized only, with no default value in
     ``metadata_fields``, as Storyblok's description). ``doc``: the vendor documentation the
-    declaration comes from (shown by ``assetferry mappings show``).
+    declaration comes from (shown by ``assetferry mappings show``). ``created_as``: the value
+    a create that sends none gives the field: ``""`` (empty) or ``"filename"`` (the uploaded
+    file's name, Contentstack's title); a write that restores the source's state over the
+    target's (an update, a replace) sends that value, so no edit of the target survives it
+    (:func:`mappings.fields.as_created`).
     """
 
     name: str
@@ -293,6 +297,7 @@ class FieldSpec:
     forbidden_chars: str = ""
     localized: bool = False
     doc: str = ""
+    created_as: Literal["", "filename"] = ""
 
 
 _FIELD_KINDS: Mapping[str, FieldKind] = {"tags": "tags", "focus": "focus"}

@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from connectors.base import (
     METADATA_FIELDS,
@@ -381,6 +381,23 @@ def map_meta(meta: AssetMeta, limits: Limits, rules: EffectiveRules | None = Non
         extra={k: v for k, v in out.items() if k not in _CANONICAL and v is not None},
     )
     return MappedMeta(mapped, tuple(dropped), tuple(warnings))
+
+
+def as_created(meta: AssetMeta, limits: Limits, filename: str) -> AssetMeta:
+    """``meta`` (mapped, :func:`map_meta`) with every field of the target that it leaves
+    empty set to what a fresh create gives that field (:attr:`FieldSpec.created_as`):
+    ``filename`` (the name the file is uploaded as) where the target titles an upload
+    with it (Contentstack, CMA Assets: Upload asset), else empty. A write that restores the
+    source's whole state over a target asset (an update of its metadata, a replace of its
+    file) sends this, so a field the source lacks does not keep the target's edit; the
+    connectors send an empty value as a clear."""
+    filled = {
+        spec.name: filename
+        for spec in limits.declared_fields().values()
+        if spec.created_as == "filename" and spec.name in _TEXT_FIELDS
+        and not getattr(meta, spec.name)
+    }
+    return replace(meta, **filled) if filled else meta
 
 
 def _why_dropped(name: str, rules: EffectiveRules, present: bool) -> str:

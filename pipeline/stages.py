@@ -31,6 +31,7 @@ import structlog
 from connectors.base import (
     DIGESTS,
     Asset,
+    AssetMeta,
     Folder,
     FolderPath,
     Source,
@@ -50,6 +51,7 @@ from connectors.base import (
     staged_digests,
 )
 from connectors.errors import AmbiguousError, FatalError, ItemError, RetryableError, SyncError
+from mappings.fields import as_created
 from pipeline.checkpoint import Checkpointer, RecordJournal
 from pipeline.crashpoints import crash_point
 from pipeline.plan import (
@@ -428,11 +430,11 @@ class AssetLoader:
             assert action.target_id  # noqa: S101
             if action.meta_changed and isinstance(self.target, SupportsProvenance):
                 # the whole record: an asset adopted after a kill may have none yet
-                await self.target.update_metadata_from(action.target_id, action.meta,
+                await self.target.update_metadata_from(action.target_id, self._sent_meta(action),
                                                        action.source_id)
             elif action.meta_changed:
                 assert isinstance(self.target, SupportsUpdateMetadata)  # noqa: S101
-                await self.target.update_metadata(action.target_id, action.meta)
+                await self.target.update_metadata(action.target_id, self._sent_meta(action))
             return await self._done(action, rec, TargetRef(action.target_id, action.target_url), 0)
         return await self._upload(action, rec, prepared=prepared)
 
@@ -560,7 +562,8 @@ class AssetLoader:
             intent = self._intent(action, rec)
             await self.ckpt.commit(intent)
         request = UploadRequest(action.source_id, action.filename, folder_id or None,
-                                action.target_folder, action.asset.content_type, action.meta)
+                                action.target_folder, action.asset.content_type,
+                                self._sent_meta(action))
         staged = staged or await self._stage(action.asset)
         try:
             if resuming and action.op is Op.CREATE and not intent.journal:
@@ -672,8 +675,18 @@ class AssetLoader:
             return None
         if action.op in (Op.CREATE, Op.REPLACE) or (
                 action.op is Op.UPDATE and action.meta_changed and not action.publish_only):
-            return written_meta(action.meta)
+            return written_meta(self._sent_meta(action))
         return marker_meta(rec.target_marker) if rec.target_id == ref.target_id else None
+
+    def _sent_meta(self, action: AssetAction) -> AssetMeta:
+        """The metadata ``action`` writes: a create sends the mapped metadata (the target
+        gives the rest its defaults); an update or a replace, which restores the source's
+        state over the target asset, sends every field the target has, those the source
+        leaves empty with the value a create gives them (:func:`mappings.fields.as_created`),
+        so no edit made in the target survives it."""
+        if action.op is Op.CREATE:
+            return action.meta
+        return as_created(action.meta, self.target.limits, action.filename)
 
     def _outcome(self, action: AssetAction, status: ItemStatus, reason: str,
                  rec: ItemRecord) -> Outcome:

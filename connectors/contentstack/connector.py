@@ -78,7 +78,9 @@ LIMITS = Limits(
     default_max_assets=10_000,  # per stack, raisable by support (asset limitations page)
     metadata_fields=frozenset({"title", "description", "tags"}),
     field_specs=(
-        FieldSpec("title", doc="CMA Assets: Upload asset, Update asset: asset[title]"),
+        FieldSpec("title", created_as="filename",
+                  doc="CMA Assets: Upload asset, Update asset: asset[title]; an upload "
+                      "without one is titled with the file's name"),
         FieldSpec("description", doc="CMA Assets: Upload asset, Update asset: asset[description]"),
         # the upload sends every tag in one comma-joined asset[tags] field (facts §1.5), so a
         # tag holding a comma would come back as two tags
@@ -172,14 +174,19 @@ def resolve_folder_paths(records: Mapping[str, WireAsset]) -> dict[str, Folder]:
     }
 
 
-def _form_fields(meta: AssetMeta, folder_id: str | None) -> dict[str, str]:
+def _form_fields(meta: AssetMeta, folder_id: str | None, *,
+                 clear: bool = False) -> dict[str, str]:
+    """The upload's form fields; ``clear`` (a replace): an empty description or tag list is
+    sent empty, so it clears what the asset held (a replace keeps what it is not sent)."""
     fields: dict[str, str] = {}
     if folder_id is not None:
         fields["asset[parent_uid]"] = folder_id
     if meta.title:
         fields["asset[title]"] = meta.title
-    if meta.description:
-        fields["asset[description]"] = meta.description
+    if meta.description or clear:
+        fields["asset[description]"] = meta.description or ""
+    if clear and not meta.tags:
+        fields["asset[tags]"] = ""
     if meta.tags:
         # one comma-joined field, as the official JS SDK sends it (facts §1.5)
         fields["asset[tags]"] = ",".join(meta.tags)
@@ -364,15 +371,17 @@ class ContentstackConnector:
             filename=request.filename,
             path=staged.path,
             content_type=request.content_type or staged.content_type,
-            fields=_form_fields(request.meta, request.folder_id),
+            fields=_form_fields(request.meta, request.folder_id, clear=True),
             replace_uid=target_id,
         )
         log.debug("contentstack.replaced", target_id=record.uid, bytes=staged.size)
         return _ref(record)
 
     async def update_metadata(self, target_id: str, meta: AssetMeta) -> None:
-        """Set title (when given), description and tags; an empty description or tag list
-        clears them. Fields Contentstack has no place for (alt text, focus...) are ignored."""
+        """Set title (when given: the pipeline sends the file name a create would give an
+        untitled asset, :func:`mappings.fields.as_created`), description and tags; an empty
+        description or tag list clears them. Fields Contentstack has no place for (alt text,
+        focus...) are ignored."""
         body: dict[str, Any] = {"description": meta.description or "", "tags": list(meta.tags)}
         if meta.title:
             body["title"] = meta.title

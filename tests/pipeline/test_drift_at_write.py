@@ -319,3 +319,77 @@ async def test_a_file_adopted_after_a_kill_gets_its_whole_manifest_entry(
     assert "an interrupted run had created it" in outcome.reason, outcome.reason
     entry = target_manifest(tmp_path)["assets"]["A/x.txt"]
     assert (entry.get("source_id"), entry.get("title")) == ("A/x.txt", "X"), entry
+
+
+# --- source-wins restores the source's whole state ---------------------------------------
+
+
+def edit_every_field(side: Side, cs: ContentstackEmulator | None, sb: StoryblokEmulator | None,
+                     wf: WebflowEmulator | None, out: Path) -> Callable[[], object]:
+    """Edit, in the target, a field of x.txt that its source asset leaves empty (no title,
+    no alt text); return what that field holds now (to compare after the run)."""
+    if cs is not None:
+        [uid] = [u for u, r in cs.assets.items() if r["filename"] == "x.txt"]
+        cs.assets[uid].update(title="USER EDIT x.txt", description="user",
+                              _version=cs.assets[uid]["_version"] + 1, updated_at=LATER)
+        return lambda: (cs.assets[uid]["title"], cs.assets[uid]["description"])
+    if sb is not None:
+        [sid] = [i for i, a in sb.assets.items() if a["short_filename"] == "x.txt"]
+        sb.assets[sid].update(alt="user alt", title="user title", copyright="user (c)",
+                              updated_at=LATER)
+        return lambda: (sb.assets[sid]["alt"], sb.assets[sid]["title"],
+                        sb.assets[sid]["copyright"])
+    if wf is not None:
+        [wid] = [i for i, w in wf.assets.items() if w["originalFileName"] == "x.txt"]
+        wf.assets[wid].update(altText="user alt", lastUpdated=LATER)
+        return lambda: wf.assets[wid]["altText"]
+    manifest = out / ".assetferry.json"
+    data = json.loads(manifest.read_text())
+    data["assets"]["A/x.txt"]["title"] = "USER EDIT x.txt"
+    manifest.write_text(json.dumps(data))
+    return lambda: json.loads(manifest.read_text())["assets"]["A/x.txt"].get("title")
+
+
+AS_CREATED: dict[str, object] = {
+    "contentstack": ("x.txt", ""),  # an untitled upload is titled with its file name
+    "storyblok": (None, None, None),  # as the emulator stores an empty field
+    "webflow": "",
+    "local": None,
+}
+
+
+@pytest.mark.parametrize("file_changed", [False, True], ids=["metadata", "file"])
+@pytest.mark.parametrize("kind", list(AS_CREATED))
+async def test_source_wins_writes_back_a_field_the_source_leaves_empty(
+        tmp_path: Path, request: pytest.FixtureRequest, kind: str, file_changed: bool) -> None:
+    """Under "source-wins", an edited field of the target that the source asset has no value
+    for goes back to what a create gives it (Contentstack: the file name as title, an empty
+    description; Storyblok: empty alt/title/copyright; Webflow: empty altText; a local
+    target: no title), by a metadata update and by a file replace alike; it used to keep
+    the target's edit, then record it as ours (the next plan saw nothing to do)."""
+    if kind == "webflow" and file_changed:
+        pytest.skip("Webflow cannot replace a file (no replace endpoint, facts §3)")
+    fixture = {"contentstack": "cs", "storyblok": "sb", "webflow": "wf"}.get(kind)
+    emulators: dict[str, Any] = {name: request.getfixturevalue(name) if name == fixture else None
+                                 for name in ("cs", "sb", "wf")}
+    side = {"contentstack": lambda: contentstack(emulators["cs"]),
+            "storyblok": lambda: storyblok(emulators["sb"]),
+            "webflow": lambda: webflow(emulators["wf"]),
+            "local": lambda: local(tmp_path)}[kind]()
+    job, transports = job_for(tmp_path, side, run='on_conflict = "source-wins"\n')
+    lib = tmp_path / "lib"
+    (lib / ".assetferry.json").write_text(json.dumps({"version": 1, "assets": {
+        "A/x.txt": {}, "A/y.txt": {"title": "Y"}}}))
+    first = await execute_job(job, "sync", transports=transports)
+    assert first.exit_code() == 0, first.text()
+    held = edit_every_field(side, emulators["cs"], emulators["sb"], emulators["wf"],
+                            tmp_path / "out")
+    assert held() != AS_CREATED[kind]
+    if file_changed:
+        change_file(lib)
+    won = await execute_job(job, "sync", transports=transports)
+    assert won.exit_code() == 0, won.text()
+    assert held() == AS_CREATED[kind], won.text()
+    again = await plan_job(job, transports=transports)
+    [action] = [a for a in again.assets if a.path == "A/x.txt"]
+    assert action.op is Op.SKIP, action.reason
