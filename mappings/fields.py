@@ -391,13 +391,19 @@ def as_created(meta: AssetMeta, limits: Limits, filename: str) -> AssetMeta:
     source's whole state over a target asset (an update of its metadata, a replace of its
     file) sends this, so a field the source lacks does not keep the target's edit; the
     connectors send an empty value as a clear."""
-    filled = {
-        spec.name: filename
-        for spec in limits.declared_fields().values()
-        if spec.created_as == "filename" and spec.name in _TEXT_FIELDS
-        and not getattr(meta, spec.name)
-    }
-    return replace(meta, **filled) if filled else meta
+    named = {spec.name for spec in limits.declared_fields().values()
+             if spec.created_as == "filename" and spec.name in _TEXT_FIELDS
+             and not getattr(meta, spec.name)}
+    if not named:
+        return meta
+
+    def given(name: str, value: str | None) -> str | None:
+        return filename if name in named else value
+
+    return replace(meta, title=given("title", meta.title),
+                   description=given("description", meta.description),
+                   alt_text=given("alt_text", meta.alt_text),
+                   copyright=given("copyright", meta.copyright))
 
 
 def _why_dropped(name: str, rules: EffectiveRules, present: bool) -> str:
