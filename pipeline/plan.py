@@ -189,6 +189,10 @@ class Plan:
     listing: str = "full"
     """How the source was listed: ``"full"``, or ``"changed since <UTC time>"`` (an
     incremental listing: it says nothing about deletions, so nothing is pruned)."""
+    stop: str | None = None
+    """Why a run of this plan stops before any write (``None``: it does not): assets edited
+    in the target since we wrote them under ``[run] on_conflict = "fail"``
+    (:func:`conflict_stop`). ``plan`` says so and exits 2, as the run does."""
 
     @property
     def estimated_requests(self) -> int:
@@ -633,7 +637,8 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
                     inp.limits, len(inp.target_folders), len(inp.target_assets)),
                 source_requests_per_download=source_limits.requests_per_download,
                 listing="full" if inp.changed_since is None else
-                f"changed since {inp.changed_since.isoformat(timespec='seconds')}")
+                f"changed since {inp.changed_since.isoformat(timespec='seconds')}",
+                stop=conflict_stop(actions, inp.on_conflict))
     if inp.changed_since is not None and inp.prune:
         plan = replace(plan, prune_note=(
             "nothing pruned: this run listed only what changed in the source, which says "
@@ -1091,6 +1096,28 @@ def _asset_action(
     return _with(base, Op.CREATE, "not in the target")
 
 
+FAIL_STOPS = "the run stops before any write, nothing is written"
+"""What a drifted asset's reason says under ``[run] on_conflict = "fail"``."""
+
+
+def conflict_stop(actions: Sequence[AssetAction], on_conflict: str) -> str | None:
+    """Why a run of ``actions`` stops before any write: under ``on_conflict = "fail"``, the
+    assets edited in the target since assetferry wrote them (counted, the first named);
+    ``None`` when there are none or ``on_conflict`` is another value. The run raises it as
+    its fatal message (exit 2), and ``plan`` prints it and exits 2 too."""
+    if on_conflict != "fail":
+        return None
+    drifted = [a for a in actions if a.drift]
+    if not drifted:
+        return None
+    first = drifted[0]
+    return (f"{len(drifted)} asset{'s' if len(drifted) != 1 else ''} changed in the target "
+            f"since assetferry wrote them (first: {first.path}, "
+            f"{first.reason.split(': ' + FAIL_STOPS)[0]}); nothing was written ([run] "
+            "on_conflict = \"fail\"): look at them in the target, then set on_conflict to "
+            "\"skip\" or \"source-wins\" for a run")
+
+
 def _drift_action(base: AssetAction, drifted: str, current: Asset, inp: PlanInput, *,
                   source_changed: bool, file_changed: bool) -> AssetAction:
     """The action for an asset edited in the target since we wrote it, by
@@ -1100,8 +1127,9 @@ def _drift_action(base: AssetAction, drifted: str, current: Asset, inp: PlanInpu
     what = f"changed in the target since assetferry wrote it ({drifted})"
     if inp.on_conflict != "source-wins":
         also = "; the source changed too" if source_changed else ""
+        held = (f"{FAIL_STOPS} (" if inp.on_conflict == "fail" else "left as it is (")
         return replace(_with(base, Op.CONFLICT,
-                             f"{what}{also}: left as it is ([run] on_conflict = "
+                             f"{what}{also}: {held}[run] on_conflict = "
                              f"\"{inp.on_conflict}\"; set it to \"source-wins\" to write the "
                              "source's version over it)"), drift=True)
     why = f"{what}: the source's version is written over it ([run] on_conflict = \"source-wins\")"

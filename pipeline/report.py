@@ -74,10 +74,14 @@ def listed_entries(plan: Plan) -> tuple[int, int]:
 
 def plan_exit_code(plan: Plan) -> int:
     """``plan``'s exit code, the one a run carrying it out would end with (as
-    :meth:`RunSummary.exit_code` counts it): 1 when it would hold items back — an asset
+    :meth:`RunSummary.exit_code` counts it): 2 when the run would stop before any write
+    (:attr:`Plan.stop`: drift under ``[run] on_conflict = "fail"``); 1 when it would hold
+    items back — an asset
     ``conflict`` or ``unsupported`` (not migrated), or prune deletions held back — so a
     reviewer's script or CI step stops on them before ``migrate``; else 0. Excluded entries
     and folders that cannot be created (their assets still go) do not count."""
+    if plan.stop is not None:
+        return 2
     held = plan.held_deletes or any(a.op in NOT_MIGRATED for a in plan.assets)
     return 1 if held else 0
 
@@ -135,6 +139,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "estimated_seconds": plan.estimated_seconds,
         "listing": plan.listing,
         "drift": drift,
+        "stops": plan.stop,
     }
 
 
@@ -266,7 +271,8 @@ def _plan_gone(plan: Plan) -> Counter[str]:
 def plan_summary_text(plan: Plan, summary: dict[str, Any] | None = None) -> str:
     """The plan's summary in words, as the table and Markdown plans end (two or three lines);
     ``summary``: :func:`plan_summary` of ``plan`` when the caller has it already."""
-    return _summary_line(summary or plan_summary(plan), _plan_gone(plan))
+    text = _summary_line(summary or plan_summary(plan), _plan_gone(plan))
+    return text if plan.stop is None else f"{text}\nthe run would stop here: {plan.stop}"
 
 
 def plan_table(plan: Plan, *, width: int = 100) -> str:

@@ -550,14 +550,8 @@ async def plan_for_run(job: JobConfig, mode: str, source: Source, target: Target
                "started_at": listed_at.isoformat(), "source": plan.listing}
     if on_plan is not None:
         on_plan(plan)
-    drifted = [a for a in plan.assets if a.drift]
-    if drifted and job.run.on_conflict == "fail":
-        raise FatalError(
-            f"{len(drifted)} asset{'s' if len(drifted) != 1 else ''} changed in the "
-            "target since assetferry wrote them (first: "
-            f"{drifted[0].path}, {drifted[0].reason.split(': left as')[0]}); nothing "
-            "was written ([run] on_conflict = \"fail\"): look at them in the target, "
-            "then set on_conflict to \"skip\" or \"source-wins\" for a run")
+    if plan.stop is not None:  # [run] on_conflict = "fail" and drift: nothing written
+        raise FatalError(plan.stop)
     return plan, listing
 
 

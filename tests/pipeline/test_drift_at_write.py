@@ -393,3 +393,34 @@ async def test_source_wins_writes_back_a_field_the_source_leaves_empty(
     again = await plan_job(job, transports=transports)
     [action] = [a for a in again.assets if a.path == "A/x.txt"]
     assert action.op is Op.SKIP, action.reason
+
+
+async def test_plan_under_fail_says_the_run_stops_and_exits_2_as_the_run_does(
+        tmp_path: Path) -> None:
+    """`plan` with `[run] on_conflict = "fail"` and a drifted asset says what the run does
+    (it stops before any write, nothing written) and exits 2 like the run; it used to say
+    "left as it is" and exit 1 while the run exited 2."""
+    from pipeline.report import plan_exit_code, plan_json, plan_table
+
+    side = local(tmp_path)
+    job, transports = job_for(tmp_path, side, run='on_conflict = "fail"\n')
+    assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
+    side.edit("x.txt")
+    plan = await plan_job(job, transports=transports)
+    [action] = [a for a in plan.assets if a.path == "A/x.txt"]
+    assert (action.op, action.drift) == (Op.CONFLICT, True), action.reason
+    assert "the run stops before any write, nothing is written" in action.reason
+    assert "left as it is" not in action.reason
+    assert plan_exit_code(plan) == 2
+    table = plan_table(plan)
+    assert "the run would stop here: 1 asset changed in the target" in table, table
+    assert "nothing was written" in table
+    assert json.loads(plan_json(plan))["summary"]["stops"] == plan.stop
+
+    run = await execute_job(job, "sync", transports=transports)
+    assert run.exit_code() == 2, run.text()
+    assert run.fatal == plan.stop, "the plan says what the run says"
+    assert side.edited("x.txt"), "nothing written"
+    skip = job.model_copy(update={"run": job.run.model_copy(update={"on_conflict": "skip"})})
+    held = await plan_job(skip, transports=transports)
+    assert (held.stop, plan_exit_code(held)) == (None, 1), "skip holds it back: exit 1"
