@@ -185,6 +185,16 @@ def incremental_since(runs: Sequence[RunRecord], every: int) -> datetime | None:
     return watermark - LISTING_OVERLAP if recent_full else None
 
 
+def check_job_against(job: JobConfig, source: Source, target: Target) -> None:
+    """The job-file checks that need the connectors' declared limits (locale rules,
+    ``folder_root``, filters, field rules): ConfigError (exit 2) naming the key. A run makes
+    them before it opens the ledger, so a bad job leaves no state file behind."""
+    _check_locale_rules(job, target)
+    check_folder_root(job, target)
+    check_filters(job.mapping.filters.rules(), source)
+    resolve_field_rules(job, target)
+
+
 async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
                      records: Mapping[tuple[str, str], ItemRecord], *,
                      retry_failed: bool = False, prune: bool | None = None,
@@ -452,6 +462,7 @@ async def execute_job(
             source, target = await open_pair(job, stack, transports)
             route = job.route(source.scope, target.scope)
             summary.route = route
+            check_job_against(job, source, target)  # a bad job: no state file
             # the run lock first: the ledger and the listing the plan rests on are read
             # under it, so a run of the job that ends meanwhile can't leave this one a
             # plan built on the ledger as it was before (each asset sent twice)
