@@ -185,14 +185,17 @@ def incremental_since(runs: Sequence[RunRecord], every: int) -> datetime | None:
     return watermark - LISTING_OVERLAP if recent_full else None
 
 
-def check_job_against(job: JobConfig, source: Source, target: Target) -> None:
+def check_job_against(job: JobConfig, source: Source, target: Target,
+                      ) -> tuple[FilterRules, EffectiveRules]:
     """The job-file checks that need the connectors' declared limits (locale rules,
-    ``folder_root``, filters, field rules): ConfigError (exit 2) naming the key. A run makes
-    them before it opens the ledger, so a bad job leaves no state file behind."""
+    ``folder_root``, filters, field rules): ConfigError (exit 2) naming the key; returns the
+    filter and field rules they resolved. A run makes them before it opens the ledger, so a
+    bad job leaves no state file behind; :func:`build_plan` makes them before any listing."""
     _check_locale_rules(job, target)
     check_folder_root(job, target)
-    check_filters(job.mapping.filters.rules(), source)
-    resolve_field_rules(job, target)
+    rules = job.mapping.filters.rules()
+    check_filters(rules, source)
+    return rules, resolve_field_rules(job, target)
 
 
 async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
@@ -201,11 +204,7 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
                      since: datetime | None = None) -> Plan:
     """List both sides (the source since ``since`` where it can filter by update time)
     and plan; confirms each deletion by a direct read of the source."""
-    _check_locale_rules(job, target)  # before any listing: a bad job file is found at once
-    check_folder_root(job, target)
-    rules = job.mapping.filters.rules()
-    check_filters(rules, source)
-    field_rules = resolve_field_rules(job, target)
+    rules, field_rules = check_job_against(job, source, target)  # before any listing
     listings: dict[str, Listing] = {}
     if since is not None and not isinstance(source, SupportsChangedSince):
         since = None  # the source cannot list by update time: a full listing
