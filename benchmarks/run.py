@@ -10,7 +10,8 @@ Prints one Markdown table. Never part of the test suite; nothing is asserted.
 - overhead: no limit, no latency, small files into the Contentstack emulator, against a
   minimal async httpx loop making the same uploads (4 workers each); the job sets
   ``requests_per_second`` far above what loopback reaches, as the loop paces nothing. Two
-  rows, three rounds alternating: throughput over the transfer (first upload's start to
+  rows, five rounds (which side goes first alternates; the median ratio, each round's load
+  printed): throughput over the transfer (first upload's start to
   last upload's end, from the emulator's request log, both sides alike) and over the whole
   command (ours start-up included, the loop's none).
 - memory: peak RSS of ``migrate`` for one file of 10 MB, 100 MB, 1 GB (1 GB not with
@@ -109,8 +110,11 @@ def uploads(served: list[Served]) -> list[Served]:
     return [r for r in served if r.method == "POST" and r.path == "/v3/assets"]
 
 
-def bench_overhead(count: int, tmp: Path, rounds: int = 3) -> None:
-    """Two rows, each over ``rounds`` rounds alternating ours and the loop (median ratio):
+def bench_overhead(count: int, tmp: Path, rounds: int = 5) -> None:
+    """Two rows, each over ``rounds`` rounds of ours and the loop, the order alternating
+    from round to round (ours first, then the loop first: neither side always meets the
+    machine as the other left it), the median ratio of the rounds and each round's load
+    average (1 min) printed beside it:
 
     - transfer: uploads per second from the first upload's start to the last upload's
       response end, as the emulator recorded them, for both sides alike (the goal's figure);
@@ -127,8 +131,10 @@ def bench_overhead(count: int, tmp: Path, rounds: int = 3) -> None:
     emu_cpu: list[tuple[float, float]] = []
     calls: list[int] = []
     loads: list[float] = []
-    for i in range(rounds):
-        loads.append(os.getloadavg()[0])
+
+    def ours(i: int) -> tuple[float, float, float, float, int]:
+        """Our ``migrate``: uploads/s over the transfer, wall seconds, our CPU seconds, the
+        emulator's CPU seconds serving us, API requests."""
         with emulator("contentstack", unlimited=True) as emu:
             # no limit on either side: the job raises the connector's documented 10/s default
             # out of the way, as the baseline has no pacer (else this measures the pacing)
@@ -136,25 +142,44 @@ def bench_overhead(count: int, tmp: Path, rounds: int = 3) -> None:
             work.mkdir()
             job = job_file(work, local(lib), emu.job + UNPACED, concurrency=4)
             emu_before = emu.cpu_seconds()
-            ours = assetferry("migrate", "-c", str(job), env=emu.env)
+            timed = assetferry("migrate", "-c", str(job), env=emu.env)
             emu_ours = emu.cpu_seconds() - emu_before
             api = emu.api()
         sent = uploads(api)
         if len(sent) != count:
             raise RuntimeError(f"overhead: {len(sent)} uploads of {count} files (round {i + 1})")
+        return count / busy_span(sent), timed.seconds, timed.cpu_seconds, emu_ours, len(api)
+
+    def loop() -> tuple[float, float, float, float]:
+        """The minimal loop: uploads/s over the transfer, wall seconds, its CPU seconds, the
+        emulator's CPU seconds serving it."""
         with emulator("contentstack", unlimited=True) as emu:
             emu_before, cpu_before = emu.cpu_seconds(), time.process_time()
             start = time.monotonic()
             asyncio.run(baselines.minimal_async(emu, lib))
-            base_s = time.monotonic() - start
-            base_cpu.append(time.process_time() - cpu_before)
-            emu_cpu.append((emu_ours, emu.cpu_seconds() - emu_before))
-            base = uploads(emu.api())
-        transfer.append((count / busy_span(sent), count / busy_span(base)))
-        whole.append((count / ours.seconds, count / base_s))
-        cpu.append(ours.cpu_seconds)
-        calls.append(len(api))
+            seconds = time.monotonic() - start
+            used = time.process_time() - cpu_before
+            emu_loop = emu.cpu_seconds() - emu_before
+            sent = uploads(emu.api())
+        return count / busy_span(sent), seconds, used, emu_loop
+
+    for i in range(rounds):
         loads.append(os.getloadavg()[0])
+        if i % 2 == 0:
+            mine = ours(i)
+            base = loop()
+        else:
+            base = loop()
+            mine = ours(i)
+        transfer.append((mine[0], base[0]))
+        whole.append((count / mine[1], count / base[1]))
+        cpu.append(mine[2])
+        base_cpu.append(base[2])
+        emu_cpu.append((mine[3], base[3]))
+        calls.append(mine[4])
+        print(f"  overhead round {i + 1}/{rounds} (load {loads[-1]:.1f}): transfer "
+              f"{mine[0]:.0f} against {base[0]:.0f} assets/s ({mine[0] / base[0]:.2f}x)",
+              file=sys.stderr, flush=True)
 
     def figures(pairs: list[tuple[float, float]], side: int) -> str:
         return " / ".join(f"{p[side]:.0f}" for p in pairs)
@@ -164,7 +189,8 @@ def bench_overhead(count: int, tmp: Path, rounds: int = 3) -> None:
         return (f"{statistics.median(each):.2f}x (median; "
                 + " / ".join(f"{r:.2f}" for r in each) + ")")
 
-    when = (f"{rounds} rounds alternating, load {min(loads):.1f}-{max(loads):.1f}")
+    when = (f"{rounds} rounds, order alternating; load by round "
+            + " / ".join(f"{x:.1f}" for x in loads))
     row(f"overhead, transfer: {count} files into Contentstack, no limit ({when})",
         f"{figures(transfer, 0)} assets/s (first upload's start to last upload's end, as "
         f"the emulator recorded them)",
