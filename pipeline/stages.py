@@ -16,10 +16,12 @@ listing, the loader with ``find_asset``) and uploads what it does not find.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -766,6 +768,38 @@ class _Handover:
         return work
 
 
+_frozen = 0
+"""How many :func:`steady_heap` blocks are open in this process (runs of one worker may
+overlap)."""
+
+
+@contextmanager
+def steady_heap() -> Iterator[None]:
+    """Keep the cyclic garbage collector off the objects that exist when the block starts
+    (``gc.freeze``) until the last such block of the process ends (``gc.unfreeze``).
+
+    A run's transfer starts with the imported modules, the listings, the plan and the
+    ledger rows in memory (hundreds of thousands of objects at a few thousand assets), none
+    of which becomes garbage during it; every full collection the transfer triggers walked
+    them all for nothing: 0.14-0.33 s per collection, one about every 500 uploads, on a 500
+    file run whose own CPU is about 2 s (issue 12: per-asset CPU). Objects made during the
+    block are collected as usual; an object frozen that becomes cyclic garbage meanwhile
+    waits for the block's end (reference counting frees the rest at once). A block opened
+    while another is open freezes nothing more, so overlapping runs (a Temporal worker's
+    activities) never hold back the garbage made between them.
+    """
+    global _frozen
+    if _frozen == 0:
+        gc.freeze()
+    _frozen += 1
+    try:
+        yield
+    finally:
+        _frozen -= 1
+        if _frozen == 0:
+            gc.unfreeze()
+
+
 async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, concurrency: int,
                      progress: Progress | None = None) -> list[Outcome]:
     """Carry out ``actions`` on ``concurrency`` loaders, in the plan's order.
@@ -815,8 +849,9 @@ async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, con
                 progress(outcome)
             outcomes.append(outcome)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(feed)
-        for _ in range(concurrency):
-            tg.start_soon(load)
+    with steady_heap():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(feed)
+            for _ in range(concurrency):
+                tg.start_soon(load)
     return outcomes
