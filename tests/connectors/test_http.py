@@ -574,3 +574,45 @@ def test_a_damaged_json_body_is_a_malformed_response_naming_the_url(body: bytes,
     with pytest.raises(MalformedResponseError, match=says) as err:
         decode_json(response, api="Contentstack")
     assert "/v3/assets" in str(err.value)
+
+
+async def test_a_request_free_to_start_takes_no_task_switch_in_the_pacer() -> None:
+    """With no limit to keep (or far below it), nobody waiting and the first answer in, a
+    request starts without yielding to another task (issue 12: a free anyio lock still
+    switched tasks, a pass of the event loop per request); every start is still counted."""
+    pacer = Pacer(None)
+    request = httpx.Request("GET", "https://api.example.com/")
+    first = await pacer.wait()
+    pacer.observe(httpx.Response(200, request=request), sent=first)  # the probe's answer
+    others_ran = anyio.Event()
+
+    async def other() -> None:
+        others_ran.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        starts = [await pacer.wait() for _ in range(5)]
+        assert not others_ran.is_set()
+    assert starts == sorted(starts)
+    assert list(pacer._starts)[-5:] == starts
+
+
+async def test_a_request_behind_a_waiting_one_waits_its_turn() -> None:
+    """The lock-free start never jumps the queue: while one request sleeps for the limit,
+    the next one waits behind it and starts one interval later."""
+    pacer = Pacer(20.0)
+    request = httpx.Request("GET", "https://api.example.com/")
+    first = await pacer.wait()
+    pacer.observe(httpx.Response(200, request=request), sent=first)
+    starts: list[float] = []
+
+    async def one() -> None:
+        starts.append(await pacer.wait())
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(one)
+    interval = 1 / (20.0 * Pacer.MARGIN)
+    assert starts == sorted(starts)
+    gaps = [b - a for a, b in zip([first, *starts], starts, strict=False)]
+    assert min(gaps) >= interval - 1e-3, gaps
