@@ -346,6 +346,37 @@ def test_writing_for_a_run_that_was_taken_over_fails_and_writes_nothing(
     assert store.items(ROUTE) == {}
 
 
+
+def test_a_ledger_write_beats_the_heartbeat_in_one_statement(store: StateStore) -> None:
+    """A group commit of a running run is two statements: the heartbeat's conditional UPDATE
+    and one upsert of every row (issue 12: the run row was loaded FOR UPDATE and flushed by
+    the ORM, 40% of a group commit's CPU); the heartbeat moves, the rows are written, and a
+    run that is gone is still named."""
+    from sqlalchemy import event
+
+    run_id = store.start_run(ROUTE, "migrate")
+    before = store.runs(ROUTE)[0].heartbeat_at
+    sent: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        sent.append(statement.split()[0].upper())
+
+    event.listen(store._engine, "before_cursor_execute", seen)
+    try:
+        store.write([asset("1"), asset("2")], run_id=run_id)
+    finally:
+        event.remove(store._engine, "before_cursor_execute", seen)
+    assert [s for s in sent if s in ("SELECT", "UPDATE", "INSERT")] == ["UPDATE", "INSERT"]
+    after = store.runs(ROUTE)[0].heartbeat_at
+    assert before is not None
+    assert after is not None
+    assert after >= before
+    assert set(store.items(ROUTE)) == {("asset", "1"), ("asset", "2")}
+    with pytest.raises(LookupError, match="no run 999"):
+        store.write([asset("3")], run_id=999)
+    assert ("asset", "3") not in store.items(ROUTE)
+
+
 # durability, atomicity, concurrency
 
 
