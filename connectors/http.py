@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import re
 import select
 import socket
 import ssl
@@ -552,6 +554,62 @@ part headers, each field, the file), about ten for a small file with its metadat
 per-request CPU). Larger bodies stream, so memory stays flat with file size."""
 
 
+_FORM_ESCAPES = {'"': "%22", "\\": "\\\\"} | {
+    chr(c): f"%{c:02X}" for c in range(0x20) if c != 0x1B}
+_FORM_ESCAPE = re.compile("|".join(re.escape(c) for c in _FORM_ESCAPES))
+
+
+def _form_param(name: str, value: str) -> bytes:
+    """``name="value"`` of a part's Content-Disposition, ``value`` escaped as the HTML
+    form encoding does (WHATWG HTML, "multipart/form-data encoding algorithm": ``"`` as
+    %22, line breaks and other controls as %XX; httpx's own rule)."""
+    return f'{name}="{_FORM_ESCAPE.sub(lambda m: _FORM_ESCAPES[m.group(0)], value)}"'.encode()
+
+
+def small_form(data: Mapping[str, Any] | None,
+               files: Mapping[str, Any]) -> tuple[bytes, str] | None:
+    """A multipart/form-data body (RFC 7578) of text fields and files whose files come to at
+    most :data:`BUFFERED_BODY` bytes, built in one buffer: ``(body, content type)``; the
+    fields first, in order, then the files, laid out byte for byte as httpx lays them out.
+    ``files`` maps a field to ``(filename, open binary file, content type)``.
+
+    ``None`` when the form is not of that kind (a field that is not text, a file part of
+    another shape or with no content type, files larger than that, or of unknown size):
+    httpx then builds it as a stream (:func:`_buffer_small_body`). Building it here is
+    what httpx's stream costs three passes for (its parts, their lengths for
+    Content-Length, then the reading into one buffer; issue 12: per-request CPU of an
+    upload)."""
+    fields = data or {}
+    if not all(isinstance(v, str) for v in fields.values()):
+        return None
+    total = 0
+    for part in files.values():
+        if not (isinstance(part, tuple) and len(part) == 3 and isinstance(part[0], str)
+                and isinstance(part[2], str) and hasattr(part[1], "fileno")):
+            return None
+        try:
+            total += os.fstat(part[1].fileno()).st_size
+        except (OSError, ValueError):
+            return None
+        if total > BUFFERED_BODY:
+            return None
+    boundary = os.urandom(16).hex().encode("ascii")
+    out = bytearray()
+    for name, value in fields.items():
+        out += b"--%s\r\nContent-Disposition: form-data; %s\r\n\r\n%s\r\n" % (
+            boundary, _form_param("name", name), value.encode())
+    for name, (filename, handle, content_type) in files.items():
+        handle.seek(0)
+        out += b"--%s\r\nContent-Disposition: form-data; %s" % (
+            boundary, _form_param("name", name))
+        if filename:
+            out += b"; " + _form_param("filename", filename)
+        out += b"\r\nContent-Type: %s\r\n\r\n%s\r\n" % (
+            content_type.encode(), handle.read())
+    out += b"--%s--\r\n" % boundary
+    return bytes(out), f"multipart/form-data; boundary={boundary.decode('ascii')}"
+
+
 async def _buffer_small_body(request: httpx.Request) -> None:
     """Read ``request``'s streamed body into memory when its announced length is at most
     :data:`BUFFERED_BODY` (a multipart body of files whose sizes are known announces it)."""
@@ -866,16 +924,25 @@ class ApiClient:
             attempt += 1
             sent = await self._pacer.wait()
             try:
-                request = self._client.build_request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    data=data,
-                    files=files() if files else None,
-                    headers=send_headers,
-                )
-                await _buffer_small_body(request)
+                parts = files() if files else None
+                form = None if parts is None else small_form(data, parts)
+                if form is not None:
+                    # (the file handles stay open: the caller's factory closes them)
+                    body, content_type = form
+                    request = self._client.build_request(
+                        method, url, params=params, content=body,
+                        headers={**send_headers, "Content-Type": content_type})
+                else:
+                    request = self._client.build_request(
+                        method,
+                        url,
+                        params=params,
+                        json=json,
+                        data=data,
+                        files=parts,
+                        headers=send_headers,
+                    )
+                    await _buffer_small_body(request)
                 response = await self._client.send(request)
                 await response.aread()
                 log.debug("http.request", api=self.api, method=method, path=url.path,
