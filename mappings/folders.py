@@ -262,13 +262,15 @@ def unique_names(
     if not isinstance(rules, NameRules):
         rules = NameRules(max_chars=rules)
     items = sorted(wanted, key=lambda w: (w[2], w[0]))
-    blocked = {rules.key(name) for name in taken}
-    used = {rules.key(base) for _, base, _ in items} | blocked
+    fold = rules.key
+    keys = [fold(base) for _, base, _ in items]  # each name folded once, not three times
+    blocked = {fold(name) for name in taken}
+    used = set(keys) | blocked
     leaders: set[str] = set(blocked)
     result: dict[str, str | None] = {}
-    for key, base, _ in items:
-        if rules.key(base) not in leaders:
-            leaders.add(rules.key(base))
+    for (key, base, _), folded in zip(items, keys, strict=True):
+        if folded not in leaders:
+            leaders.add(folded)
             result[key] = base
             continue
         stem, extension = split_extension(base) if split else (base, "")

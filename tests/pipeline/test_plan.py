@@ -147,6 +147,41 @@ def test_unchanged_changed_file_and_changed_metadata() -> None:
     assert "cannot replace" in reason
 
 
+def test_an_unchanged_asset_is_decided_before_its_metadata_is_mapped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A re-run of 100,000 unchanged assets decides each by its hashes, ledger row and drift
+    marker alone: its metadata is neither fitted to the locales nor mapped (issue 12)."""
+    old = asset("u", "u.png", title="t")
+
+    def no_mapping(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("an unchanged asset's metadata was mapped")
+
+    monkeypatch.setattr(plan_module, "map_meta", no_mapping)
+    monkeypatch.setattr(plan_module, "fit_locales", no_mapping)
+    inp = PlanInput([], [old], [], [asset("tu", "u.png")], {("asset", "u"): done(old, "tu")},
+                    LIMITS, ALL, FolderOverflow.COLLAPSE)
+    [action] = make_plan("r", inp).assets
+    assert (action.op, action.reason, action.target_id, action.target_folder,
+            action.filename, action.source_hash) == (
+        Op.SKIP, "unchanged since the last run", "tu", (), "u.png", source_hash(old))
+
+
+def test_an_unchanged_asset_s_dropped_fields_are_not_counted_again() -> None:
+    """Fields the target has no place for are reported by the plan that sends the asset,
+    not again by every plan after it, as its warnings are (a SKIP sends nothing)."""
+    a = Asset(source_id="a", filename="a.png", folder_path=(), folder_id=None,
+              content_type="image/png", size=1, meta=AssetMeta(title="t", alt_text="alt"))
+    first = make_plan("r", PlanInput([], [a], [], [], {}, LIMITS, ALL, FolderOverflow.COLLAPSE))
+    assert plan_summary(first)["dropped_fields"] == {"alt_text": 1}
+    again = make_plan("r", PlanInput([], [a], [], [replace(a, source_id="t1")],
+                                     {("asset", "a"): done(a, "t1")}, LIMITS, ALL,
+                                     FolderOverflow.COLLAPSE))
+    [action] = again.assets
+    assert (action.op, action.reason) == (Op.SKIP, "unchanged since the last run")
+    assert plan_summary(again)["dropped_fields"] == {}
+    assert "dropped" not in plan_table(again)
+
+
 def test_a_mixed_plan_gives_each_asset_its_action_and_renders_every_line() -> None:
     """New, unchanged, changed file, changed metadata, gone (prune off) and excluded assets
     in one plan: each action's op, reason and target fields, and the table lists every one
