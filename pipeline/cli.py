@@ -309,14 +309,18 @@ def format_of(given: str | None, out: Path | None, suffixes: Mapping[str, str], 
     return default
 
 
-def render_plan(plan: Plan, fmt: str, thumbnails: Mapping[str, str] | None = None) -> str:
-    return "".join(render_plan_parts(plan, fmt, thumbnails))
+def render_plan(plan: Plan, fmt: str, thumbnails: Mapping[str, str] | None = None, *,
+                every: bool = False) -> str:
+    return "".join(render_plan_parts(plan, fmt, thumbnails, every=every))
 
 
-def render_plan_parts(plan: Plan, fmt: str,
-                      thumbnails: Mapping[str, str] | None = None) -> Iterator[str]:
+def render_plan_parts(plan: Plan, fmt: str, thumbnails: Mapping[str, str] | None = None, *,
+                      every: bool = False) -> Iterator[str]:
     """The plan in ``fmt`` (table, json, markdown, html), in parts to write as they come
-    (a plan of 100,000 assets is never held whole as text; the HTML page is one part)."""
+    (a plan of 100,000 assets is never held whole as text; the HTML page is one part).
+    The table and Markdown count the assets unchanged since the last run and the folders
+    already in the target in one line, unless ``every`` (``plan --unchanged``) lists them;
+    JSON and HTML always hold every action."""
     from pipeline.html_report import plan_html
     from pipeline.report import plan_json_parts, plan_markdown_parts, plan_table_parts
 
@@ -325,8 +329,8 @@ def render_plan_parts(plan: Plan, fmt: str,
     if fmt == "json":
         return plan_json_parts(plan)
     if fmt == "markdown":
-        return plan_markdown_parts(plan)
-    return plan_table_parts(plan)
+        return plan_markdown_parts(plan, every=every)
+    return plan_table_parts(plan, every=every)
 
 
 def _route_scopes(job: JobConfig) -> str:
@@ -362,6 +366,10 @@ def _route_scopes(job: JobConfig) -> str:
               help="write the plan to FILE instead of stdout")
 @click.option("--prune", is_flag=True, default=False,
               help="plan deletions as sync --prune would")
+@click.option("--unchanged", "every", is_flag=True, default=False,
+              help="table and Markdown: also list the assets unchanged since the last run "
+                   "and the folders already in the target (otherwise counted in one line; "
+                   "JSON and HTML list every action)")
 @click.option("--thumbnails", type=click.IntRange(min=0), default=DEFAULT_THUMBNAILS,
               show_default=True, metavar="N",
               help="--format html: thumbnails for at most N images (each one download from "
@@ -369,7 +377,8 @@ def _route_scopes(job: JobConfig) -> str:
 @global_options
 @click.pass_context
 def cmd_plan(ctx: click.Context, config: Path, fmt: str | None, out: Path | None,
-             prune: bool, thumbnails: int, log_format: str | None, verbose: bool) -> int:
+             prune: bool, every: bool, thumbnails: int, log_format: str | None,
+             verbose: bool) -> int:
     """Dry-run diff: what migrate/sync would do; touches nothing. Exit 1 when it would hold
     items back (a conflict, an unsupported asset, deletions held back), as the run would."""
     from pipeline.config import load_job
@@ -392,8 +401,8 @@ def cmd_plan(ctx: click.Context, config: Path, fmt: str | None, out: Path | None
         plan = run_async(lambda: plan_job(job, prune=prune or None, with_source=read_thumbnails
                                           if fmt == "html" and thumbnails else None))
         # written as it is rendered, the objects' memory reused for the text's
-        if not write_output(lambda: render_plan_parts(plan, fmt, thumbs), out, option="--out",
-                            what="the plan"):
+        if not write_output(lambda: render_plan_parts(plan, fmt, thumbs, every=every), out,
+                            option="--out", what="the plan"):
             return EXIT_FATAL
     return plan_exit_code(plan)
 

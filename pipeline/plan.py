@@ -535,8 +535,8 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         if have is not None:
             folder_actions.append(FolderAction(
                 Op.SKIP, path, tuple(by_target[path]),
-                f"already in the target; {stays[path]}" if path in stays
-                else "already in the target", tuple(warnings), have.source_id))
+                f"{PRESENT}; {stays[path]}" if path in stays
+                else PRESENT, tuple(warnings), have.source_id))
         else:
             folder_actions.append(FolderAction(Op.CREATE, path, tuple(by_target[path]),
                                                "not in the target", tuple(warnings)))
@@ -1260,6 +1260,9 @@ def _drift_action(base: AssetAction, drifted: str, current: Asset, inp: PlanInpu
 UNCHANGED = "unchanged since the last run"
 """The reason of an asset that is the same as when we last wrote it (one string shared by
 every such action)."""
+
+PRESENT = "already in the target"
+"""The reason of a folder that is in the target already (a SKIP)."""
 
 PUBLISH_OWED = "publish_target_id"
 """Journal key of a ledger row whose asset was uploaded but not yet published: its target id."""

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.plan import Op, Plan
+from pipeline.plan import PRESENT, UNCHANGED, AssetAction, FolderAction, Op, Plan
 from pipeline.stages import Outcome
 from pipeline.text import one_line
 from state.store import ItemRecord, ItemStatus
@@ -25,15 +25,26 @@ def plan_items(plan: Plan) -> list[dict[str, Any]]:
     return list(iter_plan_items(plan))
 
 
-def iter_plan_items(plan: Plan) -> Iterator[dict[str, Any]]:
+def unchanged(action: AssetAction | FolderAction) -> bool:
+    """An asset unchanged since the last run, or a folder already in the target: a SKIP
+    with exactly that reason (one that says more, e.g. that an earlier run's folder is kept
+    where it is, is not). The table and Markdown plans count these in one line."""
+    return action.op is Op.SKIP and action.reason == (
+        UNCHANGED if isinstance(action, AssetAction) else PRESENT)
+
+
+def iter_plan_items(plan: Plan, *, every: bool = True) -> Iterator[dict[str, Any]]:
     """:func:`plan_items` one at a time (the table and Markdown plans of 100,000 assets
-    never hold them all)."""
+    never hold them all); ``every=False``: not the :func:`unchanged` ones."""
     yield from (
         {"op": f.op.value, "kind": "folder", "source_id": ",".join(f.source_ids) or None,
          "path": f.path, "reason": f.reason, "warnings": list(f.warnings)}
-        for f in plan.folders
+        for f in plan.folders if every or not unchanged(f)
     )
+    skip = Op.SKIP
     for a in plan.assets:
+        if not every and a.op is skip and a.reason == UNCHANGED:
+            continue
         item = {"op": a.op.value, "kind": "asset", "source_id": a.source_id, "path": a.path,
                 "reason": a.reason, "warnings": list(a.warnings),
                 "target_path": "/".join((*a.target_folder, a.filename))
@@ -275,14 +286,30 @@ def plan_summary_text(plan: Plan, summary: dict[str, Any] | None = None) -> str:
     return text if plan.stop is None else f"{text}\nthe run would stop here: {plan.stop}"
 
 
-def plan_table(plan: Plan, *, width: int = 100) -> str:
-    return "".join(plan_table_parts(plan))
+def unchanged_line(plan: Plan) -> str | None:
+    """``100,000 assets unchanged since the last run and 200 folders already in the target
+    (not listed; --unchanged lists them)``: what the table and Markdown plans leave out
+    (:func:`unchanged`); ``None`` when nothing is left out."""
+    assets = sum(1 for a in plan.assets if a.op is Op.SKIP and a.reason == UNCHANGED)
+    folders = sum(1 for f in plan.folders if unchanged(f))
+    parts = ([f"{assets:,} asset{'s' if assets != 1 else ''} {UNCHANGED}"] if assets else []) + (
+        [f"{folders:,} folder{'s' if folders != 1 else ''} {PRESENT}"] if folders else [])
+    if not parts:
+        return None
+    return f"{' and '.join(parts)} (not listed; --unchanged lists them)"
 
 
-def plan_table_parts(plan: Plan) -> Iterator[str]:
-    """:func:`plan_table` in parts, one per item (see :func:`plan_json_parts`)."""
+def plan_table(plan: Plan, *, width: int = 100, every: bool = False) -> str:
+    return "".join(plan_table_parts(plan, every=every))
+
+
+def plan_table_parts(plan: Plan, *, every: bool = False) -> Iterator[str]:
+    """:func:`plan_table` in parts, one per item (see :func:`plan_json_parts`): a line per
+    action that does something or is held back, and per skip that says why; the assets
+    unchanged since the last run and the folders already in the target are counted in one
+    line (:func:`unchanged_line`), or, with ``every`` (``plan --unchanged``), listed too."""
     yield f"{'OP':<12} {'KIND':<7} PATH / REASON\n"
-    for r in iter_plan_items(plan):
+    for r in iter_plan_items(plan, every=every):
         out = [f"{r['op']:<12} {r['kind']:<7} {one_line(r['path'])}\n",
                f"{'':<20} {one_line(r['reason'])}\n"]
         out.extend(f"{'':<20} ! {one_line(w)}\n"
@@ -291,22 +318,29 @@ def plan_table_parts(plan: Plan) -> Iterator[str]:
         if r.get("publish"):
             out.append(f"{'':<20} i publish to {one_line(r['publish'])}\n")
         yield "".join(out)
+    left_out = None if every else unchanged_line(plan)
+    if left_out is not None:
+        yield f"{left_out}\n"
     yield "\n" + plan_summary_text(plan) + "\n"
 
 
-def plan_markdown(plan: Plan) -> str:
-    return "".join(plan_markdown_parts(plan))
+def plan_markdown(plan: Plan, *, every: bool = False) -> str:
+    return "".join(plan_markdown_parts(plan, every=every))
 
 
-def plan_markdown_parts(plan: Plan) -> Iterator[str]:
-    """:func:`plan_markdown` in parts, one per item (see :func:`plan_json_parts`)."""
+def plan_markdown_parts(plan: Plan, *, every: bool = False) -> Iterator[str]:
+    """:func:`plan_markdown` in parts, one per item (see :func:`plan_json_parts`); the rows
+    are those of :func:`plan_table_parts` (``every`` as there), the line of what is left out
+    above the table."""
     def cell(text: str) -> str:
         return one_line(text).replace("|", "\\|")
 
     line = plan_summary_text(plan).replace("\n", "\n\n")
-    yield f"# assetferry plan: `{plan.route}`\n\n{line}\n\n"
+    left_out = None if every else unchanged_line(plan)
+    yield f"# assetferry plan: `{plan.route}`\n\n{line}\n\n" + (
+        f"{left_out}\n\n" if left_out is not None else "")
     yield "| op | kind | path | reason | warnings | notes |\n|---|---|---|---|---|---|\n"
-    for r in iter_plan_items(plan):
+    for r in iter_plan_items(plan, every=every):
         warnings = r["warnings"] if r["op"] != Op.SKIP.value else ()
         yield (f"| {r['op']} | {r['kind']} | {cell(r['path'])} | {cell(r['reason'])} | "
                f"{cell('; '.join(warnings))} | {cell('; '.join(r.get('notes', ())))} |\n")

@@ -119,3 +119,31 @@ def test_report_verify_and_export_map_take_their_format_from_the_suffix(
     assert main(["export-map", "-c", job, "--out", str(tmp_path / "map.jsonl")]) == 0
     first = (tmp_path / "map.jsonl").read_text().splitlines()[0]
     assert isinstance(json.loads(first), dict)
+
+
+def test_plan_after_a_run_counts_the_unchanged_and_unchanged_lists_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A re-run's table plan counts its unchanged assets (and the folders already there) in
+    one line; ``plan --unchanged`` lists them as every plan did before (issue 12)."""
+    job = str(_local_job(tmp_path))
+    assert main(["migrate", "-c", job]) == 0
+    capsys.readouterr()
+    assert main(["plan", "-c", job]) == 0
+    table = capsys.readouterr().out
+    summary = json.loads(_plan_json(job, capsys))["summary"]
+    assets, folders = summary["skip"], summary["folders_skip"]
+    assert assets > 0
+    assert folders > 0
+    assert (f"{assets} assets unchanged since the last run and {folders} folder"
+            f"{'s' if folders != 1 else ''} already in the target (not listed; --unchanged "
+            "lists them)\n") in table
+    assert "unchanged since the last run\n" not in table.split("(not listed")[0]
+    assert main(["plan", "-c", job, "--unchanged"]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count("unchanged since the last run\n") == assets
+    assert "not listed" not in listed
+
+
+def _plan_json(job: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["plan", "-c", job, "--format", "json"]) == 0
+    return capsys.readouterr().out

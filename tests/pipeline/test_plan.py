@@ -15,8 +15,14 @@ from mappings.folders import FolderOverflow
 from pipeline import plan as plan_module
 from pipeline import report as report_module
 from pipeline.cli import render_plan, render_plan_parts, write_output
-from pipeline.plan import Op, PlanInput, make_plan, source_hash
-from pipeline.report import plan_items, plan_json, plan_summary, plan_table
+from pipeline.plan import Op, Plan, PlanInput, make_plan, source_hash
+from pipeline.report import (
+    plan_items,
+    plan_json,
+    plan_markdown,
+    plan_summary,
+    plan_table,
+)
 from state.store import ItemRecord, ItemStatus
 
 LIMITS = Limits(max_folder_depth=2, max_folders=10, max_file_size=1000,
@@ -214,12 +220,72 @@ def test_a_mixed_plan_gives_each_asset_its_action_and_renders_every_line() -> No
     assert unchanged.source_hash == source_hash(old)
     assert (unchanged.target_folder, unchanged.filename, unchanged.record) == (
         (), "u.png", records[("asset", "u")])
-    table = plan_table(plan)
+    table = plan_table(plan, every=True)
     for a in plan.assets:
         assert f"{a.op.value:<12} asset   {a.path}\n{'':<20} {a.reason}\n" in table
     assert "6 source entries" not in table  # the gone row is no source entry
     assert "5 source entries (4 assets, 1 excluded); 1 gone from the source" in table
     assert [i["source_id"] for i in plan_items(plan)] == [a.source_id for a in plan.assets]
+
+
+def _re_run() -> tuple[Plan, list[str]]:
+    """A re-run: two unchanged assets (in folder ``d``, already in the target), one new, one
+    whose file changed; and the lines of its table."""
+    u1, u2 = asset("u1", "u1.png", ("d",)), asset("u2", "u2.png", ("d",))
+    records = {("asset", "u1"): done(u1, "t1"), ("asset", "u2"): done(u2, "t2"),
+               ("asset", "f"): done(asset("f", "f.png", ("d",)), "tf")}
+    target = [asset("t1", "u1.png", ("d",)), asset("t2", "u2.png", ("d",)),
+              asset("tf", "f.png", ("d",))]
+    d = Folder(source_id="d", name="d", parent_id=None, path=("d",))
+    inp = PlanInput([d], [u1, u2, asset("n", "n.png", ("d",)),
+                          asset("f", "f.png", ("d",), size=11)], [d], target, records,
+                    LIMITS, ALL, FolderOverflow.COLLAPSE)
+    plan = make_plan("r", inp)
+    return plan, plan_table(plan).splitlines()
+
+
+def test_the_table_counts_the_unchanged_assets_and_present_folders_in_one_line() -> None:
+    """A plan is a diff for review (issue 12: 100,000 ``unchanged`` lines took 1.4 s and
+    buried the few that matter): the table lists what is done or held back, and counts the
+    assets unchanged since the last run and the folders already in the target."""
+    plan, lines = _re_run()
+    assert {a.source_id: a.op for a in plan.assets} == {
+        "u1": Op.SKIP, "u2": Op.SKIP, "n": Op.CREATE, "f": Op.REPLACE}
+    assert [line.split()[:3] for line in lines[1:5]] == [
+        ["create", "asset", "d/n.png"], ["not", "in", "the"],
+        ["replace", "asset", "d/f.png"], ["the", "file", "changed"]]
+    assert lines[5] == ("2 assets unchanged since the last run and 1 folder already in the "
+                        "target (not listed; --unchanged lists them)")
+    assert not any("u1.png" in line or "unchanged since" in line for line in lines[:5])
+    assert "1 create, 0 update, 1 replace, 2 skip" in lines[8]
+
+
+def test_unchanged_lists_them_as_before_and_json_keeps_every_action() -> None:
+    plan, _ = _re_run()
+    every = plan_table(plan, every=True)
+    assert "skip         asset   d/u1.png\n                     unchanged since the last run\n" \
+        in every
+    assert "skip         folder  d\n                     already in the target\n" in every
+    assert "not listed" not in every
+    assert {i["source_id"] for i in json.loads(plan_json(plan))["items"]} == {
+        "d", "u1", "u2", "n", "f"}
+
+
+def test_the_markdown_plan_lists_what_the_table_lists() -> None:
+    plan, _ = _re_run()
+    markdown = plan_markdown(plan)
+    assert ("\n\n2 assets unchanged since the last run and 1 folder already in the target "
+            "(not listed; --unchanged lists them)\n\n| op |") in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row.split(" | ")[2] for row in rows[1:]] == ["d/n.png", "d/f.png"]
+    assert "| skip | asset | d/u1.png |" in plan_markdown(plan, every=True)
+
+
+def test_a_plan_with_nothing_unchanged_has_no_count_line() -> None:
+    plan = make_plan("r", PlanInput([], [asset("n", "n.png")], [], [], {}, LIMITS, ALL,
+                                    FolderOverflow.COLLAPSE))
+    assert "not listed" not in plan_table(plan)
+    assert "not listed" not in plan_markdown(plan)
 
 
 def test_the_json_plan_is_what_the_standard_encoder_writes() -> None:
