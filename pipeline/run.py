@@ -631,7 +631,19 @@ def _read_runs(job: JobConfig, route: str, every: int) -> list[RunRecord]:
 def _read_records(job: JobConfig, route: str, *,
                   times: bool = True) -> dict[tuple[str, str], ItemRecord]:
     """The route's ledger rows (none without a state DB); ``times=False``: without their
-    ``updated_at`` (:meth:`StateStore.items`), for a plan, which never reads it."""
+    ``updated_at`` (:meth:`StateStore.items`), for a plan, which never reads it: a SQLite
+    file is then read with the standard library (`state.reader.SqliteLedger`, read-only),
+    with no SQLAlchemy engine made for it."""
+    url = job.run.state
+    if not times and "://" not in url and url.strip():
+        path = Path(url).expanduser()
+        if not path.exists():
+            check_location(url)
+            return {}
+        from state.reader import SqliteLedger
+
+        with SqliteLedger(path.resolve()) as ledger:
+            return {(rec.kind, rec.source_id): rec for rec in ledger.plan_records(route)}
     store = open_state(job, create=False)
     if store is None:
         return {}

@@ -1,6 +1,6 @@
 """The checkpoint: runs and the per-item ledger of a route, in SQLite (or any SQLAlchemy URL).
 
-`state.models` holds the enums, the frozen records the pipeline reads and writes, and the ORM
+`state.models` holds the enums, the records (never changed) the pipeline reads and writes, the ORM
 tables behind them; `state.store.StateStore` is the only way in. The pipeline calls the store
 from one writer task through `anyio.to_thread`, so the store is synchronous.
 

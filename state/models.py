@@ -1,8 +1,8 @@
 """What the checkpoint stores: statuses, the records the pipeline sees, and the tables.
 
-The pipeline only handles `ItemRecord` / `RunRecord` (frozen, detached from any session;
-defined in `state.records`, without SQLAlchemy, and re-exported here); the ORM classes `Run`,
-`ItemState` and `SchemaVersion` stay inside `state`.
+The pipeline only handles `ItemRecord` / `RunRecord` (never changed once made, detached
+from any session; defined in `state.records`, without SQLAlchemy, and re-exported here); the
+ORM classes `Run`, `ItemState` and `SchemaVersion` stay inside `state`.
 There is deliberately no column for credentials: secrets live in the environment only.
 """
 

@@ -147,3 +147,32 @@ def test_plan_after_a_run_counts_the_unchanged_and_unchanged_lists_them(
 def _plan_json(job: str, capsys: pytest.CaptureFixture[str]) -> str:
     assert main(["plan", "-c", job, "--format", "json"]) == 0
     return capsys.readouterr().out
+
+
+def test_plan_reads_a_sqlite_ledger_with_no_sqlalchemy_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: ``plan`` reads a SQLite ledger of 100,000 rows with the standard library
+    (`state.reader`), not through a `StateStore` whose engine it never uses; the rows are
+    the store's, but for ``updated_at``, which a plan never reads."""
+    from dataclasses import replace
+
+    from pipeline import run
+    from pipeline.cli import _route_scopes
+    from pipeline.config import load_job
+    from state import store
+
+    job_file = _local_job(tmp_path)
+    assert main(["migrate", "-c", str(job_file)]) == 0
+    job = load_job(job_file)
+    route = _route_scopes(job)
+    with store.StateStore(job.run.state, read_only=True) as ledger:
+        expected = {key: replace(rec, updated_at=None)
+                    for key, rec in ledger.items(route).items()}
+    assert len(expected) > 1
+
+    def no_store(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("plan made a StateStore (a SQLAlchemy engine) to read a file")
+
+    monkeypatch.setattr(store, "StateStore", no_store)
+    monkeypatch.setattr(run, "StateStore", no_store)
+    assert run._read_records(job, route, times=False) == expected
