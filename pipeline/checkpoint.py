@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
@@ -25,7 +26,10 @@ import structlog
 from anyio.abc import TaskStatus
 
 from pipeline.crashpoints import crash_point
-from state.store import ItemRecord, ItemStatus, StateStore
+from state.records import ItemRecord, ItemStatus
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is the caller's: plan imports none
+    from state.store import StateStore
 
 log = structlog.get_logger(__name__)
 

@@ -630,7 +630,7 @@ def _sqlite_file(state: str) -> Path | None:
         return Path(state).expanduser().resolve()
     if not state.startswith("sqlite"):
         return None
-    from state.store import sqlite_files
+    from state.paths import sqlite_files
 
     files = sqlite_files(state)
     return files[0] if files else None

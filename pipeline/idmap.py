@@ -43,7 +43,8 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from state.store import ItemRecord, ItemStatus, sqlite_files
+from state.paths import sqlite_files
+from state.records import ItemRecord, ItemStatus
 
 log = structlog.get_logger(__name__)
 

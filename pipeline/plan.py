@@ -63,7 +63,7 @@ from mappings.folders import (
     plan_tree,
 )
 from mappings.locales import DEFAULT_RULES, FittedLocales, LocaleRules, fit_locales
-from state.store import EXCLUDED_NOTE_PREFIX, ItemRecord, ItemStatus
+from state.records import EXCLUDED_NOTE_PREFIX, ItemRecord, ItemStatus
 
 
 class Op(StrEnum):

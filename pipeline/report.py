@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.plan import PRESENT, UNCHANGED, AssetAction, FolderAction, Op, Plan
 from pipeline.stages import Outcome
 from pipeline.text import one_line
-from state.store import ItemRecord, ItemStatus
+from state.records import ItemRecord, ItemStatus
 
 NOT_MIGRATED = frozenset({Op.UNSUPPORTED, Op.CONFLICT})
 EXCLUDED_SHOWN = 20

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -45,17 +45,18 @@ from pipeline.plan import AssetAction, Op, Plan, PlanInput, make_plan
 from pipeline.registry import open_connector
 from pipeline.report import RunSummary, listed_entries
 from pipeline.stages import AssetLoader, Outcome, create_folders, ledger_note, run_assets
-from state.store import (
+from state.paths import check_location, sqlite_files
+from state.records import (
     ItemRecord,
     ItemStatus,
     RunLockedError,
     RunRecord,
     RunStatus,
     StateError,
-    StateStore,
-    check_location,
-    sqlite_files,
 )
+
+if TYPE_CHECKING:  # imported where a run opens the store: plan reads a SQLite file without it
+    from state.store import StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -115,6 +116,8 @@ def open_state(job: JobConfig, *, create: bool) -> StateStore | None:
     """The job's state DB; with ``create`` False, read-only (it never waits for a run that
     is writing the ledger, and creates nothing), and ``None`` when a SQLite file is not there
     yet (after checking a run could create it: StateError if not)."""
+    from state.store import StateStore
+
     url = job.run.state
     if not create and "://" not in url and not Path(url).exists():
         check_location(url)
@@ -465,6 +468,8 @@ async def execute_job(
             # the run lock first: the ledger and the listing the plan rests on are read
             # under it, so a run of the job that ends meanwhile can't leave this one a
             # plan built on the ledger as it was before (each asset sent twice)
+            from state.store import StateStore
+
             store = StateStore(job.run.state)
             try:
                 run_id = store.start_run(route, mode)

@@ -67,7 +67,7 @@ from pipeline.plan import (
     write_marker,
     written_meta,
 )
-from state.store import EXCLUDED_NOTE_PREFIX, PRUNED_NOTE, ItemRecord, ItemStatus
+from state.records import EXCLUDED_NOTE_PREFIX, PRUNED_NOTE, ItemRecord, ItemStatus
 
 log = structlog.get_logger(__name__)
 

@@ -1,7 +1,9 @@
 """Whether a file assetferry will write can be written there: one check, shared by the state
 database (``[run] state``), the live id map (``[run] map_file``) and the output options
-(``--out``, ``--report``). Standard library only, so a command's option check imports no
-database machinery."""
+(``--out``, ``--report``); the files of a SQLite state database (`sqlite_files`) and the
+check that one could be made (`check_location`). Standard library only (SQLAlchemy's URL
+parser only for a state given as a URL), so a command's option check, and ``plan`` reading a
+SQLite ledger, import no database machinery."""
 
 from __future__ import annotations
 
@@ -58,3 +60,56 @@ def not_a_folder(path: Path) -> None:
             f"state database {path} is a directory, not a state file: name a file, e.g. "
             f"[run] state = \"{path / 'assetferry.db'}\"."
         )
+
+
+STATE_FIX = "Set [run] state in the job file to a file path or a SQLAlchemy URL."
+"""What every error about ``[run] state`` ends with."""
+
+
+SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside a database file (write-ahead log, shared memory, rollback
+journal); they belong to the database."""
+
+
+def sqlite_files(url: str) -> list[Path]:
+    """The files on disk of the state database ``url``: the SQLite file (resolved) and its
+    sidecars (:data:`SQLITE_SIDECARS`), whether they exist yet or not; empty for a server
+    database, ``:memory:`` or a URL that does not parse. Creates nothing."""
+    if "://" in url:  # a URL: SQLAlchemy's parser (the URL's store imports it anyway)
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            return []
+        db = parsed.database
+        if parsed.get_backend_name() != "sqlite" or not db or db == ":memory:" \
+                or db.startswith("file:"):
+            return []
+        path = Path(db).expanduser().resolve()
+    else:
+        path = Path(url).expanduser().resolve()
+    return [path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDECARS)]
+
+
+def check_location(url: str) -> None:
+    """For a SQLite path that does not exist yet: raise StateError if it never could.
+
+    What ``plan`` calls, so a bad ``[run] state`` shows before a run (exit 2, as migrate
+    would): the path must not be a directory or under a file, and its nearest existing
+    folder must let us make a folder in it (a probe folder is made and removed at once, so
+    nothing is left: ``/proc/nope/x.db`` fails here even as root).
+    """
+    from state.records import StateError
+
+    if not url.strip():
+        raise StateError(f"state database path is empty ([run] state = {url!r}). {STATE_FIX}")
+    if "://" in url:
+        return
+    path = Path(url).expanduser().resolve()
+    not_a_folder(path)
+    problem = unwritable(path)
+    if problem is not None:
+        fails = "" if problem.endswith("not a folder") else ", so migrate would fail there"
+        raise StateError(f"state database {path}: {problem}{fails}. {STATE_FIX}")

@@ -79,7 +79,8 @@ from state.models import (
     Run,
     SchemaVersion,
 )
-from state.paths import not_a_folder, unwritable
+from state.paths import SQLITE_SIDECARS, check_location, not_a_folder, sqlite_files
+from state.paths import STATE_FIX as _FIX
 from state.records import (
     BUSY_TIMEOUT_MS,
     EXCLUDED_NOTE_PREFIX,
@@ -102,6 +103,7 @@ from state.records import (
 __all__ = [
     "EXCLUDED_NOTE_PREFIX",
     "PRUNED_NOTE",
+    "SQLITE_SIDECARS",
     "STALE_AFTER",
     "ItemRecord",
     "ItemStatus",
@@ -114,6 +116,7 @@ __all__ = [
     "check_location",
     "display_url",
     "run_is_live",
+    "sqlite_files",
 ]
 
 log = structlog.get_logger(__name__)
@@ -122,7 +125,6 @@ _utcnow, _this_owner = utcnow, this_owner
 _WRITE = "assetferry_write"  # connection execution option: begin with BEGIN IMMEDIATE
 
 
-_FIX = "Set [run] state in the job file to a file path or a SQLAlchemy URL."
 
 
 def _to_url(url: str) -> URL:
@@ -161,50 +163,6 @@ def _to_url(url: str) -> URL:
                 f"({exc.strerror or exc}). {_FIX}"
             ) from None
     return parsed
-
-
-SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
-"""Files SQLite keeps beside a database file (write-ahead log, shared memory, rollback
-journal); they belong to the database."""
-
-
-def sqlite_files(url: str) -> list[Path]:
-    """The files on disk of the state database ``url``: the SQLite file (resolved) and its
-    sidecars (:data:`SQLITE_SIDECARS`), whether they exist yet or not; empty for a server
-    database, ``:memory:`` or a URL that does not parse. Creates nothing."""
-    if "://" in url:
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            return []
-        db = parsed.database
-        if parsed.get_backend_name() != "sqlite" or not db or db == ":memory:" \
-                or db.startswith("file:"):
-            return []
-        path = Path(db).expanduser().resolve()
-    else:
-        path = Path(url).expanduser().resolve()
-    return [path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDECARS)]
-
-
-def check_location(url: str) -> None:
-    """For a SQLite path that does not exist yet: raise StateError if it never could.
-
-    What ``plan`` calls, so a bad ``[run] state`` shows before a run (exit 2, as migrate
-    would): the path must not be a directory or under a file, and its nearest existing
-    folder must let us make a folder in it (a probe folder is made and removed at once, so
-    nothing is left: ``/proc/nope/x.db`` fails here even as root).
-    """
-    if not url.strip():
-        raise StateError(f"state database path is empty ([run] state = {url!r}). {_FIX}")
-    if "://" in url:
-        return
-    path = Path(url).expanduser().resolve()
-    not_a_folder(path)
-    problem = unwritable(path)
-    if problem is not None:
-        fails = "" if problem.endswith("not a folder") else ", so migrate would fail there"
-        raise StateError(f"state database {path}: {problem}{fails}. {_FIX}")
 
 
 def _engine_error(where: str, exc: Exception) -> StateError:

@@ -174,5 +174,21 @@ def test_plan_reads_a_sqlite_ledger_with_no_sqlalchemy_engine(
         raise AssertionError("plan made a StateStore (a SQLAlchemy engine) to read a file")
 
     monkeypatch.setattr(store, "StateStore", no_store)
-    monkeypatch.setattr(run, "StateStore", no_store)
+    monkeypatch.setattr(run, "StateStore", no_store, raising=False)  # imported where used
     assert run._read_records(job, route, times=False) == expected
+
+
+@pytest.mark.slow
+def test_plan_on_a_sqlite_ledger_imports_no_sqlalchemy(tmp_path: Path) -> None:
+    """Issue 12 (start-up): ``plan`` reads a SQLite ledger with the standard library, so it
+    imports neither the state store nor SQLAlchemy (a third of a second of every plan);
+    a run, which writes the ledger, does. A fresh interpreter: this one has them loaded."""
+    job = str(_local_job(tmp_path))
+    assert main(["migrate", "-c", job]) == 0
+    probe = ("import sys; from pipeline.cli import main; code = main(['plan', '-c', "
+             f"{job!r}]); print(code, [m for m in ('sqlalchemy', 'state.store') "
+             "if m in sys.modules])")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 []", out[-2000:]
