@@ -227,6 +227,16 @@ def staged_digests(target: object) -> frozenset[str]:
     return frozenset(found) & DIGESTS if isinstance(found, frozenset) else DIGESTS
 
 
+def lists_in_process(connector: object) -> bool:
+    """Whether ``connector``'s listing is CPU work in this process (its ``lists_in_process``
+    attribute, ``True``: a local folder's walk, a stat and an :class:`Asset` per file) rather
+    than waiting on a network (an HTTP listing, the default for a connector that does not
+    say). Two such listings gain nothing from running concurrently: they share one
+    interpreter lock, and contend for it (at 100,000 files a side: about 2 s lost against
+    one after the other); an HTTP listing beside any other gains its whole wait."""
+    return getattr(connector, "lists_in_process", False) is True
+
+
 @dataclass(frozen=True, slots=True)
 class UploadRequest:
     """What the pipeline asks a target to create (or to replace the file of)."""

@@ -31,6 +31,7 @@ from connectors.base import (
     SupportsTempReclaim,
     SupportsWriteCheck,
     Target,
+    lists_in_process,
 )
 from connectors.errors import AuthError, ConfigError, FatalError, SyncError
 from mappings.fields import EffectiveRules, FieldRuleError
@@ -110,6 +111,26 @@ async def list_all(connector: Source, side: str, *, since: datetime | None = Non
     log.info("list.done", side=side, connector=connector.name, folders=len(folders),
              assets=len(assets))
     return Listing(folders, assets)
+
+
+async def list_sides(source: Source, target: Source, *, since: datetime | None = None
+                     ) -> tuple[Listing, Listing]:
+    """The listings of both sides (:func:`list_all`; ``since`` for the source's): at the
+    same time when either waits on a network (an HTTP listing), one after the other when
+    both are CPU work in this process (two local folders, :func:`lists_in_process`: run
+    together they only contend for the interpreter lock). The first failure stops both."""
+    if lists_in_process(source) and lists_in_process(target):
+        return await list_all(source, "source", since=since), await list_all(target, "target")
+    listings: dict[str, Listing] = {}
+
+    async def grab(side: str, conn: Source) -> None:
+        listings[side] = await list_all(conn, side, since=since if side == "source" else None)
+
+    with unwrap_groups():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(grab, "source", source)
+            tg.start_soon(grab, "target", target)
+    return listings["source"], listings["target"]
 
 
 def open_state(job: JobConfig, *, create: bool) -> StateStore | None:
@@ -208,17 +229,10 @@ async def build_plan(job: JobConfig, source: Source, target: Target, route: str,
     """List both sides (the source since ``since`` where it can filter by update time)
     and plan; confirms each deletion by a direct read of the source."""
     rules, field_rules = check_job_against(job, source, target)  # before any listing
-    listings: dict[str, Listing] = {}
     if since is not None and not isinstance(source, SupportsChangedSince):
         since = None  # the source cannot list by update time: a full listing
-
-    async def grab(side: str, conn: Source) -> None:
-        listings[side] = await list_all(conn, side, since=since if side == "source" else None)
-
-    with unwrap_groups():
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(grab, "source", source)
-            tg.start_soon(grab, "target", target)
+    listed_source, listed_target = await list_sides(source, target, since=since)
+    listings = {"source": listed_source, "target": listed_target}
     _check_locale_rules(job, target)  # again: a target may learn its locales by listing
     caps = Capabilities.of(target)
     references: dict[str, int | str] | None = None

@@ -40,7 +40,7 @@ import structlog
 from connectors.base import Asset, Source
 from connectors.errors import FatalError
 from pipeline.config import JobConfig
-from pipeline.run import Listing, Transports, list_all, open_pair, unwrap_groups
+from pipeline.run import Listing, Transports, list_sides, open_pair, unwrap_groups
 from pipeline.stages import item_reason, stream_sha256
 from pipeline.text import one_line
 from state.store import PRUNED_NOTE, ItemRecord, ItemStatus, StateStore
@@ -288,16 +288,8 @@ async def verify_job(job: JobConfig, store: StateStore, *, deep: bool = False,
         source, target = await open_pair(job, stack, transports)
         route = job.route(source.scope, target.scope)
         records = store.items(route)
-        listings: dict[str, Listing] = {}
-
-        async def grab(side: str, conn: Source) -> None:
-            listings[side] = await list_all(conn, side)
-
-        with unwrap_groups():
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(grab, "source", source)
-                tg.start_soon(grab, "target", target)
-        pairs, items = classify(records, listings["source"], listings["target"])
+        listed_source, listed_target = await list_sides(source, target)
+        pairs, items = classify(records, listed_source, listed_target)
         report = VerifyReport(route, deep, checked=len(pairs))
         results = await compare_pairs(pairs, source, target, deep=deep,
                                       concurrency=job.run.concurrency)

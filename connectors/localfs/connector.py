@@ -141,6 +141,9 @@ class LocalFolderConnector:
     staged_digests: frozenset[str] = frozenset()
     """Uploads read no digest from the staged file (an existing file is compared by hashing
     both sides then)."""
+    lists_in_process = True
+    """Listing is this process's own CPU work (a walk, a stat per file): listed one side
+    after the other beside another such listing (:func:`connectors.base.lists_in_process`)."""
 
     def __init__(
         self,
