@@ -490,6 +490,18 @@ class Source(Protocol):
 
 
 @runtime_checkable
+class SupportsListingBatches(Protocol):
+    def iter_listing(self) -> AsyncIterator[Folder | Sequence[Asset]]:
+        """The whole listing in one walk: each folder of :meth:`Source.iter_folders` (parents
+        first) and the assets of :meth:`Source.iter_assets` a list at a time, each kind in
+        its own order (a local folder: a folder's files between two of its subfolders per
+        list). For a listing made in this process (100,000 files): one walk, not one for
+        the folders and one for the assets, and no async step per asset; the pipeline
+        lists through it where a connector has it. Raises as ``iter_assets`` does."""
+        ...
+
+
+@runtime_checkable
 class SupportsLocalPath(Protocol):
     def local_path(self, asset: Asset) -> Path | None:
         """The asset's bytes as a local file the pipeline may read in place (never write or

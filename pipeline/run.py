@@ -26,6 +26,7 @@ from connectors.base import (
     SupportsAssetExists,
     SupportsChangedSince,
     SupportsEnvironmentNames,
+    SupportsListingBatches,
     SupportsPublish,
     SupportsReferences,
     SupportsTempReclaim,
@@ -97,11 +98,18 @@ async def list_all(connector: Source, side: str, *, since: datetime | None = Non
     folders: list[Folder] = []
     assets: list[Asset] = []
     try:
-        folders.extend([folder async for folder in connector.iter_folders()])
-        if since is not None and isinstance(connector, SupportsChangedSince):
-            assets.extend([a async for a in connector.iter_assets_changed_since(since)])
+        if since is None and isinstance(connector, SupportsListingBatches):
+            async for found in connector.iter_listing():  # one walk, no step per asset
+                if isinstance(found, Folder):
+                    folders.append(found)
+                else:
+                    assets.extend(found)
         else:
-            assets.extend([asset async for asset in connector.iter_assets()])
+            folders.extend([folder async for folder in connector.iter_folders()])
+            if since is not None and isinstance(connector, SupportsChangedSince):
+                assets.extend([a async for a in connector.iter_assets_changed_since(since)])
+            else:
+                assets.extend([asset async for asset in connector.iter_assets()])
     except FatalError:
         raise
     except SyncError as exc:

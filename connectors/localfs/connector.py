@@ -12,7 +12,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,8 +74,6 @@ from connectors.localfs.manifest import (
 
 log = structlog.get_logger(__name__)
 
-LIST_BATCH = 256
-"""Files stat'ed (and image headers read) per worker-thread call while listing."""
 PLATFORM_FORBIDDEN_CHARS = "/\x00" + ("\\" if sys.platform == "win32" else "")
 """What a name that exists on this file system cannot hold (POSIX: ``/`` and NUL only, so
 ``back\\slash.txt`` is an ordinary name there): ids of files found here are read with it."""
@@ -107,12 +105,6 @@ CASE_INSENSITIVE_PLATFORMS = frozenset({"darwin", "win32"})
 
 
 @dataclass(frozen=True, slots=True)
-class _DirEntry:
-    name: str
-    is_dir: bool
-
-
-@dataclass(frozen=True, slots=True)
 class _Skip:
     """An entry the listing leaves out, with why; ``failed``: one a user would want migrated
     (the plan reports it as unsupported, the run exits 1), else a deliberate skip."""
@@ -125,10 +117,28 @@ class _Skip:
 
 @dataclass(frozen=True, slots=True)
 class _Scan:
+    """A folder's entries in name order: its subfolders' ``folders``, and ``files[k]`` the
+    assets of the files sorted before ``folders[k]`` (after ``folders[k - 1]``; the last
+    run: after them all), a file that vanished between the folder's listing and its stat
+    as a skipped asset; those left out, in ``skipped``."""
+
     real: Path
-    entries: list[_DirEntry]
+    folders: list[str]
+    files: list[list[Asset]]
     skipped: list[_Skip]
     vanished: bool = False
+
+
+def _name_of(entry: os.DirEntry[str] | _Skip) -> str:
+    return entry.name
+
+
+_SUBFOLDER_MANIFESTS = frozenset({DEFAULT_MANIFEST, DEFAULT_MANIFEST + JOURNAL_SUFFIX,
+                                  DEFAULT_MANIFEST + LOCK_SUFFIX})
+"""A local target's manifest files by their default names: in a subfolder, one a run wrote
+(listed as excluded: metadata, not an asset)."""
+_HAS_BIRTHTIME = hasattr(os.stat_result, "st_birthtime")
+"""Whether a stat tells a file's creation time here (macOS, BSD; not Linux)."""
 
 
 # --- the connector ----------------------------------------------------------------------------
@@ -167,6 +177,9 @@ class LocalFolderConnector:
         self._own_by_folder: dict[Path, dict[str, str]] = {}
         self._folder_ids: dict[tuple[str, ...], str] = {}
         self._temps: list[Path] = []  # our temp files the target's listing passed by
+        self._manifest_names = frozenset({config.manifest, config.manifest + JOURNAL_SUFFIX,
+                                          config.manifest + LOCK_SUFFIX})
+        """The manifest's files at the root: read as metadata, never listed."""
         for path, reason in config.own_files.items():
             self._own_by_folder.setdefault(path.parent, {})[path.name] = reason
 
@@ -232,14 +245,25 @@ class LocalFolderConnector:
         Raises ConfigError on a missing root or a corrupt manifest, FatalError when a folder
         can't be read.
         """
+        async for found in self.iter_listing():
+            if not isinstance(found, Folder):
+                for asset in found:
+                    yield asset
+
+    async def iter_listing(self) -> AsyncIterator[Folder | list[Asset]]:
+        """:meth:`iter_folders` and :meth:`iter_assets` in one walk, in path order: each
+        folder, and the assets a list at a time (a folder's files between two of its
+        subfolders, made in one worker-thread call per folder; an excluded entry in a list
+        of its own) (:class:`connectors.base.SupportsListingBatches`). Raises as
+        :meth:`iter_assets` does."""
         if not await anyio.to_thread.run_sync(self._root_exists):
             return
         entries = await self._manifest.entries()
         async for item in self._walk(with_files=True, entries=entries):
-            if isinstance(item, Asset):
+            if isinstance(item, _Skip):
+                yield [_skipped_asset(item)]
+            else:
                 yield item
-            elif isinstance(item, _Skip):
-                yield _skipped_asset(item)
 
     def open_asset(self, asset: Asset) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Stream the file in 64 KiB chunks. Raises ItemError if it is gone or unreadable."""
@@ -285,62 +309,51 @@ class LocalFolderConnector:
         )
 
     async def _walk(self, *, with_files: bool, entries: EntryView | None = None
-                    ) -> AsyncIterator[Folder | Asset | _Skip]:
+                    ) -> AsyncIterator[Folder | list[Asset] | _Skip]:
         """Depth-first, entries sorted by name: parents come first, paths in sorted order.
-        ``with_files``: each file as its `Asset` too, its metadata from the manifest's
-        ``entries``."""
+        ``with_files``: the files too, as lists of `Asset` (a folder's files between two of
+        its subfolders), their metadata from the manifest's ``entries``. One worker-thread
+        call per folder (:meth:`_scan_sync`)."""
         if not await anyio.to_thread.run_sync(self._root_exists):
             return
-        top = await self._scan((), dirs_only=not with_files)
+        files_of = entries if with_files else None
+        top = await self._scan((), files_of)
         if with_files:
             for skip in top.skipped:
                 yield skip
-        stack: list[tuple[tuple[str, ...], frozenset[Path], Iterator[_DirEntry]]] = [
-            ((), frozenset({top.real}), iter(top.entries))
+        # (folder, its ancestors' real paths, its scan, the next of its runs of files)
+        stack: list[tuple[tuple[str, ...], frozenset[Path], _Scan, int]] = [
+            ((), frozenset({top.real}), top, 0)
         ]
         while stack:
-            parts, ancestors, pending = stack[-1]
-            batch: list[str] = []
-            descended = False
-            for entry in pending:
-                if not entry.is_dir:
-                    if with_files:
-                        batch.append(entry.name)
-                        if len(batch) >= LIST_BATCH:
-                            for found in await self._stat_batch(parts, batch, entries):
-                                yield found
-                            batch = []
-                    continue
-                for found in await self._stat_batch(parts, batch, entries):
-                    yield found
-                batch = []
-                child = (*parts, entry.name)
-                scan = await self._scan(child, dirs_only=not with_files)
-                if scan.vanished or scan.real in ancestors:
-                    reason = (
-                        "folder vanished while listing" if scan.vanished
-                        else "symlink to one of its own parent folders (a loop)"
-                    )
-                    self._skipped_once("/".join(child), reason, log.warning)
-                    if with_files:
-                        yield _Skip(parts, entry.name, reason)
-                    continue
-                if with_files:
-                    for skip in scan.skipped:
-                        yield skip
-                yield Folder(
-                    source_id="/".join(child),
-                    name=entry.name,
-                    parent_id="/".join(parts) or None,
-                    path=child,
+            parts, ancestors, scan, k = stack.pop()
+            if scan.files[k]:
+                yield scan.files[k]  # the files sorted before its subfolder k
+            if k == len(scan.folders):
+                continue
+            stack.append((parts, ancestors, scan, k + 1))
+            name = scan.folders[k]
+            child = (*parts, name)
+            sub = await self._scan(child, files_of)
+            if sub.vanished or sub.real in ancestors:
+                reason = (
+                    "folder vanished while listing" if sub.vanished
+                    else "symlink to one of its own parent folders (a loop)"
                 )
-                stack.append((child, ancestors | {scan.real}, iter(scan.entries)))
-                descended = True
-                break
-            for found in await self._stat_batch(parts, batch, entries):
-                yield found
-            if not descended:
-                stack.pop()
+                self._skipped_once("/".join(child), reason, log.warning)
+                if with_files:
+                    yield _Skip(parts, name, reason)
+                continue
+            if with_files:
+                for skip in sub.skipped:
+                    yield skip
+            yield Folder(
+                source_id=self._folder_id(child),
+                name=name,
+                parent_id=self._folder_id(parts) or None,
+                path=child,
+            )
+            stack.append((child, ancestors | {sub.real}, sub, 0))
 
     def _skipped_once(self, path: str, reason: str, say: Callable[..., Any]) -> None:
         """Log a skipped entry once, though the folders and the assets each walk the tree."""
@@ -348,45 +361,57 @@ class LocalFolderConnector:
             self._reported.add((path, reason))
             say("local.skipped", path=path, reason=reason)
 
-    async def _scan(self, parts: tuple[str, ...], *, dirs_only: bool = False) -> _Scan:
-        scan = await anyio.to_thread.run_sync(self._scan_sync, parts, dirs_only)
+    async def _scan(self, parts: tuple[str, ...], entries: EntryView | None) -> _Scan:
+        scan = await anyio.to_thread.run_sync(self._scan_sync, parts, entries)
         for skip in scan.skipped:
             self._skipped_once("/".join((*parts, skip.name)), skip.reason, log.info)
         return scan
 
-    def _scan_sync(self, parts: tuple[str, ...], dirs_only: bool = False) -> _Scan:
-        """The entries of the folder ``parts``, sorted by name, and those left out (with
-        why). ``dirs_only``: the folders only (a plain file is passed by unchecked: the
-        listing of folders walks every folder of 100,000 files, the assets' walk checks
-        them)."""
+    def _scan_sync(self, parts: tuple[str, ...], entries: EntryView | None = None) -> _Scan:
+        """The entries of the folder ``parts``, sorted by name: its subfolders' names and,
+        given the manifest's ``entries``, its files' assets (a stat each, through the
+        folder's listing: no path built per file); and those left out (with why). Without
+        ``entries`` the folders only (a plain file is passed by unchecked: the listing of
+        folders walks every folder of 100,000 files, the assets' walk checks them).
+
+        Per entry, the checks an ordinary name passes cost a string test each: the
+        reserved names and prefix, the own files (a dict per folder), UTF-8 (``isascii``
+        first), clutter (:func:`connectors.base.system_file_reason`)."""
         directory = self._root.joinpath(*parts)
-        entries: list[_DirEntry] = []
+        folders: list[str] = []
+        run: list[Asset] = []
+        files = [run]
         skipped: list[_Skip] = []
         try:
             real = directory.resolve(strict=True)
             with os.scandir(directory) as it:
-                found = list(it)
+                listed = sorted(it, key=_name_of)
         except FileNotFoundError:
-            return _Scan(real=directory, entries=[], skipped=[], vanished=True)
+            return _Scan(real=directory, folders=[], files=[[]], skipped=[], vanished=True)
         except OSError as exc:
             raise FatalError(
                 f"cannot list local folder {directory}: {exc.strerror}; "
                 "fix its permissions (a partial listing can't be trusted)"
             ) from None
-        for item in found:
+        dirs_only = entries is None
+        asset = None if entries is None else self._asset_builder(parts, entries)
+        own = self._own_by_folder.get(real)
+        reserved = frozenset() if parts else self._manifest_names
+        own_names = _SUBFOLDER_MANIFESTS if parts else frozenset()
+        clutter = not self._config.include_system_files
+        for item in listed:
             name = item.name
-            if not parts and name in (self._config.manifest,
-                                      self._config.manifest + JOURNAL_SUFFIX,
-                                      self._config.manifest + LOCK_SUFFIX):
+            if name in reserved:
                 continue
-            if is_temp_name(name):
-                if self._role == "target":  # ours: reclaimed when stale, never an asset
+            if name.startswith(TMP_PREFIX):
+                if not is_temp_name(name):  # a user's file with our reserved prefix
+                    skipped.append(_Skip(parts, printable(name), RESERVED_PREFIX_REASON))
+                elif self._role == "target":  # ours: reclaimed when stale, never an asset
+                    if dirs_only:
+                        continue  # the assets' walk takes it
                     self._temps.append(directory / name)
                 else:
                     skipped.append(_Skip(parts, printable(name), TEMP_NAME_REASON))
-                continue
-            if name.startswith(TMP_PREFIX):  # a user's file with our reserved prefix
-                skipped.append(_Skip(parts, printable(name), RESERVED_PREFIX_REASON))
                 continue
             if dirs_only:
                 try:
@@ -394,58 +419,68 @@ class LocalFolderConnector:
                         continue
                 except OSError:
                     pass  # checked below like any entry: an unreadable one is reported
-            own = self._own_reason(real, parts, name)
-            if own is not None:
-                skipped.append(_Skip(parts, printable(name), own))
+            if (own is not None and name in own) or name in own_names:
+                skipped.append(_Skip(parts, printable(name), self._own_reason(own, name)))
                 continue
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:
-                skipped.append(_Skip(
-                    parts, printable(name),
-                    "its name is not valid UTF-8 (undecodable bytes shown as \\xNN); "
-                    "rename it in the source (e.g. with convmv) to migrate it",
-                    failed=True,
-                ))
-                continue
-            clutter = None if self._config.include_system_files else system_file_reason(name)
-            if clutter is not None:
-                skipped.append(_Skip(parts, name, clutter))
-                continue
+            if not name.isascii():
+                try:
+                    name.encode("utf-8")
+                except UnicodeEncodeError:
+                    skipped.append(_Skip(
+                        parts, printable(name),
+                        "its name is not valid UTF-8 (undecodable bytes shown as \\xNN); "
+                        "rename it in the source (e.g. with convmv) to migrate it",
+                        failed=True,
+                    ))
+                    continue
+            if clutter:
+                why = system_file_reason(name)
+                if why is not None:
+                    skipped.append(_Skip(parts, name, why))
+                    continue
             try:
                 if item.is_symlink():
                     kind = self._symlink_kind(Path(item.path))
                     if kind not in ("dir", "file"):
                         skipped.append(_Skip(parts, name, kind))
                         continue
-                    entries.append(_DirEntry(name, is_dir=kind == "dir"))
+                    is_dir = kind == "dir"
                 elif item.is_dir(follow_symlinks=False):
-                    entries.append(_DirEntry(name, is_dir=True))
+                    is_dir = True
                 elif item.is_file(follow_symlinks=False):
-                    entries.append(_DirEntry(name, is_dir=False))
+                    is_dir = False
                 else:
                     kind = _special_kind(item.stat(follow_symlinks=False).st_mode)
                     skipped.append(_Skip(parts, name, f"{kind}, not a regular file or folder"))
+                    continue
             except OSError as exc:
                 skipped.append(_Skip(parts, name, f"unreadable: {exc.strerror}", failed=True))
-        entries.sort(key=lambda e: e.name)
-        skipped.sort(key=lambda e: e.name)
-        return _Scan(real=real, entries=entries, skipped=skipped)
+                continue
+            if is_dir:
+                folders.append(name)
+                run = []
+                files.append(run)
+            elif asset is not None:
+                try:
+                    st = item.stat()  # follows a symlink (checked above: inside the root)
+                except OSError:
+                    log.warning("local.skipped", path="/".join((*parts, name)), reason="vanished")
+                    run.append(_skipped_asset(_Skip(parts, name, "file vanished while listing")))
+                    continue
+                run.append(asset(name, st))
+        skipped.sort(key=_name_of)
+        return _Scan(real=real, folders=folders, files=files, skipped=skipped)
 
-    def _own_reason(self, real: Path, parts: tuple[str, ...], name: str) -> str | None:
-        """Why the entry ``name`` of folder ``real`` is assetferry's own file, or None: a
-        file the pipeline named (the job's state database and its sidecars), or the metadata
-        manifest a local target wrote into a subfolder (the source's own manifest, at the
-        root, is read as metadata and never listed)."""
-        own = self._own_by_folder.get(real)
+    def _own_reason(self, own: Mapping[str, str] | None, name: str) -> str:
+        """Why the entry ``name`` of a folder is assetferry's own file (``own``: the folder's
+        files the pipeline named, the job's state database and its sidecars), else the
+        metadata manifest a local target wrote into a subfolder (the source's own manifest,
+        at the root, is read as metadata and never listed)."""
         reason = own.get(name) if own else None
         if reason is not None:
             return reason
-        if parts and name in (DEFAULT_MANIFEST, DEFAULT_MANIFEST + JOURNAL_SUFFIX,
-                              DEFAULT_MANIFEST + LOCK_SUFFIX):
-            return (f"assetferry's metadata manifest of a local folder it wrote ({name}): "
-                    "metadata, not an asset")
-        return None
+        return (f"assetferry's metadata manifest of a local folder it wrote ({name}): "
+                "metadata, not an asset")
 
     def _symlink_kind(self, link: Path) -> str:
         """``"dir"``/``"file"`` for a link we follow, else the reason to skip it."""
@@ -461,55 +496,42 @@ class LocalFolderConnector:
             return "file"
         return "symlink to something that is not a regular file or folder"
 
-    async def _stat_batch(
-        self, parts: tuple[str, ...], names: list[str], entries: EntryView | None
-    ) -> list[Asset | _Skip]:
-        if not names or entries is None:
-            return []
-        assets, vanished = await anyio.to_thread.run_sync(self._stat_sync, parts, list(names),
-                                                         entries)
-        found: list[Asset | _Skip] = list(assets)
-        for name in vanished:
-            log.warning("local.skipped", path="/".join((*parts, name)), reason="vanished")
-            found.append(_Skip(parts, name, "file vanished while listing"))
-        return found
-
-    def _stat_sync(
-        self, parts: tuple[str, ...], names: list[str], entries: EntryView
-    ) -> tuple[list[Asset], list[str]]:
-        """The `Asset` of each file ``names`` of folder ``parts`` (a stat, the content type,
-        an image's size, the manifest's ``entries``), built here in the worker thread, and
-        the names that vanished. Per file one path string (the folder's own once), the id
-        ``sys.intern``-ed (a local target's manifest interns its keys and the plan's ledger
-        read its ids, so the listings, the manifest and the ledger hold one string each) and
-        no object between the stat and the asset."""
-        folder = str(self._root.joinpath(*parts))
+    def _folder_id(self, parts: tuple[str, ...]) -> str:
+        """The id of folder ``parts`` (``""``: the root), one string per folder."""
         folder_id = self._folder_ids.get(parts)
-        if folder_id is None:  # one string per folder, not one per file
+        if folder_id is None:
             folder_id = self._folder_ids[parts] = "/".join(parts)
+        return folder_id
+
+    def _asset_builder(self, parts: tuple[str, ...], entries: EntryView
+                       ) -> Callable[[str, os.stat_result], Asset]:
+        """What makes the `Asset` of a file ``name`` of folder ``parts`` from its stat: the
+        content type (by its suffixes), an image's size (its header read), the manifest's
+        ``entries``. What is per folder is computed here once; per file: the id,
+        ``sys.intern``-ed (a local target's manifest interns its keys and the plan's ledger
+        read its ids, so the listings, the manifest and the ledger hold one string each), and
+        the fields that differ from :class:`Asset`'s defaults."""
+        folder_id = self._folder_id(parts)
+        folder_key = folder_id or None
         prefix = f"{folder_id}/" if parts else ""
+        folder = str(self._root.joinpath(*parts))
         target = self._role == "target"
         listing = entries.listing
-        assets: list[Asset] = []
-        vanished: list[str] = []
-        for name in names:
-            path = f"{folder}/{name}"
-            try:
-                st = os.stat(path)  # noqa: PTH116 - no Path object per file: 100,000 of them
-            except OSError:
-                vanished.append(name)
-                continue
+
+        def asset(name: str, st: os.stat_result) -> Asset:
             content_type = guess_content_type(name)
-            width, height = dimensions(path, content_type)
             rel = intern(prefix + name)
             entry = listing(rel)
             size, mtime_ns = st.st_size, st.st_mtime_ns
-            birth = getattr(st, "st_birthtime", None)
-            assets.append(Asset(
+            width = height = None
+            if content_type.startswith("image/"):
+                width, height = dimensions(f"{folder}/{name}", content_type)
+            birth = getattr(st, "st_birthtime", None) if _HAS_BIRTHTIME else None
+            return Asset(
                 source_id=rel,
                 filename=name,
                 folder_path=parts,
-                folder_id=folder_id or None,
+                folder_id=folder_key,
                 content_type=content_type,
                 size=size,
                 meta=entry[0] if entry else NO_META,
@@ -520,10 +542,10 @@ class LocalFolderConnector:
                 updated_at=datetime.fromtimestamp(mtime_ns / 1e9, tz=UTC),
                 version=(_target_version(size, mtime_ns, st.st_ino, st.st_ctime_ns)
                          if target else f"{size}:{mtime_ns}"),
-                url=None,
                 extra=dict(entry[1]) if entry and entry[1] else NO_STRINGS,
-            ))
-        return assets, vanished
+            )
+
+        return asset
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -789,9 +811,15 @@ class LocalFolderConnector:
         if not await anyio.to_thread.run_sync(final.is_file):
             return None
         entries = await self._manifest.entries()
-        assets, _ = await anyio.to_thread.run_sync(self._stat_sync, parts[:-1], [parts[-1]],
-                                                   entries)
-        return assets[0] if assets else None
+
+        def read() -> Asset | None:
+            try:
+                st = os.stat(final)  # noqa: PTH116 - the stat the listing reads
+            except OSError:
+                return None
+            return self._asset_builder(parts[:-1], entries)(parts[-1], st)
+
+        return await anyio.to_thread.run_sync(read)
 
     async def find_asset(
         self, folder_id: str | None, filename: str, size: int

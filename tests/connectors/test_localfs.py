@@ -29,12 +29,14 @@ from connectors.base import (
     Folder,
     LocalizedText,
     StagedFile,
+    SupportsListingBatches,
     UploadRequest,
     system_file_reason,
 )
 from connectors.errors import ConfigError, FatalError, ItemError, NotFoundError
 from connectors.localfs import LocalConfig, LocalFolderConnector
 from connectors.localfs.manifest import NO_META, Entry
+from pipeline.run import list_all
 from tests.connectors.staging import MemoryJournal, stage_bytes
 
 FULL_META = AssetMeta(
@@ -307,10 +309,7 @@ async def test_large_file_streams_in_64k_chunks(root: Path) -> None:
     assert sizes == [localfs.CHUNK_SIZE, localfs.CHUNK_SIZE, 17]
 
 
-async def test_listing_batches_many_files_in_order(
-    root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(localfs.connector, "LIST_BATCH", 3)
+async def test_listing_interleaves_subfolders_in_path_order(root: Path) -> None:
     for i in range(10):
         (root / f"f{i:02d}.txt").write_bytes(b"x" * i)
     (root / "f04b").mkdir()
@@ -321,6 +320,28 @@ async def test_listing_batches_many_files_in_order(
         "f04b/inner.txt",
         "f05.txt", "f06.txt", "f07.txt", "f08.txt", "f09.txt",
     ]  # fmt: skip
+
+
+async def test_the_listing_in_one_walk_is_the_folders_and_the_assets(root: Path) -> None:
+    """``iter_listing`` (what the pipeline lists through: one walk, no async step per
+    asset) yields what ``iter_folders`` and ``iter_assets`` do, in path order: a folder's
+    files between two subfolders per list, an excluded entry in a list of its own."""
+    for name in ("a.txt", "b.txt", "m/in.txt", "m/n/deep.txt", "m/z.txt", "y.txt", "z.txt"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    (root / "._a.txt").write_bytes(b"fork")
+    conn = connector(root)
+    assert isinstance(conn, SupportsListingBatches)
+    listed = [found.source_id if isinstance(found, Folder) else [a.source_id for a in found]
+              async for found in conn.iter_listing()]
+    assert listed == [["._a.txt"], ["a.txt", "b.txt"], "m", ["m/in.txt"], "m/n",
+                      ["m/n/deep.txt"], ["m/z.txt"], ["y.txt", "z.txt"]]
+    assert [a.source_id for a in await assets_of(conn)] == [
+        i for found in listed if isinstance(found, list) for i in found]
+    assert [f.source_id async for f in conn.iter_folders()] == ["m", "m/n"]
+    by_walk = await list_all(conn, "source")
+    assert [f.source_id for f in by_walk.folders] == ["m", "m/n"]
+    assert [a.source_id for a in by_walk.assets] == [a.source_id for a in await assets_of(conn)]
 
 
 async def test_manifest_and_temp_files_are_not_listed(root: Path, tmp_path: Path) -> None:
@@ -694,6 +715,45 @@ async def test_file_vanished_since_listing_is_an_item_error_on_open(root: Path) 
     with pytest.raises(ItemError, match="no longer exists; re-run"):
         async with conn.open_asset(asset):
             pytest.fail("opened a file that is gone")
+
+
+async def test_entries_gone_between_the_folder_listing_and_their_stat_are_skipped(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file or folder deleted after its folder was read (its name listed) and before its
+    stat or its own listing: a skip saying so; the other entries are listed."""
+    for name in ("a.txt", "gone.txt", "z.txt"):
+        (root / name).write_bytes(b"x")
+    (root / "sub").mkdir()
+    (root / "sub" / "in.txt").write_bytes(b"in")
+    (root / "sub2").mkdir()
+    real_scandir = os.scandir
+
+    class Listed:  # the folder's names as read, then the deletions
+        def __init__(self, path: Path) -> None:
+            with real_scandir(path) as it:
+                self.entries = list(it)
+            if Path(path) == root and (root / "sub2").exists():
+                (root / "gone.txt").unlink()
+                (root / "sub2").rmdir()
+
+        def __enter__(self) -> Iterator[os.DirEntry[str]]:
+            return iter(self.entries)
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(os, "scandir", Listed)
+    conn = connector(root)
+    listed = {a.source_id: a.skipped for a in await assets_of(conn)}
+    assert listed == {"a.txt": None, "gone.txt": "file vanished while listing",
+                      "sub/in.txt": None, "sub2": "folder vanished while listing",
+                      "z.txt": None}
+    assert [f.source_id async for f in connector(root).iter_folders()] == ["sub"]
+    assert await conn.read_asset("gone.txt") is None
+    found = await conn.read_asset("sub/in.txt")
+    assert found is not None
+    assert (found.size, found.folder_id) == (2, "sub")
 
 
 @pytest.mark.parametrize(
