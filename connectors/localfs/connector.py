@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path, PurePath
 from sys import intern
 from typing import Any, Literal
@@ -129,8 +130,8 @@ class _Scan:
     vanished: bool = False
 
 
-def _name_of(entry: os.DirEntry[str] | _Skip) -> str:
-    return entry.name
+_name_of = attrgetter("name")
+"""The sort key of a folder's entries and skips (in C: 100,000 of them)."""
 
 
 _SUBFOLDER_MANIFESTS = frozenset({DEFAULT_MANIFEST, DEFAULT_MANIFEST + JOURNAL_SUFFIX,
@@ -438,17 +439,17 @@ class LocalFolderConnector:
                 if why is not None:
                     skipped.append(_Skip(parts, name, why))
                     continue
-            try:
-                if item.is_symlink():
+            try:  # a plain file first: the most entries are (a symlink is neither)
+                if item.is_file(follow_symlinks=False):
+                    is_dir = False
+                elif item.is_dir(follow_symlinks=False):
+                    is_dir = True
+                elif item.is_symlink():
                     kind = self._symlink_kind(Path(item.path))
                     if kind not in ("dir", "file"):
                         skipped.append(_Skip(parts, name, kind))
                         continue
                     is_dir = kind == "dir"
-                elif item.is_dir(follow_symlinks=False):
-                    is_dir = True
-                elif item.is_file(follow_symlinks=False):
-                    is_dir = False
                 else:
                     kind = _special_kind(item.stat(follow_symlinks=False).st_mode)
                     skipped.append(_Skip(parts, name, f"{kind}, not a regular file or folder"))
