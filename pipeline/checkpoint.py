@@ -68,6 +68,8 @@ class Checkpointer:
         self._owed: dict[Key, ItemRecord] = {}
         """Records handed over and not yet written, the newest per key: what a cancelled
         writer still writes (those pending and those of a transaction cut short)."""
+        self._stopped = False
+        """The writer task has ended (closed or cancelled): :meth:`restore` writes itself."""
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """The writer task: runs until :meth:`close` and everything handed over is written.
@@ -80,12 +82,14 @@ class Checkpointer:
             await self._write_until_closed()
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                owed = list(self._owed.values())  # (a batch cancelled mid-write: again)
-                if owed:
-                    await anyio.to_thread.run_sync(self._write, owed)
+                while self._owed:  # (a batch cancelled mid-write: again; and any restored)
+                    owed = list(self._owed.values())
                     self._owed.clear()
                     self._pending.clear()
+                    await anyio.to_thread.run_sync(self._write, owed)
             raise
+        finally:
+            self._stopped = True
 
     def _urgent(self) -> bool:
         return self._closed or self._waiters > 0 or len(self._pending) >= self._batch
@@ -129,21 +133,22 @@ class Checkpointer:
         if self.on_written is not None:
             self.on_written(batch)
 
-    def _remember(self, record: ItemRecord) -> ItemRecord:
-        if record.last_run_id != self.run_id:
+    def _remember(self, record: ItemRecord, *, restored: bool = False) -> ItemRecord:
+        if record.last_run_id != self.run_id and not restored:
             record = replace(record, last_run_id=self.run_id)
         self.records[(record.kind, record.source_id)] = record
         return record
 
-    def _hand_over(self, record: ItemRecord, done: anyio.Event | None) -> None:
+    def _hand_over(self, record: ItemRecord, done: anyio.Event | None, *,
+                   restored: bool = False) -> None:
         """Queue ``record`` for the writer and count it owed. Callers first raise the
         cancellation of a cancelled scope (:func:`anyio.lowlevel.checkpoint_if_cancelled`,
         which switches no task otherwise): a record handed over in a cancelled scope could
         come after the cancelled writer's last write, and its item would be reported done
         with no ledger row to say so."""
-        if self._closed:
+        if self._closed and not restored:
             raise RuntimeError("the ledger writer is closed")
-        record = self._remember(record)
+        record = self._remember(record, restored=restored)
         self._pending.append((record, done))
         self._owed[(record.kind, record.source_id)] = record
         if done is not None:
@@ -177,6 +182,25 @@ class Checkpointer:
         cancelled scope instead of handing it over (then its item is not reported)."""
         await anyio.lowlevel.checkpoint_if_cancelled()
         self._hand_over(record, None)
+
+    def restore(self, records: Sequence[ItemRecord]) -> None:
+        """Put ledger rows back as they were before this run changed them (an upload's
+        intent committed ahead for an upload that never started; a row left as it was at
+        an edit seen in the target), keeping the run that last wrote each: this run did
+        not carry them out, so ``status`` counts them neither in flight nor done by it.
+
+        Does not wait and never raises a cancellation: a run that stops (an error, Ctrl-C)
+        calls it on its way out. The rows ride with the writer's next or last transaction;
+        once the writer has ended, they are written here at once."""
+        if not records:
+            return
+        if self._stopped:
+            kept = [self._remember(r, restored=True) for r in records]
+            self._write(kept)
+            return
+        for record in records:
+            self._hand_over(record, None, restored=True)
+        self._wake.set()
 
     async def close(self) -> None:
         self._closed = True

@@ -464,7 +464,9 @@ class AssetLoader:
         if drifted is None:
             return None
         if self.ckpt.records.get(("asset", action.source_id), rec) != rec:
-            await self.ckpt.commit(rec)  # its intent (a replace's) must not outlive it
+            # its intent (a replace's) must not outlive it; the row is as our last write
+            # left it, so it keeps that run's id (this run wrote nothing of it)
+            self.ckpt.restore([rec])
         what = (f"changed in the target since assetferry wrote it ({drifted}; seen right "
                 f"before the {_WRITES[action.op]}, after the plan)")
         log.warning("load.drift", source_id=action.source_id, target_id=action.target_id,
@@ -736,6 +738,8 @@ class _Handover:
         """Set when work is put or the handover closes; renewed once seen set."""
         self._taken = anyio.Event()
         """Set when a take brings the queue down to ``_low``."""
+        self.committing: list[_Work] = []
+        """The feeder's next uploads while their intents are committed (not yet put)."""
 
     async def room(self, low: int) -> int:
         """Wait until at most ``low`` items wait; the free slots then."""
@@ -753,6 +757,13 @@ class _Handover:
     def close(self) -> None:
         self._closed = True
         self._arrived.set()
+
+    def drain(self) -> list[_Work]:
+        """The work never taken (waiting, or its intents being committed), removed."""
+        work = [*self._items, *self.committing]
+        self._items.clear()
+        self.committing = []
+        return work
 
     async def take(self) -> _Work | None:
         """The next item, waiting for one; ``None`` once closed and empty."""
@@ -828,10 +839,12 @@ async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, con
                     if len(chunk) >= free:
                         break
                 if chunk:
+                    handover.committing = chunk
                     await loader.ckpt.commit_many(
                         [p.intent for _, p in chunk if p is not None])
                     crash_point("intents.committed")
                     handover.put(chunk)
+                    handover.committing = []
                 if other is not None:
                     handover.put([other])
                 elif not chunk:
@@ -849,9 +862,15 @@ async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, con
                 progress(outcome)
             outcomes.append(outcome)
 
-    with steady_heap():
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(feed)
-            for _ in range(concurrency):
-                tg.start_soon(load)
+    try:
+        with steady_heap():
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(feed)
+                for _ in range(concurrency):
+                    tg.start_soon(load)
+    except BaseException:
+        # stopped (a fatal error, Ctrl-C): the uploads queued and never started had their
+        # intents committed ahead; their rows go back as they were (not "in flight")
+        loader.ckpt.restore([p.before for _, p in handover.drain() if p is not None])
+        raise
     return outcomes

@@ -22,6 +22,7 @@ from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
 from connectors.storyblok.emulator import StoryblokEmulator
 from connectors.webflow.emulator import WebflowEmulator
+from pipeline.cli import status_data
 from pipeline.config import JobConfig, load_job
 from pipeline.plan import Op, Plan
 from pipeline.report import RunSummary
@@ -424,3 +425,30 @@ async def test_plan_under_fail_says_the_run_stops_and_exits_2_as_the_run_does(
     skip = job.model_copy(update={"run": job.run.model_copy(update={"on_conflict": "skip"})})
     held = await plan_job(skip, transports=transports)
     assert (held.stop, plan_exit_code(held)) == (None, 1), "skip holds it back: exit 1"
+
+
+async def test_a_run_stopped_at_an_edit_leaves_no_intent_and_counts_nothing_it_did_not_write(
+        tmp_path: Path) -> None:
+    """The last testers' finding: a run stopped by `on_conflict = "fail"` at an edit seen
+    right before a replace. The uploads queued behind it (their intents committed ahead,
+    group commit) never started: their rows are as before, not "in flight"; the edited
+    asset's row, left as it was, is not counted as done by this run; `status` shows them
+    pending."""
+    side = local(tmp_path)
+    job, transports = job_for(tmp_path, side, run='on_conflict = "fail"\nconcurrency = 1\n')
+    assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
+    change_file(tmp_path / "lib")
+    for i in range(3):  # after A/x.txt in the plan's order: queued behind it
+        (tmp_path / "lib" / "A" / f"z{i}.txt").write_text(f"new {i}\n")
+    summary = await run_edited_after_plan(job, transports, side, Op.REPLACE)
+    assert summary.exit_code() == 2, summary.text()
+    store = StateStore(job.run.state, read_only=True)
+    try:
+        rows = store.items(summary.route)
+        last = status_data(store, summary.route)["last_run"]
+    finally:
+        store.close()
+    assert all(rows[("asset", f"A/z{i}.txt")].status is not ItemStatus.IN_FLIGHT
+               for i in range(3)), rows
+    assert rows[("asset", "A/x.txt")].last_run_id != last["id"], "not this run's write"
+    assert (last["done"], last["in_flight"], last["pending"]) == (0, 0, 4), last
