@@ -46,7 +46,7 @@ from pipeline.idmap import MapWriter, default_map_path
 from pipeline.plan import AssetAction, Op, Plan, PlanInput, make_plan
 from pipeline.registry import open_connector
 from pipeline.report import RunSummary, listed_entries
-from pipeline.stages import AssetLoader, Outcome, create_folders, ledger_note, run_assets
+from pipeline.stages import AssetLoader, Outcome, create_folders, run_assets, settled
 from state.paths import check_location, sqlite_files
 from state.records import (
     ItemRecord,
@@ -629,17 +629,9 @@ def planned_work(plan: Plan, records: Mapping[tuple[str, str], ItemRecord]) -> i
 
 
 def writes_ledger(a: AssetAction, records: Mapping[tuple[str, str], ItemRecord]) -> bool:
-    """Whether carrying out ``a`` writes its ledger row (the test of
-    ``AssetLoader._dispatch``): everything but a plain skip and a drift conflict."""
-    if a.drift:  # a conflict with the target's edit leaves its ledger row as it is
-        return False
-    if a.op is not Op.SKIP:
-        return True
-    rec = records.get(("asset", a.source_id))
-    if rec is not None and ledger_note(a, rec) is not None:
-        return True
-    return bool(a.target_id) and (rec is None or rec.target_id != a.target_id
-                                  or rec.status is not ItemStatus.DONE)
+    """Whether carrying out ``a`` writes its ledger row: all but what the plan alone
+    settled (:func:`pipeline.stages.settled`, the test of ``AssetLoader._dispatch``)."""
+    return not settled(a, records.get(("asset", a.source_id)))
 
 
 def _read_runs(job: JobConfig, route: str, every: int) -> list[RunRecord]:

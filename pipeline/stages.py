@@ -265,6 +265,24 @@ def ledger_note(action: AssetAction, rec: ItemRecord) -> str | None:
     return note
 
 
+def settled(action: AssetAction, rec: ItemRecord | None) -> bool:
+    """Whether carrying out ``action`` is nothing at all (no request, no ledger write): the
+    plan alone decided it, so its outcome is known before the run starts — an asset
+    unchanged since the last run, a plain skip, a conflict with an edit in the target (its
+    ledger row keeps our write's marker). ``rec``: its ledger row (None: it has none).
+    The one test of :meth:`AssetLoader._dispatch` and of the run's planned work."""
+    if action.drift:  # always a CONFLICT
+        return True
+    if action.op is not Op.SKIP or action.retire or action.adopt_from is not None:
+        return False
+    if rec is None:
+        return not action.target_id
+    if ledger_note(action, rec) is not None:
+        return False
+    return not (action.target_id and (rec.target_id != action.target_id
+                                      or rec.status is not ItemStatus.DONE))
+
+
 def _size_changed(size: int, listed: int) -> ItemError:
     return ItemError(f"the source sent {size} bytes but listed {listed}; "
                      "the file may have changed during the run: run again")
@@ -398,15 +416,14 @@ class AssetLoader:
             # the note goes once the asset is included again
             await self.ckpt.commit(replace(rec, last_error=note or None))
             return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
+        if settled(action, rec):
+            # nothing to do (a drift conflict: the ledger keeps what we wrote, so the drift
+            # stays seen)
+            return self.settled_outcome(action, rec)
         if op is Op.SKIP:
-            if action.target_id and (rec.target_id != action.target_id
-                                     or rec.status is not ItemStatus.DONE):
-                return await self._done(action, rec, TargetRef(action.target_id,
-                                                               action.target_url), 0)
-            return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
-        if op is Op.CONFLICT and action.drift:
-            # edited in the target: the ledger keeps what we wrote, so the drift stays seen
-            return self._outcome(action, ItemStatus.SKIPPED, action.reason, rec)
+            assert action.target_id  # noqa: S101 - not settled: a row to bring up to date
+            return await self._done(action, rec, TargetRef(action.target_id,
+                                                           action.target_url), 0)
         if op in (Op.UNSUPPORTED, Op.CONFLICT):
             await self.ckpt.post(replace(rec, status=ItemStatus.SKIPPED, last_error=action.reason,
                                          source_hash=rec.source_hash, path=action.path))
@@ -692,6 +709,14 @@ class AssetLoader:
             return action.meta
         return as_created(action.meta, self.target.limits, action.filename)
 
+    def settled_outcome(self, action: AssetAction, rec: ItemRecord | None) -> Outcome:
+        """The outcome of an action :func:`settled` by the plan: skipped, for its reason."""
+        return Outcome("asset", action.source_id, action.path, action.op, ItemStatus.SKIPPED,
+                       action.reason, rec.target_id if rec is not None else None,
+                       rec.target_url if rec is not None else None,
+                       excluded=action.excluded_by is not None,
+                       excluded_by=action.excluded_by, gone=action.asset is None)
+
     def _outcome(self, action: AssetAction, status: ItemStatus, reason: str,
                  rec: ItemRecord) -> Outcome:
         return Outcome("asset", action.source_id, action.path, action.op, status, reason,
@@ -822,9 +847,22 @@ async def run_assets(loader: AssetLoader, actions: Sequence[AssetAction], *, con
     cap = max(2, INTENTS_AHEAD * concurrency)
     handover = _Handover(cap)
     outcomes: list[Outcome] = []
+    # what the plan alone settled is reported first: a run stopped (Ctrl-C) at any item
+    # still counts every unchanged asset (their outcomes cannot depend on how far it got)
+    records = loader.ckpt.records
+    work: list[AssetAction] = []
+    for action in actions:
+        rec = records.get(("asset", action.source_id))
+        if settled(action, rec):
+            outcome = loader.settled_outcome(action, rec)
+            if progress is not None:
+                progress(outcome)
+            outcomes.append(outcome)
+        else:
+            work.append(action)
 
     async def feed() -> None:
-        todo = iter(actions)
+        todo = iter(work)
         try:
             while True:
                 free = await handover.room(cap // 2)

@@ -122,3 +122,32 @@ async def test_an_interrupted_run_counts_the_listing_and_what_the_ledger_holds(
     store.close()
     assert 0 < counts["created"] < 40
     assert counts["created"] == done, summary.text()
+
+
+async def test_an_interrupted_sync_counts_every_unchanged_asset(tmp_path: Path) -> None:
+    """The last testers' finding: Ctrl-C in the middle of a sync said "8 skipped" where 18
+    assets were unchanged. An unchanged asset is decided by the plan (no request, no ledger
+    write): it counts as skipped whether or not the run got past it."""
+    import anyio
+
+    from pipeline.report import RunSummary
+
+    src, dest = tmp_path / "lib", tmp_path / "mirror"
+    src.mkdir()
+    for n in range(20):
+        (src / f"file{n:02d}.txt").write_bytes(b"x" * (n + 1))
+    path = _job(tmp_path, src, dest)
+    path.write_text(path.read_text() + "concurrency = 1\n")
+    job = load_job(path, env={})
+    assert (await execute_job(job, "sync")).exit_code() == 0
+    for n in (0, 1):  # the first in the plan's order: the run stops at the first
+        (src / f"file{n:02d}.txt").write_bytes(b"changed")
+    summary = RunSummary(route="", mode="sync", run_id=None)
+    async with anyio.create_task_group() as tg:
+        def progress(_: object) -> None:  # the first item done: Ctrl-C
+            summary.interrupted = True
+            tg.cancel_scope.cancel()
+
+        await execute_job(job, "sync", progress=progress, summary=summary)
+    assert summary.exit_code() == 130
+    assert summary.counts()["skipped"] == 18, summary.text()
