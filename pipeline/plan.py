@@ -421,7 +421,7 @@ def target_drift(marker: str | None, current: Asset,
         # "size:mtime" before ":inode:ctime" was added) is compared on the parts it has
         if str(version) != current.version \
                 and not current.version.startswith(f"{version}:"):
-            return f"its version is {current.version}, we wrote version {version}"
+            return _version_drift(str(version), current, size)
     elif size is not None and current.size is not None and size != current.size:
         return f"its file is {current.size:,} bytes, we wrote {size:,}"
     elif (at is not None and current.updated_at is not None
@@ -432,6 +432,39 @@ def target_drift(marker: str | None, current: Asset,
     if meta is not None and written_meta(current.meta) != meta:
         return META_EDITED
     return None
+
+
+def _version_drift(wrote: str, current: Asset, size: object) -> str:
+    """A changed version in a user's terms: the versions themselves only when they are
+    numbers (Contentstack's ``_version``); else what the listing says of the asset now (its
+    size, when it was updated), never a connector's version text (a local file's
+    ``size:mtime:inode:ctime``, a JSON list)."""
+    if wrote.isdigit() and current.version is not None and current.version.isdigit():
+        return f"its version is {current.version}, we wrote version {wrote}"
+    now = []
+    if current.size is not None:
+        now.append(f"{current.size:,} bytes" + (f", we wrote {size:,}" if isinstance(size, int)
+                                                 and size != current.size else ""))
+    if current.updated_at is not None:
+        now.append(f"updated there at {current.updated_at.isoformat(timespec='seconds')}")
+    return f"it is now {'; '.join(now)}" if now else "its version is not the one we wrote"
+
+
+def conflict_hint(on_conflict: str, *, delete: bool = False) -> str:
+    """The key and what to do, for an asset edited in the target and held back: one wording
+    for the plan and the run (``([run] on_conflict = "skip"; set [run] on_conflict =
+    "source-wins" for a run to write the source's version over it)``; ``delete``: a prune's
+    deletion held back)."""
+    do = ("delete it in the target by hand, or set [run] on_conflict = \"source-wins\" for a "
+          "run to delete it") if delete else (
+        "set [run] on_conflict = \"source-wins\" for a run to write the source's version "
+        "over it")
+    return f"([run] on_conflict = \"{on_conflict}\"; {do})"
+
+
+FAIL_HINT = ("look at it in the target, then set [run] on_conflict = \"skip\" or "
+             "\"source-wins\" for a run")
+"""What to do when ``[run] on_conflict = "fail"`` stopped a run (the plan's and the run's)."""
 
 
 def _listing_requests(limits: Limits, folders: int, assets: int) -> int:
@@ -1221,8 +1254,7 @@ def conflict_stop(actions: Sequence[AssetAction], on_conflict: str) -> str | Non
     return (f"{len(drifted)} asset{'s' if len(drifted) != 1 else ''} changed in the target "
             f"since assetferry wrote them (first: {first.path}, "
             f"{first.reason.split(': ' + FAIL_STOPS)[0]}); nothing was written ([run] "
-            "on_conflict = \"fail\"): look at them in the target, then set on_conflict to "
-            "\"skip\" or \"source-wins\" for a run")
+            f"on_conflict = \"fail\"): {FAIL_HINT.replace(' it ', ' them ')}")
 
 
 def _drift_action(base: AssetAction, drifted: str, current: Asset, inp: PlanInput, *,
@@ -1234,11 +1266,10 @@ def _drift_action(base: AssetAction, drifted: str, current: Asset, inp: PlanInpu
     what = f"changed in the target since assetferry wrote it ({drifted})"
     if inp.on_conflict != "source-wins":
         also = "; the source changed too" if source_changed else ""
-        held = (f"{FAIL_STOPS} (" if inp.on_conflict == "fail" else "left as it is (")
+        held = FAIL_STOPS if inp.on_conflict == "fail" else "left as it is"
         return replace(_with(base, Op.CONFLICT,
-                             f"{what}{also}: {held}[run] on_conflict = "
-                             f"\"{inp.on_conflict}\"; set it to \"source-wins\" to write the "
-                             "source's version over it)"), drift=True)
+                             f"{what}{also}: {held} {conflict_hint(inp.on_conflict)}"),
+                       drift=True)
     why = f"{what}: the source's version is written over it ([run] on_conflict = \"source-wins\")"
     base = replace(base, target_folder=current.folder_path
                    if not inp.capabilities.move else base.target_folder,
@@ -1407,9 +1438,8 @@ def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: s
         out.extend(AssetAction(
             Op.CONFLICT, r.source_id, r.path,
             "gone from the source, but changed in the target since assetferry wrote "
-            f"it ({drifted[r.source_id]}): not deleted ([run] on_conflict = "
-            f"\"{inp.on_conflict}\"; delete it in the target by hand, or set "
-            "on_conflict to \"source-wins\" for a run to delete it)",
+            f"it ({drifted[r.source_id]}): not deleted "
+            f"{conflict_hint(inp.on_conflict, delete=True)}",
             target_id=r.target_id, target_url=r.target_url, record=r, drift=True)
             for r in doomed if r.source_id in drifted)
         doomed = [r for r in doomed if r.source_id not in drifted]

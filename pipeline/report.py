@@ -225,22 +225,31 @@ def excluded_text(excluded: int, by_rule: dict[str, int]) -> str:
     return f"{excluded} excluded: {parts}"
 
 
-def _gone_what(reason: str) -> str:
-    """``kept (prune is off)`` from ``gone from the source; kept (prune is off)``."""
+GONE_CONFLICT = "held back as a conflict (changed in the target since assetferry wrote it)"
+"""What became of a gone asset whose prune deletion is held back as a conflict."""
+
+
+def _gone_what(reason: str, op: Op = Op.SKIP) -> str:
+    """``kept (prune is off)`` from ``gone from the source; kept (prune is off)``; a
+    conflict (a deletion held back: the copy was edited in the target) is
+    :data:`GONE_CONFLICT`, not its whole reason."""
+    if op is Op.CONFLICT:
+        return GONE_CONFLICT
     for prefix in ("gone from the source listing; ", "gone from the source; "):
         if reason.startswith(prefix):
             return reason[len(prefix):]
     return reason
 
 
-def _summary_line(summary: dict[str, Any], gone: Counter[str]) -> str:
+def _summary_line(summary: dict[str, Any], gone: Counter[str], gone_skips: int) -> str:
+    """``gone_skips``: the skips among the ledger rows gone from the source (the others are
+    deletions, conflicts, unsupported: counted there)."""
     return (source_text(summary["source_entries"], summary["excluded"], gone) + "\n"
             f"folders: {summary['folders_create']} to create, {summary['folders_skip']} present; "
             f"assets: {summary['create']} create, {summary['update']} update, "
             f"{summary['replace']} replace, {summary['skip']} skip "
             f"({excluded_text(summary['excluded'], summary.get('excluded_by_rule') or {})}"
-            + (f", {summary['gone_from_source']} gone from the source"
-               if summary["gone_from_source"] else "")
+            + (f", {gone_skips} gone from the source" if gone_skips else "")
             + f"), {summary['delete']} delete, "
             f"{summary['conflict']} conflict, {summary['unsupported']} unsupported; "
             f"{summary['warnings']} warnings; {_bytes_text(summary)}; "
@@ -270,19 +279,23 @@ def _bytes_text(summary: dict[str, Any]) -> str:
     return text
 
 
-def _plan_gone(plan: Plan) -> Counter[str]:
+def _plan_gone(plan: Plan) -> tuple[Counter[str], int]:
+    """Ledger rows gone from the source by what the plan does with them, and how many of
+    them are skips."""
     gone: Counter[str] = Counter()
+    skips = 0
     for a in plan.assets:
         if a.asset is None:
             gone["to delete (prune)" if a.op is Op.DELETE else
-                 "ledger row retired" if a.retire else _gone_what(a.reason)] += 1
-    return gone
+                 "ledger row retired" if a.retire else _gone_what(a.reason, a.op)] += 1
+            skips += a.op is Op.SKIP
+    return gone, skips
 
 
 def plan_summary_text(plan: Plan, summary: dict[str, Any] | None = None) -> str:
     """The plan's summary in words, as the table and Markdown plans end (two or three lines);
     ``summary``: :func:`plan_summary` of ``plan`` when the caller has it already."""
-    text = _summary_line(summary or plan_summary(plan), _plan_gone(plan))
+    text = _summary_line(summary or plan_summary(plan), *_plan_gone(plan))
     return text if plan.stop is None else f"{text}\nthe run would stop here: {plan.stop}"
 
 
@@ -471,7 +484,7 @@ class RunSummary:
             elif o.op is Op.DELETE and o.status is ItemStatus.DONE:
                 out["deleted (prune)"] += 1
             else:
-                out[_gone_what(o.reason)] += 1
+                out[_gone_what(o.reason, o.op)] += 1
         return out
 
     def text(self) -> str:

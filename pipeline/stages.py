@@ -57,11 +57,13 @@ from mappings.fields import as_created
 from pipeline.checkpoint import Checkpointer, RecordJournal
 from pipeline.crashpoints import crash_point
 from pipeline.plan import (
+    FAIL_HINT,
     PUBLISH_HASH,
     PUBLISH_OWED,
     AssetAction,
     FolderAction,
     Op,
+    conflict_hint,
     marker_meta,
     target_drift,
     write_marker,
@@ -491,11 +493,11 @@ class AssetLoader:
         if self.on_conflict == "fail":
             raise DriftError(
                 f"{action.path}: {what}; the run stopped ([run] on_conflict = \"fail\"): "
-                "look at it in the target, then set on_conflict to \"skip\" or "
-                "\"source-wins\" for a run")
-        gone = "gone from the source, but " if action.op is Op.DELETE else ""
-        reason = (f"{gone}{what}: left as it is ([run] on_conflict = \"{self.on_conflict}\"; "
-                  "set it to \"source-wins\" to write the source's version over it)")
+                f"{FAIL_HINT}")
+        delete = action.op is Op.DELETE
+        reason = (f"gone from the source, but {what}: not deleted " if delete
+                  else f"{what}: left as it is ") + conflict_hint(self.on_conflict,
+                                                                   delete=delete)
         return Outcome("asset", action.source_id, action.path, Op.CONFLICT, ItemStatus.SKIPPED,
                        reason, action.target_id, action.target_url, gone=action.asset is None)
 
