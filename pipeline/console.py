@@ -253,7 +253,7 @@ class RichConsole:
 
     def finished(self, summary: RunSummary, where: Where) -> None:
         self.stop()
-        if summary.locked:  # refused by the run lock: no figures to show
+        if summary.not_started():  # the run lock refused it, or an error: no figures
             self._out.print(Text(summary.text()), soft_wrap=True)
         else:
             self._out.print(Text(f"{summary.mode} {one_line(summary.route)}", style="bold"),

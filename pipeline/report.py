@@ -487,9 +487,16 @@ class RunSummary:
                 out[_gone_what(o.reason, o.op)] += 1
         return out
 
+    def not_started(self) -> bool:
+        """The run stopped before it had a plan (refused by the run lock; the state DB not
+        writable, credentials refused, a listing that failed): nothing ran, so there are no
+        figures to show, only the error (``fatal``)."""
+        return self.fatal is not None and (
+            self.locked or (self.run_id is None and self.listed is None and not self.outcomes))
+
     def text(self) -> str:
-        if self.locked:
-            return f"{self.mode} {self.route}: not started: {self.fatal}"
+        if self.not_started():
+            return f"{self.mode}{' ' + self.route if self.route else ''}: not started: {self.fatal}"
         c = self.counts()
         lines = [
             f"{self.mode} {self.route}: "

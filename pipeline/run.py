@@ -47,7 +47,7 @@ from pipeline.plan import AssetAction, Op, Plan, PlanInput, make_plan
 from pipeline.registry import open_connector
 from pipeline.report import RunSummary, listed_entries
 from pipeline.stages import AssetLoader, Outcome, create_folders, run_assets, settled
-from state.paths import check_location, sqlite_files
+from state.paths import check_location, discard_fresh, fresh_sqlite_files, sqlite_files
 from state.records import (
     ItemRecord,
     ItemStatus,
@@ -474,6 +474,7 @@ async def execute_job(
     store: StateStore | None = None
     summary = summary if summary is not None else RunSummary(route="", mode=mode, run_id=None)
     run_id: int | None = None
+    fresh: list[Path] = []  # the state DB's files when this run creates it
     seen: list[Outcome] = []  # as they come, so an interrupted run reports what it did
 
     def collect(outcome: Outcome) -> None:
@@ -492,6 +493,7 @@ async def execute_job(
             # plan built on the ledger as it was before (each asset sent twice)
             from state.store import StateStore
 
+            fresh = fresh_sqlite_files(job.run.state)
             store = StateStore(job.run.state)
             try:
                 run_id = store.start_run(route, mode)
@@ -528,28 +530,34 @@ async def execute_job(
     except anyio.get_cancelled_exc_class():
         summary.interrupted = True
         summary.outcomes = summary.outcomes or seen
-        abandon_unplanned(store, run_id, summary)
+        empty = abandon_unplanned(store, run_id, summary)
         finish_summary(store, summary.run_id, summary, started)
+        discard_fresh(fresh if empty else [])
         raise
     except KeyboardInterrupt:
         summary.interrupted = True
     summary.outcomes = summary.outcomes or seen
-    abandon_unplanned(store, run_id, summary)
+    empty = abandon_unplanned(store, run_id, summary)
     finish_summary(store, summary.run_id, summary, started)
+    discard_fresh(fresh if empty else [])
     return summary
 
 
 def abandon_unplanned(store: StateStore | None, run_id: int | None,
-                      summary: RunSummary) -> None:
+                      summary: RunSummary) -> bool:
     """Release the run lock of run ``run_id`` when it stopped before its plan was made
     (``summary.run_id`` still None: nothing carried out), leaving no run behind, as a run
-    that never started; a failure to is logged (the lock then goes stale with this process)."""
+    that never started; a failure to is logged (the lock then goes stale with this process).
+    True when the state DB then holds nothing at all (a state file this run created may go:
+    :func:`state.store.discard_fresh`)."""
     if store is None or run_id is None or summary.run_id is not None:
-        return
+        return False
     try:
         store.abandon_run(run_id)
+        return store.holds_nothing()
     except Exception as exc:  # noqa: BLE001 - keep the run's own error for the user
         log.error("run.abandon_failed", run_id=run_id, error=f"{type(exc).__name__}: {exc}")
+        return False
 
 
 def counting(summary: RunSummary, on_plan: Callable[[Plan], None] | None = None

@@ -93,6 +93,21 @@ def sqlite_files(url: str) -> list[Path]:
     return [path, *(path.with_name(path.name + suffix) for suffix in SQLITE_SIDECARS)]
 
 
+def fresh_sqlite_files(url: str) -> list[Path]:
+    """The files of the SQLite state database ``url`` (:func:`sqlite_files`) when it does not
+    exist yet, else none: what a run about to create it may remove again if it stops before
+    it has a plan (a refused token, a failed listing must leave no empty state DB)."""
+    files = sqlite_files(url)
+    return files if files and not files[0].exists() else []
+
+
+def discard_fresh(files: list[Path]) -> None:
+    """Remove the files of a state database made by :func:`fresh_sqlite_files`'s run and
+    left holding nothing (``StateStore.holds_nothing``; the store closed first)."""
+    for path in files:
+        path.unlink(missing_ok=True)
+
+
 def check_location(url: str) -> None:
     """For a SQLite path that does not exist yet: raise StateError if it never could.
 

@@ -977,6 +977,15 @@ class StateStore:
             )
         return insert
 
+    def holds_nothing(self) -> bool:
+        """No run and no ledger row of any route: a state DB that a run created and left
+        before it had a plan (:func:`discard_fresh`)."""
+        if self._lacks("items", "runs"):
+            return True
+        with self._transaction() as s:
+            return not (s.execute(select(Run.id).limit(1)).first()
+                        or s.execute(select(ItemState.route).limit(1)).first())
+
     # lifetime
 
     def close(self) -> None:

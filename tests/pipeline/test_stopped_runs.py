@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from connectors.contentstack.emulator import ContentstackEmulator
+from connectors.emulation import in_process_transport
 from pipeline.cli import main
-from state.store import RunStatus, StateStore
-from tests.pipeline.helpers import local_job
+from pipeline.run import execute_job
+from state.store import RunStatus, StateStore, sqlite_files
+from tests.pipeline.helpers import local_job, local_to_cs_job
 
 
 def test_a_run_refused_by_the_run_lock_says_who_holds_it_and_to_wait(
@@ -66,3 +69,40 @@ def test_plan_exits_1_when_the_run_would_hold_items_back(
     plan = json.loads(capsys.readouterr().out)
     assert plan["summary"]["conflict"] == 1
     assert main(["sync", "-c", str(job)]) == 1, "the run holds the same item back"
+
+
+@pytest.mark.parametrize("damage", ["state under a file", "damaged manifest"])
+def test_an_error_before_the_run_starts_prints_the_error_and_no_zero_summary(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
+    """The last testers' finding: a state DB that cannot be created, or a source manifest
+    that cannot be read, printed "0 created, 0 replaced ..." above the error."""
+    job = local_job(tmp_path)
+    if damage == "state under a file":
+        (tmp_path / "file").write_text("a file, not a folder\n")
+        job.write_text(job.read_text().replace('state = "s.db"', 'state = "file/s.db"'))
+    else:
+        (tmp_path / "lib" / ".assetferry.json").write_text("{not json")
+    capsys.readouterr()
+    assert main(["migrate", "-c", str(job)]) == 2
+    out = capsys.readouterr().out
+    assert "migrate local:" in out, out
+    assert ": not started: " in out, out
+    assert "0 created" not in out, out
+    assert "source entries" not in out, out
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+async def test_a_refused_token_leaves_no_state_db_behind(tmp_path: Path,
+                                                        cs: ContentstackEmulator) -> None:
+    """A token the target refuses stops the run at its listing: the summary is the error
+    only, and the state DB the run created is removed again (it held nothing)."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "x.bin").write_text("one\n")
+    job = local_to_cs_job(tmp_path, "http://cs.emulator", source=tmp_path / "lib",
+                          env={"E2E_CS": "not-the-token"})
+    summary = await execute_job(job, "migrate",
+                                transports={"target": in_process_transport(cs.app)})
+    assert summary.exit_code() == 2, summary.text()
+    assert ": not started: " in summary.text()
+    assert "0 created" not in summary.text()
+    assert not any(p.exists() for p in sqlite_files(job.run.state)), "no empty state DB"
