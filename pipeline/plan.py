@@ -657,6 +657,19 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
         for a in inp.source_assets if a.skipped or a.source_id in filtered
     )
     actions = _warn_over_asset_count(actions, inp)
+    # a folder is made for the assets it will hold: none only on the way to an asset or a
+    # folder that cannot be placed (its 20 ancestors, empty); an empty source folder is
+    blocked: set[FolderPath] = set()  # made as before
+    for action in actions:
+        if action.op is Op.UNSUPPORTED and action.asset is not None \
+                and not action.asset.skipped:
+            blocked.add(place_once(action.asset) or ())
+    for path in tree.placements:
+        if tree.target_path(path) is None:
+            blocked.add(next((up for depth in range(len(path) - 1, 0, -1)
+                              if (up := place(path[:depth])) is not None), ()))
+    if blocked - {()}:
+        folder_actions = _placed_folders(folder_actions, actions, blocked)
     prune = _prune_actions(inp, target_by_id, present, actions)
     actions.extend(prune.actions)
     source_limits = inp.source_limits or Limits()
@@ -699,6 +712,26 @@ def _owners(inp: PlanInput, present: set[str], target_by_id: Mapping[str, Asset]
                            or target_drift(r.target_marker, target_by_id[r.target_id],
                                            inp.drift_tolerance) is None))
     return live_owner, owned
+
+
+def _placed_folders(folders: list[FolderAction], actions: Sequence[AssetAction],
+                    blocked: set[FolderPath]) -> list[FolderAction]:
+    """``folders`` without the folders to create that would stay empty: those that lead
+    only to what cannot be placed (``blocked``: where unsupported assets and unplaceable
+    folders would have gone). Kept: every folder an asset goes in or under, and the
+    folders on the way to any other folder made (an empty source folder, as before)."""
+    def prefixes(path: FolderPath) -> Iterator[FolderPath]:
+        return (path[:depth] for depth in range(1, len(path) + 1))
+
+    keep: set[FolderPath] = set()
+    for a in actions:
+        if a.target_folder and a.op is not Op.UNSUPPORTED:
+            keep.update(prefixes(a.target_folder))
+    on_the_way = {p for b in blocked for p in prefixes(b)}
+    for f in folders:
+        if f.op is Op.CREATE and f.target_path not in on_the_way:
+            keep.update(prefixes(f.target_path))
+    return [f for f in folders if f.op is not Op.CREATE or f.target_path in keep]
 
 
 def check_plan(plan: Plan) -> None:

@@ -160,3 +160,29 @@ async def test_a_changed_collapsed_path_updates_the_assets_it_carries(
     (record,) = emu.assets.values()
     assert "/".join(LEVELS[:8]) in record["description"]
     assert "/".join(LEVELS[:8]) not in record["tags"]
+
+
+async def test_an_asset_too_deep_to_place_gets_no_empty_ancestor_folders(
+        tmp_path: Path) -> None:
+    """The last testers' finding: an asset whose path is too long for the target (a local
+    folder: PATH_MAX) is not migrated (unsupported), yet its 20 ancestor folders were
+    created there, empty. Folders are created only for assets that will be placed (and
+    for empty source folders, as before)."""
+    source = tmp_path / "library"
+    chain = tuple(f"{i:02d}" + "d" * 38 for i in range(20))  # 820 bytes of folders
+    bottom = source.joinpath(*chain)
+    bottom.mkdir(parents=True)
+    (bottom / ("f" * 200 + ".txt")).write_bytes(b"at the bottom")
+    (source / chain[0] / "ok.txt").write_bytes(b"placed")
+    (source / "empty").mkdir()
+    out = tmp_path.joinpath(*(["t" * 250] * 12))  # the target allows about 1,000 bytes below
+    job = load_job(_job(tmp_path, source, f'connector = "local"\npath = "{out}"\n'), env={})
+    plan = await plan_job(job)
+    [deep] = [a for a in plan.assets if a.path.endswith("f.txt")]
+    assert deep.op is Op.UNSUPPORTED, deep.reason
+    assert "bytes; the target allows" in deep.reason, deep.reason
+    assert [f.target_path for f in plan.folders if f.op is Op.CREATE] == [
+        (chain[0],), ("empty",)]
+    summary = await execute_job(job, "migrate")
+    assert summary.exit_code() == 1, summary.text()
+    assert sorted(p.name for p in out.rglob("*") if p.is_dir()) == [chain[0], "empty"]
