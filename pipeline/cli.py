@@ -874,12 +874,12 @@ MAP_FORMATS = ("csv", "json", "jsonl", "storyblok-manifest", "contentstack-mappe
                    "URL variants), storyblok-manifest (the Storyblok CLI's asset "
                    "manifest.jsonl), contentstack-mapper (csdx cm:stacks:import's "
                    "mapper/assets/*.json; --out names the import's data folder)")
-@click.option("--out", type=click.Path(path_type=Path), default=None, metavar="FILE|DIR",
+@click.option("--out", "out_text", type=click.Path(), default=None, metavar="FILE|DIR",
               help="write the map to FILE (contentstack-mapper: into DIR/mapper/assets/) "
                    "instead of stdout")
 @global_options
 @click.pass_context
-def cmd_export_map(ctx: click.Context, config: Path, fmt: str | None, out: Path | None,
+def cmd_export_map(ctx: click.Context, config: Path, fmt: str | None, out_text: str | None,
                    log_format: str | None, verbose: bool) -> int:
     """Source -> target id/url map for rewriting content (needs no credentials)."""
     from pipeline import idmap
@@ -887,8 +887,9 @@ def cmd_export_map(ctx: click.Context, config: Path, fmt: str | None, out: Path 
     from pipeline.report import map_csv, map_rows
 
     _configure(ctx, log_format, verbose)
-    fmt = format_of(fmt, out, MAP_SUFFIXES, "csv", option="--out", format_option="--format")
-    out = _check_map_out(ctx, fmt, out)
+    fmt = format_of(fmt, None if out_text is None else Path(out_text), MAP_SUFFIXES, "csv",
+                    option="--out", format_option="--format")
+    out = _check_map_out(ctx, fmt, out_text)
     job = load_job(config, secrets=False)
     refuse_own_output(job, config, "--out", out)
     route = _route_scopes(job)
@@ -931,12 +932,15 @@ def cmd_export_map(ctx: click.Context, config: Path, fmt: str | None, out: Path 
     return EXIT_OK
 
 
-def _check_map_out(ctx: click.Context, fmt: str, out: Path | None) -> Path | None:
-    """``--out`` of export-map: a file for every format but contentstack-mapper, which needs
-    a folder (the import's data folder). Refused before anything runs (exit 2)."""
-    param = next(p for p in ctx.command.params if p.name == "out")
+def _check_map_out(ctx: click.Context, fmt: str, text: str | None) -> Path | None:
+    """``--out`` of export-map as given (``text``: a trailing ``/`` kept, which names a
+    folder): a file for every format but contentstack-mapper, which needs a folder (the
+    import's data folder). Refused before anything runs (exit 2), as the other ``--out``
+    options are (:class:`OutFile`)."""
+    param = next(p for p in ctx.command.params if p.name == "out_text")
     if fmt != "contentstack-mapper":
-        return None if out is None else Path(OUT_FILE.convert(str(out), param, ctx))
+        return None if text is None else Path(OUT_FILE.convert(text, param, ctx))
+    out = None if text is None else Path(text)
     if out is None:
         raise click.BadParameter("--format contentstack-mapper writes several files: give "
                                  "--out DIR (the data folder csdx cm:stacks:import reads)",

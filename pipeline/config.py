@@ -427,6 +427,13 @@ def load_job(path: Path, env: Mapping[str, str] | None = None, *,
             and run["state"].strip()):  # an empty one stays empty: the state store names it
         _refuse_folder_name("run.state", run["state"], "assetferry.db")
         run["state"] = str(base / run["state"])
+    elif (isinstance(run, dict) and isinstance(run.get("state"), str)
+          and run["state"].startswith("sqlite") and "://" in run["state"]):
+        # a SQLite URL names a file too: sqlite:///x/ would be the file x (its query, such
+        # as ?mode=ro, is not part of the path)
+        url = run["state"].split("?", 1)[0]
+        if url.split("://", 1)[1].lstrip("/") not in ("", ":memory:"):
+            _refuse_folder_name("run.state", url, "assetferry.db")
     elif isinstance(run, dict) and "state" not in run:
         run["state"] = str(base / RunConfig().state)
     elif run is None:

@@ -215,6 +215,16 @@ CASES = [
          2, r"run\.state: 'nodir/' ends in '/', so it names a folder.*"
             r'state = "nodir/assetferry\.db"',
          after=lambda t: _no_file(t / "nodir")),
+    Case("state URL ending in /",
+         lambda t: ["migrate", "-c", write_job(t, state=f"sqlite:///{t}/nodir/")], 2,
+         r"run\.state: 'sqlite:///.*/nodir/' ends in '/', so it names a folder.*"
+         r'state = "sqlite:///.*/nodir/assetferry\.db"',
+         after=lambda t: _no_file(t / "nodir")),
+    Case("export-map --out ending in /",
+         lambda t: ["export-map", "-c", write_job(t, state="s.db"), "--out",
+                    str(t / "newdir") + "/"],
+         2, r"--out.*newdir/' ends in '/', so it names a folder",
+         after=lambda t: _no_file(t / "newdir")),
     Case("map_file ending in /",
          lambda t: ["plan", "-c", str(t / "job.toml")] if (t / "job.toml").write_text(
              job_text(t, state="s.db") + 'map_file = "maps/"\n') else [],
