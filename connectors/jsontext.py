@@ -40,6 +40,19 @@ def loads(data: bytes | str) -> Any:
                                  "Python's recursion limit)") from None
 
 
+def loads_lenient(data: bytes) -> tuple[Any, bool]:
+    """:func:`loads` of bytes whose strings may hold bytes that are not UTF-8: each such
+    byte is decoded as a lone surrogate (``surrogateescape``), so :func:`lone_surrogate`
+    finds it with the lone surrogates written as escapes, and a caller can refuse the one
+    item holding it. Returns ``(value, suspect)``: ``suspect`` when a lone surrogate may be
+    in ``value`` (walk it). ValueErrors as :func:`loads`."""
+    try:
+        text, bad = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, bad = data.decode("utf-8", "surrogateescape"), True
+    return loads(text), bad or bool(_SURROGATE_ESCAPE.search(data))
+
+
 def lone_surrogate(value: Any, where: str = "") -> str | None:
     """The JSON path (``["a.jpg"].title``, ``[3]``) of the first string (key or value) in
     ``value`` holding a lone UTF-16 surrogate (U+D800..U+DFFF), or None. Iterative: safe on

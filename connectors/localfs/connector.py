@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path, PurePath
@@ -172,7 +172,8 @@ class LocalFolderConnector:
         self._config = config
         self._role = role
         self._root = config.path.resolve()
-        self._manifest = Manifest(self._root / config.manifest)
+        # a source's manifest entry that cannot be read fails its asset alone
+        self._manifest = Manifest(self._root / config.manifest, per_entry=role == "source")
         self._reported: set[tuple[str, str]] = set()
         # own files by folder, so a listing checks a name without building a path per entry
         self._own_by_folder: dict[Path, dict[str, str]] = {}
@@ -260,9 +261,13 @@ class LocalFolderConnector:
         if not await anyio.to_thread.run_sync(self._root_exists):
             return
         entries = await self._manifest.entries()
+        damaged = entries.damaged
         async for item in self._walk(with_files=True, entries=entries):
             if isinstance(item, _Skip):
                 yield [_skipped_asset(item)]
+            elif damaged and isinstance(item, list):  # a manifest entry that can't be read
+                yield [replace(asset, unreachable=damaged[asset.source_id])
+                       if asset.source_id in damaged else asset for asset in item]
             else:
                 yield item
 

@@ -31,7 +31,7 @@ from pydantic import (
 
 from connectors.base import NO_STRINGS, AssetMeta, LocalizedText
 from connectors.errors import ConfigError
-from connectors.jsontext import UntrustedJSONError, checked_loads
+from connectors.jsontext import UntrustedJSONError, checked_loads, loads_lenient, lone_surrogate
 from connectors.localfs.files import atomic_write, fsync_dir, os_error
 
 _FOCUS = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*,\s*([0-9]*\.?[0-9]+)\s*$")
@@ -156,10 +156,14 @@ def _plain_source_id(raw: object) -> str | None:
 class EntryView(Mapping[str, Entry]):
     """The manifest's entries, read-only, each an :class:`Entry` when looked up."""
 
-    __slots__ = ("_stored",)
+    __slots__ = ("_stored", "damaged")
 
-    def __init__(self, stored: Mapping[str, _Stored]) -> None:
+    def __init__(self, stored: Mapping[str, _Stored],
+                 damaged: Mapping[str, str] | None = None) -> None:
         self._stored = stored
+        self.damaged: Mapping[str, str] = damaged or {}
+        """Entries set aside as unreadable (a source's manifest): key -> why, for that
+        asset's own result (:attr:`Manifest.damaged`)."""
 
     def __getitem__(self, key: str) -> Entry:
         return _entry(self._stored[key])
@@ -304,8 +308,15 @@ class Manifest:
     thread (the connector writes a file and records it in one thread call, no second one).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, per_entry: bool = False) -> None:
+        """``per_entry``: an entry whose text cannot be read (a lone UTF-16 surrogate, bytes
+        that are not UTF-8) is set aside in :attr:`damaged`, for its asset alone to fail,
+        and the other entries are read (a source's manifest, which we never write); else
+        it makes the whole manifest unreadable (ConfigError), as any other fault does."""
         self.path = path
+        self.per_entry = per_entry
+        self.damaged: dict[str, str] = {}
+        """Entries set aside as unreadable (``per_entry``): key -> why."""
         self.journal = journal_path(path)
         self.lock = lock_path(path)
         self._entries: dict[str, _Stored] | None = None
@@ -334,7 +345,7 @@ class Manifest:
 
     async def entries(self) -> EntryView:
         """All entries. Raises ConfigError when the file is unreadable or malformed."""
-        return EntryView(await self._stored())
+        return EntryView(await self._stored(), self.damaged)
 
     async def _stored(self) -> dict[str, _Stored]:
         if self._entries is None:
@@ -601,7 +612,7 @@ class Manifest:
                 f"cannot read the metadata manifest {self.path}: {exc.strerror}"
             ) from None
         try:
-            data = checked_loads(raw)
+            data = self._set_aside(raw) if self.per_entry else checked_loads(raw)
         except UntrustedJSONError as exc:
             raise ConfigError(f"metadata manifest {self.path} {exc}; {how_to_fix}") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -624,6 +635,31 @@ class Manifest:
                 + "".join(f"  {p}\n" for p in shown) + how_to_fix
             ) from None
         return dict(manifest.assets)
+
+    def _set_aside(self, raw: bytes) -> Any:
+        """The manifest's JSON with each entry that holds unreadable text (a lone UTF-16
+        surrogate, bytes that are not UTF-8) taken out into :attr:`damaged`, naming where;
+        UntrustedJSONError when such text is outside the entries."""
+        data, suspect = loads_lenient(raw)
+        self.damaged = {}
+        if not suspect:
+            return data
+        assets = data.get("assets") if isinstance(data, dict) else None
+        for key, value in list(assets.items()) if isinstance(assets, dict) else ():
+            where = lone_surrogate({key: value}, ".assets")
+            if where is not None:
+                del assets[key]  # type: ignore[union-attr]
+                self.damaged[key] = (
+                    f"its entry in the metadata manifest {self.path} holds text that cannot "
+                    f"be read (a lone UTF-16 surrogate, or bytes that are not UTF-8) at "
+                    f"{where.encode('ascii', 'backslashreplace').decode()}; fix that entry "
+                    "by hand, then run again")
+        where = lone_surrogate(data)
+        if where is not None:
+            raise UntrustedJSONError(f"holds text that cannot be read (a lone UTF-16 "
+                                     f"surrogate, or bytes that are not UTF-8) at {where}",
+                                     where=where)
+        return data
 
     @staticmethod
     def _read_plain(data: object) -> dict[str, _Stored] | None:
