@@ -1199,8 +1199,15 @@ def _asset_action(
             and record.intent == Op.REPLACE.value and record.target_id in target_by_id
             and inp.capabilities.replace):
         # a replace that was cut off may not have sent the new file: a same-sized copy in the
-        # target can be the old one, so the file is sent again, never adopted by its size
-        return _with(_target(base, target_by_id[record.target_id or ""]), Op.REPLACE,
+        # target can be the old one, so the file is sent again, never adopted by its size;
+        # an edit made there since is drift as on a first try (our new file that landed
+        # before the kill is not: it is the source's file)
+        current = target_by_id[record.target_id or ""]
+        drifted = target_drift(record.target_marker, current, inp.drift_tolerance)
+        if drifted is not None and not replace_landed(asset, current):
+            return _drift_action(_target(base, current), drifted, current, inp,
+                                 source_changed=True, file_changed=True)
+        return _with(_target(base, current), Op.REPLACE,
                      "an earlier run was interrupted while replacing this file: replace again",
                      reconcile=True)
     candidates = target_index.get(folder, filename)
@@ -1380,6 +1387,14 @@ def same_bytes(asset: Asset, other: Asset) -> bool | None:
         if mine and theirs:
             return mine.lower() == theirs.lower()
     return None
+
+
+def replace_landed(new: Asset, current: Asset) -> bool:
+    """Whether the target asset ``current``, changed since our last recorded write, may be
+    the new file ``new`` that an interrupted replace sent (its size, and its checksum where
+    both list one): then the change is ours, not an edit (known limit: an edit leaving the
+    file at exactly the new size, with no checksum listed, is taken for ours)."""
+    return same_size(new, current.size) and same_bytes(new, current) is not False
 
 
 def same_size(asset: Asset, size: int | None) -> bool:

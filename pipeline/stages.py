@@ -459,7 +459,8 @@ class AssetLoader:
             return await self._done(action, rec, TargetRef(action.target_id, action.target_url), 0)
         return await self._upload(action, rec, prepared=prepared)
 
-    async def _edited_in_target(self, action: AssetAction, rec: ItemRecord) -> Outcome | None:
+    async def _edited_in_target(self, action: AssetAction, rec: ItemRecord, *,
+                                landed: StagedFile | None = None) -> Outcome | None:
         """Whether the target asset ``action`` is about to delete, replace or overwrite the
         metadata of was edited there since assetferry wrote it: read now, one direct read
         (:class:`SupportsReadAsset`), compared with the ledger's marker of our write
@@ -471,8 +472,12 @@ class AssetLoader:
         possible). An edit under ``"skip"``: a drift CONFLICT outcome, the ledger row left
         as it was before this item (so the drift stays seen). Raises :class:`DriftError`
         under ``"fail"``, and what the read raises (the item fails, nothing written).
+        ``landed``: a resumed replace's staged new file (the interrupted try may have sent it:
+        a target asset holding it is our write, not an edit); an action reconciling without
+        it reads nothing.
         """
-        if (self.on_conflict == "source-wins" or not action.target_id or action.reconcile
+        if (self.on_conflict == "source-wins" or not action.target_id
+                or (action.reconcile and landed is None)
                 or not isinstance(self.target, SupportsReadAsset)):
             return None
         marker = self._marker_of(action, rec)
@@ -480,7 +485,8 @@ class AssetLoader:
             return None
         current = await self.target.read_asset(action.target_id)
         drifted = None if current is None else target_drift(marker, current)
-        if drifted is None:
+        if drifted is None or (landed is not None and current is not None
+                               and _holds(current, landed)):
             return None
         if self.ckpt.records.get(("asset", action.source_id), rec) != rec:
             # its intent (a replace's) must not outlive it; the row is as our last write
@@ -504,7 +510,8 @@ class AssetLoader:
     def _marker_of(self, action: AssetAction, rec: ItemRecord) -> str | None:
         """The ledger's marker of our last write of ``action``'s target asset: its own row's,
         or, for an asset taking over a gone source asset's copy, the gone one's row's."""
-        if rec.status is ItemStatus.DONE and rec.target_id == action.target_id:
+        if rec.status in (ItemStatus.DONE, ItemStatus.IN_FLIGHT) \
+                and rec.target_id == action.target_id:  # in flight: our last write's marker
             return rec.target_marker
         if self._owners is None:  # once, and only for a takeover
             self._owners = {r.target_id: r for (kind, _), r in self.ckpt.records.items()
@@ -595,8 +602,10 @@ class AssetLoader:
                     log.info("load.reconciled", source_id=action.source_id,
                              target_id=found.target_id)
                     return await self._done(action, rec, found, 0, written=staged.size)
-            if action.op is Op.REPLACE and action.move_from is None and not resuming:
-                conflict = await self._edited_in_target(action, rec)
+            if action.op is Op.REPLACE and action.move_from is None:
+                # resumed: checked too (our new file may have landed before the kill)
+                conflict = await self._edited_in_target(
+                    action, rec, landed=staged if resuming else None)
                 if conflict is not None:
                     return conflict
             crash_point("upload.before")
@@ -726,6 +735,19 @@ class AssetLoader:
                        excluded=action.excluded_by is not None,
                        excluded_by=action.excluded_by,
                        gone=action.asset is None)
+
+
+def _holds(current: Asset, staged: StagedFile) -> bool:
+    """Whether the target asset ``current`` may hold the ``staged`` file (a resumed
+    replace's new file, sent before the kill): its size, and its checksum where the target
+    lists one we computed (:func:`pipeline.plan.replace_landed`, for the staged bytes)."""
+    if current.size != staged.size:
+        return False
+    for kind, mine in (("sha256", staged.sha256), ("md5", staged.md5)):
+        theirs = current.checksums.get(kind)
+        if mine and theirs:
+            return mine.lower() == theirs.lower()
+    return True
 
 
 _WRITES = {Op.DELETE: "deletion", Op.REPLACE: "replacement of its file",

@@ -452,3 +452,55 @@ async def test_a_run_stopped_at_an_edit_leaves_no_intent_and_counts_nothing_it_d
                for i in range(3)), rows
     assert rows[("asset", "A/x.txt")].last_run_id != last["id"], "not this run's write"
     assert (last["done"], last["in_flight"], last["pending"]) == (0, 0, 4), last
+
+
+@pytest.mark.parametrize("when", ["plan", "write"])
+async def test_an_interrupted_replace_is_checked_for_drift_on_resume(
+        tmp_path: Path, when: str) -> None:
+    """The last testers' finding: a replace cut off by a kill (its intent in the ledger) was
+    sent again on resume without the drift check a first try makes, so an edit made in the
+    target meanwhile was overwritten. Resumed, it is checked as a first try is (the plan's
+    listing, then right before the write): under "skip" a conflict, the edit kept."""
+    side = local(tmp_path)
+    job, transports = job_for(tmp_path, side)
+    assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
+    change_file(tmp_path / "lib")
+    store = StateStore(job.run.state)
+    [route] = store.routes()
+    row = store.items(route)[("asset", "A/x.txt")]
+    store.write([replace(row, status=ItemStatus.IN_FLIGHT, intent="replace")])  # the kill
+    store.close()
+    if when == "plan":
+        side.edit("x.txt")
+        summary = await execute_job(job, "sync", transports=transports)
+    else:
+        def edit_after_plan(plan: Plan) -> None:
+            [action] = [a for a in plan.assets if a.path == "A/x.txt"]
+            assert action.op is Op.REPLACE, action.reason
+            side.edit("x.txt")
+
+        summary = await execute_job(job, "sync", transports=transports,
+                                    on_plan=edit_after_plan)
+    [outcome] = [o for o in summary.assets() if o.path == "A/x.txt"]
+    assert outcome.op is Op.CONFLICT, (outcome.op, outcome.reason)
+    assert side.edited("x.txt"), "the target's edit is kept"
+
+
+async def test_a_resumed_replace_that_had_landed_is_not_taken_for_an_edit(
+        tmp_path: Path) -> None:
+    """A kill after the new file landed, before its result was recorded: the target holds
+    our new file (another version than the ledger's marker, the new file's size). That is
+    our write, not an edit: the resumed replace finishes."""
+    side = local(tmp_path)
+    job, transports = job_for(tmp_path, side)
+    assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
+    change_file(tmp_path / "lib")
+    store = StateStore(job.run.state)
+    [route] = store.routes()
+    row = store.items(route)[("asset", "A/x.txt")]
+    store.write([replace(row, status=ItemStatus.IN_FLIGHT, intent="replace")])
+    store.close()
+    (tmp_path / "out" / "A" / "x.txt").write_text("one, longer\n")  # what the replace sent
+    summary = await execute_job(job, "sync", transports=transports)
+    assert summary.exit_code() == 0, summary.text()
+    assert summary.counts()["replaced"] == 1, summary.text()
