@@ -1009,8 +1009,12 @@ def _unchanged(asset: Asset, told: _FolderFacts, final_names: Mapping[str, str |
     if old != hashed and not (old.startswith(hashed) and old[len(hashed)] == ":"):
         return None
     limits = inp.limits
-    if (type_problem(asset.size, asset.content_type, limits)
-            or size_problem(asset.size, asset.content_type, limits)):
+    size = asset.size
+    if (limits.accepted_content_types is not None or limits.max_file_size
+            or limits.max_file_size_by_kind or (size is not None and size < max(
+                limits.min_file_size, 0))) and (  # else neither can find a problem
+            type_problem(size, asset.content_type, limits)
+            or size_problem(size, asset.content_type, limits)):
         return None
     longest = limits.max_path_bytes
     if longest is not None and 4 * (sum(map(len, folder)) + len(folder) + len(filename)) \

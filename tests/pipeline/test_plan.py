@@ -172,6 +172,23 @@ def test_an_unchanged_asset_is_decided_before_its_metadata_is_mapped(
         Op.SKIP, "unchanged since the last run", "tu", (), "u.png", source_hash(old))
 
 
+@pytest.mark.parametrize(("limits", "size", "why"), [
+    (LIMITS, 5000, "the target accepts at most"),
+    (Limits(), -1, "which no file can be"),
+    (Limits(min_file_size=1), 0, "at least 1 byte"),
+    (Limits(accepted_content_types=frozenset({"text/plain"})), 10, "does not accept"),
+])
+def test_an_asset_as_the_ledger_has_it_that_the_target_refuses_is_unsupported_not_unchanged(
+        limits: Limits, size: int, why: str) -> None:
+    """The quick decision of an unchanged asset still asks the target's limits first."""
+    old = asset("u", "u.png", size=size)
+    inp = PlanInput([], [old], [], [asset("tu", "u.png", size=size)],
+                    {("asset", "u"): done(old, "tu")}, limits, ALL, FolderOverflow.COLLAPSE)
+    [action] = make_plan("r", inp).assets
+    assert action.op is Op.UNSUPPORTED
+    assert why in action.reason
+
+
 def test_an_unchanged_asset_s_dropped_fields_are_not_counted_again() -> None:
     """Fields the target has no place for are reported by the plan that sends the asset,
     not again by every plan after it, as its warnings are (a SKIP sends nothing)."""
