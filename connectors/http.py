@@ -297,11 +297,15 @@ class Pacer:
 
         A request that may start at once, with nobody waiting before it (the lock free: a
         released lock passes straight to its next waiter, so it is never free while one
-        waits) and the first answer in, starts without taking the lock: the check and the
-        start's bookkeeping have no await between them, so no other task can come in
-        between, and taking a free anyio lock still switches tasks (a pass of the event
-        loop per request; issue 12: the pacer with no limit to keep cost 0.1 ms a request)."""
-        if not self._lock.locked() and self._probe is not None and self._probe.is_set():
+        waits), the first answer in and fewer starts kept than one window allows (no limit
+        to keep, or one far above the pace: a limit that binds keeps the locked path, which
+        lets the answers already arrived be read first), starts without taking the lock:
+        the check and the start's bookkeeping have no await between them, so no other task
+        can come in between, and taking a free anyio lock still switches tasks (a pass of
+        the event loop per request; issue 12: the pacer with no limit to keep cost 0.1 ms a
+        request)."""
+        if (not self._lock.locked() and self._probe is not None and self._probe.is_set()
+                and (not self._rate or len(self._starts) < self._cap(self._rate))):
             now = time.monotonic()
             if self._earliest(now) <= now + 1e-6:
                 return self._start(now)

@@ -658,3 +658,26 @@ def test_a_form_too_large_or_not_text_is_left_to_httpx(tmp_path: Path,
         assert http_module.small_form({}, {"f": ("f.bin", file, "text/plain")}) is None
         assert http_module.small_form({"n": 1}, {"f": ("f.bin", file, "text/plain")}) is None
         assert http_module.small_form({}, {"f": ("f.bin", b"bytes", "text/plain")}) is None
+
+
+async def test_a_limit_that_binds_keeps_the_locked_start() -> None:
+    """With a window's worth of starts kept (a limit that binds), a start takes the lock and
+    so lets the answers already arrived be read first (a 429's hold, a spent window): the
+    lock-free start is for a pacer far below its limit."""
+    pacer = Pacer(10.0)
+    request = httpx.Request("GET", "https://api.example.com/")
+    first = await pacer.wait()
+    pacer.observe(httpx.Response(200, request=request), sent=first)
+    now = time.monotonic()
+    pacer._starts.clear()
+    pacer._starts.extend(now - 2.5 + i * 0.05 for i in range(10))  # a window's count, past
+    pacer._next = now
+    others_ran = anyio.Event()
+
+    async def other() -> None:
+        others_ran.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        await pacer.wait()
+        assert others_ran.is_set()
