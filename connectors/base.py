@@ -136,9 +136,15 @@ _NO_META_FINGERPRINT = "dbc7a456ebaa8f72"
 """``AssetMeta().fingerprint()`` (pinned in the tests: every ledger holds it)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Asset:
-    """One asset (a file plus metadata) as its connector sees it."""
+    """One asset (a file plus metadata) as its connector sees it.
+
+    Never changed once made (make a changed copy with ``dataclasses.replace``), but not
+    ``frozen``, as :class:`pipeline.plan.AssetAction` and :class:`state.records.ItemRecord`:
+    a frozen dataclass sets each of these 20 fields through ``object.__setattr__``, and a
+    plan of 100,000 assets a side builds 200,000 of them (issue 12); hashed by value as
+    before."""
 
     source_id: str
     filename: str

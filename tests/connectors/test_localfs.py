@@ -868,3 +868,18 @@ async def test_every_name_the_file_system_holds_can_be_read_and_deleted(
     with pytest.raises(ItemError, match="separators"):
         await conn.upload(request("new\\name.txt"), stage_bytes(tmp_path, b"x", "text/plain"),
                           MemoryJournal())
+
+
+async def test_a_listed_asset_compares_by_value(root: Path) -> None:
+    """An :class:`Asset` is not a frozen dataclass (issue 12: 200,000 of them per plan of
+    100,000 assets, each field set through ``object.__setattr__``), but it is still equal
+    by value, and a changed one is a copy (``dataclasses.replace``)."""
+    (root / "a.txt").write_bytes(b"x")
+    [first] = await assets_of(connector(root))
+    [again] = await assets_of(connector(root))
+    assert first == again
+    assert first is not again
+    moved = dataclasses.replace(first, folder_path=("m",))
+    assert moved != first
+    assert first.folder_path == ()
+    assert moved.source_id == first.source_id
