@@ -36,6 +36,12 @@ class LocalConfig(JobSection):
     """As a source: also migrate operating-system clutter (``.DS_Store``, ``Thumbs.db``,
     ``desktop.ini``, ``._*`` AppleDouble files...); by default they are skipped, each listed in
     the plan with its reason and counted as excluded."""
+    checksum: StrictBool = False
+    """As a source: read each file's SHA-256 while listing (``Asset.checksums["sha256"]``),
+    so a file whose bytes changed is a change whatever its size and modification time (as
+    ``rsync --checksum``). Off, a file counts as unchanged while its size and mtime are (the
+    quick check: a copy that keeps the mtime, ``cp -p``/``rsync -t``/``tar x``, over a file
+    of the same size goes unseen). Costs a full read of every file per listing."""
 
     @field_validator("manifest")
     @classmethod

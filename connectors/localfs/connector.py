@@ -62,6 +62,7 @@ from connectors.localfs.files import (
     os_error,
     reclaimable,
     same_file,
+    sha256_of,
     what_to_do,
 )
 from connectors.localfs.manifest import (
@@ -473,7 +474,11 @@ class LocalFolderConnector:
                     log.warning("local.skipped", path="/".join((*parts, name)), reason="vanished")
                     run.append(_skipped_asset(_Skip(parts, name, "file vanished while listing")))
                     continue
-                run.append(asset(name, st))
+                try:
+                    run.append(asset(name, st))
+                except OSError as exc:  # its checksum read (``checksum = true``)
+                    run.append(_skipped_asset(_Skip(
+                        parts, name, f"unreadable: {exc.strerror or exc}", failed=True)))
         skipped.sort(key=_name_of)
         return _Scan(real=real, folders=folders, files=files, skipped=skipped)
 
@@ -516,12 +521,15 @@ class LocalFolderConnector:
         ``entries``. What is per folder is computed here once; per file: the id,
         ``sys.intern``-ed (a local target's manifest interns its keys and the plan's ledger
         read its ids, so the listings, the manifest and the ledger hold one string each), and
-        the fields that differ from :class:`Asset`'s defaults."""
+        the fields that differ from :class:`Asset`'s defaults. A source with ``checksum =
+        true`` reads each file's SHA-256 here (the worker thread of the listing); raises
+        OSError when it cannot be read."""
         folder_id = self._folder_id(parts)
         folder_key = folder_id or None
         prefix = f"{folder_id}/" if parts else ""
         folder = str(self._root.joinpath(*parts))
         target = self._role == "target"
+        hashed = self._config.checksum and not target
         listing = entries.listing
 
         def asset(name: str, st: os.stat_result) -> Asset:
@@ -541,7 +549,8 @@ class LocalFolderConnector:
                 content_type=content_type,
                 size=size,
                 meta=entry[0] if entry else NO_META,
-                checksums=NO_STRINGS,
+                checksums=({"sha256": sha256_of(Path(f"{folder}/{name}"))} if hashed
+                           else NO_STRINGS),
                 width=width,
                 height=height,
                 created_at=datetime.fromtimestamp(birth, tz=UTC) if birth else None,
@@ -821,9 +830,9 @@ class LocalFolderConnector:
         def read() -> Asset | None:
             try:
                 st = os.stat(final)  # noqa: PTH116 - the stat the listing reads
+                return self._asset_builder(parts[:-1], entries)(parts[-1], st)
             except OSError:
                 return None
-            return self._asset_builder(parts[:-1], entries)(parts[-1], st)
 
         return await anyio.to_thread.run_sync(read)
 

@@ -183,7 +183,8 @@ def copy_staged(staged: StagedFile) -> Callable[[IO[bytes]], None]:
     return fill
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of the file at ``path`` (hex), read in chunks. Raises OSError."""
     digest = hashlib.sha256()
     for chunk in _read_chunks(path):
         digest.update(chunk)
@@ -195,7 +196,7 @@ def same_file(path: Path, staged: StagedFile) -> bool:
         return (
             path.is_file()
             and path.stat().st_size == staged.size
-            and _sha256_of(path) == (staged.sha256 or _sha256_of(staged.path))
+            and sha256_of(path) == (staged.sha256 or sha256_of(staged.path))
         )
     except OSError:
         return False

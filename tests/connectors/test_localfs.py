@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import io
 import json
 import mimetypes
@@ -883,3 +884,37 @@ async def test_a_listed_asset_compares_by_value(root: Path) -> None:
     assert moved != first
     assert first.folder_path == ()
     assert moved.source_id == first.source_id
+
+
+async def test_checksum_option_lists_each_files_sha256(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``checksum = true``: a byte change keeping the size and mtime changes the listing
+    (the quick check alone sees nothing); an unreadable file fails alone; a target reads
+    no checksum."""
+    (root / "f.txt").write_bytes(b"content 01\n")
+    (root / "locked.txt").write_bytes(b"x")
+    quick = connector(root)
+    summed = LocalFolderConnector(LocalConfig(connector="local", path=root, checksum=True))
+    before = {a.source_id: a for a in await assets_of(summed)}
+    assert before["f.txt"].checksums == {"sha256": hashlib.sha256(b"content 01\n").hexdigest()}
+    assert (await assets_of(quick))[0].checksums == {}
+    st = (root / "f.txt").stat()
+    (root / "f.txt").write_bytes(b"content 99\n")
+    os.utime(root / "f.txt", ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = {a.source_id: a for a in await assets_of(summed)}
+    assert after["f.txt"].version == before["f.txt"].version, "size and mtime kept"
+    assert after["f.txt"].checksums["sha256"] == hashlib.sha256(b"content 99\n").hexdigest()
+    assert (await summed.read_asset("f.txt")) == after["f.txt"]
+    target = LocalFolderConnector(LocalConfig(connector="local", path=root, checksum=True),
+                                  role="target")
+    assert all(a.checksums == {} for a in await assets_of(target))
+
+    def refuse(path: Path) -> str:
+        if path.name == "locked.txt":
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    monkeypatch.setattr("connectors.localfs.connector.sha256_of", refuse)
+    listed = {a.source_id: a for a in await assets_of(summed)}
+    assert listed["locked.txt"].unreachable == "unreadable: Permission denied"
+    assert listed["f.txt"].checksums == after["f.txt"].checksums, "the others go on"
