@@ -83,6 +83,9 @@ class VerifyReport:
     checked: int = 0
     """Mapped assets compared (present on both sides)."""
     ok: int = 0
+    checksummed: int = 0
+    """Of the ``checked``, those whose listings both give a checksum of one algorithm (the
+    rest were compared by size, type and dimensions only, unless ``deep``)."""
     items: list[VerifyItem] = field(default_factory=list)
 
     def count(self, status: str) -> int:
@@ -94,6 +97,7 @@ class VerifyReport:
 
     def summary(self) -> dict[str, Any]:
         return {"route": self.route, "deep": self.deep, "checked": self.checked, "ok": self.ok,
+                "checksums_compared": self.checksummed,
                 **{s: self.count(s) for s in (*PROBLEMS, NOT_MIGRATED)},
                 "clean": self.exit_code() == 0}
 
@@ -103,11 +107,25 @@ class VerifyReport:
         return json.dumps({"summary": self.summary(), "items": [i.to_dict() for i in items]},
                           indent=2, ensure_ascii=False)
 
+    def checks(self) -> str:
+        """What was compared, in words: checksums are named only for the assets whose
+        listings both gave one (a listing without any cannot tell a change that keeps the
+        size; ``--deep`` compares the bytes)."""
+        if self.checksummed == self.checked:
+            sums = "checksums, " if self.checked else ""
+        elif self.checksummed == 0:
+            sums = ("no checksums (neither side lists one of the same kind: a change that keeps "
+                    "the size goes unseen), ")
+        else:
+            sums = (f"checksums for {self.checksummed} of {self.checked} assets (the others: "
+                    "sizes only, neither side lists one of the same kind), ")
+        if self.deep:
+            return f"sizes, {sums}types, dimensions and bytes"
+        return f"sizes, {sums}types and dimensions (--deep also compares bytes)"
+
     def text(self) -> str:
         s = self.summary()
-        how = "sizes, checksums, types, dimensions and bytes" if self.deep else \
-            "sizes, checksums, types and dimensions (--deep also compares bytes)"
-        lines = [f"verify {self.route}", f"compared {how}",
+        lines = [f"verify {self.route}", f"compared {self.checks()}",
                  f"{s['checked']} mapped assets checked: {s['ok']} ok, {s[DIFFERENT]} different; "
                  f"{s[MISSING]} missing, {s[EXTRA]} extra, {s[ERROR]} not checked (errors); "
                  f"{s[NOT_MIGRATED]} not migrated by the plan's decision"]
@@ -128,6 +146,13 @@ class VerifyReport:
 def _media_type(value: str | None) -> str:
     base = (value or "").split(";")[0].strip().lower()
     return TYPE_ALIASES.get(base, base)
+
+
+def common_checksum(source: Asset, target: Asset) -> bool:
+    """Whether both listings give a checksum of one algorithm (what :func:`compare_listed`
+    can compare beyond the size)."""
+    return any(source.checksums.get(algo) and target.checksums.get(algo)
+               for algo in source.checksums)
 
 
 def compare_listed(source: Asset, target: Asset) -> list[str]:
@@ -290,7 +315,8 @@ async def verify_job(job: JobConfig, store: StateStore, *, deep: bool = False,
         records = store.items(route)
         listed_source, listed_target = await list_sides(source, target)
         pairs, items = classify(records, listed_source, listed_target)
-        report = VerifyReport(route, deep, checked=len(pairs))
+        report = VerifyReport(route, deep, checked=len(pairs), checksummed=sum(
+            1 for p in pairs if common_checksum(p.source, p.target)))
         results = await compare_pairs(pairs, source, target, deep=deep,
                                       concurrency=job.run.concurrency)
         report.items = items + [r for r in results if r is not None]

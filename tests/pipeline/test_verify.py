@@ -6,6 +6,7 @@ same-size different bytes; one item that cannot be downloaded is reported alone.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from connectors.webflow.demo import seed as seed_webflow
 from connectors.webflow.emulator import WebflowEmulator
 from pipeline import cli
 from pipeline.config import load_job
-from pipeline.run import execute_job
+from pipeline.plan import Op
+from pipeline.run import execute_job, plan_job
 from pipeline.samples import SampleFile, sample_library
 from pipeline.verify import (
     DIFFERENT,
@@ -29,6 +31,7 @@ from pipeline.verify import (
     EXTRA,
     MISSING,
     VerifyReport,
+    common_checksum,
     compare_listed,
     verify_job,
 )
@@ -289,3 +292,61 @@ def test_compare_listed_names_each_difference_where_both_sides_say() -> None:
                   checksums={"md5": "bb"})
     problems = compare_listed(base, other)
     assert [p.split(":")[0] for p in problems] == ["size", "md5", "content type", "width"]
+
+
+def _rewrite_keeping_size_and_mtime(path: Path, data: bytes) -> None:
+    """The tester's ``cp -p f ref; printf 'content 99\\n' > f; touch -r ref f``."""
+    before = path.stat()
+    assert len(data) == before.st_size
+    path.write_bytes(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_mtime_ns == before.st_mtime_ns
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+async def test_a_local_source_change_keeping_size_and_mtime(tmp_path: Path,
+                                                            checksum: bool) -> None:
+    """Without ``checksum`` the quick check (size, mtime) misses the change, and verify says
+    it compared no checksums; with it the file is replaced and the mirror holds the bytes."""
+    source, copy = tmp_path / "source", tmp_path / "copy"
+    source.mkdir()
+    (source / "f.txt").write_bytes(b"content 01\n")
+    (source / "g.txt").write_bytes(b"other\n")
+    option = "checksum = true\n" if checksum else ""
+    path = job_file(tmp_path, f'connector = "local"\npath = "{source}"\n{option}',
+                    f'connector = "local"\npath = "{copy}"\n')
+    assert (await execute_job(load_job(path, env={}), "migrate")).exit_code() == 0
+    _rewrite_keeping_size_and_mtime(source / "f.txt", b"content 99\n")
+
+    plan = await plan_job(load_job(path, env={}))
+    ops = {a.source_id: a.op for a in plan.assets}
+    assert ops["g.txt"] is Op.SKIP
+    report = await verify(path, {})
+    assert "compared sizes, no checksums (" in report.text(), report.text()
+    assert report.summary()["checksums_compared"] == 0
+    if not checksum:
+        assert ops["f.txt"] is Op.SKIP, "the documented limit of the quick check"
+        assert report.exit_code() == 0
+        deep = await verify(path, {}, deep=True)
+        assert [i.path for i in deep.items] == ["f.txt"], deep.text()
+        return
+    assert ops["f.txt"] is Op.REPLACE
+    assert (await execute_job(load_job(path, env={}), "sync")).exit_code() == 0
+    assert (copy / "f.txt").read_bytes() == b"content 99\n"
+    again = await plan_job(load_job(path, env={}))
+    assert {a.op for a in again.assets} == {Op.SKIP}
+
+
+def test_verify_names_checksums_only_where_both_sides_listed_one() -> None:
+    both = VerifyReport("r", False, checked=2, checksummed=2)
+    assert both.text().splitlines()[1] == \
+        "compared sizes, checksums, types and dimensions (--deep also compares bytes)"
+    some = VerifyReport("r", True, checked=3, checksummed=1)
+    assert "checksums for 1 of 3 assets (the others: sizes only" in some.text()
+    assert "and bytes" in some.text()
+    none = VerifyReport("r", False, checked=3)
+    assert none.text().splitlines()[1].startswith("compared sizes, no checksums (")
+    assert common_checksum(Asset("1", "a", (), None, "", 1, checksums={"sha256": "aa"}),
+                           Asset("2", "a", (), None, "", 1, checksums={"sha256": "AA"}))
+    assert not common_checksum(Asset("1", "a", (), None, "", 1, checksums={"sha256": "aa"}),
+                               Asset("2", "a", (), None, "", 1, checksums={"md5": "bb"}))
