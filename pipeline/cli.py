@@ -757,7 +757,29 @@ def _last_run_hints(last: dict[str, Any], config: Path | str) -> list[str]:
     return []
 
 
-LEDGER_KEYS = ("done", "failed", "in_flight", "skipped", "deleted")
+BEGUN = "begun_or_about_to_begin"
+"""``status``'s name for the ledger's IN_FLIGHT assets: a run writes the intents of its next
+uploads ahead (group commit, up to 8 per upload slot) before they start, and after a kill
+nobody can know which had started; the next run checks each in the target before sending."""
+
+BEGUN_NOTE = ("intents written ahead of the uploads; an interrupted one is checked in the "
+              "target before it is sent again")
+
+LEDGER_KEYS = ("done", "failed", BEGUN, "skipped", "not_migrated", "deleted")
+"""``status``'s figures: "skipped" is only what was left alone on purpose (a retired ledger
+row); unsupported or conflicting assets held back are "not_migrated", as in the run summary."""
+
+
+def _status_counts(counts: dict[str, int]) -> dict[str, int]:
+    """The ledger's counts under ``status``'s names (IN_FLIGHT as :data:`BEGUN`)."""
+    return {(BEGUN if k == "in_flight" else k): n for k, n in counts.items()}
+
+
+def _ledger_figures(figures: dict[str, Any]) -> str:
+    """``status``'s figures of :data:`LEDGER_KEYS`, the begun ones with what they are."""
+    return ", ".join(f"{figures[k]} {k.replace('_', ' ')}"
+                     + (f" ({BEGUN_NOTE})" if k == BEGUN and figures[k] else "")
+                     for k in LEDGER_KEYS)
 
 
 def status_data(store: LedgerView, route: str) -> dict[str, Any]:
@@ -769,14 +791,14 @@ def status_data(store: LedgerView, route: str) -> dict[str, Any]:
     """
     from pipeline.temporal import workflow_of
 
-    counts = store.ledger_counts(route)
+    counts = _status_counts(store.ledger_counts(route))
     runs = store.runs(route)
     last: dict[str, Any] | None = None
     if runs:
         run = runs[0]
-        touched = store.run_counts(route, run.id)
+        touched = _status_counts(store.run_counts(route, run.id))
         planned = run.summary.get("planned")
-        reached = sum(touched[k] for k in LEDGER_KEYS)  # in flight: started, not pending
+        reached = sum(touched[k] for k in LEDGER_KEYS)  # begun: intent written, not pending
         last = {"id": run.id, "mode": run.mode, "status": _run_status(run),
                 "process_gone": _process_gone(run), "owner": run.owner,
                 "workflow_id": workflow_of(run.owner),
@@ -837,8 +859,7 @@ def status_text(data: dict[str, Any], config: Path | str = "JOB.toml") -> str:
     if not data["runs"] and not any(counts.values()):
         lines.append("no run recorded yet")
         return "\n".join(lines)
-    ledger = ", ".join(f"{counts[k]} {k.replace('_', ' ')}" for k in LEDGER_KEYS)
-    lines.append(f"ledger: {ledger} assets; {counts['folders']} folders")
+    lines.append(f"ledger: {_ledger_figures(counts)} assets; {counts['folders']} folders")
     last = data["last_run"]
     if last is not None:
         planned = last["planned"]
@@ -846,7 +867,7 @@ def status_text(data: dict[str, Any], config: Path | str = "JOB.toml") -> str:
         lines.append(
             f"last run {last['id']} ({last['mode']}, {last['status']}{gone}): "
             + (f"{planned} planned, " if planned is not None else "")
-            + ", ".join(f"{last[k]} {k.replace('_', ' ')}" for k in LEDGER_KEYS)
+            + _ledger_figures(last)
             + (f", {last['pending']} pending" if last["pending"] is not None else ""))
         lines.extend(f"  {hint}" for hint in _last_run_hints(last, config))
     failed = data["failed"]

@@ -63,7 +63,7 @@ from mappings.folders import (
     plan_tree,
 )
 from mappings.locales import DEFAULT_RULES, FittedLocales, LocaleRules, fit_locales
-from state.records import EXCLUDED_NOTE_PREFIX, ItemRecord, ItemStatus
+from state.records import EXCLUDED_NOTE_PREFIX, RETIRED_NOTE_END, ItemRecord, ItemStatus
 
 
 class Op(StrEnum):
@@ -118,6 +118,10 @@ class AssetAction:
     source_hash: str = ""
     dropped: tuple[str, ...] = ()
     """Canonical metadata fields with a value the target has no place for."""
+    adopted: bool = False
+    """An asset an interrupted run had created, found in the target and taken as ours (its
+    metadata set again, an UPDATE): the run counts it as adopted, never as updated (it was
+    not an edit)."""
     retire: bool = False
     """A gone source asset whose target asset another source asset took over: the ledger row
     is retired (no target id any more), nothing is deleted."""
@@ -1223,8 +1227,9 @@ def _asset_action(
             and live_owner.get(t.source_id, asset.source_id) == asset.source_id]
     if same and in_flight and inp.capabilities.update_metadata:
         # a multi-step upload shows the asset before its metadata is set: set it again
-        return _with(_target(base, same[0]), Op.UPDATE,
-                     "an interrupted run had created it: adopted, its metadata set again")
+        return replace(_with(_target(base, same[0]), Op.UPDATE,
+                             "an interrupted run had created it: adopted, its metadata set "
+                             "again"), adopted=True)
     if same and in_flight:
         return _with(_target(base, same[0]), Op.SKIP, "an interrupted run had created it: adopted")
     if in_flight:
@@ -1469,8 +1474,7 @@ def _prune_actions(inp: PlanInput, target_by_id: Mapping[str, Asset], present: s
                 Op.SKIP, r.source_id, r.path,
                 f"gone from the source; its target asset {r.target_id} now belongs to "
                 f"{heir.path} (source {heir.source_id}), which took it over (same path): "
-                "ledger row retired, nothing deleted",
-                record=r, retire=True))
+                f"{RETIRED_NOTE_END}", record=r, retire=True))
         elif (r.last_error or "").startswith(EXCLUDED_NOTE_PREFIX):
             out.append(AssetAction(
                 Op.SKIP, r.source_id, r.path,

@@ -416,9 +416,9 @@ class RunSummary:
             "assets_total": len(assets),
             "created": sum(1 for o in done if o.op is Op.CREATE),
             "replaced": sum(1 for o in done if o.op is Op.REPLACE),
-            "updated": sum(1 for o in done if o.op is Op.UPDATE),
+            "updated": sum(1 for o in done if o.op is Op.UPDATE and not o.adopted),
             "deleted": sum(1 for o in done if o.op is Op.DELETE),
-            "adopted": sum(1 for o in done if o.op is Op.SKIP),
+            "adopted": sum(1 for o in done if o.op is Op.SKIP or o.adopted),
             "skipped": sum(1 for o in assets if o.status is ItemStatus.SKIPPED
                            and o.op not in NOT_MIGRATED and not o.excluded and not o.gone),
             "excluded": len(self.excluded()),

@@ -94,6 +94,9 @@ class Outcome:
     gone: bool = False
     """A ledger row whose source asset is gone from the source (prune's business), not an
     entry of this run's source listing."""
+    adopted: bool = False
+    """Found in the target and taken as ours (:attr:`AssetAction.adopted`): counted as
+    adopted whatever its op."""
 
 
 Progress = Callable[[Outcome], None]
@@ -697,7 +700,8 @@ class AssetLoader:
         log.info("load.done", source_id=action.source_id, op=action.op.value,
                  target_id=ref.target_id, bytes=size)
         return Outcome("asset", action.source_id, action.path, action.op, ItemStatus.DONE,
-                       action.reason, ref.target_id, ref.url, size, gone=action.asset is None)
+                       action.reason, ref.target_id, ref.url, size, gone=action.asset is None,
+                       adopted=action.adopted)
 
     def _meta_mark(self, action: AssetAction, rec: ItemRecord, ref: TargetRef) -> str | None:
         """:func:`pipeline.plan.written_meta` of what the target holds from us once

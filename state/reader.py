@@ -34,6 +34,7 @@ from state.records import (
     BUSY_TIMEOUT_MS,
     NO_JOURNAL,
     PRUNED_NOTE,
+    RETIRED_NOTE_END,
     ItemRecord,
     ItemStatus,
     RunRecord,
@@ -75,6 +76,11 @@ _ITEM_COLUMNS = ("kind", "source_id", "status", "path", "source_url", "source_ha
                  "target_id", "target_url", "target_path", "attempts", "last_error", "journal",
                  "intent", "last_run_id", "updated_at", "target_marker")
 """The ``items`` columns in `ItemRecord`'s field order (``route`` aside: the caller's)."""
+
+
+_HELD_ARGS = (ItemStatus.SKIPPED.value, PRUNED_NOTE, f"%{RETIRED_NOTE_END}")
+"""The arguments of the test of an asset not migrated (unsupported, a conflict held back), as
+`state.store._held_back`: SKIPPED with a reason, neither pruned nor retired."""
 
 
 def _when(value: str | None) -> datetime | None:
@@ -142,7 +148,8 @@ class SqliteLedger:
 
     def ledger_counts(self, route: str) -> dict[str, int]:
         """As `state.store.StateStore.ledger_counts` (the same three index reads)."""
-        result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "folders": 0}
+        result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "not_migrated": 0,
+                                                               "folders": 0}
         if "items" not in self._columns:
             return result
         with self._read() as db:
@@ -157,21 +164,30 @@ class SqliteLedger:
             (pruned,) = db.execute(
                 "SELECT count(*) FROM items WHERE route = ? AND status = ? AND kind != 'folder'"
                 " AND last_error = ?", (route, ItemStatus.SKIPPED.value, PRUNED_NOTE)).fetchone()
-        result[ItemStatus.SKIPPED.value] -= pruned
+            (held,) = db.execute(
+                "SELECT count(*) FROM items WHERE route = ? AND kind != 'folder' AND "
+                "(status = ? AND last_error IS NOT NULL AND last_error != ? "
+                "AND last_error NOT LIKE ?)",
+                (route, *_HELD_ARGS)).fetchone()
+        result[ItemStatus.SKIPPED.value] -= pruned + held
         result["deleted"] = pruned
+        result["not_migrated"] = held
         return result
 
     def run_counts(self, route: str, run_id: int) -> dict[str, int]:
         """As `state.store.StateStore.run_counts`."""
-        result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "folders": 0}
+        result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "not_migrated": 0,
+                                                               "folders": 0}
         if "last_run_id" not in self._columns.get("items", ()):
             return result
         with self._read() as db:
             for name, n in db.execute(
                     "SELECT CASE WHEN kind = 'folder' THEN 'folders' WHEN status = ? AND "
-                    "last_error = ? THEN 'deleted' ELSE status END AS key, count(*) FROM items "
+                    "last_error = ? THEN 'deleted' WHEN (status = ? AND last_error IS NOT NULL "
+                    "AND last_error != ? AND last_error NOT LIKE ?) THEN 'not_migrated' "
+                    "ELSE status END AS key, count(*) FROM items "
                     "WHERE route = ? AND last_run_id = ? GROUP BY key",
-                    (ItemStatus.SKIPPED.value, PRUNED_NOTE, route, run_id)):
+                    (ItemStatus.SKIPPED.value, PRUNED_NOTE, *_HELD_ARGS, route, run_id)):
                 result[name] = n
         return result
 

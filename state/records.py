@@ -19,6 +19,10 @@ from typing import Any
 PRUNED_NOTE = "deleted from the target (pruned)"
 """``last_error`` of a ledger row whose target asset a prune deleted (status SKIPPED)."""
 
+RETIRED_NOTE_END = "ledger row retired, nothing deleted"
+"""End of ``last_error`` of a SKIPPED ledger row retired on purpose (its source asset is gone and
+another source asset took over its target asset): skipped, not "not migrated"."""
+
 EXCLUDED_NOTE_PREFIX = "excluded by "
 """Start of ``last_error`` of a DONE ledger row whose source asset the source or a filter rule
 now leaves out (``excluded by mapping.filters.exclude: ...``): its target copy stays, and

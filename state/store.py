@@ -86,6 +86,7 @@ from state.records import (
     EXCLUDED_NOTE_PREFIX,
     NO_JOURNAL,
     PRUNED_NOTE,
+    RETIRED_NOTE_END,
     STALE_AFTER,
     ItemRecord,
     ItemStatus,
@@ -103,6 +104,7 @@ from state.records import (
 __all__ = [
     "EXCLUDED_NOTE_PREFIX",
     "PRUNED_NOTE",
+    "RETIRED_NOTE_END",
     "SQLITE_SIDECARS",
     "STALE_AFTER",
     "ItemRecord",
@@ -439,6 +441,16 @@ _SAME_AS_SOURCE_ID = tuple([c.name for c in _RECORD_COLUMNS].index(name)
 """Columns that often hold the source id's text (a local folder's ids are its paths)."""
 _TARGET_PATH_AT = [c.name for c in _RECORD_COLUMNS].index("target_path")
 _TARGET_ID_AT = [c.name for c in _RECORD_COLUMNS].index("target_id")
+
+
+def _held_back() -> Any:
+    """The ledger rows of assets not migrated: SKIPPED with a reason (unsupported, or a
+    conflict the plan held back), neither pruned (:data:`PRUNED_NOTE`) nor retired on purpose
+    (:data:`RETIRED_NOTE_END`). ``status`` counts them as "not migrated", as the run
+    summary does, never as "skipped" (left alone on purpose)."""
+    return ((ItemState.status == ItemStatus.SKIPPED) & ItemState.last_error.is_not(None)
+            & (ItemState.last_error != PRUNED_NOTE)
+            & ItemState.last_error.not_like(f"%{RETIRED_NOTE_END}"))
 
 
 def _journal(raw: Any) -> Mapping[str, str]:
@@ -837,11 +849,13 @@ class StateStore:
     def ledger_counts(self, route: str) -> dict[str, int]:
         """The route's assets by status; pruned ones as "deleted".
 
-        Keys: every `ItemStatus` value plus "deleted" ("skipped" then excludes the pruned)
-        and "folders". Loads only the folders' rows into Python, so it stays cheap at
-        100,000 rows.
+        Keys: every `ItemStatus` value plus "deleted" and "not_migrated" ("skipped" then
+        excludes both: the pruned, and the assets held back with a reason, unsupported or a
+        conflict, see :func:`_held_back`) and "folders". Loads only the folders' rows into
+        Python, so it stays cheap at 100,000 rows.
         """
-        result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "folders": 0}
+        result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "not_migrated": 0,
+                                                               "folders": 0}
         if self._lacks("items"):
             return result
         with self._transaction() as s:
@@ -860,8 +874,11 @@ class StateStore:
             pruned = s.scalar(select(func.count()).select_from(ItemState).where(
                 ItemState.route == route, ItemState.status == ItemStatus.SKIPPED,
                 ItemState.kind != "folder", ItemState.last_error == PRUNED_NOTE)) or 0
-        result[ItemStatus.SKIPPED.value] -= pruned
+            held = s.scalar(select(func.count()).select_from(ItemState).where(
+                ItemState.route == route, ItemState.kind != "folder", _held_back())) or 0
+        result[ItemStatus.SKIPPED.value] -= pruned + held
         result["deleted"] = pruned
+        result["not_migrated"] = held
         return result
 
     def run_counts(self, route: str, run_id: int) -> dict[str, int]:
@@ -871,8 +888,9 @@ class StateStore:
     def _status_counts(self, *where: Any) -> dict[str, int]:
         pruned = (ItemState.status == ItemStatus.SKIPPED) & (ItemState.last_error == PRUNED_NOTE)
         key = case((ItemState.kind == "folder", "folders"), (pruned, "deleted"),
-                   else_=ItemState.status)
-        result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "folders": 0}
+                   (_held_back(), "not_migrated"), else_=ItemState.status)
+        result = {status.value: 0 for status in ItemStatus} | {"deleted": 0, "not_migrated": 0,
+                                                               "folders": 0}
         if self._lacks("items"):
             return result
         with self._transaction() as s:

@@ -451,7 +451,7 @@ async def test_a_run_stopped_at_an_edit_leaves_no_intent_and_counts_nothing_it_d
     assert all(rows[("asset", f"A/z{i}.txt")].status is not ItemStatus.IN_FLIGHT
                for i in range(3)), rows
     assert rows[("asset", "A/x.txt")].last_run_id != last["id"], "not this run's write"
-    assert (last["done"], last["in_flight"], last["pending"]) == (0, 0, 4), last
+    assert (last["done"], last["begun_or_about_to_begin"], last["pending"]) == (0, 0, 4), last
 
 
 @pytest.mark.parametrize("when", ["plan", "write"])

@@ -125,7 +125,7 @@ def test_ctrl_c_exits_130_saves_state_writes_the_report_and_resumes(
     last = json.loads(status.stdout)["last_run"]
     assert last["planned"] == len(files)
     assert last["pending"] > 0, "what the interrupted run did not reach is pending"
-    assert last["done"] + last["in_flight"] + last["pending"] == len(files)
+    assert last["done"] + last["begun_or_about_to_begin"] + last["pending"] == len(files)
     # the run's own figures (not all zero); an outcome still in a stream buffer at Ctrl-C is
     # in the ledger (status counts it above) but not in the run's summary
     assert 0 < runs[0]["counts"]["created"] <= done_before

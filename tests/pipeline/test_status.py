@@ -34,13 +34,15 @@ def test_a_killed_run_shows_what_it_planned_and_did_not_reach(tmp_path: Path) ->
     store.close()
     assert data["counts"]["done"] == 5
     assert data["counts"]["deleted"] == 1, "a pruned asset counts as deleted"
-    assert data["counts"]["skipped"] == 1, "...not as skipped"
+    assert data["counts"]["skipped"] == 0, "...not as skipped"
+    assert data["counts"]["not_migrated"] == 1, "a conflict held back is not migrated"
     last = data["last_run"]
     assert (last["id"], last["status"], last["planned"]) == (run, "running", 10)
     assert (last["done"], last["failed"], last["pending"]) == (4, 1, 5)
     assert data["runs"][1]["counts"] == {"created": 1, "deleted": 1}
     text = status_text({"route": ROUTE, "state": "s.db", **data})
-    assert "10 planned, 4 done, 1 failed, 0 in flight, 0 skipped, 0 deleted, 5 pending" in text
+    assert ("10 planned, 4 done, 1 failed, 0 begun or about to begin, 0 skipped, 0 not migrated, "
+            "0 deleted, 5 pending") in text
     assert "500 from the API\\nretry later" in text, "a newline in a reason stays on one line"
     assert "no figures recorded" not in text, "a live run is not called killed"
     assert f"  {run} migrate running " in text
@@ -160,7 +162,7 @@ def test_ledger_counts_put_every_folder_under_folders_whatever_its_status(
     counts = store.ledger_counts(ROUTE)
     store.close()
     assert counts == {"pending": 0, "in_flight": 0, "done": 0, "failed": 1, "skipped": 1,
-                      "deleted": 1, "folders": 2}
+                      "deleted": 1, "not_migrated": 0, "folders": 2}
 
 
 def _status_of(store: StateStore, config: str = "job.toml") -> str:
