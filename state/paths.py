@@ -95,17 +95,31 @@ def sqlite_files(url: str) -> list[Path]:
 
 def fresh_sqlite_files(url: str) -> list[Path]:
     """The files of the SQLite state database ``url`` (:func:`sqlite_files`) when it does not
-    exist yet, else none: what a run about to create it may remove again if it stops before
-    it has a plan (a refused token, a failed listing must leave no empty state DB)."""
+    exist yet, then the folders above it that do not exist yet either (deepest first), else
+    none: what a run about to create them may remove again if it stops before it has a plan
+    (a refused token, a failed listing must leave no empty state DB, nor the empty ``state/``
+    folder made for it). Call it before the store is opened: a folder that exists then is
+    never in the list."""
     files = sqlite_files(url)
-    return files if files and not files[0].exists() else []
+    if not files or files[0].exists():
+        return []
+    missing = [folder for folder in files[0].parents if not folder.exists()]
+    return [*files, *missing]
 
 
 def discard_fresh(files: list[Path]) -> None:
     """Remove the files of a state database made by :func:`fresh_sqlite_files`'s run and
-    left holding nothing (``StateStore.holds_nothing``; the store closed first)."""
+    left holding nothing (``StateStore.holds_nothing``; the store closed first), then the
+    folders that run made for it, deepest first, each only while it is empty (something
+    else put there meanwhile stays, and so does its folder)."""
     for path in files:
-        path.unlink(missing_ok=True)
+        if path.is_dir():
+            try:
+                path.rmdir()
+            except OSError:  # not empty (or not ours to remove): leave it and those above
+                return
+        else:
+            path.unlink(missing_ok=True)
 
 
 def check_location(url: str) -> None:

@@ -106,3 +106,40 @@ async def test_a_refused_token_leaves_no_state_db_behind(tmp_path: Path,
     assert ": not started: " in summary.text()
     assert "0 created" not in summary.text()
     assert not any(p.exists() for p in sqlite_files(job.run.state)), "no empty state DB"
+
+
+@pytest.mark.parametrize("state", ["state/s.db", "state/deep/s.db"])
+def test_an_error_before_the_run_removes_the_state_folders_it_created(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], state: str) -> None:
+    """The README tester's finding: a damaged source manifest stopped the run before its
+    plan, the empty state DB went, but the ``state/`` folder made for it stayed."""
+    job = local_job(tmp_path)
+    job.write_text(job.read_text().replace('state = "s.db"', f'state = "{state}"'))
+    (tmp_path / "lib" / ".assetferry.json").write_text("{not json")
+    assert main(["migrate", "-c", str(job)]) == 2, capsys.readouterr().out
+    assert not (tmp_path / "state").exists(), "the folders the run made for its state DB go"
+
+
+def test_an_error_before_the_run_keeps_a_state_folder_that_was_there(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = local_job(tmp_path)
+    job.write_text(job.read_text().replace('state = "s.db"', 'state = "kept/new/s.db"'))
+    (tmp_path / "kept").mkdir()  # the user's, empty: not the run's to remove
+    (tmp_path / "lib" / ".assetferry.json").write_text("{not json")
+    assert main(["migrate", "-c", str(job)]) == 2, capsys.readouterr().out
+    assert (tmp_path / "kept").is_dir()
+    assert not (tmp_path / "kept" / "new").exists()
+
+
+async def test_a_refused_token_leaves_no_state_folder_behind(tmp_path: Path,
+                                                            cs: ContentstackEmulator) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "x.bin").write_text("one\n")
+    job = local_to_cs_job(tmp_path, "http://cs.emulator", source=tmp_path / "lib",
+                          env={"E2E_CS": "not-the-token"})
+    job = job.model_copy(update={"run": job.run.model_copy(
+        update={"state": str(tmp_path / "state" / "a.db")})})
+    summary = await execute_job(job, "migrate",
+                                transports={"target": in_process_transport(cs.app)})
+    assert summary.exit_code() == 2, summary.text()
+    assert not (tmp_path / "state").exists(), "no empty state folder"
