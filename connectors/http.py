@@ -467,9 +467,13 @@ class NoAnswerError(RetryableError):
         self.host, self.kind, self.seconds, self.where = host, kind, seconds, where
 
 
-def _gave_up(error: RetryableError, tries: int, elapsed: float, api: str) -> RetryableError:
-    """The error that ends the retries: what happened, how many tries, the total waited."""
-    over = f"{tries} tries over {duration(elapsed)}"
+def _gave_up(error: RetryableError, tries: int, elapsed: float, api: str, *,
+             besides: str = "") -> RetryableError:
+    """The error that ends the retries: what happened, how many tries of the budget that ran
+    out (:class:`RetryPolicy`), the total waited, and ``besides``, the tries of the other
+    budget (``"; 2 more answered 429 (rate limited)"``): a 429 counts apart, so "6 tries"
+    reads as ``RetryPolicy.attempts`` however many 429s came between."""
+    over = f"{tries} tries over {duration(elapsed)}{besides}"
     if isinstance(error, NoAnswerError):
         each = f"{error.kind} timeout {error.seconds:g} s each" if error.seconds else (
             f"{error.kind} timeout")
@@ -975,12 +979,16 @@ class ApiClient:
             if error.status == 429:
                 limited += 1
                 if limited >= self._retry.rate_limited_attempts:
-                    raise _gave_up(error, attempt, time.monotonic() - first, self.api)
+                    failed = attempt - limited
+                    raise _gave_up(error, limited, time.monotonic() - first, self.api,
+                                   besides=f"; {failed} more failed otherwise" if failed else "")
             else:
                 silent += isinstance(error, NoAnswerError) and error.kind == "read"
                 if (attempt - limited >= self._retry.attempts
                         or silent >= self._retry.no_answer_attempts):
-                    raise _gave_up(error, attempt, time.monotonic() - first, self.api)
+                    raise _gave_up(error, attempt - limited, time.monotonic() - first,
+                                   self.api, besides=f"; {limited} more answered 429 (rate "
+                                   "limited)" if limited else "")
             wait = self._retry.delay(attempt, error.retry_after, api=self.api,
                                      where=f"{method} {host_port(url)}{url.path}")
             if error.status == 429 and error.retry_after is not None:

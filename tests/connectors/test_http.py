@@ -49,6 +49,42 @@ async def test_429s_have_their_own_larger_budget() -> None:
     assert len(calls) == 10, "nine 429s are more than the 6 ordinary attempts, still retried"
 
 
+async def test_a_connection_failure_gives_up_after_the_ordinary_budget_429s_apart() -> None:
+    """The README tester's finding: README says connection errors get 6 tries, the message
+    said "gave up after 8 tries": the two 429s between, which count apart, were in it."""
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) <= 2:
+            return httpx.Response(429, json={"error": "slow down"})
+        raise httpx.ConnectError("All connection attempts failed", request=request)
+
+    async with client(httpx.MockTransport(handle)) as api:
+        with pytest.raises(RetryableError) as info:
+            await api.request("GET", "things")
+    assert len(calls) == RetryPolicy().attempts + 2 == 8
+    assert re.search(r"\(gave up after 6 tries over [\d.]+ s; 2 more answered 429 \(rate "
+                     r"limited\)\)$", str(info.value)), info.value
+
+
+async def test_429s_running_out_name_their_own_budget_and_the_other_failures() -> None:
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.ConnectError("All connection attempts failed", request=request)
+        return httpx.Response(429, json={"error": "slow down"})
+
+    async with client(httpx.MockTransport(handle)) as api:
+        with pytest.raises(RetryableError) as info:
+            await api.request("GET", "things")
+    assert len(calls) == RetryPolicy().rate_limited_attempts + 1
+    assert re.search(r"\(gave up after 12 tries over [\d.]+ s; 1 more failed otherwise\)$",
+                     str(info.value)), info.value
+
+
 async def test_5xx_retries_run_out_after_the_ordinary_budget() -> None:
     calls = []
 
