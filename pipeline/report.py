@@ -245,7 +245,8 @@ def _summary_line(summary: dict[str, Any], gone: Counter[str], gone_skips: int) 
     """``gone_skips``: the skips among the ledger rows gone from the source (the others are
     deletions, conflicts, unsupported: counted there)."""
     return (source_text(summary["source_entries"], summary["excluded"], gone) + "\n"
-            f"folders: {summary['folders_create']} to create, {summary['folders_skip']} present; "
+            f"folders: {summary['folders_create']} to create, {summary['folders_skip']} present, "
+            f"{summary.get('folders_unsupported', 0)} unsupported; "
             f"assets: {summary['create']} create, {summary['update']} update, "
             f"{summary['replace']} replace, {summary['skip']} skip "
             f"({excluded_text(summary['excluded'], summary.get('excluded_by_rule') or {})}"

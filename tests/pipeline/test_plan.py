@@ -15,7 +15,7 @@ from mappings.folders import FolderOverflow
 from pipeline import plan as plan_module
 from pipeline import report as report_module
 from pipeline.cli import render_plan, render_plan_parts, write_output
-from pipeline.plan import Op, Plan, PlanInput, make_plan, source_hash
+from pipeline.plan import FolderAction, Op, Plan, PlanInput, make_plan, source_hash
 from pipeline.report import (
     plan_items,
     plan_json,
@@ -275,6 +275,18 @@ def test_the_table_counts_the_unchanged_assets_and_present_folders_in_one_line()
                         "target (not listed; --unchanged lists them)")
     assert not any("u1.png" in line or "unchanged since" in line for line in lines[:5])
     assert "1 create, 0 update, 1 replace, 2 skip" in lines[8]
+
+
+def test_the_summary_line_counts_the_folders_that_cannot_be_created() -> None:
+    """The README tester's finding: the table listed an unsupported folder, JSON counted it
+    (``folders_unsupported``), the summary line said only "folders: N to create, M present"."""
+    plan, _ = _re_run()
+    plan = replace(plan, folders=(
+        *plan.folders, FolderAction(Op.UNSUPPORTED, ("deep",), ("deep",), "cannot be placed")))
+    assert plan_summary(plan)["folders_unsupported"] == 1
+    table = plan_table(plan)
+    assert "unsupported  folder  deep\n" in table
+    assert "folders: 0 to create, 1 present, 1 unsupported; " in table
 
 
 def test_unchanged_lists_them_as_before_and_json_keeps_every_action() -> None:
