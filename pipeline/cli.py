@@ -133,7 +133,7 @@ class OutFile(click.Path):
 
         spelled = names_a_folder(os.fsdecode(value)) if isinstance(value, (str, bytes)) else None
         if spelled is not None:  # Path("out/") would drop the "/" and write the file "out"
-            self.fail(f"{click.format_filename(str(value))!r} {spelled}; name a file in it, "
+            self.fail(f"{click.format_filename(str(value))!r} {spelled}; name a file in it "
                       "(a path such as folder/name.ext)", param, ctx)
         path = super().convert(value, param, ctx)
         problem = _unwritable(Path(os.fsdecode(path)))

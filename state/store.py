@@ -479,7 +479,6 @@ class StateStore:
 
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         parsed = _to_url(url)
-        self._where = parsed.render_as_string(hide_password=True)
         self._secret = parsed.password if isinstance(parsed.password, str) else None
         self._sqlite = parsed.get_backend_name() == "sqlite"
         self._file: Path | None = (
@@ -488,6 +487,10 @@ class StateStore:
             and not parsed.query else None)
         """The SQLite file (not in memory, no URL options), which `items` may read with
         ``sqlite3``."""
+        self._where = (str(self._file.resolve()) if self._file is not None
+                       else parsed.render_as_string(hide_password=True))
+        """How messages name the database: a SQLite file by its plain path, as ``plan`` and
+        ``status`` do (`state.reader.SqliteLedger`), any other by its URL, password hidden."""
         self._read_only = read_only
         self._absent: set[str] = set()  # tables the database lacks (read-only: not created)
         self._record_columns: tuple[Any, ...] = _RECORD_COLUMNS

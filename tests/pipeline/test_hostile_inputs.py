@@ -223,7 +223,14 @@ CASES = [
     Case("export-map --out ending in /",
          lambda t: ["export-map", "-c", write_job(t, state="s.db"), "--out",
                     str(t / "newdir") + "/"],
-         2, r"--out.*newdir/' ends in '/', so it names a folder",
+         2, r"--out.*newdir/' ends in '/', so it names a folder, not a file; "
+            r"name a file in it \(a path such as folder/name\.ext\)",
+         after=lambda t: _no_file(t / "newdir")),
+    Case("migrate --report ending in /",
+         lambda t: ["migrate", "-c", write_job(t, state="s.db"), "--report",
+                    str(t / "newdir") + "/"],
+         2, r"--report.*newdir/' ends in '/', so it names a folder, not a file; "
+            r"name a file in it \(a path such as folder/name\.ext\)",
          after=lambda t: _no_file(t / "newdir")),
     Case("map_file ending in /",
          lambda t: ["plan", "-c", str(t / "job.toml")] if (t / "job.toml").write_text(
@@ -231,7 +238,8 @@ CASES = [
          2, r'run\.map_file: \'maps/\' ends in \'/\'.*map_file = "maps/ids\.jsonl"'),
     Case("plan --out ending in /",
          lambda t: ["plan", "-c", write_job(t, state="s.db"), "--out", str(t / "newdir") + "/"],
-         2, r"--out.*newdir/' ends in '/', so it names a folder",
+         2, r"--out.*newdir/' ends in '/', so it names a folder, not a file; "
+            r"name a file in it \(a path such as folder/name\.ext\)",
          after=lambda t: _no_file(t / "newdir")),
     Case("job file not TOML", lambda t: (t.joinpath("j.toml").write_text("[source\n"),
                                          ["plan", "-c", str(t / "j.toml")])[1],
@@ -415,3 +423,22 @@ def test_status_and_map_of_an_empty_state_db(tmp_path: Path, monkeypatch: pytest
     assert "no run recorded yet" in capsys.readouterr().out
     assert main(["export-map", "-c", job]) == 0
     assert capsys.readouterr().out.startswith("kind,source_id")
+
+
+@pytest.mark.parametrize("command", ["migrate", "plan", "status"])
+@pytest.mark.parametrize("spelled", ["path", "url"])
+def test_a_damaged_state_db_is_named_by_its_plain_path_everywhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        command: str, spelled: str) -> None:
+    """The README tester's finding: ``migrate`` named a damaged SQLite state file as the URL
+    ``sqlite:////tmp/.../state.db`` where ``plan`` and ``status`` showed its plain path."""
+    monkeypatch.chdir(tmp_path)
+    job = truncated_state(tmp_path)[2]
+    if spelled == "url":
+        write_job(tmp_path, state=f"sqlite:///{tmp_path / 'state.db'}")
+    capsys.readouterr()
+    assert main([command, "-c", job]) == 2
+    out = "".join(capsys.readouterr())
+    db = (tmp_path / "state.db").resolve()
+    assert f"state database {db} cannot be used" in out, out
+    assert "sqlite:" not in out, out
