@@ -454,14 +454,10 @@ async def test_a_run_stopped_at_an_edit_leaves_no_intent_and_counts_nothing_it_d
     assert (last["done"], last["begun_or_about_to_begin"], last["pending"]) == (0, 0, 4), last
 
 
-@pytest.mark.parametrize("when", ["plan", "write"])
-async def test_an_interrupted_replace_is_checked_for_drift_on_resume(
-        tmp_path: Path, when: str) -> None:
-    """The last testers' finding: a replace cut off by a kill (its intent in the ledger) was
-    sent again on resume without the drift check a first try makes, so an edit made in the
-    target meanwhile was overwritten. Resumed, it is checked as a first try is (the plan's
-    listing, then right before the write): under "skip" a conflict, the edit kept."""
-    side = local(tmp_path)
+async def replace_cut_off_by_a_kill(tmp_path: Path, side: Side
+                                     ) -> tuple[JobConfig, dict[str, Any]]:
+    """A synced library whose A/x.txt changed in the source, and a replace of it cut off by a
+    kill: its ledger row in flight with the intent "replace". Returns the job and transports."""
     job, transports = job_for(tmp_path, side)
     assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
     change_file(tmp_path / "lib")
@@ -470,6 +466,18 @@ async def test_an_interrupted_replace_is_checked_for_drift_on_resume(
     row = store.items(route)[("asset", "A/x.txt")]
     store.write([replace(row, status=ItemStatus.IN_FLIGHT, intent="replace")])  # the kill
     store.close()
+    return job, transports
+
+
+@pytest.mark.parametrize("when", ["plan", "write"])
+async def test_an_interrupted_replace_is_checked_for_drift_on_resume(
+        tmp_path: Path, when: str) -> None:
+    """The last testers' finding: a replace cut off by a kill (its intent in the ledger) was
+    sent again on resume without the drift check a first try makes, so an edit made in the
+    target meanwhile was overwritten. Resumed, it is checked as a first try is (the plan's
+    listing, then right before the write): under "skip" a conflict, the edit kept."""
+    side = local(tmp_path)
+    job, transports = await replace_cut_off_by_a_kill(tmp_path, side)
     if when == "plan":
         side.edit("x.txt")
         summary = await execute_job(job, "sync", transports=transports)
@@ -492,14 +500,7 @@ async def test_a_resumed_replace_that_had_landed_is_not_taken_for_an_edit(
     our new file (another version than the ledger's marker, the new file's size). That is
     our write, not an edit: the resumed replace finishes."""
     side = local(tmp_path)
-    job, transports = job_for(tmp_path, side)
-    assert (await execute_job(job, "sync", transports=transports)).exit_code() == 0
-    change_file(tmp_path / "lib")
-    store = StateStore(job.run.state)
-    [route] = store.routes()
-    row = store.items(route)[("asset", "A/x.txt")]
-    store.write([replace(row, status=ItemStatus.IN_FLIGHT, intent="replace")])
-    store.close()
+    job, transports = await replace_cut_off_by_a_kill(tmp_path, side)
     (tmp_path / "out" / "A" / "x.txt").write_text("one, longer\n")  # what the replace sent
     summary = await execute_job(job, "sync", transports=transports)
     assert summary.exit_code() == 0, summary.text()
