@@ -335,11 +335,8 @@ def discard(staged: StagedFile) -> None:
 
 
 def _sha256_of(path: Path) -> str:
-    sha = hashlib.sha256()
     with path.open("rb") as src:
-        while chunk := src.read(1024 * 1024):
-            sha.update(chunk)
-    return sha.hexdigest()
+        return hashlib.file_digest(src, "sha256").hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

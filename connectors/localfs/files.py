@@ -185,10 +185,8 @@ def copy_staged(staged: StagedFile) -> Callable[[IO[bytes]], None]:
 
 def sha256_of(path: Path) -> str:
     """The SHA-256 of the file at ``path`` (hex), read in chunks. Raises OSError."""
-    digest = hashlib.sha256()
-    for chunk in _read_chunks(path):
-        digest.update(chunk)
-    return digest.hexdigest()
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def same_file(path: Path, staged: StagedFile) -> bool:
