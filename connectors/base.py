@@ -514,8 +514,10 @@ class SupportsLocalPath(Protocol):
         delete), or ``None`` when they must be streamed through ``open_asset``. Raises
         ItemError when the file is gone or unsafe (as ``open_asset`` would).
 
-        Blocking (it may touch the file system): the pipeline calls it in a worker thread,
-        in the same hop as the file's size check and digests (one thread hop per file)."""
+        Blocking (it may touch the file system, so it must stay a few stat calls): the
+        pipeline calls it in a worker thread, in the same hop as the file's size check and
+        digests (one thread hop per file), or on the event loop itself for a small file
+        (a hop costs more than a stat)."""
         ...
 
 

@@ -75,6 +75,11 @@ log = structlog.get_logger(__name__)
 
 UPLOAD_TRIES = 3
 
+#: A local source's file listed at this size or less (bytes) is staged on the event loop
+#: itself: its stat and read cost less than the worker-thread hop would (two loop wake-ups
+#: and the GIL handed back and forth; measured: ``benchmarks/run.py --only overhead``).
+INLINE_STAGE_BYTES = 64 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -197,8 +202,9 @@ async def stage(source: Source, asset: Asset, tmpdir: Path,
 
     A source that has the file locally (:class:`SupportsLocalPath`) hands it over to be read
     in place: no copy, and only the ``digests`` the target reads are computed (one pass, in
-    the same worker-thread hop as finding the file and checking its size; no digest at all
-    for most targets). Otherwise the bytes stream to a temp
+    the same worker-thread hop as finding the file and checking its size, or on the event
+    loop for a file listed at :data:`INLINE_STAGE_BYTES` or less; no digest at all for most
+    targets). Otherwise the bytes stream to a temp
     file in ``tmpdir`` while both digests are computed. Raises ItemError when the size
     differs from the listing's. ``in_place``: whether ``source`` is a
     :class:`SupportsLocalPath` (``None``: look; a protocol check costs more than the rest).
@@ -206,9 +212,12 @@ async def stage(source: Source, asset: Asset, tmpdir: Path,
     if in_place is None:
         in_place = isinstance(source, SupportsLocalPath)
     if in_place:
-        # one worker-thread hop for the path, its size check and the digests together
-        staged = await anyio.to_thread.run_sync(
-            _stage_local, cast(SupportsLocalPath, source), asset, digests)
+        local = cast(SupportsLocalPath, source)
+        if asset.size is not None and asset.size <= INLINE_STAGE_BYTES:
+            staged = _stage_local(local, asset, digests)
+        else:
+            # one worker-thread hop for the path, its size check and the digests together
+            staged = await anyio.to_thread.run_sync(_stage_local, local, asset, digests)
         if staged is not None:
             return staged
     path = tmpdir / f"{uuid.uuid4().hex}.part"
@@ -313,6 +322,8 @@ def _stage_in_place(path: Path, asset: Asset, digests: frozenset[str]) -> Staged
             with path.open("rb") as src:
                 while chunk := src.read(1024 * 1024):
                     size += len(chunk)
+                    if asset.size is not None and size > asset.size:
+                        break  # grown since the listing: read no further than needed
                     for digest in (md5, sha):
                         if digest is not None:
                             digest.update(chunk)

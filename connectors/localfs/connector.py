@@ -279,7 +279,7 @@ class LocalFolderConnector:
     def local_path(self, asset: Asset) -> Path | None:
         """The file itself, for the pipeline to read in place (no temp copy). Raises
         ItemError when the id is unsafe or resolves outside the root. Blocking (it resolves
-        symlinks): called in a worker thread (:class:`connectors.base.SupportsLocalPath`)."""
+        symlinks: a few lstat calls): see :class:`connectors.base.SupportsLocalPath`."""
         return self._inside(_existing_rel(asset.source_id))
 
     @asynccontextmanager

@@ -58,13 +58,18 @@ async def test_a_file_changed_since_the_listing_is_an_item_error(tmp_path: Path)
         await stage(source, asset, tmp_path, frozenset())
 
 
-async def test_a_local_file_costs_one_worker_thread_hop(
+async def test_a_local_file_costs_one_worker_thread_hop_a_small_one_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Finding the file (its path resolved through symlinks), its size check and its digests
     share one hop to a worker thread: each hop costs the event loop a hand-over and a wake-up
-    (issue 12: two hops per file were 6% of an upload's CPU)."""
-    source, asset = await one_asset(tmp_path / "src", b"hello")
+    (issue 12: two hops per file were 6% of an upload's CPU). A file listed at
+    INLINE_STAGE_BYTES or less costs none: its stat and read cost less than the hop
+    (``benchmarks/run.py --only overhead``: 0.82x to 0.96x of the minimal loop)."""
+    from pipeline.stages import INLINE_STAGE_BYTES
+
+    big, big_asset = await one_asset(tmp_path / "big", b"b" * (INLINE_STAGE_BYTES + 1))
+    small, small_asset = await one_asset(tmp_path / "small", b"s" * INLINE_STAGE_BYTES)
     hops: list[object] = []
     real = anyio.to_thread.run_sync
 
@@ -75,6 +80,18 @@ async def test_a_local_file_costs_one_worker_thread_hop(
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     for digests in (frozenset(), DIGESTS):
         hops.clear()
-        staged = await stage(source, asset, tmp_path, digests)
-        assert staged.size == 5
+        staged = await stage(big, big_asset, tmp_path, digests)
+        assert staged.size == INLINE_STAGE_BYTES + 1
         assert len(hops) == 1, hops
+        hops.clear()
+        staged = await stage(small, small_asset, tmp_path, digests)
+        assert staged.size == INLINE_STAGE_BYTES
+        assert hops == []
+    assert staged.sha256 == hashlib.sha256(b"s" * INLINE_STAGE_BYTES).hexdigest()
+
+
+async def test_a_file_grown_past_its_listing_is_refused_on_either_path(tmp_path: Path) -> None:
+    source, asset = await one_asset(tmp_path / "src", b"hello")
+    (tmp_path / "src" / "a.bin").write_bytes(b"y" * (3 * 1024 * 1024))
+    with pytest.raises(ItemError, match="listed 5"):
+        await stage(source, asset, tmp_path, DIGESTS)
