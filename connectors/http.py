@@ -487,6 +487,38 @@ def _gave_up(error: RetryableError, tries: int, elapsed: float, api: str, *,
     return error
 
 
+class _Tries:
+    """One request's tries against its :class:`RetryPolicy` budgets: 429s (rate limited)
+    count apart, up to ``rate_limited_attempts``; every other failure counts against
+    ``attempts``, and read timeouts also against ``no_answer_attempts``."""
+
+    __slots__ = ("_policy", "attempt", "limited", "silent", "first")
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self.attempt = self.limited = self.silent = 0
+        self.first = time.monotonic()
+
+    def count(self, error: RetryableError, api: str) -> None:
+        """Count one failed try; raise ``error`` (its message naming the tries and the time
+        spent) when its budget has run out."""
+        self.attempt += 1
+        elapsed = time.monotonic() - self.first
+        if error.status == 429:
+            self.limited += 1
+            if self.limited >= self._policy.rate_limited_attempts:
+                failed = self.attempt - self.limited
+                raise _gave_up(error, self.limited, elapsed, api,
+                               besides=f"; {failed} more failed otherwise" if failed else "")
+            return
+        self.silent += isinstance(error, NoAnswerError) and error.kind == "read"
+        if (self.attempt - self.limited >= self._policy.attempts
+                or self.silent >= self._policy.no_answer_attempts):
+            raise _gave_up(error, self.attempt - self.limited, elapsed, api,
+                           besides=f"; {self.limited} more answered 429 (rate limited)"
+                           if self.limited else "")
+
+
 def raise_for_response(
     response: httpx.Response,
     *,
@@ -926,10 +958,8 @@ class ApiClient:
         credentials = self._auth_headers(url) if authed else {}
         send_headers.update(credentials)
         classify = self._classify or (None if credentials else _refusal_without_credentials)
-        attempt = limited = silent = 0
-        first = time.monotonic()
+        tries = _Tries(self._retry)
         while True:
-            attempt += 1
             sent = await self._pacer.wait()
             try:
                 parts = files() if files else None
@@ -976,48 +1006,48 @@ class ApiClient:
                 return response
             if isinstance(error, AmbiguousError) or not isinstance(error, RetryableError):
                 raise error
-            if error.status == 429:
-                limited += 1
-                if limited >= self._retry.rate_limited_attempts:
-                    failed = attempt - limited
-                    raise _gave_up(error, limited, time.monotonic() - first, self.api,
-                                   besides=f"; {failed} more failed otherwise" if failed else "")
-            else:
-                silent += isinstance(error, NoAnswerError) and error.kind == "read"
-                if (attempt - limited >= self._retry.attempts
-                        or silent >= self._retry.no_answer_attempts):
-                    raise _gave_up(error, attempt - limited, time.monotonic() - first,
-                                   self.api, besides=f"; {limited} more answered 429 (rate "
-                                   "limited)" if limited else "")
-            wait = self._retry.delay(attempt, error.retry_after, api=self.api,
-                                     where=f"{method} {host_port(url)}{url.path}")
-            if error.status == 429 and error.retry_after is not None:
+            await anyio.sleep(self._wait_to_retry(tries, error, method, url))
+
+    def _wait_to_retry(self, tries: _Tries, error: RetryableError, method: str,
+                       url: httpx.URL) -> float:
+        """Seconds to wait before the next try of ``method url`` after ``error``; raises the
+        gave-up error when its budget is spent (:class:`_Tries`).
+
+        The one retry rule of every request and download open: a 429 counts against its own
+        budget and its ``Retry-After`` is waited out (held on the pacer when the 429 came
+        from the API host: nobody starts before it); other failures count against
+        ``RetryPolicy.attempts``."""
+        tries.count(error, self.api)
+        wait = self._retry.delay(tries.attempt, error.retry_after, api=self.api,
+                                 where=f"{method} {host_port(url)}{url.path}")
+        if error.status == 429 and error.retry_after is not None:
+            if self._is_api_host(url):
                 self._pacer.hold(wait)  # the server named a pause: nobody starts before it
-                until = datetime.now(UTC) + timedelta(seconds=error.retry_after)
-                log.warning(
-                    "http.rate_limited",
-                    api=self.api,
-                    message=f"waiting for the {self.api} rate limit until "
-                            f"{until.isoformat(timespec='seconds')} "
-                            f"(Retry-After: {error.retry_after:g} s)",
-                    until=until.isoformat(timespec="seconds"),
-                    retry_after=error.retry_after,
-                )
-            _notify(self.api, f"Retry-After {error.retry_after:g} s ({error.status} on "
-                    f"{url.path})" if error.retry_after is not None
-                    else f"backing off after {error.status or 'a connection error'}", wait)
-            # a 429 is the server pacing us (the pacer adapts, the display shows the wait):
-            # info, not a warning per request
-            (log.info if error.status == 429 else log.warning)(
-                "http.retry",
+            until = datetime.now(UTC) + timedelta(seconds=error.retry_after)
+            log.warning(
+                "http.rate_limited",
                 api=self.api,
-                method=method,
-                path=url.path,
-                status=error.status,
-                attempt=attempt,
-                wait=round(wait, 2),
+                message=f"waiting for the {self.api} rate limit until "
+                        f"{until.isoformat(timespec='seconds')} "
+                        f"(Retry-After: {error.retry_after:g} s)",
+                until=until.isoformat(timespec="seconds"),
+                retry_after=error.retry_after,
             )
-            await anyio.sleep(wait)
+        _notify(self.api, f"Retry-After {error.retry_after:g} s ({error.status} on "
+                f"{url.path})" if error.retry_after is not None
+                else f"backing off after {error.status or 'a connection error'}", wait)
+        # a 429 is the server pacing us (the pacer adapts, the display shows the wait):
+        # info, not a warning per request
+        (log.info if error.status == 429 else log.warning)(
+            "http.retry",
+            api=self.api,
+            method=method,
+            path=url.path,
+            status=error.status,
+            attempt=tries.attempt,
+            wait=round(wait, 2),
+        )
+        return wait
 
     @asynccontextmanager
     async def download(self, url: str, *, chunk_size: int = 64 * 1024) -> AsyncIterator[
@@ -1047,23 +1077,15 @@ class ApiClient:
             target = httpx.URL(url)
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
             raise ItemError(f"{self.api} file URL is not valid: {exc}") from None
-        attempt = silent = 0
-        first = time.monotonic()
+        tries = _Tries(self._retry)
         while True:
-            attempt += 1
             try:
                 return await self._follow(target)
             except httpx.RequestError as exc:
                 error: RetryableError = _transport_error(exc, api=self.api, idempotent=True)
             except RetryableError as exc:
                 error = exc
-            silent += isinstance(error, NoAnswerError) and error.kind == "read"
-            if attempt >= self._retry.attempts or silent >= self._retry.no_answer_attempts:
-                raise _gave_up(error, attempt, time.monotonic() - first, self.api)
-            wait = self._retry.delay(attempt, error.retry_after)
-            log.warning("http.retry", api=self.api, method="GET", path=target.path,
-                        status=error.status, attempt=attempt, wait=round(wait, 2))
-            await anyio.sleep(wait)
+            await anyio.sleep(self._wait_to_retry(tries, error, "GET", target))
 
     async def _follow(self, url: httpx.URL) -> httpx.Response:
         """One try: GET ``url`` and its redirects, no credentials; a 2xx stays open."""

@@ -11,11 +11,13 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from connectors.errors import AmbiguousError, AuthError, FatalError, ItemError, RetryableError
 from connectors.http import (
@@ -717,3 +719,32 @@ async def test_a_limit_that_binds_keeps_the_locked_start() -> None:
         tg.start_soon(other)
         await pacer.wait()
         assert others_ran.is_set()
+
+
+async def _get(api: ApiClient, url: str) -> bytes:
+    """One GET through the API request path (``request``)."""
+    return (await api.request("GET", url)).content
+
+
+@pytest.mark.parametrize("fetch", [_get, drain], ids=["request", "download"])
+async def test_429s_with_retry_after_are_waited_out_apart_from_the_tries_on_every_path(
+        fetch: Callable[[ApiClient, str], Any]) -> None:
+    """One retry rule for API requests and file downloads: nine 429s (more than the 6
+    ordinary tries) are each waited out for their Retry-After and the file still arrives; a
+    5xx after them still has its full budget of 6."""
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) <= 9:
+            return httpx.Response(429, headers={"Retry-After": "2"}, json={"error": "slow"})
+        if len(calls) <= 9 + RetryPolicy().attempts - 1:
+            return httpx.Response(503, json={"error": "busy"})
+        return httpx.Response(200, content=b"the file")
+
+    async with client(httpx.MockTransport(handle)) as api:
+        with capture_logs() as logs:
+            assert await fetch(api, "https://cdn.example.com/f.bin") == b"the file"
+    assert len(calls) == 9 + RetryPolicy().attempts
+    waits = [e["retry_after"] for e in logs if e["event"] == "http.rate_limited"]
+    assert waits == [2.0] * 9, "each 429's Retry-After is waited out"
