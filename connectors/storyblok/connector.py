@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime
@@ -114,6 +115,12 @@ PER_PAGE = 100
 CDN_HOST = "https://a.storyblok.com"
 LISTING_ORDER = "created_at:asc"
 CHANGED_ORDER = "updated_at:desc"
+JUST_READ_FRESH = 30.0
+"""Seconds an asset :meth:`StoryblokConnector.read_asset` read stays the one a metadata update
+merges into (the drift check's read, a moment before the write), instead of a second
+``GET assets/{id}``."""
+JUST_READ_KEPT = 256
+"""Reads kept for that at most (one per asset in flight; a read no write followed goes)."""
 """The incremental listing's order: most recently updated first (facts §2.3 ``sort_by``)."""
 """Oldest first: the stable order the asset list offers (``sort_by``, facts §2)."""
 
@@ -287,6 +294,10 @@ class StoryblokConnector:
         self._folder_lock = anyio.Lock()
         self._tags: dict[str, int] | None = None
         self._tag_lock = anyio.Lock()
+        self._just_read: dict[int, tuple[float, WireAsset]] = {}
+        """The asset :meth:`read_asset` read last, by id, with when (``time.monotonic``): a
+        metadata update right after it (the pipeline's drift check reads the asset before
+        it overwrites its metadata) merges into that answer instead of reading it again."""
         self._limits = Limits(
             max_folder_depth=None,
             max_folders=None,
@@ -461,13 +472,29 @@ class StoryblokConnector:
         soft-deleted asset. Its folder path is the listing's when the folders were listed in
         this process, else ``()``; its tags are those the answer names (no tag listing is
         read for it). Raises SyncError when Storyblok can't be asked."""
+        key = _parse_id(asset_id)
         try:
-            wire = await self._client.get_asset(_parse_id(asset_id))
+            wire = await self._client.get_asset(key)
         except NotFoundError:
             return None
         if wire.deleted_at:
             return None
+        self._remember(key, wire)
         return await self._to_asset(wire, self._folders or {}, direct=True)
+
+    def _remember(self, asset_id: int, wire: WireAsset) -> None:
+        if len(self._just_read) >= JUST_READ_KEPT:  # the oldest goes: reads not written after
+            del self._just_read[next(iter(self._just_read))]
+        self._just_read[asset_id] = (time.monotonic(), wire)
+
+    async def _current(self, asset_id: int) -> WireAsset:
+        """The asset as ``GET assets/{id}`` shows it now: the answer :meth:`read_asset` got
+        for it at most :data:`JUST_READ_FRESH` seconds ago (taken once: a second write reads
+        again), else one request."""
+        read = self._just_read.pop(asset_id, None)
+        if read is not None and time.monotonic() - read[0] <= JUST_READ_FRESH:
+            return read[1]
+        return await self._client.get_asset(asset_id)
 
     async def _to_asset(self, wire: WireAsset, folders: Mapping[int, Folder], *,
                         direct: bool = False) -> Asset:
@@ -592,6 +619,8 @@ class StoryblokConnector:
                 f"{request.filename} is empty (0 bytes); Storyblok's storage accepts files of "
                 "at least 1 byte"
             )
+        if existing is not None:
+            self._just_read.pop(existing, None)  # its file changes: what was read is stale
         previous = journal.previous
         dims = await anyio.to_thread.run_sync(_image_dims, staged.path, staged.content_type)
         folder_id = _parse_id(request.folder_id) if request.folder_id else None
@@ -648,9 +677,9 @@ class StoryblokConnector:
                 notes["url"] = url
             await journal.record("finished", notes)
 
-        await self._put_meta(asset_id, request.meta, dims, merge=existing is not None)
-        if url is None:
-            url = public_url((await self._client.get_asset(asset_id)).filename)
+        current = await self._put_meta(asset_id, request.meta, dims, merge=existing is not None)
+        if url is None:  # a resumed upload whose finish named no URL: the asset's, read once
+            url = public_url((current or await self._client.get_asset(asset_id)).filename)
         log.debug("storyblok.uploaded", target_id=str(asset_id), bytes=staged.size,
                   replaced=existing is not None)
         return TargetRef(str(asset_id), url)
@@ -693,11 +722,14 @@ class StoryblokConnector:
 
     async def _put_meta(
         self, asset_id: int, meta: AssetMeta, dims: Dims | None, *, merge: bool
-    ) -> None:
+    ) -> WireAsset | None:
+        """Set the asset's metadata (``PUT assets/{id}``, none when it changes nothing);
+        ``merge``: into the asset as it is (custom ``meta_data`` keys of others kept), read
+        once (:meth:`_current`). Returns that read (None without ``merge``)."""
         base: dict[str, Any] = {}
         current: WireAsset | None = None
         if merge:
-            current = await self._client.get_asset(asset_id)
+            current = await self._current(asset_id)
             base = dict(current.meta_data)
             dims = dims or dims_from_url(current.filename)
         meta_data = {k: v for k, v in base.items() if not _I18N.match(k)}
@@ -730,8 +762,9 @@ class StoryblokConnector:
                 fields["focus"] = focus
         if _changes_nothing(fields, current):
             log.debug("storyblok.metadata_unchanged", asset_id=str(asset_id))
-            return
+            return current
         await self._client.update_asset(asset_id, fields)
+        return current
 
     async def _load_tags(self, *, refresh: bool = False) -> dict[str, int]:
         async with self._tag_lock:
@@ -771,6 +804,7 @@ class StoryblokConnector:
 
     async def delete(self, target_id: str) -> None:
         """Soft-delete the asset (Storyblok keeps it under ``in_folder=-1``); gone is fine."""
+        self._just_read.pop(_parse_id(target_id), None)
         try:
             await self._client.delete_asset(_parse_id(target_id))
         except NotFoundError:

@@ -770,3 +770,28 @@ async def test_a_row_without_a_file_url_is_unreachable_in_the_listing() -> None:
     assert seen["2"].filename == "a2.png"
     assert seen["2"].unreachable is not None
     assert "without a file URL" in seen["2"].unreachable
+
+
+async def test_a_metadata_update_after_a_read_reads_the_asset_once() -> None:
+    """The pipeline reads the asset right before it overwrites its metadata (the drift
+    check): the update merges into that answer, no second ``GET assets/{id}``; a later
+    update reads afresh, and one that changes nothing sends no PUT."""
+    row = _asset_row(5, meta_data={"theirs": "kept", "title": "Old"}, title="Old")
+    calls: list[str] = []
+
+    def assets(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        assert request.url.path == f"{FAKE_API}assets/5", request.url.path
+        if request.method == "GET":
+            return httpx.Response(200, json={"asset": row})
+        assert request.method == "PUT"
+        row.update(json.loads(request.content)["asset"])
+        return httpx.Response(204)
+
+    async with fake_connector(_routes(assets)) as conn:
+        assert (await conn.read_asset("5")) is not None
+        await conn.update_metadata("5", AssetMeta(title="New"))
+        assert calls == ["GET", "PUT"], "one read for the check and the merge"
+        assert row["meta_data"]["theirs"] == "kept"
+        await conn.update_metadata("5", AssetMeta(title="New"))
+    assert calls == ["GET", "PUT", "GET"], "read afresh; nothing changed: no PUT"
