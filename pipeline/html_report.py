@@ -36,6 +36,7 @@ PAGE_ROWS = 500
 
 PLAN_COUNT_KEYS: tuple[tuple[str, str], ...] = (
     ("create", "assets to create"), ("update", "metadata to update"),
+    ("adopted", "to adopt (found in the target)"),
     ("replace", "files to replace"), ("delete", "to delete (prune)"),
     ("conflict", "conflicts"), ("unsupported", "unsupported"), ("skip", "skipped"),
     ("excluded", "excluded by the source"), ("source_entries", "source entries"),

@@ -104,11 +104,13 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     by_rule: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
     ops: Counter[Op] = Counter()
-    entries = gone = warnings = to_publish = drift = 0
+    entries = gone = warnings = to_publish = drift = adopted = 0
     skip = Op.SKIP
     for a in plan.assets:  # one pass over 100,000 actions, not one per figure
         op = a.op
         ops[op] += 1
+        if a.adopted:
+            adopted += 1
         if a.asset is None:
             gone += 1
         else:
@@ -126,12 +128,16 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
             drift += 1
     for op, n in ops.items():
         counts[op.value] += n
+    # an asset an interrupted run created, found in the target and taken as ours, has its
+    # metadata set again (an UPDATE) but is no edit: adopted, as the run summary counts it
+    counts[Op.UPDATE.value] -= adopted
     excluded = by_rule.total()
     warnings += sum(len(f.warnings) for f in plan.folders if f.op is not Op.SKIP)
     total_bytes, estimated_sizes = _source_bytes(plan)
     return {
         "route": plan.route,
         **{op.value: counts.get(op.value, 0) for op in Op},
+        "adopted": adopted,
         "folders_create": counts.get("folders_create", 0),
         "folders_skip": counts.get("folders_skip", 0),
         "folders_unsupported": counts.get("folders_unsupported", 0),
@@ -248,7 +254,8 @@ def _summary_line(summary: dict[str, Any], gone: Counter[str], gone_skips: int) 
             f"folders: {summary['folders_create']} to create, {summary['folders_skip']} present, "
             f"{summary.get('folders_unsupported', 0)} unsupported; "
             f"assets: {summary['create']} create, {summary['update']} update, "
-            f"{summary['replace']} replace, {summary['skip']} skip "
+            + (f"{summary['adopted']} adopt, " if summary.get("adopted") else "")
+            + f"{summary['replace']} replace, {summary['skip']} skip "
             f"({excluded_text(summary['excluded'], summary.get('excluded_by_rule') or {})}"
             + (f", {gone_skips} gone from the source" if gone_skips else "")
             + f"), {summary['delete']} delete, "

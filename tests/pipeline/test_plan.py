@@ -397,6 +397,30 @@ def test_interrupted_upload_is_reconciled() -> None:
     assert action.reconcile
 
 
+
+def test_an_adopted_asset_counts_as_adopted_not_updated_in_every_plan_format() -> None:
+    """Found in the target after an interrupted upload and taken as ours (its metadata set
+    again: an UPDATE) is no edit: the JSON summary, table, Markdown and HTML count it as
+    adopted, as the run summary and ``status`` do; a real metadata edit stays an update."""
+    from pipeline.html_report import plan_html
+
+    a, e = asset("a", "a.png"), asset("e", "e.png", title="new title")
+    rec = ItemRecord(route="r", kind="asset", source_id="a", status=ItemStatus.IN_FLIGHT)
+    records = {("asset", "a"): rec, ("asset", "e"): done(replace(e, meta=AssetMeta()), "te")}
+    inp = PlanInput([], [a, e], [], [asset("t9", "a.png"), asset("te", "e.png")], records,
+                    LIMITS, ALL, FolderOverflow.COLLAPSE)
+    plan = make_plan("r", inp)
+    assert {x.source_id: (x.op, x.adopted) for x in plan.assets} == {
+        "a": (Op.UPDATE, True), "e": (Op.UPDATE, False)}
+    summary = plan_summary(plan)
+    assert (summary["update"], summary["adopted"]) == (1, 1)
+    assert json.loads(plan_json(plan))["summary"]["adopted"] == 1
+    for text in (plan_table(plan), plan_markdown(plan)):
+        assert "0 create, 1 update, 1 adopt, 0 replace" in text
+    page = plan_html(plan)
+    assert "1 update, 1 adopt," in page
+    assert "to adopt (found in the target)" in page
+
 def test_dropped_fields_and_renames_are_warned() -> None:
     a = Asset(source_id="a", filename="a.png", folder_path=(), folder_id=None,
               content_type="image/png", size=1, meta=AssetMeta(title="t", alt_text="alt"))
