@@ -492,7 +492,7 @@ class _Tries:
     count apart, up to ``rate_limited_attempts``; every other failure counts against
     ``attempts``, and read timeouts also against ``no_answer_attempts``."""
 
-    __slots__ = ("_policy", "attempt", "limited", "silent", "first")
+    __slots__ = ("_policy", "attempt", "first", "limited", "silent")
 
     def __init__(self, policy: RetryPolicy) -> None:
         self._policy = policy
