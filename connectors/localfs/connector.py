@@ -17,7 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import attrgetter
-from pathlib import Path, PurePath
+from pathlib import Path
 from sys import intern
 from typing import Any, Literal
 
@@ -869,8 +869,19 @@ class LocalFolderConnector:
         return name
 
     def _inside(self, parts: tuple[str, ...]) -> Path:
-        """``root/parts``, refusing a path that resolves (through symlinks) outside the root."""
+        """``root/parts``, refusing a path that resolves (through symlinks) outside the root.
+
+        ``parts`` are checked components (no ``.``, ``..`` or separator: :func:`_split_rel`)
+        and the root was resolved once, when the connector was made, so only a symlink at or
+        below the root can lead out: the components below the root are looked at with one
+        ``lstat`` each, and the whole path is resolved only when one of them is a symlink
+        (issue 12: ``Path.resolve`` made an ``lstat`` per component from ``/`` and a ``stat``,
+        about 7 calls a file, on every asset's way to its upload). A component that cannot
+        be looked at (missing, not a folder, no permission) ends the walk, as it ends
+        ``os.path.realpath``'s: nothing below it resolves anywhere."""
         path = self._root.joinpath(*parts)
+        if not _links_below(self._root, parts):
+            return path
         try:
             resolved = path.resolve()
         except (OSError, RuntimeError) as exc:
@@ -880,6 +891,20 @@ class LocalFolderConnector:
                 f"{'/'.join(parts)} resolves outside the folder {self._root}; refusing it"
             )
         return path
+
+
+def _links_below(root: Path, parts: tuple[str, ...]) -> bool:
+    """Whether one of ``root/parts``'s components below ``root`` is a symlink (``lstat``
+    each, from the top; one that cannot be looked at ends the walk: ``False``)."""
+    at = os.fspath(root).rstrip(os.sep)  # ("/" as a root: no "//" prefix)
+    for part in parts:
+        at = f"{at}{os.sep}{part}"  # (strings: a Path per component cost more than its lstat)
+        try:
+            if stat.S_ISLNK(os.lstat(at).st_mode):
+                return True
+        except OSError:  # (ValueError: NUL, refused by _check_component before)
+            return False
+    return False
 
 
 async def _chunks(file: AsyncFile[bytes], rel: str) -> AsyncGenerator[bytes, None]:
@@ -960,8 +985,8 @@ def _check_component(name: str, what: str, forbidden: str = FORBIDDEN_NAME_CHARS
     ``.``/``..``, <= 255 bytes."""
     if name in ("", ".", ".."):
         raise ItemError(f"{what} {name!r} is not a usable name")
-    bad = sorted({c for c in name if c in forbidden})
-    if bad:
+    if any(c in name for c in forbidden):  # (a scan per forbidden char, not per name char)
+        bad = sorted({c for c in name if c in forbidden})
         shown = ", ".join(repr(c) for c in bad)
         raise ItemError(f"{what} {name!r} contains {shown}; path separators and NUL are refused")
     if name.startswith(TMP_PREFIX):
@@ -980,8 +1005,9 @@ def _split_rel(rel: str, what: str, forbidden: str = FORBIDDEN_NAME_CHARS) -> tu
     component holds one of ``forbidden``."""
     if not rel:
         raise ItemError(f"{what} is empty")
+    # os.path, not PurePath(rel).is_absolute(): a PurePath per asset cost more than the rest
     if rel.startswith(("/", *(c for c in "\\" if c in forbidden))) \
-            or PurePath(rel).is_absolute():
+            or os.path.isabs(rel):  # noqa: PTH117
         raise ItemError(f"{what} {rel!r} is absolute; only paths inside the folder are allowed")
     return tuple(_check_component(part, what, forbidden) for part in rel.split("/"))
 

@@ -464,6 +464,44 @@ async def test_open_refuses_an_id_that_escapes(root: Path, tmp_path: Path) -> No
         await read_all(conn, fake)
 
 
+async def test_a_local_path_looks_below_the_root_only_and_refuses_a_link_out(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The root is resolved once: a file's path costs one ``lstat`` per component below it
+    (issue 12: ``Path.resolve`` made one per component from ``/``, on every upload), and a
+    folder swapped for a symlink out of the root after the listing is still refused."""
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "photo.txt").write_bytes(b"p")
+    (root / "real").mkdir()
+    (root / "real" / "x.txt").write_bytes(b"x")
+    (root / "in").symlink_to(root / "real", target_is_directory=True)
+    conn = connector(root)
+    listed = {a.source_id: a for a in await assets_of(conn)}
+    looked: list[str] = []
+    lstat = os.lstat
+
+    def counting(path: str | Path, *args: object, **kwargs: object) -> os.stat_result:
+        looked.append(os.fspath(path))
+        return lstat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "lstat", counting)
+    assert conn.local_path(listed["a/b/photo.txt"]) == root / "a" / "b" / "photo.txt"
+    assert looked == [str(root / "a"), str(root / "a" / "b"), str(root / "a" / "b" / "photo.txt")]
+    assert conn.local_path(listed["in/x.txt"]) == root / "in" / "x.txt"  # a link inside: fine
+    monkeypatch.undo()
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "photo.txt").write_bytes(b"secret")
+    (root / "a" / "b" / "photo.txt").unlink()
+    (root / "a" / "b").rmdir()
+    (root / "a" / "b").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ItemError, match="outside"):
+        conn.local_path(listed["a/b/photo.txt"])
+    with pytest.raises(ItemError, match="outside"):
+        await read_all(conn, listed["a/b/photo.txt"])
+
+
 # --- hostile names ------------------------------------------------------------------------------
 
 
