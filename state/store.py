@@ -35,11 +35,12 @@ import functools
 import hashlib
 import json
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -387,6 +388,28 @@ def _beat_statement() -> Executable:
     built once (see :meth:`StateStore._beat`)."""
     return (update(Run).where(Run.id == bindparam("run_id"), Run.status == RunStatus.RUNNING)
             .values(heartbeat_at=bindparam("now")))
+
+
+_ITEM_COLUMNS = ("route", "kind", "source_id", "status", "path", "source_url", "source_hash",
+                 "target_id", "target_url", "target_path", "attempts", "last_error", "journal",
+                 "intent", "last_run_id", "updated_at", "target_marker")
+"""The ``items`` columns in the order :meth:`StateStore._write_sqlite` binds them."""
+
+_SQLITE_ROWS = 500 if sqlite3.sqlite_version_info >= (3, 32) else 50
+"""Rows per ``INSERT`` of :meth:`StateStore._write_sqlite`: 17 bound values each, under
+SQLite's 32,766 values per statement (999 before SQLite 3.32)."""
+
+
+@functools.cache
+def _sqlite_upsert(rows: int) -> str:
+    """``INSERT INTO items (..) VALUES (..), .. ON CONFLICT (key) DO UPDATE SET ..`` for
+    ``rows`` rows (each size's text built once)."""
+    key = ("route", "kind", "source_id")
+    one = "(" + ", ".join("?" * len(_ITEM_COLUMNS)) + ")"
+    return (f"INSERT INTO items ({', '.join(_ITEM_COLUMNS)}) VALUES "  # noqa: S608 - our names
+            + ", ".join([one] * rows)
+            + f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _ITEM_COLUMNS if c not in key))
 
 
 CLAIM_BATCH = 1000
@@ -804,6 +827,9 @@ class StateStore:
         if another process took the run over.
         """
         now = _utcnow()
+        if self._sqlite and not self._read_only:
+            self._write_sqlite(records, run_id, now)
+            return
         with self._transaction(write=True) as s:
             if run_id is not None:
                 self._beat(s, run_id, now)
@@ -827,6 +853,63 @@ class StateStore:
             else:
                 for row in rows.values():
                     s.merge(ItemState(**row))
+
+    def _write_sqlite(self, records: Sequence[ItemRecord], run_id: int | None,
+                      now: datetime) -> None:
+        """:meth:`write` on SQLite through the ``sqlite3`` connection itself: the beat and
+        the rows in one ``BEGIN IMMEDIATE`` transaction, the rows as multi-row
+        ``INSERT .. ON CONFLICT DO UPDATE`` statements of up to :data:`_SQLITE_ROWS` rows.
+
+        Issue 12: the writer's thread held the GIL for SQLAlchemy's per-row work (a dict, a
+        bind processor per column, about 40 us a row) while the event loop waited for it on
+        every socket call, and ``executemany`` hands the GIL back and forth once per row
+        (each row is a ``sqlite3_step`` without the GIL). Here the values are plain strings
+        and numbers, laid out as SQLAlchemy stores them (enum values, naive UTC
+        ``YYYY-MM-DD HH:MM:SS.ffffff``, JSON text: what :mod:`state.reader` and the ORM
+        read back), and one statement steps once for its rows."""
+        stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        rows: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        for rec in records:  # the last record of a key wins
+            rows[rec.route, rec.kind, rec.source_id] = (
+                rec.route, rec.kind, rec.source_id, ItemStatus(rec.status).value, rec.path,
+                rec.source_url, rec.source_hash, rec.target_id, rec.target_url,
+                rec.target_path, rec.attempts, rec.last_error, json.dumps(dict(rec.journal)),
+                rec.intent, run_id if run_id is not None and rec.last_run_id is None
+                else rec.last_run_id, stamp, rec.target_marker)
+        try:
+            raw = self._engine.raw_connection()
+        except DBAPIError as exc:
+            raise _damaged(self._where, exc) from None
+        try:
+            cursor = raw.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                if run_id is not None and not cursor.execute(
+                        "UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = ?",
+                        (stamp, run_id, RunStatus.RUNNING.value)).rowcount:
+                    found = cursor.execute("SELECT status, route FROM runs WHERE id = ?",
+                                           (run_id,)).fetchone()
+                    if found is None:
+                        raise LookupError(f"no run {run_id} in the state database")
+                    if found[0] == RunStatus.INTERRUPTED.value:
+                        raise RunLockedError(
+                            f"run {run_id} of route {found[1]!r} was marked interrupted by "
+                            "another process after its heartbeat went stale; stop writing "
+                            "for it")
+                values = list(rows.values())
+                for at in range(0, len(values), _SQLITE_ROWS):
+                    chunk = values[at:at + _SQLITE_ROWS]
+                    cursor.execute(_sqlite_upsert(len(chunk)),
+                                   [v for row in chunk for v in row])
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _damaged(self._where, DBAPIError.instance(
+                None, None, exc, sqlite3.Error)) from None  # type: ignore[arg-type]
+        finally:
+            raw.close()  # back to the pool
 
     def counts(self, route: str) -> dict[str, int]:
         """Assets by status (every status, zeros included) plus "folders": the folder count."""

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -347,25 +349,50 @@ def test_writing_for_a_run_that_was_taken_over_fails_and_writes_nothing(
 
 
 
-def test_a_ledger_write_beats_the_heartbeat_in_one_statement(store: StateStore) -> None:
-    """A group commit of a running run is two statements: the heartbeat's conditional UPDATE
-    and one upsert of every row (issue 12: the run row was loaded FOR UPDATE and flushed by
-    the ORM, 40% of a group commit's CPU); the heartbeat moves, the rows are written, and a
-    run that is gone is still named."""
+@contextmanager
+def statements_sent(store: StateStore) -> Iterator[list[str]]:
+    """The first word of each SQL statement ``store`` sends meanwhile: on SQLite as the
+    driver runs them (an ``executemany`` once per row: SQLite steps each on its own), on a
+    server as SQLAlchemy hands them to the driver."""
     from sqlalchemy import event
 
-    run_id = store.start_run(ROUTE, "migrate")
-    before = store.runs(ROUTE)[0].heartbeat_at
     sent: list[str] = []
 
     def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
         sent.append(statement.split()[0].upper())
 
-    event.listen(store._engine, "before_cursor_execute", seen)
+    def traced(statement: str) -> None:
+        sent.append(statement.split()[0].upper())
+
+    def tracing(dbapi_conn: Any, _record: object) -> None:
+        dbapi_conn.set_trace_callback(traced)
+
+    sqlite = store._engine.dialect.name == "sqlite"
+    if sqlite:  # statements sent through the driver itself, too
+        store._engine.dispose()
+        event.listen(store._engine, "connect", tracing)
+    else:
+        event.listen(store._engine, "before_cursor_execute", seen)
     try:
-        store.write([asset("1"), asset("2")], run_id=run_id)
+        yield sent
     finally:
-        event.remove(store._engine, "before_cursor_execute", seen)
+        if sqlite:
+            event.remove(store._engine, "connect", tracing)
+            store._engine.dispose()
+        else:
+            event.remove(store._engine, "before_cursor_execute", seen)
+
+
+def test_a_ledger_write_beats_the_heartbeat_in_one_statement(store: StateStore) -> None:
+    """A group commit of a running run is two statements: the heartbeat's conditional UPDATE
+    and one upsert of every row (issue 12: the run row was loaded FOR UPDATE and flushed by
+    the ORM, 40% of a group commit's CPU; on SQLite, one multi-row INSERT, not one
+    ``executemany`` step per row); the heartbeat moves, the rows are written, and a run that
+    is gone is still named."""
+    run_id = store.start_run(ROUTE, "migrate")
+    before = store.runs(ROUTE)[0].heartbeat_at
+    with statements_sent(store) as sent:
+        store.write([asset("1"), asset("2")], run_id=run_id)
     assert [s for s in sent if s in ("SELECT", "UPDATE", "INSERT")] == ["UPDATE", "INSERT"]
     after = store.runs(ROUTE)[0].heartbeat_at
     assert before is not None
@@ -375,6 +402,30 @@ def test_a_ledger_write_beats_the_heartbeat_in_one_statement(store: StateStore) 
     with pytest.raises(LookupError, match="no run 999"):
         store.write([asset("3")], run_id=999)
     assert ("asset", "3") not in store.items(ROUTE)
+
+
+def test_a_ledger_write_reads_back_whole_through_the_orm_and_the_reader(
+        store: StateStore, db: str) -> None:
+    """Every column of a written row as it went in (SQLite's rows go in through ``sqlite3``
+    itself, laid out as SQLAlchemy lays them out: what the ORM and ``state.reader`` read)."""
+    from state.reader import SqliteLedger
+    from state.store import _ITEM_COLUMNS
+
+    assert tuple(c.name for c in ItemState.__table__.columns) == _ITEM_COLUMNS
+    run_id = store.start_run(ROUTE, "migrate")
+    rec = asset("d/é 1.png", ItemStatus.IN_FLIGHT, path="d/é 1.png", source_url="file:x",
+                source_hash="h", target_id="t", target_url="u", target_path="d/é 1.png",
+                attempts=2, last_error="boom", journal={"step": "sent", "id": "7"},
+                intent="create", target_marker='{"size": 3}')
+    store.write([asset("gone"), rec, replace(rec, attempts=3)], run_id=run_id)
+    got = store.items(ROUTE)[("asset", "d/é 1.png")]
+    assert got.updated_at is not None
+    assert got.updated_at.tzinfo is not None
+    assert replace(got, updated_at=None) == replace(rec, attempts=3, last_run_id=run_id)
+    if "://" not in db:  # a SQLite file: plan's and status's reader
+        with SqliteLedger(Path(db)) as ledger:
+            [read] = [r for r in ledger.plan_records(ROUTE) if r.source_id == "d/é 1.png"]
+        assert replace(read, updated_at=None) == replace(got, updated_at=None)
 
 
 # durability, atomicity, concurrency
