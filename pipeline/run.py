@@ -46,6 +46,7 @@ from pipeline.idmap import MapWriter, default_map_path
 from pipeline.plan import AssetAction, Op, Plan, PlanInput, make_plan
 from pipeline.registry import open_connector
 from pipeline.report import RunSummary, listed_entries
+from pipeline.search_gate import SearchGate
 from pipeline.stages import AssetLoader, Outcome, create_folders, run_assets, settled
 from state.paths import check_location, discard_fresh, fresh_sqlite_files, sqlite_files
 from state.records import (
@@ -763,16 +764,19 @@ async def run_item_set(source: Source, target: Target, ckpt: Checkpointer, route
                        folder_ids: dict[FolderPath, str], actions: Sequence[AssetAction],
                        tmpdir: Path, *, concurrency: int,
                        progress: Callable[[Outcome], None] | None = None,
-                       on_conflict: str = "skip") -> list[Outcome]:
+                       on_conflict: str = "skip",
+                       gate: SearchGate | None = None) -> list[Outcome]:
     """Carry out one set of asset actions (a whole run's, or a partition's on a Temporal
     worker) through the intent-then-reconcile protocol of :class:`AssetLoader`: at most
     ``concurrency`` at once, their ledger rows written through ``ckpt``, files staged in
     ``tmpdir``. ``folder_ids``: target folder ids by target path (the folders step's).
     ``on_conflict``: ``[run] on_conflict``, for a target asset edited there since the plan.
-    Raises FatalError (credentials, a job taken over, such an edit under ``"fail"``); an
-    item's error fails that item."""
+    ``gate``: the :class:`~pipeline.search_gate.SearchGate` of every loader writing to the
+    same target in this process (``None``: one for this set alone). Raises FatalError
+    (credentials, a job taken over, such an edit under ``"fail"``); an item's error fails
+    that item."""
     loader = AssetLoader(source, target, ckpt, route, folder_ids, tmpdir,
-                         on_conflict=on_conflict)
+                         on_conflict=on_conflict, gate=gate)
     return await run_assets(loader, actions, concurrency=concurrency, progress=progress)
 
 

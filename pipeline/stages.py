@@ -69,6 +69,7 @@ from pipeline.plan import (
     write_marker,
     written_meta,
 )
+from pipeline.search_gate import SearchGate
 from state.records import EXCLUDED_NOTE_PREFIX, PRUNED_NOTE, ItemRecord, ItemStatus
 
 log = structlog.get_logger(__name__)
@@ -364,9 +365,11 @@ class AssetLoader:
 
     def __init__(self, source: Source, target: Target, ckpt: Checkpointer, route: str,
                  folder_ids: dict[FolderPath, str], tmpdir: Path, *,
-                 on_conflict: str = "skip") -> None:
+                 on_conflict: str = "skip", gate: SearchGate | None = None) -> None:
         """``on_conflict``: ``[run] on_conflict``, for a target asset edited there since
-        the plan (:meth:`_edited_in_target`)."""
+        the plan (:meth:`_edited_in_target`). ``gate``: the :class:`SearchGate` shared with
+        other loaders of the same target in this process (a Temporal worker's activities);
+        ``None``: this loader's own."""
         self.source = source
         self.target = target
         self.ckpt = ckpt
@@ -380,6 +383,8 @@ class AssetLoader:
         limits = target.limits
         self._version_is_file = limits.version_is_file
         self._lists_written_meta = limits.lists_written_meta
+        # the loaders' writes and searches of the target (find_asset) do not overlap
+        self._gate = gate if gate is not None else SearchGate()
 
     def prepare(self, action: AssetAction) -> Prepared | None:
         """The intent to commit before ``action`` is handed to a loader, for an action that
@@ -451,7 +456,8 @@ class AssetLoader:
             assert isinstance(self.target, SupportsDelete)  # noqa: S101 - the plan checked
             assert action.target_id  # noqa: S101
             await self.ckpt.commit(replace(rec, status=ItemStatus.IN_FLIGHT, intent="delete"))
-            await self.target.delete(action.target_id)
+            async with self._gate.writing():
+                await self.target.delete(action.target_id)
             await self.ckpt.commit(replace(rec, status=ItemStatus.SKIPPED, intent=None,
                                            target_id=None, target_url=None,
                                            last_error=PRUNED_NOTE))
@@ -540,7 +546,8 @@ class AssetLoader:
         if folder_id is None:
             raise ItemError(f"its target folder {'/'.join(action.target_folder)!r} was not "
                             "created, so it cannot be moved there")
-        await self.target.move(action.target_id, folder_id or None)
+        async with self._gate.writing():
+            await self.target.move(action.target_id, folder_id or None)
         log.info("load.moved", source_id=action.source_id, target_id=action.target_id,
                  to="/".join(action.target_folder))
 
@@ -642,11 +649,13 @@ class AssetLoader:
         for attempt in range(1, UPLOAD_TRIES + 1):
             journal = RecordJournal(self.ckpt, key)
             try:
-                if action.op is Op.REPLACE:
-                    assert isinstance(self.target, SupportsReplace)  # noqa: S101
-                    assert action.target_id  # noqa: S101
-                    return await self.target.replace(action.target_id, request, staged, journal)
-                return await self.target.upload(request, staged, journal)
+                async with self._gate.writing():
+                    if action.op is Op.REPLACE:
+                        assert isinstance(self.target, SupportsReplace)  # noqa: S101
+                        assert action.target_id  # noqa: S101
+                        return await self.target.replace(action.target_id, request, staged,
+                                                         journal)
+                    return await self.target.upload(request, staged, journal)
             except AmbiguousError as exc:
                 log.warning("load.ambiguous", source_id=action.source_id, error=str(exc))
                 # a multi-step upload that journaled its steps resumes from them (finding the
@@ -663,7 +672,11 @@ class AssetLoader:
     async def _find(self, request: UploadRequest, staged: StagedFile) -> TargetRef | None:
         if not isinstance(self.target, SupportsFindAsset):
             return None
-        return await self.target.find_asset(request.folder_id, request.filename, staged.size)
+        # not raced by our own uploads: a search that lists the whole library would see
+        # its total change and could not be trusted (pipeline.search_gate)
+        async with self._gate.searching():
+            return await self.target.find_asset(request.folder_id, request.filename,
+                                                staged.size)
 
     async def _publish(self, action: AssetAction, rec: ItemRecord, ref: TargetRef) -> None:
         """Publish the asset where the plan says, after noting in its ledger row that the

@@ -51,6 +51,7 @@ from pipeline.run import (
     run_locked_message,
     unwrap_groups,
 )
+from pipeline.search_gate import SearchGate
 from pipeline.stages import Outcome, create_folders
 from pipeline.temporal import run_owner
 from pipeline.temporal.shared import (
@@ -149,6 +150,9 @@ class _Opened:
     route: str
     stack: AsyncExitStack
     tmpdir: Path
+    gate: SearchGate = field(default_factory=SearchGate)
+    """Shared by the activities of this process: their searches of the target are not
+    raced by their uploads (pipeline.search_gate)."""
 
 
 @dataclass
@@ -351,7 +355,7 @@ class Activities:
                         outcomes = await run_item_set(
                             opened.source, opened.target, ckpt, run.route, folder_ids,
                             [action], opened.tmpdir, concurrency=1,
-                            on_conflict=opened.job.run.on_conflict)
+                            on_conflict=opened.job.run.on_conflict, gate=opened.gate)
             except (FatalError, RunLockedError) as exc:
                 raise _fatal(exc) from None
         return outcomes[0]
