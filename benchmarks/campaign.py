@@ -8,8 +8,12 @@ process on loopback (it outlives the killed runs); every `assetferry migrate` is
 process, so a SIGKILL is a real one.
 
 1. Kill: a library of ``--assets`` small files in nested folders is migrated from a local
-   folder; the run is SIGKILLed ``--kills`` times at random moments (uniform up to 1 s after
-   its first asset landed, seeded) and resumed each time, then run to the end.
+   folder; the run is SIGKILLed ``--kills`` times in the middle of its work and resumed each
+   time, then run to the end. Each kill falls once a random number of that run's assets
+   have landed (read from its JSON log; uniform, seeded, around the share of what is left
+   that spreads the kills evenly over the migration), so a fast target is killed mid-run as
+   often as a slow one (a kill at a random time up to 1 s after the first asset missed most
+   runs into a local folder: they had finished).
 2. Faults: a seeded Contentstack emulator (the source, so downloads are faulted too) into the
    target, both answering 10% 5xx, 5% 429 with ``Retry-After``, 2% connection resets and 1%
    truncated file bodies, re-run until it exits 0 (at most 10 runs); the requests both hosts
@@ -145,29 +149,30 @@ def write_job(work: Path, source: str, target: str) -> Path:
     return job
 
 
-def migrate(job: Path, env: Mapping[str, str], kill_within: float | None = None,
-            rng: random.Random | None = None) -> str:
-    """One ``assetferry migrate`` process: ``"killed"`` or ``"exit N"``.
+def migrate(job: Path, env: Mapping[str, str], kill_after: int | None = None
+            ) -> tuple[str, int]:
+    """One ``assetferry migrate`` process: (``"killed"`` or ``"exit N"``, how many assets it
+    landed, as its JSON log says).
 
-    With ``kill_within``, SIGKILL it at a random moment up to that many seconds after its
-    first asset landed (read from its JSON log), so every kill falls in the middle of work,
-    however slowly the machine starts Python.
+    With ``kill_after``, SIGKILL it as soon as it has landed that many assets (its log polled
+    every 5 ms: the kill falls a few assets later, at whatever step the loaders are in), so
+    every kill falls in the middle of work, however fast the target or slow the start-up.
     """
     log = job.parent / "run.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", "--log-format", "json", "migrate", "-c",
              str(job)], env={**os.environ, **env}, stdout=out, stderr=out, cwd=job.parent)
-        if kill_within is None or rng is None:
-            return f"exit {proc.wait()}"
-        while proc.poll() is None and b'"load.done"' not in log.read_bytes():
-            time.sleep(0.05)
-        try:
-            return f"exit {proc.wait(timeout=rng.uniform(0, kill_within))}"
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            return "killed"
+        if kill_after is None:
+            code = proc.wait()
+            return f"exit {code}", log.read_bytes().count(b'"load.done"')
+        while proc.poll() is None and log.read_bytes().count(b'"load.done"') < kill_after:
+            time.sleep(0.005)
+        if proc.poll() is not None:
+            return f"exit {proc.returncode}", log.read_bytes().count(b'"load.done"')
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return "killed", log.read_bytes().count(b'"load.done"')
 
 
 async def _read_back(job: Path) -> Inventory:
@@ -220,9 +225,14 @@ def kill_campaign(name: str, files: list[DemoFile], kills: int, rng: random.Rand
                         target.section)
         outcomes: Counter[str] = Counter()
         started = time.monotonic()
-        for _ in range(kills):
-            outcomes[migrate(job, target.env, kill_within=1.0, rng=rng)] += 1
-        final = migrate(job, target.env)
+        landed = 0
+        for i in range(kills):
+            # spread the kills over what is left: about one share each, at a random point
+            share = max(1, (len(files) - landed) // (kills - i + 1))
+            outcome, done = migrate(job, target.env, kill_after=rng.randint(1, 2 * share))
+            outcomes[outcome] += 1
+            landed += done
+        final, _ = migrate(job, target.env)
         elapsed = time.monotonic() - started
         counts = compare(expected(files), read_back(job, target.env))
         return {"target": name, "killed": outcomes["killed"],
@@ -247,7 +257,7 @@ def fault_run(name: str, files: list[DemoFile], work: Path, faults: Faults | Non
         job = write_job(work, section, target.section)
         runs = []
         for _ in range(10):
-            runs.append(migrate(job, env))
+            runs.append(migrate(job, env)[0])
             if runs[-1] == "exit 0":
                 break
         for side in (source, target):
