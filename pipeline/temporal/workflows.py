@@ -61,17 +61,55 @@ CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attem
                             non_retryable_error_types=[FATAL])
 
 
+ALL_ENDED_PATCH = "assetferry-all-ended-waits-for-every-step"
+"""The :func:`workflow.patched` id of :func:`_all_ended` waiting for every step after a step
+failed or was ended by the cancel (histories recorded before it replay the old way)."""
+
+
 async def _all_ended(*steps: Any) -> list[Any]:
-    """``asyncio.gather`` of ``steps`` that, cancelled, waits for every step to end (each
-    waits for its activity or child workflow to end its cancellation) before it raises:
-    so the finish step reads a ledger nothing of the run still writes to."""
+    """Run ``steps`` (activities, child workflows) at once: their results, in order.
+
+    Returns or raises only once every step has ended, so the finish step reads a ledger
+    nothing of the run still writes to. Cancelled (the workflow's cancel), it cancels every
+    step and waits for each to end its cancellation (an activity in flight ends with its
+    ledger rows written: ``WAIT_CANCELLATION_COMPLETED``), then raises CancelledError. A step
+    that fails, or that the cancel ended (it raises ActivityError or ChildWorkflowError, not
+    CancelledError), has the others cancelled and waited for too, then its error is raised
+    (the first in ``steps``' order that is not a cancellation). ``asyncio.gather`` returned
+    at that first error while the other steps still ran: a cancelled run was closed, its
+    figures counted, before the uploads in flight wrote their DONE rows.
+
+    Histories recorded before this (no :data:`ALL_ENDED_PATCH` marker) replay the old way."""
     tasks = [asyncio.ensure_future(step) for step in steps]
+    if not workflow.patched(ALL_ENDED_PATCH):
+        try:
+            return list(await asyncio.gather(*tasks))
+        except asyncio.CancelledError:
+            if tasks:
+                await asyncio.wait(tasks)
+            raise
+    if not tasks:
+        return []
+    cancelled = False
     try:
-        return list(await asyncio.gather(*tasks))
+        await workflow.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     except asyncio.CancelledError:
-        if tasks:
-            await asyncio.wait(tasks)
-        raise
+        cancelled = True
+    if cancelled or any(t.done() and (t.cancelled() or t.exception() is not None)
+                        for t in tasks):
+        for task in tasks:
+            task.cancel()
+        while not all(t.done() for t in tasks):
+            try:
+                await workflow.wait(tasks)
+            except asyncio.CancelledError:  # cancelled again: still wait for every step
+                cancelled = True
+        errors = [e for t in tasks if not t.cancelled() and (e := t.exception()) is not None]
+        if cancelled or not errors:
+            raise asyncio.CancelledError
+        # a step's own failure before the cancellations it caused in the others
+        raise next((e for e in errors if not is_cancelled_exception(e)), errors[0])
+    return [t.result() for t in tasks]
 
 
 def _cause(exc: BaseException) -> str:

@@ -3,7 +3,10 @@
 ledger and the whole listing in its source entries, as an interrupted in-process run does;
 the client following it prints that summary and exits 130. (It once ran no finish step: the
 run stayed "running" until its heartbeat was 60 s old, and the figures counted only the
-partitions that had ended.)"""
+partitions that had ended. And it once closed the run while asset activities still ran:
+the partition stopped waiting at the first activity the cancel had ended, so an upload in
+flight wrote its DONE row after the finish step had counted the ledger; the test holds an
+upload in the emulator across the cancel to make that window wide.)"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +28,79 @@ from state.store import ItemStatus, RunStatus, StateStore
 from tests.temporal.test_temporal_run import ASSETS, client_env, write_job, write_library
 
 pytestmark = pytest.mark.slow
+
+HOLD_SECONDS = 5.0
+"""Longest an upload is held once the cancel is sent: the run must not be closed before."""
+
+
+def run_closed(state: Path) -> bool:
+    """Whether the newest run in the ledger at ``state`` is closed (not running)."""
+    if not state.exists():
+        return False
+    store = StateStore(str(state))
+    try:
+        runs = [r for route in store.routes() for r in store.runs(route, limit=1)]
+    finally:
+        store.close()
+    return bool(runs) and all(r.status is not RunStatus.RUNNING for r in runs)
+
+
+class HoldUploads:
+    """ASGI middleware: once :meth:`arm` is called, every upload (POST /v3/assets) is held,
+    its body read, until the run is closed in the ledger, ``HOLD_SECONDS`` have passed since
+    :meth:`cancelled`, or its client gave up (then it never reaches the emulator). An upload
+    held when the run is closed means the run was closed while an asset activity of it was
+    still in flight (:attr:`closed_in_flight`)."""
+
+    def __init__(self, app: Any, state: Path) -> None:
+        self.app = app
+        self.state = state
+        self.armed = False
+        self.held = 0
+        self.cancelled_at: float | None = None
+        self.closed_in_flight = 0
+
+    def arm(self) -> None:
+        self.armed = True
+
+    def cancelled(self) -> None:
+        self.cancelled_at = time.monotonic()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not (self.armed and scope["type"] == "http" and scope.get("method") == "POST"
+                and scope.get("path") == "/v3/assets"):
+            await self.app(scope, receive, send)
+            return
+        messages = []
+        while True:  # the whole body, so a client that gives up can be told apart
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        if messages[-1]["type"] == "http.disconnect":
+            return
+        self.held += 1
+        gone = asyncio.ensure_future(receive())  # http.disconnect once the client gives up
+        try:
+            while not gone.done():
+                if run_closed(self.state):
+                    self.closed_in_flight += 1
+                    break
+                if (self.cancelled_at is not None
+                        and time.monotonic() - self.cancelled_at > HOLD_SECONDS):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            self.held -= 1
+        if gone.done():
+            return
+        gone.cancel()
+        replay = iter(messages)
+
+        async def replayed() -> Any:
+            return next(replay, {"type": "http.disconnect"})
+
+        await self.app(scope, replayed, send)
 
 
 async def cancel(address: str, workflow_id: str) -> None:
@@ -50,7 +127,8 @@ def test_a_cancelled_run_is_closed_interrupted_with_the_ledgers_figures(
     emu = demo.emulator
     queue = "test-cancel"
     report, err = tmp_path / "report.json", tmp_path / "client.err"
-    with LoopbackServer(demo.app) as server:
+    hold = HoldUploads(demo.app, tmp_path / "state" / "assetferry.db")
+    with LoopbackServer(hold) as server:
         job = write_job(tmp_path, demo.job_section(server.url))
         worker = start_worker(temporal_server.address, queue, env=demo.env,
                               log=tmp_path / "worker.log")
@@ -67,11 +145,18 @@ def test_a_cancelled_run_is_closed_interrupted_with_the_ledgers_figures(
                     assert run.poll() is None, err.read_text()
                     assert time.monotonic() < deadline, "no asset uploaded in 60 s"
                     time.sleep(0.05)
+                hold.arm()  # the next uploads stay in flight across the cancel
+                while not hold.held:
+                    assert run.poll() is None, err.read_text()
+                    assert time.monotonic() < deadline, "no upload in flight in 60 s"
+                    time.sleep(0.05)
+                hold.cancelled()
                 asyncio.run(cancel(temporal_server.address, wid))
                 out, _ = run.communicate(timeout=90)
         finally:
             stop_worker(worker)
     demo.close()
+    assert not hold.closed_in_flight, "the run was closed while an upload of it was in flight"
     assert run.returncode == 130, out + err.read_text()
     assert "interrupted (cancelled): state saved; run the same command again" in out, out
     assert f"{ASSETS} source entries" in out, out
