@@ -15,7 +15,6 @@ references from its own environment; no input or result carries a resolved secre
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import tempfile
@@ -39,6 +38,7 @@ from pipeline.plan import AssetAction, FolderAction, Op
 from pipeline.report import RunSummary
 from pipeline.run import (
     _read_records,
+    abandon_unplanned,
     counting,
     crash_message,
     finish_summary,
@@ -63,6 +63,7 @@ from pipeline.temporal.shared import (
     RunInput,
     RunRef,
 )
+from state.paths import discard_fresh, fresh_sqlite_files
 from state.store import (
     PRUNED_NOTE,
     ItemRecord,
@@ -153,6 +154,10 @@ class _Opened:
     gate: SearchGate = field(default_factory=SearchGate)
     """Shared by the activities of this process: their searches of the target are not
     raced by their uploads (pipeline.search_gate)."""
+    fresh: list[Path] = field(default_factory=list)
+    """The state DB's files and folders when this worker created them
+    (:func:`state.paths.fresh_sqlite_files`): removed again if the first run stops before
+    its plan and leaves them holding nothing, as an in-process run's are."""
 
 
 @dataclass
@@ -172,6 +177,7 @@ class Resources:
             try:
                 job = load_job(Path(job_path))
                 source, target = await open_pair(job, stack, None)
+                fresh = fresh_sqlite_files(job.run.state)
                 store = StateStore(job.run.state)
                 stack.callback(store.close)
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="assetferry-"))
@@ -182,9 +188,20 @@ class Resources:
                 await stack.aclose()
                 raise
             found = _Opened(job, source, target, store, job.route(source.scope, target.scope),
-                            stack, Path(tmp))
+                            stack, Path(tmp), fresh=fresh)
             self.opened[job_path] = found
             return found
+
+    async def discard(self, job_path: str) -> None:
+        """Close what ``job_path`` opened (its connectors, its state store), and remove the
+        state DB files and folders this worker created for it (:attr:`_Opened.fresh`): for a
+        run that stopped before its plan and left the state DB holding nothing. The next
+        activity of the job opens it again."""
+        async with self.lock:
+            opened = self.opened.pop(job_path, None)
+            if opened is not None:
+                await opened.stack.aclose()
+                discard_fresh(opened.fresh)
 
     async def aclose(self) -> None:
         async with self.lock:
@@ -291,8 +308,10 @@ class Activities:
             if isinstance(exc, StateError | AuthError):  # the worker's ledger, its credentials
                 exc = on_worker(exc)
             if run_id is not None and not planned_yet:  # stopped in its plan: no run
-                with contextlib.suppress(StateError):  # else its heartbeat goes stale
-                    await anyio.to_thread.run_sync(opened.store.abandon_run, run_id)
+                # (else its heartbeat goes stale), and a state DB it left empty goes
+                if await anyio.to_thread.run_sync(abandon_unplanned, opened.store, run_id,
+                                                  box):
+                    await self.resources.discard(inp.job_path)
                 run_id = None
             return Planned(route=route, run_id=run_id, fatal=str(exc),  # closed by finish
                            input_error=isinstance(exc, ConfigError | AuthError | StateError),

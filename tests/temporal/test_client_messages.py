@@ -158,3 +158,35 @@ async def test_a_progress_query_a_busy_worker_fails_does_not_end_the_client() ->
     result = await follow(handle, say=said.append, every=0.01)  # type: ignore[arg-type]
     assert result["exit_code"] == 0
     assert handle.queries >= 2
+
+
+async def test_a_refused_token_on_a_worker_leaves_no_state_db_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A management token the target refuses stops a Temporal run in its plan activity: the
+    state DB and the ``state/`` folder the worker created for it are removed again (they
+    hold nothing), as an in-process run's are (tests/pipeline/test_stopped_runs.py); a
+    folder that was there before stays. (The worker once left an empty state DB.)"""
+    demo = ContentstackDemo(EmulatorSettings())
+    for name in demo.env:
+        monkeypatch.setenv(name, "not-the-token")
+    write_library(tmp_path / "library")
+    worker = Activities()
+    try:
+        with LoopbackServer(demo.app) as server:
+            job = write_job(tmp_path, demo.job_section(server.url))
+            kept = tmp_path / "kept.toml"
+            kept.write_text(job.read_text().replace("state/assetferry.db", "mine/new/a.db"))
+            (tmp_path / "mine").mkdir()  # the user's, empty: not the run's to remove
+            for path in (job, kept):
+                planned = await ActivityEnvironment().run(
+                    worker.plan, RunInput(str(path), "migrate", DOMAIN))
+                assert planned.fatal is not None, planned
+                assert planned.fatal.startswith("on worker assetferry@"), planned.fatal
+                assert planned.input_error
+                assert planned.run_id is None
+    finally:
+        await worker.resources.aclose()
+        demo.close()
+    assert not (tmp_path / "state").exists(), "no empty state DB, nor its folder"
+    assert (tmp_path / "mine").is_dir()
+    assert not (tmp_path / "mine" / "new").exists()
