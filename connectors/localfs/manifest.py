@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
+import structlog
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -31,8 +32,10 @@ from pydantic import (
 
 from connectors.base import NO_STRINGS, AssetMeta, LocalizedText
 from connectors.errors import ConfigError
-from connectors.jsontext import UntrustedJSONError, checked_loads, loads_lenient, lone_surrogate
+from connectors.jsontext import UntrustedJSONError, loads_lenient, lone_surrogate
 from connectors.localfs.files import atomic_write, fsync_dir, os_error
+
+log = structlog.get_logger("connectors.localfs.manifest")
 
 _FOCUS = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*,\s*([0-9]*\.?[0-9]+)\s*$")
 
@@ -271,6 +274,13 @@ def _signature(path: Path) -> _Signature:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
+def _encoded(text: str) -> bytes:
+    """``text`` (JSON) as UTF-8, a lone surrogate in a string (an entry set aside as
+    unreadable, a name's undecodable byte) written as its ``\\uDCxx`` escape, which reads
+    back as the same string: never an error."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 def _set(entries: dict[str, _Stored], key: str, entry: Entry | None) -> None:
     """Apply one journal change to ``entries``: set ``key``, or remove it (None)."""
     if entry is None:
@@ -309,14 +319,21 @@ class Manifest:
     """
 
     def __init__(self, path: Path, *, per_entry: bool = False) -> None:
-        """``per_entry``: an entry whose text cannot be read (a lone UTF-16 surrogate, bytes
-        that are not UTF-8) is set aside in :attr:`damaged`, for its asset alone to fail,
-        and the other entries are read (a source's manifest, which we never write); else
-        it makes the whole manifest unreadable (ConfigError), as any other fault does."""
+        """An entry whose text cannot be read (a lone UTF-16 surrogate, bytes that are not
+        UTF-8, in the manifest or a line of its journal) is set aside and the other entries
+        are read: ``per_entry`` (a source's manifest) names it in :attr:`damaged`, for its
+        asset alone to fail; either way it is kept as it was, written back with its
+        surrogates as ``\\uDCxx`` escapes (a target's manifest we rewrite loses nothing;
+        a target asset whose entry is set aside lists without metadata, so the plan sees
+        its drift). Such text outside the entries still makes the whole manifest unreadable
+        (ConfigError), as any other fault does."""
         self.path = path
         self.per_entry = per_entry
         self.damaged: dict[str, str] = {}
         """Entries set aside as unreadable (``per_entry``): key -> why."""
+        self._kept: dict[str, Any] = {}
+        """Entries set aside as unreadable, as read (JSON values): written back as they were
+        until a change of their key replaces them."""
         self.journal = journal_path(path)
         self.lock = lock_path(path)
         self._entries: dict[str, _Stored] | None = None
@@ -379,7 +396,12 @@ class Manifest:
     def put_sync(self, key: str, entry: Entry, durable_dirs: Iterable[Path] = ()) -> None:
         """:meth:`put` from a worker thread, after :meth:`entries` has loaded the entries."""
         line = {"put": key, "entry": entry.model_dump(mode="json", exclude_defaults=True)}
-        self._commit(line, durable_dirs, lambda entries: entries.__setitem__(key, entry))
+
+        def apply(entries: dict[str, _Stored]) -> None:
+            entries[key] = entry
+            self._forget(key)
+
+        self._commit(line, durable_dirs, apply)
 
     async def remove(self, key: str) -> None:
         entries = await self._stored()
@@ -420,7 +442,7 @@ class Manifest:
     def _commit(self, change: dict[str, Any], dirs: Iterable[Path], apply: _Apply) -> None:
         """Make ``change`` (``apply`` it to the entries, queue its journal line), then return
         once an append carried it; the writer that finds none in progress appends."""
-        line = json.dumps(change, ensure_ascii=False).encode("utf-8") + b"\n"
+        line = _encoded(json.dumps(change, ensure_ascii=False)) + b"\n"
         with self._cond:
             assert self._entries is not None  # noqa: S101 - entries() ran before any change
             apply(self._entries)
@@ -603,6 +625,7 @@ class Manifest:
             '{"version": 1, "assets": {"<relative path>": {"title": "..."}}}) '
             "or move it aside to start without metadata"
         )
+        self.damaged, self._kept = {}, {}
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -612,7 +635,7 @@ class Manifest:
                 f"cannot read the metadata manifest {self.path}: {exc.strerror}"
             ) from None
         try:
-            data = self._set_aside(raw) if self.per_entry else checked_loads(raw)
+            data = self._set_aside(raw)
         except UntrustedJSONError as exc:
             raise ConfigError(f"metadata manifest {self.path} {exc}; {how_to_fix}") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -641,7 +664,6 @@ class Manifest:
         surrogate, bytes that are not UTF-8) taken out into :attr:`damaged`, naming where;
         UntrustedJSONError when such text is outside the entries."""
         data, suspect = loads_lenient(raw)
-        self.damaged = {}
         if not suspect:
             return data
         assets = data.get("assets") if isinstance(data, dict) else None
@@ -649,17 +671,34 @@ class Manifest:
             where = lone_surrogate({key: value}, ".assets")
             if where is not None:
                 del assets[key]  # type: ignore[union-attr]
-                self.damaged[key] = (
-                    f"its entry in the metadata manifest {self.path} holds text that cannot "
-                    f"be read (a lone UTF-16 surrogate, or bytes that are not UTF-8) at "
-                    f"{where.encode('ascii', 'backslashreplace').decode()}; fix that entry "
-                    "by hand, then run again")
+                self._set_aside_entry(key, value, f"its entry in the metadata manifest "
+                                      f"{self.path}", where)
         where = lone_surrogate(data)
         if where is not None:
             raise UntrustedJSONError(f"holds text that cannot be read (a lone UTF-16 "
                                      f"surrogate, or bytes that are not UTF-8) at {where}",
                                      where=where)
         return data
+
+    def _set_aside_entry(self, key: str, raw: Any, what: str, where: str) -> None:
+        """Set entry ``key`` aside as unreadable (``raw``: its JSON value, kept to be written
+        back; ``what``: where it was read; ``where``: the JSON path of the unreadable text)."""
+        self._kept[key] = raw
+        if self.per_entry:
+            self.damaged[key] = (
+                f"{what} holds text that cannot be read (a lone UTF-16 surrogate, or bytes "
+                f"that are not UTF-8) at {where.encode('ascii', 'backslashreplace').decode()}; "
+                "fix that entry by hand, then run again")
+        else:
+            log.warning("manifest.entry_set_aside", manifest=str(self.path),
+                        entry=key.encode("ascii", "backslashreplace").decode(),
+                        at=where.encode("ascii", "backslashreplace").decode())
+
+    def _forget(self, key: str) -> None:
+        """A change of ``key`` replaces its set-aside entry (if any)."""
+        if self._kept:
+            self._kept.pop(key, None)
+            self.damaged.pop(key, None)
 
     @staticmethod
     def _read_plain(data: object) -> dict[str, _Stored] | None:
@@ -716,9 +755,19 @@ class Manifest:
                 valid += len(line) + (0 if last else 1)
                 continue
             try:
-                parsed = checked_loads(line)
+                parsed, suspect = loads_lenient(line)
                 if "put" in parsed:
                     key = intern(str(parsed["put"]))
+                    where = lone_surrogate(parsed, f"line {number}") if suspect else None
+                    if where is not None:  # this entry's own fault: set aside, not the run's
+                        self._set_aside_entry(
+                            key, parsed["entry"],
+                            f"its change in the metadata manifest journal {self.journal}",
+                            where.replace(".put", " (its key)", 1))
+                        change(key, None)
+                        valid += len(line) + (0 if last else 1)
+                        self._journal_lines += 1
+                        continue
                     entry: Entry | None = Entry.model_validate(parsed["entry"])
                 else:
                     key, entry = str(parsed["remove"]), None
@@ -730,21 +779,22 @@ class Manifest:
                     f"metadata manifest journal {self.journal} {where} is damaged ({exc}); "
                     "move the journal aside (its changes since the manifest was last "
                     "rewritten are then lost) and run again") from None
+            self._forget(key)
             change(key, entry)
             valid += len(line) + (0 if last else 1)
             self._journal_lines += 1
         self._journal_valid = valid
 
     def _write(self, snapshot: dict[str, _Stored]) -> None:
-        document = {
-            "version": 1,
-            "assets": {
-                key: {"source_id": stored} if isinstance(stored, str)
-                else stored.model_dump(mode="json", exclude_defaults=True)
-                for key, stored in sorted(snapshot.items())
-            },
+        assets: dict[str, Any] = {
+            key: {"source_id": stored} if isinstance(stored, str)
+            else stored.model_dump(mode="json", exclude_defaults=True)
+            for key, stored in snapshot.items()
         }
-        body = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8") + b"\n"
+        for key, raw in dict(self._kept).items():  # set aside unreadable: kept as read
+            assets.setdefault(key, raw)
+        document = {"version": 1, "assets": dict(sorted(assets.items()))}
+        body = _encoded(json.dumps(document, ensure_ascii=False, indent=1)) + b"\n"
         try:
             atomic_write(self.path, lambda out: out.write(body))
         except OSError as exc:
