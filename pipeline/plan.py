@@ -1195,6 +1195,9 @@ def _asset_action(
                                publish_only=True, meta_changed=False)
             return _with(base, Op.SKIP, f"{UNCHANGED}{kept_in}" if kept_in else UNCHANGED)
         if old_content != new_content:
+            if (inp.capabilities.replace and old_meta == new_meta and not kept_in
+                    and base.move_from is None and newly_summed(asset, old_content)):
+                return replace(_with(base, Op.REPLACE, NEWLY_SUMMED), adopt_from=current)
             if inp.capabilities.replace:
                 return _with(base, Op.REPLACE, "the file changed in the source")
             return _with(base, Op.UNSUPPORTED,
@@ -1348,6 +1351,24 @@ PUBLISH_OWED = "publish_target_id"
 """Journal key of a ledger row whose asset was uploaded but not yet published: its target id."""
 PUBLISH_HASH = "publish_hash"
 """Journal key: the source hash the owed publish belongs to (a changed asset is sent again)."""
+
+
+NEWLY_SUMMED = ("the source lists the file's checksum now (a local source's checksum = true), "
+                "its size and modification time as when it was sent: adopted if the "
+                "target's copy has the same bytes (compared, nothing sent), else replaced")
+"""The reason of a file whose only change is the checksum its source lists now."""
+
+
+def newly_summed(asset: Asset, old_content: str) -> bool:
+    """Whether the only change to ``asset``'s file since the ledger's ``old_content``
+    (:func:`content_hash`) is a checksum its source did not list then (a local source's
+    ``checksum = true`` turned on): the size and version (a local file's size and mtime) are
+    those of the file sent. That is no proof the bytes are the same (a copy keeping the
+    mtime is what the checksum is there to see), so the plan does not settle it: execution
+    compares the target's copy with the source's file (``adopt_from``) and adopts it only
+    when equal, else replaces it."""
+    return bool(asset.checksums) and content_hash(
+        replace(asset, checksums={})) == old_content
 
 
 def _hash_parts(value: str | None) -> tuple[str, str, str]:
