@@ -90,6 +90,14 @@ def local_job(tmp_path: Path, run: str = "") -> Path:
     return path
 
 
+def local_to_local(path: Path, source: Path, target: Path, state: Path) -> Path:
+    """Write the job file ``path``: local folder ``source`` -> local folder ``target``, the
+    state DB at ``state``; returns ``path``."""
+    path.write_text(f'[source]\nconnector = "local"\npath = "{source}"\n\n'
+                    f'[target]\nconnector = "local"\npath = "{target}"\n\n'
+                    f'[run]\nstate = "{state}"\n', encoding="utf-8")
+    return path
+
 def job_toml(tmp_path: Path, source: str, target: str, *, mapping: str = "", run: str = "",
              name: str = "job", state: str = "state.db") -> Path:
     """Write ``tmp_path/<name>.toml``: the ``[source]`` and ``[target]`` sections (TOML

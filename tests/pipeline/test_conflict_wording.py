@@ -30,12 +30,17 @@ def edited_and_gone(tmp_path: Path) -> Path:
     return job
 
 
-def test_plan_prune_counts_a_deletion_held_as_a_conflict_as_a_conflict(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    job = edited_and_gone(tmp_path)
+def planned_prune(job: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """What ``plan --prune`` prints for ``job`` (:func:`edited_and_gone`): exit 1, the
+    deletion held back."""
     capsys.readouterr()
     assert main(["plan", "-c", str(job), "--prune"]) == 1
-    out = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_plan_prune_counts_a_deletion_held_as_a_conflict_as_a_conflict(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = planned_prune(edited_and_gone(tmp_path), capsys)
     summary = out[out.index("\n\n"):]
     assert f"1 gone from the source: {GONE_CONFLICT}" in summary, summary
     assert "1 skip (0 excluded by the source)" in summary, "y.bin, unchanged: the only skip"
@@ -44,10 +49,7 @@ def test_plan_prune_counts_a_deletion_held_as_a_conflict_as_a_conflict(
 
 def test_a_drift_reads_as_size_and_time_never_a_raw_version(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    job = edited_and_gone(tmp_path)
-    capsys.readouterr()
-    main(["plan", "-c", str(job), "--prune"])
-    out = capsys.readouterr().out
+    out = planned_prune(edited_and_gone(tmp_path), capsys)
     [line] = [x for x in out.splitlines() if "changed in the target since" in x
               and "gone from the source, but" in x and not x.startswith("1 source")]
     assert "it is now 25 bytes, we wrote 4; updated there at " in line, line
@@ -72,9 +74,7 @@ def test_a_numbered_version_is_named_and_any_other_is_not() -> None:
 def test_the_prune_conflict_names_the_key_in_the_plan_and_in_the_run(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     job = edited_and_gone(tmp_path)
-    capsys.readouterr()
-    main(["plan", "-c", str(job), "--prune"])
-    planned = capsys.readouterr().out
+    planned = planned_prune(job, capsys)
     assert main(["sync", "-c", str(job), "--prune"]) == 1
     ran = capsys.readouterr().out
     for said in (planned, ran):

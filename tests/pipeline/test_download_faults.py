@@ -38,6 +38,7 @@ from tests.pipeline.helpers import (
     library,
     local_inventory,
     local_to_cs_job,
+    local_to_local,
     sb_section,
     sha,
 )
@@ -260,10 +261,7 @@ def test_the_cli_prints_the_summary_and_exits_2_without_a_traceback(
     root = tmp_path / "lib"
     root.mkdir()
     (root / "a.txt").write_bytes(b"a")
-    job = tmp_path / "job.toml"
-    job.write_text(f'[source]\nconnector = "local"\npath = "{root}"\n\n'
-                   f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n\n'
-                   f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
+    job = local_to_local(tmp_path / "job.toml", root, tmp_path / "out", tmp_path / "state.db")
     assert cli.main(["migrate", "-c", str(job)]) == 2
     out = capsys.readouterr()
     # stopped before it had a plan: the error alone, no zero figures
@@ -288,11 +286,8 @@ async def test_a_failed_heartbeat_does_not_end_the_run(
     monkeypatch.setattr(StateStore, "heartbeat", busy)
     monkeypatch.setattr(run_module, "HEARTBEAT_SECONDS", 0.02)
     root, files = library(tmp_path, some_files())
-    job_file = tmp_path / "local.toml"
-    job_file.write_text(f'[source]\nconnector = "local"\npath = "{root}"\n\n'
-                        f'[target]\nconnector = "local"\npath = "{tmp_path / "out"}"\n\n'
-                        f'[run]\nstate = "{tmp_path / "local.db"}"\n', encoding="utf-8")
-    job = load_job(job_file, env={})
+    job = load_job(local_to_local(tmp_path / "local.toml", root, tmp_path / "out",
+                                  tmp_path / "local.db"), env={})
     summary = await execute_job(job, "migrate")
     assert beats, "the heartbeat ran (and failed)"
     assert summary.exit_code() == 0, summary.text()

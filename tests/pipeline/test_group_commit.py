@@ -8,11 +8,13 @@ N writes the intents of N uploads in one commit before any of them starts.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 
 from connectors.contentstack.emulator import ContentstackEmulator
 from connectors.emulation import in_process_transport
@@ -37,6 +39,17 @@ def rec(n: int, status: ItemStatus = ItemStatus.DONE) -> ItemRecord:
                       path=f"p{n}", target_id=f"t{n}" if status is ItemStatus.DONE else None)
 
 
+@asynccontextmanager
+async def writer(store: StateStore, *, batch: int = 64
+                 ) -> AsyncIterator[tuple[Checkpointer, TaskGroup]]:
+    """A :class:`Checkpointer` of a new migrate run in ``store``, its writer started in the
+    task group yielded with it."""
+    ckpt = Checkpointer(store, store.start_run(ROUTE, "migrate"), {}, batch=batch)
+    async with anyio.create_task_group() as tg:
+        await tg.start(ckpt.run)
+        yield ckpt, tg
+
+
 class CountingStore(StateStore):
     """A StateStore that remembers each transaction :meth:`write` made."""
 
@@ -56,10 +69,7 @@ async def test_posted_records_ride_with_the_next_commit(tmp_path: Path,
     # only the commit may trigger the write
     monkeypatch.setattr(checkpoint, "LINGER", 60.0, raising=False)
     store = CountingStore(str(tmp_path / "state.db"))
-    run_id = store.start_run(ROUTE, "migrate")
-    ckpt = Checkpointer(store, run_id, {})
-    async with anyio.create_task_group() as tg:
-        await tg.start(ckpt.run)
+    async with writer(store) as (ckpt, _):
         for n in range(3):
             await ckpt.post(rec(n))
             await anyio.sleep(0)  # the writer gets its turn
@@ -73,10 +83,7 @@ async def test_posted_records_ride_with_the_next_commit(tmp_path: Path,
 
 async def test_commit_many_is_one_durable_group_commit(tmp_path: Path) -> None:
     store = CountingStore(str(tmp_path / "state.db"))
-    run_id = store.start_run(ROUTE, "migrate")
-    ckpt = Checkpointer(store, run_id, {})
-    async with anyio.create_task_group() as tg:
-        await tg.start(ckpt.run)
+    async with writer(store) as (ckpt, _):
         await ckpt.commit_many([rec(n, ItemStatus.IN_FLIGHT) for n in range(5)])
         # durable on return: another connection reads all five
         reader = StateStore(str(tmp_path / "state.db"))
@@ -93,10 +100,7 @@ async def test_posted_records_alone_are_written_after_the_linger_and_at_close(
     """Results with no commit after them still reach the ledger while the run goes on (at
     most LINGER seconds later), and everything posted is written by close."""
     monkeypatch.setattr(checkpoint, "LINGER", 0.01, raising=False)
-    run_id = store.start_run(ROUTE, "migrate")
-    ckpt = Checkpointer(store, run_id, {})
-    async with anyio.create_task_group() as tg:
-        await tg.start(ckpt.run)
+    async with writer(store) as (ckpt, _):
         await ckpt.post(rec(0))
         with anyio.fail_after(30):
             while ("asset", "s0") not in store.items(ROUTE):
@@ -145,15 +149,12 @@ async def test_migrate_commits_once_per_group_of_uploads(
 async def test_handing_a_record_over_is_no_task_switch(store: StateStore) -> None:
     """Posting a record neither blocks nor yields to another task (issue 12: a memory stream
     made every posted result a task switch and a wake-up of the writer)."""
-    run_id = store.start_run(ROUTE, "migrate")
-    ckpt = Checkpointer(store, run_id, {}, batch=8)
     others_ran = anyio.Event()
 
     async def other() -> None:
         others_ran.set()
 
-    async with anyio.create_task_group() as tg:
-        await tg.start(ckpt.run)
+    async with writer(store, batch=8) as (ckpt, tg):
         tg.start_soon(other)
         for n in range(20):  # more than a batch: a full batch wakes the writer, no wait
             await ckpt.post(rec(n))
@@ -167,10 +168,7 @@ async def test_a_record_posted_in_a_cancelled_scope_is_not_handed_over(
     """A loader cancelled (Ctrl-C) right after its upload's worker thread returned must not
     hand its result over: the cancelled writer may have made its last write already, and
     the item would be reported done with no ledger row to say so."""
-    run_id = store.start_run(ROUTE, "migrate")
-    ckpt = Checkpointer(store, run_id, {})
-    async with anyio.create_task_group() as tg:
-        await tg.start(ckpt.run)
+    async with writer(store) as (ckpt, _):
         with anyio.CancelScope() as scope:
             scope.cancel()
             await ckpt.post(rec(0))
@@ -186,10 +184,7 @@ async def test_a_cancelled_writer_still_writes_every_record_handed_over(
     """Ctrl-C while results wait for a commit to ride with: they are written before the
     writer stops (the interrupted run's summary reported them done)."""
     monkeypatch.setattr(checkpoint, "LINGER", 60.0, raising=False)
-    run_id = store.start_run(ROUTE, "migrate")
-    ckpt = Checkpointer(store, run_id, {})
-    async with anyio.create_task_group() as tg:
-        await tg.start(ckpt.run)
+    async with writer(store) as (ckpt, tg):
         for n in range(3):
             await ckpt.post(rec(n))
         await anyio.sleep(0.05)  # the writer lingers, waiting for a commit

@@ -147,6 +147,17 @@ def _no_file(path: Path) -> None:
     assert not path.exists(), f"{path} made from a path that names a folder"
 
 
+def _folder_named_as_a_file(command: str, option: str) -> Case:
+    """``command OPTION DIR/``: an output path ending in ``/`` names a folder, not the file
+    the option writes: refused (exit 2) saying so, and nothing made at that path."""
+    return Case(f"{command} {option} ending in /",
+                lambda t: [command, "-c", write_job(t, state="s.db"), option,
+                           str(t / "newdir") + "/"],
+                2, rf"{option}.*newdir/' ends in '/', so it names a folder, not a file; "
+                   r"name a file in it \(a path such as folder/name\.ext\)",
+                after=lambda t: _no_file(t / "newdir"))
+
+
 def nothing_written(tmp: Path) -> None:
     assert not (tmp / "out").exists(), "nothing may be migrated when the input is refused"
 
@@ -220,27 +231,13 @@ CASES = [
          r"run\.state: 'sqlite:///.*/nodir/' ends in '/', so it names a folder.*"
          r'state = "sqlite:///.*/nodir/assetferry\.db"',
          after=lambda t: _no_file(t / "nodir")),
-    Case("export-map --out ending in /",
-         lambda t: ["export-map", "-c", write_job(t, state="s.db"), "--out",
-                    str(t / "newdir") + "/"],
-         2, r"--out.*newdir/' ends in '/', so it names a folder, not a file; "
-            r"name a file in it \(a path such as folder/name\.ext\)",
-         after=lambda t: _no_file(t / "newdir")),
-    Case("migrate --report ending in /",
-         lambda t: ["migrate", "-c", write_job(t, state="s.db"), "--report",
-                    str(t / "newdir") + "/"],
-         2, r"--report.*newdir/' ends in '/', so it names a folder, not a file; "
-            r"name a file in it \(a path such as folder/name\.ext\)",
-         after=lambda t: _no_file(t / "newdir")),
+    _folder_named_as_a_file("export-map", "--out"),
+    _folder_named_as_a_file("migrate", "--report"),
     Case("map_file ending in /",
          lambda t: ["plan", "-c", str(t / "job.toml")] if (t / "job.toml").write_text(
              job_text(t, state="s.db") + 'map_file = "maps/"\n') else [],
          2, r'run\.map_file: \'maps/\' ends in \'/\'.*map_file = "maps/ids\.jsonl"'),
-    Case("plan --out ending in /",
-         lambda t: ["plan", "-c", write_job(t, state="s.db"), "--out", str(t / "newdir") + "/"],
-         2, r"--out.*newdir/' ends in '/', so it names a folder, not a file; "
-            r"name a file in it \(a path such as folder/name\.ext\)",
-         after=lambda t: _no_file(t / "newdir")),
+    _folder_named_as_a_file("plan", "--out"),
     Case("job file not TOML", lambda t: (t.joinpath("j.toml").write_text("[source\n"),
                                          ["plan", "-c", str(t / "j.toml")])[1],
          2, r"j\.toml is not valid TOML"),

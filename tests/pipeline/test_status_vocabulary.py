@@ -16,6 +16,7 @@ from pipeline.config import load_job
 from pipeline.run import execute_job
 from state.reader import SqliteLedger
 from state.store import ItemRecord, ItemStatus, RunStatus, StateStore
+from tests.pipeline.helpers import local_to_local
 
 ROUTE = "local:/a->local:/b"
 
@@ -96,11 +97,8 @@ async def test_an_interrupted_upload_found_on_resume_is_adopted_not_updated(
     src.mkdir()
     (src / "a.txt").write_text("one\n")
     (src / "b.txt").write_text("two\n")
-    path = tmp_path / "job.toml"
-    path.write_text(f'[source]\nconnector = "local"\npath = "{src}"\n\n'
-                    f'[target]\nconnector = "local"\npath = "{dest}"\n\n'
-                    f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
-    job = load_job(path, env={})
+    job = load_job(local_to_local(tmp_path / "job.toml", src, dest, tmp_path / "state.db"),
+                   env={})
     first = await execute_job(job, "migrate")
     assert first.exit_code() == 0, first.text()
     with StateStore(job.run.state) as store:

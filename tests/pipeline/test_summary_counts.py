@@ -11,14 +11,11 @@ import pytest
 from pipeline.config import load_job
 from pipeline.report import plan_json, plan_table
 from pipeline.run import execute_job, plan_job
+from tests.pipeline.helpers import local_to_local
 
 
 def _job(tmp_path: Path, src: Path, dest: Path) -> Path:
-    path = tmp_path / "job.toml"
-    path.write_text(f'[source]\nconnector = "local"\npath = "{src}"\n\n'
-                    f'[target]\nconnector = "local"\npath = "{dest}"\n\n'
-                    f'[run]\nstate = "{tmp_path / "state.db"}"\n', encoding="utf-8")
-    return path
+    return local_to_local(tmp_path / "job.toml", src, dest, tmp_path / "state.db")
 
 
 @pytest.mark.slow
