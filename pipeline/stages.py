@@ -53,6 +53,7 @@ from connectors.base import (
     staged_digests,
 )
 from connectors.errors import AmbiguousError, FatalError, ItemError, RetryableError, SyncError
+from connectors.media import INLINE_FILE_BYTES, file_work
 from mappings.fields import as_created
 from pipeline.checkpoint import Checkpointer, RecordJournal
 from pipeline.crashpoints import crash_point
@@ -79,7 +80,7 @@ UPLOAD_TRIES = 3
 #: A local source's file listed at this size or less (bytes) is staged on the event loop
 #: itself: its stat and read cost less than the worker-thread hop would (two loop wake-ups
 #: and the GIL handed back and forth; measured: ``benchmarks/run.py --only overhead``).
-INLINE_STAGE_BYTES = 64 * 1024
+INLINE_STAGE_BYTES = INLINE_FILE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +215,9 @@ async def stage(source: Source, asset: Asset, tmpdir: Path,
         in_place = isinstance(source, SupportsLocalPath)
     if in_place:
         local = cast(SupportsLocalPath, source)
-        if asset.size is not None and asset.size <= INLINE_STAGE_BYTES:
-            staged = _stage_local(local, asset, digests)
-        else:
-            # one worker-thread hop for the path, its size check and the digests together
-            staged = await anyio.to_thread.run_sync(_stage_local, local, asset, digests)
+        # the path, its size check and the digests together: on the event loop for a small
+        # file, else in one worker-thread hop
+        staged = await file_work(asset.size, _stage_local, local, asset, digests)
         if staged is not None:
             return staged
     path = tmpdir / f"{uuid.uuid4().hex}.part"
@@ -226,12 +225,19 @@ async def stage(source: Source, asset: Asset, tmpdir: Path,
     sha = hashlib.sha256()
     size = 0
     try:
-        async with source.open_asset(asset) as chunks, await anyio.open_file(path, "wb") as out:
-            async for chunk in chunks:
-                md5.update(chunk)
-                sha.update(chunk)
-                size += len(chunk)
-                await out.write(chunk)
+        async with source.open_asset(asset) as chunks:
+            # the temp copy of a small file is opened, written and closed on the event loop
+            # (connectors.media.file_work: no worker-thread hop per chunk, issue 12); once
+            # more than that has come (a large file, or more than was listed), in a thread
+            out = await file_work(asset.size, path.open, "wb")
+            try:
+                async for chunk in chunks:
+                    md5.update(chunk)
+                    sha.update(chunk)
+                    size += len(chunk)
+                    await file_work(size, out.write, chunk)
+            finally:
+                await file_work(size, out.close)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -564,7 +570,7 @@ class AssetLoader:
         assert action.target_id  # noqa: S101
         staged = await self._stage(action.asset)
         try:
-            mine = staged.sha256 or await anyio.to_thread.run_sync(_sha256_of, staged.path)
+            mine = staged.sha256 or await file_work(staged.size, _sha256_of, staged.path)
             if await self._target_sha256(action.adopt_from) == mine:
                 log.info("load.adopted", source_id=action.source_id, target_id=action.target_id)
                 adopted = replace(action, op=Op.SKIP,
