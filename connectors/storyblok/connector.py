@@ -48,7 +48,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -80,7 +79,7 @@ from connectors.base import (
     UploadRequest,
 )
 from connectors.errors import ItemError, MalformedResponseError, NotFoundError, SyncError
-from connectors.media import image_size
+from connectors.media import file_work, image_size
 from connectors.pagination import PageNumberPaginator, iter_listing
 from connectors.storyblok.client import StoryblokClient
 from connectors.storyblok.config import StoryblokConfig
@@ -271,11 +270,6 @@ def _parse_id(value: str) -> int:
         return int(value)
     except ValueError:
         raise ItemError(f"{value!r} is not a Storyblok asset id (a number)") from None
-
-
-def _image_dims(path: Path, content_type: str) -> Dims | None:
-    """Image width and height from the file's header; ``None`` for anything else."""
-    return image_size(path) if content_type.startswith("image/") else None
 
 
 class StoryblokConnector:
@@ -622,7 +616,9 @@ class StoryblokConnector:
         if existing is not None:
             self._just_read.pop(existing, None)  # its file changes: what was read is stale
         previous = journal.previous
-        dims = await anyio.to_thread.run_sync(_image_dims, staged.path, staged.content_type)
+        # no worker-thread hop for a file that is no image, nor for a small one (issue 12)
+        dims = (await file_work(staged.size, image_size, staged.path)
+                if staged.content_type.startswith("image/") else None)
         folder_id = _parse_id(request.folder_id) if request.folder_id else None
         signed_id = previous.get("signed_id") or None
         url: str | None = None
