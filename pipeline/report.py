@@ -58,21 +58,6 @@ def iter_plan_items(plan: Plan, *, every: bool = True) -> Iterator[dict[str, Any
         yield item
 
 
-def _source_bytes(plan: Plan) -> tuple[int, int]:
-    """Bytes of the assets to send, and how many of them the source only estimates (or
-    does not tell): those sizes become exact when the files are downloaded."""
-    total = estimated = 0
-    for a in plan.assets:
-        if a.op not in (Op.CREATE, Op.REPLACE) or a.asset is None:
-            continue
-        if a.asset.size is not None:
-            total += a.asset.size
-        else:
-            estimated += 1
-            total += a.asset.size_estimate or 0
-    return total, estimated
-
-
 def listed_entries(plan: Plan) -> tuple[int, int]:
     """``(entries, excluded)`` of ``plan``'s source listing (:attr:`RunSummary.listed`)."""
     entries = excluded = 0
@@ -105,18 +90,28 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     dropped: Counter[str] = Counter()
     ops: Counter[Op] = Counter()
     entries = gone = warnings = to_publish = drift = adopted = 0
-    skip = Op.SKIP
+    # bytes of the assets to send, and how many of them the source only estimates (or does
+    # not tell): those sizes become exact when the files are downloaded
+    total_bytes = estimated_sizes = 0
+    skip, create, replace_ = Op.SKIP, Op.CREATE, Op.REPLACE
     for a in plan.assets:  # one pass over 100,000 actions, not one per figure
         op = a.op
         ops[op] += 1
         if a.adopted:
             adopted += 1
-        if a.asset is None:
+        asset = a.asset
+        if asset is None:
             gone += 1
         else:
             entries += 1
-            if a.asset.skipped:
+            if asset.skipped:
                 by_rule[a.excluded_by or "source"] += 1
+            if op is create or op is replace_:
+                if asset.size is not None:
+                    total_bytes += asset.size
+                else:
+                    estimated_sizes += 1
+                    total_bytes += asset.size_estimate or 0
         # a skipped item's warnings were reported when it was migrated: not again every plan
         if op is not skip and a.warnings:
             warnings += len(a.warnings)
@@ -133,7 +128,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     counts[Op.UPDATE.value] -= adopted
     excluded = by_rule.total()
     warnings += sum(len(f.warnings) for f in plan.folders if f.op is not Op.SKIP)
-    total_bytes, estimated_sizes = _source_bytes(plan)
+    writes, reads = plan.request_counts()  # one pass, not one per figure
     return {
         "route": plan.route,
         **{op.value: counts.get(op.value, 0) for op in Op},
@@ -151,9 +146,9 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "bytes_estimated": estimated_sizes,
         "dropped_fields": dict(sorted(dropped.items())),
         "to_publish": to_publish,
-        "estimated_requests": plan.estimated_requests,
-        "estimated_source_requests": plan.estimated_source_requests,
-        "estimated_seconds": plan.estimated_seconds,
+        "estimated_requests": writes,
+        "estimated_source_requests": plan.source_listing_requests + reads,
+        "estimated_seconds": plan.seconds_at(writes, reads),
         "listing": plan.listing,
         "drift": drift,
         "stops": plan.stop,
