@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -401,10 +402,15 @@ def cmd_plan(ctx: click.Context, config: Path, fmt: str | None, out: Path | None
         plan = run_async(lambda: plan_job(job, prune=prune or None, with_source=read_thumbnails
                                           if fmt == "html" and thumbnails else None))
         # written as it is rendered, the objects' memory reused for the text's
-        if not write_output(lambda: render_plan_parts(plan, fmt, thumbs, every=every), out,
+        if not write_output(partial(render_plan_parts, plan, fmt, thumbs, every=every), out,
                             option="--out", what="the plan"):
             return EXIT_FATAL
-    return plan_exit_code(plan)
+        code = plan_exit_code(plan)
+        # freed with the collector still off: alive on leaving, its objects would all sit in
+        # the youngest generation, and the first collection after would walk them (0.2 s
+        # at 100,000 assets)
+        del plan
+    return code
 
 
 TEMPORAL_HELP = ("HOST:PORT of a Temporal server: run on its workers (assetferry worker) "
