@@ -638,12 +638,20 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     for folder, names in names_by_folder.items():
         final_names.update(resolve_filename_collisions(
             names, rules=rules, taken=folder_names.get(folder, ()), limits=inp.limits))
+    # what is only needed on the way is dropped before the actions are made, and what is
+    # only needed after them made after (the plan's peak memory at 100,000 assets)
+    del names_by_folder
 
-    # target assets that belong to a source asset still listed (a ledger row of ours); an
-    # incremental listing leaves out what did not change: every ledger row is still there
-    present = {a.source_id for a in inp.source_assets}
-    if inp.changed_since is not None:
-        present.update(sid for kind, sid in inp.records if kind == "asset")
+    def listed_ids() -> set[str]:
+        """The source ids whose target assets belong to a source asset still listed (a
+        ledger row of ours); an incremental listing leaves out what did not change: every
+        ledger row is still there."""
+        present = {a.source_id for a in inp.source_assets}
+        if inp.changed_since is not None:
+            present.update(sid for kind, sid in inp.records if kind == "asset")
+        return present
+
+    present: set[str] | None = None
     # who owns which target asset: only an asset that is not unchanged asks (a re-run of
     # 100,000 unchanged assets builds neither from the 100,000 ledger rows)
     owners: tuple[Mapping[str, str], frozenset[str]] | None = None
@@ -668,11 +676,15 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
             ("asset", asset.source_id)), target_by_id) if quick else None
         if action is None:
             if owners is None:
+                present = listed_ids()
                 owners = _owners(inp, present, target_by_id)
             action = _asset_action(
                 asset, told.placed, final_names, told.notes, told.error, inp, target_index,
                 target_by_id, owners[0], owners[1], told.collapsed, keys, mapper)
         actions.append(action)
+    del final_names
+    if present is None:
+        present = listed_ids()
     if any(v.notes for v in verdicts.values()):
         actions = [replace(a, warnings=(*a.warnings, *verdicts[a.source_id].notes))
                    if a.source_id in verdicts and verdicts[a.source_id].notes else a
