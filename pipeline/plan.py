@@ -708,6 +708,7 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
     if blocked - {()}:
         folder_actions = _placed_folders(folder_actions, actions, blocked)
     prune = _prune_actions(inp, target_by_id, present, actions)
+    del target_by_id, target_index, present  # before the invariants' own indexes are made
     actions.extend(prune.actions)
     source_limits = inp.source_limits or Limits()
     plan = Plan(route, tuple(folder_actions), tuple(actions), inp.limits.requests_per_second,
