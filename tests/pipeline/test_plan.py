@@ -563,3 +563,31 @@ def test_metadata_mapped_once_per_distinct_metadata_gives_the_same_plan(
     remembered = planned()
     monkeypatch.setattr(plan_module._MetaMapper, "KEEP", 0)
     assert planned() == remembered
+
+
+def test_the_summary_tells_the_request_and_byte_figures_of_every_kind_of_action() -> None:
+    """The summary's figures, counted in one pass, are the plan's own (per action kind: an
+    upload's every paced call and its source reads, an edit, a publish-only edit, a delete,
+    none for a skip or an unsupported asset; an estimated size counted as such)."""
+    guessed = replace(asset("b", "b.png", size=0), size=None, size_estimate=5)
+    actions = (
+        plan_module.AssetAction(Op.CREATE, "a", "a.png", "new", asset=asset("a", "a.png")),
+        plan_module.AssetAction(Op.REPLACE, "b", "b.png", "changed", asset=guessed),
+        plan_module.AssetAction(Op.UPDATE, "c", "c.png", "publish", asset=asset("c", "c.png"),
+                                publish_only=True),
+        plan_module.AssetAction(Op.UPDATE, "d", "d.png", "meta", asset=asset("d", "d.png")),
+        plan_module.AssetAction(Op.DELETE, "e", "e.png", "gone"),
+        plan_module.AssetAction(Op.SKIP, "f", "f.png", "unchanged", asset=asset("f", "f.png")),
+        plan_module.AssetAction(Op.UNSUPPORTED, "g", "g.png", "too big",
+                                asset=asset("g", "g.png")),
+    )
+    plan = Plan("r", (FolderAction(Op.CREATE, ("x",), ("x",), "new"),), actions, 3.0,
+                requests_per_upload=3, source_requests_per_second=2.0,
+                source_listing_requests=2, source_requests_per_download=2)
+    # a folder, two uploads of 3 calls, one edit, one delete; 2 reads per upload
+    assert (plan.estimated_requests, plan.source_read_requests) == (1 + 3 + 3 + 1 + 1, 4)
+    assert plan.estimated_seconds == 1.0 + 3.0  # the source's listing, then the writes
+    summary = report_module.plan_summary(plan)
+    assert (summary["estimated_requests"], summary["estimated_source_requests"],
+            summary["estimated_seconds"]) == (9, 2 + 4, 4.0)
+    assert (summary["bytes"], summary["bytes_estimated"]) == (10 + 5, 1)
