@@ -360,7 +360,17 @@ class Activities:
                      lease: timedelta, beat: float) -> Outcome:
         run, action, store = inp.run, inp.action, opened.store
         async with _heartbeats(store, run, key, owner, lease, beat) as claimed:
-            await claimed.wait()
+            try:
+                await claimed.wait()
+            except anyio.get_cancelled_exc_class():
+                # cancelled (the run's cancel) while an earlier attempt holds the asset: that
+                # one (its worker cut off from Temporal, not from the ledger) may still
+                # write for the run; end once it has (its claim released, or its lease
+                # run out: within a lease), so the run's finish, after every activity
+                # ended, counts it
+                with anyio.move_on_after(lease.total_seconds() + 2 * beat, shield=True):
+                    await claimed.wait()
+                raise
             rec = await anyio.to_thread.run_sync(store.item, run.route, *key)
             if (rec is not None and rec.status is ItemStatus.DONE
                     and rec.last_run_id == run.run_id and rec.source_hash == action.source_hash):
