@@ -44,8 +44,14 @@ LINGER = 0.5
 class Checkpointer:
     def __init__(self, store: StateStore, run_id: int, records: Mapping[Key, ItemRecord],
                  *, batch: int = 64,
-                 on_written: Callable[[Sequence[ItemRecord]], None] | None = None) -> None:
+                 on_written: Callable[[Sequence[ItemRecord]], None] | None = None,
+                 before_write: Callable[[Sequence[ItemRecord]], None] | None = None) -> None:
         self.store = store
+        self.before_write = before_write
+        """Called (in the writer's thread) with each batch before it is written; what it
+        raises stops the writer with the batch unwritten: a Temporal asset activity checks
+        there that it still holds the asset's claim (another worker may have taken it
+        over), so no attempt writes for an asset after a take-over."""
         self.on_written = on_written
         """Called (in the writer's thread) with each batch once it is committed: the live
         id map (pipeline.idmap.MapWriter) appends its lines there."""
@@ -126,6 +132,8 @@ class Checkpointer:
                     done.set()
 
     def _write(self, batch: list[ItemRecord]) -> None:
+        if self.before_write is not None:
+            self.before_write(batch)
         self.store.write(batch, run_id=self.run_id)
         if any(r.kind == "asset" and r.status is ItemStatus.DONE for r in batch):
             # committed, the id map not yet appended: the kill the map's repair is for

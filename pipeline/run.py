@@ -746,12 +746,16 @@ async def _carry_out(job: JobConfig, plan: Plan, source: Source, target: Target,
 @asynccontextmanager
 async def ledger_writer(store: StateStore, run_id: int,
                         records: Mapping[tuple[str, str], ItemRecord], *,
-                        id_map: MapWriter | None = None) -> AsyncIterator[Checkpointer]:
+                        id_map: MapWriter | None = None,
+                        before_write: Callable[[Sequence[ItemRecord]], None] | None = None,
+                        ) -> AsyncIterator[Checkpointer]:
     """The run's single ledger writer (:class:`Checkpointer`) running for the block: every
     record posted in it is written (one group commit a batch) before the block ends.
-    ``records``: the ledger rows the items start from; ``id_map``: the live map to append."""
+    ``records``: the ledger rows the items start from; ``id_map``: the live map to append;
+    ``before_write``: :attr:`Checkpointer.before_write`."""
     ckpt = Checkpointer(store, run_id, records,
-                        on_written=id_map.written if id_map is not None else None)
+                        on_written=id_map.written if id_map is not None else None,
+                        before_write=before_write)
     async with anyio.create_task_group() as tg:
         await tg.start(ckpt.run)
         try:

@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -378,8 +378,13 @@ class Activities:
                 return Outcome("asset", action.source_id, action.path, action.op,
                                ItemStatus.DONE, action.reason, rec.target_id, rec.target_url)
             folder_ids: dict[FolderPath, str] = {tuple(p): i for p, i in inp.folder_ids}
+
+            def fence(_batch: object) -> None:  # each write, the intent's before its upload
+                _still_held(store, run.route, key, owner)
+
             try:
-                async with ledger_writer(store, run.run_id, {key: rec} if rec else {}) as ckpt:
+                async with ledger_writer(store, run.run_id, {key: rec} if rec else {},
+                                         before_write=fence) as ckpt:
                     with unwrap_groups():
                         outcomes = await run_item_set(
                             opened.source, opened.target, ckpt, run.route, folder_ids,
@@ -426,6 +431,27 @@ def _claim(store: StateStore, route: str, key: tuple[str, str], owner: str,
     return bool(store.claim(route, [key], owner, lease=lease))
 
 
+def _lost(key: tuple[str, str]) -> ApplicationError:
+    return ApplicationError(f"asset {key[1]}: its claim expired and another worker holds it "
+                            "now; tried again later")
+
+
+def _still_held(store: StateStore, route: str, key: tuple[str, str], owner: str) -> None:
+    """Raise (:func:`_lost`) unless ``owner`` holds ``key``'s claim, unexpired, now: checked
+    in the ledger before each write of an asset activity (its intent before the upload
+    starts, its result), because the heartbeat task renews the claim only every few
+    seconds, and an attempt whose process stood still past its lease (a frozen VM, a
+    stopped process) would otherwise go on writing, and upload, after another worker
+    took the asset over. A read (no commit); the lease outlasts the write that follows."""
+    found = store.claims(route).get(key)
+    if found is not None:
+        holder, until = found
+        until = until if until.tzinfo is not None else until.replace(tzinfo=UTC)
+        if holder == owner and until > datetime.now(UTC):
+            return
+    raise _lost(key)
+
+
 def _release(store: StateStore, route: str, key: tuple[str, str], owner: str) -> None:
     store.release(route, [key], owner)
 
@@ -448,8 +474,7 @@ async def _heartbeats(store: StateStore, run: RunRef, key: tuple[str, str], owne
                 except RunLockedError as exc:
                     raise _fatal(exc) from None
             elif claimed.is_set():  # this attempt was too slow to renew: stop, retry later
-                raise ApplicationError(f"asset {key[1]}: its claim expired and another "
-                                       "worker holds it now; tried again later")
+                raise _lost(key)
             activity.heartbeat("working" if held else "waiting for the claim")
             await anyio.sleep(every)
 

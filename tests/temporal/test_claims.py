@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from connectors.contentstack.demo import ContentstackDemo
@@ -50,13 +53,15 @@ def in_flight(store: StateStore, route: str, source_id: str) -> bool:
     return rec is not None and rec.status is ItemStatus.IN_FLIGHT
 
 
-def environment(attempt: int) -> ActivityEnvironment:
+def environment(attempt: int, heartbeat_timeout: float = 3) -> ActivityEnvironment:
+    """Attempt ``attempt`` of the asset activity; its claim's lease is twice
+    ``heartbeat_timeout``, renewed every third of it."""
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, attempt=attempt, workflow_id="wf-claims",
                                    activity_id="asset-1",
                                    # a lease of 6 s (renewed every 1 s): a 2 s lease expired
                                    # once under load 12 while a renewal waited for a thread
-                                   heartbeat_timeout=timedelta(seconds=3))
+                                   heartbeat_timeout=timedelta(seconds=heartbeat_timeout))
     return env
 
 
@@ -169,3 +174,28 @@ def test_a_domain_shares_the_jobs_rate_not_only_the_documented_one(tmp_path: Pat
     assert isinstance(job.target, ContentstackConfig)
     target = ContentstackConnector(job.target)
     assert domain_for(job, target, "q").activities_per_second == 1.0
+
+
+async def test_an_attempt_whose_claim_was_taken_over_writes_nothing_more(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attempt that stood still past its lease (a frozen VM, a stopped process) and lost
+    the asset's claim to another worker checks the claim before each ledger write, not only
+    at its next renewal (every 20 s here): it records nothing for the asset, whose new
+    holder carries it out. It once wrote its DONE row over the new holder's."""
+    async with one_asset(tmp_path, monkeypatch) as run:
+        first = asyncio.ensure_future(
+            environment(1, heartbeat_timeout=60).run(run.workers[0].asset, run.inp))
+        while not in_flight(run.store, run.route, run.source_id):
+            await asyncio.sleep(0.05)  # the first attempt's upload has started
+        key = ("asset", run.source_id)
+        first_owner = (f"{run.inp.run.owner}/asset-1#1@{socket.gethostname()}:"
+                       f"{os.getpid()}")
+        run.store.release(run.route, [key], first_owner)  # its lease ran out meanwhile
+        assert run.store.claim(run.route, [key], "another-worker",
+                               lease=timedelta(minutes=5)) == [key]
+        with pytest.raises(ApplicationError, match="another worker holds it now"):
+            await first
+        rec = run.store.item(run.route, "asset", run.source_id)
+        assert rec is not None
+        assert rec.status is ItemStatus.IN_FLIGHT, "left to the claim's new holder"
+        assert run.store.claims(run.route)[key][0] == "another-worker"
