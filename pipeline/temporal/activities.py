@@ -55,6 +55,7 @@ from pipeline.search_gate import SearchGate
 from pipeline.stages import Outcome, create_folders
 from pipeline.temporal import run_owner
 from pipeline.temporal.shared import (
+    CONTROL_ATTEMPTS,
     PARTITION_SIZE,
     FinishInput,
     FoldersDone,
@@ -307,23 +308,33 @@ class Activities:
         except (FatalError, StateError) as exc:
             if isinstance(exc, StateError | AuthError):  # the worker's ledger, its credentials
                 exc = on_worker(exc)
-            if run_id is not None and not planned_yet:  # stopped in its plan: no run
-                # (else its heartbeat goes stale), and a state DB it left empty goes
-                if await anyio.to_thread.run_sync(abandon_unplanned, opened.store, run_id,
-                                                  box):
-                    await self.resources.discard(inp.job_path)
-                run_id = None
-            return Planned(route=route, run_id=run_id, fatal=str(exc),  # closed by finish
-                           input_error=isinstance(exc, ConfigError | AuthError | StateError),
+            fatal = str(exc)
+            input_error = isinstance(exc, ConfigError | AuthError | StateError)
+        except Exception as exc:
+            # an unexpected error: retried (CONTROL_ATTEMPTS in all); the last attempt ends
+            # the run as an in-process run's crash does, its state DB cleaned up alike
+            if activity.info().attempt < CONTROL_ATTEMPTS:
+                raise
+            fatal, input_error = crash_message(exc, run_closed=planned_yet), False
+            log.error("temporal.plan_crashed", error=fatal)
+            log.debug("temporal.plan_crashed.traceback", exc_info=exc)
+        else:
+            work = [a for a in plan.assets if remote(a) and a.op is not Op.DELETE]
+            log.info("temporal.planned", route=route, run_id=run_id, assets=len(work),
+                     local=len(local))
+            return Planned(route=route, run_id=run_id, folders=list(plan.folders),
+                           partitions=partitions(work),
+                           deletes=[a for a in plan.assets if a.op is Op.DELETE],
+                           listing=listing, held_deletes=plan.held_deletes,
+                           prune_note=plan.prune_note, outcomes=outcomes,
                            listed=list(box.listed) if box.listed else None)
-        work = [a for a in plan.assets if remote(a) and a.op is not Op.DELETE]
-        log.info("temporal.planned", route=route, run_id=run_id, assets=len(work),
-                 local=len(local))
-        return Planned(route=route, run_id=run_id, folders=list(plan.folders),
-                       partitions=partitions(work),
-                       deletes=[a for a in plan.assets if a.op is Op.DELETE],
-                       listing=listing, held_deletes=plan.held_deletes,
-                       prune_note=plan.prune_note, outcomes=outcomes,
+        if run_id is not None and not planned_yet:  # stopped in its plan: no run (else
+            # its heartbeat goes stale), and a state DB it left empty goes (as in process)
+            if await anyio.to_thread.run_sync(abandon_unplanned, opened.store, run_id, box):
+                await self.resources.discard(inp.job_path)
+            run_id = None
+        return Planned(route=route, run_id=run_id, fatal=fatal,  # closed by finish
+                       input_error=input_error,
                        listed=list(box.listed) if box.listed else None)
 
     @activity.defn(name="assetferry.folders")

@@ -13,6 +13,10 @@ from pipeline.stages import Outcome
 WORKFLOW_NAME = "AssetferryRun"
 PARTITION_WORKFLOW_NAME = "AssetferryPartition"
 DEFAULT_TASK_QUEUE = "assetferry"
+CONTROL_ATTEMPTS = 3
+"""Tries of the plan, folders and finish activities (``CONTROL_RETRY``): the plan activity's
+last one turns an unexpected error into the run's error (as in process) instead of failing
+the workflow with the run left open."""
 PARTITION_SIZE = 1000
 """Most asset actions in one partition (one child workflow, its history bounded)."""
 MEMO_DOMAIN = "assetferry_domain"

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from pipeline.temporal import run_owner
     from pipeline.temporal.activities import FATAL, Activities
     from pipeline.temporal.shared import (
+        CONTROL_ATTEMPTS,
         PARTITION_WORKFLOW_NAME,
         WORKFLOW_NAME,
         FinishInput,
@@ -57,7 +58,8 @@ ASSET_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffic
 """An asset activity that crashed (its worker died, the state DB was unreachable) is tried
 again, on any worker; a FatalError (credentials, the run taken over) ends the run."""
 
-CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3,
+CONTROL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2),
+                            maximum_attempts=CONTROL_ATTEMPTS,
                             non_retryable_error_types=[FATAL])
 
 

@@ -7,6 +7,7 @@ worker picks up: test_temporal_run.py's second-run test.)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from connectors.emulation import LoopbackServer
 from connectors.plugin import EmulatorSettings
 from pipeline.temporal.activities import Activities
 from pipeline.temporal.devserver import DevServer, start_worker, stop_worker
-from pipeline.temporal.shared import Domain, RunInput
+from pipeline.temporal.shared import CONTROL_ATTEMPTS, Domain, RunInput
 from tests.temporal.test_temporal_run import client_env, write_job, write_library
 
 pytestmark = pytest.mark.slow
@@ -190,3 +191,39 @@ async def test_a_refused_token_on_a_worker_leaves_no_state_db_behind(
     assert not (tmp_path / "state").exists(), "no empty state DB, nor its folder"
     assert (tmp_path / "mine").is_dir()
     assert not (tmp_path / "mine" / "new").exists()
+
+
+async def test_an_unexpected_error_in_the_plan_ends_the_run_on_its_last_try(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error in the plan activity is retried; its last try ends the run with
+    the error in one line (exit 2 on the client) and, as in process, leaves no run open in
+    the ledger and no empty state DB. It once failed the workflow: no summary, the run left
+    running in the ledger until its heartbeat went stale (the job blocked for 60 s)."""
+    import pipeline.temporal.activities as activities
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the plan")
+
+    monkeypatch.setattr(activities, "plan_for_run", broken)
+    demo = ContentstackDemo(EmulatorSettings())
+    for name, value in demo.env.items():
+        monkeypatch.setenv(name, value)
+    write_library(tmp_path / "library")
+    job = write_job(tmp_path, demo.job_section("http://127.0.0.1:9"))
+    worker = Activities()
+    try:
+        first = ActivityEnvironment()  # attempt 1: raised, for Temporal to retry
+        with pytest.raises(ExceptionGroup) as raised:
+            await first.run(worker.plan, RunInput(str(job), "migrate", DOMAIN))
+        assert raised.group_contains(RuntimeError, match="a bug in the plan")
+        last = ActivityEnvironment()
+        last.info = dataclasses.replace(last.info, attempt=CONTROL_ATTEMPTS)
+        planned = await last.run(worker.plan, RunInput(str(job), "migrate", DOMAIN))
+    finally:
+        await worker.resources.aclose()
+        demo.close()
+    assert planned.fatal is not None
+    assert planned.fatal.startswith("unexpected error RuntimeError: a bug in the plan; "), \
+        planned.fatal
+    assert planned.run_id is None
+    assert not (tmp_path / "state").exists(), "no run left open, no empty state DB"
