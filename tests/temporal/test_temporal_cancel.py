@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 
 from connectors.contentstack.demo import ContentstackDemo
 from connectors.emulation import LoopbackServer
@@ -29,8 +30,10 @@ from tests.temporal.test_temporal_run import ASSETS, client_env, write_job, writ
 
 pytestmark = pytest.mark.slow
 
-HOLD_SECONDS = 5.0
+HOLD_SECONDS = 10.0
 """Longest an upload is held once the cancel is sent: the run must not be closed before."""
+SLOTS = 4
+"""Asset activities one worker runs at once (the job's ``[run] concurrency``)."""
 
 
 def run_closed(state: Path) -> bool:
@@ -103,6 +106,19 @@ class HoldUploads:
         await self.app(scope, replayed, send)
 
 
+async def partition_caught_up(address: str) -> bool:
+    """Whether the running partition workflow has handled every event of its history (its
+    last event a completed workflow task): nothing the cancel could meet in one activation."""
+    from temporalio.client import Client
+
+    client = await Client.connect(address)
+    async for wf in client.list_workflows(
+            "WorkflowType = 'AssetferryPartition' AND ExecutionStatus = 'Running'"):
+        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        return history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    return False
+
+
 async def cancel(address: str, workflow_id: str) -> None:
     from temporalio.client import Client
 
@@ -146,9 +162,13 @@ def test_a_cancelled_run_is_closed_interrupted_with_the_ledgers_figures(
                     assert time.monotonic() < deadline, "no asset uploaded in 60 s"
                     time.sleep(0.05)
                 hold.arm()  # the next uploads stay in flight across the cancel
-                while not hold.held:
+                # every slot held and the partition caught up: no activity can complete in
+                # the cancel's activation (then the old code waited, by luck), and the
+                # queued ones the cancel ends at once come first
+                while hold.held < SLOTS or not asyncio.run(
+                        partition_caught_up(temporal_server.address)):
                     assert run.poll() is None, err.read_text()
-                    assert time.monotonic() < deadline, "no upload in flight in 60 s"
+                    assert time.monotonic() < deadline, "uploads not all held in 60 s"
                     time.sleep(0.05)
                 hold.cancelled()
                 asyncio.run(cancel(temporal_server.address, wid))
