@@ -225,17 +225,24 @@ def _planner_bug(*args: Any, **kwargs: Any) -> Any:
     raise ZeroDivisionError("division by zero")
 
 
-async def test_a_planner_bug_ends_with_a_clear_message_and_exit_2(
-    tmp_path: Path, cs: ContentstackEmulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(run_module, "make_plan", _planner_bug)
+async def _crashed(tmp_path: Path, cs: ContentstackEmulator) -> tuple[JobConfig, str, str]:
+    """A migrate into Contentstack with a step the caller broke: exit 2; its job, route and
+    the fatal error it stopped with."""
     root, _ = library(tmp_path)
     job = local_to_cs_job(tmp_path, CS, source=root)
     summary = await execute_job(job, "migrate", transports=on(cs, "target"))
     assert summary.exit_code() == 2
     assert summary.fatal is not None
-    assert summary.fatal.startswith("unexpected error ZeroDivisionError: division by zero")
-    assert "-v" in summary.fatal
+    return job, summary.route, summary.fatal
+
+
+async def test_a_planner_bug_ends_with_a_clear_message_and_exit_2(
+    tmp_path: Path, cs: ContentstackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_module, "make_plan", _planner_bug)
+    _, _, fatal = await _crashed(tmp_path, cs)
+    assert fatal.startswith("unexpected error ZeroDivisionError: division by zero")
+    assert "-v" in fatal
 
 
 async def test_a_crash_after_the_run_started_closes_it_as_failed(
@@ -245,13 +252,9 @@ async def test_a_crash_after_the_run_started_closes_it_as_failed(
         raise KeyError("parent")
 
     monkeypatch.setattr(run_module, "create_folders", broken)
-    root, _ = library(tmp_path)
-    job = local_to_cs_job(tmp_path, CS, source=root)
-    summary = await execute_job(job, "migrate", transports=on(cs, "target"))
-    assert summary.exit_code() == 2
-    assert summary.fatal is not None
-    assert summary.fatal.startswith("unexpected error KeyError: 'parent'; the run was closed")
-    assert runs(job, summary.route) == [RunStatus.FAILED], "never left running"
+    job, route, fatal = await _crashed(tmp_path, cs)
+    assert fatal.startswith("unexpected error KeyError: 'parent'; the run was closed")
+    assert runs(job, route) == [RunStatus.FAILED], "never left running"
 
 
 def test_the_cli_prints_the_summary_and_exits_2_without_a_traceback(

@@ -109,24 +109,14 @@ NO_RESUME = ("run the same command again to resume", "state:  ")
 PROC = "/proc/assetferry-nope/x.db"
 
 
-def manifest_typo(tmp: Path) -> list[str]:
-    job = write_job(tmp)
-    manifest = tmp / "library" / ".assetferry.json"
-    doc = json.loads(manifest.read_text(encoding="utf-8"))
-    name = sorted(doc["assets"])[0]
-    doc["assets"][name]["titel"] = "typo"
-    manifest.write_text(json.dumps(doc), encoding="utf-8")
-    return ["plan", "-c", job]
-
-
-def manifest_with(title_json: str) -> Callable[[Path], list[str]]:
-    """A source manifest whose first asset's title is the raw JSON ``title_json``."""
+def manifest_with(title_json: str, key: str = "title") -> Callable[[Path], list[str]]:
+    """A source manifest whose first asset's ``key`` is the raw JSON ``title_json``."""
     def setup(tmp: Path) -> list[str]:
         job = write_job(tmp)
         manifest = tmp / "library" / ".assetferry.json"
         doc = json.loads(manifest.read_text(encoding="utf-8"))
         name = sorted(doc["assets"])[0]
-        doc["assets"][name]["title"] = "@@TITLE@@"
+        doc["assets"][name][key] = "@@TITLE@@"
         manifest.write_text(json.dumps(doc).replace('"@@TITLE@@"', title_json),
                             encoding="utf-8")
         return ["plan", "-c", job]
@@ -278,7 +268,7 @@ CASES = [
     Case("demo --dir a folder with a user's files", demo_into_a_users_folder, 2,
          r"already holds files the demo did not make \(job\.toml\).*never overwrites",
          after=users_file_kept),
-    Case("metadata manifest with an unknown key", manifest_typo, 2,
+    Case("metadata manifest with an unknown key", manifest_with('"typo"', key="titel"), 2,
          r"metadata manifest .*\.assetferry\.json .*asset 'bild-03-größe\.png', key 'titel': "
          r"unknown key \(allowed: title, description"),
     Case("metadata manifest title a lone surrogate", manifest_with('"\\ud800"'), 1,
