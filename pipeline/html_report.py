@@ -28,7 +28,14 @@ from html import escape
 from typing import Any
 
 from pipeline.plan import Op, Plan
-from pipeline.report import RunSummary, plan_items, plan_summary, plan_summary_text
+from pipeline.report import (
+    ADOPT,
+    RunSummary,
+    plan_items,
+    plan_summary,
+    plan_summary_text,
+    shown_op,
+)
 from pipeline.text import one_line
 
 PAGE_ROWS = 500
@@ -76,7 +83,7 @@ def plan_html(plan: Plan, *, thumbnails: Mapping[str, str] | None = None,
     thumbs = thumbnails or {}
     rows = []
     for item in plan_items(plan):
-        row = _row(item["op"], item["kind"], item["path"], item.get("target_path"),
+        row = _row(shown_op(item), item["kind"], item["path"], item.get("target_path"),
                    item["reason"], item["warnings"] if item["op"] != Op.SKIP.value else (),
                    item.get("notes", ()), item["source_id"])
         thumb = thumbs.get(item["source_id"] or "") if item["kind"] == "asset" else None
@@ -100,8 +107,10 @@ def plan_html(plan: Plan, *, thumbnails: Mapping[str, str] | None = None,
     made = sum(1 for r in rows if "thumb" in r)
     thumbs_note = (f"{made} image{'' if made == 1 else 's'} with a thumbnail"
                    if thumbs else "no thumbnails")
+    groups = [op.value for op in Op]
+    groups.insert(groups.index(Op.UPDATE.value) + 1, ADOPT)
     return _page(f"assetferry plan: {plan.route}", "plan", body, rows, "op",
-                 [op.value for op in Op], generated, thumbs_note)
+                 groups, generated, thumbs_note)
 
 
 def run_html(summary: RunSummary, *, generated: datetime | None = None) -> str:

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ def iter_plan_items(plan: Plan, *, every: bool = True) -> Iterator[dict[str, Any
     never hold them all); ``every=False``: not the :func:`unchanged` ones."""
     yield from (
         {"op": f.op.value, "kind": "folder", "source_id": ",".join(f.source_ids) or None,
-         "path": f.path, "reason": f.reason, "warnings": list(f.warnings)}
+         "path": f.path, "reason": f.reason, "warnings": list(f.warnings), "adopted": False}
         for f in plan.folders if every or not unchanged(f)
     )
     skip = Op.SKIP
@@ -48,7 +48,8 @@ def iter_plan_items(plan: Plan, *, every: bool = True) -> Iterator[dict[str, Any
         item = {"op": a.op.value, "kind": "asset", "source_id": a.source_id, "path": a.path,
                 "reason": a.reason, "warnings": list(a.warnings),
                 "target_path": "/".join((*a.target_folder, a.filename))
-                if a.target_folder is not None and a.filename else None}
+                if a.target_folder is not None and a.filename else None,
+                "adopted": a.adopted}
         if a.excluded_by:
             item["excluded_by"] = a.excluded_by
         if a.publish is not None and a.publish_requests:
@@ -56,6 +57,18 @@ def iter_plan_items(plan: Plan, *, every: bool = True) -> Iterator[dict[str, Any
         if a.asset is not None and a.asset.notes:
             item["notes"] = list(a.asset.notes)
         yield item
+
+
+ADOPT = "adopt"
+"""What the table, Markdown and HTML plans show as an item's op when it is ``adopted``."""
+
+
+def shown_op(item: Mapping[str, Any]) -> str:
+    """The op a plan row shows for ``item`` (one of :func:`iter_plan_items`): ``adopt`` for
+    an asset an interrupted run had created, taken as ours (its JSON ``op`` stays ``update``,
+    its metadata is set again, with ``adopted: true``), so the rows count as the summary's
+    ``adopted`` does; else its ``op``."""
+    return ADOPT if item.get("adopted") else str(item["op"])
 
 
 def listed_entries(plan: Plan) -> tuple[int, int]:
@@ -185,13 +198,15 @@ _encode = json.encoder.encode_basestring  # what ensure_ascii=False writes strin
 
 def _item_json(item: dict[str, Any]) -> str | None:
     """One item of :func:`plan_json` at its indent (``\n    {...}``); None when a value is
-    not a string, None or a list of strings."""
+    not a string, a bool, None or a list of strings."""
     lines = []
     for key, value in item.items():
         if isinstance(value, str):
             text = _encode(value)
         elif value is None:
             text = "null"
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             text = ("[\n" + ",\n".join(f"        {_encode(v)}" for v in value) + "\n      ]"
                     if value else "[]")
@@ -326,7 +341,7 @@ def plan_table_parts(plan: Plan, *, every: bool = False) -> Iterator[str]:
     line (:func:`unchanged_line`), or, with ``every`` (``plan --unchanged``), listed too."""
     yield f"{'OP':<12} {'KIND':<7} PATH / REASON\n"
     for r in iter_plan_items(plan, every=every):
-        out = [f"{r['op']:<12} {r['kind']:<7} {one_line(r['path'])}\n",
+        out = [f"{shown_op(r):<12} {r['kind']:<7} {one_line(r['path'])}\n",
                f"{'':<20} {one_line(r['reason'])}\n"]
         out.extend(f"{'':<20} ! {one_line(w)}\n"
                    for w in (r["warnings"] if r["op"] != Op.SKIP.value else ()))
@@ -358,7 +373,7 @@ def plan_markdown_parts(plan: Plan, *, every: bool = False) -> Iterator[str]:
     yield "| op | kind | path | reason | warnings | notes |\n|---|---|---|---|---|---|\n"
     for r in iter_plan_items(plan, every=every):
         warnings = r["warnings"] if r["op"] != Op.SKIP.value else ()
-        yield (f"| {r['op']} | {r['kind']} | {cell(r['path'])} | {cell(r['reason'])} | "
+        yield (f"| {shown_op(r)} | {r['kind']} | {cell(r['path'])} | {cell(r['reason'])} | "
                f"{cell('; '.join(warnings))} | {cell('; '.join(r.get('notes', ())))} |\n")
 
 

@@ -53,7 +53,7 @@ from connectors.base import (
     staged_digests,
 )
 from connectors.errors import AmbiguousError, FatalError, ItemError, RetryableError, SyncError
-from connectors.media import INLINE_FILE_BYTES, file_work
+from connectors.media import INLINE_FILE_BYTES, file_work, not_a_file, open_regular
 from mappings.fields import as_created
 from pipeline.checkpoint import Checkpointer, RecordJournal
 from pipeline.crashpoints import crash_point
@@ -319,14 +319,21 @@ def _stage_local(source: SupportsLocalPath, asset: Asset,
 
 def _stage_in_place(path: Path, asset: Asset, digests: frozenset[str]) -> StagedFile:
     """A source's local file as a StagedFile read in place (``temporary=False``), hashed
-    only for ``digests``. Raises ItemError when it is gone, unreadable or resized."""
+    only for ``digests``. Raises ItemError when it is gone, unreadable, resized, or no longer
+    a regular file (a folder, FIFO or device in its place: :func:`connectors.media.not_a_file`;
+    a FIFO is never opened)."""
     try:
-        size = path.stat().st_size
         md5 = hashlib.md5(usedforsecurity=False) if "md5" in digests else None
         sha = hashlib.sha256() if "sha256" in digests else None
-        if md5 is not None or sha is not None:
+        if md5 is None and sha is None:
+            st = path.stat()
+            if (error := not_a_file(asset.source_id, st.st_mode)) is not None:
+                raise error
+            size = st.st_size
+        else:
             size = 0
-            with path.open("rb") as src:
+            src, _ = open_regular(path, asset.source_id)
+            with src:
                 while chunk := src.read(1024 * 1024):
                     size += len(chunk)
                     if asset.size is not None and size > asset.size:

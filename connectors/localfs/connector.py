@@ -73,6 +73,7 @@ from connectors.localfs.manifest import (
     EntryView,
     Manifest,
 )
+from connectors.media import open_regular, special_kind
 
 log = structlog.get_logger(__name__)
 
@@ -286,7 +287,9 @@ class LocalFolderConnector:
     async def _open(self, rel: str) -> AsyncIterator[AsyncIterator[bytes]]:
         path = await anyio.to_thread.run_sync(self._inside, _existing_rel(rel))
         try:
-            file = await anyio.open_file(path, "rb")
+            # a folder, FIFO or device in the file's place is refused, a FIFO never opened
+            raw, _ = await anyio.to_thread.run_sync(open_regular, path, rel)
+            file = anyio.wrap_file(raw)
         except FileNotFoundError:
             raise ItemError(
                 f"{rel} no longer exists; re-run to pick up the current folder"
@@ -457,7 +460,7 @@ class LocalFolderConnector:
                         continue
                     is_dir = kind == "dir"
                 else:
-                    kind = _special_kind(item.stat(follow_symlinks=False).st_mode)
+                    kind = special_kind(item.stat(follow_symlinks=False).st_mode)
                     skipped.append(_Skip(parts, name, f"{kind}, not a regular file or folder"))
                     continue
             except OSError as exc:
@@ -953,16 +956,6 @@ def printable(name: str) -> str:
     """A file-system name as text: bytes that are not UTF-8 (``os.fsdecode``'s surrogate
     escapes) shown as ``\\xNN``, so it can be printed, stored and reported."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _special_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device file"
-    return "special file"
 
 
 def _skipped_asset(skip: _Skip) -> Asset:

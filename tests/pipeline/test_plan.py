@@ -421,6 +421,33 @@ def test_an_adopted_asset_counts_as_adopted_not_updated_in_every_plan_format() -
     assert "1 update, 1 adopt," in page
     assert "to adopt (found in the target)" in page
 
+
+def test_an_adopted_asset_says_adopt_in_its_item_and_row_in_every_plan_format() -> None:
+    """The items agree with the summary: a JSON item carries ``adopted`` (true/false; its op
+    stays ``update``), and the table, Markdown and HTML rows say ``adopt``, so a tool that
+    counts the items gets the summary's ``update`` and ``adopted``."""
+    from pipeline.html_report import plan_html
+
+    a, e = asset("a", "a.png"), asset("e", "e.png", title="new title")
+    rec = ItemRecord(route="r", kind="asset", source_id="a", status=ItemStatus.IN_FLIGHT)
+    records = {("asset", "a"): rec, ("asset", "e"): done(replace(e, meta=AssetMeta()), "te")}
+    inp = PlanInput([], [a, e], [], [asset("t9", "a.png"), asset("te", "e.png")], records,
+                    LIMITS, ALL, FolderOverflow.COLLAPSE)
+    plan = make_plan("r", inp)
+    data = json.loads(plan_json(plan))
+    items = {i["source_id"]: (i["op"], i["adopted"]) for i in data["items"]}
+    assert items == {"a": ("update", True), "e": ("update", False)}
+    counted = sum(1 for i in data["items"] if i["op"] == "update" and not i["adopted"])
+    assert (counted, sum(i["adopted"] for i in data["items"])) == (
+        data["summary"]["update"], data["summary"]["adopted"])
+    rows = plan_table(plan).splitlines()
+    assert any(r.startswith("adopt ") and r.endswith("a.png") for r in rows), rows
+    assert any(r.startswith("update ") and r.endswith("e.png") for r in rows), rows
+    assert "| adopt | asset | a.png |" in plan_markdown(plan)
+    assert "| update | asset | e.png |" in plan_markdown(plan)
+    page = plan_html(plan)
+    assert '"group": "adopt"' in page or '"group":"adopt"' in page
+
 def test_dropped_fields_and_renames_are_warned() -> None:
     a = Asset(source_id="a", filename="a.png", folder_path=(), folder_id=None,
               content_type="image/png", size=1, meta=AssetMeta(title="t", alt_text="alt"))

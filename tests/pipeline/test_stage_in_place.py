@@ -4,6 +4,8 @@ target reads, never deleted after the upload."""
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -57,6 +59,39 @@ async def test_a_file_changed_since_the_listing_is_an_item_error(tmp_path: Path)
     (tmp_path / "src" / "a.bin").unlink()
     with pytest.raises(ItemError, match="no longer exists"):
         await stage(source, asset, tmp_path, frozenset())
+
+
+@pytest.mark.parametrize("digests", [frozenset(), DIGESTS], ids=["stat", "hashed"])
+@pytest.mark.parametrize("swap", ["folder", "fifo", "device"])
+async def test_a_file_replaced_by_a_folder_fifo_or_device_says_what_it_is_now(
+    tmp_path: Path, swap: str, digests: frozenset[str]
+) -> None:
+    """A source file replaced mid-run by a folder, FIFO or device is reported as what it is
+    now, not as a size change ("sent 4096 bytes but listed 5"); a FIFO is never opened (the
+    open would block until a writer came), whether staged in place or streamed by the local
+    connector's ``open_asset``."""
+    source, asset = await one_asset(tmp_path / "src", b"hello")
+    path = tmp_path / "src" / "a.bin"
+    path.unlink()
+    if swap == "folder":
+        path.mkdir()
+        (path / "inner.txt").write_bytes(b"x")
+        expected = "a.bin is now a folder, not a file"
+    elif swap == "fifo":
+        os.mkfifo(path)
+        expected = r"a.bin is no longer a regular file \(a named pipe \(FIFO\)\)"
+    else:
+        try:
+            os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero's
+        except PermissionError:
+            pytest.skip("making a device file needs root (CAP_MKNOD)")
+        expected = r"a.bin is no longer a regular file \(a device file\)"
+    # (a FIFO opened for reading would block here, until pytest's timeout)
+    with pytest.raises(ItemError, match=expected):
+        await stage(source, asset, tmp_path, digests)
+    with pytest.raises(ItemError, match=expected):
+        async with source.open_asset(asset) as chunks:
+            [c async for c in chunks]
 
 
 async def test_a_local_file_costs_one_worker_thread_hop_a_small_one_none(
