@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from state.paths import sqlite_files
-from state.records import ItemRecord, ItemStatus
+from state.records import ItemRecord, maps_target
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +117,7 @@ def map_line(rec: ItemRecord, source_connector: str, target_connector: str,
 
 
 def _mapped(rec: ItemRecord) -> bool:
-    return rec.status is ItemStatus.DONE and bool(rec.target_id)
+    return maps_target(rec)
 
 
 def _key(kind: str, source_id: str) -> tuple[str, str]:

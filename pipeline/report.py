@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.plan import PRESENT, UNCHANGED, AssetAction, FolderAction, Op, Plan
 from pipeline.stages import Outcome
 from pipeline.text import one_line
-from state.records import ItemRecord, ItemStatus
+from state.records import ItemRecord, ItemStatus, maps_target
 
 NOT_MIGRATED = frozenset({Op.UNSUPPORTED, Op.CONFLICT})
 EXCLUDED_SHOWN = 20
@@ -558,7 +558,7 @@ MAP_COLUMNS = ("kind", "source_id", "source_url", "target_id", "target_url", "pa
 def map_rows(records: Iterable[ItemRecord]) -> list[dict[str, str]]:
     rows = []
     for r in sorted(records, key=lambda r: (r.kind, r.path, r.source_id)):
-        if r.status is not ItemStatus.DONE or not r.target_id:
+        if not maps_target(r):
             continue
         rows.append({"kind": r.kind, "source_id": r.source_id, "source_url": r.source_url or "",
                      "target_id": r.target_id, "target_url": r.target_url or "",

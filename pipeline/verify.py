@@ -4,7 +4,8 @@ Read-only on both sides and on the state DB. Both sides are listed (the same tru
 a plan uses) and compared through the job's ledger, the record of which source asset became
 which target asset:
 
-- **mapped** assets (ledger rows ``done`` with a target id): present in the target; size,
+- **mapped** assets (ledger rows ``done`` with a target id, and rows whose replace, update
+  or delete of an asset we already mapped was cut off: :func:`state.records.maps_target`): present in the target; size,
   checksum (when both sides give a digest of one algorithm), content type and image
   dimensions equal where both sides state them. With ``deep``, both files are downloaded
   through each connector's ``open_asset`` (streamed, hashed with SHA-256 chunk by chunk,
@@ -43,6 +44,7 @@ from pipeline.config import JobConfig
 from pipeline.run import Listing, Transports, list_sides, open_pair, unwrap_groups
 from pipeline.stages import item_reason, stream_sha256
 from pipeline.text import one_line
+from state.records import maps_target
 from state.store import PRUNED_NOTE, ItemRecord, ItemStatus, StateStore
 
 log = structlog.get_logger(__name__)
@@ -195,7 +197,7 @@ def _path(rec: ItemRecord | None, asset: Asset | None) -> str:
 
 def _mapped_folders(records: Mapping[tuple[str, str], ItemRecord]) -> set[str]:
     return {r.target_id for (kind, _), r in records.items()
-            if kind == "folder" and r.status is ItemStatus.DONE and r.target_id}
+            if kind == "folder" and maps_target(r)}
 
 
 def classify(records: Mapping[tuple[str, str], ItemRecord], source: Listing,
@@ -210,7 +212,7 @@ def classify(records: Mapping[tuple[str, str], ItemRecord], source: Listing,
     claimed: set[str] = set()
     for sid, rec in assets.items():
         src = sources.get(sid)
-        mapped = rec.status is ItemStatus.DONE and bool(rec.target_id)
+        mapped = maps_target(rec)  # an open replace's row too: its target asset is ours
         tgt = targets.get(rec.target_id or "") if mapped else None
         if tgt is not None:
             claimed.add(tgt.source_id)

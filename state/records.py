@@ -87,6 +87,28 @@ class ItemRecord:
     so a later listing can tell an edit made in the target since (drift)."""
 
 
+_KEEPS_TARGET = (ItemStatus.IN_FLIGHT, ItemStatus.FAILED)
+
+
+def maps_target(rec: ItemRecord) -> bool:
+    """Whether ledger row ``rec`` maps its source item to a target item (``target_id``,
+    ``target_url``): every reader of the mapping asks this one question (export-map, the live
+    map, ``verify``, the run report's map rows).
+
+    A row that is ``done`` with a target id maps. So does one whose write to a target item we
+    already mapped is open or was cut off: ``in_flight`` (its intent committed, the run killed
+    or stopped before the result) or ``failed``, with a ``replace``, ``update`` or ``delete``
+    intent (or none: a metadata update or a move writes no intent). The target item is still
+    there and still ours (a replace keeps its id; a delete not yet confirmed may have gone,
+    which ``verify`` reports as missing). A ``create`` intent maps nothing: its target id,
+    if any, is an earlier copy already missing from the target."""
+    if not rec.target_id:
+        return False
+    if rec.status is ItemStatus.DONE:
+        return True
+    return rec.status in _KEEPS_TARGET and rec.intent != "create"
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     id: int
