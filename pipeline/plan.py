@@ -63,7 +63,13 @@ from mappings.folders import (
     plan_tree,
 )
 from mappings.locales import DEFAULT_RULES, FittedLocales, LocaleRules, fit_locales
-from state.records import EXCLUDED_NOTE_PREFIX, RETIRED_NOTE_END, ItemRecord, ItemStatus
+from state.records import (
+    EXCLUDED_NOTE_PREFIX,
+    RETIRED_NOTE_END,
+    ItemRecord,
+    ItemStatus,
+    maps_target,
+)
 
 
 class Op(StrEnum):
@@ -734,17 +740,17 @@ def make_plan(route: str, inp: PlanInput) -> Plan:
 
 def _owners(inp: PlanInput, present: set[str], target_by_id: Mapping[str, Asset]
             ) -> tuple[dict[str, str], frozenset[str]]:
-    """``(live_owner, owned)``: target id -> the listed source asset whose DONE ledger row
-    names it; and the target ids any DONE ledger row of ours names (a gone source asset's
-    copy included), less a gone asset's copy edited in the target since we wrote it (drift),
+    """``(live_owner, owned)``: target id -> the listed source asset whose ledger row maps
+    it (done, or a replace of it open or failed: :func:`state.records.maps_target`); and the
+    target ids any such ledger row of ours names (a gone source asset's copy included), less a gone asset's copy edited in the target since we wrote it (drift),
     which is not ours to replace unless ``on_conflict = "source-wins"``: a new source asset
     may only adopt it (equal bytes)."""
     live_owner = {
         r.target_id: sid for (kind, sid), r in inp.records.items()
-        if kind == "asset" and sid in present and r.status is ItemStatus.DONE and r.target_id
+        if kind == "asset" and sid in present and maps_target(r)
     }
     owned = frozenset(r.target_id for (kind, sid), r in inp.records.items()
-                      if kind == "asset" and r.status is ItemStatus.DONE and r.target_id
+                      if kind == "asset" and maps_target(r)
                       and (sid in present or inp.on_conflict == "source-wins"
                            or r.target_id not in target_by_id
                            or target_drift(r.target_marker, target_by_id[r.target_id],
@@ -1240,10 +1246,11 @@ def _asset_action(
             return _with(base, Op.UPDATE, "metadata changed in the source")
         return _with(base, Op.UNSUPPORTED,
                      "metadata changed and the target cannot update metadata")
-    if (record is not None and record.status is ItemStatus.IN_FLIGHT
+    if (record is not None and record.status in (ItemStatus.IN_FLIGHT, ItemStatus.FAILED)
             and record.intent == Op.REPLACE.value and record.target_id in target_by_id
             and inp.capabilities.replace):
-        # a replace that was cut off may not have sent the new file: a same-sized copy in the
+        # a replace that was cut off (or failed: its target asset is still ours, never a
+        # "different file" in the way) may not have sent the new file: a same-sized copy in the
         # target can be the old one, so the file is sent again, never adopted by its size;
         # an edit made there since is drift as on a first try (our new file that landed
         # before the kill is not: it is the source's file)
@@ -1252,9 +1259,10 @@ def _asset_action(
         if drifted is not None and not replace_landed(asset, current):
             return _drift_action(_target(base, current), drifted, current, inp,
                                  source_changed=True, file_changed=True)
-        return _with(_target(base, current), Op.REPLACE,
-                     "an earlier run was interrupted while replacing this file: replace again",
-                     reconcile=True)
+        why = ("an earlier run was interrupted while replacing this file: replace again"
+               if record.status is ItemStatus.IN_FLIGHT
+               else f"retrying the replace: {record.last_error or 'failed before'}")
+        return _with(_target(base, current), Op.REPLACE, why, reconcile=True)
     candidates = target_index.get(folder, filename)
     in_flight = record is not None and record.status is ItemStatus.IN_FLIGHT
     # a target asset that another listed source asset owns is never adopted a second time,
