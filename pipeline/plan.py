@@ -742,15 +742,16 @@ def _owners(inp: PlanInput, present: set[str], target_by_id: Mapping[str, Asset]
             ) -> tuple[dict[str, str], frozenset[str]]:
     """``(live_owner, owned)``: target id -> the listed source asset whose ledger row maps
     it (done, or a replace of it open or failed: :func:`state.records.maps_target`); and the
-    target ids any such ledger row of ours names (a gone source asset's copy included), less a gone asset's copy edited in the target since we wrote it (drift),
-    which is not ours to replace unless ``on_conflict = "source-wins"``: a new source asset
-    may only adopt it (equal bytes)."""
+    target ids any such ledger row of ours names (a gone source asset's copy included), less
+    a gone asset's copy edited in the target since we wrote it (drift), which is not ours
+    to replace unless ``on_conflict = "source-wins"``: a new source asset may only adopt it
+    (equal bytes)."""
     live_owner = {
         r.target_id: sid for (kind, sid), r in inp.records.items()
-        if kind == "asset" and sid in present and maps_target(r)
+        if kind == "asset" and sid in present and r.target_id and maps_target(r)
     }
     owned = frozenset(r.target_id for (kind, sid), r in inp.records.items()
-                      if kind == "asset" and maps_target(r)
+                      if kind == "asset" and r.target_id and maps_target(r)
                       and (sid in present or inp.on_conflict == "source-wins"
                            or r.target_id not in target_by_id
                            or target_drift(r.target_marker, target_by_id[r.target_id],

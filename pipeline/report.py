@@ -558,7 +558,7 @@ MAP_COLUMNS = ("kind", "source_id", "source_url", "target_id", "target_url", "pa
 def map_rows(records: Iterable[ItemRecord]) -> list[dict[str, str]]:
     rows = []
     for r in sorted(records, key=lambda r: (r.kind, r.path, r.source_id)):
-        if not maps_target(r):
+        if not r.target_id or not maps_target(r):
             continue
         rows.append({"kind": r.kind, "source_id": r.source_id, "source_url": r.source_url or "",
                      "target_id": r.target_id, "target_url": r.target_url or "",

@@ -5,11 +5,11 @@ a plan uses) and compared through the job's ledger, the record of which source a
 which target asset:
 
 - **mapped** assets (ledger rows ``done`` with a target id, and rows whose replace, update
-  or delete of an asset we already mapped was cut off: :func:`state.records.maps_target`): present in the target; size,
-  checksum (when both sides give a digest of one algorithm), content type and image
-  dimensions equal where both sides state them. With ``deep``, both files are downloaded
-  through each connector's ``open_asset`` (streamed, hashed with SHA-256 chunk by chunk,
-  never stored) and their bytes compared.
+  or delete of an asset we already mapped was cut off: :func:`state.records.maps_target`):
+  present in the target; size, checksum (when both sides give a digest of one algorithm),
+  content type and image dimensions equal where both sides state them. With ``deep``, both
+  files are downloaded through each connector's ``open_asset`` (streamed, hashed with
+  SHA-256 chunk by chunk, never stored) and their bytes compared.
 - **missing**: a source asset (not excluded by the source) that has no target asset: never
   migrated, failed, interrupted, or its target asset was deleted in the target.
 - **extra**: a target asset this job did not write, in a folder the ledger maps (a folder this
@@ -197,7 +197,7 @@ def _path(rec: ItemRecord | None, asset: Asset | None) -> str:
 
 def _mapped_folders(records: Mapping[tuple[str, str], ItemRecord]) -> set[str]:
     return {r.target_id for (kind, _), r in records.items()
-            if kind == "folder" and maps_target(r)}
+            if kind == "folder" and r.target_id and maps_target(r)}
 
 
 def classify(records: Mapping[tuple[str, str], ItemRecord], source: Listing,

@@ -93,8 +93,8 @@ def test_a_replace_run_killed_part_way_keeps_every_mapping(
     killed = run_migrate(path, {}, "upload.before:2")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     open_rows = [r for r in rows(tmp_path).values() if r.status is ItemStatus.IN_FLIGHT]
-    assert open_rows and all(r.intent == "replace" and r.target_id for r in open_rows), \
-        "the kill was meant to leave replace intents open"
+    assert open_rows, "the kill was meant to leave replace intents open"
+    assert all(r.intent == "replace" and r.target_id for r in open_rows)
 
     assert exported(tmp_path, capsys) == before, "a replace keeps the target id"
     live: dict[str, str | None] = {}
@@ -132,7 +132,8 @@ def test_a_stopped_or_failed_replace_keeps_its_mapping(
     monkeypatch.undo()
     written = [r for r in rows(tmp_path).values()
                if r.status in (ItemStatus.IN_FLIGHT, ItemStatus.FAILED)]
-    assert written and all(r.intent == "replace" for r in written)
+    assert written
+    assert all(r.intent == "replace" for r in written)
 
     assert exported(tmp_path, capsys) == before
     report = verified(tmp_path)
