@@ -130,6 +130,9 @@ class _Scan:
     files: list[list[Asset]]
     skipped: list[_Skip]
     vanished: bool = False
+    linked: frozenset[str] = frozenset()
+    """The names in ``folders`` that are symlinks to a folder (their real path is resolved
+    when they are listed; any other subfolder's is ``real / name``)."""
 
 
 _name_of = attrgetter("name")
@@ -344,7 +347,10 @@ class LocalFolderConnector:
             stack.append((parts, ancestors, scan, k + 1))
             name = scan.folders[k]
             child = (*parts, name)
-            sub = await self._scan(child, files_of)
+            # a plain subfolder's real path is its parent's and its name: resolving every
+            # folder's whole path (an lstat per component) made a deep tree quadratic
+            sub = await self._scan(child, files_of,
+                                   None if name in scan.linked else scan.real / name)
             if sub.vanished or sub.real in ancestors:
                 reason = (
                     "folder vanished while listing" if sub.vanished
@@ -371,13 +377,15 @@ class LocalFolderConnector:
             self._reported.add((path, reason))
             say("local.skipped", path=path, reason=reason)
 
-    async def _scan(self, parts: tuple[str, ...], entries: EntryView | None) -> _Scan:
-        scan = await anyio.to_thread.run_sync(self._scan_sync, parts, entries)
+    async def _scan(self, parts: tuple[str, ...], entries: EntryView | None,
+                    real: Path | None = None) -> _Scan:
+        scan = await anyio.to_thread.run_sync(self._scan_sync, parts, entries, real)
         for skip in scan.skipped:
             self._skipped_once("/".join((*parts, skip.name)), skip.reason, log.info)
         return scan
 
-    def _scan_sync(self, parts: tuple[str, ...], entries: EntryView | None = None) -> _Scan:
+    def _scan_sync(self, parts: tuple[str, ...], entries: EntryView | None = None,
+                   real: Path | None = None) -> _Scan:
         """The entries of the folder ``parts``, sorted by name: its subfolders' names and,
         given the manifest's ``entries``, its files' assets (a stat each, through the
         folder's listing: no path built per file); and those left out (with why). Without
@@ -386,14 +394,19 @@ class LocalFolderConnector:
 
         Per entry, the checks an ordinary name passes cost a string test each: the
         reserved names and prefix, the own files (a dict per folder), UTF-8 (``isascii``
-        first), clutter (:func:`connectors.base.system_file_reason`)."""
+        first), clutter (:func:`connectors.base.system_file_reason`). ``real``: the folder's
+        real path when the caller knows it (a subfolder that is no symlink), else resolved.
+        Raises FatalError when the folder cannot be listed, with what its errno calls for
+        (:func:`connectors.localfs.files.what_to_do`)."""
         directory = self._root.joinpath(*parts)
         folders: list[str] = []
         run: list[Asset] = []
         files = [run]
         skipped: list[_Skip] = []
+        linked: set[str] = set()
         try:
-            real = directory.resolve(strict=True)
+            if real is None:
+                real = directory.resolve(strict=True)
             with os.scandir(directory) as it:
                 listed = sorted(it, key=_name_of)
         except FileNotFoundError:
@@ -401,7 +414,7 @@ class LocalFolderConnector:
         except OSError as exc:
             raise FatalError(
                 f"cannot list local folder {directory}: {exc.strerror}; "
-                "fix its permissions (a partial listing can't be trusted)"
+                f"{what_to_do(exc)} (a partial listing can't be trusted)"
             ) from None
         dirs_only = entries is None
         asset = None if entries is None else self._asset_builder(parts, entries)
@@ -459,6 +472,8 @@ class LocalFolderConnector:
                         skipped.append(_Skip(parts, name, kind))
                         continue
                     is_dir = kind == "dir"
+                    if is_dir:
+                        linked.add(name)
                 else:
                     kind = special_kind(item.stat(follow_symlinks=False).st_mode)
                     skipped.append(_Skip(parts, name, f"{kind}, not a regular file or folder"))
@@ -483,7 +498,8 @@ class LocalFolderConnector:
                     run.append(_skipped_asset(_Skip(
                         parts, name, f"unreadable: {exc.strerror or exc}", failed=True)))
         skipped.sort(key=_name_of)
-        return _Scan(real=real, folders=folders, files=files, skipped=skipped)
+        return _Scan(real=real, folders=folders, files=files, skipped=skipped,
+                     linked=frozenset(linked))
 
     def _own_reason(self, own: Mapping[str, str] | None, name: str) -> str:
         """Why the entry ``name`` of a folder is assetferry's own file (``own``: the folder's

@@ -47,6 +47,22 @@ _WHAT_TO_DO = {
     errno.EPERM: "fix the folder's permissions for the user running assetferry (or choose "
                  "another `path` in the job file)",
 }
+_PATH_WHAT_TO_DO = {
+    errno.ENAMETOOLONG: "its path is longer than the system allows (PATH_MAX, or a name "
+                        "over NAME_MAX): shorten or flatten the folders",
+    errno.ELOOP: "too many symbolic links in its path (a symlink loop): fix or remove the "
+                 "symlinks",
+    errno.ENOTDIR: "a folder in its path was replaced by a file while listing: run again",
+    errno.EIO: "the disk or network share returned an input/output error: check it (its "
+               "kernel log, its mount) and run again",
+    errno.ENOMEM: "the system ran out of memory: free some and run again",
+    errno.EMFILE: "too many open files: raise the open-file limit (ulimit -n) and run again",
+    errno.ENFILE: "too many open files system-wide: close some and run again",
+}
+"""Advice for errnos that are no permission or disk-space problem (what the path or device
+is), used by :func:`what_to_do`: a folder that cannot be listed, a file that cannot be
+read."""
+_WHAT_TO_DO.update(_PATH_WHAT_TO_DO)
 STALE_TEMP_AFTER = 3600.0
 """Seconds since its last write after which a temp file no live writer of ours can own is
 removed: one of a run on another host, or of a version whose names carry no pid (a live
@@ -59,8 +75,11 @@ digits."""
 
 
 def what_to_do(exc: OSError) -> str:
-    """The advice that matches ``exc.errno`` (no space, read-only, permission denied)."""
+    """The advice that matches ``exc.errno``: no space, read-only, permission denied, a path
+    over PATH_MAX, a symlink loop, an I/O error... (``check the folder and run again`` for
+    any other)."""
     return _WHAT_TO_DO.get(exc.errno or 0, "check the folder and run again")
+
 
 
 def os_error(exc: OSError, doing: str) -> SyncError:

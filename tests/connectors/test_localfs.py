@@ -956,3 +956,59 @@ async def test_checksum_option_lists_each_files_sha256(
     listed = {a.source_id: a for a in await assets_of(summed)}
     assert listed["locked.txt"].unreachable == "unreadable: Permission denied"
     assert listed["f.txt"].checksums == after["f.txt"].checksums, "the others go on"
+
+
+def _deep_tree(root: Path, name: str, depth: int) -> None:
+    """``depth`` nested folders ``name`` below ``root``, a file at the bottom, built through
+    folder descriptors (the whole path may exceed PATH_MAX)."""
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.close(os.open("f.txt", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="dir_fd is POSIX only")
+async def test_a_tree_deeper_than_path_max_says_so_not_fix_its_permissions(
+    tmp_path: Path,
+) -> None:
+    """ENAMETOOLONG is no permission problem: the listing stops (a partial one can't be
+    trusted) saying the path is too long and to shorten or flatten the folders."""
+    _deep_tree(tmp_path / "src", "d" * 200, 25)  # 25 x 201 characters: over 4096
+    with pytest.raises(FatalError) as caught:
+        await assets_of(connector(tmp_path / "src"))
+    text = str(caught.value)
+    assert "longer than the system allows" in text
+    assert "shorten or flatten the folders" in text
+    assert "permissions" not in text
+
+
+async def test_a_deep_tree_resolves_only_its_root_and_symlinked_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain subfolder's real path is its parent's plus its name: resolving each folder's
+    whole path (an lstat per component) made listing a tree of depth N cost N^2 lstats
+    (1,500 folders deep: minutes). A symlinked folder is still resolved (loops found)."""
+    _deep_tree(tmp_path / "src", "dd", 40)
+    (tmp_path / "src" / "dd" / "up").symlink_to(tmp_path / "src", target_is_directory=True)
+    resolved: list[Path] = []
+    real = Path.resolve
+
+    def counting(self: Path, strict: bool = False) -> Path:
+        resolved.append(self)
+        return real(self, strict=strict)
+
+    monkeypatch.setattr(Path, "resolve", counting)
+    conn = connector(tmp_path / "src")
+    assets = await assets_of(conn)
+    assert [a.source_id for a in assets if not a.skipped] == ["/".join(["dd"] * 40 + ["f.txt"])]
+    [loop] = [a for a in assets if a.skipped]
+    assert loop.source_id == "dd/up"
+    walk = [p for p in resolved if p.is_relative_to(tmp_path / "src")]
+    assert len(walk) <= 10, walk  # the root, the symlink: not one per folder
