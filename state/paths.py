@@ -142,3 +142,61 @@ def check_location(url: str) -> None:
     if problem is not None:
         fails = "" if problem.endswith("not a folder") else ", so migrate would fail there"
         raise StateError(f"state database {path}: {problem}{fails}. {STATE_FIX}")
+
+
+def folder_read_only(path: Path) -> bool:
+    """Whether the folder of the SQLite file ``path`` cannot be written: a read-only mount
+    (``access(2)`` answers EROFS even to root) or no write permission. Writes nothing."""
+    return not os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def sqlite_read_uri(path: Path) -> str:
+    """The SQLite URI that reads the existing state file ``path`` without writing anything
+    (``file:...?mode=ro``), also where its folder is read-only.
+
+    A WAL database (the store sets WAL) needs its ``-shm`` file; SQLite creates it beside
+    the database, so on a read-only folder with no ``-shm`` a ``mode=ro`` open fails with
+    "unable to open database file". There ``immutable=1`` is added: SQLite then needs no
+    ``-shm`` and takes no lock (nothing can write a read-only folder). SQLite docs, "Write-
+    Ahead Logging", "Read-Only Databases" (the three conditions), and "URI filenames",
+    ``immutable``. An immutable open does not read the ``-wal`` file, so when one holding
+    writes is there (a run was stopped and the folder made read-only before SQLite merged
+    it) this raises `state.records.StateError` saying to make the folder writable once,
+    rather than read an older ledger.
+    """
+    from urllib.parse import quote
+
+    from state.records import StateError
+
+    uri = f"file:{quote(str(path))}?mode=ro"
+    if not folder_read_only(path) or path.with_name(path.name + "-shm").exists():
+        return uri
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StateError(
+            f"state database {path}: its folder {path.parent} is read-only and {wal.name} "
+            "holds ledger writes SQLite has not merged into the file yet (a run stopped "
+            "there), which cannot be read without the folder being writable. Make the folder "
+            "writable once (remount it read-write or fix its permissions) and run the same "
+            "command again; the ledger itself is intact: keep it.")
+    return uri + "&immutable=1"
+
+
+def read_only_state(path: Path, reason: str) -> str | None:
+    """Why the existing SQLite state file ``path`` cannot be written, for a command that
+    writes the ledger (``migrate``, ``sync``), or None when the file or its folder is
+    writable (another fault, e.g. a damaged file). ``reason``: SQLite's words, shown."""
+    if not path.exists():
+        return None
+    folder = path.parent
+    if folder_read_only(path):
+        what = f"its folder {folder} is read-only"
+    elif not os.access(path, os.W_OK):
+        what = "the file is read-only"
+    else:
+        return None
+    return (f"state database {path} cannot be written ({reason}): {what}. The ledger is "
+            "intact (status, plan and export-map read it as it is), but migrate and sync "
+            "record every asset in it as they go: make the folder writable (remount it "
+            "read-write, or fix its permissions), or copy the state file to a writable "
+            "place and point [run] state at it.")

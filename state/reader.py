@@ -2,7 +2,8 @@
 
 `open_ledger` gives a read-only view of a job's state database. A SQLite file (a path, the
 default) is read with the standard library's ``sqlite3``, opened read-only (``mode=ro``), in
-plain deferred read transactions: no write lock is ever taken, so a run writing the ledger at
+plain deferred read transactions (and ``immutable=1`` where the file's folder is read-only:
+`state.paths.sqlite_read_uri`): no write lock is ever taken, so a run writing the ledger at
 the same moment never makes this wait (in WAL mode, which the store sets, readers and the one
 writer do not block each other: SQLite docs, "Write-Ahead Logging", "Concurrency"), and no
 SQLAlchemy is imported (about 0.45 s of every ``status``: issue 12). Any other URL (a server
@@ -27,9 +28,8 @@ from pathlib import Path
 from sys import intern
 from types import TracebackType
 from typing import Any, Protocol
-from urllib.parse import quote
 
-from state.paths import not_a_folder
+from state.paths import not_a_folder, sqlite_read_uri
 from state.records import (
     BUSY_TIMEOUT_MS,
     NO_JOURNAL,
@@ -100,7 +100,7 @@ class SqliteLedger:
         self._where = str(path)
         not_a_folder(path)
         try:
-            self._db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True,
+            self._db = sqlite3.connect(sqlite_read_uri(path), uri=True,
                                        isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._error(exc) from None

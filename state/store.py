@@ -80,7 +80,14 @@ from state.models import (
     Run,
     SchemaVersion,
 )
-from state.paths import SQLITE_SIDECARS, check_location, not_a_folder, sqlite_files
+from state.paths import (
+    SQLITE_SIDECARS,
+    check_location,
+    not_a_folder,
+    read_only_state,
+    sqlite_files,
+    sqlite_read_uri,
+)
 from state.paths import STATE_FIX as _FIX
 from state.records import (
     BUSY_TIMEOUT_MS,
@@ -262,13 +269,19 @@ def _server_error(where: str, exc: DBAPIError, secret: str | None) -> StateError
     )
 
 
-def _damaged(where: str, exc: DBAPIError) -> StateError:
+def _damaged(where: str, exc: DBAPIError, file: Path | None = None) -> StateError:
+    """A SQLite failure in words that say what to do: locked, read-only (``file``, the
+    SQLite file, or its folder cannot be written: `state.paths.read_only_state`), or else
+    damaged."""
     reason = str(exc.orig) if exc.orig is not None else type(exc).__name__
     if isinstance(exc, OperationalError) and "locked" in reason:
         return StateError(
             f"state database {where} stayed locked by another process for "
             f"{BUSY_TIMEOUT_MS // 1000} s ({reason}); try again when it has finished."
         )
+    read_only = None if file is None else read_only_state(file.resolve(), reason)
+    if read_only is not None:
+        return StateError(read_only)
     return StateError(
         f"state database {where} cannot be used ({reason}): it is damaged, not an assetferry "
         "state file, or not writable. Restore it from a backup, or move it aside to start "
@@ -518,7 +531,10 @@ class StateStore:
         self._absent: set[str] = set()  # tables the database lacks (read-only: not created)
         self._record_columns: tuple[Any, ...] = _RECORD_COLUMNS
         try:
-            self._engine = self._create_engine(parsed, read_only=read_only)
+            self._engine = self._create_engine(
+                parsed, read_only=read_only,
+                read_uri=sqlite_read_uri(self._file.resolve())
+                if read_only and self._file is not None and self._file.exists() else None)
         except (NoSuchModuleError, ImportError) as exc:
             raise _engine_error(self._where, exc) from None
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
@@ -532,15 +548,25 @@ class StateStore:
             raise
 
     @staticmethod
-    def _create_engine(parsed: URL, *, read_only: bool = False) -> Engine:
+    def _create_engine(parsed: URL, *, read_only: bool = False,
+                       read_uri: str | None = None) -> Engine:
+        """``read_uri``: a read-only store's SQLite file as `state.paths.sqlite_read_uri`
+        gives it (``mode=ro``, and ``immutable=1`` on a read-only folder, which a plain open
+        cannot read: it must create the ``-shm`` file)."""
         engine: Engine
         if parsed.get_backend_name() == "sqlite":
             memory = parsed.database in (None, "", ":memory:")
+            extra: dict[str, Any] = {}
+            if read_uri is not None:
+                uri = read_uri
+                extra["creator"] = lambda: sqlite3.connect(uri, uri=True,
+                                                           check_same_thread=False)
             engine = create_engine(
                 parsed,
                 # one shared connection, so every thread sees the same in-memory database
                 poolclass=StaticPool if memory else None,
                 connect_args={"check_same_thread": False} if memory else {},
+                **extra,
             )
             event.listen(engine, "connect",
                          _sqlite_connect_read_only if read_only else _sqlite_connect)
@@ -616,7 +642,7 @@ class StateStore:
                 yield s
         except DBAPIError as exc:
             if self._sqlite:
-                raise _damaged(self._where, exc) from None
+                raise _damaged(self._where, exc, self._file) from None
             raise _server_error(self._where, exc, self._secret) from None
 
     # runs
@@ -879,7 +905,7 @@ class StateStore:
         try:
             raw = self._engine.raw_connection()
         except DBAPIError as exc:
-            raise _damaged(self._where, exc) from None
+            raise _damaged(self._where, exc, self._file) from None
         try:
             cursor = raw.cursor()
             cursor.execute("BEGIN IMMEDIATE")
@@ -907,7 +933,7 @@ class StateStore:
                 raise
         except sqlite3.Error as exc:
             raise _damaged(self._where, DBAPIError.instance(
-                None, None, exc, sqlite3.Error)) from None  # type: ignore[arg-type]
+                None, None, exc, sqlite3.Error), self._file) from None  # type: ignore[arg-type]
         finally:
             raw.close()  # back to the pool
 
