@@ -131,6 +131,9 @@ class _Scan:
     skipped: list[_Skip]
     vanished: bool = False
     linked: frozenset[str] = frozenset()
+    undecodable: tuple[str, ...] = ()
+    """Subfolders whose names are not valid UTF-8 (as ``os`` gives them: surrogate escapes):
+    never walked as folders, reported by :meth:`LocalFolderConnector._undecodable`."""
     """The names in ``folders`` that are symlinks to a folder (their real path is resolved
     when they are listed; any other subfolder's is ``real / name``)."""
 
@@ -334,6 +337,8 @@ class LocalFolderConnector:
         if with_files:
             for skip in top.skipped:
                 yield skip
+        async for bad in self._undecodable((), top, with_files=with_files):
+            yield bad
         # (folder, its ancestors' real paths, its scan, the next of its runs of files)
         stack: list[tuple[tuple[str, ...], frozenset[Path], _Scan, int]] = [
             ((), frozenset({top.real}), top, 0)
@@ -369,7 +374,38 @@ class LocalFolderConnector:
                 parent_id=self._folder_id(parts) or None,
                 path=child,
             )
+            async for bad in self._undecodable(child, sub, with_files=with_files):
+                yield bad
             stack.append((child, ancestors | {sub.real}, sub, 0))
+
+    async def _undecodable(self, parts: tuple[str, ...], scan: _Scan, *, with_files: bool
+                           ) -> AsyncIterator[Folder | list[Asset]]:
+        """The subfolders of folder ``parts`` whose names are not valid UTF-8: each as a
+        folder that cannot be created (:attr:`Folder.unconfirmed` holds why: the plan's
+        ``unsupported`` folder line, counted in ``folders_unsupported``, never an asset) and,
+        ``with_files``, every file below it (listed by its bytes name) as an asset that
+        cannot be migrated (:attr:`Asset.unreachable`), in the folder ``parts`` (its
+        filename the path below ``parts``), so the plan and run count them as not migrated."""
+        for raw in scan.undecodable:
+            shown = printable(raw)
+            files, error = await anyio.to_thread.run_sync(
+                _files_below, self._root.joinpath(*parts, raw))
+            where = "/".join((*parts, shown))
+            held = (f"cannot be listed ({error})" if error is not None
+                    else f"{len(files)} file{'' if len(files) == 1 else 's'} in it")
+            reason = ("its name is not valid UTF-8 (undecodable bytes shown as \\xNN): "
+                      f"rename it in the source (e.g. with convmv -r) to migrate it ({held})")
+            self._skipped_once(where, reason, log.warning)
+            yield Folder(source_id=self._folder_id((*parts, shown)), name=shown,
+                         parent_id=self._folder_id(parts) or None, path=(*parts, shown),
+                         unconfirmed=reason)
+            if with_files and files:
+                why = (f"in folder {where}, whose name is not valid UTF-8: rename the folder "
+                       "in the source (e.g. with convmv -r) to migrate it")
+                yield [Asset(source_id=f"{where}/{rel}", filename=f"{shown}/{rel}",
+                             folder_path=parts, folder_id="/".join(parts) or None,
+                             content_type=guess_content_type(rel), size=None,
+                             unreachable=why) for rel in files]
 
     def _skipped_once(self, path: str, reason: str, say: Callable[..., Any]) -> None:
         """Log a skipped entry once, though the folders and the assets each walk the tree."""
@@ -404,6 +440,7 @@ class LocalFolderConnector:
         files = [run]
         skipped: list[_Skip] = []
         linked: set[str] = set()
+        undecodable: list[str] = []
         try:
             if real is None:
                 real = directory.resolve(strict=True)
@@ -449,6 +486,13 @@ class LocalFolderConnector:
                 try:
                     name.encode("utf-8")
                 except UnicodeEncodeError:
+                    try:
+                        is_folder = item.is_dir(follow_symlinks=False)
+                    except OSError:
+                        is_folder = False
+                    if is_folder:  # a folder: reported as one, with what it holds
+                        undecodable.append(name)
+                        continue
                     skipped.append(_Skip(
                         parts, printable(name),
                         "its name is not valid UTF-8 (undecodable bytes shown as \\xNN); "
@@ -499,7 +543,7 @@ class LocalFolderConnector:
                         parts, name, f"unreadable: {exc.strerror or exc}", failed=True)))
         skipped.sort(key=_name_of)
         return _Scan(real=real, folders=folders, files=files, skipped=skipped,
-                     linked=frozenset(linked))
+                     linked=frozenset(linked), undecodable=tuple(undecodable))
 
     def _own_reason(self, own: Mapping[str, str] | None, name: str) -> str:
         """Why the entry ``name`` of a folder is assetferry's own file (``own``: the folder's
@@ -972,6 +1016,19 @@ def printable(name: str) -> str:
     """A file-system name as text: bytes that are not UTF-8 (``os.fsdecode``'s surrogate
     escapes) shown as ``\\xNN``, so it can be printed, stored and reported."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _files_below(top: Path) -> tuple[list[str], str | None]:
+    """Blocking: the files below folder ``top`` (at any depth, symlinks not followed), as
+    printable paths relative to it, sorted; or ``([], why)`` when ``top`` cannot be listed."""
+    errors: list[OSError] = []
+    found: list[str] = []
+    for folder, _folders, names in os.walk(top, onerror=errors.append):
+        rel = os.path.relpath(folder, top)
+        found.extend(printable(n if rel == "." else f"{rel}/{n}") for n in names)
+    if errors and not found:
+        return [], errors[0].strerror or str(errors[0])
+    return sorted(found), None
 
 
 def _skipped_asset(skip: _Skip) -> Asset:

@@ -354,6 +354,42 @@ def _awkward_library(src: Path) -> None:
 
 
 @pytest.mark.slow
+async def test_an_undecodable_folder_is_an_unsupported_folder_and_its_files_not_migrated(
+    tmp_path: Path,
+) -> None:
+    """A folder whose name is not valid UTF-8 is an ``unsupported`` folder line (README's
+    Folders section), not an "unsupported asset"; the files in it (listed by its bytes
+    name) are each an asset not migrated, so the plan and the run count them."""
+    src = tmp_path / "src"
+    (src / "ok").mkdir(parents=True)
+    (src / "ok" / "a.txt").write_bytes(b"a")
+    bad = os.fsencode(src) + b"/d\xfe"
+    os.mkdir(bad)
+    os.mkdir(bad + b"/deeper")
+    for name in (b"/inner\xff\xfe.png", b"/deeper/b.txt"):
+        os.close(os.open(bad + name, os.O_CREAT | os.O_WRONLY, 0o644))
+    config = load_job(job(tmp_path, local(src), local(tmp_path / "out")), env={})
+
+    plan = await plan_job(config)
+    [folder] = [f for f in plan.folders if f.op is Op.UNSUPPORTED]
+    assert folder.path == "d\\xfe"
+    assert "not valid UTF-8" in folder.reason
+    assert "2 files in it" in folder.reason
+    assert "d\\xfe" not in {a.path for a in plan.assets}  # not an asset
+    inner = {a.path: a for a in plan.assets if a.op is Op.UNSUPPORTED}
+    assert set(inner) == {"d\\xfe/inner\\xff\\xfe.png", "d\\xfe/deeper/b.txt"}
+    assert all("rename the folder" in a.reason for a in inner.values())
+    summary = plan_summary(plan)
+    assert (summary["folders_unsupported"], summary["unsupported"], summary["create"]) == (
+        1, 2, 1)
+
+    counts = (await execute_job(config, "migrate")).counts()
+    assert (counts["created"], counts["not_migrated"]) == (1, 2)
+    assert [p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")] == [
+        "ok"]
+
+
+@pytest.mark.slow
 async def test_every_entry_left_out_is_in_the_plan_and_the_report(tmp_path: Path) -> None:
     src = tmp_path / "src"
     _awkward_library(src)
