@@ -51,3 +51,21 @@ def pg_url(pg_server: pgserver.PgServer) -> str:
     """A fresh, empty database on the test server for this test module: its URL (with the
     server's password)."""
     return pg_server.new_database("m")
+
+
+@pytest.fixture
+def thread_hops(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every function the code under test hands to a worker thread
+    (``anyio.to_thread.run_sync``), in order; the hops still run (issue 12: a hop costs the
+    event loop two wake-ups and a GIL hand-over, so small work stays on the loop)."""
+    import anyio.to_thread
+
+    hops: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counting(func: object, *args: object, **kw: object) -> object:
+        hops.append(func)
+        return await real(func, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    return hops

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 import httpx
 import pytest
 import vcr
@@ -204,20 +203,12 @@ def _multipart_names(request: httpx.Request) -> list[str]:
 
 
 async def test_upload_signs_stores_finishes_and_sets_metadata(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, thread_hops: list[object]
 ) -> None:
     """The signed upload, step by step. A small image's width and height are read from its
     header on the event loop: no worker-thread hop (issue 12)."""
     data = png(1000, 800)
     assert len(data) <= INLINE_FILE_BYTES
-    hops: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counting(func: object, *args: object, **kw: object) -> object:
-        hops.append(func)
-        return await real(func, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     staged = stage_bytes(tmp_path, data, "image/png")
     request = UploadRequest(
         source_id="cs-1",
@@ -237,7 +228,7 @@ async def test_upload_signs_stores_finishes_and_sets_metadata(
         async with StoryblokConnector(config(), transport=rec) as conn:
             ref = await conn.upload(request, staged, journal)
 
-    assert hops == []
+    assert thread_hops == []
     signed_id = "140773191961982"
     url = f"https://a.storyblok.com/f/{SPACE}/1000x800/e5990a3595/hero.png"
     assert ref == TargetRef(signed_id, url)

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio.to_thread
 import pytest
 
 from connectors.base import DIGESTS, Asset, staged_digests
@@ -96,7 +95,7 @@ async def test_a_file_replaced_by_a_folder_fifo_or_device_says_what_it_is_now(
 
 
 async def test_a_local_file_costs_one_worker_thread_hop_a_small_one_none(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, thread_hops: list[object]
 ) -> None:
     """Finding the file (its path resolved through symlinks), its size check and its digests
     share one hop to a worker thread: each hop costs the event loop a hand-over and a wake-up
@@ -107,23 +106,15 @@ async def test_a_local_file_costs_one_worker_thread_hop_a_small_one_none(
 
     big, big_asset = await one_asset(tmp_path / "big", b"b" * (INLINE_STAGE_BYTES + 1))
     small, small_asset = await one_asset(tmp_path / "small", b"s" * INLINE_STAGE_BYTES)
-    hops: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counting(func: object, *args: object, **kw: object) -> object:
-        hops.append(func)
-        return await real(func, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     for digests in (frozenset(), DIGESTS):
-        hops.clear()
+        thread_hops.clear()
         staged = await stage(big, big_asset, tmp_path, digests)
         assert staged.size == INLINE_STAGE_BYTES + 1
-        assert len(hops) == 1, hops
-        hops.clear()
+        assert len(thread_hops) == 1, thread_hops
+        thread_hops.clear()
         staged = await stage(small, small_asset, tmp_path, digests)
         assert staged.size == INLINE_STAGE_BYTES
-        assert hops == []
+        assert thread_hops == []
     assert staged.sha256 == hashlib.sha256(b"s" * INLINE_STAGE_BYTES).hexdigest()
 
 
@@ -143,7 +134,7 @@ class Streamed:
 
 
 async def test_a_streamed_small_file_is_copied_without_a_worker_thread_hop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, thread_hops: list[object]
 ) -> None:
     """The temp copy of a streamed file listed at INLINE_STAGE_BYTES or less is opened,
     written and closed on the event loop (issue 12: a hop for the open, one per chunk and
@@ -151,33 +142,25 @@ async def test_a_streamed_small_file_is_copied_without_a_worker_thread_hop(
     bytes past that size of one that sends more than it listed, are written in a thread."""
     from pipeline.stages import INLINE_STAGE_BYTES
 
-    hops: list[object] = []
-    real = anyio.to_thread.run_sync
-
-    async def counting(func: object, *args: object, **kw: object) -> object:
-        hops.append(func)
-        return await real(func, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     for size, in_thread in ((INLINE_STAGE_BYTES, 0), (3 * INLINE_STAGE_BYTES + 1, 5)):
         data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
         asset = Asset(source_id="a.bin", filename="a.bin", folder_path=(), folder_id=None,
                       content_type="application/octet-stream", size=size)
-        hops.clear()
+        thread_hops.clear()
         staged = await stage(Streamed(data), asset, tmp_path, DIGESTS,  # type: ignore[arg-type]
                              in_place=False)
-        assert len(hops) == in_thread, hops  # (big: open, 3 of 4 chunks, close)
+        assert len(thread_hops) == in_thread, thread_hops  # (big: open, 3 of 4 chunks, close)
         assert staged.path.read_bytes() == data
         assert staged.sha256 == hashlib.sha256(data).hexdigest()
         assert staged.md5 == hashlib.md5(data).hexdigest()  # noqa: S324 - the API's digest
         discard(staged)
     more = Asset(source_id="a.bin", filename="a.bin", folder_path=(), folder_id=None,
                  content_type="application/octet-stream", size=10)
-    hops.clear()
+    thread_hops.clear()
     with pytest.raises(ItemError, match="listed 10"):
         await stage(Streamed(b"y" * (2 * INLINE_STAGE_BYTES)), more, tmp_path, DIGESTS,  # type: ignore[arg-type]
                     in_place=False)
-    assert len(hops) == 2  # the chunk past a small file's size, the close
+    assert len(thread_hops) == 2  # the chunk past a small file's size, the close
     assert list(tmp_path.glob("*.part")) == []
 
 
