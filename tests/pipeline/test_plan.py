@@ -398,18 +398,24 @@ def test_interrupted_upload_is_reconciled() -> None:
 
 
 
+def adopted_and_edited_plan() -> Plan:
+    """Asset ``a`` found in the target after an interrupted upload (adopted: an UPDATE),
+    asset ``e`` with a real metadata edit since it was sent (an UPDATE too)."""
+    a, e = asset("a", "a.png"), asset("e", "e.png", title="new title")
+    rec = ItemRecord(route="r", kind="asset", source_id="a", status=ItemStatus.IN_FLIGHT)
+    records = {("asset", "a"): rec, ("asset", "e"): done(replace(e, meta=AssetMeta()), "te")}
+    inp = PlanInput([], [a, e], [], [asset("t9", "a.png"), asset("te", "e.png")], records,
+                    LIMITS, ALL, FolderOverflow.COLLAPSE)
+    return make_plan("r", inp)
+
+
 def test_an_adopted_asset_counts_as_adopted_not_updated_in_every_plan_format() -> None:
     """Found in the target after an interrupted upload and taken as ours (its metadata set
     again: an UPDATE) is no edit: the JSON summary, table, Markdown and HTML count it as
     adopted, as the run summary and ``status`` do; a real metadata edit stays an update."""
     from pipeline.html_report import plan_html
 
-    a, e = asset("a", "a.png"), asset("e", "e.png", title="new title")
-    rec = ItemRecord(route="r", kind="asset", source_id="a", status=ItemStatus.IN_FLIGHT)
-    records = {("asset", "a"): rec, ("asset", "e"): done(replace(e, meta=AssetMeta()), "te")}
-    inp = PlanInput([], [a, e], [], [asset("t9", "a.png"), asset("te", "e.png")], records,
-                    LIMITS, ALL, FolderOverflow.COLLAPSE)
-    plan = make_plan("r", inp)
+    plan = adopted_and_edited_plan()
     assert {x.source_id: (x.op, x.adopted) for x in plan.assets} == {
         "a": (Op.UPDATE, True), "e": (Op.UPDATE, False)}
     summary = plan_summary(plan)
@@ -428,12 +434,7 @@ def test_an_adopted_asset_says_adopt_in_its_item_and_row_in_every_plan_format() 
     counts the items gets the summary's ``update`` and ``adopted``."""
     from pipeline.html_report import plan_html
 
-    a, e = asset("a", "a.png"), asset("e", "e.png", title="new title")
-    rec = ItemRecord(route="r", kind="asset", source_id="a", status=ItemStatus.IN_FLIGHT)
-    records = {("asset", "a"): rec, ("asset", "e"): done(replace(e, meta=AssetMeta()), "te")}
-    inp = PlanInput([], [a, e], [], [asset("t9", "a.png"), asset("te", "e.png")], records,
-                    LIMITS, ALL, FolderOverflow.COLLAPSE)
-    plan = make_plan("r", inp)
+    plan = adopted_and_edited_plan()
     data = json.loads(plan_json(plan))
     items = {i["source_id"]: (i["op"], i["adopted"]) for i in data["items"]}
     assert items == {"a": ("update", True), "e": ("update", False)}
