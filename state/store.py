@@ -403,6 +403,21 @@ def _beat_statement() -> Executable:
             .values(heartbeat_at=bindparam("now")))
 
 
+def _beat_missed(run_id: int, found: tuple[RunStatus, str] | None) -> None:
+    """After a heartbeat ``UPDATE`` of run ``run_id`` matched no row (the ORM path and the
+    ``sqlite3`` path alike): raises LookupError when there is no such run (``found`` is
+    ``None``), RunLockedError when another process marked it INTERRUPTED (``found``: its
+    status and route); a run closed otherwise is left to its caller, as before."""
+    if found is None:
+        raise LookupError(f"no run {run_id} in the state database")
+    status, route = found
+    if status is RunStatus.INTERRUPTED:
+        raise RunLockedError(
+            f"run {run_id} of route {route!r} was marked interrupted by another "
+            "process after its heartbeat went stale; stop writing for it"
+        )
+
+
 _ITEM_COLUMNS = ("route", "kind", "source_id", "status", "path", "source_url", "source_hash",
                  "target_id", "target_url", "target_path", "attempts", "last_error", "journal",
                  "intent", "last_run_id", "updated_at", "target_marker")
@@ -735,13 +750,7 @@ class StateStore:
         if conn.execute(_beat_statement(), {"run_id": run_id, "now": now}).rowcount:
             return
         found = conn.execute(select(Run.status, Run.route).where(Run.id == run_id)).first()
-        if found is None:
-            raise LookupError(f"no run {run_id} in the state database")
-        if found.status is RunStatus.INTERRUPTED:
-            raise RunLockedError(
-                f"run {run_id} of route {found.route!r} was marked interrupted by another "
-                "process after its heartbeat went stale; stop writing for it"
-            )
+        _beat_missed(run_id, None if found is None else (found.status, found.route))
 
     def finish_run(self, run_id: int, status: RunStatus, summary: Mapping[str, Any]) -> None:
         """Close the run with a final status and a JSON-serialisable summary."""
@@ -915,13 +924,8 @@ class StateStore:
                         (stamp, run_id, RunStatus.RUNNING.value)).rowcount:
                     found = cursor.execute("SELECT status, route FROM runs WHERE id = ?",
                                            (run_id,)).fetchone()
-                    if found is None:
-                        raise LookupError(f"no run {run_id} in the state database")
-                    if found[0] == RunStatus.INTERRUPTED.value:
-                        raise RunLockedError(
-                            f"run {run_id} of route {found[1]!r} was marked interrupted by "
-                            "another process after its heartbeat went stale; stop writing "
-                            "for it")
+                    _beat_missed(run_id, None if found is None
+                                 else (RunStatus(found[0]), found[1]))
                 values = list(rows.values())
                 for at in range(0, len(values), _SQLITE_ROWS):
                     chunk = values[at:at + _SQLITE_ROWS]
